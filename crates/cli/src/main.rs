@@ -1,0 +1,128 @@
+//! `petrel`: the command-line server, a drop-in for `nats-server`.
+//!
+//! Flags follow nats-server (see [`flags`]); options come from defaults, then the `-c`
+//! config file, then flags. Logs look like nats-server's. SIGINT/SIGTERM stop the server
+//! gracefully, flushing every connection.
+
+mod flags;
+mod logging;
+mod options;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use petrel_server::{Server, NATS_COMPAT_VERSION, PETREL_VERSION};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = match flags::parse(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("petrel: {e} (see 'petrel --help')");
+            return ExitCode::from(1);
+        }
+    };
+    if parsed.on("help") {
+        print!("{}", flags::usage());
+        return ExitCode::SUCCESS;
+    }
+    if parsed.on("version") {
+        println!("petrel: v{PETREL_VERSION} (nats-server protocol level {NATS_COMPAT_VERSION})");
+        return ExitCode::SUCCESS;
+    }
+    let built = match options::build(&parsed) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("petrel: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if parsed.on("t") {
+        let file = parsed.get("config").unwrap_or("(none)");
+        println!("petrel: configuration file {file} test is successful");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = init_logging(&built.options) {
+        eprintln!("petrel: {e:#}");
+        return ExitCode::from(1);
+    }
+    for w in &built.warnings {
+        tracing::warn!("{w}");
+    }
+    match run(built.options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("petrel: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(opts: &petrel_server::Options) -> anyhow::Result<()> {
+    let level = if opts.trace {
+        tracing::Level::TRACE
+    } else if opts.debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .event_format(logging::NatsFormat::new(true));
+    match &opts.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+/// Start the server and serve until SIGINT or SIGTERM.
+fn run(opts: petrel_server::Options) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let pid_file: Option<PathBuf> = opts.pid_file.clone();
+        if let Some(p) = &pid_file {
+            std::fs::write(p, std::process::id().to_string())
+                .with_context(|| format!("cannot write pid file {}", p.display()))?;
+        }
+        let handle = Server::new(opts).start().await?;
+        wait_for_signal().await?;
+        tracing::info!("Initiating Shutdown...");
+        handle.shutdown().await;
+        if let Some(p) = &pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot install Ctrl-C handler")
+}

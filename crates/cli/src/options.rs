@@ -1,0 +1,161 @@
+//! Turn parsed flags (and the `-c` file) into server [`Options`]: defaults, then the
+//! config file, then flags, as nats-server layers them.
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use petrel_config::{Auth, JetStreamOptions};
+use petrel_server::Options;
+
+use crate::flags::Parsed;
+
+/// Options plus any warnings from the config file.
+pub struct Built {
+    pub options: Options,
+    pub warnings: Vec<String>,
+}
+
+/// Apply the config file and flags over the defaults.
+pub fn build(f: &Parsed) -> anyhow::Result<Built> {
+    let (mut o, warnings) = match f.get("config") {
+        Some(path) => {
+            let loaded = petrel_config::load_file(std::path::Path::new(path))
+                .with_context(|| format!("cannot load config file {path}"))?;
+            (loaded.options, loaded.warnings)
+        }
+        None => (Options::default(), Vec::new()),
+    };
+    if let Some(a) = f.get("addr") {
+        o.host = resolve_host(a)?;
+    }
+    if let Some(p) = f.get("port") {
+        o.port = parse_port(p, "-p")?;
+    }
+    if let Some(n) = f.get("name") {
+        o.server_name = Some(n.to_string());
+    }
+    if let Some(m) = f.get("http_port") {
+        o.http_port = Some(parse_port(m, "-m")?);
+    }
+    if let Some(v) = f.get("max_payload") {
+        o.max_payload = v.parse().ok().filter(|&n: &usize| n > 0).with_context(|| {
+            format!(
+                "invalid value {v:?} for flag -max_payload: expected a positive number of bytes"
+            )
+        })?;
+    }
+    if let Some(l) = f.get("log") {
+        o.log_file = Some(PathBuf::from(l));
+    }
+    if let Some(p) = f.get("pid") {
+        o.pid_file = Some(PathBuf::from(p));
+    }
+    if f.on("debug") || f.on("DV") || f.on("DVV") {
+        o.debug = true;
+    }
+    if f.on("trace") || f.on("VV") || f.on("DV") || f.on("DVV") {
+        o.trace = true;
+    }
+    if f.given("jetstream") {
+        o.jetstream = f
+            .on("jetstream")
+            .then(|| o.jetstream.clone().unwrap_or_default());
+    }
+    if let Some(sd) = f.get("store_dir") {
+        // nats-server: -sd alone does not enable JetStream, it only places the store.
+        if let Some(js) = o.jetstream.as_mut() {
+            js.store_dir = PathBuf::from(sd);
+        } else if f.on("jetstream") {
+            o.jetstream = Some(JetStreamOptions {
+                store_dir: PathBuf::from(sd),
+                ..JetStreamOptions::default()
+            });
+        }
+    }
+    match (f.get("user"), f.get("pass"), f.get("auth")) {
+        (Some(_), Some(_), Some(_)) => bail!("--auth cannot be combined with --user/--pass"),
+        (Some(u), Some(p), None) => {
+            o.auth = Auth::UserPass {
+                user: u.to_string(),
+                pass: p.to_string(),
+            }
+        }
+        (Some(_), None, _) => bail!("--user requires --pass"),
+        (None, Some(_), _) => bail!("--pass requires --user"),
+        (None, None, Some(t)) => o.auth = Auth::Token(t.to_string()),
+        (None, None, None) => {}
+    }
+    o.validate().context("invalid options")?;
+    Ok(Built {
+        options: o,
+        warnings,
+    })
+}
+
+/// `-p`/`-m` value: 0..=65535, or -1 for "pick a free port" (0).
+fn parse_port(v: &str, flag: &str) -> anyhow::Result<u16> {
+    if v == "-1" {
+        return Ok(0);
+    }
+    v.parse::<u16>()
+        .with_context(|| format!("invalid value {v:?} for flag {flag}: expected a port number (0-65535, or -1 for random)"))
+}
+
+/// `-a` value: an IP address or a host name.
+fn resolve_host(v: &str) -> anyhow::Result<IpAddr> {
+    if let Ok(ip) = v.parse() {
+        return Ok(ip);
+    }
+    (v, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.ip())
+        .with_context(|| {
+            format!("invalid value {v:?} for flag -a: not an IP address or resolvable host name")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_args(args: &[&str]) -> anyhow::Result<Built> {
+        let parsed = crate::flags::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .map_err(anyhow::Error::msg)?;
+        build(&parsed)
+    }
+
+    #[test]
+    fn flags_overlay_defaults() {
+        let b = build_args(&[
+            "-p",
+            "-1",
+            "-a",
+            "127.0.0.1",
+            "-js",
+            "-sd",
+            "/tmp/s",
+            "--user",
+            "a",
+            "--pass",
+            "b",
+        ])
+        .unwrap();
+        let o = b.options;
+        assert_eq!(o.port, 0);
+        assert_eq!(o.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(o.jetstream.unwrap().store_dir, PathBuf::from("/tmp/s"));
+        assert!(o.auth.required());
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(build_args(&["-p", "abc"]).is_err());
+        assert!(build_args(&["-p", "70000"]).is_err());
+        assert!(build_args(&["--user", "a"]).is_err());
+        assert!(build_args(&["--max_payload", "0"]).is_err());
+        assert!(build_args(&["-a", "no such host..invalid"]).is_err());
+    }
+}

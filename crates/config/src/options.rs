@@ -1,0 +1,245 @@
+//! The [`Options`] struct, its defaults (nats-server 2.9 defaults) and validation.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default client port, as nats-server.
+pub const DEFAULT_PORT: u16 = 4222;
+/// Default maximum payload (1 MiB).
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// Default maximum control line (4 KiB).
+pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
+/// Default per-connection outbound buffer limit (64 MiB).
+pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
+/// Default maximum number of client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64 * 1024;
+
+/// How the stream store makes appends durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync before every PubAck (group commit batches concurrent appends). Petrel's default.
+    Always,
+    /// Acknowledge after the write and fsync on this timer (nats-server's default mode).
+    Interval(Duration),
+}
+
+/// JetStream settings (`-js`, `-sd`, `jetstream {}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamOptions {
+    /// Directory holding the stream store.
+    pub store_dir: PathBuf,
+    /// Memory storage limit in bytes (`None` = unlimited).
+    pub max_memory: Option<u64>,
+    /// File storage limit in bytes (`None` = unlimited).
+    pub max_file: Option<u64>,
+    /// Durability mode.
+    pub sync: SyncMode,
+}
+
+impl Default for JetStreamOptions {
+    fn default() -> Self {
+        Self {
+            store_dir: PathBuf::from("./data"),
+            max_memory: None,
+            max_file: None,
+            sync: SyncMode::Always,
+        }
+    }
+}
+
+/// Client authentication configured for the server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// Anyone may connect.
+    #[default]
+    None,
+    /// A single user and password (`--user/--pass`).
+    UserPass {
+        /// User name.
+        user: String,
+        /// Password, plain text or a bcrypt hash.
+        pass: String,
+    },
+    /// A single token (`--auth`).
+    Token(String),
+    /// A list of users (`authorization { users: [...] }`).
+    Users(Vec<User>),
+}
+
+impl Auth {
+    /// Whether clients must authenticate.
+    pub fn required(&self) -> bool {
+        !matches!(self, Auth::None)
+    }
+}
+
+/// One entry of `authorization { users: [...] }` (per-user permissions arrive with the
+/// authorization layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// User name.
+    pub user: String,
+    /// Password, plain text or a bcrypt hash (`None` when the entry has none).
+    pub password: Option<String>,
+}
+
+/// Every setting the server runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Server name (`-n`); defaults to the server id when `None`.
+    pub server_name: Option<String>,
+    /// Interface to listen on (`-a`).
+    pub host: IpAddr,
+    /// Client port (`-p`); 0 picks a free port (`-p -1` on the command line).
+    pub port: u16,
+    /// Monitoring HTTP port (`-m`), served by the monitoring layer.
+    pub http_port: Option<u16>,
+    /// Monitoring HTTP interface (`http: host:port`); `None` means the same as `host`, as
+    /// in nats-server.
+    pub http_host: Option<IpAddr>,
+    /// Maximum payload of a single message.
+    pub max_payload: usize,
+    /// Maximum length of a protocol control line.
+    pub max_control_line: usize,
+    /// Maximum bytes queued for one connection before it is closed as a slow consumer.
+    pub max_pending: usize,
+    /// Maximum number of concurrent client connections.
+    pub max_connections: usize,
+    /// Maximum subscriptions per connection (0 = unlimited).
+    pub max_subscriptions: usize,
+    /// Interval between server PINGs.
+    pub ping_interval: Duration,
+    /// Outstanding PINGs allowed before the connection is stale.
+    pub ping_max: u32,
+    /// Time a client has to send CONNECT when authentication is required.
+    pub auth_timeout: Duration,
+    /// A blocked write longer than this closes the connection as a slow consumer.
+    pub write_deadline: Duration,
+    /// Authentication.
+    pub auth: Auth,
+    /// JetStream, when enabled.
+    pub jetstream: Option<JetStreamOptions>,
+    /// Debug logging (`-D`).
+    pub debug: bool,
+    /// Protocol tracing (`-V`).
+    pub trace: bool,
+    /// Log file (`-l`).
+    pub log_file: Option<PathBuf>,
+    /// PID file (`-P`).
+    pub pid_file: Option<PathBuf>,
+    /// How long shutdown waits for connections to flush what they have queued.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            server_name: None,
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: DEFAULT_PORT,
+            http_port: None,
+            http_host: None,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            auth_timeout: Duration::from_secs(2),
+            write_deadline: Duration::from_secs(10),
+            auth: Auth::None,
+            jetstream: None,
+            debug: false,
+            trace: false,
+            log_file: None,
+            pid_file: None,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionsError {
+    /// max_payload must be positive and fit under max_pending.
+    #[error("max_payload ({max_payload}) must be between 1 and max_pending ({max_pending})")]
+    MaxPayload {
+        /// Configured max_payload.
+        max_payload: usize,
+        /// Configured max_pending.
+        max_pending: usize,
+    },
+    /// max_control_line must be positive.
+    #[error("max_control_line must be positive")]
+    MaxControlLine,
+    /// ping_interval must be positive.
+    #[error("ping_interval must be positive")]
+    PingInterval,
+    /// A user without a password or a password without a user.
+    #[error("user and password must be given together")]
+    UserPass,
+}
+
+impl Options {
+    /// Check the settings that nats-server also refuses.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        if self.max_payload == 0 || self.max_payload > self.max_pending {
+            return Err(OptionsError::MaxPayload {
+                max_payload: self.max_payload,
+                max_pending: self.max_pending,
+            });
+        }
+        if self.max_control_line == 0 {
+            return Err(OptionsError::MaxControlLine);
+        }
+        if self.ping_interval.is_zero() {
+            return Err(OptionsError::PingInterval);
+        }
+        if let Auth::UserPass { user, pass } = &self.auth {
+            if user.is_empty() || pass.is_empty() {
+                return Err(OptionsError::UserPass);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_nats_server() {
+        let o = Options::default();
+        assert_eq!(o.port, 4222);
+        assert_eq!(o.max_payload, 1_048_576);
+        assert_eq!(o.max_control_line, 4096);
+        assert_eq!(o.max_pending, 64 * 1024 * 1024);
+        assert_eq!(o.ping_max, 2);
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_payload_over_pending() {
+        let o = Options {
+            max_payload: 10,
+            max_pending: 5,
+            ..Options::default()
+        };
+        assert!(matches!(o.validate(), Err(OptionsError::MaxPayload { .. })));
+    }
+
+    #[test]
+    fn user_requires_password() {
+        let o = Options {
+            auth: Auth::UserPass {
+                user: "a".into(),
+                pass: String::new(),
+            },
+            ..Options::default()
+        };
+        assert_eq!(o.validate(), Err(OptionsError::UserPass));
+    }
+}

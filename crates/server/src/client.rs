@@ -1,0 +1,250 @@
+//! The part of a connection that other tasks touch: its outbound queue, writer wake-up,
+//! close signal, delivery flags and counters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbound::{MsgRef, Outbound};
+use crate::stats::Stats;
+use crate::sub::Subscription;
+
+/// Why a connection was closed (nats-server's `/connz` reason texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed the connection.
+    ClientClosed,
+    /// No CONNECT within the auth timeout.
+    AuthTimeout,
+    /// Bad credentials.
+    AuthFailure,
+    /// Outbound buffer over `max_pending`.
+    SlowConsumerPendingBytes,
+    /// A write blocked longer than `write_deadline`.
+    SlowConsumerWriteDeadline,
+    /// Unparsable protocol.
+    ParseError,
+    /// Too many unanswered PINGs.
+    StaleConnection,
+    /// A protocol rule was broken (bad CONNECT, protocol version...).
+    ProtocolViolation,
+    /// Over `max_connections`.
+    MaxConnectionsExceeded,
+    /// Payload over `max_payload`.
+    MaxPayloadExceeded,
+    /// Control line over `max_control_line`.
+    MaxControlLineExceeded,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The socket failed.
+    WriteError,
+    /// The socket failed.
+    ReadError,
+}
+
+impl CloseReason {
+    /// nats-server's text for this reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::AuthTimeout => "Authentication Timeout",
+            CloseReason::AuthFailure => "Authentication Failure",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::ParseError => "Parse Error",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+        }
+    }
+
+    /// Whether what is already queued should still be written before closing.
+    fn flushes(self) -> bool {
+        !matches!(
+            self,
+            CloseReason::SlowConsumerPendingBytes
+                | CloseReason::SlowConsumerWriteDeadline
+                | CloseReason::WriteError
+                | CloseReason::ClientClosed
+        )
+    }
+}
+
+/// Per-connection counters.
+#[derive(Debug, Default)]
+pub(crate) struct ClientStats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+/// Shared state of one client connection.
+pub(crate) struct Client {
+    pub cid: u64,
+    pub addr: SocketAddr,
+    out: Mutex<Outbound>,
+    wake: Notify,
+    /// Set while some reader holds this client in its flush list.
+    dirty: AtomicBool,
+    cancel: CancellationToken,
+    closed: Mutex<Option<CloseReason>>,
+    /// Client understands HMSG (CONNECT headers:true).
+    pub headers: AtomicBool,
+    /// PINGs sent without a PONG back.
+    pub pings_out: AtomicU32,
+    pub max_pending: usize,
+    pub stats: ClientStats,
+    server_stats: Arc<Stats>,
+    /// Subscriptions by sid.
+    pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
+    /// The name from CONNECT, for logs.
+    pub name: Mutex<String>,
+}
+
+impl Client {
+    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize, server_stats: Arc<Stats>) -> Self {
+        Self {
+            cid,
+            addr,
+            out: Mutex::new(Outbound::default()),
+            wake: Notify::new(),
+            dirty: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+            closed: Mutex::new(None),
+            headers: AtomicBool::new(false),
+            pings_out: AtomicU32::new(0),
+            max_pending,
+            stats: ClientStats::default(),
+            server_stats,
+            subs: Mutex::new(HashMap::new()),
+            name: Mutex::new(String::new()),
+        }
+    }
+
+    /// Queue raw protocol bytes (the caller arranges the flush).
+    pub fn queue_raw(&self, bytes: &[u8]) {
+        self.out.lock().push_raw(bytes);
+    }
+
+    /// Queue a message for `sid`; `false` when the client is closed or just became a slow
+    /// consumer (and has been closed).
+    pub fn queue_msg(&self, msg: &MsgRef<'_>, sid: &[u8]) -> bool {
+        if self.cancel.is_cancelled() {
+            return false;
+        }
+        let headers = self.headers.load(Ordering::Relaxed);
+        let pending = {
+            let mut out = self.out.lock();
+            if out.pending() > self.max_pending {
+                drop(out);
+                self.slow_consumer();
+                return false;
+            }
+            out.push_msg(msg, sid, headers);
+            out.pending()
+        };
+        if pending > self.max_pending {
+            self.slow_consumer();
+            return false;
+        }
+        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .out_bytes
+            .fetch_add(msg.data.len() as u64, Ordering::Relaxed);
+        true
+    }
+
+    fn slow_consumer(&self) {
+        self.close_slow(CloseReason::SlowConsumerPendingBytes);
+    }
+
+    /// Close as a slow consumer (no -ERR, nothing more written), count it and log it at
+    /// warn with the client's name and pending bytes.
+    pub fn close_slow(&self, reason: CloseReason) {
+        if self.close(reason) {
+            self.server_stats
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
+            let pending = self.out.lock().pending();
+            tracing::warn!(
+                cid = self.cid,
+                client = %self.addr,
+                name = %self.name.lock(),
+                pending_bytes = pending,
+                max_pending = self.max_pending,
+                "Slow Consumer Detected: {}",
+                reason.as_str()
+            );
+        }
+    }
+
+    /// Mark this client as needing a flush; `true` if the caller must add it to its flush
+    /// list (no other reader has it listed).
+    pub fn mark_dirty(&self) -> bool {
+        !self.dirty.swap(true, Ordering::AcqRel)
+    }
+
+    /// Wake the writer (after [`Client::mark_dirty`] returned `true`).
+    pub fn flush(&self) {
+        self.dirty.store(false, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Close with `reason`; the first reason wins. Returns whether this call closed it.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        {
+            let mut closed = self.closed.lock();
+            if closed.is_some() {
+                return false;
+            }
+            *closed = Some(reason);
+        }
+        self.cancel.cancel();
+        true
+    }
+
+    /// Queue `-ERR '<text>'` and close after it is written.
+    pub fn err_and_close(&self, text: &str, reason: CloseReason) {
+        let mut buf = bytes::BytesMut::new();
+        petrel_wire::encode::err(&mut buf, text);
+        self.queue_raw(&buf);
+        self.close(reason);
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.closed.lock()
+    }
+
+    /// Whether queued bytes should be written before the socket is closed.
+    pub fn flush_on_close(&self) -> bool {
+        self.close_reason().is_some_and(CloseReason::flushes)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
+    }
+
+    pub fn outbound(&self) -> parking_lot::MutexGuard<'_, Outbound> {
+        self.out.lock()
+    }
+}

@@ -1,0 +1,323 @@
+//! The reader: reads into a `BytesMut`, parses ops and applies them — CONNECT and auth,
+//! SUB/UNSUB against the Sublist, PUB/HPUB through the router — then wakes every
+//! connection it queued bytes for, once per read batch.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use petrel_subject::{is_valid_literal_subject, is_valid_subject};
+use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::auth;
+use crate::client::{Client, CloseReason};
+use crate::router::{Publish, Publisher, Router};
+use crate::server::Shared;
+use crate::sub::{SubRef, Subscription};
+
+/// Read buffer growth step.
+const READ_BUF: usize = 64 * 1024;
+
+/// Connection options from CONNECT, owned by the reader.
+struct ConnOpts {
+    verbose: bool,
+    pedantic: bool,
+    echo: bool,
+    headers: bool,
+    no_responders: bool,
+}
+
+struct Reader<'a> {
+    shared: &'a Shared,
+    client: &'a Arc<Client>,
+    router: Router,
+    opts: ConnOpts,
+    connected: bool,
+    auth_required: bool,
+}
+
+pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Arc<Shared>,
+    client: &Arc<Client>,
+    mut rd: R,
+) {
+    let mut parser = Parser::new(shared.opts.max_control_line, shared.opts.max_payload);
+    parser.set_headers(false);
+    let mut r = Reader {
+        shared,
+        client,
+        router: Router::new(),
+        // Before CONNECT nats-server applies its CONNECT defaults: verbose and pedantic on.
+        opts: ConnOpts {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+        },
+        connected: false,
+        auth_required: shared.opts.auth.required(),
+    };
+    let auth_timer = tokio::time::sleep(shared.opts.auth_timeout);
+    tokio::pin!(auth_timer);
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    'read: loop {
+        if buf.capacity() - buf.len() < READ_BUF / 4 {
+            buf.reserve(READ_BUF);
+        }
+        let waiting_auth = r.auth_required && !r.connected;
+        let n = tokio::select! {
+            biased;
+            () = client.cancelled() => break,
+            () = &mut auth_timer, if waiting_auth => {
+                tracing::debug!(cid = client.cid, client = %client.addr, "Authentication Timeout");
+                client.err_and_close("Authentication Timeout", CloseReason::AuthTimeout);
+                break;
+            }
+            n = rd.read_buf(&mut buf) => n,
+        };
+        match n {
+            Ok(0) => {
+                client.close(CloseReason::ClientClosed);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                client.close(CloseReason::ReadError);
+                break;
+            }
+        }
+        loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(op)) => {
+                    if !r.handle(op) {
+                        break 'read;
+                    }
+                    parser.set_headers(r.opts.headers);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    r.parse_error(e);
+                    break 'read;
+                }
+            }
+        }
+        r.router.flush();
+    }
+    r.router.flush();
+}
+
+impl Reader<'_> {
+    /// Queue bytes for this connection itself (+OK, PONG, -ERR).
+    fn reply(&mut self, bytes: &[u8]) {
+        self.client.queue_raw(bytes);
+        self.router.mark(self.client);
+    }
+
+    fn ok(&mut self) {
+        if self.opts.verbose {
+            self.reply(encode::OK);
+        }
+    }
+
+    fn err(&mut self, text: &str) {
+        let mut b = BytesMut::new();
+        encode::err(&mut b, text);
+        self.reply(&b);
+    }
+
+    fn parse_error(&mut self, e: ParseError) {
+        let reason = match e {
+            ParseError::MaxControlLine => CloseReason::MaxControlLineExceeded,
+            ParseError::MaxPayload => CloseReason::MaxPayloadExceeded,
+            ParseError::UnknownOp | ParseError::BadArgs(_) => CloseReason::ParseError,
+        };
+        tracing::debug!(cid = self.client.cid, client = %self.client.addr, error = %e, "Client parser error");
+        match e.err_text() {
+            Some(text) => self.client.err_and_close(text, reason),
+            None => {
+                self.client.close(reason);
+            }
+        }
+    }
+
+    /// Apply one op; `false` when the connection is closing.
+    fn handle(&mut self, op: ClientOp) -> bool {
+        if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
+            self.auth_violation();
+            return false;
+        }
+        match op {
+            ClientOp::Connect(json) => return self.connect(&json),
+            ClientOp::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.publish(&subject, reply.as_deref(), None, &payload),
+            ClientOp::HPub {
+                subject,
+                reply,
+                data,
+                hdr_len,
+            } => self.publish(&subject, reply.as_deref(), Some(hdr_len), &data),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.subscribe(subject, queue, sid),
+            ClientOp::Unsub { sid, max } => self.unsubscribe(&sid, max),
+            ClientOp::Ping => self.reply(encode::PONG),
+            ClientOp::Pong => self.client.pings_out.store(0, Ordering::Release),
+            ClientOp::Ok | ClientOp::Err | ClientOp::Info => {}
+        }
+        !self.client.is_closed()
+    }
+
+    fn auth_violation(&mut self) {
+        tracing::warn!(cid = self.client.cid, client = %self.client.addr, "Authorization Violation");
+        self.client
+            .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+    }
+
+    fn connect(&mut self, json: &[u8]) -> bool {
+        let info: ConnectInfo = match serde_json::from_slice(json) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(cid = self.client.cid, client = %self.client.addr, error = %e, "Bad CONNECT");
+                self.client.close(CloseReason::ParseError);
+                return false;
+            }
+        };
+        if !(0..=1).contains(&info.protocol) {
+            self.client
+                .err_and_close("invalid client protocol", CloseReason::ProtocolViolation);
+            return false;
+        }
+        if info.no_responders && !info.headers {
+            self.client.err_and_close(
+                "no responders requires headers support",
+                CloseReason::ProtocolViolation,
+            );
+            return false;
+        }
+        if self.auth_required && !self.authenticate(&info) {
+            self.auth_violation();
+            return false;
+        }
+        self.opts = ConnOpts {
+            verbose: info.verbose,
+            pedantic: info.pedantic,
+            echo: info.echo,
+            headers: info.headers,
+            no_responders: info.no_responders,
+        };
+        self.client.headers.store(info.headers, Ordering::Release);
+        *self.client.name.lock() = info.name.unwrap_or_default();
+        self.connected = true;
+        self.ok();
+        true
+    }
+
+    /// Check credentials; bcrypt runs outside the reactor when the runtime allows it.
+    fn authenticate(&self, info: &ConnectInfo) -> bool {
+        let auth = &self.shared.opts.auth;
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        if auth::uses_bcrypt(auth) && multi_thread {
+            tokio::task::block_in_place(|| auth::check(auth, info))
+        } else {
+            auth::check(auth, info)
+        }
+    }
+
+    fn publish(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        hdr_len: Option<usize>,
+        data: &Bytes,
+    ) {
+        let stats = &self.shared.stats;
+        stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        stats
+            .in_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.client.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.client
+            .stats
+            .in_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.opts.pedantic && !is_valid_literal_subject(subject) {
+            // Reported, but (as nats-server does) still delivered.
+            self.err("Invalid Publish Subject");
+        }
+        self.ok();
+        let from = Publisher {
+            client: self.client,
+            echo: self.opts.echo,
+            no_responders: self.opts.no_responders,
+        };
+        let msg = Publish {
+            subject,
+            reply,
+            hdr_len,
+            data,
+        };
+        self.router.publish(self.shared, from, &msg);
+    }
+
+    fn subscribe(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        if !is_valid_subject(&subject) || queue.as_ref().is_some_and(|q| q.is_empty()) {
+            self.err("Invalid Subject");
+            return;
+        }
+        let max = self.shared.opts.max_subscriptions;
+        {
+            let subs = self.client.subs.lock();
+            if subs.contains_key(&sid) {
+                drop(subs);
+                self.ok();
+                return;
+            }
+            if max > 0 && subs.len() >= max {
+                drop(subs);
+                tracing::debug!(cid = self.client.cid, "Maximum subscriptions exceeded");
+                self.err("maximum subscriptions exceeded");
+                return;
+            }
+        }
+        let sub = Arc::new(Subscription {
+            client: self.client.clone(),
+            subject,
+            queue,
+            sid: sid.clone(),
+            max: Default::default(),
+            delivered: Default::default(),
+        });
+        let inserted = self.shared.sublist.write().insert(
+            &sub.subject,
+            sub.queue.as_deref(),
+            SubRef(sub.clone()),
+        );
+        if inserted.is_err() {
+            self.err("Invalid Subject");
+            return;
+        }
+        self.client.subs.lock().insert(sid, sub);
+        self.ok();
+    }
+
+    fn unsubscribe(&mut self, sid: &Bytes, max: Option<u64>) {
+        let sub = self.client.subs.lock().get(sid).cloned();
+        if let Some(sub) = sub {
+            match max {
+                Some(m) if m > 0 && sub.delivered.load(Ordering::Acquire) < m => {
+                    sub.max.store(m, Ordering::Release);
+                }
+                _ => self.shared.remove_sub(&SubRef(sub)),
+            }
+        }
+        self.ok();
+    }
+}

@@ -1,0 +1,169 @@
+//! The writer task: waits for a wake-up, takes everything queued and writes it with
+//! vectored writes under the write deadline; also sends the keep-alive PINGs and detects
+//! stale connections.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+
+use crate::client::{Client, CloseReason};
+use crate::server::Shared;
+
+const MAX_IOV: usize = 64;
+
+pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    client: Arc<Client>,
+    mut wr: W,
+) {
+    let opts = &shared.opts;
+    let mut queue: VecDeque<Bytes> = VecDeque::new();
+    let mut ping = interval_at(Instant::now() + opts.ping_interval, opts.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let mut closing = tokio::select! {
+            biased;
+            () = client.cancelled() => true,
+            () = client.notified() => false,
+            _ = ping.tick() => {
+                send_ping(&client, opts.ping_max);
+                client.is_closed()
+            }
+        };
+        if closing && !client.flush_on_close() {
+            break;
+        }
+        client.outbound().take(&mut queue);
+        if queue.is_empty() {
+            if closing {
+                break;
+            }
+            continue;
+        }
+        let total: usize = queue.iter().map(Bytes::len).sum();
+        let res = {
+            let write = timeout(opts.write_deadline, write_all(&mut wr, &mut queue));
+            tokio::pin!(write);
+            if closing {
+                write.await
+            } else {
+                tokio::select! {
+                    r = &mut write => r,
+                    () = client.cancelled() => {
+                        closing = true;
+                        if !client.flush_on_close() {
+                            break;
+                        }
+                        write.await
+                    }
+                }
+            }
+        };
+        match res {
+            Ok(Ok(())) => client.outbound().written(total),
+            Ok(Err(_)) => {
+                client.close(CloseReason::WriteError);
+                break;
+            }
+            Err(_) => {
+                client.close_slow(CloseReason::SlowConsumerWriteDeadline);
+                break;
+            }
+        }
+        if closing {
+            // Anything queued while the last write was in flight.
+            client.outbound().take(&mut queue);
+            if !queue.is_empty() {
+                let _ = timeout(opts.write_deadline, write_all(&mut wr, &mut queue)).await;
+            }
+            break;
+        }
+    }
+    let _ = timeout(Duration::from_secs(1), wr.shutdown()).await;
+}
+
+/// Queue a keep-alive PING, or close the connection as stale when too many are unanswered.
+fn send_ping(client: &Client, ping_max: u32) {
+    let out = client.pings_out.load(Ordering::Acquire);
+    if out + 1 > ping_max {
+        tracing::debug!(cid = client.cid, client = %client.addr, "Stale Client Connection - Closing");
+        client.err_and_close("Stale Connection", CloseReason::StaleConnection);
+        return;
+    }
+    client.pings_out.fetch_add(1, Ordering::AcqRel);
+    client.queue_raw(petrel_wire::encode::PING);
+}
+
+/// Write every queued chunk, up to [`MAX_IOV`] per vectored write.
+async fn write_all<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    queue: &mut VecDeque<Bytes>,
+) -> io::Result<()> {
+    while !queue.is_empty() {
+        let n = {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let mut k = 0;
+            for chunk in queue.iter().take(MAX_IOV) {
+                iov[k] = IoSlice::new(chunk);
+                k += 1;
+            }
+            wr.write_vectored(&iov[..k]).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        advance(queue, n);
+    }
+    Ok(())
+}
+
+fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = queue.front_mut() else {
+            return;
+        };
+        if front.len() <= n {
+            n -= front.len();
+            queue.pop_front();
+        } else {
+            front.advance(n);
+            n = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_across_chunks() {
+        let mut q: VecDeque<Bytes> = ["abc", "de", "fgh"]
+            .iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        advance(&mut q, 4);
+        assert_eq!(
+            q,
+            vec![Bytes::from_static(b"e"), Bytes::from_static(b"fgh")]
+        );
+        advance(&mut q, 4);
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn vectored_write_of_many_chunks() {
+        let chunks: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("{i},"))).collect();
+        let want: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut q: VecDeque<Bytes> = chunks.into_iter().collect();
+        let mut out: Vec<u8> = Vec::new();
+        write_all(&mut out, &mut q).await.unwrap();
+        assert_eq!(out, want);
+    }
+}

@@ -1,0 +1,34 @@
+//! Petrel's broker runtime.
+//!
+//! [`Server`] binds the client listener and runs one reader task and one writer task per
+//! connection. The reader parses ops ([`petrel_wire::Parser`]), keeps the connection's
+//! subscriptions in the shared [`petrel_subject::Sublist`] and fans each publish out to
+//! the matching subscribers' outbound buffers; at the end of every read batch it wakes
+//! each subscriber's writer once, and the writer sends everything queued with one
+//! vectored write.
+//!
+//! Embedding:
+//! ```no_run
+//! # async fn run() -> Result<(), petrel_server::ServerError> {
+//! let server = petrel_server::Server::builder().port(0).start().await?;
+//! println!("connect to {}", server.client_url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod client;
+mod conn;
+mod ident;
+mod outbound;
+mod router;
+mod server;
+mod stats;
+mod sub;
+
+pub use client::CloseReason;
+pub use petrel_config::Options;
+pub use server::{
+    Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,
+};
+pub use stats::StatsSnapshot;

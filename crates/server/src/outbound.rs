@@ -1,0 +1,168 @@
+//! A connection's outbound queue: small ops are copied into one flat buffer, large payloads
+//! are queued as shared `Bytes` chunks, and the writer drains everything with vectored
+//! writes. The queue is byte-bounded by `max_pending`.
+
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use petrel_wire::encode;
+
+/// Payloads at least this large are queued by reference instead of copied.
+const SHARE_THRESHOLD: usize = 4096;
+
+/// Bytes queued for one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Outbound {
+    flat: BytesMut,
+    chunks: VecDeque<Bytes>,
+    /// Bytes queued or being written, not yet confirmed written.
+    pending: usize,
+}
+
+/// A message to encode as `MSG` or `HMSG`.
+pub(crate) struct MsgRef<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    /// Header block length at the front of `data`, for `HMSG`.
+    pub hdr_len: Option<usize>,
+    pub data: &'a Bytes,
+}
+
+impl Outbound {
+    /// Bytes queued and not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Queue raw protocol bytes (`PONG`, `+OK`, `-ERR`, `INFO`).
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.flat.put_slice(bytes);
+        self.pending += bytes.len();
+    }
+
+    /// Queue a message for subscription `sid`. `headers` says whether the receiver
+    /// understands HMSG; if not, the header block is stripped. Returns the bytes queued.
+    pub fn push_msg(&mut self, msg: &MsgRef<'_>, sid: &[u8], headers: bool) -> usize {
+        let before = self.flat.len();
+        let body = match msg.hdr_len {
+            Some(h) if headers => {
+                encode::hmsg_line(
+                    &mut self.flat,
+                    msg.subject,
+                    sid,
+                    msg.reply,
+                    h,
+                    msg.data.len(),
+                );
+                msg.data.clone()
+            }
+            Some(h) => {
+                let body = msg.data.slice(h..);
+                encode::msg_line(&mut self.flat, msg.subject, sid, msg.reply, body.len());
+                body
+            }
+            None => {
+                encode::msg_line(&mut self.flat, msg.subject, sid, msg.reply, msg.data.len());
+                msg.data.clone()
+            }
+        };
+        let queued = self.flat.len() - before + body.len() + 2;
+        if body.len() >= SHARE_THRESHOLD {
+            let head = self.flat.split().freeze();
+            self.chunks.push_back(head);
+            self.chunks.push_back(body);
+        } else {
+            self.flat.put_slice(&body);
+        }
+        self.flat.put_slice(encode::CRLF);
+        self.pending += queued;
+        queued
+    }
+
+    /// Take everything queued, in order, for one vectored write.
+    pub fn take(&mut self, into: &mut VecDeque<Bytes>) {
+        into.append(&mut self.chunks);
+        if !self.flat.is_empty() {
+            into.push_back(self.flat.split().freeze());
+        }
+    }
+
+    /// Record that `n` bytes were written to the socket.
+    pub fn written(&mut self, n: usize) {
+        self.pending = self.pending.saturating_sub(n);
+    }
+
+    /// Whether nothing is queued.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.flat.is_empty() && self.chunks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(o: &mut Outbound) -> Vec<u8> {
+        let mut q = VecDeque::new();
+        o.take(&mut q);
+        q.iter().flat_map(|b| b.iter().copied()).collect()
+    }
+
+    #[test]
+    fn small_and_large_payloads_keep_order() {
+        let mut o = Outbound::default();
+        let small = Bytes::from_static(b"hi");
+        let large = Bytes::from(vec![b'x'; SHARE_THRESHOLD]);
+        o.push_msg(
+            &MsgRef {
+                subject: b"a",
+                reply: None,
+                hdr_len: None,
+                data: &small,
+            },
+            b"1",
+            true,
+        );
+        o.push_msg(
+            &MsgRef {
+                subject: b"b",
+                reply: Some(b"r"),
+                hdr_len: None,
+                data: &large,
+            },
+            b"2",
+            true,
+        );
+        o.push_raw(b"PONG\r\n");
+        let total = o.pending();
+        let out = drain(&mut o);
+        assert_eq!(out.len(), total);
+        let mut want = b"MSG a 1 2\r\nhi\r\n".to_vec();
+        want.extend_from_slice(format!("MSG b 2 r {SHARE_THRESHOLD}\r\n").as_bytes());
+        want.extend_from_slice(&large);
+        want.extend_from_slice(b"\r\nPONG\r\n");
+        assert_eq!(out, want);
+        o.written(total);
+        assert_eq!(o.pending(), 0);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn headers_stripped_for_old_clients() {
+        let mut o = Outbound::default();
+        let data = Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\nhi");
+        let m = MsgRef {
+            subject: b"s",
+            reply: None,
+            hdr_len: Some(18),
+            data: &data,
+        };
+        o.push_msg(&m, b"1", false);
+        o.push_msg(&m, b"2", true);
+        assert_eq!(
+            drain(&mut o),
+            b"MSG s 1 2\r\nhi\r\nHMSG s 2 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n".to_vec()
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! Message fan-out: Sublist match (through the reader's private cache), delivery into each
+//! target's outbound queue, queue-group member choice, auto-unsubscribe, no-responders,
+//! and the once-per-read-batch flush of every touched connection.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use petrel_subject::{MatchCache, SublistResult};
+use petrel_wire::headers::NO_RESPONDERS;
+
+use crate::client::Client;
+use crate::outbound::MsgRef;
+use crate::server::Shared;
+use crate::sub::SubRef;
+
+/// Match-cache entries per reader.
+const CACHE_SIZE: usize = 1024;
+
+/// One publish, as the router sees it.
+pub(crate) struct Publish<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub hdr_len: Option<usize>,
+    pub data: &'a Bytes,
+}
+
+/// How the publishing connection wants its messages handled.
+#[derive(Clone, Copy)]
+pub(crate) struct Publisher<'a> {
+    pub client: &'a Arc<Client>,
+    pub echo: bool,
+    pub no_responders: bool,
+}
+
+/// A reader's routing context: its match cache and the connections to wake at the end of
+/// the current read batch.
+pub(crate) struct Router {
+    cache: MatchCache<SubRef>,
+    to_flush: Vec<Arc<Client>>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self {
+            cache: MatchCache::new(CACHE_SIZE),
+            to_flush: Vec::new(),
+        }
+    }
+
+    fn lookup(&mut self, shared: &Shared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
+        let generation = shared.generation.load(Ordering::Acquire);
+        if let Some(r) = self.cache.get(subject, generation) {
+            return r;
+        }
+        let r = Arc::new(shared.sublist.read().match_subject(subject));
+        self.cache.insert(subject, generation, r.clone());
+        r
+    }
+
+    /// Remember that `client` has new bytes queued.
+    pub fn mark(&mut self, client: &Arc<Client>) {
+        if client.mark_dirty() {
+            self.to_flush.push(client.clone());
+        }
+    }
+
+    /// Wake every connection touched since the last call.
+    pub fn flush(&mut self) {
+        for c in self.to_flush.drain(..) {
+            c.flush();
+        }
+    }
+
+    /// Deliver `msg` to every matching subscription. Returns the number of deliveries.
+    pub fn publish(&mut self, shared: &Shared, from: Publisher<'_>, msg: &Publish<'_>) -> usize {
+        let result = self.lookup(shared, msg.subject);
+        let m = MsgRef {
+            subject: msg.subject,
+            reply: msg.reply,
+            hdr_len: msg.hdr_len,
+            data: msg.data,
+        };
+        let mut delivered = 0;
+        for sub in &result.psubs {
+            if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
+                continue;
+            }
+            if self.deliver(shared, sub, &m) {
+                delivered += 1;
+            }
+        }
+        for (_, group) in &result.qsubs {
+            let n = group.len();
+            let start = fastrand::usize(..n);
+            for i in 0..n {
+                let sub = &group[(start + i) % n];
+                if sub.client.is_closed() || (!from.echo && Arc::ptr_eq(&sub.client, from.client)) {
+                    continue;
+                }
+                if self.deliver(shared, sub, &m) {
+                    delivered += 1;
+                    break;
+                }
+            }
+        }
+        if result.is_empty() && from.no_responders {
+            if let Some(reply) = msg.reply {
+                self.no_responders(shared, from.client, reply);
+            }
+        }
+        delivered
+    }
+
+    fn deliver(&mut self, shared: &Shared, sub: &SubRef, msg: &MsgRef<'_>) -> bool {
+        let (ok, done) = sub.take_delivery();
+        if !ok {
+            return false;
+        }
+        if done {
+            shared.remove_sub(sub);
+        }
+        if !sub.client.queue_msg(msg, &sub.sid) {
+            return false;
+        }
+        shared.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .out_bytes
+            .fetch_add(msg.data.len() as u64, Ordering::Relaxed);
+        self.mark(&sub.client);
+        true
+    }
+
+    /// Send the 503 status to the publisher's own subscription on `reply`, if it has one.
+    fn no_responders(&mut self, shared: &Shared, client: &Arc<Client>, reply: &[u8]) {
+        let result = self.lookup(shared, reply);
+        let own = result
+            .psubs
+            .iter()
+            .chain(result.qsubs.iter().flat_map(|(_, g)| g.iter()))
+            .find(|s| Arc::ptr_eq(&s.client, client));
+        if let Some(sub) = own {
+            let data = Bytes::from_static(NO_RESPONDERS);
+            let m = MsgRef {
+                subject: reply,
+                reply: None,
+                hdr_len: Some(NO_RESPONDERS.len()),
+                data: &data,
+            };
+            if sub.client.queue_msg(&m, &sub.sid) {
+                self.mark(client);
+            }
+        }
+    }
+}

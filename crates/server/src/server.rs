@@ -1,0 +1,402 @@
+//! The embeddable server: [`ServerBuilder`] → [`Server::start`] → [`ServerHandle`]; the
+//! accept loop, connection registry, INFO template and graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use petrel_config::{Auth, JetStreamOptions, Options, OptionsError};
+use petrel_subject::Sublist;
+use petrel_wire::ServerInfo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{Client, CloseReason};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::sub::SubRef;
+
+/// The nats-server feature level Petrel advertises in INFO `version`. Clients enable
+/// headers, JetStream and newer APIs by this number.
+pub const NATS_COMPAT_VERSION: &str = "2.10.0";
+/// Petrel's own version.
+pub const PETREL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The options are inconsistent.
+    #[error("invalid options: {0}")]
+    Options(#[from] OptionsError),
+    /// The client listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The JetStream store directory could not be created.
+    #[error("cannot create store directory {dir}: {source}")]
+    StoreDir {
+        /// Directory asked for.
+        dir: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// State shared by the accept loop and every connection.
+pub(crate) struct Shared {
+    pub opts: Options,
+    pub server_id: String,
+    pub server_name: String,
+    pub listen: SocketAddr,
+    pub sublist: RwLock<Sublist<SubRef>>,
+    pub generation: Arc<AtomicU64>,
+    pub stats: Arc<Stats>,
+    clients: Mutex<HashMap<u64, Arc<Client>>>,
+    next_cid: AtomicU64,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Shared {
+    pub fn next_cid(&self) -> u64 {
+        self.next_cid.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Add a connection unless that would exceed `max_connections`.
+    pub fn register(&self, client: &Arc<Client>) -> bool {
+        let mut clients = self.clients.lock();
+        if clients.len() >= self.opts.max_connections {
+            return false;
+        }
+        clients.insert(client.cid, client.clone());
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    pub fn unregister(&self, cid: u64) {
+        self.clients.lock().remove(&cid);
+    }
+
+    /// Remove a subscription from the Sublist and from its client.
+    pub fn remove_sub(&self, sub: &SubRef) {
+        let removed = self
+            .sublist
+            .write()
+            .remove(&sub.subject, sub.queue.as_deref(), sub);
+        if removed {
+            let mut subs = sub.client.subs.lock();
+            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, &sub.0)) {
+                subs.remove(&sub.sid);
+            }
+        }
+    }
+
+    /// The INFO sent to `client` on accept.
+    pub fn info_for(&self, client: &Client) -> ServerInfo {
+        ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: NATS_COMPAT_VERSION.to_string(),
+            proto: 1,
+            go: format!("petrel{PETREL_VERSION}"),
+            host: self.listen.ip().to_string(),
+            port: self.listen.port(),
+            headers: true,
+            auth_required: self.opts.auth.required(),
+            tls_required: false,
+            max_payload: self.opts.max_payload,
+            jetstream: false,
+            client_id: client.cid,
+            client_ip: client.addr.ip().to_string(),
+            nonce: String::new(),
+            ldm: false,
+        }
+    }
+}
+
+/// A configured, not yet started server.
+pub struct Server {
+    opts: Options,
+}
+
+/// Builder for an embedded [`Server`]; starts from nats-server's defaults with JetStream
+/// off and port 4222.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    opts: Options,
+}
+
+impl ServerBuilder {
+    /// Replace every option.
+    pub fn options(mut self, opts: Options) -> Self {
+        self.opts = opts;
+        self
+    }
+    /// Interface to listen on.
+    pub fn host(mut self, host: std::net::IpAddr) -> Self {
+        self.opts.host = host;
+        self
+    }
+    /// Client port; 0 picks a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.opts.port = port;
+        self
+    }
+    /// Server name.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.opts.server_name = Some(name.into());
+        self
+    }
+    /// Enable JetStream with its store in `dir`.
+    pub fn jetstream(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.jetstream = Some(JetStreamOptions {
+            store_dir: dir.into(),
+            ..JetStreamOptions::default()
+        });
+        self
+    }
+    /// Maximum payload.
+    pub fn max_payload(mut self, n: usize) -> Self {
+        self.opts.max_payload = n;
+        self
+    }
+    /// Slow-consumer threshold.
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.opts.max_pending = n;
+        self
+    }
+    /// Connection limit.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.opts.max_connections = n;
+        self
+    }
+    /// Per-connection subscription limit.
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.opts.max_subscriptions = n;
+        self
+    }
+    /// Keep-alive interval and unanswered-PING limit.
+    pub fn ping(mut self, interval: Duration, max: u32) -> Self {
+        self.opts.ping_interval = interval;
+        self.opts.ping_max = max;
+        self
+    }
+    /// Time allowed for CONNECT when auth is required.
+    pub fn auth_timeout(mut self, d: Duration) -> Self {
+        self.opts.auth_timeout = d;
+        self
+    }
+    /// Write deadline.
+    pub fn write_deadline(mut self, d: Duration) -> Self {
+        self.opts.write_deadline = d;
+        self
+    }
+    /// Require a user and password.
+    pub fn user_pass(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
+        self.opts.auth = Auth::UserPass {
+            user: user.into(),
+            pass: pass.into(),
+        };
+        self
+    }
+    /// Require a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.opts.auth = Auth::Token(token.into());
+        self
+    }
+    /// The configured server.
+    pub fn build(self) -> Server {
+        Server { opts: self.opts }
+    }
+    /// Build and start.
+    pub async fn start(self) -> Result<ServerHandle, ServerError> {
+        self.build().start().await
+    }
+}
+
+impl Server {
+    /// A builder with default options.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A server with these options.
+    pub fn new(opts: Options) -> Self {
+        Self { opts }
+    }
+
+    /// Bind the listener and start accepting clients.
+    pub async fn start(self) -> Result<ServerHandle, ServerError> {
+        let opts = self.opts;
+        opts.validate()?;
+        let server_id = crate::ident::server_id();
+        tracing::info!("Starting petrel");
+        tracing::info!(
+            "  Version:  {PETREL_VERSION} (nats-server protocol level {NATS_COMPAT_VERSION})"
+        );
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
+        tracing::info!("  Name:     {server_name}");
+        tracing::info!("  ID:       {server_id}");
+        if crate::auth::has_plaintext(&opts.auth) {
+            tracing::warn!("Plaintext passwords detected, use nkeys or bcrypt");
+        }
+        if let Some(js) = &opts.jetstream {
+            std::fs::create_dir_all(&js.store_dir).map_err(|source| ServerError::StoreDir {
+                dir: js.store_dir.clone(),
+                source,
+            })?;
+            tracing::warn!(
+                store_dir = %js.store_dir.display(),
+                "JetStream is not available in this build yet; -js is accepted and the store directory created"
+            );
+        }
+        let bind = SocketAddr::new(opts.host, opts.port);
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| ServerError::Bind { addr: bind, source })?;
+        let listen = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr: bind, source })?;
+        tracing::info!("Listening for client connections on {listen}");
+        let sublist = Sublist::new();
+        let generation = sublist.generation_handle();
+        let shared = Arc::new(Shared {
+            server_name: opts
+                .server_name
+                .clone()
+                .unwrap_or_else(|| server_id.clone()),
+            server_id,
+            listen,
+            sublist: RwLock::new(sublist),
+            generation,
+            stats: Arc::new(Stats::default()),
+            clients: Mutex::new(HashMap::new()),
+            next_cid: AtomicU64::new(0),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            opts,
+        });
+        let accept = tokio::spawn(accept_loop(shared.clone(), listener));
+        tracing::info!("Server is ready");
+        Ok(ServerHandle {
+            shared,
+            accept: Some(accept),
+        })
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                shared
+                    .tracker
+                    .spawn(crate::conn::serve(shared.clone(), stream, addr));
+            }
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::error!(error = %e, "Error accepting client connection");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// A running server. Dropping it stops the server without waiting.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the listener is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.listen
+    }
+
+    /// `nats://host:port` for clients (an unspecified bind address becomes loopback).
+    pub fn client_url(&self) -> String {
+        let addr = self.shared.listen;
+        let host = if addr.ip().is_unspecified() {
+            if addr.is_ipv4() {
+                "127.0.0.1".to_string()
+            } else {
+                "[::1]".to_string()
+            }
+        } else if addr.is_ipv6() {
+            format!("[{}]", addr.ip())
+        } else {
+            addr.ip().to_string()
+        };
+        format!("nats://{host}:{}", addr.port())
+    }
+
+    /// The server id advertised in INFO.
+    pub fn server_id(&self) -> &str {
+        &self.shared.server_id
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.shared.opts
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        let connections = self.shared.clients.lock().len() as u64;
+        let subscriptions = self.shared.sublist.read().count() as u64;
+        self.shared.stats.snapshot(connections, subscriptions)
+    }
+
+    /// Stop accepting, let every connection flush what is queued (up to the shutdown
+    /// grace period), then close them.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        let clients: Vec<Arc<Client>> = self.shared.clients.lock().values().cloned().collect();
+        for c in &clients {
+            c.close(CloseReason::ServerShutdown);
+        }
+        self.shared.tracker.close();
+        if tokio::time::timeout(self.shared.opts.shutdown_grace, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Shutdown grace period over with connections still flushing");
+        }
+        tracing::info!("Server Exiting..");
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.shared.shutdown.cancel();
+            for c in self.shared.clients.lock().values() {
+                c.close(CloseReason::ServerShutdown);
+            }
+        }
+    }
+}

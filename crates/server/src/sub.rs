@@ -1,0 +1,49 @@
+//! Subscriptions as stored in the Sublist.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::client::Client;
+
+/// One subscription of one client.
+pub(crate) struct Subscription {
+    pub client: Arc<Client>,
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub sid: Bytes,
+    /// Auto-unsubscribe after this many deliveries (0 = never).
+    pub max: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+impl Subscription {
+    /// Count one delivery. Returns `(deliver, now_done)`: whether to deliver this message
+    /// and whether the subscription has reached its maximum with it.
+    pub fn take_delivery(&self) -> (bool, bool) {
+        let max = self.max.load(Ordering::Acquire);
+        let n = self.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+        if max == 0 {
+            return (true, false);
+        }
+        (n <= max, n == max)
+    }
+}
+
+/// Pointer-identity handle used as the Sublist item.
+#[derive(Clone)]
+pub(crate) struct SubRef(pub Arc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for SubRef {
+    type Target = Subscription;
+    fn deref(&self) -> &Subscription {
+        &self.0
+    }
+}

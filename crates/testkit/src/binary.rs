@@ -1,0 +1,148 @@
+//! Start the `petrel` executable as a child process on a free port.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Why the binary could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// No `petrel` executable was found.
+    #[error("petrel binary not found (set PETREL_BIN or run `cargo build -p petrel`)")]
+    NotFound,
+    /// The process could not be started.
+    #[error("cannot start {path}: {source}")]
+    Start {
+        /// Executable.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The process did not report its listen address in time.
+    #[error("petrel did not report its listen address; output: {0}")]
+    NoAddress(String),
+}
+
+/// A `petrel` child process, killed on drop.
+pub struct BinaryServer {
+    child: Child,
+    addr: SocketAddr,
+    /// Log lines seen so far are forwarded here.
+    log: mpsc::Receiver<String>,
+}
+
+impl BinaryServer {
+    /// `nats://127.0.0.1:<port>`.
+    pub fn client_url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    /// The address the child listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Log lines printed since the last call.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    /// Wait (up to `timeout`) for the child to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().or(Some(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Locate the `petrel` executable: `$PETREL_BIN`, else next to the running test binary's
+/// target directory (`target/<profile>/petrel`).
+pub fn find_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PETREL_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    for _ in 0..3 {
+        let candidate = dir.join(format!("petrel{}", std::env::consts::EXE_SUFFIX));
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        dir = dir.parent()?;
+    }
+    None
+}
+
+/// Start `petrel -a 127.0.0.1 -p -1` and wait until it listens.
+pub fn spawn_binary() -> Result<BinaryServer, SpawnError> {
+    let bin = find_binary().ok_or(SpawnError::NotFound)?;
+    spawn_binary_with(&bin, &[])
+}
+
+/// Start the executable at `bin` with `-a 127.0.0.1 -p -1` plus `args`, and wait (up to
+/// 10 s) for its `Listening for client connections on` log line.
+pub fn spawn_binary_with(bin: &Path, args: &[&str]) -> Result<BinaryServer, SpawnError> {
+    let mut child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| SpawnError::Start {
+            path: bin.to_path_buf(),
+            source,
+        })?;
+    let (tx, rx) = mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        if let Some(addr) = line
+            .split("Listening for client connections on ")
+            .nth(1)
+            .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+        {
+            return Ok(BinaryServer {
+                child,
+                addr,
+                log: rx,
+            });
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(SpawnError::NoAddress(seen.join("\n")))
+}

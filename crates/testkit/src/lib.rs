@@ -1,0 +1,94 @@
+//! Run Petrel inside tests.
+//!
+//! * [`spawn`] starts an in-process server on a free loopback port with a temporary store
+//!   directory (removed on drop) and hands back its URL:
+//!   ```no_run
+//!   # async fn t() -> Result<(), Box<dyn std::error::Error>> {
+//!   let server = petrel_testkit::spawn().await;
+//!   let client = async_nats::connect(server.client_url()).await?;
+//!   # Ok(()) }
+//!   ```
+//! * [`spawn_binary`] starts the `petrel` executable as a child process on a free port and
+//!   kills it on drop (the same thing other languages' test fixtures do).
+//! * [`RawClient`] speaks the protocol byte by byte for exact-bytes tests.
+
+mod binary;
+mod raw;
+
+use petrel_server::{ServerBuilder, ServerHandle};
+
+pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, SpawnError};
+pub use raw::RawClient;
+
+/// An in-process server for one test. Stops (without waiting) when dropped.
+pub struct TestServer {
+    handle: Option<ServerHandle>,
+    store: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// `nats://127.0.0.1:<port>`.
+    pub fn client_url(&self) -> String {
+        self.handle().client_url()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.handle().addr()
+    }
+
+    /// The temporary store directory.
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.store.path()
+    }
+
+    /// The running server.
+    pub fn handle(&self) -> &ServerHandle {
+        // Only `shutdown` takes the handle, and it consumes `self`.
+        self.handle
+            .as_ref()
+            .expect("server handle present until shutdown")
+    }
+
+    /// Shut down gracefully, flushing every connection.
+    pub async fn shutdown(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// Start a server on `127.0.0.1:0` with defaults.
+pub async fn spawn() -> TestServer {
+    spawn_with(|b| b).await
+}
+
+/// Start a server on `127.0.0.1:0` with JetStream on, its store in the temporary
+/// directory.
+pub async fn spawn_jetstream() -> TestServer {
+    spawn_with_store(|b, dir| b.jetstream(dir)).await
+}
+
+/// Start a server on `127.0.0.1:0` after `configure` adjusts the builder.
+pub async fn spawn_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
+    spawn_with_store(|b, _| configure(b)).await
+}
+
+/// Like [`spawn_with`], also handing `configure` the temporary store directory.
+pub async fn spawn_with_store(
+    configure: impl FnOnce(ServerBuilder, &std::path::Path) -> ServerBuilder,
+) -> TestServer {
+    let store = tempfile::tempdir().expect("create a temporary store directory");
+    let builder = petrel_server::Server::builder()
+        .host(std::net::Ipv4Addr::LOCALHOST.into())
+        .port(0);
+    let builder = configure(builder, store.path());
+    let handle = builder
+        .start()
+        .await
+        .expect("start an in-process petrel server");
+    TestServer {
+        handle: Some(handle),
+        store,
+    }
+}

@@ -1,0 +1,148 @@
+//! JSON bodies of `INFO` (server to client) and `CONNECT` (client to server).
+
+use serde::{Deserialize, Serialize};
+
+/// The `INFO` JSON, fields in nats-server's order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ServerInfo {
+    /// Server id: 56 characters, starting with `N`.
+    pub server_id: String,
+    /// Server name (defaults to the id).
+    pub server_name: String,
+    /// nats-server feature level advertised to clients.
+    pub version: String,
+    /// Protocol version (1).
+    pub proto: u8,
+    /// Toolchain (nats-server puts its Go version here).
+    pub go: String,
+    /// Listen host.
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+    /// Headers supported.
+    pub headers: bool,
+    /// Clients must authenticate.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+    /// Clients must use TLS.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls_required: bool,
+    /// Maximum payload accepted.
+    pub max_payload: usize,
+    /// JetStream enabled.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub jetstream: bool,
+    /// This connection's id.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub client_id: u64,
+    /// This connection's address as seen by the server.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_ip: String,
+    /// Nonce to sign for nkey authentication.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
+    /// Lame duck mode.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ldm: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The `CONNECT` JSON. Absent fields take nats-server's defaults: verbose, pedantic and
+/// echo are true unless the client says otherwise.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ConnectInfo {
+    /// Answer every op with `+OK`.
+    pub verbose: bool,
+    /// Strict checks (wildcards in publish subjects).
+    pub pedantic: bool,
+    /// Client requires TLS.
+    pub tls_required: bool,
+    /// Receive own publishes.
+    pub echo: bool,
+    /// Authentication token.
+    pub auth_token: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// Password.
+    pub pass: Option<String>,
+    /// Client name (for logs and monitoring).
+    pub name: Option<String>,
+    /// Client library language.
+    pub lang: Option<String>,
+    /// Client library version.
+    pub version: Option<String>,
+    /// Protocol level: 0 or 1.
+    pub protocol: i64,
+    /// Client understands HMSG.
+    pub headers: bool,
+    /// Client wants 503 status messages for requests without responders.
+    pub no_responders: bool,
+    /// nkey public key.
+    pub nkey: Option<String>,
+    /// Signature of the nonce.
+    pub sig: Option<String>,
+    /// User JWT.
+    pub jwt: Option<String>,
+}
+
+impl Default for ConnectInfo {
+    fn default() -> Self {
+        Self {
+            verbose: true,
+            pedantic: true,
+            tls_required: false,
+            echo: true,
+            auth_token: None,
+            user: None,
+            pass: None,
+            name: None,
+            lang: None,
+            version: None,
+            protocol: 0,
+            headers: false,
+            no_responders: false,
+            nkey: None,
+            sig: None,
+            jwt: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_defaults_are_verbose_pedantic_echo() {
+        let c: ConnectInfo = serde_json::from_str("{}").unwrap();
+        assert!(c.verbose && c.pedantic && c.echo && !c.headers);
+        let c: ConnectInfo =
+            serde_json::from_str(r#"{"verbose":false,"pedantic":false,"headers":true,"x":1}"#)
+                .unwrap();
+        assert!(!c.verbose && !c.pedantic && c.headers);
+    }
+
+    #[test]
+    fn info_omits_empty_fields() {
+        let info = ServerInfo {
+            server_id: "N".into(),
+            version: "2.10.0".into(),
+            proto: 1,
+            headers: true,
+            max_payload: 1024,
+            ..ServerInfo::default()
+        };
+        let s = serde_json::to_string(&info).unwrap();
+        assert!(!s.contains("auth_required"));
+        assert!(!s.contains("client_id"));
+        assert!(s.starts_with(r#"{"server_id":"N","server_name":"","version":"2.10.0""#));
+    }
+}

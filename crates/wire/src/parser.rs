@@ -1,0 +1,386 @@
+//! Incremental parser for client → server ops.
+//!
+//! The parser consumes complete ops from the front of a `BytesMut` and leaves partial data in
+//! place for the next read, so any split of the byte stream yields the same ops. A control
+//! line is parsed once; while its payload is still arriving only the expected size is kept.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::op::ClientOp;
+
+/// A protocol error. Every variant closes the connection; [`ParseError::err_text`] says
+/// which `-ERR` (if any) nats-server sends first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Unknown verb, or a payload not followed by CRLF.
+    #[error("unknown protocol operation")]
+    UnknownOp,
+    /// A control line longer than `max_control_line`.
+    #[error("maximum control line exceeded")]
+    MaxControlLine,
+    /// A declared payload larger than `max_payload`.
+    #[error("maximum payload violation")]
+    MaxPayload,
+    /// Wrong argument count or a bad size; nats-server closes without an `-ERR`.
+    #[error("malformed {0} arguments")]
+    BadArgs(&'static str),
+}
+
+impl ParseError {
+    /// The text nats-server sends inside `-ERR '...'` before closing, if any.
+    pub fn err_text(self) -> Option<&'static str> {
+        match self {
+            ParseError::UnknownOp => Some("Unknown Protocol Operation"),
+            ParseError::MaxControlLine => Some("maximum control line exceeded"),
+            ParseError::MaxPayload => Some("Maximum Payload Violation"),
+            ParseError::BadArgs(_) => None,
+        }
+    }
+}
+
+/// A PUB/HPUB whose control line has been read and whose payload is awaited.
+#[derive(Debug)]
+struct PendingPayload {
+    subject: Bytes,
+    reply: Option<Bytes>,
+    /// Bytes of header block (HPUB) or `None` (PUB).
+    hdr_len: Option<usize>,
+    size: usize,
+}
+
+/// Incremental NATS client-protocol parser. See the module docs.
+#[derive(Debug)]
+pub struct Parser {
+    max_control_line: usize,
+    max_payload: usize,
+    headers: bool,
+    pending: Option<PendingPayload>,
+}
+
+/// Verbs a client may send (`MSG` is server-only: a client sending it gets Unknown
+/// Protocol Operation).
+const VERBS: &[&[u8]] = &[
+    b"CONNECT", b"PUB", b"HPUB", b"SUB", b"UNSUB", b"PING", b"PONG", b"INFO", b"+OK", b"-ERR",
+];
+/// Longest verb.
+const MAX_VERB: usize = 7;
+/// Blanks allowed between the verb and its arguments.
+const MAX_BLANKS: usize = 1024;
+/// PING/PONG lines may carry junk nats-server ignores; bound it anyway.
+const MAX_PING_LINE: usize = 64 * 1024;
+
+fn is_prefix_ci(partial: &[u8], verb: &[u8]) -> bool {
+    partial.len() <= verb.len() && partial.eq_ignore_ascii_case(&verb[..partial.len()])
+}
+
+impl Parser {
+    /// A parser enforcing the given limits.
+    pub fn new(max_control_line: usize, max_payload: usize) -> Self {
+        Self {
+            max_control_line,
+            max_payload,
+            headers: true,
+            pending: None,
+        }
+    }
+
+    /// Whether HPUB is allowed (the client sent CONNECT with `headers:true`). nats-server
+    /// closes a connection that sends HPUB without it.
+    pub fn set_headers(&mut self, allowed: bool) {
+        self.headers = allowed;
+    }
+
+    /// Change the limits (config reload).
+    pub fn set_limits(&mut self, max_control_line: usize, max_payload: usize) {
+        self.max_control_line = max_control_line;
+        self.max_payload = max_payload;
+    }
+
+    /// Take the next complete op from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` when `buf` holds only part of an op (the bytes stay in `buf`).
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ParseError> {
+        loop {
+            if let Some(p) = &self.pending {
+                let need = p.size + 2;
+                if buf.len() < need {
+                    return Ok(None);
+                }
+                if &buf[p.size..need] != b"\r\n" {
+                    return Err(ParseError::UnknownOp);
+                }
+                let data = buf.split_to(p.size).freeze();
+                buf.advance(2);
+                let Some(p) = self.pending.take() else {
+                    return Err(ParseError::UnknownOp);
+                };
+                return Ok(Some(match p.hdr_len {
+                    None => ClientOp::Pub {
+                        subject: p.subject,
+                        reply: p.reply,
+                        payload: data,
+                    },
+                    Some(hdr_len) => ClientOp::HPub {
+                        subject: p.subject,
+                        reply: p.reply,
+                        data,
+                        hdr_len,
+                    },
+                }));
+            }
+            let Some((line, args_from)) = self.take_line(buf)? else {
+                return Ok(None);
+            };
+            if let Some(op) = self.control_line(line, args_from)? {
+                return Ok(Some(op));
+            }
+            // A PUB/HPUB control line: loop round for the payload.
+        }
+    }
+
+    /// Take one complete control line (without CR LF) off the front of `buf`, with the
+    /// offset where its arguments start. Checks what nats-server checks while the line is
+    /// still arriving: the verb must be one it knows, and the argument bytes (after the
+    /// verb and the blanks that follow it) may not exceed `max_control_line`.
+    fn take_line(&self, buf: &mut BytesMut) -> Result<Option<(Bytes, usize)>, ParseError> {
+        let verb_end = buf
+            .iter()
+            .take(MAX_VERB + 1)
+            .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+        let verb = &buf[..verb_end.unwrap_or(buf.len().min(MAX_VERB + 1))];
+        let ping_pong = verb.len() >= 4
+            && (verb[..4].eq_ignore_ascii_case(b"PING") || verb[..4].eq_ignore_ascii_case(b"PONG"));
+        if !ping_pong
+            && !VERBS
+                .iter()
+                .any(|v| is_prefix_ci(verb, v) && (verb_end.is_none() || verb.len() == v.len()))
+        {
+            return Err(ParseError::UnknownOp);
+        }
+        let Some(verb_end) = verb_end else {
+            return Ok(None);
+        };
+        let mut args_from = verb_end;
+        while !ping_pong && args_from < buf.len() && is_space(buf[args_from]) {
+            args_from += 1;
+            if args_from - verb_end > MAX_BLANKS {
+                return Err(ParseError::MaxControlLine);
+            }
+        }
+        let limit = if ping_pong {
+            MAX_PING_LINE
+        } else {
+            self.max_control_line
+        };
+        let window = buf.len().min(args_from + limit + 2);
+        let Some(nl) = memchr::memchr(b'\n', &buf[verb_end..window]).map(|i| i + verb_end) else {
+            let mut have = buf.len() - args_from.min(buf.len());
+            if buf.last() == Some(&b'\r') {
+                have = have.saturating_sub(1);
+            }
+            if have > limit {
+                return Err(ParseError::MaxControlLine);
+            }
+            return Ok(None);
+        };
+        let mut end = nl;
+        if end > 0 && buf[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end > args_from.min(end) + limit {
+            return Err(ParseError::MaxControlLine);
+        }
+        let line = buf.split_to(nl + 1).freeze().slice(..end);
+        Ok(Some((line, args_from.min(end))))
+    }
+
+    /// Parse one control line (without CRLF). `Ok(None)` means a payload follows.
+    fn control_line(&mut self, line: Bytes, rest: usize) -> Result<Option<ClientOp>, ParseError> {
+        let verb_end = line
+            .iter()
+            .position(|&b| b == b' ' || b == b'\t')
+            .unwrap_or(line.len());
+        let verb = &line[..verb_end];
+        if verb.len() >= 4 && verb[..4].eq_ignore_ascii_case(b"PING") {
+            return Ok(Some(ClientOp::Ping));
+        }
+        if verb.len() >= 4 && verb[..4].eq_ignore_ascii_case(b"PONG") {
+            return Ok(Some(ClientOp::Pong));
+        }
+        match verb.len() {
+            3 if verb.eq_ignore_ascii_case(b"PUB") => {
+                let args = Args::split(&line, rest);
+                let (subject, reply, size) = match args.len {
+                    2 => (args.get(&line, 0), None, args.get(&line, 1)),
+                    3 => (
+                        args.get(&line, 0),
+                        Some(args.get(&line, 1)),
+                        args.get(&line, 2),
+                    ),
+                    _ => return Err(ParseError::BadArgs("PUB")),
+                };
+                let size = parse_size(&size).ok_or(ParseError::BadArgs("PUB"))?;
+                if size > self.max_payload {
+                    return Err(ParseError::MaxPayload);
+                }
+                self.pending = Some(PendingPayload {
+                    subject,
+                    reply,
+                    hdr_len: None,
+                    size,
+                });
+                Ok(None)
+            }
+            4 if verb.eq_ignore_ascii_case(b"HPUB") => {
+                if !self.headers {
+                    // "message headers not supported": closed without -ERR.
+                    return Err(ParseError::BadArgs("HPUB"));
+                }
+                let args = Args::split(&line, rest);
+                let (subject, reply, hdr, total) = match args.len {
+                    3 => (
+                        args.get(&line, 0),
+                        None,
+                        args.get(&line, 1),
+                        args.get(&line, 2),
+                    ),
+                    4 => (
+                        args.get(&line, 0),
+                        Some(args.get(&line, 1)),
+                        args.get(&line, 2),
+                        args.get(&line, 3),
+                    ),
+                    _ => return Err(ParseError::BadArgs("HPUB")),
+                };
+                let hdr = parse_size(&hdr).ok_or(ParseError::BadArgs("HPUB"))?;
+                let total = parse_size(&total).ok_or(ParseError::BadArgs("HPUB"))?;
+                if hdr > total {
+                    return Err(ParseError::BadArgs("HPUB"));
+                }
+                if total > self.max_payload {
+                    return Err(ParseError::MaxPayload);
+                }
+                self.pending = Some(PendingPayload {
+                    subject,
+                    reply,
+                    hdr_len: Some(hdr),
+                    size: total,
+                });
+                Ok(None)
+            }
+            3 if verb.eq_ignore_ascii_case(b"SUB") => {
+                let args = Args::split(&line, rest);
+                let op = match args.len {
+                    2 => ClientOp::Sub {
+                        subject: args.get(&line, 0),
+                        queue: None,
+                        sid: args.get(&line, 1),
+                    },
+                    3 => ClientOp::Sub {
+                        subject: args.get(&line, 0),
+                        queue: Some(args.get(&line, 1)),
+                        sid: args.get(&line, 2),
+                    },
+                    _ => return Err(ParseError::BadArgs("SUB")),
+                };
+                Ok(Some(op))
+            }
+            5 if verb.eq_ignore_ascii_case(b"UNSUB") => {
+                let args = Args::split(&line, rest);
+                let op = match args.len {
+                    1 => ClientOp::Unsub {
+                        sid: args.get(&line, 0),
+                        max: None,
+                    },
+                    // A max that is not a number is ignored (unsubscribe now), as nats-server.
+                    2 => ClientOp::Unsub {
+                        sid: args.get(&line, 0),
+                        max: parse_size(&args.get(&line, 1)).map(|m| m as u64),
+                    },
+                    0 => return Err(ParseError::UnknownOp),
+                    _ => return Err(ParseError::BadArgs("UNSUB")),
+                };
+                Ok(Some(op))
+            }
+            7 if verb.eq_ignore_ascii_case(b"CONNECT") => {
+                let json = trim(&line, rest);
+                Ok(Some(ClientOp::Connect(json)))
+            }
+            4 if verb.eq_ignore_ascii_case(b"INFO") => Ok(Some(ClientOp::Info)),
+            3 if verb.eq_ignore_ascii_case(b"+OK") => Ok(Some(ClientOp::Ok)),
+            4 if verb.eq_ignore_ascii_case(b"-ERR") => Ok(Some(ClientOp::Err)),
+            _ => Err(ParseError::UnknownOp),
+        }
+    }
+}
+
+/// Whitespace-separated argument ranges of a control line (at most 4 are needed; a fifth
+/// only makes the count wrong).
+struct Args {
+    ranges: [(usize, usize); 5],
+    len: usize,
+}
+
+impl Args {
+    fn split(line: &[u8], from: usize) -> Args {
+        let mut ranges = [(0, 0); 5];
+        let mut len = 0;
+        let mut i = from;
+        while i < line.len() {
+            while i < line.len() && is_space(line[i]) {
+                i += 1;
+            }
+            if i == line.len() {
+                break;
+            }
+            let start = i;
+            while i < line.len() && !is_space(line[i]) {
+                i += 1;
+            }
+            if len < ranges.len() {
+                ranges[len] = (start, i);
+            }
+            len += 1;
+        }
+        Args { ranges, len }
+    }
+
+    fn get(&self, line: &Bytes, i: usize) -> Bytes {
+        let (s, e) = self.ranges[i];
+        line.slice(s..e)
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim(line: &Bytes, from: usize) -> Bytes {
+    let mut s = from;
+    let mut e = line.len();
+    while s < e && is_space(line[s]) {
+        s += 1;
+    }
+    while e > s && is_space(line[e - 1]) {
+        e -= 1;
+    }
+    line.slice(s..e)
+}
+
+/// Parse a decimal size as nats-server does: digits only, no sign, no overflow.
+fn parse_size(b: &[u8]) -> Option<usize> {
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut n: usize = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + usize::from(c - b'0');
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests;

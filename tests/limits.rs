@@ -1,0 +1,107 @@
+//! Connection limits: slow consumers, max connections, max subscriptions, auth.
+
+use std::time::Duration;
+
+use petrel_testkit::{spawn_with, RawClient};
+
+const QUIET: &str = r#"{"verbose":false,"pedantic":false}"#;
+
+#[tokio::test]
+async fn slow_consumer_is_disconnected_without_err() {
+    let s = spawn_with(|b| b.max_pending(64 * 1024).max_payload(16 * 1024)).await;
+    // A subscriber that never reads.
+    let mut slow = RawClient::connect_with(s.addr(), QUIET).await;
+    slow.send(b"SUB flood 1\r\nPING\r\n").await;
+    slow.expect(b"PONG\r\n").await;
+    let publisher = async_nats::connect(s.client_url()).await.unwrap();
+    let body = bytes::Bytes::from(vec![b'x'; 16 * 1024]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.handle().stats().slow_consumers == 0 {
+        for _ in 0..64 {
+            publisher.publish("flood", body.clone()).await.unwrap();
+        }
+        publisher.flush().await.unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow consumer never detected"
+        );
+    }
+    // The slow connection was closed without an -ERR; the publisher is unaffected.
+    let received = slow.read_until_closed().await;
+    assert!(
+        !received.windows(4).any(|w| w == b"-ERR"),
+        "slow consumer must not get -ERR"
+    );
+    publisher.flush().await.unwrap();
+    assert_eq!(s.handle().stats().connections, 1);
+}
+
+#[tokio::test]
+async fn max_connections_refused_after_info() {
+    let s = spawn_with(|b| b.max_connections(1)).await;
+    let _first = RawClient::connect_with(s.addr(), QUIET).await;
+    let mut second = RawClient::connect(s.addr()).await;
+    second
+        .expect(b"-ERR 'maximum connections exceeded'\r\n")
+        .await;
+    second.expect_closed().await;
+    // async-nats sees the refusal as a connection error.
+    assert!(async_nats::connect(s.client_url()).await.is_err());
+}
+
+#[tokio::test]
+async fn max_subscriptions_refuses_extra_sub_and_stays_open() {
+    let s = spawn_with(|b| b.max_subscriptions(1)).await;
+    let mut c = RawClient::connect_with(s.addr(), QUIET).await;
+    c.send(b"SUB foo 1\r\nSUB bar 2\r\nPING\r\n").await;
+    c.expect(b"-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n")
+        .await;
+    c.send(b"PUB bar 2\r\nhi\r\nPUB foo 2\r\nhi\r\nPING\r\n")
+        .await;
+    c.expect(b"MSG foo 1 2\r\nhi\r\nPONG\r\n").await;
+}
+
+#[tokio::test]
+async fn user_password_auth() {
+    let s = spawn_with(|b| b.user_pass("etl", "s3cret")).await;
+    let mut c = RawClient::connect(s.addr()).await;
+    c.send(b"PING\r\n").await;
+    c.expect(b"-ERR 'Authorization Violation'\r\n").await;
+    c.expect_closed().await;
+    let mut c = RawClient::connect(s.addr()).await;
+    c.send(b"CONNECT {\"user\":\"etl\",\"pass\":\"wrong\"}\r\n")
+        .await;
+    c.expect(b"-ERR 'Authorization Violation'\r\n").await;
+    c.expect_closed().await;
+    let ok = async_nats::ConnectOptions::with_user_and_password("etl".into(), "s3cret".into())
+        .connect(s.client_url())
+        .await
+        .unwrap();
+    ok.flush().await.unwrap();
+    let bad = async_nats::ConnectOptions::with_user_and_password("etl".into(), "nope".into())
+        .connect(s.client_url())
+        .await;
+    assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn token_auth() {
+    let s = spawn_with(|b| b.token("tok")).await;
+    let ok = async_nats::ConnectOptions::with_token("tok".into())
+        .connect(s.client_url())
+        .await
+        .unwrap();
+    ok.flush().await.unwrap();
+    let mut c = RawClient::connect(s.addr()).await;
+    c.send(b"CONNECT {\"auth_token\":\"bad\"}\r\n").await;
+    c.expect(b"-ERR 'Authorization Violation'\r\n").await;
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn auth_timeout_closes_silent_connection() {
+    let s = spawn_with(|b| b.token("tok").auth_timeout(Duration::from_millis(200))).await;
+    let mut c = RawClient::connect(s.addr()).await;
+    c.expect(b"-ERR 'Authentication Timeout'\r\n").await;
+    c.expect_closed().await;
+}

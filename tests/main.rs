@@ -1,0 +1,10 @@
+//! Black-box tests over real sockets: raw protocol bytes and the async-nats client against
+//! an in-process Petrel server.
+
+mod headers;
+mod limits;
+mod protocol;
+mod pubsub;
+mod queue;
+mod request;
+mod shutdown;
