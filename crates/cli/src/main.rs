@@ -50,6 +50,9 @@ fn main() -> ExitCode {
     for w in &built.warnings {
         tracing::warn!("{w}");
     }
+    if let Some(port) = built.options.http_port {
+        tracing::warn!("Monitoring port {port} accepted; the HTTP monitoring endpoints are not served by this build yet");
+    }
     match run(built.options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -38,6 +38,9 @@ pub(crate) struct Publisher<'a> {
 pub(crate) struct Router {
     cache: MatchCache<SubRef>,
     to_flush: Vec<Arc<Client>>,
+    /// Deliveries since the last flush, added to the server counters once per batch.
+    out_msgs: u64,
+    out_bytes: u64,
 }
 
 impl Router {
@@ -45,6 +48,8 @@ impl Router {
         Self {
             cache: MatchCache::new(CACHE_SIZE),
             to_flush: Vec::new(),
+            out_msgs: 0,
+            out_bytes: 0,
         }
     }
 
@@ -65,8 +70,20 @@ impl Router {
         }
     }
 
-    /// Wake every connection touched since the last call.
-    pub fn flush(&mut self) {
+    /// Wake every connection touched since the last call and publish the batch's counters.
+    pub fn flush(&mut self, shared: &Shared) {
+        if self.out_msgs > 0 {
+            shared
+                .stats
+                .out_msgs
+                .fetch_add(self.out_msgs, Ordering::Relaxed);
+            shared
+                .stats
+                .out_bytes
+                .fetch_add(self.out_bytes, Ordering::Relaxed);
+            self.out_msgs = 0;
+            self.out_bytes = 0;
+        }
         for c in self.to_flush.drain(..) {
             c.flush();
         }
@@ -123,11 +140,8 @@ impl Router {
         if !sub.client.queue_msg(msg, &sub.sid) {
             return false;
         }
-        shared.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        shared
-            .stats
-            .out_bytes
-            .fetch_add(msg.data.len() as u64, Ordering::Relaxed);
+        self.out_msgs += 1;
+        self.out_bytes += msg.data.len() as u64;
         self.mark(&sub.client);
         true
     }

@@ -30,8 +30,10 @@ pub enum SpawnError {
 pub struct BinaryServer {
     child: Child,
     addr: SocketAddr,
-    /// Log lines seen so far are forwarded here.
+    /// Log lines arrive here from the stderr reader thread.
     log: mpsc::Receiver<String>,
+    /// Every log line received so far.
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl BinaryServer {
@@ -50,9 +52,11 @@ impl BinaryServer {
         self.child.id()
     }
 
-    /// Log lines printed since the last call.
+    /// Every log line the child has printed so far (stderr).
     pub fn log_lines(&self) -> Vec<String> {
-        self.log.try_iter().collect()
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.log.try_iter());
+        seen.clone()
     }
 
     /// Wait (up to `timeout`) for the child to exit; its exit code.
@@ -129,18 +133,19 @@ pub fn spawn_binary_with(bin: &Path, args: &[&str]) -> Result<BinaryServer, Spaw
         let Ok(line) = rx.recv_timeout(left) else {
             break;
         };
-        if let Some(addr) = line
+        let addr = line
             .split("Listening for client connections on ")
             .nth(1)
-            .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-        {
+            .and_then(|a| a.trim().parse::<SocketAddr>().ok());
+        seen.push(line);
+        if let Some(addr) = addr {
             return Ok(BinaryServer {
                 child,
                 addr,
                 log: rx,
+                seen: std::cell::RefCell::new(seen),
             });
         }
-        seen.push(line);
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -35,6 +35,9 @@ struct Reader<'a> {
     opts: ConnOpts,
     connected: bool,
     auth_required: bool,
+    /// Messages and bytes received in the current read batch.
+    in_msgs: u64,
+    in_bytes: u64,
 }
 
 pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
@@ -58,6 +61,8 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
         },
         connected: false,
         auth_required: shared.opts.auth.required(),
+        in_msgs: 0,
+        in_bytes: 0,
     };
     let auth_timer = tokio::time::sleep(shared.opts.auth_timeout);
     tokio::pin!(auth_timer);
@@ -103,12 +108,27 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
         }
-        r.router.flush();
+        r.end_batch();
     }
-    r.router.flush();
+    r.end_batch();
 }
 
 impl Reader<'_> {
+    /// End of a read batch: wake every connection we queued bytes for, add the counters.
+    fn end_batch(&mut self) {
+        // Counters first, so anyone who sees a delivered message also sees it counted.
+        if self.in_msgs > 0 {
+            let (m, b) = (self.in_msgs, self.in_bytes);
+            self.shared.stats.in_msgs.fetch_add(m, Ordering::Relaxed);
+            self.shared.stats.in_bytes.fetch_add(b, Ordering::Relaxed);
+            self.client.stats.in_msgs.fetch_add(m, Ordering::Relaxed);
+            self.client.stats.in_bytes.fetch_add(b, Ordering::Relaxed);
+            self.in_msgs = 0;
+            self.in_bytes = 0;
+        }
+        self.router.flush(self.shared);
+    }
+
     /// Queue bytes for this connection itself (+OK, PONG, -ERR).
     fn reply(&mut self, bytes: &[u8]) {
         self.client.queue_raw(bytes);
@@ -238,16 +258,8 @@ impl Reader<'_> {
         hdr_len: Option<usize>,
         data: &Bytes,
     ) {
-        let stats = &self.shared.stats;
-        stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-        stats
-            .in_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.client.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.client
-            .stats
-            .in_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.in_msgs += 1;
+        self.in_bytes += data.len() as u64;
         if self.opts.pedantic && !is_valid_literal_subject(subject) {
             // Reported, but (as nats-server does) still delivered.
             self.err("Invalid Publish Subject");

@@ -1,0 +1,197 @@
+//! The `petrel` executable: flags, exit codes, logs, config files, signals.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use petrel_testkit::{spawn_binary_with, RawClient};
+
+const BIN: &str = env!("CARGO_BIN_EXE_petrel");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run petrel");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("petrel: v"), "{out}");
+    assert!(out.contains("2.10.0"));
+    let (code, out, _) = run(&["-h"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "-addr",
+        "-port",
+        "-jetstream",
+        "-store_dir",
+        "-user",
+        "-pass",
+        "-auth",
+        "-http_port",
+        "-config",
+    ] {
+        assert!(out.contains(flag), "help lacks {flag}");
+    }
+}
+
+#[test]
+fn bad_flags_fail_with_one_line() {
+    for (args, want) in [
+        (&["--bogus"][..], "flag provided but not defined: -bogus"),
+        (&["-p", "abc"], "invalid value \"abc\" for flag -p"),
+        (&["-p"], "flag needs an argument: -p"),
+        (&["--user", "a"], "--user requires --pass"),
+        (
+            &["-c", "/nonexistent/petrel.conf"],
+            "cannot load config file",
+        ),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(out.is_empty());
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn config_test_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.conf");
+    std::fs::write(&good, "port: 4333\nmax_payload: 64KB\n").unwrap();
+    let (code, out, _) = run(&["-t", "-c", good.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("test is successful"));
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(&bad, "port: {\n").unwrap();
+    let (code, _, err) = run(&["-t", "-c", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.conf:"), "{err}");
+}
+
+#[tokio::test]
+async fn serves_clients_and_logs_like_nats_server() {
+    let server = spawn_binary_with(Path::new(BIN), &["-n", "bin-test"]).expect("start petrel");
+    let nc = async_nats::connect(server.client_url()).await.unwrap();
+    let mut sub = nc.subscribe("hello").await.unwrap();
+    nc.flush().await.unwrap();
+    nc.publish("hello", "world".into()).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload, "world");
+    let mut raw = RawClient::connect(server.addr()).await;
+    raw.send(b"PING\r\n").await;
+    raw.expect(b"PONG\r\n").await;
+    let log = server.log_lines().join("\n");
+    assert!(log.contains("Server is ready"), "{log}");
+    assert!(log.contains("Name:     bin-test"), "{log}");
+}
+
+#[tokio::test]
+async fn config_file_applies_and_flags_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        "server_name: from-file\nmax_payload: 100\nauthorization { user: etl, password: pw }\n",
+    )
+    .unwrap();
+    let server = spawn_binary_with(
+        Path::new(BIN),
+        &["-c", conf.to_str().unwrap(), "-n", "from-flag"],
+    )
+    .unwrap();
+    let mut raw = RawClient::connect(server.addr()).await;
+    raw.send(b"CONNECT {\"user\":\"etl\",\"pass\":\"pw\",\"verbose\":false}\r\nPUB x 101\r\n")
+        .await;
+    raw.expect(b"-ERR 'Maximum Payload Violation'\r\n").await;
+    let nc = async_nats::ConnectOptions::with_user_and_password("etl".into(), "pw".into())
+        .connect(server.client_url())
+        .await
+        .unwrap();
+    assert_eq!(nc.server_info().server_name, "from-flag");
+    assert_eq!(nc.server_info().max_payload, 100);
+    assert!(async_nats::connect(server.client_url()).await.is_err());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_flushes_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("petrel.pid");
+    let log_file = dir.path().join("petrel.log");
+    let mut child = Command::new(BIN)
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-P",
+            pid_file.to_str().unwrap(),
+            "-l",
+            log_file.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // With -l the log goes to the file: wait for the listen line there.
+    let addr = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log_file).unwrap_or_default();
+            if let Some(a) = text
+                .lines()
+                .find_map(|l| l.split("Listening for client connections on ").nth(1))
+            {
+                break a.trim().parse::<std::net::SocketAddr>().unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no listen line in {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid as u32, child.id());
+    let mut raw = RawClient::connect_with(addr, r#"{"verbose":false}"#).await;
+    raw.send(b"SUB q 1\r\nPING\r\n").await;
+    raw.expect(b"PONG\r\n").await;
+    let publ = async_nats::connect(format!("nats://{addr}")).await.unwrap();
+    for _ in 0..200 {
+        publ.publish("q", "z".into()).await.unwrap();
+    }
+    publ.flush().await.unwrap();
+    // SIGTERM via kill(1): no unsafe code needed in the test.
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..200 {
+        raw.expect(b"MSG q 1 1\r\nz\r\n").await;
+    }
+    raw.expect_closed().await;
+    let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("[INF] Initiating Shutdown..."), "{log}");
+    assert!(log.contains("Server Exiting.."), "{log}");
+    assert!(!pid_file.exists(), "pid file removed on exit");
+}
