@@ -14,18 +14,7 @@ async fn slow_consumer_is_disconnected_without_err() {
     slow.send(b"SUB flood 1\r\nPING\r\n").await;
     slow.expect(b"PONG\r\n").await;
     let publisher = async_nats::connect(s.client_url()).await.unwrap();
-    let body = bytes::Bytes::from(vec![b'x'; 16 * 1024]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while s.handle().stats().slow_consumers == 0 {
-        for _ in 0..64 {
-            publisher.publish("flood", body.clone()).await.unwrap();
-        }
-        publisher.flush().await.unwrap();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "slow consumer never detected"
-        );
-    }
+    flood_until_slow_consumer(&s, &publisher, 16 * 1024, 64).await;
     // The slow connection was closed without an -ERR; the publisher is unaffected.
     let received = slow.read_until_closed().await;
     assert!(
@@ -34,6 +23,28 @@ async fn slow_consumer_is_disconnected_without_err() {
     );
     publisher.flush().await.unwrap();
     assert_eq!(s.handle().stats().connections, 1);
+}
+
+/// Publish `batch` messages of `size` bytes to `flood` at a time until the server counts a
+/// slow consumer (fails after 20 s).
+async fn flood_until_slow_consumer(
+    s: &petrel_testkit::TestServer,
+    publisher: &async_nats::Client,
+    size: usize,
+    batch: usize,
+) {
+    let body = bytes::Bytes::from(vec![b'x'; size]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.handle().stats().slow_consumers == 0 {
+        for _ in 0..batch {
+            publisher.publish("flood", body.clone()).await.unwrap();
+        }
+        publisher.flush().await.unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow consumer never detected"
+        );
+    }
 }
 
 #[tokio::test]
@@ -104,4 +115,21 @@ async fn auth_timeout_closes_silent_connection() {
     let mut c = RawClient::connect(s.addr()).await;
     c.expect(b"-ERR 'Authentication Timeout'\r\n").await;
     c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn blocked_writer_closed_after_write_deadline() {
+    // A huge max_pending so only the write deadline can catch the non-reading client.
+    let s = spawn_with(|b| {
+        b.max_pending(1 << 30)
+            .max_payload(1 << 20)
+            .write_deadline(Duration::from_millis(200))
+    })
+    .await;
+    let mut stuck = RawClient::connect_with(s.addr(), QUIET).await;
+    stuck.send(b"SUB flood 1\r\nPING\r\n").await;
+    stuck.expect(b"PONG\r\n").await;
+    let publisher = async_nats::connect(s.client_url()).await.unwrap();
+    flood_until_slow_consumer(&s, &publisher, 1 << 20, 8).await;
+    assert_eq!(s.handle().stats().slow_consumers, 1);
 }

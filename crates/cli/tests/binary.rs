@@ -195,3 +195,36 @@ async fn sigterm_flushes_then_exits_zero() {
     assert!(log.contains("Server Exiting.."), "{log}");
     assert!(!pid_file.exists(), "pid file removed on exit");
 }
+
+#[tokio::test]
+async fn trace_logs_protocol_without_secrets() {
+    let server = spawn_binary_with(
+        Path::new(BIN),
+        &["-V", "--user", "etl", "--pass", "hunter2"],
+    )
+    .unwrap();
+    let mut raw = RawClient::connect(server.addr()).await;
+    raw.send(b"CONNECT {\"user\":\"etl\",\"pass\":\"hunter2\",\"verbose\":false}\r\nSUB trace.me 7\r\nPING\r\n").await;
+    raw.expect(b"PONG\r\n").await;
+    let mut bad = RawClient::connect(server.addr()).await;
+    bad.send(b"CONNECT {\"user\":\"etl\",\"pass\":\"wrong-secret\"}\r\n")
+        .await;
+    bad.expect(b"-ERR 'Authorization Violation'\r\n").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = server.log_lines().join("\n");
+        if log.contains("Authorization Violation") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(log.contains("<<- [SUB trace.me 7]"), "{log}");
+    assert!(
+        log.contains("[WRN]") && log.contains("Authorization Violation"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hunter2") && !log.contains("wrong-secret"),
+        "secret leaked: {log}"
+    );
+}

@@ -30,12 +30,19 @@ pub fn err(buf: &mut BytesMut, text: &str) {
     buf.put_slice(b"'\r\n");
 }
 
-/// Append the control line of a `MSG` (payload and CRLF follow).
-pub fn msg_line(buf: &mut BytesMut, subject: &[u8], sid: &[u8], reply: Option<&[u8]>, len: usize) {
-    let mut n = itoa::Buffer::new();
-    let len = n.format(len).as_bytes();
-    buf.reserve(subject.len() + sid.len() + reply.map_or(0, |r| r.len() + 1) + len.len() + 8);
-    buf.put_slice(b"MSG ");
+/// Append `<verb> <subject> <sid> [reply] ` (the part MSG and HMSG share).
+fn head(
+    buf: &mut BytesMut,
+    verb: &[u8],
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    tail: usize,
+) {
+    buf.reserve(
+        verb.len() + subject.len() + sid.len() + reply.map_or(0, |r| r.len() + 1) + tail + 4,
+    );
+    buf.put_slice(verb);
     buf.put_slice(subject);
     buf.put_u8(b' ');
     buf.put_slice(sid);
@@ -44,6 +51,13 @@ pub fn msg_line(buf: &mut BytesMut, subject: &[u8], sid: &[u8], reply: Option<&[
         buf.put_slice(r);
         buf.put_u8(b' ');
     }
+}
+
+/// Append the control line of a `MSG` (payload and CRLF follow).
+pub fn msg_line(buf: &mut BytesMut, subject: &[u8], sid: &[u8], reply: Option<&[u8]>, len: usize) {
+    let mut n = itoa::Buffer::new();
+    let len = n.format(len).as_bytes();
+    head(buf, b"MSG ", subject, sid, reply, len.len());
     buf.put_slice(len);
     buf.put_slice(CRLF);
 }
@@ -61,18 +75,14 @@ pub fn hmsg_line(
     let mut b = itoa::Buffer::new();
     let hdr = a.format(hdr_len).as_bytes();
     let total = b.format(total_len).as_bytes();
-    buf.reserve(
-        subject.len() + sid.len() + reply.map_or(0, |r| r.len() + 1) + hdr.len() + total.len() + 10,
+    head(
+        buf,
+        b"HMSG ",
+        subject,
+        sid,
+        reply,
+        hdr.len() + total.len() + 1,
     );
-    buf.put_slice(b"HMSG ");
-    buf.put_slice(subject);
-    buf.put_u8(b' ');
-    buf.put_slice(sid);
-    buf.put_u8(b' ');
-    if let Some(r) = reply {
-        buf.put_slice(r);
-        buf.put_u8(b' ');
-    }
     buf.put_slice(hdr);
     buf.put_u8(b' ');
     buf.put_slice(total);

@@ -35,6 +35,8 @@ struct Reader<'a> {
     opts: ConnOpts,
     connected: bool,
     auth_required: bool,
+    /// Log every inbound op at trace level (`-V`).
+    trace: bool,
     /// Messages and bytes received in the current read batch.
     in_msgs: u64,
     in_bytes: u64,
@@ -61,6 +63,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
         },
         connected: false,
         auth_required: shared.opts.auth.required(),
+        trace: shared.opts.trace,
         in_msgs: 0,
         in_bytes: 0,
     };
@@ -164,6 +167,9 @@ impl Reader<'_> {
 
     /// Apply one op; `false` when the connection is closing.
     fn handle(&mut self, op: ClientOp) -> bool {
+        if self.trace {
+            self.trace_op(&op);
+        }
         if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
             self.auth_violation();
             return false;
@@ -192,6 +198,71 @@ impl Reader<'_> {
             ClientOp::Ok | ClientOp::Err | ClientOp::Info => {}
         }
         !self.client.is_closed()
+    }
+
+    fn trace_op(&self, op: &ClientOp) {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let line = match op {
+            ClientOp::Connect(json) => format!("CONNECT {}", redact(&text(json))),
+            ClientOp::Pub {
+                subject,
+                reply,
+                payload,
+            } => format!(
+                "PUB {} {}{}",
+                text(subject),
+                reply
+                    .as_deref()
+                    .map(|r| format!("{} ", text(r)))
+                    .unwrap_or_default(),
+                payload.len()
+            ),
+            ClientOp::HPub {
+                subject,
+                reply,
+                data,
+                hdr_len,
+            } => format!(
+                "HPUB {} {}{} {}",
+                text(subject),
+                reply
+                    .as_deref()
+                    .map(|r| format!("{} ", text(r)))
+                    .unwrap_or_default(),
+                hdr_len,
+                data.len()
+            ),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => format!(
+                "SUB {} {}{}",
+                text(subject),
+                queue
+                    .as_deref()
+                    .map(|q| format!("{} ", text(q)))
+                    .unwrap_or_default(),
+                text(sid)
+            ),
+            ClientOp::Unsub { sid, max } => {
+                format!(
+                    "UNSUB {}{}",
+                    text(sid),
+                    max.map(|m| format!(" {m}")).unwrap_or_default()
+                )
+            }
+            ClientOp::Ping => "PING".into(),
+            ClientOp::Pong => "PONG".into(),
+            ClientOp::Ok => "+OK".into(),
+            ClientOp::Err => "-ERR".into(),
+            ClientOp::Info => "INFO".into(),
+        };
+        tracing::trace!(
+            "{} - cid:{} - <<- [{line}]",
+            self.client.addr,
+            self.client.cid
+        );
     }
 
     fn auth_violation(&mut self) {
@@ -331,5 +402,29 @@ impl Reader<'_> {
             }
         }
         self.ok();
+    }
+}
+
+/// Hide secrets in a CONNECT JSON before it is logged.
+fn redact(json: &str) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str::<serde_json::Value>(json)
+    else {
+        return "[unparsable]".into();
+    };
+    for key in ["pass", "auth_token", "sig", "jwt"] {
+        if let Some(v) = map.get_mut(key) {
+            *v = serde_json::Value::String("[REDACTED]".into());
+        }
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connect_trace_hides_secrets() {
+        let out = super::redact(r#"{"user":"etl","pass":"hunter2","auth_token":"t0k"}"#);
+        assert!(!out.contains("hunter2") && !out.contains("t0k"));
+        assert!(out.contains("etl"));
     }
 }
