@@ -1,8 +1,10 @@
 //! Black-box tests over real sockets: raw protocol bytes and the async-nats client against
 //! an in-process Petrel server.
 
+mod auth;
 mod headers;
 mod limits;
+mod permissions;
 mod protocol;
 mod pubsub;
 mod queue;

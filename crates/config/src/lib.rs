@@ -6,6 +6,7 @@
 
 pub mod conf;
 mod options;
+mod permissions;
 
 use std::path::Path;
 
@@ -13,6 +14,10 @@ pub use conf::ConfigError;
 pub use options::{
     Auth, JetStreamOptions, Options, OptionsError, SyncMode, User, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_PENDING, DEFAULT_PORT,
+};
+pub use permissions::{
+    Permissions, ResponsePermission, SubjectPermission, DEFAULT_RESPONSES_EXPIRES,
+    DEFAULT_RESPONSES_MAX,
 };
 
 /// Options read from a configuration file, with the warnings met on the way (unknown keys,

@@ -74,14 +74,17 @@ impl Auth {
     }
 }
 
-/// One entry of `authorization { users: [...] }` (per-user permissions arrive with the
-/// authorization layer).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry of `authorization { users: [...] }`: a user with a password, or an nkey user.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
-    /// User name.
+    /// User name (for an nkey user, its public key).
     pub user: String,
     /// Password, plain text or a bcrypt hash (`None` when the entry has none).
     pub password: Option<String>,
+    /// nkey public key (`U...`): the client proves it holds the seed by signing the nonce.
+    pub nkey: Option<String>,
+    /// This user's permissions (`None`: the `default_permissions`, else unrestricted).
+    pub permissions: Option<crate::Permissions>,
 }
 
 /// Every setting the server runs with.
@@ -118,6 +121,8 @@ pub struct Options {
     pub write_deadline: Duration,
     /// Authentication.
     pub auth: Auth,
+    /// Permissions for users that have none of their own (`authorization { default_permissions }`).
+    pub default_permissions: Option<crate::Permissions>,
     /// JetStream, when enabled.
     pub jetstream: Option<JetStreamOptions>,
     /// Debug logging (`-D`).
@@ -150,6 +155,7 @@ impl Default for Options {
             auth_timeout: Duration::from_secs(2),
             write_deadline: Duration::from_secs(10),
             auth: Auth::None,
+            default_permissions: None,
             jetstream: None,
             debug: false,
             trace: false,

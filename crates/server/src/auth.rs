@@ -1,31 +1,85 @@
-//! Client authentication against the configured [`Auth`]: single user/password, token, or
-//! a users list; secrets may be plain text or bcrypt hashes (`$2a$...`, `$2b$...`).
+//! Client authentication against the configured [`Auth`]: single user/password, token, a
+//! users list, or nkey users (signature over the INFO nonce); secrets may be plain text or
+//! bcrypt hashes (`$2a$...`, `$2b$...`).
 
-use petrel_config::Auth;
+use base64::Engine;
+use petrel_config::{Auth, Options, Permissions, User};
 use petrel_wire::ConnectInfo;
 
-/// Whether the CONNECT credentials satisfy `auth`.
-pub(crate) fn check(auth: &Auth, connect: &ConnectInfo) -> bool {
+/// Who authenticated: the user name (for logs) and the permissions in force.
+#[derive(Debug, Default)]
+pub(crate) struct Authed {
+    pub user: Option<String>,
+    pub permissions: Option<Permissions>,
+}
+
+/// Check the CONNECT credentials against `opts`; `None` means Authorization Violation.
+/// `nonce` is the one sent in this connection's INFO (empty when none was sent).
+pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -> Option<Authed> {
     let pass = connect.pass.as_deref().unwrap_or("");
-    match auth {
-        Auth::None => true,
+    match &opts.auth {
+        Auth::None => Some(Authed::default()),
         Auth::UserPass { user, pass: want } => {
-            connect.user.as_deref().is_some_and(|u| ct_eq(u, user)) && secret_matches(want, pass)
+            (connect.user.as_deref().is_some_and(|u| ct_eq(u, user)) && secret_matches(want, pass))
+                .then(|| Authed {
+                    user: Some(user.clone()),
+                    permissions: None,
+                })
         }
         Auth::Token(token) => connect
             .auth_token
             .as_deref()
-            .is_some_and(|t| secret_matches(token, t)),
+            .is_some_and(|t| secret_matches(token, t))
+            .then(Authed::default),
         Auth::Users(users) => {
-            let Some(name) = connect.user.as_deref() else {
-                return false;
+            let user = match (&connect.nkey, connect.user.as_deref()) {
+                (Some(key), _) => users
+                    .iter()
+                    .find(|u| u.nkey.as_deref() == Some(key.as_str()))
+                    .filter(|u| nkey_signed(u, connect, nonce))?,
+                (None, Some(name)) => users
+                    .iter()
+                    .find(|u| u.nkey.is_none() && ct_eq(&u.user, name))
+                    .filter(|u| secret_matches(u.password.as_deref().unwrap_or(""), pass))?,
+                (None, None) => return None,
             };
-            users
-                .iter()
-                .find(|u| ct_eq(&u.user, name))
-                .is_some_and(|u| secret_matches(u.password.as_deref().unwrap_or(""), pass))
+            Some(Authed {
+                user: Some(user.user.clone()),
+                permissions: user
+                    .permissions
+                    .clone()
+                    .or_else(|| opts.default_permissions.clone()),
+            })
         }
     }
+}
+
+/// Whether any configured user authenticates with an nkey (INFO must carry a nonce).
+pub(crate) fn needs_nonce(auth: &Auth) -> bool {
+    matches!(auth, Auth::Users(users) if users.iter().any(|u| u.nkey.is_some()))
+}
+
+/// Verify the CONNECT `sig` (base64url of the nonce signed with the user's seed).
+fn nkey_signed(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
+    let (Some(key), Some(sig)) = (user.nkey.as_deref(), connect.sig.as_deref()) else {
+        return false;
+    };
+    if nonce.is_empty() {
+        return false;
+    }
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(sig));
+    let Ok(sig) = sig else {
+        return false;
+    };
+    nkeys::KeyPair::from_public_key(key).is_ok_and(|kp| kp.verify(nonce.as_bytes(), &sig).is_ok())
+}
+
+/// A fresh nonce for INFO (base64url of 16 random bytes, as nats-server's 22 characters).
+pub(crate) fn nonce() -> String {
+    let bytes: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Whether `auth` holds any plain-text secret (nats-server warns about those).
@@ -77,7 +131,14 @@ fn ct_eq(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use petrel_config::User;
+
+    fn check(auth: &Auth, connect: &ConnectInfo) -> bool {
+        let opts = Options {
+            auth: auth.clone(),
+            ..Options::default()
+        };
+        authenticate(&opts, connect, "").is_some()
+    }
 
     fn connect(user: Option<&str>, pass: Option<&str>, token: Option<&str>) -> ConnectInfo {
         ConnectInfo {
@@ -111,10 +172,12 @@ mod tests {
             User {
                 user: "etl".into(),
                 password: Some(hash),
+                ..User::default()
             },
             User {
                 user: "api".into(),
                 password: Some("plain".into()),
+                ..User::default()
             },
         ]);
         assert!(check(&users, &connect(Some("etl"), Some("pw-etl"), None)));
@@ -126,5 +189,41 @@ mod tests {
         ));
         assert!(!check(&users, &connect(None, Some("plain"), None)));
         assert!(uses_bcrypt(&users) && has_plaintext(&users));
+    }
+
+    #[test]
+    fn nkey_signature_over_nonce() {
+        let kp = nkeys::KeyPair::new_user();
+        let opts = Options {
+            auth: Auth::Users(vec![User {
+                user: kp.public_key(),
+                nkey: Some(kp.public_key()),
+                ..User::default()
+            }]),
+            default_permissions: Some(Permissions::default()),
+            ..Options::default()
+        };
+        assert!(needs_nonce(&opts.auth));
+        let n = nonce();
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(n.as_bytes()).unwrap());
+        let connect = ConnectInfo {
+            nkey: Some(kp.public_key()),
+            sig: Some(sig),
+            ..ConnectInfo::default()
+        };
+        let authed = authenticate(&opts, &connect, &n).expect("signed nonce accepted");
+        assert!(authed.permissions.is_some(), "default permissions applied");
+        assert!(authenticate(&opts, &connect, "another-nonce").is_none());
+        let other = nkeys::KeyPair::new_user();
+        let forged = ConnectInfo {
+            nkey: Some(kp.public_key()),
+            sig: Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(other.sign(n.as_bytes()).unwrap()),
+            ),
+            ..ConnectInfo::default()
+        };
+        assert!(authenticate(&opts, &forged, &n).is_none());
     }
 }

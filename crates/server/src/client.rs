@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::outbound::{MsgRef, Outbound};
+use crate::perms::Responses;
 use crate::stats::Stats;
 use crate::sub::Subscription;
 
@@ -111,10 +112,22 @@ pub(crate) struct Client {
     pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
     /// The name from CONNECT, for logs.
     pub name: Mutex<String>,
+    /// Nonce sent in INFO (empty when no nkey users are configured).
+    pub nonce: String,
+    /// Reply subjects this client may publish to (`allow_responses`).
+    pub responses: Responses,
+    resp_perm: Mutex<Option<petrel_config::ResponsePermission>>,
+    has_resp_perm: AtomicBool,
 }
 
 impl Client {
-    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize, server_stats: Arc<Stats>) -> Self {
+    pub fn new(
+        cid: u64,
+        addr: SocketAddr,
+        max_pending: usize,
+        server_stats: Arc<Stats>,
+        nonce: String,
+    ) -> Self {
         Self {
             cid,
             addr,
@@ -130,6 +143,27 @@ impl Client {
             server_stats,
             subs: Mutex::new(HashMap::new()),
             name: Mutex::new(String::new()),
+            nonce,
+            responses: Responses::default(),
+            resp_perm: Mutex::new(None),
+            has_resp_perm: AtomicBool::new(false),
+        }
+    }
+
+    /// Set (or clear) the `allow_responses` permission of this client.
+    pub fn set_response_permission(&self, rp: Option<petrel_config::ResponsePermission>) {
+        *self.resp_perm.lock() = rp;
+        self.has_resp_perm.store(rp.is_some(), Ordering::Release);
+    }
+
+    /// A request with `reply` was delivered to this client: let it answer, if it has
+    /// `allow_responses`.
+    pub fn grant_response(&self, reply: &[u8]) {
+        if !self.has_resp_perm.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(rp) = *self.resp_perm.lock() {
+            self.responses.grant(reply, rp);
         }
     }
 

@@ -21,13 +21,14 @@ mod client;
 mod conn;
 mod ident;
 mod outbound;
+mod perms;
 mod router;
 mod server;
 mod stats;
 mod sub;
 
 pub use client::CloseReason;
-pub use petrel_config::Options;
+pub use petrel_config::{Auth, Options, Permissions, ResponsePermission, SubjectPermission, User};
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,
 };

@@ -130,6 +130,13 @@ impl Router {
     }
 
     fn deliver(&mut self, shared: &Shared, sub: &SubRef, msg: &MsgRef<'_>) -> bool {
+        if sub
+            .deny_check
+            .as_ref()
+            .is_some_and(|p| p.delivery_denied(msg.subject))
+        {
+            return false;
+        }
         let (ok, done) = sub.take_delivery();
         if !ok {
             return false;
@@ -139,6 +146,9 @@ impl Router {
         }
         if !sub.client.queue_msg(msg, &sub.sid) {
             return false;
+        }
+        if let Some(reply) = msg.reply {
+            sub.client.grant_response(reply);
         }
         self.out_msgs += 1;
         self.out_bytes += msg.data.len() as u64;

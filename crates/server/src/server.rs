@@ -117,7 +117,7 @@ impl Shared {
             jetstream: false,
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
-            nonce: String::new(),
+            nonce: client.nonce.clone(),
             ldm: false,
         }
     }
@@ -206,6 +206,16 @@ impl ServerBuilder {
             user: user.into(),
             pass: pass.into(),
         };
+        self
+    }
+    /// Any authentication scheme (users lists, nkeys).
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.opts.auth = auth;
+        self
+    }
+    /// Permissions for users without their own.
+    pub fn default_permissions(mut self, p: petrel_config::Permissions) -> Self {
+        self.opts.default_permissions = Some(p);
         self
     }
     /// Require a token.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::perms::ClientPerms;
 
 /// One subscription of one client.
 pub(crate) struct Subscription {
@@ -16,6 +17,9 @@ pub(crate) struct Subscription {
     /// Auto-unsubscribe after this many deliveries (0 = never).
     pub max: AtomicU64,
     pub delivered: AtomicU64,
+    /// Set when this (wildcard) subscription overlaps a subscribe deny rule: every
+    /// delivery is checked against it.
+    pub deny_check: Option<Arc<ClientPerms>>,
 }
 
 impl Subscription {

@@ -285,12 +285,11 @@ impl Applier<'_> {
                     self.opts.auth_timeout = t;
                 }
                 "users" => users = Some(self.users(mv, &name)?),
-                "permissions"
-                | "default_permissions"
-                | "default_permission"
-                | "auth_callout"
-                | "auth_hook"
-                | "proxy_required" => {
+                "default_permissions" | "default_permission" => {
+                    self.opts.default_permissions =
+                        Some(super::permissions::permissions(mv, &name)?);
+                }
+                "permissions" | "auth_callout" | "auth_hook" | "proxy_required" => {
                     self.warn(
                         &e.key_pos,
                         format!("{name} is not supported yet and is ignored"),
@@ -354,7 +353,8 @@ impl Applier<'_> {
                     "a block with 'user' and 'password'",
                 ));
             };
-            let (mut user, mut password, mut nkey) = (None, None, false);
+            let (mut user, mut password, mut nkey) = (None, None, None::<String>);
+            let mut permissions = None;
             for e in map.entries() {
                 let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
                 let field = format!("{name}.{}", e.key);
@@ -362,12 +362,20 @@ impl Applier<'_> {
                     "user" | "username" => user = Some(string(mv, &field)?.to_string()),
                     "pass" | "password" => password = Some(string(mv, &field)?.to_string()),
                     "nkey" => {
-                        string(mv, &field)?;
-                        nkey = true;
+                        let key = string(mv, &field)?;
+                        if !(key.len() == 56 && key.starts_with('U')) {
+                            return Err(ConfigError::invalid(
+                                &mv.pos,
+                                &field,
+                                "expected a user nkey (56 characters starting with 'U')",
+                            ));
+                        }
+                        nkey = Some(key.to_string());
                     }
-                    "permission"
-                    | "permissions"
-                    | "authorization"
+                    "permission" | "permissions" => {
+                        permissions = Some(super::permissions::permissions(mv, &field)?);
+                    }
+                    "authorization"
                     | "account"
                     | "allowed_connection_types"
                     | "connection_types"
@@ -382,31 +390,26 @@ impl Applier<'_> {
                     _ => self.warn(&e.key_pos, format!("unknown key '{field}' is ignored")),
                 }
             }
-            match user {
-                Some(user) => {
-                    if users.iter().any(|u| u.user == user) {
-                        return Err(ConfigError::invalid(
-                            &item.pos,
-                            &name,
-                            format!("duplicate user \"{}\"", user.escape_default()),
-                        ));
-                    }
-                    users.push(User { user, password });
-                }
-                None if nkey => {
-                    self.warn(
-                        &item.pos,
-                        format!("{name}: nkey users are not supported yet and are ignored"),
-                    );
-                }
-                None => {
-                    return Err(ConfigError::invalid(
-                        &item.pos,
-                        &name,
-                        "a user entry needs a 'user'",
-                    ))
-                }
+            let Some(user) = user.or_else(|| nkey.clone()) else {
+                return Err(ConfigError::invalid(
+                    &item.pos,
+                    &name,
+                    "a user entry needs a 'user' or an 'nkey'",
+                ));
+            };
+            if users.iter().any(|u| u.user == user) {
+                return Err(ConfigError::invalid(
+                    &item.pos,
+                    &name,
+                    format!("duplicate user \"{}\"", user.escape_default()),
+                ));
             }
+            users.push(User {
+                user,
+                password,
+                nkey,
+                permissions,
+            });
         }
         Ok(users)
     }
@@ -553,21 +556,25 @@ mod tests {
         assert!(apply_str("authorization: yes").is_err());
         assert!(apply_str("authorization { users: [ { user: a }, { user: a } ] }").is_err());
         assert!(apply_str("authorization { users: [ 5 ] }").is_err());
-        let (o, w) = ok(
-            "authorization { users: [ {user: a, password: b, permissions: {}}, {nkey: UABC} ] }",
-        );
+        let nkey = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+        let (o, _) = ok(&format!(
+            "authorization {{ users: [ {{user: a, password: b, permissions: {{publish: \"x.>\"}}}}, {{nkey: {nkey}}} ] }}"
+        ));
+        let Auth::Users(users) = o.auth else {
+            panic!("users expected");
+        };
+        assert_eq!(users[0].user, "a");
+        assert_eq!(users[0].password.as_deref(), Some("b"));
         assert_eq!(
-            o.auth,
-            Auth::Users(vec![User {
-                user: "a".into(),
-                password: Some("b".into())
-            }])
+            users[0]
+                .permissions
+                .as_ref()
+                .and_then(|p| p.publish.as_ref())
+                .map(|p| p.allow.clone()),
+            Some(vec!["x.>".to_string()])
         );
-        assert!(
-            w.iter()
-                .any(|w| w.contains("permissions is not supported yet")),
-            "{w:?}"
-        );
+        assert_eq!(users[1].nkey.as_deref(), Some(nkey));
+        assert!(apply_str("authorization { users: [ {nkey: UABC} ] }").is_err());
         let (_, w) = ok("authorization { timeout: 90 }");
         assert!(w.iter().any(|w| w.contains("is high")), "{w:?}");
     }

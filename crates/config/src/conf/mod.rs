@@ -9,6 +9,7 @@ mod duration;
 mod error;
 mod lexer;
 mod parser;
+mod permissions;
 mod value;
 
 #[cfg(test)]

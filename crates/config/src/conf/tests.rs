@@ -338,10 +338,12 @@ fn medisync_file_loads() {
                 password: Some(
                     "$2a$11$W2zko751KUvVy59mUTWmpOdWjQ1sCNJ1F/UAp8Q09bsAQxBRsZOMC".into()
                 ),
+                ..User::default()
             },
             User {
                 user: "api".into(),
-                password: Some("api-pass-from-var".into())
+                password: Some("api-pass-from-var".into()),
+                ..User::default()
             },
         ])
     );

@@ -2,6 +2,7 @@
 //! and the writer (its own task), and cleanup when either side ends.
 
 mod reader;
+mod trace;
 mod writer;
 
 use std::net::SocketAddr;
@@ -18,11 +19,17 @@ use crate::sub::SubRef;
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let cid = shared.next_cid();
+    let nonce = if crate::auth::needs_nonce(&shared.opts.auth) {
+        crate::auth::nonce()
+    } else {
+        String::new()
+    };
     let client = Arc::new(Client::new(
         cid,
         addr,
         shared.opts.max_pending,
         shared.stats.clone(),
+        nonce,
     ));
     let mut greeting = bytes::BytesMut::new();
     petrel_wire::encode::info(&mut greeting, &shared.info_for(&client));

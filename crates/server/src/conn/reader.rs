@@ -2,6 +2,7 @@
 //! SUB/UNSUB against the Sublist, PUB/HPUB through the router — then wakes every
 //! connection it queued bytes for, once per read batch.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -10,14 +11,17 @@ use petrel_subject::{is_valid_literal_subject, is_valid_subject};
 use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::auth;
+use crate::auth::{self, Authed};
 use crate::client::{Client, CloseReason};
+use crate::perms::ClientPerms;
 use crate::router::{Publish, Publisher, Router};
 use crate::server::Shared;
 use crate::sub::{SubRef, Subscription};
 
 /// Read buffer growth step.
 const READ_BUF: usize = 64 * 1024;
+/// Publish permission decisions remembered per connection.
+const PUB_CACHE: usize = 1024;
 
 /// Connection options from CONNECT, owned by the reader.
 struct ConnOpts {
@@ -35,6 +39,12 @@ struct Reader<'a> {
     opts: ConnOpts,
     connected: bool,
     auth_required: bool,
+    /// The authenticated user, for logs.
+    user: Option<String>,
+    /// Permissions of the authenticated user (`None` = unrestricted).
+    perms: Option<Arc<ClientPerms>>,
+    /// Publish permission decisions by subject (bounded).
+    pub_cache: HashMap<Box<[u8]>, bool>,
     /// Log every inbound op at trace level (`-V`).
     trace: bool,
     /// Messages and bytes received in the current read batch.
@@ -63,6 +73,9 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
         },
         connected: false,
         auth_required: shared.opts.auth.required(),
+        user: None,
+        perms: None,
+        pub_cache: HashMap::new(),
         trace: shared.opts.trace,
         in_msgs: 0,
         in_bytes: 0,
@@ -168,7 +181,12 @@ impl Reader<'_> {
     /// Apply one op; `false` when the connection is closing.
     fn handle(&mut self, op: ClientOp) -> bool {
         if self.trace {
-            self.trace_op(&op);
+            let line = super::trace::op_line(&op);
+            tracing::trace!(
+                "{} - cid:{} - <<- [{line}]",
+                self.client.addr,
+                self.client.cid
+            );
         }
         if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
             self.auth_violation();
@@ -200,71 +218,6 @@ impl Reader<'_> {
         !self.client.is_closed()
     }
 
-    fn trace_op(&self, op: &ClientOp) {
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let line = match op {
-            ClientOp::Connect(json) => format!("CONNECT {}", redact(&text(json))),
-            ClientOp::Pub {
-                subject,
-                reply,
-                payload,
-            } => format!(
-                "PUB {} {}{}",
-                text(subject),
-                reply
-                    .as_deref()
-                    .map(|r| format!("{} ", text(r)))
-                    .unwrap_or_default(),
-                payload.len()
-            ),
-            ClientOp::HPub {
-                subject,
-                reply,
-                data,
-                hdr_len,
-            } => format!(
-                "HPUB {} {}{} {}",
-                text(subject),
-                reply
-                    .as_deref()
-                    .map(|r| format!("{} ", text(r)))
-                    .unwrap_or_default(),
-                hdr_len,
-                data.len()
-            ),
-            ClientOp::Sub {
-                subject,
-                queue,
-                sid,
-            } => format!(
-                "SUB {} {}{}",
-                text(subject),
-                queue
-                    .as_deref()
-                    .map(|q| format!("{} ", text(q)))
-                    .unwrap_or_default(),
-                text(sid)
-            ),
-            ClientOp::Unsub { sid, max } => {
-                format!(
-                    "UNSUB {}{}",
-                    text(sid),
-                    max.map(|m| format!(" {m}")).unwrap_or_default()
-                )
-            }
-            ClientOp::Ping => "PING".into(),
-            ClientOp::Pong => "PONG".into(),
-            ClientOp::Ok => "+OK".into(),
-            ClientOp::Err => "-ERR".into(),
-            ClientOp::Info => "INFO".into(),
-        };
-        tracing::trace!(
-            "{} - cid:{} - <<- [{line}]",
-            self.client.addr,
-            self.client.cid
-        );
-    }
-
     fn auth_violation(&mut self) {
         tracing::warn!(cid = self.client.cid, client = %self.client.addr, "Authorization Violation");
         self.client
@@ -292,10 +245,25 @@ impl Reader<'_> {
             );
             return false;
         }
-        if self.auth_required && !self.authenticate(&info) {
-            self.auth_violation();
-            return false;
-        }
+        let authed = if self.auth_required {
+            match self.authenticate(&info) {
+                Some(a) => a,
+                None => {
+                    self.auth_violation();
+                    return false;
+                }
+            }
+        } else {
+            Authed::default()
+        };
+        self.perms = authed
+            .permissions
+            .as_ref()
+            .map(|p| Arc::new(ClientPerms::compile(p)));
+        self.pub_cache.clear();
+        self.user = authed.user;
+        self.client
+            .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
         self.opts = ConnOpts {
             verbose: info.verbose,
             pedantic: info.pedantic,
@@ -311,15 +279,47 @@ impl Reader<'_> {
     }
 
     /// Check credentials; bcrypt runs outside the reactor when the runtime allows it.
-    fn authenticate(&self, info: &ConnectInfo) -> bool {
-        let auth = &self.shared.opts.auth;
+    fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
+        let opts = &self.shared.opts;
+        let nonce = self.client.nonce.as_str();
         let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread;
-        if auth::uses_bcrypt(auth) && multi_thread {
-            tokio::task::block_in_place(|| auth::check(auth, info))
+        if auth::uses_bcrypt(&opts.auth) && multi_thread {
+            tokio::task::block_in_place(|| auth::authenticate(opts, info, nonce))
         } else {
-            auth::check(auth, info)
+            auth::authenticate(opts, info, nonce)
         }
+    }
+
+    /// Publish permission for `subject`: the compiled rules (cached), else a response
+    /// permission granted by `allow_responses`.
+    fn may_publish(&mut self, subject: &[u8]) -> bool {
+        let Some(perms) = &self.perms else {
+            return true;
+        };
+        let allowed = match self.pub_cache.get(subject) {
+            Some(&ok) => ok,
+            None => {
+                let ok = perms.can_publish(subject);
+                if self.pub_cache.len() >= PUB_CACHE {
+                    self.pub_cache.clear();
+                }
+                self.pub_cache.insert(subject.into(), ok);
+                ok
+            }
+        };
+        allowed || (perms.responses.is_some() && self.client.responses.consume(subject))
+    }
+
+    /// Send a permissions `-ERR` (the connection stays open) and log it.
+    fn violation(&mut self, what: &str) {
+        tracing::warn!(
+            cid = self.client.cid,
+            client = %self.client.addr,
+            user = self.user.as_deref().unwrap_or(""),
+            "{what}"
+        );
+        self.err(what);
     }
 
     fn publish(
@@ -331,6 +331,14 @@ impl Reader<'_> {
     ) {
         self.in_msgs += 1;
         self.in_bytes += data.len() as u64;
+        if !self.may_publish(subject) {
+            let what = format!(
+                "Permissions Violation for Publish to \"{}\"",
+                String::from_utf8_lossy(subject)
+            );
+            self.violation(&what);
+            return;
+        }
         if self.opts.pedantic && !is_valid_literal_subject(subject) {
             // Reported, but (as nats-server does) still delivered.
             self.err("Invalid Publish Subject");
@@ -355,6 +363,25 @@ impl Reader<'_> {
             self.err("Invalid Subject");
             return;
         }
+        if let Some(p) = &self.perms {
+            if !p.can_subscribe(&subject, queue.as_deref()) {
+                let s = String::from_utf8_lossy(&subject).into_owned();
+                let what = match &queue {
+                    Some(q) => format!(
+                        "Permissions Violation for Subscription to \"{s}\" using queue \"{}\"",
+                        String::from_utf8_lossy(q)
+                    ),
+                    None => format!("Permissions Violation for Subscription to \"{s}\""),
+                };
+                self.violation(&what);
+                return;
+            }
+        }
+        let deny_check = self
+            .perms
+            .as_ref()
+            .filter(|p| p.needs_delivery_check(&subject))
+            .cloned();
         let max = self.shared.opts.max_subscriptions;
         {
             let subs = self.client.subs.lock();
@@ -377,6 +404,7 @@ impl Reader<'_> {
             sid: sid.clone(),
             max: Default::default(),
             delivered: Default::default(),
+            deny_check,
         });
         let inserted = self.shared.sublist.write().insert(
             &sub.subject,
@@ -402,29 +430,5 @@ impl Reader<'_> {
             }
         }
         self.ok();
-    }
-}
-
-/// Hide secrets in a CONNECT JSON before it is logged.
-fn redact(json: &str) -> String {
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str::<serde_json::Value>(json)
-    else {
-        return "[unparsable]".into();
-    };
-    for key in ["pass", "auth_token", "sig", "jwt"] {
-        if let Some(v) = map.get_mut(key) {
-            *v = serde_json::Value::String("[REDACTED]".into());
-        }
-    }
-    serde_json::Value::Object(map).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn connect_trace_hides_secrets() {
-        let out = super::redact(r#"{"user":"etl","pass":"hunter2","auth_token":"t0k"}"#);
-        assert!(!out.contains("hunter2") && !out.contains("t0k"));
-        assert!(out.contains("etl"));
     }
 }
