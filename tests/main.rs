@@ -10,3 +10,4 @@ mod pubsub;
 mod queue;
 mod request;
 mod shutdown;
+mod tls;

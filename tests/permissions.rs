@@ -203,11 +203,15 @@ async fn response_permission_is_used_up_after_max() {
     svc.send(b"SUB svc.echo 1\r\nPING\r\n").await;
     svc.expect(b"PONG\r\n").await;
     let mut admin = raw_as(&s, "admin").await;
-    admin.send(b"SUB _INBOX.r2 9\r\nPUB svc.echo _INBOX.r2 4\r\nping\r\nPING\r\n").await;
+    admin
+        .send(b"SUB _INBOX.r2 9\r\nPUB svc.echo _INBOX.r2 4\r\nping\r\nPING\r\n")
+        .await;
     admin.expect(b"PONG\r\n").await;
     svc.expect(b"MSG svc.echo 1 _INBOX.r2 4\r\nping\r\n").await;
-    svc.send(b"PUB _INBOX.r2 1\r\na\r\nPUB _INBOX.r2 1\r\nb\r\nPING\r\n").await;
-    svc.expect(b"-ERR 'Permissions Violation for Publish to \"_INBOX.r2\"'\r\nPONG\r\n").await;
+    svc.send(b"PUB _INBOX.r2 1\r\na\r\nPUB _INBOX.r2 1\r\nb\r\nPING\r\n")
+        .await;
+    svc.expect(b"-ERR 'Permissions Violation for Publish to \"_INBOX.r2\"'\r\nPONG\r\n")
+        .await;
     admin.expect(b"MSG _INBOX.r2 9 1\r\na\r\n").await;
     admin.send(b"PING\r\n").await;
     admin.expect(b"PONG\r\n").await;

@@ -141,6 +141,36 @@ const FLAGS: &[Flag] = &[
         help: "Authorization token required for connections",
     },
     Flag {
+        names: &["tls"],
+        kind: Kind::Bool,
+        arg: "",
+        help: "Enable TLS, do not verify clients (default: false)",
+    },
+    Flag {
+        names: &["tlscert"],
+        kind: Kind::Value,
+        arg: "<file>",
+        help: "Server certificate file",
+    },
+    Flag {
+        names: &["tlskey"],
+        kind: Kind::Value,
+        arg: "<file>",
+        help: "Private key for server certificate",
+    },
+    Flag {
+        names: &["tlsverify"],
+        kind: Kind::Bool,
+        arg: "",
+        help: "Enable TLS, verify client certificates",
+    },
+    Flag {
+        names: &["tlscacert"],
+        kind: Kind::Value,
+        arg: "<file>",
+        help: "Client certificate CA for verification",
+    },
+    Flag {
         names: &["help", "h"],
         kind: Kind::Bool,
         arg: "",

@@ -5,7 +5,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use petrel_config::{Auth, JetStreamOptions};
+use petrel_config::{Auth, JetStreamOptions, TlsOptions};
 use petrel_server::Options;
 
 use crate::flags::Parsed;
@@ -73,6 +73,7 @@ pub fn build(f: &Parsed) -> anyhow::Result<Built> {
             });
         }
     }
+    apply_tls(f, &mut o)?;
     match (f.get("user"), f.get("pass"), f.get("auth")) {
         (Some(_), Some(_), Some(_)) => bail!("--auth cannot be combined with --user/--pass"),
         (Some(u), Some(p), None) => {
@@ -91,6 +92,36 @@ pub fn build(f: &Parsed) -> anyhow::Result<Built> {
         options: o,
         warnings,
     })
+}
+
+/// `--tls --tlscert --tlskey --tlscacert --tlsverify`, over any `tls {}` from the file.
+fn apply_tls(f: &Parsed, o: &mut Options) -> anyhow::Result<()> {
+    let any = ["tlscert", "tlskey", "tlscacert"]
+        .iter()
+        .any(|k| f.get(k).is_some())
+        || f.on("tls")
+        || f.on("tlsverify");
+    if !any {
+        return Ok(());
+    }
+    let mut t = o.tls.clone().unwrap_or_else(|| TlsOptions::new("", ""));
+    if let Some(c) = f.get("tlscert") {
+        t.cert_file = PathBuf::from(c);
+    }
+    if let Some(k) = f.get("tlskey") {
+        t.key_file = PathBuf::from(k);
+    }
+    if let Some(ca) = f.get("tlscacert") {
+        t.ca_file = Some(PathBuf::from(ca));
+    }
+    if f.on("tlsverify") {
+        t.verify = true;
+    }
+    if t.cert_file.as_os_str().is_empty() || t.key_file.as_os_str().is_empty() {
+        bail!("TLS needs both --tlscert and --tlskey");
+    }
+    o.tls = Some(t);
+    Ok(())
 }
 
 /// `-p`/`-m` value: 0..=65535, or -1 for "pick a free port" (0).

@@ -228,3 +228,34 @@ async fn trace_logs_protocol_without_secrets() {
         "secret leaked: {log}"
     );
 }
+
+#[tokio::test]
+async fn tls_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = petrel_testkit::TestCerts::generate(dir.path()).unwrap();
+    let server = spawn_binary_with(
+        Path::new(BIN),
+        &[
+            "--tlsverify",
+            "--tlscert",
+            certs.server_cert.to_str().unwrap(),
+            "--tlskey",
+            certs.server_key.to_str().unwrap(),
+            "--tlscacert",
+            certs.ca.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let nc = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(certs.ca.clone())
+        .add_client_certificate(certs.client_cert.clone(), certs.client_key.clone())
+        .connect(server.client_url())
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    assert!(nc.server_info().tls_required);
+    let (code, _, err) = run(&["--tls"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--tlscert"), "{err}");
+}

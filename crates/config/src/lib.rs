@@ -12,8 +12,9 @@ use std::path::Path;
 
 pub use conf::ConfigError;
 pub use options::{
-    Auth, JetStreamOptions, Options, OptionsError, SyncMode, User, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_PENDING, DEFAULT_PORT,
+    Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_PENDING,
+    DEFAULT_PORT,
 };
 pub use permissions::{
     Permissions, ResponsePermission, SubjectPermission, DEFAULT_RESPONSES_EXPIRES,

@@ -48,6 +48,49 @@ impl Default for JetStreamOptions {
     }
 }
 
+/// When the TLS handshake happens relative to the server's INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandshakeFirst {
+    /// INFO in plain text first, then the client upgrades (the NATS default).
+    #[default]
+    Off,
+    /// TLS before anything else (clients' `tls_first`).
+    On,
+    /// Wait this long for a TLS ClientHello; if none comes, send INFO first.
+    Auto(Duration),
+}
+
+/// Client TLS (`tls {}` / `--tls...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Server private key (PEM).
+    pub key_file: PathBuf,
+    /// CA certificates for verifying client certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify a client certificate (mutual TLS).
+    pub verify: bool,
+    /// Handshake timeout.
+    pub timeout: Duration,
+    /// Handshake before INFO.
+    pub handshake_first: HandshakeFirst,
+}
+
+impl TlsOptions {
+    /// TLS with a certificate and key and nats-server's defaults otherwise.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        Self {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            ca_file: None,
+            verify: false,
+            timeout: Duration::from_secs(2),
+            handshake_first: HandshakeFirst::Off,
+        }
+    }
+}
+
 /// Client authentication configured for the server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Auth {
@@ -123,6 +166,8 @@ pub struct Options {
     pub auth: Auth,
     /// Permissions for users that have none of their own (`authorization { default_permissions }`).
     pub default_permissions: Option<crate::Permissions>,
+    /// Client TLS, when enabled.
+    pub tls: Option<TlsOptions>,
     /// JetStream, when enabled.
     pub jetstream: Option<JetStreamOptions>,
     /// Debug logging (`-D`).
@@ -156,6 +201,7 @@ impl Default for Options {
             write_deadline: Duration::from_secs(10),
             auth: Auth::None,
             default_permissions: None,
+            tls: None,
             jetstream: None,
             debug: false,
             trace: false,
@@ -183,6 +229,9 @@ pub enum OptionsError {
     /// ping_interval must be positive.
     #[error("ping_interval must be positive")]
     PingInterval,
+    /// TLS `verify` needs a CA file to verify client certificates against.
+    #[error("tls verify requires a ca_file")]
+    TlsVerifyWithoutCa,
     /// A user without a password or a password without a user.
     #[error("user and password must be given together")]
     UserPass,
@@ -202,6 +251,13 @@ impl Options {
         }
         if self.ping_interval.is_zero() {
             return Err(OptionsError::PingInterval);
+        }
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.verify && t.ca_file.is_none())
+        {
+            return Err(OptionsError::TlsVerifyWithoutCa);
         }
         if let Auth::UserPass { user, pass } = &self.auth {
             if user.is_empty() || pass.is_empty() {

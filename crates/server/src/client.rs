@@ -47,6 +47,10 @@ pub enum CloseReason {
     WriteError,
     /// The socket failed.
     ReadError,
+    /// A plain-text client on a TLS-only server.
+    TlsRequired,
+    /// The TLS handshake failed or timed out.
+    TlsHandshakeError,
 }
 
 impl CloseReason {
@@ -67,6 +71,8 @@ impl CloseReason {
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::WriteError => "Write Error",
             CloseReason::ReadError => "Read Error",
+            CloseReason::TlsRequired => "Secure Connection - TLS Required",
+            CloseReason::TlsHandshakeError => "TLS Handshake Error",
         }
     }
 

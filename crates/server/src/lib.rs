@@ -26,10 +26,15 @@ mod router;
 mod server;
 mod stats;
 mod sub;
+mod tls;
 
 pub use client::CloseReason;
-pub use petrel_config::{Auth, Options, Permissions, ResponsePermission, SubjectPermission, User};
+pub use petrel_config::{
+    Auth, HandshakeFirst, Options, Permissions, ResponsePermission, SubjectPermission, TlsOptions,
+    User,
+};
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,
 };
 pub use stats::StatsSnapshot;
+pub use tls::TlsError;

@@ -41,6 +41,9 @@ pub enum ServerError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The JetStream store directory could not be created.
     #[error("cannot create store directory {dir}: {source}")]
     StoreDir {
@@ -54,6 +57,8 @@ pub enum ServerError {
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
     pub opts: Options,
+    /// TLS acceptor and settings, when client TLS is on.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, petrel_config::TlsOptions)>,
     pub server_id: String,
     pub server_name: String,
     pub listen: SocketAddr,
@@ -112,7 +117,8 @@ impl Shared {
             port: self.listen.port(),
             headers: true,
             auth_required: self.opts.auth.required(),
-            tls_required: false,
+            tls_required: self.tls.is_some(),
+            tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
             max_payload: self.opts.max_payload,
             jetstream: false,
             client_id: client.cid,
@@ -218,6 +224,11 @@ impl ServerBuilder {
         self.opts.default_permissions = Some(p);
         self
     }
+    /// Client TLS.
+    pub fn tls(mut self, tls: petrel_config::TlsOptions) -> Self {
+        self.opts.tls = Some(tls);
+        self
+    }
     /// Require a token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.opts.auth = Auth::Token(token.into());
@@ -272,6 +283,10 @@ impl Server {
                 "JetStream is not available in this build yet; -js is accepted and the store directory created"
             );
         }
+        let tls = match &opts.tls {
+            Some(t) => Some((crate::tls::acceptor(t)?, t.clone())),
+            None => None,
+        };
         let bind = SocketAddr::new(opts.host, opts.port);
         let listener = TcpListener::bind(bind)
             .await
@@ -292,6 +307,7 @@ impl Server {
             sublist: RwLock::new(sublist),
             generation,
             stats: Arc::new(Stats::default()),
+            tls,
             clients: Mutex::new(HashMap::new()),
             next_cid: AtomicU64::new(0),
             shutdown: CancellationToken::new(),

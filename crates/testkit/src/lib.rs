@@ -13,11 +13,13 @@
 //! * [`RawClient`] speaks the protocol byte by byte for exact-bytes tests.
 
 mod binary;
+mod certs;
 mod raw;
 
 use petrel_server::{ServerBuilder, ServerHandle};
 
 pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, SpawnError};
+pub use certs::{CertError, TestCerts};
 pub use raw::RawClient;
 
 /// An in-process server for one test. Stops (without waiting) when dropped.

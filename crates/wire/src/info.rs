@@ -27,6 +27,9 @@ pub struct ServerInfo {
     /// Clients must use TLS.
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls_required: bool,
+    /// Client certificates are verified.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
     /// Maximum payload accepted.
     pub max_payload: usize,
     /// JetStream enabled.

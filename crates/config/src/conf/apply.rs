@@ -25,7 +25,6 @@ const NOT_YET: &[&str] = &[
     "ws",
     "mqtt",
     "accounts",
-    "tls",
     "https",
     "https_port",
     "http_base_path",
@@ -154,6 +153,14 @@ impl Applier<'_> {
             }
             "jetstream" => self.jetstream(key, v)?,
             "authorization" => self.authorization(key, v)?,
+            "tls" => {
+                let mut warnings = Vec::new();
+                let t = super::tls::tls(v, key, &mut |pos, msg| warnings.push((pos.clone(), msg)))?;
+                for (pos, msg) in warnings {
+                    self.warn(&pos, msg);
+                }
+                self.opts.tls = Some(t);
+            }
             _ if NOT_YET.contains(&k.as_str()) => {
                 self.warn(
                     key_pos,

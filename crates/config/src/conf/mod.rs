@@ -10,6 +10,7 @@ mod error;
 mod lexer;
 mod parser;
 mod permissions;
+mod tls;
 mod value;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ mod writer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::{Client, CloseReason};
@@ -44,15 +44,46 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
         return;
     }
     tracing::debug!(cid, client = %addr, "Client connection created");
-    client.queue_raw(&greeting);
+    match &shared.tls {
+        None => {
+            client.queue_raw(&greeting);
+            let (rd, wr) = stream.into_split();
+            run(&shared, &client, rd, wr).await;
+        }
+        Some((acceptor, tls)) => {
+            match crate::tls::upgrade(acceptor, tls, stream, &greeting).await {
+                Ok((tls_stream, info_pending)) => {
+                    if info_pending {
+                        client.queue_raw(&greeting);
+                    }
+                    let (rd, wr) = tokio::io::split(tls_stream);
+                    run(&shared, &client, rd, wr).await;
+                }
+                Err(reason) => {
+                    client.close(reason);
+                    tracing::debug!(cid, client = %addr, reason = reason.as_str(), "TLS setup failed");
+                }
+            }
+        }
+    }
+    cleanup(&shared, &client);
+}
 
-    let (rd, wr) = stream.into_split();
+/// Run the writer task and the reader until the connection closes.
+async fn run<R, W>(shared: &Arc<Shared>, client: &Arc<Client>, rd: R, wr: W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let writer = tokio::spawn(writer::write_loop(shared.clone(), client.clone(), wr));
     client.flush();
-    reader::read_loop(&shared, &client, rd).await;
+    reader::read_loop(shared, client, rd).await;
     client.close(CloseReason::ClientClosed);
     let _ = writer.await;
+}
 
+/// Drop the connection's subscriptions and registration.
+fn cleanup(shared: &Shared, client: &Client) {
     let subs = std::mem::take(&mut *client.subs.lock());
     if !subs.is_empty() {
         let mut sublist = shared.sublist.write();
@@ -61,7 +92,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
             sublist.remove(&sub.subject, sub.queue.as_deref(), &sub);
         }
     }
-    shared.unregister(cid);
+    shared.unregister(client.cid);
     let reason = client.close_reason().unwrap_or(CloseReason::ClientClosed);
-    tracing::debug!(cid, client = %addr, reason = reason.as_str(), "Client connection closed");
+    tracing::debug!(cid = client.cid, client = %client.addr, reason = reason.as_str(), "Client connection closed");
 }
