@@ -8,6 +8,7 @@ mod permissions;
 mod protocol;
 mod pubsub;
 mod queue;
+mod reload;
 mod request;
 mod shutdown;
 mod tls;

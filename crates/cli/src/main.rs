@@ -7,6 +7,7 @@
 mod flags;
 mod logging;
 mod options;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
     if let Some(port) = built.options.http_port {
         tracing::warn!("Monitoring port {port} accepted; the HTTP monitoring endpoints are not served by this build yet");
     }
-    match run(built.options) {
+    match run(built.options, &parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -88,8 +89,8 @@ fn init_logging(opts: &petrel_server::Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start the server and serve until SIGINT or SIGTERM.
-fn run(opts: petrel_server::Options) -> anyhow::Result<()> {
+/// Start the server and serve until SIGINT or SIGTERM; SIGHUP reloads the config file.
+fn run(opts: petrel_server::Options, flags: &flags::Parsed) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,7 +102,13 @@ fn run(opts: petrel_server::Options) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write pid file {}", p.display()))?;
         }
         let handle = Server::new(opts).start().await?;
-        wait_for_signal().await?;
+        let mut signals = signals::Signals::new()?;
+        loop {
+            match signals.next().await {
+                signals::Signal::Stop => break,
+                signals::Signal::Reload => reload(&handle, flags),
+            }
+        }
         tracing::info!("Initiating Shutdown...");
         handle.shutdown().await;
         if let Some(p) = &pid_file {
@@ -111,21 +118,17 @@ fn run(opts: petrel_server::Options) -> anyhow::Result<()> {
     })
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Re-read the config file, overlay the flags again and apply; a bad file leaves the
+/// running configuration in force.
+fn reload(handle: &petrel_server::ServerHandle, flags: &flags::Parsed) {
+    tracing::info!("Reloading server configuration");
+    let result = options::build(flags).and_then(|built| {
+        for w in &built.warnings {
+            tracing::warn!("{w}");
+        }
+        handle.reload(built.options).map_err(anyhow::Error::from)
+    });
+    if let Err(e) = result {
+        tracing::error!("Failed to reload server configuration, keeping the current one: {e:#}");
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot install Ctrl-C handler")
 }

@@ -259,3 +259,69 @@ async fn tls_flags() {
     assert_eq!(code, 1);
     assert!(err.contains("--tlscert"), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_and_bad_file_keeps_old_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        "authorization { users: [ { user: old, password: pw1 } ] }\n",
+    )
+    .unwrap();
+    let server = spawn_binary_with(Path::new(BIN), &["-c", conf.to_str().unwrap()]).unwrap();
+    let mut old = RawClient::connect_with(
+        server.addr(),
+        r#"{"verbose":false,"user":"old","pass":"pw1"}"#,
+    )
+    .await;
+    let hup = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+
+    std::fs::write(
+        &conf,
+        "authorization { users: [ { user: new, password: pw2 } ] }\n",
+    )
+    .unwrap();
+    hup(server.pid());
+    old.expect(b"-ERR 'Authorization Violation'\r\n").await;
+    old.expect_closed().await;
+    let c = async_nats::ConnectOptions::with_user_and_password("new".into(), "pw2".into())
+        .connect(server.client_url())
+        .await
+        .unwrap();
+    c.flush().await.unwrap();
+
+    std::fs::write(&conf, "authorization { users: [ {\n").unwrap();
+    hup(server.pid());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = server.log_lines().join("\n");
+        if log.contains("Failed to reload server configuration") {
+            assert!(
+                log.contains("nats.conf:"),
+                "error names the position: {log}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload failure logged: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The previous configuration is still in force.
+    c.flush().await.unwrap();
+    let again = async_nats::ConnectOptions::with_user_and_password("new".into(), "pw2".into())
+        .connect(server.client_url())
+        .await
+        .unwrap();
+    again.flush().await.unwrap();
+}

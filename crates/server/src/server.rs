@@ -56,7 +56,10 @@ pub enum ServerError {
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    pub opts: Options,
+    /// Options in force; replaced as a whole on reload.
+    opts: RwLock<Arc<Options>>,
+    /// Bumped by every reload; every connection watches it.
+    config_gen: tokio::sync::watch::Sender<u64>,
     /// TLS acceptor and settings, when client TLS is on.
     pub tls: Option<(tokio_rustls::TlsAcceptor, petrel_config::TlsOptions)>,
     pub server_id: String,
@@ -72,6 +75,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The options in force.
+    pub fn opts(&self) -> Arc<Options> {
+        self.opts.read().clone()
+    }
+
+    /// A receiver that wakes when the configuration is reloaded.
+    pub fn watch_reload(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_gen.subscribe()
+    }
+
+    /// Replace the options in force and tell every connection.
+    fn reload(&self, opts: Options) {
+        *self.opts.write() = Arc::new(opts);
+        self.config_gen.send_modify(|g| *g += 1);
+    }
+
     pub fn next_cid(&self) -> u64 {
         self.next_cid.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -79,7 +98,7 @@ impl Shared {
     /// Add a connection unless that would exceed `max_connections`.
     pub fn register(&self, client: &Arc<Client>) -> bool {
         let mut clients = self.clients.lock();
-        if clients.len() >= self.opts.max_connections {
+        if clients.len() >= self.opts().max_connections {
             return false;
         }
         clients.insert(client.cid, client.clone());
@@ -107,6 +126,7 @@ impl Shared {
 
     /// The INFO sent to `client` on accept.
     pub fn info_for(&self, client: &Client) -> ServerInfo {
+        let opts = self.opts();
         ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
@@ -116,10 +136,10 @@ impl Shared {
             host: self.listen.ip().to_string(),
             port: self.listen.port(),
             headers: true,
-            auth_required: self.opts.auth.required(),
+            auth_required: opts.auth.required(),
             tls_required: self.tls.is_some(),
             tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
-            max_payload: self.opts.max_payload,
+            max_payload: opts.max_payload,
             jetstream: false,
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
@@ -312,7 +332,8 @@ impl Server {
             next_cid: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            opts,
+            opts: RwLock::new(Arc::new(opts)),
+            config_gen: tokio::sync::watch::channel(0).0,
         });
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         tracing::info!("Server is ready");
@@ -379,8 +400,39 @@ impl ServerHandle {
     }
 
     /// The options in force.
-    pub fn options(&self) -> &Options {
-        &self.shared.opts
+    pub fn options(&self) -> Arc<Options> {
+        self.shared.opts()
+    }
+
+    /// Apply a new configuration (SIGHUP): authentication, permissions and limits change
+    /// for new and existing connections; connections no longer allowed are closed and
+    /// subscriptions no longer permitted are dropped. The listen address, TLS and JetStream
+    /// settings need a restart (a warning says so).
+    pub fn reload(&self, new: Options) -> Result<(), ServerError> {
+        new.validate()?;
+        let old = self.shared.opts();
+        let mut merged = new;
+        for (what, changed) in [
+            (
+                "listen address",
+                merged.host != old.host || (merged.port != old.port && merged.port != 0),
+            ),
+            ("tls", merged.tls != old.tls),
+            ("jetstream", merged.jetstream != old.jetstream),
+        ] {
+            if changed {
+                tracing::warn!(
+                    "Reload: {what} cannot change without a restart; keeping the current setting"
+                );
+            }
+        }
+        merged.host = old.host;
+        merged.port = old.port;
+        merged.tls = old.tls.clone();
+        merged.jetstream = old.jetstream.clone();
+        self.shared.reload(merged);
+        tracing::info!("Reloaded server configuration");
+        Ok(())
     }
 
     /// Current counters.
@@ -406,9 +458,12 @@ impl ServerHandle {
             c.close(CloseReason::ServerShutdown);
         }
         self.shared.tracker.close();
-        if tokio::time::timeout(self.shared.opts.shutdown_grace, self.shared.tracker.wait())
-            .await
-            .is_err()
+        if tokio::time::timeout(
+            self.shared.opts().shutdown_grace,
+            self.shared.tracker.wait(),
+        )
+        .await
+        .is_err()
         {
             tracing::warn!("Shutdown grace period over with connections still flushing");
         }

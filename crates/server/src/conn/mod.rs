@@ -19,7 +19,8 @@ use crate::sub::SubRef;
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let cid = shared.next_cid();
-    let nonce = if crate::auth::needs_nonce(&shared.opts.auth) {
+    let opts = shared.opts();
+    let nonce = if crate::auth::needs_nonce(&opts.auth) {
         crate::auth::nonce()
     } else {
         String::new()
@@ -27,7 +28,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
     let client = Arc::new(Client::new(
         cid,
         addr,
-        shared.opts.max_pending,
+        opts.max_pending,
         shared.stats.clone(),
         nonce,
     ));

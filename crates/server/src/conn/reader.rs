@@ -18,6 +18,8 @@ use crate::router::{Publish, Publisher, Router};
 use crate::server::Shared;
 use crate::sub::{SubRef, Subscription};
 
+mod reload;
+
 /// Read buffer growth step.
 const READ_BUF: usize = 64 * 1024;
 /// Publish permission decisions remembered per connection.
@@ -36,7 +38,12 @@ struct Reader<'a> {
     shared: &'a Shared,
     client: &'a Arc<Client>,
     router: Router,
-    opts: ConnOpts,
+    /// The server options this connection last applied (replaced on reload).
+    opts: Arc<petrel_config::Options>,
+    /// What the client asked for in CONNECT.
+    conn: ConnOpts,
+    /// The CONNECT as received, to re-authenticate on reload.
+    connect_info: Option<ConnectInfo>,
     connected: bool,
     auth_required: bool,
     /// The authenticated user, for logs.
@@ -57,14 +64,17 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
     client: &Arc<Client>,
     mut rd: R,
 ) {
-    let mut parser = Parser::new(shared.opts.max_control_line, shared.opts.max_payload);
+    let opts = shared.opts();
+    let mut parser = Parser::new(opts.max_control_line, opts.max_payload);
     parser.set_headers(false);
     let mut r = Reader {
         shared,
         client,
         router: Router::new(),
+        opts: opts.clone(),
+        connect_info: None,
         // Before CONNECT nats-server applies its CONNECT defaults: verbose and pedantic on.
-        opts: ConnOpts {
+        conn: ConnOpts {
             verbose: true,
             pedantic: true,
             echo: true,
@@ -72,15 +82,16 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
             no_responders: false,
         },
         connected: false,
-        auth_required: shared.opts.auth.required(),
+        auth_required: opts.auth.required(),
         user: None,
         perms: None,
         pub_cache: HashMap::new(),
-        trace: shared.opts.trace,
+        trace: opts.trace,
         in_msgs: 0,
         in_bytes: 0,
     };
-    let auth_timer = tokio::time::sleep(shared.opts.auth_timeout);
+    let mut reload = shared.watch_reload();
+    let auth_timer = tokio::time::sleep(opts.auth_timeout);
     tokio::pin!(auth_timer);
     let mut buf = BytesMut::with_capacity(READ_BUF);
     'read: loop {
@@ -95,6 +106,13 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                 tracing::debug!(cid = client.cid, client = %client.addr, "Authentication Timeout");
                 client.err_and_close("Authentication Timeout", CloseReason::AuthTimeout);
                 break;
+            }
+            Ok(()) = reload.changed() => {
+                if !r.apply_reload(&mut parser) {
+                    break;
+                }
+                r.end_batch();
+                continue;
             }
             n = rd.read_buf(&mut buf) => n,
         };
@@ -115,7 +133,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                     if !r.handle(op) {
                         break 'read;
                     }
-                    parser.set_headers(r.opts.headers);
+                    parser.set_headers(r.conn.headers);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -152,7 +170,7 @@ impl Reader<'_> {
     }
 
     fn ok(&mut self) {
-        if self.opts.verbose {
+        if self.conn.verbose {
             self.reply(encode::OK);
         }
     }
@@ -256,6 +274,24 @@ impl Reader<'_> {
         } else {
             Authed::default()
         };
+        self.set_authed(authed);
+        self.conn = ConnOpts {
+            verbose: info.verbose,
+            pedantic: info.pedantic,
+            echo: info.echo,
+            headers: info.headers,
+            no_responders: info.no_responders,
+        };
+        self.client.headers.store(info.headers, Ordering::Release);
+        *self.client.name.lock() = info.name.clone().unwrap_or_default();
+        self.connect_info = Some(info);
+        self.connected = true;
+        self.ok();
+        true
+    }
+
+    /// Adopt the identity and permissions of an authentication.
+    fn set_authed(&mut self, authed: Authed) {
         self.perms = authed
             .permissions
             .as_ref()
@@ -264,23 +300,11 @@ impl Reader<'_> {
         self.user = authed.user;
         self.client
             .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
-        self.opts = ConnOpts {
-            verbose: info.verbose,
-            pedantic: info.pedantic,
-            echo: info.echo,
-            headers: info.headers,
-            no_responders: info.no_responders,
-        };
-        self.client.headers.store(info.headers, Ordering::Release);
-        *self.client.name.lock() = info.name.unwrap_or_default();
-        self.connected = true;
-        self.ok();
-        true
     }
 
     /// Check credentials; bcrypt runs outside the reactor when the runtime allows it.
     fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
-        let opts = &self.shared.opts;
+        let opts = &self.opts;
         let nonce = self.client.nonce.as_str();
         let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread;
@@ -339,15 +363,15 @@ impl Reader<'_> {
             self.violation(&what);
             return;
         }
-        if self.opts.pedantic && !is_valid_literal_subject(subject) {
+        if self.conn.pedantic && !is_valid_literal_subject(subject) {
             // Reported, but (as nats-server does) still delivered.
             self.err("Invalid Publish Subject");
         }
         self.ok();
         let from = Publisher {
             client: self.client,
-            echo: self.opts.echo,
-            no_responders: self.opts.no_responders,
+            echo: self.conn.echo,
+            no_responders: self.conn.no_responders,
         };
         let msg = Publish {
             subject,
@@ -382,7 +406,7 @@ impl Reader<'_> {
             .as_ref()
             .filter(|p| p.needs_delivery_check(&subject))
             .cloned();
-        let max = self.shared.opts.max_subscriptions;
+        let max = self.opts.max_subscriptions;
         {
             let subs = self.client.subs.lock();
             if subs.contains_key(&sid) {

@@ -22,7 +22,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     client: Arc<Client>,
     mut wr: W,
 ) {
-    let opts = &shared.opts;
+    let opts = shared.opts();
     let mut queue: VecDeque<Bytes> = VecDeque::new();
     let mut ping = interval_at(Instant::now() + opts.ping_interval, opts.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);

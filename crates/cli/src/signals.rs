@@ -1,0 +1,57 @@
+//! Process signals: SIGINT/SIGTERM stop the server gracefully, SIGHUP reloads the config.
+
+use anyhow::Context;
+
+/// What a signal asks for.
+pub enum Signal {
+    /// Shut down gracefully.
+    Stop,
+    /// Re-read the configuration.
+    Reload,
+}
+
+/// The signal streams the server listens to.
+pub struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Install the handlers.
+    #[cfg(unix)]
+    pub fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?,
+        })
+    }
+
+    /// Install the handlers.
+    #[cfg(not(unix))]
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// Wait for the next signal.
+    #[cfg(unix)]
+    pub async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
+
+    /// Wait for the next signal.
+    #[cfg(not(unix))]
+    pub async fn next(&mut self) -> Signal {
+        let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
+    }
+}

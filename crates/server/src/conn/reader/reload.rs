@@ -1,0 +1,103 @@
+//! Applying a reloaded configuration to a live connection: new limits, re-authentication
+//! with the CONNECT it sent, new permissions, and subscriptions the new rules refuse.
+
+use std::sync::Arc;
+
+use petrel_wire::Parser;
+
+use super::Reader;
+use crate::auth::Authed;
+use crate::client::CloseReason;
+use crate::sub::{SubRef, Subscription};
+
+impl Reader<'_> {
+    /// Apply the options now in force; `false` when the connection must close.
+    pub(super) fn apply_reload(&mut self, parser: &mut Parser) -> bool {
+        let opts = self.shared.opts();
+        parser.set_limits(opts.max_control_line, opts.max_payload);
+        self.trace = opts.trace;
+        self.auth_required = opts.auth.required();
+        self.opts = opts;
+        if !self.connected {
+            return true;
+        }
+        let authed = if self.auth_required {
+            let info = self.connect_info.clone();
+            match info.and_then(|i| self.authenticate(&i)) {
+                Some(a) => a,
+                None => {
+                    tracing::warn!(
+                        cid = self.client.cid,
+                        client = %self.client.addr,
+                        "Authorization Violation: credentials no longer valid after reload"
+                    );
+                    self.client
+                        .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+                    return false;
+                }
+            }
+        } else {
+            Authed::default()
+        };
+        self.set_authed(authed);
+        self.recheck_subscriptions();
+        true
+    }
+
+    /// Drop subscriptions the new permissions refuse (each with its -ERR) and refresh the
+    /// delivery-time deny check of the others.
+    fn recheck_subscriptions(&mut self) {
+        let subs: Vec<Arc<Subscription>> = self.client.subs.lock().values().cloned().collect();
+        for sub in subs {
+            let perms = self.perms.clone();
+            let allowed = perms
+                .as_ref()
+                .is_none_or(|p| p.can_subscribe(&sub.subject, sub.queue.as_deref()));
+            if !allowed {
+                self.shared.remove_sub(&SubRef(sub.clone()));
+                let what = format!(
+                    "Permissions Violation for Subscription to \"{}\"",
+                    String::from_utf8_lossy(&sub.subject)
+                );
+                self.violation(&what);
+                continue;
+            }
+            let deny_check = perms.filter(|p| p.needs_delivery_check(&sub.subject));
+            let same = match (&deny_check, &sub.deny_check) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if !same {
+                self.replace_subscription(&sub, deny_check);
+            }
+        }
+    }
+
+    /// Swap a subscription for one with a new deny check, keeping its sid and count.
+    fn replace_subscription(
+        &mut self,
+        old: &Arc<Subscription>,
+        deny_check: Option<Arc<crate::perms::ClientPerms>>,
+    ) {
+        let new = Arc::new(Subscription {
+            client: old.client.clone(),
+            subject: old.subject.clone(),
+            queue: old.queue.clone(),
+            sid: old.sid.clone(),
+            max: std::sync::atomic::AtomicU64::new(
+                old.max.load(std::sync::atomic::Ordering::Acquire),
+            ),
+            delivered: std::sync::atomic::AtomicU64::new(
+                old.delivered.load(std::sync::atomic::Ordering::Acquire),
+            ),
+            deny_check,
+        });
+        let mut sublist = self.shared.sublist.write();
+        if sublist.remove(&old.subject, old.queue.as_deref(), &SubRef(old.clone())) {
+            let _ = sublist.insert(&new.subject, new.queue.as_deref(), SubRef(new.clone()));
+            drop(sublist);
+            self.client.subs.lock().insert(new.sid.clone(), new);
+        }
+    }
+}
