@@ -69,6 +69,17 @@ fn config_test_mode() {
     let (code, out, _) = run(&["-t", "-c", good.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(out.contains("test is successful"));
+    for example in ["nats.conf", "petrel.toml", "medisync.conf"] {
+        let path = format!("{}/../../config/{example}", env!("CARGO_MANIFEST_DIR"));
+        let (code, out, err) = run(&["-t", "-c", &path]);
+        assert_eq!(code, 0, "{example}: {err}");
+        assert!(out.contains("test is successful"));
+    }
+    let toml = dir.path().join("bad.toml");
+    std::fs::write(&toml, "port = \"x\"\n").unwrap();
+    let (code, _, err) = run(&["-t", "-c", toml.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.toml:1:8"), "{err}");
     let bad = dir.path().join("bad.conf");
     std::fs::write(&bad, "port: {\n").unwrap();
     let (code, _, err) = run(&["-t", "-c", bad.to_str().unwrap()]);

@@ -2,7 +2,8 @@
 //!
 //! [`Options`] is the single validated set of settings the server runs with. It is filled
 //! from defaults, then a config file, then command-line flags (the binary's overlay), exactly
-//! in nats-server's order of precedence. Nothing here touches the network or the runtime.
+//! in nats-server's order of precedence. The file is nats.conf or, for a `.toml` file, TOML
+//! with the same keys ([`load_file`]). Nothing here touches the network or the runtime.
 
 pub mod conf;
 mod options;
@@ -31,13 +32,36 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Reads a nats.conf file, applies it to the default [`Options`] and validates them.
+/// Reads a configuration file, applies it to the default [`Options`] and validates them.
+/// The format follows the extension: `.toml` (any case) is TOML, anything else nats.conf.
+/// Both formats take the same keys.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
-    conf::load_map(&conf::parse_file(path)?, &path.display().to_string())
+    let name = path.display().to_string();
+    if is_toml_path(path) {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        return load_toml_str(&text, &name);
+    }
+    conf::load_map(&conf::parse_file(path)?, &name)
+}
+
+/// Whether [`load_file`] reads `path` as TOML: its extension is `toml`, in any case.
+pub fn is_toml_path(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"))
 }
 
 /// Parses nats.conf text (`name` is used in messages and to resolve relative includes),
 /// applies it to the default [`Options`] and validates them. Never panics, whatever the text.
 pub fn load_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
     conf::load_map(&conf::parse_str(text, name)?, name)
+}
+
+/// Parses TOML text with the same keys as nats.conf (`name` is used in messages), applies
+/// it to the default [`Options`] and validates them. Syntax errors are
+/// [`ConfigError::Syntax`] with `name:line:col`. Never panics, whatever the text.
+pub fn load_toml_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
+    conf::load_map(&conf::parse_toml_str(text, name)?, name)
 }

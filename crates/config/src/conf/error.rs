@@ -1,4 +1,4 @@
-//! [`ConfigError`]: everything that can go wrong loading a nats.conf file, each error
+//! [`ConfigError`]: everything that can go wrong loading a nats.conf or TOML file, each error
 //! displayed as `file:line:col: what was expected` when it has a position.
 
 use std::io;
@@ -17,7 +17,7 @@ pub enum ConfigError {
         /// The I/O error.
         source: io::Error,
     },
-    /// The text is not valid nats.conf syntax.
+    /// The text is not valid nats.conf (or, for a TOML file, TOML) syntax.
     #[error("{pos}: {msg}")]
     Syntax {
         /// Where the problem was found.

@@ -1,12 +1,13 @@
 //! End-to-end tests of nats.conf loading: tables of good and bad inputs (with the expected
 //! error positions), size suffixes, durations, variables, includes, the shipped example
-//! file, and a deterministic no-panic sweep over random and truncated inputs.
+//! file, and a deterministic no-panic sweep over random and truncated inputs (nats.conf and
+//! TOML).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{load_file, load_str, Auth, ConfigError, Loaded, SyncMode, User};
+use crate::{load_file, load_str, load_toml_str, Auth, ConfigError, Loaded, SyncMode, User};
 
 fn load(text: &str) -> Loaded {
     load_str(text, "nats.conf").unwrap_or_else(|e| panic!("{text:?}: {e}"))
@@ -37,6 +38,7 @@ authorization {
 "#;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/nats.conf");
+const EXAMPLE_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/petrel.toml");
 
 #[test]
 fn good_inputs() {
@@ -413,6 +415,14 @@ fn must_not_panic(text: &str) {
     }
 }
 
+/// The same for TOML.
+fn toml_must_not_panic(text: &str) {
+    if let Err(e) = load_toml_str(text, "fuzz/none.toml") {
+        let _ = e.to_string();
+        let _ = e.pos();
+    }
+}
+
 #[test]
 fn never_panics_on_random_or_truncated_input() {
     const ALPHABET: &[u8] = b"{}[]():=,;#/\"'\\$-. \t\n\r0123456789kKmMgGbBiIeExXabcdefgtruyson_";
@@ -449,4 +459,36 @@ fn never_panics_on_random_or_truncated_input() {
             must_not_panic(&String::from_utf8_lossy(&m));
         }
     }
+
+    // TOML: random bytes, then every prefix and one-byte mutations of petrel.toml.
+    const TOML_ALPHABET: &[u8] = b"[]{}=,.#\"'\\ \t\n\r0123456789_+-:xobeEinfatruslT";
+    for i in 0..iters {
+        let len = rng.below(160);
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                if i % 3 == 0 {
+                    (rng.next() & 0xff) as u8
+                } else {
+                    TOML_ALPHABET[rng.below(TOML_ALPHABET.len())]
+                }
+            })
+            .collect();
+        toml_must_not_panic(&String::from_utf8_lossy(&bytes));
+    }
+    // A denser document too: the example is mostly comments.
+    const DENSE_TOML: &str = "listen = \"127.0.0.1:4333\"\nmax_payload = 0x10_0000\nping_interval = 1.5\n[jetstream]\nmax_mem = \"1G\"\nsync = 2\n[[authorization.users]]\nuser = 'a'\npassword = \"\"\"p\\u00e9\"\"\"\npermissions = { publish = { allow = [\"a.>\"] }, allow_responses = { max = 2, expires = \"1m\" } }\n";
+    let example = std::fs::read_to_string(EXAMPLE_TOML).expect("example TOML file");
+    for text in [example.as_str(), DENSE_TOML] {
+        for (cut, _) in text.char_indices() {
+            toml_must_not_panic(&text[..cut]);
+        }
+        let bytes = text.as_bytes();
+        for _ in 0..200 {
+            let mut m = bytes.to_vec();
+            let at = rng.below(m.len());
+            m[at] = TOML_ALPHABET[rng.below(TOML_ALPHABET.len())];
+            toml_must_not_panic(&String::from_utf8_lossy(&m));
+        }
+    }
+    assert!(load_toml_str(DENSE_TOML, "dense.toml").is_ok());
 }
