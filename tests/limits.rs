@@ -133,3 +133,41 @@ async fn blocked_writer_closed_after_write_deadline() {
     flood_until_slow_consumer(&s, &publisher, 1 << 20, 8).await;
     assert_eq!(s.handle().stats().slow_consumers, 1);
 }
+
+/// Regression: a publisher faster than a (reading) subscriber is slowed down, as
+/// nats-server stalls producers, instead of the subscriber being cut off.
+#[tokio::test]
+async fn fast_publisher_is_stalled_not_its_slow_reader() {
+    let s = spawn_with(|b| b.max_pending(256 * 1024).max_payload(64 * 1024)).await;
+    let mut sub = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    sub.write_all(b"CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n")
+        .await
+        .unwrap();
+    const N: usize = 8000;
+    const SIZE: usize = 4096;
+    let reader = tokio::spawn(async move {
+        // Count payload bytes roughly by total bytes; read slowly.
+        let want = N * SIZE;
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < want {
+            let n = sub.read(&mut buf).await.unwrap();
+            assert!(n > 0, "subscriber was disconnected after {got} bytes");
+            got += n;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sub
+    });
+    let publisher = async_nats::connect(s.client_url()).await.unwrap();
+    let body = bytes::Bytes::from(vec![b'z'; SIZE]);
+    for _ in 0..N {
+        publisher.publish("flood", body.clone()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.handle().stats().slow_consumers, 0);
+}

@@ -72,7 +72,9 @@ fn init_logging(opts: &petrel_server::Options) -> anyhow::Result<()> {
     } else {
         tracing::Level::INFO
     };
+    // Plain text like nats-server's logs: no ANSI colour codes in field names.
     let builder = tracing_subscriber::fmt()
+        .with_ansi(false)
         .with_max_level(level)
         .event_format(logging::NatsFormat::new(true));
     match &opts.log_file {

@@ -204,6 +204,10 @@ async fn sigterm_flushes_then_exits_zero() {
     let log = std::fs::read_to_string(&log_file).unwrap();
     assert!(log.contains("[INF] Initiating Shutdown..."), "{log}");
     assert!(log.contains("Server Exiting.."), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI escape codes in the log file: {log:?}"
+    );
     assert!(!pid_file.exists(), "pid file removed on exit");
 }
 
@@ -230,6 +234,7 @@ async fn trace_logs_protocol_without_secrets() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(log.contains("<<- [SUB trace.me 7]"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escape codes: {log:?}");
     assert!(
         log.contains("[WRN]") && log.contains("Authorization Violation"),
         "{log}"

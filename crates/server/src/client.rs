@@ -88,13 +88,22 @@ impl CloseReason {
     }
 }
 
-/// Per-connection counters.
+/// Per-connection counters (inbound; outbound counts live in the outbound queue).
 #[derive(Debug, Default)]
 pub(crate) struct ClientStats {
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
-    pub out_msgs: AtomicU64,
-    pub out_bytes: AtomicU64,
+}
+
+/// Outcome of queueing a message for a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// Queued.
+    Ok,
+    /// Queued, and the client is past half of `max_pending`: stall the publisher.
+    Stall,
+    /// Not queued: the client is closed.
+    Dropped,
 }
 
 /// Shared state of one client connection.
@@ -103,6 +112,8 @@ pub(crate) struct Client {
     pub addr: SocketAddr,
     out: Mutex<Outbound>,
     wake: Notify,
+    /// Signalled when the queue falls back under half of `max_pending`.
+    drained: Notify,
     /// Set while some reader holds this client in its flush list.
     dirty: AtomicBool,
     cancel: CancellationToken,
@@ -139,6 +150,7 @@ impl Client {
             addr,
             out: Mutex::new(Outbound::default()),
             wake: Notify::new(),
+            drained: Notify::new(),
             dirty: AtomicBool::new(false),
             cancel: CancellationToken::new(),
             closed: Mutex::new(None),
@@ -178,11 +190,12 @@ impl Client {
         self.out.lock().push_raw(bytes);
     }
 
-    /// Queue a message for `sid`; `false` when the client is closed or just became a slow
-    /// consumer (and has been closed).
-    pub fn queue_msg(&self, msg: &MsgRef<'_>, sid: &[u8]) -> bool {
+    /// Queue a message for `sid`. The client may have been closed (or have just become a
+    /// slow consumer and been closed), or be queued past half of `max_pending`, in which
+    /// case the publisher should stall until it drains (nats-server's producer stall).
+    pub fn queue_msg(&self, msg: &MsgRef<'_>, sid: &[u8]) -> Queued {
         if self.cancel.is_cancelled() {
-            return false;
+            return Queued::Dropped;
         }
         let headers = self.headers.load(Ordering::Relaxed);
         let pending = {
@@ -190,20 +203,45 @@ impl Client {
             if out.pending() > self.max_pending {
                 drop(out);
                 self.slow_consumer();
-                return false;
+                return Queued::Dropped;
             }
             out.push_msg(msg, sid, headers);
             out.pending()
         };
         if pending > self.max_pending {
             self.slow_consumer();
-            return false;
+            return Queued::Dropped;
         }
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(msg.data.len() as u64, Ordering::Relaxed);
-        true
+        if pending > self.max_pending / 2 {
+            Queued::Stall
+        } else {
+            Queued::Ok
+        }
+    }
+
+    /// Wait until this client's queue is back under half of `max_pending` (or it closes).
+    pub async fn wait_drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() || self.out.lock().pending() <= self.max_pending / 2 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The writer wrote `n` bytes: account for them and release stalled publishers.
+    pub fn written(&self, n: usize) {
+        let pending = {
+            let mut out = self.out.lock();
+            out.written(n);
+            out.pending()
+        };
+        if pending <= self.max_pending / 2 {
+            self.drained.notify_waiters();
+        }
     }
 
     fn slow_consumer(&self) {
@@ -252,6 +290,7 @@ impl Client {
             *closed = Some(reason);
         }
         self.cancel.cancel();
+        self.drained.notify_waiters();
         true
     }
 

@@ -17,7 +17,14 @@ pub(crate) struct Outbound {
     chunks: VecDeque<Bytes>,
     /// Bytes queued or being written, not yet confirmed written.
     pending: usize,
+    /// Messages and payload bytes queued since the connection opened.
+    pub out_msgs: u64,
+    pub out_bytes: u64,
 }
+
+/// A flat buffer grown past this is released once drained, instead of kept for reuse
+/// (a burst to a slow reader must not pin tens of MiB per connection).
+const SHRINK_ABOVE: usize = 1024 * 1024;
 
 /// A message to encode as `MSG` or `HMSG`.
 pub(crate) struct MsgRef<'a> {
@@ -76,6 +83,8 @@ impl Outbound {
         }
         self.flat.put_slice(encode::CRLF);
         self.pending += queued;
+        self.out_msgs += 1;
+        self.out_bytes += msg.data.len() as u64;
         queued
     }
 
@@ -83,13 +92,21 @@ impl Outbound {
     pub fn take(&mut self, into: &mut VecDeque<Bytes>) {
         into.append(&mut self.chunks);
         if !self.flat.is_empty() {
-            into.push_back(self.flat.split().freeze());
+            let chunk = if self.flat.capacity() > SHRINK_ABOVE {
+                std::mem::take(&mut self.flat)
+            } else {
+                self.flat.split()
+            };
+            into.push_back(chunk.freeze());
         }
     }
 
     /// Record that `n` bytes were written to the socket.
     pub fn written(&mut self, n: usize) {
         self.pending = self.pending.saturating_sub(n);
+        if self.pending == 0 && self.flat.capacity() > SHRINK_ABOVE {
+            self.flat = BytesMut::new();
+        }
     }
 
     /// Whether nothing is queued.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use petrel_subject::{MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
-use crate::client::Client;
+use crate::client::{Client, Queued};
 use crate::outbound::MsgRef;
 use crate::server::Shared;
 use crate::sub::SubRef;
@@ -38,6 +38,9 @@ pub(crate) struct Publisher<'a> {
 pub(crate) struct Router {
     cache: MatchCache<SubRef>,
     to_flush: Vec<Arc<Client>>,
+    /// Connections queued past half of their `max_pending` in this batch: the publisher
+    /// waits for them to drain before reading more (producer stall).
+    pub stalled: Vec<Arc<Client>>,
     /// Deliveries since the last flush, added to the server counters once per batch.
     out_msgs: u64,
     out_bytes: u64,
@@ -48,6 +51,7 @@ impl Router {
         Self {
             cache: MatchCache::new(CACHE_SIZE),
             to_flush: Vec::new(),
+            stalled: Vec::new(),
             out_msgs: 0,
             out_bytes: 0,
         }
@@ -144,8 +148,14 @@ impl Router {
         if done {
             shared.remove_sub(sub);
         }
-        if !sub.client.queue_msg(msg, &sub.sid) {
-            return false;
+        match sub.client.queue_msg(msg, &sub.sid) {
+            Queued::Dropped => return false,
+            Queued::Stall => {
+                if !self.stalled.iter().any(|c| Arc::ptr_eq(c, &sub.client)) {
+                    self.stalled.push(sub.client.clone());
+                }
+            }
+            Queued::Ok => {}
         }
         if let Some(reply) = msg.reply {
             sub.client.grant_response(reply);
@@ -172,7 +182,7 @@ impl Router {
                 hdr_len: Some(NO_RESPONDERS.len()),
                 data: &data,
             };
-            if sub.client.queue_msg(&m, &sub.sid) {
+            if sub.client.queue_msg(&m, &sub.sid) != Queued::Dropped {
                 self.mark(client);
             }
         }

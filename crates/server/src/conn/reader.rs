@@ -22,6 +22,8 @@ mod reload;
 
 /// Read buffer growth step.
 const READ_BUF: usize = 64 * 1024;
+/// Longest a publisher is held back waiting for slow subscribers to drain.
+const STALL_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// Publish permission decisions remembered per connection.
 const PUB_CACHE: usize = 1024;
 
@@ -143,6 +145,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
         r.end_batch();
+        r.wait_stalled().await;
     }
     r.end_batch();
 }
@@ -161,6 +164,21 @@ impl Reader<'_> {
             self.in_bytes = 0;
         }
         self.router.flush(self.shared);
+    }
+
+    /// Stop reading from this publisher until the subscribers it pushed past half of their
+    /// `max_pending` have drained (at most [`STALL_MAX`]), so a fast producer is slowed
+    /// down instead of its consumers being cut off.
+    async fn wait_stalled(&mut self) {
+        if self.router.stalled.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + STALL_MAX;
+        for c in std::mem::take(&mut self.router.stalled) {
+            if !Arc::ptr_eq(&c, self.client) {
+                let _ = tokio::time::timeout_at(deadline, c.wait_drained()).await;
+            }
+        }
     }
 
     /// Queue bytes for this connection itself (+OK, PONG, -ERR).

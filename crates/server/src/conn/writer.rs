@@ -66,7 +66,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             }
         };
         match res {
-            Ok(Ok(())) => client.outbound().written(total),
+            Ok(Ok(())) => client.written(total),
             Ok(Err(_)) => {
                 client.close(CloseReason::WriteError);
                 break;
