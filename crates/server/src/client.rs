@@ -1,20 +1,27 @@
 //! The part of a connection that other tasks touch: its outbound queue, writer wake-up,
 //! close signal, delivery flags and counters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::conn::writer::{advance, fill_iov, MAX_IOV};
 use crate::outbound::{MsgRef, Outbound};
 use crate::perms::Responses;
 use crate::stats::Stats;
 use crate::sub::Subscription;
+
+/// Most bytes a publisher's reader writes inline to one subscriber per batch; more goes
+/// through the subscriber's writer task (which runs in parallel).
+const INLINE_MAX_BYTES: usize = 32 * 1024;
 
 /// Why a connection was closed (nats-server's `/connz` reason texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +121,8 @@ pub(crate) struct Client {
     wake: Notify,
     /// Signalled when the queue falls back under half of `max_pending`.
     drained: Notify,
+    /// The socket, for inline writes (plain TCP).
+    direct: OnceLock<Arc<TcpStream>>,
     /// Set while some reader holds this client in its flush list.
     dirty: AtomicBool,
     cancel: CancellationToken,
@@ -151,6 +160,7 @@ impl Client {
             out: Mutex::new(Outbound::default()),
             wake: Notify::new(),
             drained: Notify::new(),
+            direct: OnceLock::new(),
             dirty: AtomicBool::new(false),
             cancel: CancellationToken::new(),
             closed: Mutex::new(None),
@@ -237,6 +247,7 @@ impl Client {
         let pending = {
             let mut out = self.out.lock();
             out.written(n);
+            out.writing = false;
             out.pending()
         };
         if pending <= self.max_pending / 2 {
@@ -274,10 +285,78 @@ impl Client {
         !self.dirty.swap(true, Ordering::AcqRel)
     }
 
-    /// Wake the writer (after [`Client::mark_dirty`] returned `true`).
-    pub fn flush(&self) {
+    /// Flush what is queued (after [`Client::mark_dirty`] returned `true`): write it
+    /// straight to the socket when `inline` is allowed and possible, else wake the writer.
+    pub fn flush(&self, inline: bool) {
+        // Clear first: a publisher queueing after this point lists the client itself.
         self.dirty.store(false, Ordering::Release);
+        if inline && self.try_inline_write() {
+            return;
+        }
         self.wake.notify_one();
+    }
+
+    /// Write the whole (small) queue with non-blocking writes from the caller's thread,
+    /// saving the writer task's wake-up. `false` when it could not (TLS, writer busy,
+    /// too much queued, socket full); whatever is left stays queued in order.
+    fn try_inline_write(&self) -> bool {
+        let Some(sock) = self.direct.get() else {
+            return false;
+        };
+        let mut out = self.out.lock();
+        if out.writing || out.pending() > INLINE_MAX_BYTES {
+            return false;
+        }
+        let mut queue = VecDeque::new();
+        out.take(&mut queue);
+        let mut written = 0;
+        let mut failed = false;
+        while !queue.is_empty() {
+            let n = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let k = fill_iov(&queue, &mut iov);
+                sock.try_write_vectored(&iov[..k])
+            };
+            match n {
+                Ok(n) if n > 0 => {
+                    written += n;
+                    advance(&mut queue, n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                _ => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        out.written(written);
+        let done = queue.is_empty();
+        out.unshift(queue);
+        let pending = out.pending();
+        drop(out);
+        if failed {
+            self.close(CloseReason::WriteError);
+            return true;
+        }
+        if pending <= self.max_pending / 2 {
+            self.drained.notify_waiters();
+        }
+        done
+    }
+
+    /// Use this socket for inline writes (plain TCP only).
+    pub fn set_direct(&self, sock: Arc<TcpStream>) {
+        let _ = self.direct.set(sock);
+    }
+
+    /// The writer task takes everything queued; until [`Client::written`] nobody else
+    /// writes to the socket.
+    pub fn take_for_writer(&self, queue: &mut VecDeque<Bytes>) {
+        let mut out = self.out.lock();
+        out.take(queue);
+        if !queue.is_empty() {
+            out.writing = true;
+        }
     }
 
     /// Close with `reason`; the first reason wins. Returns whether this call closed it.

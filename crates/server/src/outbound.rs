@@ -17,6 +17,9 @@ pub(crate) struct Outbound {
     chunks: VecDeque<Bytes>,
     /// Bytes queued or being written, not yet confirmed written.
     pending: usize,
+    /// The writer task has taken bytes and not finished writing them: nobody else may
+    /// write to the socket now (order would break).
+    pub writing: bool,
     /// Messages and payload bytes queued since the connection opened.
     pub out_msgs: u64,
     pub out_bytes: u64,
@@ -92,12 +95,14 @@ impl Outbound {
     pub fn take(&mut self, into: &mut VecDeque<Bytes>) {
         into.append(&mut self.chunks);
         if !self.flat.is_empty() {
-            let chunk = if self.flat.capacity() > SHRINK_ABOVE {
-                std::mem::take(&mut self.flat)
-            } else {
-                self.flat.split()
-            };
-            into.push_back(chunk.freeze());
+            into.push_back(self.flat.split().freeze());
+        }
+    }
+
+    /// Put bytes that could not be written back at the front of the queue.
+    pub fn unshift(&mut self, rest: VecDeque<Bytes>) {
+        for chunk in rest.into_iter().rev() {
+            self.chunks.push_front(chunk);
         }
     }
 

@@ -14,6 +14,8 @@ use crate::outbound::MsgRef;
 use crate::server::Shared;
 use crate::sub::SubRef;
 
+/// Most connections a reader flushes inline at the end of a batch.
+const INLINE_TARGETS: usize = 4;
 /// Match-cache entries per reader.
 const CACHE_SIZE: usize = 1024;
 
@@ -88,8 +90,11 @@ impl Router {
             self.out_msgs = 0;
             self.out_bytes = 0;
         }
+        // A few targets (request/reply, small fan-out): write inline from this reader and
+        // save each writer's wake-up; many: let their writers work in parallel.
+        let inline = self.to_flush.len() <= INLINE_TARGETS;
         for c in self.to_flush.drain(..) {
-            c.flush();
+            c.flush(inline);
         }
     }
 

@@ -1,14 +1,15 @@
 //! One client connection: accept-time checks, the INFO greeting, the reader (this task)
 //! and the writer (its own task), and cleanup when either side ends.
 
+pub(crate) mod io;
 mod reader;
 mod trace;
-mod writer;
+pub(crate) mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::client::{Client, CloseReason};
@@ -48,8 +49,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
     match &shared.tls {
         None => {
             client.queue_raw(&greeting);
-            let (rd, wr) = stream.into_split();
-            run(&shared, &client, rd, wr).await;
+            let tcp = io::SharedTcp(Arc::new(stream));
+            client.set_direct(tcp.0.clone());
+            run(&shared, &client, tcp.clone(), tcp).await;
         }
         Some((acceptor, tls)) => {
             match crate::tls::upgrade(acceptor, tls, stream, &greeting).await {
@@ -58,7 +60,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
                         client.queue_raw(&greeting);
                     }
                     let (rd, wr) = tokio::io::split(tls_stream);
-                    run(&shared, &client, rd, wr).await;
+                    run(&shared, &client, io::Half(rd), io::Half(wr)).await;
                 }
                 Err(reason) => {
                     client.close(reason);
@@ -73,11 +75,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
 /// Run the writer task and the reader until the connection closes.
 async fn run<R, W>(shared: &Arc<Shared>, client: &Arc<Client>, rd: R, wr: W)
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
+    R: io::ReadSource,
+    W: io::WriteSink,
 {
     let writer = tokio::spawn(writer::write_loop(shared.clone(), client.clone(), wr));
-    client.flush();
+    client.flush(false);
     reader::read_loop(shared, client, rd).await;
     client.close(CloseReason::ClientClosed);
     let _ = writer.await;

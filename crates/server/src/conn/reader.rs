@@ -9,7 +9,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use petrel_subject::{is_valid_literal_subject, is_valid_subject};
 use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::auth::{self, Authed};
 use crate::client::{Client, CloseReason};
@@ -61,7 +60,7 @@ struct Reader<'a> {
     in_bytes: u64,
 }
 
-pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
+pub(crate) async fn read_loop<R: super::io::ReadSource>(
     shared: &Arc<Shared>,
     client: &Arc<Client>,
     mut rd: R,
@@ -116,7 +115,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                 r.end_batch();
                 continue;
             }
-            n = rd.read_buf(&mut buf) => n,
+            n = rd.read_into(&mut buf) => n,
         };
         match n {
             Ok(0) => {

@@ -9,19 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+
+use super::io::WriteSink;
 
 use crate::client::{Client, CloseReason};
 use crate::server::Shared;
 
-const MAX_IOV: usize = 64;
+/// Most slices per vectored write.
+pub(crate) const MAX_IOV: usize = 64;
 
-pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
-    shared: Arc<Shared>,
-    client: Arc<Client>,
-    mut wr: W,
-) {
+pub(crate) async fn write_loop<W: WriteSink>(shared: Arc<Shared>, client: Arc<Client>, mut wr: W) {
     let opts = shared.opts();
     let mut queue: VecDeque<Bytes> = VecDeque::new();
     let mut ping = interval_at(Instant::now() + opts.ping_interval, opts.ping_interval);
@@ -39,7 +37,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         if closing && !client.flush_on_close() {
             break;
         }
-        client.outbound().take(&mut queue);
+        client.take_for_writer(&mut queue);
         if queue.is_empty() {
             if closing {
                 break;
@@ -85,7 +83,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             break;
         }
     }
-    let _ = timeout(Duration::from_secs(1), wr.shutdown()).await;
+    let _ = timeout(Duration::from_secs(1), wr.finish()).await;
 }
 
 /// Queue a keep-alive PING, or close the connection as stale when too many are unanswered.
@@ -101,19 +99,12 @@ fn send_ping(client: &Client, ping_max: u32) {
 }
 
 /// Write every queued chunk, up to [`MAX_IOV`] per vectored write.
-async fn write_all<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    queue: &mut VecDeque<Bytes>,
-) -> io::Result<()> {
+async fn write_all<W: WriteSink>(wr: &mut W, queue: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !queue.is_empty() {
         let n = {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let mut k = 0;
-            for chunk in queue.iter().take(MAX_IOV) {
-                iov[k] = IoSlice::new(chunk);
-                k += 1;
-            }
-            wr.write_vectored(&iov[..k]).await?
+            let k = fill_iov(queue, &mut iov);
+            wr.write_iov(&iov[..k]).await?
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -123,7 +114,18 @@ async fn write_all<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
+/// Fill `iov` from the front of `queue`; the number of slices used.
+pub(crate) fn fill_iov<'a>(queue: &'a VecDeque<Bytes>, iov: &mut [IoSlice<'a>; MAX_IOV]) -> usize {
+    let mut k = 0;
+    for chunk in queue.iter().take(MAX_IOV) {
+        iov[k] = IoSlice::new(chunk);
+        k += 1;
+    }
+    k
+}
+
+/// Drop `n` written bytes from the front of `queue`.
+pub(crate) fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
         let Some(front) = queue.front_mut() else {
             return;
@@ -162,8 +164,8 @@ mod tests {
         let chunks: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("{i},"))).collect();
         let want: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         let mut q: VecDeque<Bytes> = chunks.into_iter().collect();
-        let mut out: Vec<u8> = Vec::new();
-        write_all(&mut out, &mut q).await.unwrap();
-        assert_eq!(out, want);
+        let mut sink = super::super::io::Half(Vec::<u8>::new());
+        write_all(&mut sink, &mut q).await.unwrap();
+        assert_eq!(sink.0, want);
     }
 }
