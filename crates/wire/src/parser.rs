@@ -211,15 +211,15 @@ impl Parser {
             3 if verb.eq_ignore_ascii_case(b"PUB") => {
                 let args = Args::split(&line, rest);
                 let (subject, reply, size) = match args.len {
-                    2 => (args.get(&line, 0), None, args.get(&line, 1)),
+                    2 => (args.get(&line, 0), None, args.raw(&line, 1)),
                     3 => (
                         args.get(&line, 0),
                         Some(args.get(&line, 1)),
-                        args.get(&line, 2),
+                        args.raw(&line, 2),
                     ),
                     _ => return Err(ParseError::BadArgs("PUB")),
                 };
-                let size = parse_size(&size).ok_or(ParseError::BadArgs("PUB"))?;
+                let size = parse_size(size).ok_or(ParseError::BadArgs("PUB"))?;
                 if size > self.max_payload {
                     return Err(ParseError::MaxPayload);
                 }
@@ -241,19 +241,19 @@ impl Parser {
                     3 => (
                         args.get(&line, 0),
                         None,
-                        args.get(&line, 1),
-                        args.get(&line, 2),
+                        args.raw(&line, 1),
+                        args.raw(&line, 2),
                     ),
                     4 => (
                         args.get(&line, 0),
                         Some(args.get(&line, 1)),
-                        args.get(&line, 2),
-                        args.get(&line, 3),
+                        args.raw(&line, 2),
+                        args.raw(&line, 3),
                     ),
                     _ => return Err(ParseError::BadArgs("HPUB")),
                 };
-                let hdr = parse_size(&hdr).ok_or(ParseError::BadArgs("HPUB"))?;
-                let total = parse_size(&total).ok_or(ParseError::BadArgs("HPUB"))?;
+                let hdr = parse_size(hdr).ok_or(ParseError::BadArgs("HPUB"))?;
+                let total = parse_size(total).ok_or(ParseError::BadArgs("HPUB"))?;
                 if hdr > total {
                     return Err(ParseError::BadArgs("HPUB"));
                 }
@@ -295,7 +295,7 @@ impl Parser {
                     // A max that is not a number is ignored (unsubscribe now), as nats-server.
                     2 => ClientOp::Unsub {
                         sid: args.get(&line, 0),
-                        max: parse_size(&args.get(&line, 1)).map(|m| m as u64),
+                        max: parse_size(args.raw(&line, 1)).map(|m| m as u64),
                     },
                     0 => return Err(ParseError::UnknownOp),
                     _ => return Err(ParseError::BadArgs("UNSUB")),
@@ -348,6 +348,12 @@ impl Args {
     fn get(&self, line: &Bytes, i: usize) -> Bytes {
         let (s, e) = self.ranges[i];
         line.slice(s..e)
+    }
+
+    /// Argument `i` borrowed (no reference count taken), for sizes.
+    fn raw<'a>(&self, line: &'a [u8], i: usize) -> &'a [u8] {
+        let (s, e) = self.ranges[i];
+        &line[s..e]
     }
 }
 
