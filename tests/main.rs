@@ -3,6 +3,7 @@
 
 mod auth;
 mod headers;
+mod jetstream;
 mod limits;
 mod permissions;
 mod protocol;

@@ -1,5 +1,46 @@
-//! JetStream for Petrel (work in progress: see the crate's issue).
+//! JetStream for Petrel: streams on a crash-safe store, the `$JS.API` handlers and the API
+//! error table.
+//!
+//! The server owns a [`JetStream`] and talks to it through two doors: JetStream uses the
+//! [`Port`] to subscribe and publish like an internal client, and the server calls
+//! [`JetStream::on_message`] for every message matching one of those subscriptions. That call
+//! only queues the message; JetStream's own tasks do the work:
+//!
+//! * one **ingest task per stream** takes every queued message, checks the `Nats-*` headers
+//!   (dedup, expected stream/sequences/msg id, rollup), appends them, commits once (group
+//!   commit, on a blocking thread) and then publishes every PubAck;
+//! * one **API task** answers `$JS.API.>` requests (INFO, STREAM.*, DIRECT.GET) on blocking
+//!   threads, one at a time, and publishes stream advisories;
+//! * one **maintenance tick** expires `max_age`, ages the dedup window and, with
+//!   [`petrel_store::SyncMode::Interval`], fsyncs.
+//!
+//! Streams persist in `<store_dir>/jetstream/$G/streams/<name>/` (`meta.json` plus the file
+//! store's blocks); memory streams are not persisted. Consumers are not implemented yet.
+//!
+//! Modules: [`errors`] (the API error table and [`JetStreamError`]), `config` (StreamConfig),
+//! `stream` / `ingest` (one stream and its publish path), `api` (request dispatch and
+//! handlers), `meta` (metadata files), `dedup`, `transform`, `advisory`, `json` (Go-style
+//! JSON), `time` (RFC3339Nano).
 
+#![warn(missing_docs)]
+
+mod advisory;
+mod api;
+pub mod config;
+mod dedup;
+pub mod errors;
+mod ingest;
+mod jetstream;
+mod json;
+mod meta;
 pub mod port;
+mod stream;
+mod time;
+mod transform;
 
+pub use config::StreamConfig;
+pub use errors::{ApiError, JetStreamError};
+pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
+pub use petrel_store::SyncMode;
 pub use port::{Port, SubId};
+pub use time::rfc3339_nano;

@@ -20,6 +20,8 @@ mod auth;
 mod client;
 mod conn;
 mod ident;
+mod internal;
+mod js;
 mod outbound;
 mod perms;
 mod router;

@@ -153,6 +153,12 @@ impl Router {
         if done {
             shared.remove_sub(sub);
         }
+        if let Some(sink) = &sub.sink {
+            deliver_internal(sink.as_ref(), sub, msg);
+            self.out_msgs += 1;
+            self.out_bytes += msg.data.len() as u64;
+            return true;
+        }
         match sub.client.queue_msg(msg, &sub.sid) {
             Queued::Dropped => return false,
             Queued::Stall => {
@@ -192,4 +198,24 @@ impl Router {
             }
         }
     }
+}
+
+/// Hand a message to an internal subscriber (subjects that are not UTF-8 cannot name a
+/// stream and are skipped).
+fn deliver_internal(sink: &dyn crate::sub::InternalSink, sub: &SubRef, msg: &MsgRef<'_>) {
+    let (Ok(subject), Ok(reply)) = (
+        std::str::from_utf8(msg.subject),
+        msg.reply.map(std::str::from_utf8).transpose(),
+    ) else {
+        return;
+    };
+    let (headers, payload) = match msg.hdr_len {
+        Some(h) => (Some(msg.data.slice(..h)), msg.data.slice(h..)),
+        None => (None, msg.data.clone()),
+    };
+    let id = std::str::from_utf8(&sub.sid)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    sink.deliver(id, subject, reply, headers, payload);
 }

@@ -41,6 +41,9 @@ pub enum ServerError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// JetStream could not start (its store could not be opened).
+    #[error("cannot start JetStream: {0}")]
+    JetStream(String),
     /// TLS could not be configured.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -56,6 +59,10 @@ pub enum ServerError {
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
+    /// The internal client JetStream's subscriptions and publishes belong to.
+    pub system: Arc<Client>,
+    /// JetStream, when enabled.
+    pub js: std::sync::OnceLock<crate::js::JsRuntime>,
     /// Options in force; replaced as a whole on reload.
     opts: RwLock<Arc<Options>>,
     /// Bumped by every reload; every connection watches it.
@@ -140,7 +147,7 @@ impl Shared {
             tls_required: self.tls.is_some(),
             tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
             max_payload: opts.max_payload,
-            jetstream: false,
+            jetstream: self.js.get().is_some(),
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
             nonce: client.nonce.clone(),
@@ -298,10 +305,6 @@ impl Server {
                 dir: js.store_dir.clone(),
                 source,
             })?;
-            tracing::warn!(
-                store_dir = %js.store_dir.display(),
-                "JetStream is not available in this build yet; -js is accepted and the store directory created"
-            );
         }
         let tls = match &opts.tls {
             Some(t) => Some((crate::tls::acceptor(t)?, t.clone())),
@@ -317,7 +320,17 @@ impl Server {
         tracing::info!("Listening for client connections on {listen}");
         let sublist = Sublist::new();
         let generation = sublist.generation_handle();
+        let stats = Arc::new(Stats::default());
+        let system = Arc::new(Client::new(
+            0,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            usize::MAX / 4,
+            stats.clone(),
+            String::new(),
+        ));
         let shared = Arc::new(Shared {
+            system,
+            js: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
                 .clone()
@@ -326,7 +339,7 @@ impl Server {
             listen,
             sublist: RwLock::new(sublist),
             generation,
-            stats: Arc::new(Stats::default()),
+            stats,
             tls,
             clients: Mutex::new(HashMap::new()),
             next_cid: AtomicU64::new(0),
@@ -335,6 +348,22 @@ impl Server {
             opts: RwLock::new(Arc::new(opts)),
             config_gen: tokio::sync::watch::channel(0).0,
         });
+        if let Some(js) = &shared.opts().jetstream {
+            tracing::info!("Starting JetStream");
+            tracing::info!(
+                "  Store Directory: {:?}",
+                js.store_dir.display().to_string()
+            );
+            let runtime = crate::js::start(&shared, js).await?;
+            let stats = runtime.js.stats();
+            tracing::info!(
+                "  Recovered {} streams with {} messages ({} bytes)",
+                stats.streams,
+                stats.messages,
+                stats.bytes
+            );
+            let _ = shared.js.set(runtime);
+        }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         tracing::info!("Server is ready");
         Ok(ServerHandle {
@@ -466,6 +495,9 @@ impl ServerHandle {
         .is_err()
         {
             tracing::warn!("Shutdown grace period over with connections still flushing");
+        }
+        if let Some(js) = self.shared.js.get() {
+            js.shutdown().await;
         }
         tracing::info!("Server Exiting..");
     }

@@ -20,9 +20,40 @@ pub(crate) struct Subscription {
     /// Set when this (wildcard) subscription overlaps a subscribe deny rule: every
     /// delivery is checked against it.
     pub deny_check: Option<Arc<ClientPerms>>,
+    /// For an internal subscription (JetStream): where matching messages go instead of a
+    /// socket.
+    pub sink: Option<Arc<dyn InternalSink>>,
+}
+
+/// Receives the messages of internal subscriptions, on the publisher's task: it must not
+/// block and must not publish from inside `deliver`.
+pub(crate) trait InternalSink: Send + Sync {
+    /// One message for internal subscription `id`; `headers` is the raw header block.
+    fn deliver(
+        &self,
+        id: u64,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    );
 }
 
 impl Subscription {
+    /// A fresh subscription of `client` (no max, no deny check, not internal).
+    pub fn new(client: Arc<Client>, subject: Bytes, queue: Option<Bytes>, sid: Bytes) -> Self {
+        Self {
+            client,
+            subject,
+            queue,
+            sid,
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            deny_check: None,
+            sink: None,
+        }
+    }
+
     /// Count one delivery. Returns `(deliver, now_done)`: whether to deliver this message
     /// and whether the subscription has reached its maximum with it.
     pub fn take_delivery(&self) -> (bool, bool) {

@@ -439,13 +439,8 @@ impl Reader<'_> {
             }
         }
         let sub = Arc::new(Subscription {
-            client: self.client.clone(),
-            subject,
-            queue,
-            sid: sid.clone(),
-            max: Default::default(),
-            delivered: Default::default(),
             deny_check,
+            ..Subscription::new(self.client.clone(), subject, queue, sid.clone())
         });
         let inserted = self.shared.sublist.write().insert(
             &sub.subject,

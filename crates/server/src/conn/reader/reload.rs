@@ -1,6 +1,7 @@
 //! Applying a reloaded configuration to a live connection: new limits, re-authentication
 //! with the CONNECT it sent, new permissions, and subscriptions the new rules refuse.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use petrel_wire::Parser;
@@ -80,18 +81,22 @@ impl Reader<'_> {
         old: &Arc<Subscription>,
         deny_check: Option<Arc<crate::perms::ClientPerms>>,
     ) {
+        let fresh = Subscription::new(
+            old.client.clone(),
+            old.subject.clone(),
+            old.queue.clone(),
+            old.sid.clone(),
+        );
+        fresh
+            .max
+            .store(old.max.load(Ordering::Acquire), Ordering::Release);
+        fresh
+            .delivered
+            .store(old.delivered.load(Ordering::Acquire), Ordering::Release);
         let new = Arc::new(Subscription {
-            client: old.client.clone(),
-            subject: old.subject.clone(),
-            queue: old.queue.clone(),
-            sid: old.sid.clone(),
-            max: std::sync::atomic::AtomicU64::new(
-                old.max.load(std::sync::atomic::Ordering::Acquire),
-            ),
-            delivered: std::sync::atomic::AtomicU64::new(
-                old.delivered.load(std::sync::atomic::Ordering::Acquire),
-            ),
             deny_check,
+            sink: old.sink.clone(),
+            ..fresh
         });
         let mut sublist = self.shared.sublist.write();
         if sublist.remove(&old.subject, old.queue.as_deref(), &SubRef(old.clone())) {

@@ -1,0 +1,197 @@
+//! `$JS.API` dispatch: subject tokens to handlers, the response envelope
+//! (`type` + `error` or payload fields, paging fields where nats-server has them) and
+//! `$JS.API.INFO`. Unknown subjects and wrong token counts get no reply at all, as in
+//! nats-server 2.9.10.
+//!
+//! Handlers run on a blocking thread (they take stream locks and may touch the disk) and
+//! return an [`ApiResponse`]; the API task publishes it.
+
+mod msgs;
+mod streams;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::errors::ApiError;
+use crate::jetstream::JetStream;
+use crate::json::encode;
+
+/// A request taken off the `$JS.API.>` subscription.
+#[derive(Debug)]
+pub(crate) struct ApiRequest {
+    pub subject: String,
+    pub reply: Option<String>,
+    pub payload: Bytes,
+}
+
+/// What to send back.
+#[derive(Debug, Default)]
+pub(crate) struct ApiResponse {
+    /// Header block (direct get replies only).
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+    /// Counted in the API error statistics.
+    pub error: bool,
+    /// Advisories to publish after the reply: (subject, body).
+    pub advisories: Vec<(String, Bytes)>,
+}
+
+/// Paging fields of list-like responses.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Paged {
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// The response envelope: `type`, then `error` or the paging fields and the body.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ApiError>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    paged: Option<Paged>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    body: Option<T>,
+}
+
+/// The full response type string for `kind` (e.g. `stream_create`).
+fn type_name(kind: &str) -> String {
+    format!("io.nats.jetstream.api.v1.{kind}_response")
+}
+
+/// Builds the response for `result`.
+pub(crate) fn respond<T: Serialize>(
+    kind: &str,
+    paged: Option<Paged>,
+    result: Result<T, ApiError>,
+) -> ApiResponse {
+    let (error, body) = match &result {
+        Ok(b) => (None, Some(b)),
+        Err(e) => (Some(e), None),
+    };
+    let env = Envelope {
+        kind: type_name(kind),
+        error,
+        paged,
+        body,
+    };
+    ApiResponse {
+        payload: encode(&env),
+        error: result.is_err(),
+        ..ApiResponse::default()
+    }
+}
+
+/// Parses a request body; an empty (or blank) body gives the default request.
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
+    if is_empty_request(payload) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())
+}
+
+/// Whether the body is empty or only whitespace.
+/// Blank, or JSON `null` (what async-nats sends for requests without a body: Go decodes
+/// `null` into the zero value, so nats-server accepts it too).
+pub(crate) fn is_empty_request(payload: &[u8]) -> bool {
+    let trimmed = payload.trim_ascii();
+    trimmed.is_empty() || trimmed == b"null"
+}
+
+/// Dispatches one request; `None` means "no such API: send nothing".
+pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
+    let tokens: Vec<&str> = req.subject.split('.').collect();
+    let rest = match tokens.as_slice() {
+        ["$JS", "API", rest @ ..] => rest,
+        _ => return None,
+    };
+    let p = &req.payload[..];
+    Some(match rest {
+        ["INFO"] => account_info(js),
+        ["STREAM", "CREATE", name] => streams::create(js, name, p),
+        ["STREAM", "UPDATE", name] => streams::update(js, name, p),
+        ["STREAM", "INFO", name] => streams::info(js, name, p),
+        ["STREAM", "DELETE", name] => streams::delete(js, name),
+        ["STREAM", "NAMES"] => streams::names(js, p),
+        ["STREAM", "LIST"] => streams::list(js, p),
+        ["STREAM", "PURGE", name] => msgs::purge(js, name, p),
+        ["STREAM", "MSG", "GET", name] => msgs::get(js, name, p),
+        ["STREAM", "MSG", "DELETE", name] => msgs::delete(js, name, p),
+        ["DIRECT", "GET", name] => return msgs::direct_get(js, name, p, None),
+        ["DIRECT", "GET", name, subject @ ..] if !subject.is_empty() => {
+            return msgs::direct_get(js, name, p, Some(subject.join(".")))
+        }
+        _ => return None,
+    })
+}
+
+#[derive(Serialize)]
+struct AccountLimits {
+    max_memory: i64,
+    max_storage: i64,
+    max_streams: i64,
+    max_consumers: i64,
+    max_ack_pending: i64,
+    memory_max_stream_bytes: i64,
+    storage_max_stream_bytes: i64,
+    max_bytes_required: bool,
+}
+
+#[derive(Serialize)]
+struct ApiStats {
+    total: u64,
+    errors: u64,
+}
+
+#[derive(Serialize)]
+struct AccountInfo {
+    memory: u64,
+    storage: u64,
+    streams: u64,
+    consumers: u64,
+    limits: AccountLimits,
+    api: ApiStats,
+}
+
+/// `$JS.API.INFO`: usage of the (only) account and its limits (none).
+fn account_info(js: &JetStream) -> ApiResponse {
+    let st = js.stats();
+    let info = AccountInfo {
+        memory: st.memory,
+        storage: st.storage,
+        streams: st.streams,
+        consumers: st.consumers,
+        limits: AccountLimits {
+            max_memory: -1,
+            max_storage: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_ack_pending: -1,
+            memory_max_stream_bytes: -1,
+            storage_max_stream_bytes: -1,
+            max_bytes_required: false,
+        },
+        api: ApiStats {
+            total: st.api_total,
+            errors: st.api_errors,
+        },
+    };
+    respond("account_info", None, Ok(info))
+}
+
+#[cfg(test)]
+mod body_tests {
+    /// Regression: async-nats sends `null` as the body of STREAM.INFO (get_stream).
+    #[test]
+    fn null_and_blank_bodies_are_empty_requests() {
+        assert!(super::is_empty_request(b""));
+        assert!(super::is_empty_request(b"  \n"));
+        assert!(super::is_empty_request(b"null"));
+        assert!(super::is_empty_request(b" null "));
+        assert!(!super::is_empty_request(b"{}"));
+    }
+}

@@ -1,0 +1,202 @@
+//! Message-level API: `STREAM.PURGE`, `STREAM.MSG.GET`, `STREAM.MSG.DELETE` and
+//! `DIRECT.GET` (both forms; the reply is the raw stored message with `Nats-Stream`,
+//! `Nats-Subject`, `Nats-Sequence` and `Nats-Time-Stamp` headers in front of its own).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::{BufMut, Bytes, BytesMut};
+use petrel_store::{PurgeRequest, StoredMsg};
+use serde::{Deserialize, Serialize};
+
+use super::{is_empty_request, parse_body, respond, ApiResponse};
+use crate::errors::{self, ApiError};
+use crate::jetstream::JetStream;
+use crate::json::null_default;
+use crate::stream::MsgGetRequest;
+use crate::time::rfc3339_nano;
+
+#[derive(Debug, Default, Deserialize)]
+struct PurgeBody {
+    #[serde(default, deserialize_with = "null_default")]
+    filter: String,
+    #[serde(default, deserialize_with = "null_default")]
+    seq: u64,
+    #[serde(default, deserialize_with = "null_default")]
+    keep: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeleteBody {
+    #[serde(default, deserialize_with = "null_default")]
+    seq: u64,
+    #[serde(default, deserialize_with = "null_default")]
+    no_erase: bool,
+}
+
+#[derive(Serialize)]
+struct Purged {
+    success: bool,
+    purged: u64,
+}
+
+#[derive(Serialize)]
+struct Success {
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct MsgJson {
+    subject: String,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hdrs: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    time: String,
+}
+
+#[derive(Serialize)]
+struct MsgGetBody {
+    message: MsgJson,
+}
+
+/// `STREAM.PURGE.<name>`: everything, or by `filter`, below `seq`, keeping `keep`.
+pub(super) fn purge(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
+    let result = (|| {
+        let body: PurgeBody = parse_body(payload)?;
+        let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
+        if body.seq > 0 && body.keep > 0 {
+            return Err(ApiError::bad_request());
+        }
+        let req = PurgeRequest {
+            subject: Some(body.filter).filter(|f| !f.is_empty()),
+            seq: Some(body.seq).filter(|s| *s > 0),
+            keep: Some(body.keep).filter(|k| *k > 0),
+        };
+        let purged = stream.purge(req)?;
+        Ok(Purged {
+            success: true,
+            purged,
+        })
+    })();
+    respond("stream_purge", None, result)
+}
+
+/// `STREAM.MSG.GET.<name>`: `seq`, `last_by_subj` or `next_by_subj` (+ `seq`).
+pub(super) fn get(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
+    let result = (|| {
+        let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
+        if is_empty_request(payload) {
+            return Err(ApiError::bad_request());
+        }
+        let req: MsgGetRequest = parse_body(payload)?;
+        let m = stream
+            .lookup(&req)?
+            .ok_or_else(ApiError::no_message_found)?;
+        Ok(MsgGetBody {
+            message: MsgJson {
+                subject: m.subject,
+                seq: m.seq,
+                hdrs: m
+                    .headers
+                    .filter(|h| !h.is_empty())
+                    .map(|h| STANDARD.encode(h)),
+                data: Some(m.payload)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| STANDARD.encode(p)),
+                time: rfc3339_nano(m.ts),
+            },
+        })
+    })();
+    respond("stream_msg_get", None, result)
+}
+
+/// `STREAM.MSG.DELETE.<name>`: `{"seq":n,"no_erase":bool}`.
+pub(super) fn delete(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
+    let result = (|| {
+        let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
+        if is_empty_request(payload) {
+            return Err(ApiError::bad_request());
+        }
+        let body: DeleteBody = parse_body(payload)?;
+        stream.delete_msg(body.seq, !body.no_erase)?;
+        Ok(Success { success: true })
+    })();
+    respond("stream_msg_delete", None, result)
+}
+
+/// A status-only reply (`NATS/1.0 <code> <text>`, empty payload).
+fn status(code: u16, text: &str) -> ApiResponse {
+    ApiResponse {
+        headers: Some(petrel_wire::headers::build(Some((code, text)), &[])),
+        error: code >= 400,
+        ..ApiResponse::default()
+    }
+}
+
+/// The raw stored message with the direct-get headers in front of its own.
+fn raw_message(stream: &str, m: StoredMsg) -> ApiResponse {
+    let mut h = BytesMut::with_capacity(128 + m.headers.as_ref().map_or(0, Bytes::len));
+    h.put_slice(b"NATS/1.0\r\n");
+    for (k, v) in [
+        ("Nats-Stream", stream.to_string()),
+        ("Nats-Subject", m.subject.clone()),
+        ("Nats-Sequence", m.seq.to_string()),
+        ("Nats-Time-Stamp", rfc3339_nano(m.ts)),
+    ] {
+        h.put_slice(k.as_bytes());
+        h.put_slice(b": ");
+        h.put_slice(v.as_bytes());
+        h.put_slice(b"\r\n");
+    }
+    // The stored block is `NATS/1.0...\r\n<lines>\r\n`: keep its lines and final blank line.
+    let stored_rest = m.headers.as_deref().and_then(|s| {
+        s.windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| &s[i + 2..])
+            .filter(|rest| rest.ends_with(b"\r\n"))
+    });
+    match stored_rest {
+        Some(rest) if !rest.is_empty() => h.put_slice(rest),
+        _ => h.put_slice(b"\r\n"),
+    }
+    ApiResponse {
+        headers: Some(h.freeze()),
+        payload: m.payload,
+        ..ApiResponse::default()
+    }
+}
+
+/// `DIRECT.GET.<name>` (JSON body) or `DIRECT.GET.<name>.<subject>` (last for subject).
+/// No reply when the stream is missing or does not allow direct gets (no responder).
+pub(super) fn direct_get(
+    js: &JetStream,
+    name: &str,
+    payload: &[u8],
+    last_for: Option<String>,
+) -> Option<ApiResponse> {
+    let stream = js.stream(name)?;
+    if !stream.config().allow_direct {
+        return None;
+    }
+    let req = match last_for {
+        Some(subject) => MsgGetRequest {
+            last_by_subj: subject,
+            ..MsgGetRequest::default()
+        },
+        None if is_empty_request(payload) => return Some(status(408, "Empty Request")),
+        None => match serde_json::from_slice(payload) {
+            Ok(r) => r,
+            Err(_) => return Some(status(408, "Malformed Request")),
+        },
+    };
+    Some(match stream.lookup(&req) {
+        Ok(Some(m)) => raw_message(name, m),
+        Ok(None) => status(404, "Message Not Found"),
+        Err(e) if e.err_code == errors::BAD_REQUEST.err_code => status(408, "Bad Request"),
+        Err(e) => {
+            tracing::warn!(stream = name, error = %e, "direct get failed");
+            status(404, "Message Not Found")
+        }
+    })
+}

@@ -1,0 +1,309 @@
+//! Stream administration: `STREAM.CREATE`, `UPDATE`, `INFO`, `DELETE`, `NAMES`, `LIST`.
+//!
+//! The API task runs one request at a time, so create/update/delete never race each other;
+//! the checks against other streams (name in use, overlapping subjects) see a stable map.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{parse_body, respond, ApiResponse, Paged};
+use crate::advisory::{stream_action, StreamAction};
+use crate::config::{StorageType, StreamConfig};
+use crate::errors::ApiError;
+use crate::jetstream::JetStream;
+use crate::json::null_default;
+use crate::meta::{self, StreamMeta};
+use crate::stream::{InfoRequest, Stream, StreamInfo, SUBJECTS_PAGE};
+use crate::time::now_nanos;
+
+/// Names per `STREAM.NAMES` page.
+pub const NAMES_LIMIT: usize = 1024;
+/// Infos per `STREAM.LIST` page.
+pub const LIST_LIMIT: usize = 256;
+
+/// Consumers per stream (consumers are not implemented yet).
+const CONSUMERS: u64 = 0;
+
+#[derive(Serialize)]
+struct CreateBody {
+    #[serde(flatten)]
+    info: StreamInfo,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    did_create: bool,
+}
+
+#[derive(Serialize)]
+struct Success {
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct NamesBody {
+    streams: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ListBody {
+    streams: Vec<StreamInfo>,
+}
+
+/// Body of `STREAM.NAMES` / `STREAM.LIST`.
+#[derive(Debug, Default, Deserialize)]
+struct ListRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    offset: usize,
+    #[serde(default, deserialize_with = "null_default")]
+    subject: String,
+}
+
+/// Parses a create/update body and checks the name against the subject.
+fn parse_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+    let cfg: StreamConfig =
+        serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+    if cfg.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    cfg.normalize()
+}
+
+/// 10065 naming the first other stream whose subjects overlap `cfg`'s.
+fn check_overlap(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
+    let others: Vec<Arc<Stream>> = js
+        .streams
+        .read()
+        .values()
+        .filter(|s| s.name != cfg.name)
+        .cloned()
+        .collect();
+    for other in others {
+        let subjects = other.subjects.read().clone();
+        let collide = cfg.subjects.iter().any(|a| {
+            subjects
+                .iter()
+                .any(|b| petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes()))
+        });
+        if collide {
+            return Err(ApiError::subject_overlap(&other.name));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `max_bytes` larger than the server's storage limit for its type.
+fn check_resources(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
+    let (limit, err): (_, fn() -> ApiError) = match cfg.storage {
+        StorageType::Memory => (js.config.max_memory, ApiError::memory_resources_exceeded),
+        StorageType::File => (js.config.max_file, ApiError::storage_resources_exceeded),
+    };
+    match (limit, u64::try_from(cfg.max_bytes)) {
+        (Some(limit), Ok(max)) if max > limit => Err(err()),
+        _ => Ok(()),
+    }
+}
+
+/// `STREAM.CREATE.<name>`.
+pub(super) fn create(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
+    let mut advisories = Vec::new();
+    let result = create_inner(js, name, payload).map(|(info, did_create)| {
+        if did_create {
+            advisories.push(stream_action(name, StreamAction::Create));
+        }
+        CreateBody { info, did_create }
+    });
+    let mut resp = respond("stream_create", None, result);
+    resp.advisories = advisories;
+    resp
+}
+
+fn create_inner(
+    js: &JetStream,
+    name: &str,
+    payload: &[u8],
+) -> Result<(StreamInfo, bool), ApiError> {
+    let cfg = parse_config(name, payload)?;
+    if let Some(existing) = js.stream(name) {
+        if existing.config() == cfg {
+            let (info, _) = existing.info(&InfoRequest::default(), CONSUMERS)?;
+            return Ok((info, false));
+        }
+        return Err(ApiError::stream_name_exist());
+    }
+    if cfg.sealed {
+        return Err(ApiError::stream_invalid_config(
+            "stream configuration for create can not be sealed",
+        ));
+    }
+    check_overlap(js, &cfg)?;
+    check_resources(js, &cfg)?;
+    let created = now_nanos();
+    let streams_dir = meta::streams_dir(&js.config.store_dir);
+    let stream_dir = streams_dir.join(name);
+    if cfg.storage == StorageType::File {
+        let m = StreamMeta {
+            config: cfg.clone(),
+            created,
+        };
+        meta::write_meta(&stream_dir, &m).map_err(ApiError::stream_create)?;
+    }
+    let (stream, rx) = match Stream::open(cfg, created, &streams_dir, js.config.sync) {
+        Ok(x) => x,
+        Err(e) => {
+            if stream_dir.exists() {
+                let _ = std::fs::remove_dir_all(&stream_dir);
+            }
+            return Err(ApiError::stream_create(e));
+        }
+    };
+    js.register(stream.clone(), rx);
+    tracing::info!(stream = name, "stream created");
+    let (info, _) = stream.info(&InfoRequest::default(), CONSUMERS)?;
+    Ok((info, true))
+}
+
+/// `STREAM.UPDATE.<name>`.
+pub(super) fn update(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
+    let result = update_inner(js, name, payload);
+    let ok = result.is_ok();
+    let mut resp = respond("stream_update", None, result);
+    if ok {
+        resp.advisories
+            .push(stream_action(name, StreamAction::Modify));
+    }
+    resp
+}
+
+fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo, ApiError> {
+    let requested: StreamConfig =
+        serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+    if requested.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let old = stream.config();
+    let cfg = requested.normalize()?.check_update(&old)?;
+    check_overlap(js, &cfg)?;
+    check_resources(js, &cfg)?;
+    if let Some(dir) = &stream.dir {
+        let m = StreamMeta {
+            config: cfg.clone(),
+            created: stream.created,
+        };
+        meta::write_meta(dir, &m).map_err(ApiError::stream_update)?;
+    }
+    let added: Vec<String> = cfg
+        .subjects
+        .iter()
+        .filter(|s| !old.subjects.contains(s))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = old
+        .subjects
+        .iter()
+        .filter(|s| !cfg.subjects.contains(s))
+        .cloned()
+        .collect();
+    stream.apply_config(cfg)?;
+    js.unsubscribe(&stream, Some(&removed));
+    js.subscribe(&stream, &added);
+    tracing::info!(stream = name, "stream updated");
+    let (info, _) = stream.info(&InfoRequest::default(), CONSUMERS)?;
+    Ok(info)
+}
+
+/// `STREAM.INFO.<name>`: always carries the paging fields (nats-server's struct embeds them).
+pub(super) fn info(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
+    let mut paged = Paged::default();
+    let result = (|| {
+        let req: InfoRequest = parse_body(payload)?;
+        let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
+        let (info, total) = stream.info(&req, CONSUMERS)?;
+        if !req.subjects_filter.is_empty() {
+            paged = Paged {
+                total,
+                offset: req.offset,
+                limit: SUBJECTS_PAGE,
+            };
+        }
+        Ok(info)
+    })();
+    respond("stream_info", Some(paged), result)
+}
+
+/// `STREAM.DELETE.<name>`: unsubscribes, drains and closes the store, removes its files.
+pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
+    let result = (|| {
+        let stream = js.unregister(name).ok_or_else(ApiError::stream_not_found)?;
+        // The ingest task stores what is queued, closes the store and stops.
+        if stream.request_close().blocking_recv().is_err() {
+            stream.close_store();
+        }
+        if let Some(dir) = &stream.dir {
+            meta::remove_stream_dir(dir).map_err(ApiError::stream_delete)?;
+        }
+        tracing::info!(stream = name, "stream deleted");
+        Ok(Success { success: true })
+    })();
+    let ok = result.is_ok();
+    let mut resp = respond("stream_delete", None, result);
+    if ok {
+        resp.advisories
+            .push(stream_action(name, StreamAction::Delete));
+    }
+    resp
+}
+
+/// The streams matching a NAMES/LIST request, sorted by name, and the request.
+fn matching(js: &JetStream, payload: &[u8]) -> Result<(Vec<Arc<Stream>>, ListRequest), ApiError> {
+    let req: ListRequest = parse_body(payload)?;
+    let all: Vec<Arc<Stream>> = js.streams.read().values().cloned().collect();
+    let selected = all
+        .into_iter()
+        .filter(|s| {
+            req.subject.is_empty()
+                || s.subjects.read().iter().any(|subj| {
+                    petrel_subject::subjects_collide(subj.as_bytes(), req.subject.as_bytes())
+                })
+        })
+        .collect();
+    Ok((selected, req))
+}
+
+/// `STREAM.NAMES`.
+pub(super) fn names(js: &JetStream, payload: &[u8]) -> ApiResponse {
+    let mut paged = Paged {
+        limit: NAMES_LIMIT,
+        ..Paged::default()
+    };
+    let result = matching(js, payload).map(|(streams, req)| {
+        paged.total = streams.len();
+        paged.offset = req.offset.min(streams.len());
+        NamesBody {
+            streams: streams
+                .into_iter()
+                .skip(req.offset)
+                .take(NAMES_LIMIT)
+                .map(|s| s.name.clone())
+                .collect(),
+        }
+    });
+    respond("stream_names", Some(paged), result)
+}
+
+/// `STREAM.LIST`.
+pub(super) fn list(js: &JetStream, payload: &[u8]) -> ApiResponse {
+    let mut paged = Paged {
+        limit: LIST_LIMIT,
+        ..Paged::default()
+    };
+    let result = matching(js, payload).and_then(|(streams, req)| {
+        paged.total = streams.len();
+        paged.offset = req.offset.min(streams.len());
+        let mut infos = Vec::new();
+        for s in streams.into_iter().skip(req.offset).take(LIST_LIMIT) {
+            infos.push(s.info(&InfoRequest::default(), CONSUMERS)?.0);
+        }
+        Ok(ListBody { streams: infos })
+    });
+    respond("stream_list", Some(paged), result)
+}

@@ -1,0 +1,550 @@
+//! `StreamConfig`: the JSON shape of nats-server 2.9.10 (field order, always-present fields)
+//! plus the 2.10 fields when set, its defaults, and the checks of nats-server's
+//! `checkStreamCfg` that need no other stream. Checks against other streams (overlap, name in
+//! use) live in the API handlers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use petrel_store::{Discard, StoreLimits};
+use serde::{Deserialize, Serialize};
+
+use crate::errors::ApiError;
+use crate::json::null_default;
+use crate::transform::SubjectTransform;
+
+/// Default duplicate window (2 minutes), as nats-server.
+pub const DEFAULT_DUPLICATE_WINDOW: i64 = 120_000_000_000;
+/// Longest stream name.
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest description.
+pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
+/// Largest metadata (keys plus values).
+pub const MAX_METADATA_LEN: usize = 128 * 1024;
+/// Subjects a stream may never capture: the API it is managed through.
+pub const API_SUBJECTS: &str = "$JS.API.>";
+
+/// Retention policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionPolicy {
+    /// Keep messages until a limit removes them.
+    #[default]
+    Limits,
+    /// Keep messages while some consumer has not acked them.
+    Interest,
+    /// Remove a message once it is acked.
+    Workqueue,
+}
+
+/// Discard policy when a limit is hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscardPolicy {
+    /// Drop the oldest messages.
+    #[default]
+    Old,
+    /// Refuse the new message.
+    New,
+}
+
+/// Storage backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageType {
+    /// `FileStore` (durable).
+    #[default]
+    File,
+    /// `MemStore` (lost on restart).
+    Memory,
+}
+
+/// Stream compression (2.10). Only `none` is supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression (an empty string is read as this too).
+    #[serde(alias = "")]
+    None,
+    /// S2 compression (refused).
+    S2,
+}
+
+/// Subject transform applied to incoming messages before they are stored (2.10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectTransformConfig {
+    /// Source filter (empty = every subject).
+    #[serde(default, deserialize_with = "null_default")]
+    pub src: String,
+    /// Destination template.
+    #[serde(default, deserialize_with = "null_default")]
+    pub dest: String,
+}
+
+/// Limits applied to consumers of the stream (2.10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerLimits {
+    /// Default and maximum inactive threshold (ns).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub inactive_threshold: i64,
+    /// Default and maximum max_ack_pending.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_ack_pending: i64,
+}
+
+/// 10052 with `e` as the description.
+fn cfg_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::stream_invalid_config(e)
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+fn is_zero_i32(v: &i32) -> bool {
+    *v == 0
+}
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// A stream's configuration. Field order is nats-server's; absent JSON fields take Go's zero
+/// values and [`StreamConfig::normalize`] turns them into the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamConfig {
+    /// Stream name.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// Free text.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub description: String,
+    /// Subjects captured by the stream (default `[name]`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub subjects: Vec<String>,
+    /// Retention policy.
+    #[serde(default, deserialize_with = "null_default")]
+    pub retention: RetentionPolicy,
+    /// Maximum consumers (-1 = unlimited).
+    #[serde(default, deserialize_with = "null_default")]
+    pub max_consumers: i64,
+    /// Maximum messages (-1 = unlimited).
+    #[serde(default, deserialize_with = "null_default")]
+    pub max_msgs: i64,
+    /// Maximum bytes (-1 = unlimited).
+    #[serde(default, deserialize_with = "null_default")]
+    pub max_bytes: i64,
+    /// Maximum age in nanoseconds (0 = unlimited).
+    #[serde(default, deserialize_with = "null_default")]
+    pub max_age: i64,
+    /// Maximum messages per subject (-1 = unlimited).
+    #[serde(default, deserialize_with = "null_default")]
+    pub max_msgs_per_subject: i64,
+    /// Maximum message size (-1 = unlimited).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_i32"
+    )]
+    pub max_msg_size: i32,
+    /// Discard policy.
+    #[serde(default, deserialize_with = "null_default")]
+    pub discard: DiscardPolicy,
+    /// With discard new: refuse per subject at `max_msgs_per_subject`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub discard_new_per_subject: bool,
+    /// Storage type.
+    #[serde(default, deserialize_with = "null_default")]
+    pub storage: StorageType,
+    /// Replicas (1 without clustering).
+    #[serde(default, deserialize_with = "null_default")]
+    pub num_replicas: i64,
+    /// Do not send PubAcks.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub no_ack: bool,
+    /// Template owner (legacy).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub template_owner: String,
+    /// Duplicate window in nanoseconds.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub duplicate_window: i64,
+    /// Placement (accepted and kept; single server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<serde_json::Value>,
+    /// Mirror (not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<serde_json::Value>,
+    /// Sources (not supported).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub sources: Vec<serde_json::Value>,
+    /// Republish (not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub republish: Option<serde_json::Value>,
+    /// Answer `$JS.API.DIRECT.GET.<stream>`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub allow_direct: bool,
+    /// Mirror answers direct gets of its origin.
+    #[serde(default, deserialize_with = "null_default")]
+    pub mirror_direct: bool,
+    /// No writes or deletes.
+    #[serde(default, deserialize_with = "null_default")]
+    pub sealed: bool,
+    /// Refuse MSG.DELETE.
+    #[serde(default, deserialize_with = "null_default")]
+    pub deny_delete: bool,
+    /// Refuse PURGE.
+    #[serde(default, deserialize_with = "null_default")]
+    pub deny_purge: bool,
+    /// Honour `Nats-Rollup`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub allow_rollup_hdrs: bool,
+    /// Compression (2.10; only `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// First sequence of a new stream (2.10).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_u64"
+    )]
+    pub first_seq: u64,
+    /// Subject transform (2.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_transform: Option<SubjectTransformConfig>,
+    /// Consumer limits (2.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_limits: Option<ConsumerLimits>,
+    /// User metadata (2.10).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Whether `name` may be used as a stream name (no `.`, `*`, `>`, whitespace, path separators).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| matches!(c, '.' | '*' | '>' | '/' | '\\' | '\0') || c.is_whitespace())
+}
+
+impl StreamConfig {
+    /// Applies nats-server's defaults and checks the config on its own (`checkStreamCfg`
+    /// without the checks against other streams). Errors are the API errors nats-server uses.
+    pub fn normalize(mut self) -> Result<StreamConfig, ApiError> {
+        if self.name.contains(['/', '\\']) {
+            return Err(ApiError::name_contains_path_separators());
+        }
+        if !is_valid_name(&self.name) {
+            return Err(cfg_err(
+                "stream name is required and can not contain '.', '*', '>'",
+            ));
+        }
+        if self.name.len() > MAX_NAME_LEN {
+            return Err(cfg_err(format!(
+                "stream name is too long, maximum allowed is {MAX_NAME_LEN}"
+            )));
+        }
+        if self.description.len() > MAX_DESCRIPTION_LEN {
+            return Err(cfg_err(format!(
+                "stream description is too long, maximum allowed is {MAX_DESCRIPTION_LEN}"
+            )));
+        }
+        let meta_len: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if meta_len > MAX_METADATA_LEN {
+            return Err(cfg_err(format!(
+                "stream metadata exceeds maximum size of {MAX_METADATA_LEN} bytes"
+            )));
+        }
+        if self.num_replicas == 0 {
+            self.num_replicas = 1;
+        }
+        if self.num_replicas < 0 {
+            return Err(ApiError::replicas_negative());
+        }
+        if self.num_replicas > 5 {
+            return Err(cfg_err("maximum replicas is 5"));
+        }
+        if self.num_replicas > 1 {
+            return Err(ApiError::replicas_not_supported());
+        }
+        for v in [
+            &mut self.max_msgs,
+            &mut self.max_msgs_per_subject,
+            &mut self.max_bytes,
+            &mut self.max_consumers,
+        ] {
+            if *v == 0 {
+                *v = -1;
+            }
+        }
+        if self.max_msg_size == 0 {
+            self.max_msg_size = -1;
+        }
+        if self.max_age < 0 {
+            return Err(cfg_err("max age needs to be >= 100ms"));
+        }
+        if self.duplicate_window == 0 && self.mirror.is_none() {
+            self.duplicate_window = if self.max_age != 0 && self.max_age < DEFAULT_DUPLICATE_WINDOW
+            {
+                self.max_age
+            } else {
+                DEFAULT_DUPLICATE_WINDOW
+            };
+        }
+        if self.max_age > 0 && self.max_age < 100_000_000 {
+            return Err(cfg_err("max age needs to be >= 100ms"));
+        }
+        if self.duplicate_window < 0 {
+            return Err(cfg_err("duplicates window can not be negative"));
+        }
+        if self.max_age != 0 && self.duplicate_window > self.max_age {
+            return Err(cfg_err("duplicates window can not be larger then max age"));
+        }
+        if self.duplicate_window > 0 && self.duplicate_window < 100_000_000 {
+            return Err(cfg_err("duplicates window needs to be >= 100ms"));
+        }
+        if self.deny_purge && self.allow_rollup_hdrs {
+            return Err(cfg_err("roll-ups require the purge permission"));
+        }
+        if self.discard_new_per_subject {
+            if self.discard != DiscardPolicy::New {
+                return Err(cfg_err(
+                    "discard new per subject requires discard new policy to be set",
+                ));
+            }
+            if self.max_msgs_per_subject <= 0 {
+                return Err(cfg_err(
+                    "discard new per subject requires max msgs per subject > 0",
+                ));
+            }
+        }
+        if self.compression == Some(Compression::S2) {
+            return Err(cfg_err(
+                "compression s2 is not supported by this server, use \"none\"",
+            ));
+        }
+        if self.mirror.is_some() || !self.sources.is_empty() {
+            return Err(cfg_err(
+                "stream mirrors and sources are not supported by this server",
+            ));
+        }
+        if self.republish.is_some() {
+            return Err(cfg_err("stream republish is not supported by this server"));
+        }
+        if let Some(t) = &self.subject_transform {
+            SubjectTransform::new(&t.src, &t.dest).map_err(cfg_err)?;
+        }
+        self.check_subjects()?;
+        Ok(self)
+    }
+
+    /// Subject defaults and checks: default `[name]`, valid, no duplicates, no overlap with
+    /// each other or with the JetStream API.
+    fn check_subjects(&mut self) -> Result<(), ApiError> {
+        if self.subjects.is_empty() {
+            self.subjects.push(self.name.clone());
+        }
+        for (i, subj) in self.subjects.iter().enumerate() {
+            if !petrel_subject::is_valid_subject(subj.as_bytes()) {
+                return Err(cfg_err("invalid subject"));
+            }
+            if self.subjects[..i].contains(subj) {
+                return Err(cfg_err("duplicate subjects detected"));
+            }
+            if petrel_subject::subjects_collide(subj.as_bytes(), API_SUBJECTS.as_bytes()) {
+                return Err(cfg_err("subjects overlap with jetstream api"));
+            }
+        }
+        for (i, a) in self.subjects.iter().enumerate() {
+            for b in &self.subjects[i + 1..] {
+                if petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes()) {
+                    return Err(cfg_err(format!("subject {a:?} overlaps with {b:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of an update against the current config (`configUpdateCheck`), after both
+    /// were normalized. Returns the config to apply (sealing adjusts a few fields).
+    pub fn check_update(mut self, old: &StreamConfig) -> Result<StreamConfig, ApiError> {
+        if self.name != old.name {
+            return Err(cfg_err("stream configuration name must match original"));
+        }
+        if self.max_consumers != old.max_consumers {
+            return Err(cfg_err(
+                "stream configuration update can not change MaxConsumers",
+            ));
+        }
+        if self.storage != old.storage {
+            return Err(cfg_err(
+                "stream configuration update can not change storage type",
+            ));
+        }
+        if self.retention != old.retention {
+            return Err(cfg_err(
+                "stream configuration update can not change retention policy",
+            ));
+        }
+        if !self.sealed && old.sealed {
+            return Err(cfg_err(
+                "stream configuration update can not unseal a sealed stream",
+            ));
+        }
+        if !self.deny_delete && old.deny_delete {
+            return Err(cfg_err(
+                "stream configuration update can not cancel deny message deletes",
+            ));
+        }
+        if !self.deny_purge && old.deny_purge {
+            return Err(cfg_err(
+                "stream configuration update can not cancel deny purge",
+            ));
+        }
+        if self.sealed {
+            self.max_age = 0;
+            self.discard = DiscardPolicy::New;
+            self.deny_delete = true;
+            self.deny_purge = true;
+            self.allow_rollup_hdrs = false;
+        }
+        // The first sequence only matters at creation.
+        self.first_seq = old.first_seq;
+        Ok(self)
+    }
+
+    /// The limits the store enforces for this config.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            max_msgs: self.max_msgs,
+            max_bytes: self.max_bytes,
+            max_age: Duration::from_nanos(u64::try_from(self.max_age).unwrap_or(0)),
+            max_msgs_per_subject: self.max_msgs_per_subject,
+            max_msg_size: self.max_msg_size,
+            discard: match self.discard {
+                DiscardPolicy::Old => Discard::Old,
+                DiscardPolicy::New => Discard::New,
+            },
+            discard_new_per_subject: self.discard_new_per_subject,
+        }
+    }
+
+    /// Whether any of this stream's subjects can match a subject of `other`.
+    pub fn overlaps(&self, other: &StreamConfig) -> bool {
+        self.subjects.iter().any(|a| {
+            other
+                .subjects
+                .iter()
+                .any(|b| petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::encode;
+
+    fn parse(s: &str) -> StreamConfig {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn serializes_like_2_9_10() {
+        let cfg = parse(r#"{"name":"ORDERS","subjects":["orders.>"]}"#)
+            .normalize()
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&encode(&cfg)).unwrap(),
+            r#"{"name":"ORDERS","subjects":["orders.\u003e"],"retention":"limits","max_consumers":-1,"max_msgs":-1,"max_bytes":-1,"max_age":0,"max_msgs_per_subject":-1,"max_msg_size":-1,"discard":"old","storage":"file","num_replicas":1,"duplicate_window":120000000000,"allow_direct":false,"mirror_direct":false,"sealed":false,"deny_delete":false,"deny_purge":false,"allow_rollup_hdrs":false}"#
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = parse(r#"{"name":"S","max_age":1000000000,"subjects":null}"#)
+            .normalize()
+            .unwrap();
+        assert_eq!(cfg.subjects, vec!["S".to_string()]);
+        assert_eq!(cfg.duplicate_window, 1_000_000_000);
+    }
+
+    #[test]
+    fn refusals() {
+        let err = |s: &str| parse(s).normalize().unwrap_err();
+        assert_eq!(err(r#"{"name":"A","num_replicas":3}"#).err_code, 10074);
+        assert_eq!(err(r#"{"name":"a.b"}"#).err_code, 10052);
+        assert_eq!(err(r#"{"name":"a/b"}"#).err_code, 10128);
+        let e = err(r#"{"name":"A","compression":"s2"}"#);
+        assert_eq!((e.code, e.err_code), (500, 10052));
+        assert!(e.description.contains("s2"));
+        assert_eq!(
+            err(r#"{"name":"A","subjects":["$JS.API.>"]}"#).description,
+            "subjects overlap with jetstream api"
+        );
+        assert_eq!(
+            err(r#"{"name":"A","subjects":["a.*","a.b"]}"#).description,
+            r#"subject "a.*" overlaps with "a.b""#
+        );
+        assert!(parse(r#"{"name":"A","compression":"none"}"#)
+            .normalize()
+            .is_ok());
+        assert_eq!(
+            parse(r#"{"name":"A","compression":""}"#).compression,
+            Some(Compression::None)
+        );
+    }
+
+    #[test]
+    fn update_rules() {
+        let old = parse(r#"{"name":"A"}"#).normalize().unwrap();
+        let new = parse(r#"{"name":"A","retention":"workqueue"}"#)
+            .normalize()
+            .unwrap();
+        assert_eq!(
+            new.check_update(&old).unwrap_err().description,
+            "stream configuration update can not change retention policy"
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The publish path: the per-stream ingest task and the batch it stores.
+//!
+//! The task waits for one message, takes every other one already queued (up to
+//! [`MAX_BATCH`]), and hands the batch to a blocking thread that checks the `Nats-*` headers,
+//! appends every accepted message, calls `commit()` once (group commit: one write and, with
+//! `SyncMode::Always`, one fsync) and only then returns the PubAcks, which the task publishes.
+//! A PubAck therefore always means "on disk" (or "written", in interval sync mode).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use petrel_store::{PurgeRequest, StoreError};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::RetentionPolicy;
+use crate::dedup::MSG_ID;
+use crate::errors::ApiError;
+use crate::json::encode;
+use crate::port::Port;
+use crate::stream::{Cmd, Inbound, Inner, Stream};
+use crate::time::now_nanos;
+
+/// Most messages stored by one commit.
+pub const MAX_BATCH: usize = 4096;
+
+/// Header: the stream the publisher expects to store the message.
+pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
+/// Header: the stream's last sequence must equal this.
+pub const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
+/// Header: the last sequence of the message's subject must equal this (0 = none).
+pub const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+/// Header: the `Nats-Msg-Id` of the stream's last message must equal this.
+pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+/// Header: `sub` or `all`, purge older messages of the subject / stream after storing.
+pub const ROLLUP: &str = "Nats-Rollup";
+
+/// Largest header block accepted.
+const MAX_HEADER_LEN: usize = u16::MAX as usize;
+
+/// What became of one published message.
+#[derive(Debug)]
+enum Outcome {
+    Stored { seq: u64, msg_id: Option<String> },
+    Duplicate(u64),
+    Failed(ApiError),
+}
+
+#[derive(Serialize)]
+struct PubAck<'a> {
+    stream: &'a str,
+    seq: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+#[derive(Serialize)]
+struct PubAckError<'a> {
+    error: &'a ApiError,
+    stream: &'a str,
+    seq: u64,
+}
+
+/// Maps a store refusal of `append` onto the PubAck error nats-server sends.
+fn append_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::MsgTooLarge => ApiError::message_exceeds_maximum(),
+        other => ApiError::store_failed(other),
+    }
+}
+
+impl Inner {
+    /// Checks one message against the headers and the stream, then appends it.
+    fn try_store(&mut self, stream: &str, m: &Inbound, now: i64) -> Result<Outcome, ApiError> {
+        if self.config.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        if m.headers.as_ref().map_or(0, Bytes::len) > MAX_HEADER_LEN {
+            return Err(ApiError::header_exceeds_maximum());
+        }
+        let subject = match &self.transform {
+            Some(t) => t.apply(&m.subject).unwrap_or_else(|| m.subject.clone()),
+            None => m.subject.clone(),
+        };
+        let parsed = m
+            .headers
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .and_then(petrel_wire::headers::parse);
+        let mut msg_id = None;
+        let mut rollup_all = None;
+        if let Some(h) = &parsed {
+            let non_empty = |k: &str| h.get(k).filter(|v| !v.is_empty());
+            if let Some(expected) = non_empty(EXPECTED_STREAM) {
+                if expected != stream {
+                    return Err(ApiError::stream_not_match());
+                }
+            }
+            if let Some(id) = non_empty(MSG_ID) {
+                let window = self.config.duplicate_window;
+                if let Some(seq) = self.dedup.check(id, now, window) {
+                    return Ok(Outcome::Duplicate(seq));
+                }
+                msg_id = Some(id.to_string());
+            }
+            if let Some(want) = h
+                .get(EXPECTED_LAST_SUBJ_SEQ)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                let have = self
+                    .store
+                    .last_by_subject(&subject)
+                    .map_err(ApiError::store_failed)?
+                    .map_or(0, |m| m.seq);
+                if have != want {
+                    return Err(ApiError::wrong_last_sequence(have));
+                }
+            }
+            if let Some(want) = h.get(EXPECTED_LAST_SEQ).and_then(|v| v.parse::<u64>().ok()) {
+                let have = self.store.state().last_seq;
+                if have != want {
+                    return Err(ApiError::wrong_last_sequence(have));
+                }
+            }
+            if let Some(want) = non_empty(EXPECTED_LAST_MSG_ID) {
+                if want != self.last_msg_id {
+                    return Err(ApiError::wrong_last_msg_id(&self.last_msg_id));
+                }
+            }
+            if let Some(r) = non_empty(ROLLUP) {
+                if !self.config.allow_rollup_hdrs || self.config.deny_purge {
+                    return Err(ApiError::rollup_failed("rollup not permitted"));
+                }
+                rollup_all = match r {
+                    "sub" => Some(false),
+                    "all" => Some(true),
+                    other => {
+                        return Err(ApiError::rollup_failed(format!(
+                            "rollup value invalid: {other:?}"
+                        )))
+                    }
+                };
+            }
+        }
+        let (seq, ts) = self
+            .store
+            .append(&subject, m.headers.clone(), m.payload.clone(), now)
+            .map_err(append_error)?;
+        if let Some(id) = &msg_id {
+            self.dedup.insert(id, seq, ts);
+        }
+        self.last_msg_id = msg_id.clone().unwrap_or_default();
+        if let Some(all) = rollup_all {
+            let req = if all {
+                PurgeRequest {
+                    seq: Some(seq),
+                    ..PurgeRequest::default()
+                }
+            } else {
+                PurgeRequest {
+                    subject: Some(subject),
+                    keep: Some(1),
+                    ..PurgeRequest::default()
+                }
+            };
+            if let Err(e) = self.store.purge(req) {
+                tracing::warn!(stream, error = %e, "rollup purge failed");
+            }
+        }
+        Ok(Outcome::Stored { seq, msg_id })
+    }
+}
+
+impl Stream {
+    /// Stores a batch with one commit and returns the PubAcks to publish (reply, body).
+    /// Blocking: run it on a blocking thread.
+    pub(crate) fn process_batch(
+        &self,
+        batch: Vec<Inbound>,
+        consumers: u64,
+    ) -> Vec<(String, Bytes)> {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            tracing::debug!(stream = %self.name, n = batch.len(), "batch for a closed stream dropped");
+            return Vec::new();
+        }
+        let now = now_nanos();
+        let mut outcomes: Vec<Outcome> = batch
+            .iter()
+            .map(|m| {
+                inner
+                    .try_store(&self.name, m, now)
+                    .unwrap_or_else(Outcome::Failed)
+            })
+            .collect();
+        if outcomes.iter().any(|o| matches!(o, Outcome::Stored { .. })) {
+            if let Err(e) = inner.store.commit() {
+                tracing::error!(stream = %self.name, error = %e, "commit failed; refusing the batch");
+                for o in &mut outcomes {
+                    if let Outcome::Stored { seq, msg_id } = o {
+                        if let Some(id) = msg_id {
+                            inner.dedup.remove(id, *seq);
+                        }
+                        *o = Outcome::Failed(ApiError::store_failed(&e));
+                    }
+                }
+            } else if inner.config.retention == RetentionPolicy::Interest && consumers == 0 {
+                // Nobody is interested: the message is acked and gone at once.
+                if let Err(e) = inner.store.purge(PurgeRequest::default()) {
+                    tracing::warn!(stream = %self.name, error = %e, "interest purge failed");
+                }
+            }
+        }
+        self.refresh_counters(&inner);
+        if inner.config.no_ack {
+            return Vec::new();
+        }
+        drop(inner);
+        batch
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|(m, o)| {
+                let reply = m.reply.filter(|r| !r.is_empty())?;
+                let body = match o {
+                    Outcome::Stored { seq, .. } => encode(&PubAck {
+                        stream: &self.name,
+                        seq,
+                        duplicate: false,
+                    }),
+                    Outcome::Duplicate(seq) => encode(&PubAck {
+                        stream: &self.name,
+                        seq,
+                        duplicate: true,
+                    }),
+                    Outcome::Failed(error) => encode(&PubAckError {
+                        error: &error,
+                        stream: &self.name,
+                        seq: 0,
+                    }),
+                };
+                Some((reply, body))
+            })
+            .collect()
+    }
+}
+
+/// The ingest task of one stream: batches, stores on a blocking thread, publishes PubAcks.
+/// Ends after a [`Cmd::Close`] (having closed the store) or when the channel closes.
+pub(crate) async fn run(
+    stream: Arc<Stream>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    port: Arc<dyn Port>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut close = None;
+        match first {
+            Cmd::Msg(m) => batch.push(m),
+            Cmd::Close(tx) => close = Some(tx),
+        }
+        while close.is_none() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Cmd::Msg(m)) => batch.push(m),
+                Ok(Cmd::Close(tx)) => close = Some(tx),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let s = stream.clone();
+            match tokio::task::spawn_blocking(move || s.process_batch(batch, 0)).await {
+                Ok(acks) => {
+                    for (reply, body) in acks {
+                        port.publish(&reply, None, None, body);
+                    }
+                }
+                Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch failed"),
+            }
+        }
+        if let Some(tx) = close {
+            let s = stream.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || s.close_store()).await {
+                tracing::error!(stream = %stream.name, error = %e, "closing the store failed");
+            }
+            let _ = tx.send(());
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StreamConfig;
+    use petrel_store::SyncMode;
+
+    fn msg(subject: &str, reply: &str, headers: Option<&str>) -> Inbound {
+        Inbound {
+            subject: subject.to_string(),
+            reply: Some(reply.to_string()),
+            headers: headers.map(|h| Bytes::copy_from_slice(h.as_bytes())),
+            payload: Bytes::from_static(b"x"),
+        }
+    }
+
+    #[test]
+    fn one_batch_one_commit_every_ack_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StreamConfig {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            ..StreamConfig::default()
+        }
+        .normalize()
+        .unwrap();
+        let (stream, _rx) = Stream::open(cfg, 1, dir.path(), SyncMode::Always).unwrap();
+        let batch = vec![
+            msg("s.a", "r1", None),
+            msg(
+                "s.b",
+                "r2",
+                Some("NATS/1.0\r\nNats-Expected-Last-Sequence: 7\r\n\r\n"),
+            ),
+            msg("s.c", "r3", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
+            msg("s.c", "r4", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
+        ];
+        let acks = stream.process_batch(batch, 0);
+        let text: Vec<(String, String)> = acks
+            .into_iter()
+            .map(|(r, b)| (r, String::from_utf8(b.to_vec()).unwrap()))
+            .collect();
+        assert_eq!(
+            text,
+            vec![
+                ("r1".into(), r#"{"stream":"S","seq":1}"#.into()),
+                (
+                    "r2".into(),
+                    r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"},"stream":"S","seq":0}"#.into()
+                ),
+                ("r3".into(), r#"{"stream":"S","seq":2}"#.into()),
+                ("r4".into(), r#"{"stream":"S","seq":2,"duplicate":true}"#.into()),
+            ]
+        );
+        assert_eq!(stream.counters().0, 2);
+        stream.close_store();
+        // A closed stream takes nothing.
+        assert!(stream
+            .process_batch(vec![msg("s.a", "r5", None)], 0)
+            .is_empty());
+    }
+}

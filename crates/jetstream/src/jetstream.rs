@@ -1,0 +1,411 @@
+//! [`JetStream`]: the object the server holds. It owns the streams, routes every message the
+//! server hands to [`JetStream::on_message`] onto the right channel, and runs three kinds of
+//! tasks: one ingest task per stream, one `$JS.API` task, one maintenance tick (max_age
+//! expiry, dedup expiry, interval fsync).
+//!
+//! Locks: `streams` and `routes` are held only for map lookups and updates, never across a
+//! call into the [`Port`]; a stream's own mutex is only taken on blocking threads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use petrel_store::SyncMode;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{self, ApiRequest};
+use crate::config::{StorageType, StreamConfig};
+use crate::errors::JetStreamError;
+use crate::ingest;
+use crate::meta::{self, StreamMeta};
+use crate::port::{Port, SubId};
+use crate::stream::{Cmd, Inbound, Opened, Stream};
+use crate::time::now_nanos;
+
+/// Subject of every API request.
+pub const API_SUBSCRIPTION: &str = "$JS.API.>";
+/// How often the maintenance task runs.
+const TICK: Duration = Duration::from_millis(250);
+/// How long shutdown waits for one stream to drain and close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of [`JetStream::start`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamConfig {
+    /// Root directory; streams live in `<store_dir>/jetstream/$G/streams/<name>/`.
+    pub store_dir: PathBuf,
+    /// Server-wide limit on memory-stream bytes (`max_memory_store`), `None` = unlimited.
+    pub max_memory: Option<u64>,
+    /// Server-wide limit on file-stream bytes (`max_file_store`), `None` = unlimited.
+    pub max_file: Option<u64>,
+    /// When file stores fsync: `Always` (PubAck after fsync) or on an interval.
+    pub sync: SyncMode,
+}
+
+/// Numbers for monitoring (`/jsz`, `/varz`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JetStreamStats {
+    /// Number of streams.
+    pub streams: u64,
+    /// Number of consumers (0: consumers are not implemented yet).
+    pub consumers: u64,
+    /// Messages in all streams.
+    pub messages: u64,
+    /// Bytes in all streams.
+    pub bytes: u64,
+    /// Bytes in memory streams.
+    pub memory: u64,
+    /// Bytes in file streams.
+    pub storage: u64,
+    /// API requests handled.
+    pub api_total: u64,
+    /// API requests answered with an error.
+    pub api_errors: u64,
+}
+
+/// Where a subscription's messages go.
+#[derive(Clone)]
+pub(crate) enum Route {
+    Api,
+    Stream(Arc<Stream>),
+}
+
+/// JetStream: streams, the API and their tasks.
+pub struct JetStream {
+    pub(crate) config: JetStreamConfig,
+    pub(crate) port: Arc<dyn Port>,
+    pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    routes: RwLock<HashMap<SubId, Route>>,
+    api_tx: mpsc::UnboundedSender<ApiRequest>,
+    pub(crate) api_total: AtomicU64,
+    pub(crate) api_errors: AtomicU64,
+    closing: AtomicBool,
+    shutdown_tx: watch::Sender<bool>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream")
+            .field("store_dir", &self.config.store_dir)
+            .field("streams", &self.streams.read().len())
+            .finish()
+    }
+}
+
+impl JetStream {
+    /// Opens (recovers) every stream under `store_dir`, subscribes `$JS.API.>` and every
+    /// stream's subjects through the port, and starts the background tasks. Must be called
+    /// inside a tokio runtime. A stream whose metadata or store cannot be read is logged and
+    /// skipped, never fatal.
+    pub async fn start(
+        config: JetStreamConfig,
+        port: Arc<dyn Port>,
+    ) -> Result<Arc<JetStream>, JetStreamError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| JetStreamError::NoRuntime)?;
+        let dir = meta::streams_dir(&config.store_dir);
+        let sync = config.sync;
+        let d = dir.clone();
+        let recovered = tokio::task::spawn_blocking(move || recover_all(&d, sync))
+            .await
+            .map_err(|e| JetStreamError::StoreDir {
+                path: dir,
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let (api_tx, api_rx) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let js = Arc::new(JetStream {
+            config,
+            port,
+            streams: RwLock::new(BTreeMap::new()),
+            routes: RwLock::new(HashMap::new()),
+            api_tx,
+            api_total: AtomicU64::new(0),
+            api_errors: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            shutdown_tx,
+            runtime,
+        });
+        let api_sub = js.port.subscribe(API_SUBSCRIPTION, None);
+        js.routes.write().insert(api_sub, Route::Api);
+        for (stream, rx) in recovered {
+            js.register(stream, rx);
+        }
+        js.runtime
+            .spawn(api_loop(js.clone(), api_rx, shutdown_rx.clone()));
+        js.runtime.spawn(maintenance_loop(js.clone(), shutdown_rx));
+        Ok(js)
+    }
+
+    /// Called by the server on the publishing connection's task for every message matching
+    /// one of JetStream's subscriptions. Never blocks and never calls back into the port: it
+    /// only queues the message for JetStream's own tasks.
+    pub fn on_message(
+        &self,
+        sub: SubId,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        if self.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let route = self.routes.read().get(&sub).cloned();
+        // A message can arrive between `port.subscribe` and the route being recorded.
+        let route = route.or_else(|| self.route_by_subject(subject));
+        match route {
+            Some(Route::Api) => {
+                let req = ApiRequest {
+                    subject: subject.to_string(),
+                    reply: reply.map(str::to_string),
+                    payload,
+                };
+                if self.api_tx.send(req).is_err() {
+                    tracing::debug!(subject, "API request after shutdown dropped");
+                }
+            }
+            Some(Route::Stream(stream)) => stream.enqueue(Inbound {
+                subject: subject.to_string(),
+                reply: reply.map(str::to_string),
+                headers,
+                payload,
+            }),
+            None => tracing::trace!(sub, subject, "message for an unknown subscription"),
+        }
+    }
+
+    /// Drains every stream's queue, commits and closes every store, stops the tasks and
+    /// removes the subscriptions. Called on server shutdown; idempotent.
+    pub async fn shutdown(&self) {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _ = self.shutdown_tx.send(true);
+        let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
+        for s in streams {
+            let done = s.request_close();
+            if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, done).await, Ok(Ok(()))) {
+                tracing::warn!(stream = %s.name, "ingest task did not close the store; closing it directly");
+                let s2 = s.clone();
+                let _ = tokio::task::spawn_blocking(move || s2.close_store()).await;
+            }
+        }
+        let ids: Vec<SubId> = self.routes.write().drain().map(|(id, _)| id).collect();
+        for id in ids {
+            self.port.unsubscribe(id);
+        }
+        tracing::info!("jetstream stopped");
+    }
+
+    /// Streams, consumers, messages, bytes and API counters, for monitoring. Never blocks on
+    /// a store.
+    pub fn stats(&self) -> JetStreamStats {
+        let mut st = JetStreamStats {
+            api_total: self.api_total.load(Ordering::Relaxed),
+            api_errors: self.api_errors.load(Ordering::Relaxed),
+            ..JetStreamStats::default()
+        };
+        for s in self.streams.read().values() {
+            let (msgs, bytes) = s.counters();
+            st.streams += 1;
+            st.messages += msgs;
+            st.bytes += bytes;
+            match s.storage {
+                StorageType::Memory => st.memory += bytes,
+                StorageType::File => st.storage += bytes,
+            }
+        }
+        st
+    }
+
+    /// The stream called `name`.
+    pub(crate) fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    /// Adds a stream: map entry, ingest task, subscriptions on its subjects.
+    pub(crate) fn register(&self, stream: Arc<Stream>, rx: mpsc::UnboundedReceiver<Cmd>) {
+        self.streams
+            .write()
+            .insert(stream.name.clone(), stream.clone());
+        self.runtime
+            .spawn(ingest::run(stream.clone(), rx, self.port.clone()));
+        let subjects = stream.subjects.read().clone();
+        self.subscribe(&stream, &subjects);
+    }
+
+    /// Subscribes `subjects` for `stream`.
+    pub(crate) fn subscribe(&self, stream: &Arc<Stream>, subjects: &[String]) {
+        for subject in subjects {
+            let id = self.port.subscribe(subject, None);
+            self.routes
+                .write()
+                .insert(id, Route::Stream(stream.clone()));
+            stream.subs.lock().push((subject.clone(), id));
+        }
+    }
+
+    /// Removes the subscriptions of `stream` on `subjects` (all of them with `None`).
+    pub(crate) fn unsubscribe(&self, stream: &Stream, subjects: Option<&[String]>) {
+        let gone: Vec<SubId> = {
+            let mut subs = stream.subs.lock();
+            let (gone, keep): (Vec<_>, Vec<_>) = subs
+                .drain(..)
+                .partition(|(s, _)| subjects.is_none_or(|list| list.contains(s)));
+            *subs = keep;
+            gone.into_iter().map(|(_, id)| id).collect()
+        };
+        {
+            let mut routes = self.routes.write();
+            for id in &gone {
+                routes.remove(id);
+            }
+        }
+        for id in gone {
+            self.port.unsubscribe(id);
+        }
+    }
+
+    /// Removes `name` from the map and its subscriptions; returns the stream.
+    pub(crate) fn unregister(&self, name: &str) -> Option<Arc<Stream>> {
+        let stream = self.streams.write().remove(name)?;
+        self.unsubscribe(&stream, None);
+        Some(stream)
+    }
+
+    fn route_by_subject(&self, subject: &str) -> Option<Route> {
+        if subject.starts_with("$JS.API.") {
+            return Some(Route::Api);
+        }
+        self.streams
+            .read()
+            .values()
+            .find(|s| s.captures(subject))
+            .map(|s| Route::Stream(s.clone()))
+    }
+}
+
+/// Opens every stream directory under `dir`. Blocking.
+fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Opened>, JetStreamError> {
+    let io_err = |source| JetStreamError::StoreDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let mut out = Vec::new();
+    for sdir in meta::list_stream_dirs(dir).map_err(io_err)? {
+        let name = sdir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let m: StreamMeta = match meta::read_meta(&sdir) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(stream = %name, error = %e, "skipping stream: unreadable metadata");
+                continue;
+            }
+        };
+        if m.config.name != name {
+            tracing::warn!(stream = %name, config_name = %m.config.name,
+                "skipping stream: directory and config name differ");
+            continue;
+        }
+        let config: StreamConfig = match m.config.normalize() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(stream = %name, error = %e, "skipping stream: invalid config");
+                continue;
+            }
+        };
+        match Stream::open(config, m.created, dir, sync) {
+            Ok((stream, rx)) => {
+                let (msgs, bytes) = stream.counters();
+                tracing::info!(stream = %name, msgs, bytes, "stream recovered");
+                out.push((stream, rx));
+            }
+            Err(e) => {
+                tracing::warn!(stream = %name, error = %e, "skipping stream: store failed to open");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Handles API requests one at a time, each on a blocking thread, then publishes the reply
+/// and any advisories.
+async fn api_loop(
+    js: Arc<JetStream>,
+    mut rx: mpsc::UnboundedReceiver<ApiRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let req = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let j = js.clone();
+        let handled = tokio::task::spawn_blocking(move || {
+            let out = api::handle(&j, &req);
+            (req, out)
+        })
+        .await;
+        let (req, out) = match handled {
+            Ok((req, Some(out))) => (req, out),
+            Ok((_, None)) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "API handler failed");
+                continue;
+            }
+        };
+        js.api_total.fetch_add(1, Ordering::Relaxed);
+        if out.error {
+            js.api_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(reply) = req.reply.as_deref().filter(|r| !r.is_empty()) {
+            js.port.publish(reply, None, out.headers, out.payload);
+        }
+        for (subject, body) in out.advisories {
+            js.port.publish(&subject, None, None, body);
+        }
+    }
+}
+
+/// Every [`TICK`]: max_age expiry, dedup expiry, and in interval sync mode the fsync.
+async fn maintenance_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sync = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let sync = match js.config.sync {
+            SyncMode::Interval(every) if last_sync.elapsed() >= every => {
+                last_sync = Instant::now();
+                true
+            }
+            _ => false,
+        };
+        let streams: Vec<Arc<Stream>> = js.streams.read().values().cloned().collect();
+        if streams.is_empty() {
+            continue;
+        }
+        let now = now_nanos();
+        let _ = tokio::task::spawn_blocking(move || {
+            for s in streams {
+                s.maintain(now, sync);
+            }
+        })
+        .await;
+    }
+}

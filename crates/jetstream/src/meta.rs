@@ -1,0 +1,139 @@
+//! Stream metadata on disk: `<store_dir>/jetstream/$G/streams/<name>/meta.json` holds the
+//! config and the creation time. It is written to a temporary file, fsynced, renamed over the
+//! old one and the directory fsynced, so a crash leaves either the old or the new file.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::StreamConfig;
+
+/// File name of the metadata inside a stream directory.
+pub const META_FILE: &str = "meta.json";
+const META_TMP: &str = "meta.json.tmp";
+
+/// What `meta.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The normalized config.
+    pub config: StreamConfig,
+    /// Creation time, Unix nanoseconds.
+    pub created: i64,
+}
+
+/// Why a `meta.json` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// Reading failed.
+    #[error("read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The JSON is broken or of the wrong shape.
+    #[error("parse {path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: serde_json::Error,
+    },
+}
+
+/// The directory holding one directory per stream of the (only) account `$G`.
+pub fn streams_dir(store_dir: &Path) -> PathBuf {
+    store_dir.join("jetstream").join("$G").join("streams")
+}
+
+/// Writes `meta` into `stream_dir` crash-safely (tmp, fsync, rename, fsync dir).
+pub fn write_meta(stream_dir: &Path, meta: &StreamMeta) -> io::Result<()> {
+    fs::create_dir_all(stream_dir)?;
+    let body = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
+    let tmp = stream_dir.join(META_TMP);
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, stream_dir.join(META_FILE))?;
+    sync_dir(stream_dir)?;
+    if let Some(parent) = stream_dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Reads the `meta.json` of `stream_dir`.
+pub fn read_meta(stream_dir: &Path) -> Result<StreamMeta, MetaError> {
+    let path = stream_dir.join(META_FILE);
+    let body = fs::read(&path).map_err(|source| MetaError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&body).map_err(|source| MetaError::Json { path, source })
+}
+
+/// Removes a stream's files: first `meta.json` (made durable), then the rest, so a crash
+/// half-way leaves a directory that recovery skips rather than a stream with missing blocks.
+pub fn remove_stream_dir(stream_dir: &Path) -> io::Result<()> {
+    match fs::remove_file(stream_dir.join(META_FILE)) {
+        Ok(()) => sync_dir(stream_dir)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::remove_dir_all(stream_dir)?;
+    if let Some(parent) = stream_dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// The stream directories under `streams_dir`, sorted by name.
+pub fn list_stream_dirs(streams_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(streams_dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Fsyncs a directory so a rename or a new entry in it is durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdir = streams_dir(dir.path()).join("S");
+        let meta = StreamMeta {
+            config: StreamConfig {
+                name: "S".into(),
+                ..Default::default()
+            }
+            .normalize()
+            .unwrap(),
+            created: 42,
+        };
+        write_meta(&sdir, &meta).unwrap();
+        assert_eq!(read_meta(&sdir).unwrap(), meta);
+        fs::write(sdir.join(META_FILE), b"{not json").unwrap();
+        assert!(matches!(read_meta(&sdir), Err(MetaError::Json { .. })));
+        assert_eq!(
+            list_stream_dirs(&streams_dir(dir.path())).unwrap(),
+            vec![sdir]
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! One stream: its config, its store, its dedup window and the channel its ingest task reads.
+//!
+//! Everything mutable sits behind one mutex ([`Inner`]); it is only taken on blocking threads
+//! (the ingest batch, API handlers, the maintenance tick), never on an async worker, because
+//! a file store commit fsyncs while holding it. Counters for monitoring are atomics so
+//! [`crate::JetStream::stats`] never waits for that lock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use petrel_store::{
+    FileStore, FileStoreConfig, MemStore, PurgeRequest, StoreError, StoredMsg, StreamStore,
+    SyncMode,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{StorageType, StreamConfig};
+use crate::dedup::Dedup;
+use crate::errors::ApiError;
+use crate::json::null_default;
+use crate::port::SubId;
+use crate::time::{now_nanos, rfc3339_nano};
+use crate::transform::SubjectTransform;
+
+/// A message published on one of the stream's subjects, waiting to be stored.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub subject: String,
+    pub reply: Option<String>,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+/// What the ingest task reads.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Store this message.
+    Msg(Inbound),
+    /// Store everything queued before this, close the store, answer, stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// The mutable part of a stream.
+pub(crate) struct Inner {
+    pub config: StreamConfig,
+    pub store: Box<dyn StreamStore>,
+    pub dedup: Dedup,
+    /// `Nats-Msg-Id` of the last stored message ("" when it had none).
+    pub last_msg_id: String,
+    pub transform: Option<SubjectTransform>,
+    /// The store was closed (stream deleted or server shutting down).
+    pub closed: bool,
+}
+
+/// A freshly opened stream and the receiving end of its ingest channel.
+pub(crate) type Opened = (Arc<Stream>, mpsc::UnboundedReceiver<Cmd>);
+
+/// One stream.
+pub(crate) struct Stream {
+    pub name: String,
+    pub created: i64,
+    pub storage: StorageType,
+    /// The stream's directory (file storage only).
+    pub dir: Option<PathBuf>,
+    pub inner: Mutex<Inner>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    /// Internal subscriptions on the stream's subjects: (subject, id).
+    pub subs: Mutex<Vec<(String, SubId)>>,
+    /// The subjects, readable without the store lock (message routing).
+    pub subjects: RwLock<Vec<String>>,
+    msgs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Request body of `STREAM.INFO`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct InfoRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    pub deleted_details: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub subjects_filter: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub offset: usize,
+}
+
+/// Request body of `STREAM.MSG.GET` and `DIRECT.GET`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct MsgGetRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    pub seq: u64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub last_by_subj: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub next_by_subj: String,
+}
+
+/// `state` of a StreamInfo.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StateJson {
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub first_ts: String,
+    pub last_seq: u64,
+    pub last_ts: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_subjects: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_deleted: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<petrel_store::LostData>,
+    pub consumer_count: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// StreamInfo: config, created, state.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StreamInfo {
+    pub config: StreamConfig,
+    pub created: String,
+    pub state: StateJson,
+}
+
+/// Subjects per STREAM.INFO page with `subjects_filter`.
+pub(crate) const SUBJECTS_PAGE: usize = 100_000;
+
+/// Maps a store error on a read or an administrative mutation.
+fn general(e: StoreError) -> ApiError {
+    ApiError::stream_general(e)
+}
+
+impl Stream {
+    /// Opens (or creates) the store of `config` and builds the stream. `streams_dir` is where
+    /// file streams keep their directory. Limits are applied, aged-out messages expired and
+    /// the dedup window rebuilt.
+    pub fn open(
+        config: StreamConfig,
+        created: i64,
+        streams_dir: &Path,
+        sync: SyncMode,
+    ) -> Result<Opened, StoreError> {
+        let (mut store, dir): (Box<dyn StreamStore>, _) = match config.storage {
+            StorageType::File => {
+                let cfg = FileStoreConfig {
+                    sync,
+                    ..FileStoreConfig::default()
+                };
+                let fs = FileStore::open(streams_dir, &config.name, cfg)?;
+                (Box::new(fs), Some(streams_dir.join(&config.name)))
+            }
+            StorageType::Memory => (Box::new(MemStore::new()), None),
+        };
+        store.set_limits(config.store_limits())?;
+        let state = store.state();
+        if config.first_seq > 0 && state.msgs == 0 && state.last_seq == 0 {
+            store.set_first_seq(config.first_seq)?;
+        }
+        let now = now_nanos();
+        store.expire(now)?;
+        let (dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
+        let transform = config
+            .subject_transform
+            .as_ref()
+            .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = store.state();
+        let subjects = RwLock::new(config.subjects.clone());
+        let stream = Stream {
+            name: config.name.clone(),
+            created,
+            storage: config.storage,
+            dir,
+            inner: Mutex::new(Inner {
+                config,
+                store,
+                dedup,
+                last_msg_id,
+                transform,
+                closed: false,
+            }),
+            tx,
+            subs: Mutex::new(Vec::new()),
+            subjects,
+            msgs: AtomicU64::new(state.msgs),
+            bytes: AtomicU64::new(state.bytes),
+        };
+        Ok((Arc::new(stream), rx))
+    }
+
+    /// Queues a message for the ingest task; never blocks.
+    pub fn enqueue(&self, msg: Inbound) {
+        if self.tx.send(Cmd::Msg(msg)).is_err() {
+            tracing::debug!(stream = %self.name, "message for a stopped stream dropped");
+        }
+    }
+
+    /// Asks the ingest task to drain, close the store and stop; the receiver fires when done.
+    pub fn request_close(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        // If the task is gone the sender is dropped and the receiver reports it.
+        let _ = self.tx.send(Cmd::Close(tx));
+        rx
+    }
+
+    /// Closes the store (commit, sync, checkpoint); later batches are dropped. Blocking.
+    pub fn close_store(&self) {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return;
+        }
+        inner.closed = true;
+        if let Err(e) = inner.store.close() {
+            tracing::error!(stream = %self.name, error = %e, "closing the stream store failed");
+        }
+    }
+
+    /// Messages and bytes as of the last mutation.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.msgs.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Refreshes the monitoring counters from the store.
+    pub fn refresh_counters(&self, inner: &Inner) {
+        let st = inner.store.state();
+        self.msgs.store(st.msgs, Ordering::Relaxed);
+        self.bytes.store(st.bytes, Ordering::Relaxed);
+    }
+
+    /// The current config. Blocking.
+    pub fn config(&self) -> StreamConfig {
+        self.inner.lock().config.clone()
+    }
+
+    /// Whether one of the stream's subjects matches the literal `subject`; never blocks on
+    /// the store.
+    pub fn captures(&self, subject: &str) -> bool {
+        self.subjects
+            .read()
+            .iter()
+            .any(|p| petrel_subject::matches(p.as_bytes(), subject.as_bytes()))
+    }
+
+    /// Builds the StreamInfo. Blocking.
+    pub fn info(&self, req: &InfoRequest, consumers: u64) -> Result<(StreamInfo, usize), ApiError> {
+        let inner = self.inner.lock();
+        let st = inner.store.state();
+        let mut total = 0;
+        let subjects = if req.subjects_filter.is_empty() {
+            None
+        } else {
+            let all = inner.store.subjects_state(&req.subjects_filter);
+            total = all.len();
+            Some(
+                all.into_iter()
+                    .skip(req.offset)
+                    .take(SUBJECTS_PAGE)
+                    .collect(),
+            )
+        };
+        let deleted = if req.deleted_details && st.num_deleted > 0 {
+            Some(deleted_seqs(
+                inner.store.as_ref(),
+                st.first_seq,
+                st.last_seq,
+            )?)
+        } else {
+            None
+        };
+        let state = StateJson {
+            messages: st.msgs,
+            bytes: st.bytes,
+            first_seq: st.first_seq,
+            first_ts: rfc3339_nano(st.first_ts),
+            last_seq: st.last_seq,
+            last_ts: rfc3339_nano(st.last_ts),
+            num_subjects: st.num_subjects,
+            subjects,
+            num_deleted: st.num_deleted,
+            deleted,
+            lost: st.lost.filter(|l| !l.msgs.is_empty() || l.bytes > 0),
+            consumer_count: consumers,
+        };
+        Ok((
+            StreamInfo {
+                config: inner.config.clone(),
+                created: rfc3339_nano(self.created),
+                state,
+            },
+            total,
+        ))
+    }
+
+    /// Finds the message a MSG.GET / DIRECT.GET request asks for. Blocking.
+    pub fn lookup(&self, req: &MsgGetRequest) -> Result<Option<StoredMsg>, ApiError> {
+        let last = !req.last_by_subj.is_empty();
+        let next = !req.next_by_subj.is_empty();
+        if (req.seq > 0 && last) || (req.seq == 0 && !last && !next) || (last && next) {
+            return Err(ApiError::bad_request());
+        }
+        let inner = self.inner.lock();
+        let store = inner.store.as_ref();
+        if last {
+            last_matching(store, &req.last_by_subj).map_err(general)
+        } else if next {
+            store
+                .next_by_subject(req.seq.max(1), &req.next_by_subj)
+                .map_err(general)
+        } else {
+            store.get(req.seq).map_err(general)
+        }
+    }
+
+    /// MSG.DELETE. Blocking.
+    pub fn delete_msg(&self, seq: u64, erase: bool) -> Result<(), ApiError> {
+        let mut inner = self.inner.lock();
+        if inner.config.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        if inner.config.deny_delete {
+            return Err(ApiError::msg_delete_failed("message delete not permitted"));
+        }
+        if inner.closed {
+            return Err(ApiError::stream_not_found());
+        }
+        let removed = inner
+            .store
+            .delete(seq, erase)
+            .map_err(ApiError::msg_delete_failed)?;
+        self.refresh_counters(&inner);
+        if removed {
+            Ok(())
+        } else {
+            Err(ApiError::sequence_not_found(seq))
+        }
+    }
+
+    /// STREAM.PURGE. Blocking.
+    pub fn purge(&self, req: PurgeRequest) -> Result<u64, ApiError> {
+        let mut inner = self.inner.lock();
+        if inner.config.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        if inner.config.deny_purge {
+            return Err(ApiError::purge_failed("stream purge not permitted"));
+        }
+        if inner.closed {
+            return Err(ApiError::stream_not_found());
+        }
+        let n = inner.store.purge(req).map_err(ApiError::purge_failed)?;
+        self.refresh_counters(&inner);
+        Ok(n)
+    }
+
+    /// Applies an updated (already checked) config: limits, transform. Blocking.
+    pub fn apply_config(&self, config: StreamConfig) -> Result<(), ApiError> {
+        let mut inner = self.inner.lock();
+        inner
+            .store
+            .set_limits(config.store_limits())
+            .map_err(ApiError::stream_update)?;
+        inner.transform = config
+            .subject_transform
+            .as_ref()
+            .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
+        *self.subjects.write() = config.subjects.clone();
+        inner.config = config;
+        self.refresh_counters(&inner);
+        Ok(())
+    }
+
+    /// The maintenance tick: age expiry, dedup expiry and (lazy sync mode) fsync. Blocking.
+    pub fn maintain(&self, now: i64, sync: bool) {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return;
+        }
+        if inner.config.max_age > 0 {
+            if let Err(e) = inner.store.expire(now) {
+                tracing::warn!(stream = %self.name, error = %e, "max_age expiry failed");
+            }
+        }
+        let window = inner.config.duplicate_window;
+        inner.dedup.expire(now, window);
+        if sync && self.storage == StorageType::File {
+            if let Err(e) = inner.store.sync() {
+                tracing::error!(stream = %self.name, error = %e, "periodic sync failed");
+            }
+        }
+        self.refresh_counters(&inner);
+    }
+}
+
+/// The newest message whose subject matches `filter` (literal or wildcard).
+fn last_matching(store: &dyn StreamStore, filter: &str) -> Result<Option<StoredMsg>, StoreError> {
+    if !filter.split('.').any(|t| t == "*" || t == ">") {
+        return store.last_by_subject(filter);
+    }
+    let mut best: Option<StoredMsg> = None;
+    for subject in store.subjects_state(filter).keys() {
+        if let Some(m) = store.last_by_subject(subject)? {
+            if best.as_ref().is_none_or(|b| m.seq > b.seq) {
+                best = Some(m);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The interior deleted sequences between `first` and `last`.
+fn deleted_seqs(store: &dyn StreamStore, first: u64, last: u64) -> Result<Vec<u64>, ApiError> {
+    let mut out = Vec::new();
+    let mut seq = first;
+    while seq <= last && seq > 0 {
+        match store.next_by_subject(seq, ">").map_err(general)? {
+            Some(m) => {
+                out.extend(seq..m.seq);
+                seq = m.seq + 1;
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}

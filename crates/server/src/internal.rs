@@ -1,0 +1,151 @@
+//! The server side of JetStream's [`Port`]: internal subscriptions whose messages go to
+//! an [`InternalSink`] instead of a socket, and publishing from inside the server through
+//! the same router clients use.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use petrel_jetstream::{Port, SubId};
+
+use crate::client::Client;
+use crate::router::{Publish, Publisher, Router};
+use crate::server::Shared;
+use crate::sub::{InternalSink, SubRef, Subscription};
+
+/// Routes JetStream's publishes and subscriptions through the server.
+pub(crate) struct ServerPort {
+    shared: Weak<Shared>,
+    /// The internal client every internal subscription and publish belongs to.
+    system: Arc<Client>,
+    /// Routing context for internal publishes (one at a time).
+    router: Mutex<Router>,
+    next_id: AtomicU64,
+    subs: Mutex<HashMap<SubId, Arc<Subscription>>>,
+    /// Where internal messages go once JetStream is running.
+    sink: OnceLock<Arc<dyn InternalSink>>,
+    me: Weak<ServerPort>,
+}
+
+impl ServerPort {
+    pub fn new(shared: &Arc<Shared>, system: Arc<Client>) -> Arc<ServerPort> {
+        Arc::new_cyclic(|me| ServerPort {
+            shared: Arc::downgrade(shared),
+            system,
+            router: Mutex::new(Router::new()),
+            next_id: AtomicU64::new(1),
+            subs: Mutex::new(HashMap::new()),
+            sink: OnceLock::new(),
+            me: me.clone(),
+        })
+    }
+
+    /// Connect the port to the receiver of internal messages.
+    pub fn set_sink(&self, sink: Arc<dyn InternalSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Remove every internal subscription (shutdown).
+    pub fn clear(&self) {
+        let ids: Vec<SubId> = self.subs.lock().keys().copied().collect();
+        for id in ids {
+            self.unsubscribe(id);
+        }
+    }
+}
+
+/// Forwards to the sink set later; messages before that (startup) are dropped.
+struct LateSink(Weak<ServerPort>);
+
+impl InternalSink for LateSink {
+    fn deliver(
+        &self,
+        id: u64,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        if let Some(sink) = self.0.upgrade().and_then(|p| p.sink.get().cloned()) {
+            sink.deliver(id, subject, reply, headers, payload);
+        }
+    }
+}
+
+impl Port for ServerPort {
+    fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let (data, hdr_len) = match headers {
+            Some(h) => {
+                let mut b = BytesMut::with_capacity(h.len() + payload.len());
+                b.extend_from_slice(&h);
+                b.extend_from_slice(&payload);
+                (b.freeze(), Some(h.len()))
+            }
+            None => (payload, None),
+        };
+        let from = Publisher {
+            client: &self.system,
+            echo: true,
+            no_responders: false,
+        };
+        let msg = Publish {
+            subject: subject.as_bytes(),
+            reply: reply.map(str::as_bytes),
+            hdr_len,
+            data: &data,
+        };
+        let mut router = self.router.lock();
+        router.publish(&shared, from, &msg);
+        router.flush(&shared);
+        // Internal publishers never stall; slow consumers are cut off as usual.
+        router.stalled.clear();
+    }
+
+    fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let Some(shared) = self.shared.upgrade() else {
+            return id;
+        };
+        let sink: Arc<dyn InternalSink> = Arc::new(LateSink(self.me.clone()));
+        let sub = Arc::new(Subscription {
+            sink: Some(sink),
+            ..Subscription::new(
+                self.system.clone(),
+                Bytes::copy_from_slice(subject.as_bytes()),
+                queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
+                Bytes::from(id.to_string()),
+            )
+        });
+        let inserted =
+            shared
+                .sublist
+                .write()
+                .insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
+        if inserted.is_ok() {
+            self.subs.lock().insert(id, sub);
+        } else {
+            tracing::warn!(
+                subject,
+                "JetStream asked for an invalid internal subscription"
+            );
+        }
+        id
+    }
+
+    fn unsubscribe(&self, id: SubId) {
+        let Some(sub) = self.subs.lock().remove(&id) else {
+            return;
+        };
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .sublist
+                .write()
+                .remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! JetStream inside the server: started with the server when `-js` / `jetstream {}` is on,
+//! wired to the router through [`ServerPort`], stopped (stores committed and closed) on
+//! shutdown.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use petrel_config::{JetStreamOptions, SyncMode};
+use petrel_jetstream::{JetStream, JetStreamConfig};
+
+use crate::internal::ServerPort;
+use crate::server::{ServerError, Shared};
+use crate::sub::InternalSink;
+
+/// The running JetStream and its port.
+pub(crate) struct JsRuntime {
+    pub js: Arc<JetStream>,
+    pub port: Arc<ServerPort>,
+}
+
+/// Hands internal-subscription messages to JetStream.
+struct JsSink(Arc<JetStream>);
+
+impl InternalSink for JsSink {
+    fn deliver(
+        &self,
+        id: u64,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        self.0.on_message(id, subject, reply, headers, payload);
+    }
+}
+
+/// Recover the streams under the store directory and start serving `$JS.API`.
+pub(crate) async fn start(
+    shared: &Arc<Shared>,
+    opts: &JetStreamOptions,
+) -> Result<JsRuntime, ServerError> {
+    let port = ServerPort::new(shared, shared.system.clone());
+    let config = JetStreamConfig {
+        store_dir: opts.store_dir.clone(),
+        max_memory: opts.max_memory,
+        max_file: opts.max_file,
+        sync: match opts.sync {
+            SyncMode::Always => petrel_store::SyncMode::Always,
+            SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
+        },
+    };
+    let js = JetStream::start(config, port.clone())
+        .await
+        .map_err(|e| ServerError::JetStream(e.to_string()))?;
+    port.set_sink(Arc::new(JsSink(js.clone())));
+    Ok(JsRuntime { js, port })
+}
+
+impl JsRuntime {
+    /// Stop routing to JetStream, then commit and close every store.
+    pub async fn shutdown(&self) {
+        self.port.clear();
+        self.js.shutdown().await;
+    }
+}
