@@ -4,6 +4,7 @@
 mod auth;
 mod headers;
 mod jetstream;
+mod jetstream_limits;
 mod limits;
 mod permissions;
 mod protocol;
