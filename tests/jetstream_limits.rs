@@ -303,3 +303,106 @@ async fn expected_headers_errors() {
         .unwrap_err();
     assert!(e.to_string().contains("wrong last sequence: 1"), "{e}");
 }
+
+#[tokio::test]
+async fn dedup_window_per_subject_discard_and_direct_disabled() {
+    let (s, js) = js().await;
+    js.create_stream(stream::Config {
+        duplicate_window: Duration::from_millis(300),
+        max_messages_per_subject: 1,
+        discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: true,
+        ..cfg("WIN", "win.>", stream::StorageType::File)
+    })
+    .await
+    .unwrap();
+    let with_id = |subject: &'static str| {
+        let js = js.clone();
+        async move {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", "same");
+            js.publish_with_headers(subject, h, "x".into())
+                .await
+                .unwrap()
+                .await
+        }
+    };
+    assert!(!with_id("win.a").await.unwrap().duplicate);
+    assert!(with_id("win.a").await.unwrap().duplicate);
+    // Per-subject discard new: a second message on win.a is refused...
+    let err = publish(&js, "win.a", "again").await.unwrap_err();
+    assert!(
+        err.contains("maximum messages per subject exceeded"),
+        "{err}"
+    );
+    // ...and after the window the same id is new again (on another subject).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let ack = with_id("win.b").await.unwrap();
+    assert!(!ack.duplicate);
+
+    // allow_direct is false: DIRECT.GET gets no reply at all (nats-server 2.9.10).
+    let client = async_nats::connect(s.client_url()).await.unwrap();
+    let res = tokio::time::timeout(
+        Duration::from_millis(500),
+        client.request("$JS.API.DIRECT.GET.WIN", r#"{"seq":1}"#.into()),
+    )
+    .await;
+    assert!(
+        res.is_err() || res.unwrap().is_err(),
+        "no direct-get reply without allow_direct"
+    );
+}
+
+#[tokio::test]
+async fn names_paging_subject_filter_account_info_and_advisory() {
+    let (s, js) = js().await;
+    let client = async_nats::connect(s.client_url()).await.unwrap();
+    let mut advisories = client
+        .subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED.>")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    for i in 0..5 {
+        js.create_stream(cfg(
+            &format!("N{i}"),
+            &format!("n{i}.>"),
+            stream::StorageType::File,
+        ))
+        .await
+        .unwrap();
+    }
+    let adv = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures::StreamExt::next(&mut advisories),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&adv.payload).into_owned();
+    assert!(
+        text.contains("io.nats.jetstream.advisory.v1.stream_action")
+            && text.contains("\"action\":\"create\""),
+        "{text}"
+    );
+    let r = client
+        .request("$JS.API.STREAM.NAMES", r#"{"subject":"n3.x"}"#.into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["streams"], serde_json::json!(["N3"]));
+    assert_eq!(v["total"], 1);
+    let r = client
+        .request("$JS.API.STREAM.NAMES", r#"{"offset":3}"#.into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["streams"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        (v["total"].as_u64(), v["offset"].as_u64()),
+        (Some(5), Some(3))
+    );
+    publish(&js, "n0.x", "hello").await.unwrap();
+    let account = js.query_account().await.unwrap();
+    assert_eq!(account.streams, 5);
+    assert!(account.storage > 0, "file usage counted");
+}

@@ -151,6 +151,9 @@ struct ApiStats {
 struct AccountInfo {
     memory: u64,
     storage: u64,
+    /// Sent by 2.10 (the level Petrel advertises); async-nats requires it.
+    reserved_memory: u64,
+    reserved_storage: u64,
     streams: u64,
     consumers: u64,
     limits: AccountLimits,
@@ -163,6 +166,8 @@ fn account_info(js: &JetStream) -> ApiResponse {
     let info = AccountInfo {
         memory: st.memory,
         storage: st.storage,
+        reserved_memory: 0,
+        reserved_storage: 0,
         streams: st.streams,
         consumers: st.consumers,
         limits: AccountLimits {
