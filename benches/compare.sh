@@ -8,11 +8,20 @@
 # the end prints the median of every metric for both servers and the petrel/nats ratio.
 # The server is pinned to CPU 0 and the load tool to CPU 1 when taskset is available.
 #
+# JetStream scenarios (js-pub-sync, js-pub-async) start both servers with JetStream on a
+# fresh store directory per run (removed afterwards): `nats-server -js -sd DIR`, `petrel -js
+# -sd DIR` (fsync before every PubAck, group commit) and a third server, "petrel-lazy":
+# `petrel -c FILE` with `jetstream { store_dir: DIR, sync_interval: "2m" }`, which matches
+# nats-server 2.9.10's default (PubAck before fsync, fsync every 2 minutes).
+#
 # Environment (all optional):
 #   ROUNDS=3                       rounds per scenario and server
-#   SCENARIOS="pubsub fanout queue reqrep"
+#   SCENARIOS="pubsub fanout queue reqrep"   (also: js-pub-sync js-pub-async)
 #   MSGS=                          --msgs for pubsub/fanout/queue (tool default 2000000)
 #   REQS=                          --msgs for reqrep (tool default 20000)
+#   JS_SYNC_MSGS=                  --msgs for js-pub-sync (tool default 20000)
+#   JS_ASYNC_MSGS=                 --msgs for js-pub-async (tool default 200000)
+#   INFLIGHT=                      --inflight for js-pub-async (tool default 256)
 #   SIZE=128 SUBS=4                payload size, fanout subscribers / queue members
 #   TIMEOUT=60                     petrel-load --timeout (seconds) for each run
 #   LOAD_ARGS=                     extra petrel-load flags, e.g. "--window 0"
@@ -27,6 +36,9 @@ ROUNDS=${ROUNDS:-3}
 SCENARIOS=${SCENARIOS:-"pubsub fanout queue reqrep"}
 MSGS=${MSGS:-}
 REQS=${REQS:-}
+JS_SYNC_MSGS=${JS_SYNC_MSGS:-}
+JS_ASYNC_MSGS=${JS_ASYNC_MSGS:-}
+INFLIGHT=${INFLIGHT:-}
 SIZE=${SIZE:-128}
 SUBS=${SUBS:-4}
 TIMEOUT=${TIMEOUT:-60}
@@ -42,6 +54,7 @@ LOAD=$TARGET_DIR/release/petrel-load
 
 SERVER_PID=""
 LOAD_PID=""
+JS_DIR=""
 SERVER_KILLED=0
 LAST_SERVER_RC=""
 mkdir -p "$OUT_DIR"
@@ -80,6 +93,7 @@ cleanup() {
         wait "$LOAD_PID" 2>/dev/null || true
     fi
     stop_server
+    [ -z "$JS_DIR" ] || rm -rf "$JS_DIR"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -118,16 +132,27 @@ next_port() {
     NEXT_PORT=$((NEXT_PORT + 1))
 }
 
-# start_server <nats|petrel> <port> <logfile>: sets SERVER_PID, returns 1 if not listening.
+# start_server <nats|petrel|petrel-lazy> <port> <logfile> [js]: sets SERVER_PID, returns 1
+# if not listening. With "js" the server runs JetStream on a fresh $JS_DIR.
 start_server() {
-    local bin
+    local bin extra=()
     case $1 in
     nats) bin=$NATS_SERVER ;;
-    petrel) bin=$PETREL ;;
+    petrel | petrel-lazy) bin=$PETREL ;;
     *) log "unknown server $1"; return 1 ;;
     esac
+    if [ "${4:-}" = js ]; then
+        JS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/petrel-compare-js.XXXXXX")
+        if [ "$1" = petrel-lazy ]; then
+            local conf=${3%.server.log}.conf
+            printf 'jetstream { store_dir: "%s", sync_interval: "2m" }\n' "$JS_DIR/store" >"$conf"
+            extra=(-c "$conf")
+        else
+            extra=(-js -sd "$JS_DIR/store")
+        fi
+    fi
     # taskset execs the server, so $! is the server's own pid (what --server-pid needs).
-    ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$bin" -a 127.0.0.1 -p "$2" >"$3" 2>&1 &
+    ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$bin" ${extra[@]+"${extra[@]}"} -a 127.0.0.1 -p "$2" >"$3" 2>&1 &
     SERVER_PID=$!
     local i
     for i in $(seq 1 100); do
@@ -151,16 +176,22 @@ run_one() {
     local slog=$OUT_DIR/$tag.server.log llog=$OUT_DIR/$tag.load.log
     local args=(--scenario "$scenario" --server "127.0.0.1:$PORT" --timeout "$TIMEOUT"
         --size "$SIZE" --subs "$SUBS")
-    if [ "$scenario" = reqrep ]; then
-        [ -z "$REQS" ] || args+=(--msgs "$REQS")
-    else
-        [ -z "$MSGS" ] || args+=(--msgs "$MSGS")
-    fi
+    local js=""
+    case $scenario in
+    reqrep) [ -z "$REQS" ] || args+=(--msgs "$REQS") ;;
+    js-pub-sync) js=js; [ -z "$JS_SYNC_MSGS" ] || args+=(--msgs "$JS_SYNC_MSGS") ;;
+    js-pub-async)
+        js=js
+        [ -z "$JS_ASYNC_MSGS" ] || args+=(--msgs "$JS_ASYNC_MSGS")
+        [ -z "$INFLIGHT" ] || args+=(--inflight "$INFLIGHT")
+        ;;
+    *) [ -z "$MSGS" ] || args+=(--msgs "$MSGS") ;;
+    esac
     # shellcheck disable=SC2206 # LOAD_ARGS is a list of flags on purpose
     [ -z "$LOAD_ARGS" ] || args+=($LOAD_ARGS)
 
     local result rc=0
-    if start_server "$server" "$PORT" "$slog"; then
+    if start_server "$server" "$PORT" "$slog" "$js"; then
         args+=(--server-pid "$SERVER_PID")
         # In the background + wait, so a signal to this script is handled at once.
         timeout --kill-after=5 $((TIMEOUT + 30)) \
@@ -183,19 +214,28 @@ run_one() {
         stop_server
         result="RESULT scenario=$scenario status=failed error=server_did_not_start"
     fi
+    if [ -n "$JS_DIR" ]; then
+        rm -rf "$JS_DIR"
+        JS_DIR=""
+    fi
     # Warnings/errors the server logged during the run (slow consumers, disconnects...).
     local warns
     warns=$(grep -cE '\[(WRN|ERR|FTL)\]|panick' "$slog" || true)
     result="$result server_warnings=${warns:-0}"
     echo "server=$server round=$round port=$PORT ${result#RESULT }" >>"$RESULTS"
     local key=delivered_per_sec
-    [ "$scenario" != reqrep ] || key=p99_us
+    case $scenario in
+    reqrep | js-pub-sync) key=p99_us ;;
+    js-pub-async) key=acked_per_sec ;;
+    esac
     local status value
     status=$(grep -oE 'status=[a-z]+' <<<"$result" | head -n 1)
     value=$(grep -oE "$key=[^ ]+" <<<"$result" | head -n 1 || true)
     local other
     other=$(grep -oE "other_cpu_s=[^ ]+" <<<"$result" | head -n 1 || true)
-    log "  round $round  $(printf '%-6s' "$server") $(printf '%-6s' "$scenario") $status ${value:-} warnings=${warns:-0} ${other:-}"
+    local ackerr
+    ackerr=$(grep -oE "ack_errors=[^ ]+" <<<"$result" | head -n 1 || true)
+    log "  round $round  $(printf '%-11s' "$server") $(printf '%-12s' "$scenario") $status ${value:-} warnings=${warns:-0} ${ackerr:-} ${other:-}"
 }
 
 log "results and logs: $OUT_DIR"
@@ -203,7 +243,10 @@ START=$(date +%s)
 [ -n "${TABLE_ONLY:-}" ] || for scenario in $SCENARIOS; do
     log "scenario $scenario"
     for round in $(seq 1 "$ROUNDS"); do
-        if [ $((round % 2)) -eq 1 ]; then order="nats petrel"; else order="petrel nats"; fi
+        case $scenario in
+        js-*) if [ $((round % 2)) -eq 1 ]; then order="nats petrel petrel-lazy"; else order="petrel-lazy petrel nats"; fi ;;
+        *) if [ $((round % 2)) -eq 1 ]; then order="nats petrel"; else order="petrel nats"; fi ;;
+        esac
         for server in $order; do
             run_one "$server" "$scenario" "$round"
         done
@@ -217,7 +260,7 @@ END=$(date +%s)
 {
     echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || echo unknown)), $(uname -sr)"
     echo "Servers: $("$NATS_SERVER" --version 2>&1 | head -n 1); $("$PETREL" --version 2>&1 | head -n 1)"
-    echo "Pinning: $PINNING. Rounds: $ROUNDS (median shown). Payload: $SIZE B, subs: $SUBS, msgs: ${MSGS:-2000000 (default)}, reqrep requests: ${REQS:-20000 (default)}${LOAD_ARGS:+, extra flags: $LOAD_ARGS}. Wall time: $((END - START)) s."
+    echo "Pinning: $PINNING. Rounds: $ROUNDS (median shown). Payload: $SIZE B, subs: $SUBS, msgs: ${MSGS:-2000000 (default)}, reqrep requests: ${REQS:-20000 (default)}, js-pub-sync msgs: ${JS_SYNC_MSGS:-20000 (default)}, js-pub-async msgs: ${JS_ASYNC_MSGS:-200000 (default)} (inflight ${INFLIGHT:-256})${LOAD_ARGS:+, extra flags: $LOAD_ARGS}. Wall time: $((END - START)) s."
     echo
     awk -v rounds="$ROUNDS" -v scenarios="$SCENARIOS" '
     function median(list,    n, a, i, j, t) {
@@ -256,20 +299,30 @@ END=$(date +%s)
         srv = kv["server"]; sc = kv["scenario"]
         runs[sc, srv]++
         warn[sc, srv] += kv["server_warnings"]
+        ackerr[sc, srv] += kv["ack_errors"]
         if (kv["status"] != "ok") next
         okruns[sc, srv]++
-        for (k in kv) if (k ~ /_(per_sec|us|cpu_s|per_msg|per_req|util)$|^steal_s$/) vals[sc, srv, k] = vals[sc, srv, k] " " kv[k]
+        for (k in kv) if (k ~ /_(per_sec|us|cpu_s|per_msg|per_req|util)$|^steal_s$|^server_peak_rss_mb$/) vals[sc, srv, k] = vals[sc, srv, k] " " kv[k]
     }
     END {
         split("delivered_per_sec published_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s steal_s", tput, " ")
         split("req_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_req cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s steal_s", rr, " ")
         lower["cpu_ns_per_msg"] = 1; lower["cpu_ns_per_req"] = 1; lower["p50_us"] = 1
         lower["p90_us"] = 1; lower["p99_us"] = 1; lower["p999_us"] = 1; lower["max_us"] = 1
+        lower["ack_p50_us"] = 1; lower["ack_p99_us"] = 1; lower["ack_max_us"] = 1
+        lower["server_peak_rss_mb"] = 1
+        split("acked_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jss, " ")
+        split("acked_per_sec mb_per_sec ack_p50_us ack_p99_us ack_max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jsa, " ")
+        ns = split(scenarios, scs, " ")
+        core = 0; js = 0
+        for (s = 1; s <= ns; s++) if (scs[s] ~ /^js-/) js++; else core++
+        if (core) {
         print "| scenario | metric | nats-server | petrel | petrel/nats | better | goal | nats min-max | petrel min-max |"
         print "|---|---|---:|---:|---:|---|---|---|---|"
-        ns = split(scenarios, scs, " ")
+        }
         for (s = 1; s <= ns; s++) {
             sc = scs[s]
+            if (sc ~ /^js-/) continue
             if (sc == "reqrep") { n = 12; for (i = 1; i <= n; i++) m[i] = rr[i] }
             else { n = 8; for (i = 1; i <= n; i++) m[i] = tput[i] }
             for (i = 1; i <= n; i++) {
@@ -292,6 +345,31 @@ END=$(date +%s)
             printf "| %s | ok runs, server warnings | %d/%d, %d | %d/%d, %d | | | | | |\n", sc, \
                 okruns[sc, "nats"], runs[sc, "nats"], warn[sc, "nats"], \
                 okruns[sc, "petrel"], runs[sc, "petrel"], warn[sc, "petrel"]
+        }
+        if (!js) exit
+        if (core) print ""
+        print "JetStream publish: \"petrel\" fsyncs before every PubAck (group commit); nats-server 2.9.10 acks before fsync (lazy fsync every 2 min); \"petrel-lazy\" is petrel with `sync_interval: \"2m\"`, the like-for-like comparison."
+        print ""
+        print "| scenario | metric | nats-server | petrel (fsync) | petrel-lazy | petrel/nats | lazy/nats | better | nats min-max | petrel min-max | lazy min-max |"
+        print "|---|---|---:|---:|---:|---:|---:|---|---|---|---|"
+        for (s = 1; s <= ns; s++) {
+            sc = scs[s]
+            if (sc !~ /^js-/) continue
+            if (sc == "js-pub-sync") { n = 12; for (i = 1; i <= n; i++) m[i] = jss[i] }
+            else { n = 11; for (i = 1; i <= n; i++) m[i] = jsa[i] }
+            for (i = 1; i <= n; i++) {
+                k = m[i]
+                a = median(vals[sc, "nats", k]); b = median(vals[sc, "petrel", k]); c = median(vals[sc, "petrel-lazy", k])
+                r1 = (a != "" && b != "" && a > 0) ? sprintf("%.2f", b / a) : "n/a"
+                r2 = (a != "" && c != "" && a > 0) ? sprintf("%.2f", c / a) : "n/a"
+                better = (k ~ /_cpu_util$|^other_cpu_s$|^steal_s$/) ? "(info)" : (k in lower ? "lower" : "higher")
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, k, fmt(a), fmt(b), fmt(c), r1, r2, better, \
+                    range(vals[sc, "nats", k]), range(vals[sc, "petrel", k]), range(vals[sc, "petrel-lazy", k])
+            }
+            printf "| %s | ok runs, server warnings, error acks | %d/%d, %d, %d | %d/%d, %d, %d | %d/%d, %d, %d | | | | | | |\n", sc, \
+                okruns[sc, "nats"], runs[sc, "nats"], warn[sc, "nats"], ackerr[sc, "nats"], \
+                okruns[sc, "petrel"], runs[sc, "petrel"], warn[sc, "petrel"], ackerr[sc, "petrel"], \
+                okruns[sc, "petrel-lazy"], runs[sc, "petrel-lazy"], warn[sc, "petrel-lazy"], ackerr[sc, "petrel-lazy"]
         }
     }' "$RESULTS"
 } | if [ -n "${TABLE_ONLY:-}" ]; then cat; else tee "$OUT_DIR/table.md"; fi

@@ -2,8 +2,10 @@
 //! file-store specifics (recovery, corruption, durability, checkpoints, compaction), a model
 //! proptest, and a corruption fuzz loop.
 
+mod corruption_rounds;
 mod file_store;
 mod fuzz;
 mod harness;
 mod model;
+mod power_loss;
 mod suite;
