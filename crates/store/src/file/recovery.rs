@@ -149,6 +149,22 @@ impl Rebuild {
     }
 }
 
+/// What a block scan hands to its caller.
+enum Scanned<'a, 'b> {
+    /// A record that passed every check.
+    Record {
+        offset: u64,
+        rec: &'a [u8],
+        r: &'b RecordRef<'a>,
+    },
+    /// A damaged record that intact records follow, skipped on its own.
+    Skipped {
+        offset: u64,
+        bytes: u64,
+        seq: Option<u64>,
+    },
+}
+
 /// Where a block scan stopped.
 struct ScanEnd {
     /// End of the last good record.
@@ -163,7 +179,7 @@ fn scan_block(
     file: &dyn BackendFile,
     start: u64,
     file_len: u64,
-    mut apply: impl FnMut(u64, &[u8], &RecordRef<'_>) -> Result<(), &'static str>,
+    mut apply: impl FnMut(Scanned<'_, '_>) -> Result<(), &'static str>,
 ) -> std::io::Result<ScanEnd> {
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_off = start;
@@ -207,7 +223,25 @@ fn scan_block(
         ensure(&mut buf, &mut buf_off, pos, len)?;
         let at = (pos - buf_off) as usize;
         let rec = &buf[at..at + len];
-        let verdict = record::decode(rec).and_then(|r| apply(pos, rec, &r));
+        let decoded = record::decode(rec);
+        if decoded.is_err() && valid_record_at(file, pos + len as u64, file_len) {
+            // A damaged record (a torn in-place erase, a flipped bit) that intact records
+            // follow: skip it alone instead of cutting the rest of the block.
+            let _ = apply(Scanned::Skipped {
+                offset: pos,
+                bytes: len as u64,
+                seq: hint,
+            });
+            pos += len as u64;
+            continue;
+        }
+        let verdict = decoded.and_then(|r| {
+            apply(Scanned::Record {
+                offset: pos,
+                rec,
+                r: &r,
+            })
+        });
         if let Err(reason) = verdict {
             return Ok(bad(reason));
         }
@@ -217,6 +251,26 @@ fn scan_block(
         end: pos,
         bad: None,
     })
+}
+
+/// Whether a record that passes every check starts at `pos` (used to decide that a bad
+/// record is an isolated damage, not a torn tail).
+fn valid_record_at(file: &dyn BackendFile, pos: u64, file_len: u64) -> bool {
+    if pos + OVERHEAD as u64 > file_len {
+        return false;
+    }
+    let mut head = [0u8; OVERHEAD];
+    if file.read_at(&mut head, pos).is_err() {
+        return false;
+    }
+    let Ok(len) = record::read_len(&head) else {
+        return false;
+    };
+    if pos + len as u64 > file_len {
+        return false;
+    }
+    let mut rec = vec![0u8; len];
+    file.read_at(&mut rec, pos).is_ok() && record::decode(&rec).is_ok()
 }
 
 /// Largest cut region searched for surviving records (evidence of lost sequences).
@@ -320,15 +374,26 @@ pub(super) fn recover(
         rb.blocks
             .entry(i)
             .or_insert_with(|| Block::new(i, Box::new(NoFile), 0));
-        let end = scan_block(file.as_ref(), start, len, |offset, rec, r| {
-            let mut crc = [0u8; 4];
-            crc.copy_from_slice(&rec[rec.len() - 4..]);
-            let loc = Loc {
-                block: i,
-                offset,
-                len: rec.len() as u32,
-            };
-            rb.apply(i, loc, u32::from_le_bytes(crc), r)
+        let end = scan_block(file.as_ref(), start, len, |ev| match ev {
+            Scanned::Record { offset, rec, r } => {
+                let mut crc = [0u8; 4];
+                crc.copy_from_slice(&rec[rec.len() - 4..]);
+                let loc = Loc {
+                    block: i,
+                    offset,
+                    len: rec.len() as u32,
+                };
+                rb.apply(i, loc, u32::from_le_bytes(crc), r)
+            }
+            Scanned::Skipped { offset, bytes, seq } => {
+                let from = rb.index.last_seq().saturating_add(1);
+                tracing::warn!(stream = %name, block = %msgs_dir.join(block_file_name(i)).display(),
+                    offset, bytes, seq = ?seq, "skipping a damaged record (intact records follow)");
+                // The damaged header's sequence is only evidence when it is the one expected.
+                rb.lost.truncated(from, bytes, seq.filter(|s| *s == from));
+                report.bytes_truncated += bytes;
+                Ok(())
+            }
         })?;
         if let Some((offset, reason, hint)) = end.bad {
             let cut = len - offset;

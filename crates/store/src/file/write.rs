@@ -217,8 +217,15 @@ impl FileStore {
         for b in self.blocks.values_mut() {
             b.flush()?;
         }
-        self.apply_erasures(&doomed)?;
-        if self.cfg.sync == SyncMode::Always || !doomed.is_empty() {
+        let erasing = !self.erasures.is_empty();
+        if erasing {
+            // The tombstones must be durable before any record is overwritten in place: a
+            // write torn by a crash then only damages a message that is deleted anyway
+            // (and recovery skips a damaged record that valid records follow).
+            self.sync_files()?;
+            self.apply_erasures(&doomed)?;
+        }
+        if self.cfg.sync == SyncMode::Always || !doomed.is_empty() || erasing {
             self.sync_files()?;
         }
         self.remove_blocks(doomed)?;

@@ -238,7 +238,10 @@ fn flipped_bit_in_any_byte_is_detected() {
                 }
             }
             if !with_checkpoint {
-                assert_eq!(s.state().msgs, damaged - 1, "byte {i}");
+                // The damaged record alone is skipped when intact records follow it; when
+                // the damage makes the rest unreadable (e.g. its length), the block is cut.
+                let msgs = s.state().msgs;
+                assert!(msgs == 3 || msgs == damaged - 1, "byte {i}: {msgs} left");
                 assert!(s.state().lost.is_some());
             }
             drop(s);

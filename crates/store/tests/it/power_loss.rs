@@ -584,16 +584,15 @@ fn power_loss_model_catches_missing_fsync() {
     );
 }
 
-/// Erasing deletes overwrite a record in place (FORMAT.md, "Erase"). A power loss between
-/// that overwrite and its fsync can tear the record; recovery then cuts the block at it, and
-/// the committed records after it in the same block go too. `POWER_LOSS_ERASE=1` runs it.
+/// Erasing deletes overwrite a record in place (FORMAT.md, "Erase"); a power loss between
+/// that overwrite and its fsync can tear the record. No committed message may be lost.
 #[test]
 fn power_loss_with_erasing_deletes() {
-    if env_u64("POWER_LOSS_ERASE", 0) == 0 {
-        return;
-    }
-    let seed = env_u64("POWER_LOSS_SEED", 0xC0DE_D00D_1234_5679);
-    let rounds = env_u64("POWER_LOSS_ROUNDS", 200);
+    // Regression: a torn in-place erase used to cut every later record of its block,
+    // committed ones included (seeds 3-8 lost messages). Tombstones are now durable before
+    // the overwrite and recovery skips an isolated damaged record.
+    let seed = env_u64("POWER_LOSS_SEED", 8);
+    let rounds = env_u64("POWER_LOSS_ROUNDS", 120);
     let (acked, errs) = run(seed, rounds, true, SyncMode::Always);
     println!(
         "power-loss (erase) rounds={rounds} acked={acked} problems={} seed={seed:#x}",
