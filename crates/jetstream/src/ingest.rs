@@ -268,11 +268,7 @@ pub(crate) async fn run(
         if !batch.is_empty() {
             let s = stream.clone();
             match tokio::task::spawn_blocking(move || s.process_batch(batch, 0)).await {
-                Ok(acks) => {
-                    for (reply, body) in acks {
-                        port.publish(&reply, None, None, body);
-                    }
-                }
+                Ok(acks) => port.publish_replies(acks),
                 Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch failed"),
             }
         }

@@ -14,6 +14,14 @@ pub trait Port: Send + Sync + 'static {
     /// no-responders apply). `headers` is a full `NATS/1.0` header block.
     fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes);
 
+    /// Publish replies (e.g. every PubAck of one group commit) to their subjects, letting the
+    /// server flush each connection once for the whole batch.
+    fn publish_replies(&self, replies: Vec<(String, Bytes)>) {
+        for (subject, payload) in replies {
+            self.publish(&subject, None, None, payload);
+        }
+    }
+
     /// Subscribe JetStream to `subject` (wildcards allowed), optionally in a queue group.
     /// Matching messages arrive through `JetStream::on_message` with this id.
     fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId;

@@ -106,6 +106,30 @@ impl Port for ServerPort {
         router.stalled.clear();
     }
 
+    fn publish_replies(&self, replies: Vec<(String, Bytes)>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let from = Publisher {
+            client: &self.system,
+            echo: true,
+            no_responders: false,
+        };
+        let mut router = self.router.lock();
+        for (subject, payload) in &replies {
+            let msg = Publish {
+                subject: subject.as_bytes(),
+                reply: None,
+                hdr_len: None,
+                data: payload,
+            };
+            router.publish(&shared, from, &msg);
+        }
+        // One flush for the batch: each requester gets all its acks in one write.
+        router.flush(&shared);
+        router.stalled.clear();
+    }
+
     fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let Some(shared) = self.shared.upgrade() else {
