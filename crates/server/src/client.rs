@@ -282,6 +282,12 @@ impl Client {
     /// Mark this client as needing a flush; `true` if the caller must add it to its flush
     /// list (no other reader has it listed).
     pub fn mark_dirty(&self) -> bool {
+        // Already listed (the common case inside a batch): a plain load instead of a
+        // read-modify-write. Callers queue under the outbound lock first, so a flusher
+        // that cleared the flag before our push also takes our bytes after it.
+        if self.dirty.load(Ordering::Acquire) {
+            return false;
+        }
         !self.dirty.swap(true, Ordering::AcqRel)
     }
 
