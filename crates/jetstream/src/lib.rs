@@ -43,4 +43,4 @@ pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
 pub use petrel_store::SyncMode;
 pub use port::{Port, SubId};
-pub use time::rfc3339_nano;
+pub use time::{civil_from_days, rfc3339_nano};

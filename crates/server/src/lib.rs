@@ -35,6 +35,9 @@ pub use petrel_config::{
     Auth, HandshakeFirst, Options, Permissions, ResponsePermission, SubjectPermission, TlsOptions,
     User,
 };
+/// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
+/// binary's log timestamps.
+pub use petrel_jetstream::civil_from_days;
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,
 };
