@@ -210,22 +210,29 @@ impl Client {
         let headers = self.headers.load(Ordering::Relaxed);
         let pending = {
             let mut out = self.out.lock();
-            if out.pending() > self.max_pending {
-                drop(out);
-                self.slow_consumer();
-                return Queued::Dropped;
-            }
             out.push_msg(msg, sid, headers);
             out.pending()
         };
         if pending > self.max_pending {
-            self.slow_consumer();
+            self.close_slow(CloseReason::SlowConsumerPendingBytes);
             return Queued::Dropped;
         }
-        if pending > self.max_pending / 2 {
+        if pending > self.stall_above() {
             Queued::Stall
         } else {
             Queued::Ok
+        }
+    }
+
+    /// Queued bytes above which publishers stall (half of `max_pending`, as nats-server).
+    fn stall_above(&self) -> usize {
+        self.max_pending / 2
+    }
+
+    /// Release publishers waiting in [`Client::wait_drained`] once `pending` is low enough.
+    fn release_if_drained(&self, pending: usize) {
+        if pending <= self.stall_above() {
+            self.drained.notify_waiters();
         }
     }
 
@@ -235,7 +242,7 @@ impl Client {
             let notified = self.drained.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.is_closed() || self.out.lock().pending() <= self.max_pending / 2 {
+            if self.is_closed() || self.out.lock().pending() <= self.stall_above() {
                 return;
             }
             notified.await;
@@ -250,13 +257,7 @@ impl Client {
             out.writing = false;
             out.pending()
         };
-        if pending <= self.max_pending / 2 {
-            self.drained.notify_waiters();
-        }
-    }
-
-    fn slow_consumer(&self) {
-        self.close_slow(CloseReason::SlowConsumerPendingBytes);
+        self.release_if_drained(pending);
     }
 
     /// Close as a slow consumer (no -ERR, nothing more written), count it and log it at
@@ -344,9 +345,7 @@ impl Client {
             self.close(CloseReason::WriteError);
             return true;
         }
-        if pending <= self.max_pending / 2 {
-            self.drained.notify_waiters();
-        }
+        self.release_if_drained(pending);
         done
     }
 

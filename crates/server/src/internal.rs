@@ -11,9 +11,10 @@ use parking_lot::Mutex;
 use petrel_jetstream::{Port, SubId};
 
 use crate::client::Client;
-use crate::router::{Publish, Publisher, Router};
+use crate::outbound::MsgRef;
+use crate::router::{Publisher, Router};
 use crate::server::Shared;
-use crate::sub::{InternalSink, SubRef, Subscription};
+use crate::sub::{Internal, InternalSink, SubRef, Subscription};
 
 /// Routes JetStream's publishes and subscriptions through the server.
 pub(crate) struct ServerPort {
@@ -24,21 +25,20 @@ pub(crate) struct ServerPort {
     router: Mutex<Router>,
     next_id: AtomicU64,
     subs: Mutex<HashMap<SubId, Arc<Subscription>>>,
-    /// Where internal messages go once JetStream is running.
-    sink: OnceLock<Arc<dyn InternalSink>>,
-    me: Weak<ServerPort>,
+    /// Where internal messages go once JetStream is running (shared with every internal
+    /// subscription).
+    sink: Arc<OnceLock<Arc<dyn InternalSink>>>,
 }
 
 impl ServerPort {
     pub fn new(shared: &Arc<Shared>, system: Arc<Client>) -> Arc<ServerPort> {
-        Arc::new_cyclic(|me| ServerPort {
+        Arc::new(ServerPort {
             shared: Arc::downgrade(shared),
             system,
             router: Mutex::new(Router::new()),
             next_id: AtomicU64::new(1),
             subs: Mutex::new(HashMap::new()),
-            sink: OnceLock::new(),
-            me: me.clone(),
+            sink: Arc::new(OnceLock::new()),
         })
     }
 
@@ -56,29 +56,29 @@ impl ServerPort {
     }
 }
 
-/// Forwards to the sink set later; messages before that (startup) are dropped.
-struct LateSink(Weak<ServerPort>);
-
-impl InternalSink for LateSink {
-    fn deliver(
-        &self,
-        id: u64,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<Bytes>,
-        payload: Bytes,
-    ) {
-        if let Some(sink) = self.0.upgrade().and_then(|p| p.sink.get().cloned()) {
-            sink.deliver(id, subject, reply, headers, payload);
+impl ServerPort {
+    /// Route messages as the system client, then flush every touched connection once.
+    /// Internal publishers never stall; slow consumers are cut off as usual.
+    fn route<'a>(&self, msgs: impl Iterator<Item = MsgRef<'a>>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let from = Publisher {
+            client: &self.system,
+            echo: true,
+            no_responders: false,
+        };
+        let mut router = self.router.lock();
+        for msg in msgs {
+            router.publish(&shared, from, &msg);
         }
+        router.flush(&shared);
+        router.stalled.clear();
     }
 }
 
 impl Port for ServerPort {
     fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
         let (data, hdr_len) = match headers {
             Some(h) => {
                 let mut b = BytesMut::with_capacity(h.len() + payload.len());
@@ -88,46 +88,22 @@ impl Port for ServerPort {
             }
             None => (payload, None),
         };
-        let from = Publisher {
-            client: &self.system,
-            echo: true,
-            no_responders: false,
-        };
-        let msg = Publish {
+        self.route(std::iter::once(MsgRef {
             subject: subject.as_bytes(),
             reply: reply.map(str::as_bytes),
             hdr_len,
             data: &data,
-        };
-        let mut router = self.router.lock();
-        router.publish(&shared, from, &msg);
-        router.flush(&shared);
-        // Internal publishers never stall; slow consumers are cut off as usual.
-        router.stalled.clear();
+        }));
     }
 
     fn publish_replies(&self, replies: Vec<(String, Bytes)>) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let from = Publisher {
-            client: &self.system,
-            echo: true,
-            no_responders: false,
-        };
-        let mut router = self.router.lock();
-        for (subject, payload) in &replies {
-            let msg = Publish {
-                subject: subject.as_bytes(),
-                reply: None,
-                hdr_len: None,
-                data: payload,
-            };
-            router.publish(&shared, from, &msg);
-        }
         // One flush for the batch: each requester gets all its acks in one write.
-        router.flush(&shared);
-        router.stalled.clear();
+        self.route(replies.iter().map(|(subject, payload)| MsgRef {
+            subject: subject.as_bytes(),
+            reply: None,
+            hdr_len: None,
+            data: payload,
+        }));
     }
 
     fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId {
@@ -135,9 +111,11 @@ impl Port for ServerPort {
         let Some(shared) = self.shared.upgrade() else {
             return id;
         };
-        let sink: Arc<dyn InternalSink> = Arc::new(LateSink(self.me.clone()));
         let sub = Arc::new(Subscription {
-            sink: Some(sink),
+            internal: Some(Internal {
+                id,
+                sink: self.sink.clone(),
+            }),
             ..Subscription::new(
                 self.system.clone(),
                 Bytes::copy_from_slice(subject.as_bytes()),

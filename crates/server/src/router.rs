@@ -12,20 +12,12 @@ use petrel_wire::headers::NO_RESPONDERS;
 use crate::client::{Client, Queued};
 use crate::outbound::MsgRef;
 use crate::server::Shared;
-use crate::sub::SubRef;
+use crate::sub::{Internal, SubRef};
 
 /// Most connections a reader flushes inline at the end of a batch.
 const INLINE_TARGETS: usize = 4;
 /// Match-cache entries per reader.
 const CACHE_SIZE: usize = 1024;
-
-/// One publish, as the router sees it.
-pub(crate) struct Publish<'a> {
-    pub subject: &'a [u8],
-    pub reply: Option<&'a [u8]>,
-    pub hdr_len: Option<usize>,
-    pub data: &'a Bytes,
-}
 
 /// How the publishing connection wants its messages handled.
 #[derive(Clone, Copy)]
@@ -98,23 +90,14 @@ impl Router {
         }
     }
 
-    /// Deliver `msg` to every matching subscription. Returns the number of deliveries.
-    pub fn publish(&mut self, shared: &Shared, from: Publisher<'_>, msg: &Publish<'_>) -> usize {
+    /// Deliver `msg` to every matching subscription.
+    pub fn publish(&mut self, shared: &Shared, from: Publisher<'_>, msg: &MsgRef<'_>) {
         let result = self.lookup(shared, msg.subject);
-        let m = MsgRef {
-            subject: msg.subject,
-            reply: msg.reply,
-            hdr_len: msg.hdr_len,
-            data: msg.data,
-        };
-        let mut delivered = 0;
         for sub in &result.psubs {
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;
             }
-            if self.deliver(shared, sub, &m) {
-                delivered += 1;
-            }
+            self.deliver(shared, sub, msg);
         }
         for (_, group) in &result.qsubs {
             let n = group.len();
@@ -124,8 +107,7 @@ impl Router {
                 if sub.client.is_closed() || (!from.echo && Arc::ptr_eq(&sub.client, from.client)) {
                     continue;
                 }
-                if self.deliver(shared, sub, &m) {
-                    delivered += 1;
+                if self.deliver(shared, sub, msg) {
                     break;
                 }
             }
@@ -135,7 +117,6 @@ impl Router {
                 self.no_responders(shared, from.client, reply);
             }
         }
-        delivered
     }
 
     fn deliver(&mut self, shared: &Shared, sub: &SubRef, msg: &MsgRef<'_>) -> bool {
@@ -153,8 +134,8 @@ impl Router {
         if done {
             shared.remove_sub(sub);
         }
-        if let Some(sink) = &sub.sink {
-            deliver_internal(sink.as_ref(), sub, msg);
+        if let Some(internal) = &sub.internal {
+            deliver_internal(internal, msg);
             self.out_msgs += 1;
             self.out_bytes += msg.data.len() as u64;
             return true;
@@ -202,7 +183,10 @@ impl Router {
 
 /// Hand a message to an internal subscriber (subjects that are not UTF-8 cannot name a
 /// stream and are skipped).
-fn deliver_internal(sink: &dyn crate::sub::InternalSink, sub: &SubRef, msg: &MsgRef<'_>) {
+fn deliver_internal(internal: &Internal, msg: &MsgRef<'_>) {
+    let Some(sink) = internal.sink.get() else {
+        return;
+    };
     let (Ok(subject), Ok(reply)) = (
         std::str::from_utf8(msg.subject),
         msg.reply.map(std::str::from_utf8).transpose(),
@@ -213,9 +197,5 @@ fn deliver_internal(sink: &dyn crate::sub::InternalSink, sub: &SubRef, msg: &Msg
         Some(h) => (Some(msg.data.slice(..h)), msg.data.slice(h..)),
         None => (None, msg.data.clone()),
     };
-    let id = std::str::from_utf8(&sub.sid)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    sink.deliver(id, subject, reply, headers, payload);
+    sink.deliver(internal.id, subject, reply, headers, payload);
 }

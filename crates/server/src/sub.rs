@@ -1,7 +1,7 @@
 //! Subscriptions as stored in the Sublist.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -22,7 +22,15 @@ pub(crate) struct Subscription {
     pub deny_check: Option<Arc<ClientPerms>>,
     /// For an internal subscription (JetStream): where matching messages go instead of a
     /// socket.
-    pub sink: Option<Arc<dyn InternalSink>>,
+    pub internal: Option<Internal>,
+}
+
+/// The target of an internal subscription: its id and the sink, which is set once the
+/// receiver is running (messages before that are dropped).
+#[derive(Clone)]
+pub(crate) struct Internal {
+    pub id: u64,
+    pub sink: Arc<OnceLock<Arc<dyn InternalSink>>>,
 }
 
 /// Receives the messages of internal subscriptions, on the publisher's task: it must not
@@ -50,7 +58,7 @@ impl Subscription {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             deny_check: None,
-            sink: None,
+            internal: None,
         }
     }
 

@@ -12,8 +12,9 @@ use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
 
 use crate::auth::{self, Authed};
 use crate::client::{Client, CloseReason};
+use crate::outbound::MsgRef;
 use crate::perms::ClientPerms;
-use crate::router::{Publish, Publisher, Router};
+use crate::router::{Publisher, Router};
 use crate::server::Shared;
 use crate::sub::{SubRef, Subscription};
 
@@ -390,7 +391,7 @@ impl Reader<'_> {
             echo: self.conn.echo,
             no_responders: self.conn.no_responders,
         };
-        let msg = Publish {
+        let msg = MsgRef {
             subject,
             reply,
             hdr_len,

@@ -95,7 +95,7 @@ impl Reader<'_> {
             .store(old.delivered.load(Ordering::Acquire), Ordering::Release);
         let new = Arc::new(Subscription {
             deny_check,
-            sink: old.sink.clone(),
+            internal: old.internal.clone(),
             ..fresh
         });
         let mut sublist = self.shared.sublist.write();
