@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::args::Args;
 use crate::protocol::{connect, lossy, parse, sync_ops, Event, Reader, INBOX_PREFIX, PONG};
 use crate::reqrep::Requester;
-use crate::stats::{add_cpu, percentile, CpuMeter, Report};
+use crate::stats::{add_cpu, add_latency, percentile, CpuMeter, Report};
 
 const JS_STREAM_CREATE: &[u8] = b"$JS.API.STREAM.CREATE.BENCH";
 const JS_STREAM_CONFIG: &[u8] = br#"{"name":"BENCH","subjects":["bench.>"],"storage":"file"}"#;
@@ -129,20 +129,13 @@ pub(crate) async fn run_js_sync(a: &Args, tck: u64) -> Result<Report> {
         .map(CpuMeter::stop)
         .context("cpu meter not started")??;
 
-    lat.sort_unstable();
-    let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1e3;
     let mut r = Report::new(a.scenario);
     r.add("msgs", n);
     r.add("size", a.size);
     r.add("ack_errors", errors);
     r.add("elapsed_s", format!("{elapsed:.4}"));
     r.add("acked_per_sec", format!("{:.0}", n as f64 / elapsed));
-    r.add("mean_us", format!("{mean:.1}"));
-    r.add("p50_us", format!("{:.1}", percentile(&lat, 0.50)));
-    r.add("p90_us", format!("{:.1}", percentile(&lat, 0.90)));
-    r.add("p99_us", format!("{:.1}", percentile(&lat, 0.99)));
-    r.add("p999_us", format!("{:.1}", percentile(&lat, 0.999)));
-    r.add("max_us", format!("{:.1}", percentile(&lat, 1.0)));
+    add_latency(&mut r, &mut lat);
     add_cpu(&mut r, &used, n, elapsed);
     Ok(r)
 }

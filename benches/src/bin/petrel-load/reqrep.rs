@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use crate::args::Args;
 use crate::jetstream::is_js_error;
 use crate::protocol::{connect, lossy, parse, sync_ops, Event, Reader, INBOX_PREFIX, PONG};
-use crate::stats::{add_cpu, percentile, CpuMeter, Report};
+use crate::stats::{add_cpu, add_latency, CpuMeter, Report};
 
 /// Answers every request on `svc` with its own payload, one write per read batch.
 async fn responder(mut stream: TcpStream, mut reader: Reader) -> Result<()> {
@@ -159,8 +159,6 @@ pub(crate) async fn run_reqrep(a: &Args, tck: u64) -> Result<Report> {
         .context("cpu meter not started")??;
     responder.abort();
 
-    lat.sort_unstable();
-    let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1e3;
     let mut r = Report::new(a.scenario);
     r.add("msgs", n);
     r.add("size", a.size);
@@ -171,12 +169,7 @@ pub(crate) async fn run_reqrep(a: &Args, tck: u64) -> Result<Report> {
         "delivered_per_sec",
         format!("{:.0}", 2.0 * n as f64 / elapsed),
     );
-    r.add("mean_us", format!("{mean:.1}"));
-    r.add("p50_us", format!("{:.1}", percentile(&lat, 0.50)));
-    r.add("p90_us", format!("{:.1}", percentile(&lat, 0.90)));
-    r.add("p99_us", format!("{:.1}", percentile(&lat, 0.99)));
-    r.add("p999_us", format!("{:.1}", percentile(&lat, 0.999)));
-    r.add("max_us", format!("{:.1}", percentile(&lat, 1.0)));
+    add_latency(&mut r, &mut lat);
     add_cpu(&mut r, &used, 2 * n, elapsed);
     if let Some(s) = used.server_s {
         r.add("cpu_ns_per_req", format!("{:.0}", s * 1e9 / n as f64));

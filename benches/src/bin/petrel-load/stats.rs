@@ -179,6 +179,23 @@ pub(crate) fn add_cpu(r: &mut Report, used: &CpuUsed, delivered: u64, elapsed: f
     r.add("tool_cpu_util", format!("{:.2}", used.tool_s / elapsed));
 }
 
+/// Add `mean_us`, `p50_us`, `p90_us`, `p99_us`, `p999_us` and `max_us` for latencies
+/// given in nanoseconds (sorted here).
+pub(crate) fn add_latency(r: &mut Report, lat: &mut [u64]) {
+    lat.sort_unstable();
+    let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1e3;
+    r.add("mean_us", format!("{mean:.1}"));
+    for (name, q) in [
+        ("p50_us", 0.50),
+        ("p90_us", 0.90),
+        ("p99_us", 0.99),
+        ("p999_us", 0.999),
+        ("max_us", 1.0),
+    ] {
+        r.add(name, format!("{:.1}", percentile(lat, q)));
+    }
+}
+
 pub(crate) fn percentile(sorted: &[u64], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1] as f64 / 1e3
