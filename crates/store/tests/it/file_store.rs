@@ -250,17 +250,22 @@ fn flipped_bit_in_any_byte_is_detected() {
     }
 }
 
-#[test]
-fn fsync_failure_poisons_until_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store on a fault-injecting backend holding messages 1..=3, committed.
+fn faulty_with_three(dir: &std::path::Path, cfg: &FileStoreConfig) -> (FileStore, FaultyBackend) {
     let fb = FaultyBackend::new(StdBackend);
-    let cfg = FileStoreConfig::default();
-    let mut s =
-        FileStore::open_with_backend(dir.path(), "S", cfg.clone(), Arc::new(fb.clone())).unwrap();
+    let mut s = FileStore::open_with_backend(dir, "S", cfg.clone(), Arc::new(fb.clone())).unwrap();
     for i in 1..=3 {
         s.append("m.0", None, payload(i), 1).unwrap();
     }
     s.commit().unwrap();
+    (s, fb)
+}
+
+#[test]
+fn fsync_failure_poisons_until_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = FileStoreConfig::default();
+    let (mut s, fb) = faulty_with_three(dir.path(), &cfg);
     fb.fail_nth(FaultOp::Sync, 1);
     s.append("m.0", None, payload(4), 1).unwrap();
     assert!(matches!(s.commit(), Err(StoreError::Io(_))));
@@ -289,14 +294,8 @@ fn fsync_failure_poisons_until_reopen() {
 #[test]
 fn torn_write_poisons_and_recovers_the_committed_prefix() {
     let dir = tempfile::tempdir().unwrap();
-    let fb = FaultyBackend::new(StdBackend);
     let cfg = FileStoreConfig::default();
-    let mut s =
-        FileStore::open_with_backend(dir.path(), "S", cfg.clone(), Arc::new(fb.clone())).unwrap();
-    for i in 1..=3 {
-        s.append("m.0", None, payload(i), 1).unwrap();
-    }
-    s.commit().unwrap();
+    let (mut s, fb) = faulty_with_three(dir.path(), &cfg);
     fb.fail_nth(FaultOp::Write, 1);
     for i in 4..=6 {
         s.append("m.0", None, payload(i), 1).unwrap();
