@@ -141,9 +141,11 @@ async fn split_frames_byte_by_byte() {
     let s = spawn().await;
     let mut c = RawClient::connect_with(s.addr(), QUIET).await;
     let script = b"SUB a.b 7\r\nPUB a.b reply 11\r\nhello world\r\nPING\r\n";
+    // No Nagle: each byte leaves as its own segment, so the server sees real splits.
+    c.stream().set_nodelay(true).unwrap();
     for byte in script {
         c.send(&[*byte]).await;
-        c.stream().set_nodelay(true).unwrap();
+        tokio::task::yield_now().await;
     }
     c.expect(b"MSG a.b 7 reply 11\r\nhello world\r\nPONG\r\n")
         .await;

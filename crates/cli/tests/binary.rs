@@ -118,11 +118,18 @@ async fn config_file_applies_and_flags_override() {
     .unwrap();
     let server = spawn_binary_with(
         Path::new(BIN),
-        &["-c", conf.to_str().unwrap(), "-n", "from-flag"],
+        &[
+            "-c",
+            conf.to_str().unwrap(),
+            "-n",
+            "from-flag",
+            "--max_payload",
+            "50",
+        ],
     )
     .unwrap();
     let mut raw = RawClient::connect(server.addr()).await;
-    raw.send(b"CONNECT {\"user\":\"etl\",\"pass\":\"pw\",\"verbose\":false}\r\nPUB x 101\r\n")
+    raw.send(b"CONNECT {\"user\":\"etl\",\"pass\":\"pw\",\"verbose\":false}\r\nPUB x 51\r\n")
         .await;
     raw.expect(b"-ERR 'Maximum Payload Violation'\r\n").await;
     let nc = async_nats::ConnectOptions::with_user_and_password("etl".into(), "pw".into())
@@ -130,7 +137,11 @@ async fn config_file_applies_and_flags_override() {
         .await
         .unwrap();
     assert_eq!(nc.server_info().server_name, "from-flag");
-    assert_eq!(nc.server_info().max_payload, 100);
+    assert_eq!(
+        nc.server_info().max_payload,
+        50,
+        "--max_payload overrides the file"
+    );
     assert!(async_nats::connect(server.client_url()).await.is_err());
 }
 
