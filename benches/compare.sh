@@ -8,20 +8,25 @@
 # the end prints the median of every metric for both servers and the petrel/nats ratio.
 # The server is pinned to CPU 0 and the load tool to CPU 1 when taskset is available.
 #
-# JetStream scenarios (js-pub-sync, js-pub-async) start both servers with JetStream on a
-# fresh store directory per run (removed afterwards): `nats-server -js -sd DIR`, `petrel -js
-# -sd DIR` (fsync before every PubAck, group commit) and a third server, "petrel-lazy":
-# `petrel -c FILE` with `jetstream { store_dir: DIR, sync_interval: "2m" }`, which matches
-# nats-server 2.9.10's default (PubAck before fsync, fsync every 2 minutes).
+# JetStream scenarios (js-pub-sync, js-pub-async, js-consume) start both servers with
+# JetStream on a fresh store directory per run (removed afterwards): `nats-server -js -sd
+# DIR`, `petrel -js -sd DIR` (fsync before every PubAck, group commit) and a third server,
+# "petrel-lazy": `petrel -c FILE` with `jetstream { store_dir: DIR, sync_interval: "2m" }`,
+# which matches nats-server 2.9.10's default (PubAck before fsync, fsync every 2 minutes).
+# js-consume's untimed prefill has its own --timeout, so its runs may take 2 x TIMEOUT.
 #
 # Environment (all optional):
 #   ROUNDS=3                       rounds per scenario and server
-#   SCENARIOS="pubsub fanout queue reqrep"   (also: js-pub-sync js-pub-async)
+#   SCENARIOS="pubsub fanout queue reqrep"   (also: js-pub-sync js-pub-async js-consume)
 #   MSGS=                          --msgs for pubsub/fanout/queue (tool default 2000000)
 #   REQS=                          --msgs for reqrep (tool default 20000)
 #   JS_SYNC_MSGS=                  --msgs for js-pub-sync (tool default 20000)
 #   JS_ASYNC_MSGS=                 --msgs for js-pub-async (tool default 200000)
 #   INFLIGHT=                      --inflight for js-pub-async (tool default 256)
+#   JS_CONSUME_MSGS=               --msgs for js-consume: prefilled, then pulled and acked
+#                                  (tool default 200000)
+#   JS_CONSUME_BATCH=              --batch for js-consume: messages per pull request
+#                                  (tool default 256)
 #   SIZE=128 SUBS=4                payload size, fanout subscribers / queue members
 #   TIMEOUT=60                     petrel-load --timeout (seconds) for each run
 #   LOAD_ARGS=                     extra petrel-load flags, e.g. "--window 0"
@@ -39,6 +44,8 @@ REQS=${REQS:-}
 JS_SYNC_MSGS=${JS_SYNC_MSGS:-}
 JS_ASYNC_MSGS=${JS_ASYNC_MSGS:-}
 INFLIGHT=${INFLIGHT:-}
+JS_CONSUME_MSGS=${JS_CONSUME_MSGS:-}
+JS_CONSUME_BATCH=${JS_CONSUME_BATCH:-}
 SIZE=${SIZE:-128}
 SUBS=${SUBS:-4}
 TIMEOUT=${TIMEOUT:-60}
@@ -176,7 +183,7 @@ run_one() {
     local slog=$OUT_DIR/$tag.server.log llog=$OUT_DIR/$tag.load.log
     local args=(--scenario "$scenario" --server "127.0.0.1:$PORT" --timeout "$TIMEOUT"
         --size "$SIZE" --subs "$SUBS")
-    local js=""
+    local js="" limit=$((TIMEOUT + 30))
     case $scenario in
     reqrep) [ -z "$REQS" ] || args+=(--msgs "$REQS") ;;
     js-pub-sync) js=js; [ -z "$JS_SYNC_MSGS" ] || args+=(--msgs "$JS_SYNC_MSGS") ;;
@@ -184,6 +191,13 @@ run_one() {
         js=js
         [ -z "$JS_ASYNC_MSGS" ] || args+=(--msgs "$JS_ASYNC_MSGS")
         [ -z "$INFLIGHT" ] || args+=(--inflight "$INFLIGHT")
+        ;;
+    js-consume)
+        # The untimed prefill gets its own --timeout.
+        js=js
+        limit=$((2 * TIMEOUT + 40))
+        [ -z "$JS_CONSUME_MSGS" ] || args+=(--msgs "$JS_CONSUME_MSGS")
+        [ -z "$JS_CONSUME_BATCH" ] || args+=(--batch "$JS_CONSUME_BATCH")
         ;;
     *) [ -z "$MSGS" ] || args+=(--msgs "$MSGS") ;;
     esac
@@ -194,7 +208,7 @@ run_one() {
     if start_server "$server" "$PORT" "$slog" "$js"; then
         args+=(--server-pid "$SERVER_PID")
         # In the background + wait, so a signal to this script is handled at once.
-        timeout --kill-after=5 $((TIMEOUT + 30)) \
+        timeout --kill-after=5 "$limit" \
             ${LOAD_PIN[@]+"${LOAD_PIN[@]}"} "$LOAD" "${args[@]}" >"$llog" 2>&1 &
         LOAD_PID=$!
         wait "$LOAD_PID" || rc=$?
@@ -227,6 +241,7 @@ run_one() {
     case $scenario in
     reqrep | js-pub-sync) key=p99_us ;;
     js-pub-async) key=acked_per_sec ;;
+    js-consume) key=msgs_per_sec ;;
     esac
     local status value
     status=$(grep -oE 'status=[a-z]+' <<<"$result" | head -n 1)
@@ -234,7 +249,7 @@ run_one() {
     local other
     other=$(grep -oE "other_cpu_s=[^ ]+" <<<"$result" | head -n 1 || true)
     local ackerr
-    ackerr=$(grep -oE "ack_errors=[^ ]+" <<<"$result" | head -n 1 || true)
+    ackerr=$(grep -oE "(ack_errors|ack_pending_end)=[^ ]+" <<<"$result" | head -n 1 || true)
     log "  round $round  $(printf '%-11s' "$server") $(printf '%-12s' "$scenario") $status ${value:-} warnings=${warns:-0} ${ackerr:-} ${other:-}"
 }
 
@@ -260,7 +275,7 @@ END=$(date +%s)
 {
     echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || echo unknown)), $(uname -sr)"
     echo "Servers: $("$NATS_SERVER" --version 2>&1 | head -n 1); $("$PETREL" --version 2>&1 | head -n 1)"
-    echo "Pinning: $PINNING. Rounds: $ROUNDS (median shown). Payload: $SIZE B, subs: $SUBS, msgs: ${MSGS:-2000000 (default)}, reqrep requests: ${REQS:-20000 (default)}, js-pub-sync msgs: ${JS_SYNC_MSGS:-20000 (default)}, js-pub-async msgs: ${JS_ASYNC_MSGS:-200000 (default)} (inflight ${INFLIGHT:-256})${LOAD_ARGS:+, extra flags: $LOAD_ARGS}. Wall time: $((END - START)) s."
+    echo "Pinning: $PINNING. Rounds: $ROUNDS (median shown). Payload: $SIZE B, subs: $SUBS, msgs: ${MSGS:-2000000 (default)}, reqrep requests: ${REQS:-20000 (default)}, js-pub-sync msgs: ${JS_SYNC_MSGS:-20000 (default)}, js-pub-async msgs: ${JS_ASYNC_MSGS:-200000 (default)} (inflight ${INFLIGHT:-256}), js-consume msgs: ${JS_CONSUME_MSGS:-200000 (default)} (pull batch ${JS_CONSUME_BATCH:-256})${LOAD_ARGS:+, extra flags: $LOAD_ARGS}. Wall time: $((END - START)) s."
     echo
     awk -v rounds="$ROUNDS" -v scenarios="$SCENARIOS" '
     function median(list,    n, a, i, j, t) {
@@ -300,6 +315,7 @@ END=$(date +%s)
         runs[sc, srv]++
         warn[sc, srv] += kv["server_warnings"]
         ackerr[sc, srv] += kv["ack_errors"]
+        ackpend[sc, srv] += kv["ack_pending_end"]
         if (kv["status"] != "ok") next
         okruns[sc, srv]++
         for (k in kv) if (k ~ /_(per_sec|us|cpu_s|per_msg|per_req|util)$|^steal_s$|^server_peak_rss_mb$/) vals[sc, srv, k] = vals[sc, srv, k] " " kv[k]
@@ -313,6 +329,7 @@ END=$(date +%s)
         lower["server_peak_rss_mb"] = 1
         split("acked_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jss, " ")
         split("acked_per_sec mb_per_sec ack_p50_us ack_p99_us ack_max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jsa, " ")
+        split("msgs_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jsc, " ")
         ns = split(scenarios, scs, " ")
         core = 0; js = 0
         for (s = 1; s <= ns; s++) if (scs[s] ~ /^js-/) js++; else core++
@@ -348,7 +365,7 @@ END=$(date +%s)
         }
         if (!js) exit
         if (core) print ""
-        print "JetStream publish: \"petrel\" fsyncs before every PubAck (group commit); nats-server 2.9.10 acks before fsync (lazy fsync every 2 min); \"petrel-lazy\" is petrel with `sync_interval: \"2m\"`, the like-for-like comparison."
+        print "JetStream: \"petrel\" fsyncs before every PubAck (group commit); nats-server 2.9.10 acks before fsync (lazy fsync every 2 min); \"petrel-lazy\" is petrel with `sync_interval: \"2m\"`, the like-for-like comparison. js-consume times pull + ack only (its prefill is untimed)."
         print ""
         print "| scenario | metric | nats-server | petrel (fsync) | petrel-lazy | petrel/nats | lazy/nats | better | nats min-max | petrel min-max | lazy min-max |"
         print "|---|---|---:|---:|---:|---:|---:|---|---|---|---|"
@@ -356,6 +373,7 @@ END=$(date +%s)
             sc = scs[s]
             if (sc !~ /^js-/) continue
             if (sc == "js-pub-sync") { n = 12; for (i = 1; i <= n; i++) m[i] = jss[i] }
+            else if (sc == "js-consume") { n = 8; for (i = 1; i <= n; i++) m[i] = jsc[i] }
             else { n = 11; for (i = 1; i <= n; i++) m[i] = jsa[i] }
             for (i = 1; i <= n; i++) {
                 k = m[i]
@@ -366,10 +384,18 @@ END=$(date +%s)
                 printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, k, fmt(a), fmt(b), fmt(c), r1, r2, better, \
                     range(vals[sc, "nats", k]), range(vals[sc, "petrel", k]), range(vals[sc, "petrel-lazy", k])
             }
-            printf "| %s | ok runs, server warnings, error acks | %d/%d, %d, %d | %d/%d, %d, %d | %d/%d, %d, %d | | | | | | |\n", sc, \
-                okruns[sc, "nats"], runs[sc, "nats"], warn[sc, "nats"], ackerr[sc, "nats"], \
-                okruns[sc, "petrel"], runs[sc, "petrel"], warn[sc, "petrel"], ackerr[sc, "petrel"], \
-                okruns[sc, "petrel-lazy"], runs[sc, "petrel-lazy"], warn[sc, "petrel-lazy"], ackerr[sc, "petrel-lazy"]
+            # js-consume: acks still pending at the end (summed) instead of error PubAcks.
+            label = "ok runs, server warnings, error acks"
+            split("nats petrel petrel-lazy", sv, " ")
+            for (i = 1; i <= 3; i++) bad[sv[i]] = ackerr[sc, sv[i]]
+            if (sc == "js-consume") {
+                label = "ok runs, server warnings, acks pending at end"
+                for (i = 1; i <= 3; i++) bad[sv[i]] = ackpend[sc, sv[i]]
+            }
+            printf "| %s | %s | %d/%d, %d, %d | %d/%d, %d, %d | %d/%d, %d, %d | | | | | | |\n", sc, label, \
+                okruns[sc, "nats"], runs[sc, "nats"], warn[sc, "nats"], bad["nats"], \
+                okruns[sc, "petrel"], runs[sc, "petrel"], warn[sc, "petrel"], bad["petrel"], \
+                okruns[sc, "petrel-lazy"], runs[sc, "petrel-lazy"], warn[sc, "petrel-lazy"], bad["petrel-lazy"]
         }
     }' "$RESULTS"
 } | if [ -n "${TABLE_ONLY:-}" ]; then cat; else tee "$OUT_DIR/table.md"; fi

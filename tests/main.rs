@@ -2,6 +2,7 @@
 //! an in-process Petrel server.
 
 mod auth;
+mod consumers;
 mod headers;
 mod jetstream;
 mod jetstream_limits;

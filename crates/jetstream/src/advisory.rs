@@ -1,4 +1,5 @@
-//! JetStream advisories (`$JS.EVENT.ADVISORY.>`): stream created, updated, deleted.
+//! JetStream advisories (`$JS.EVENT.ADVISORY.>`): stream and consumer actions, and the
+//! per-message consumer events (nak, term, max deliveries).
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -68,6 +69,135 @@ pub fn stream_action(stream: &str, action: StreamAction) -> (String, Bytes) {
         timestamp: rfc3339_nano(now_nanos()),
         stream,
         action: action.action(),
+    });
+    (subject, body)
+}
+
+/// Type of the consumer action advisory.
+pub const CONSUMER_ACTION_TYPE: &str = "io.nats.jetstream.advisory.v1.consumer_action";
+
+#[derive(Serialize)]
+struct ConsumerActionAdvisory<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    stream: &'a str,
+    consumer: &'a str,
+    action: &'static str,
+}
+
+/// The (subject, body) of a consumer created (`true`) or deleted (`false`) advisory.
+pub fn consumer_action(stream: &str, consumer: &str, created: bool) -> (String, Bytes) {
+    let (token, action) = if created {
+        ("CREATED", "create")
+    } else {
+        ("DELETED", "delete")
+    };
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.{token}.{stream}.{consumer}");
+    let body = encode(&ConsumerActionAdvisory {
+        kind: CONSUMER_ACTION_TYPE,
+        id: next_id(),
+        timestamp: rfc3339_nano(now_nanos()),
+        stream,
+        consumer,
+        action,
+    });
+    (subject, body)
+}
+
+#[derive(Serialize)]
+struct MsgAdvisory<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    stream: &'a str,
+    consumer: &'a str,
+    consumer_seq: u64,
+    stream_seq: u64,
+    deliveries: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'a str,
+}
+
+fn msg_advisory(
+    token: &str,
+    kind: &'static str,
+    stream: &str,
+    consumer: &str,
+    seqs: (u64, u64, u64),
+    reason: &str,
+) -> (String, Bytes) {
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.{token}.{stream}.{consumer}");
+    let body = encode(&MsgAdvisory {
+        kind,
+        id: next_id(),
+        timestamp: rfc3339_nano(now_nanos()),
+        stream,
+        consumer,
+        consumer_seq: seqs.0,
+        stream_seq: seqs.1,
+        deliveries: seqs.2,
+        reason,
+    });
+    (subject, body)
+}
+
+/// `MSG_NAKED`: a delivery was negatively acknowledged.
+pub fn nak(stream: &str, consumer: &str, dseq: u64, sseq: u64, dc: u64) -> (String, Bytes) {
+    msg_advisory(
+        "MSG_NAKED",
+        "io.nats.jetstream.advisory.v1.nak",
+        stream,
+        consumer,
+        (dseq, sseq, dc),
+        "",
+    )
+}
+
+/// `MSG_TERMINATED`: a delivery was terminated with `+TERM`.
+pub fn terminated(
+    stream: &str,
+    consumer: &str,
+    dseq: u64,
+    sseq: u64,
+    dc: u64,
+    reason: &str,
+) -> (String, Bytes) {
+    msg_advisory(
+        "MSG_TERMINATED",
+        "io.nats.jetstream.advisory.v1.terminated",
+        stream,
+        consumer,
+        (dseq, sseq, dc),
+        reason,
+    )
+}
+
+#[derive(Serialize)]
+struct MaxDeliverAdvisory<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    stream: &'a str,
+    consumer: &'a str,
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+/// `MAX_DELIVERIES`: a message reached max_deliver and will not be delivered again.
+pub fn max_deliveries(stream: &str, consumer: &str, sseq: u64, dc: u64) -> (String, Bytes) {
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}");
+    let body = encode(&MaxDeliverAdvisory {
+        kind: "io.nats.jetstream.advisory.v1.max_deliver",
+        id: next_id(),
+        timestamp: rfc3339_nano(now_nanos()),
+        stream,
+        consumer,
+        stream_seq: sseq,
+        deliveries: dc,
     });
     (subject, body)
 }

@@ -121,6 +121,62 @@ table! {
     CONSUMER_CREATE_FILTER_MISMATCH = 400, 10131, "Consumer create request did not match filtered subject from create subject";
     /// Negative replica count.
     REPLICAS_COUNT_NEGATIVE = 400, 10133, "replicas count cannot be negative";
+    /// Durable create without a durable name in the subject.
+    CONSUMER_DURABLE_NAME_NOT_IN_SUBJECT = 400, 10016, "consumer expected to be durable but no durable name set in subject";
+    /// Consumer name in the subject differs from the durable name.
+    CONSUMER_DURABLE_NAME_NOT_MATCH_SUBJECT = 400, 10017, "consumer name in subject does not match durable name in request";
+    /// Durable create without a durable name in the request.
+    CONSUMER_DURABLE_NAME_NOT_SET = 400, 10018, "consumer expected to be durable but a durable name was not set";
+    /// Push deliver subject with wildcards.
+    CONSUMER_DELIVER_TO_WILDCARDS = 400, 10079, "consumer deliver subject has wildcards";
+    /// Push consumer with max_waiting.
+    CONSUMER_PUSH_MAX_WAITING = 400, 10080, "consumer in push mode can not set max waiting";
+    /// Deliver subject captured by the stream.
+    CONSUMER_DELIVER_CYCLE = 400, 10081, "consumer deliver subject forms a cycle";
+    /// max_ack_pending without acks.
+    CONSUMER_MAX_PENDING_ACK_POLICY_REQUIRED = 400, 10082, "consumer requires ack policy for max ack pending";
+    /// Idle heartbeat under 100 ms.
+    CONSUMER_SMALL_HEARTBEAT = 400, 10083, "consumer idle heartbeat needs to be >= 100ms";
+    /// Pull consumer with a rate limit.
+    CONSUMER_PULL_WITH_RATE_LIMIT = 400, 10086, "consumer in pull mode can not have rate limit set";
+    /// Negative max_waiting.
+    CONSUMER_MAX_WAITING_NEGATIVE = 400, 10087, "consumer max waiting needs to be positive";
+    /// Heartbeats on a pull consumer.
+    CONSUMER_HB_REQUIRES_PUSH = 400, 10088, "consumer idle heartbeat requires a push based consumer";
+    /// Flow control on a pull consumer.
+    CONSUMER_FC_REQUIRES_PUSH = 400, 10089, "consumer flow control requires a push based consumer";
+    /// Deliver policy and start position disagree (free text).
+    CONSUMER_INVALID_POLICY = 400, 10094, "{err}";
+    /// Unparsable sample_freq.
+    CONSUMER_INVALID_SAMPLING = 400, 10095, "failed to parse consumer sampling configuration: {err}";
+    /// Work queue consumer without explicit acks.
+    CONSUMER_WQ_REQUIRES_EXPLICIT_ACK = 400, 10098, "workqueue stream requires explicit ack";
+    /// Consumer name too long.
+    CONSUMER_NAME_TOO_LONG = 400, 10102, "consumer name is too long, maximum allowed is {max}";
+    /// Consumer name with '.', '*' or '>'.
+    CONSUMER_BAD_DURABLE_NAME = 400, 10103, "durable name can not contain '.', '*', '>'";
+    /// Consumer description too long.
+    CONSUMER_DESCRIPTION_TOO_LONG = 400, 10107, "consumer description is too long, maximum allowed is {max}";
+    /// Flow control without heartbeats.
+    CONSUMER_FC_NEEDS_HEARTBEATS = 400, 10108, "consumer with flow control also needs heartbeats";
+    /// Invalid deliver subject.
+    CONSUMER_INVALID_DELIVER_SUBJECT = 400, 10112, "invalid push consumer deliver subject";
+    /// Negative max_batch.
+    CONSUMER_MAX_REQUEST_BATCH_NEGATIVE = 400, 10114, "consumer max request batch needs to be > 0";
+    /// max_expires under 1 ms.
+    CONSUMER_MAX_REQUEST_EXPIRES_TOO_SMALL = 400, 10115, "consumer max request expires needs to be >= 1ms";
+    /// Backoff longer than max_deliver allows.
+    CONSUMER_MAX_DELIVER_BACKOFF = 400, 10116, "max deliver is required to be > length of backoff values";
+    /// Consumer name with a path separator.
+    CONSUMER_NAME_CONTAINS_PATH_SEPARATORS = 400, 10127, "Consumer name can not contain path separators";
+    /// durable_name and name differ.
+    CONSUMER_DURABLE_AND_NAME_MISMATCH = 400, 10132, "Consumer Durable and Name have to be equal if both are provided";
+    /// Both filter_subject and filter_subjects (2.10).
+    CONSUMER_DUPLICATE_FILTER_SUBJECTS = 400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified";
+    /// Overlapping filter_subjects (2.10).
+    CONSUMER_OVERLAPPING_FILTERS = 400, 10138, "consumer subject filters cannot overlap";
+    /// Empty entry in filter_subjects (2.10).
+    CONSUMER_EMPTY_FILTER = 400, 10139, "consumer filter in FilterSubjects cannot be empty";
     /// Consumer create action: already exists.
     CONSUMER_ALREADY_EXISTS = 400, 10148, "consumer already exists";
     /// Consumer create action: does not exist.
@@ -161,6 +217,170 @@ impl ErrorDef {
 }
 
 impl ApiError {
+    /// 10012: {err}
+    pub fn consumer_create(err: impl Display) -> Self {
+        CONSUMER_CREATE.with("{err}", err)
+    }
+    /// 10013: consumer name already in use
+    pub fn consumer_name_exist() -> Self {
+        CONSUMER_NAME_EXIST.into()
+    }
+    /// 10014: consumer not found
+    pub fn consumer_not_found() -> Self {
+        CONSUMER_NOT_FOUND.into()
+    }
+    /// 10016: consumer expected to be durable but no durable name set in subject
+    pub fn consumer_durable_name_not_in_subject() -> Self {
+        CONSUMER_DURABLE_NAME_NOT_IN_SUBJECT.into()
+    }
+    /// 10017: consumer name in subject does not match durable name in request
+    pub fn consumer_durable_name_not_match() -> Self {
+        CONSUMER_DURABLE_NAME_NOT_MATCH_SUBJECT.into()
+    }
+    /// 10018: consumer expected to be durable but a durable name was not set
+    pub fn consumer_durable_name_not_set() -> Self {
+        CONSUMER_DURABLE_NAME_NOT_SET.into()
+    }
+    /// 10020: consumer expected to be ephemeral but a durable name was set in request
+    pub fn consumer_ephemeral_with_durable() -> Self {
+        CONSUMER_EPHEMERAL_WITH_DURABLE.into()
+    }
+    /// 10026: maximum consumers limit reached
+    pub fn maximum_consumers() -> Self {
+        MAXIMUM_CONSUMERS.into()
+    }
+    /// 10079: consumer deliver subject has wildcards
+    pub fn consumer_deliver_to_wildcards() -> Self {
+        CONSUMER_DELIVER_TO_WILDCARDS.into()
+    }
+    /// 10080: consumer in push mode can not set max waiting
+    pub fn consumer_push_max_waiting() -> Self {
+        CONSUMER_PUSH_MAX_WAITING.into()
+    }
+    /// 10081: consumer deliver subject forms a cycle
+    pub fn consumer_deliver_cycle() -> Self {
+        CONSUMER_DELIVER_CYCLE.into()
+    }
+    /// 10082: consumer requires ack policy for max ack pending
+    pub fn consumer_max_pending_requires_ack() -> Self {
+        CONSUMER_MAX_PENDING_ACK_POLICY_REQUIRED.into()
+    }
+    /// 10083: consumer idle heartbeat needs to be >= 100ms
+    pub fn consumer_small_heartbeat() -> Self {
+        CONSUMER_SMALL_HEARTBEAT.into()
+    }
+    /// 10084: consumer in pull mode requires ack policy
+    pub fn consumer_pull_requires_ack() -> Self {
+        CONSUMER_PULL_REQUIRES_ACK.into()
+    }
+    /// 10086: consumer in pull mode can not have rate limit set
+    pub fn consumer_pull_with_rate_limit() -> Self {
+        CONSUMER_PULL_WITH_RATE_LIMIT.into()
+    }
+    /// 10087: consumer max waiting needs to be positive
+    pub fn consumer_max_waiting_negative() -> Self {
+        CONSUMER_MAX_WAITING_NEGATIVE.into()
+    }
+    /// 10088: consumer idle heartbeat requires a push based consumer
+    pub fn consumer_hb_requires_push() -> Self {
+        CONSUMER_HB_REQUIRES_PUSH.into()
+    }
+    /// 10089: consumer flow control requires a push based consumer
+    pub fn consumer_fc_requires_push() -> Self {
+        CONSUMER_FC_REQUIRES_PUSH.into()
+    }
+    /// 10093: consumer filter subject is not a valid subset of the interest subjects
+    pub fn consumer_filter_not_subset() -> Self {
+        CONSUMER_FILTER_NOT_SUBSET.into()
+    }
+    /// 10094: {err}
+    pub fn consumer_invalid_policy(err: impl Display) -> Self {
+        CONSUMER_INVALID_POLICY.with("{err}", err)
+    }
+    /// 10095: failed to parse consumer sampling configuration: {err}
+    pub fn consumer_invalid_sampling(err: impl Display) -> Self {
+        CONSUMER_INVALID_SAMPLING.with("{err}", err)
+    }
+    /// 10098: workqueue stream requires explicit ack
+    pub fn consumer_wq_requires_explicit_ack() -> Self {
+        CONSUMER_WQ_REQUIRES_EXPLICIT_ACK.into()
+    }
+    /// 10099: multiple non-filtered consumers not allowed on workqueue stream
+    pub fn consumer_wq_multiple_unfiltered() -> Self {
+        CONSUMER_WQ_MULTIPLE_UNFILTERED.into()
+    }
+    /// 10100: filtered consumer not unique on workqueue stream
+    pub fn consumer_wq_not_unique() -> Self {
+        CONSUMER_WQ_NOT_UNIQUE.into()
+    }
+    /// 10101: consumer must be deliver all on workqueue stream
+    pub fn consumer_wq_not_deliver_all() -> Self {
+        CONSUMER_WQ_NOT_DELIVER_ALL.into()
+    }
+    /// 10102: consumer name is too long, maximum allowed is {max}
+    pub fn consumer_name_too_long(max: usize) -> Self {
+        CONSUMER_NAME_TOO_LONG.with("{max}", max)
+    }
+    /// 10103: durable name can not contain '.', '*', '>'
+    pub fn consumer_bad_durable_name() -> Self {
+        CONSUMER_BAD_DURABLE_NAME.into()
+    }
+    /// 10107: consumer description is too long, maximum allowed is {max}
+    pub fn consumer_description_too_long(max: usize) -> Self {
+        CONSUMER_DESCRIPTION_TOO_LONG.with("{max}", max)
+    }
+    /// 10108: consumer with flow control also needs heartbeats
+    pub fn consumer_fc_needs_heartbeats() -> Self {
+        CONSUMER_FC_NEEDS_HEARTBEATS.into()
+    }
+    /// 10112: invalid push consumer deliver subject
+    pub fn consumer_invalid_deliver_subject() -> Self {
+        CONSUMER_INVALID_DELIVER_SUBJECT.into()
+    }
+    /// 10114: consumer max request batch needs to be > 0
+    pub fn consumer_max_request_batch_negative() -> Self {
+        CONSUMER_MAX_REQUEST_BATCH_NEGATIVE.into()
+    }
+    /// 10115: consumer max request expires needs to be >= 1ms
+    pub fn consumer_max_request_expires_too_small() -> Self {
+        CONSUMER_MAX_REQUEST_EXPIRES_TOO_SMALL.into()
+    }
+    /// 10116: max deliver is required to be > length of backoff values
+    pub fn consumer_backoff_max_deliver() -> Self {
+        CONSUMER_MAX_DELIVER_BACKOFF.into()
+    }
+    /// 10127: Consumer name can not contain path separators
+    pub fn consumer_name_contains_path_separators() -> Self {
+        CONSUMER_NAME_CONTAINS_PATH_SEPARATORS.into()
+    }
+    /// 10131: Consumer create request did not match filtered subject from create subject
+    pub fn consumer_create_filter_mismatch() -> Self {
+        CONSUMER_CREATE_FILTER_MISMATCH.into()
+    }
+    /// 10132: Consumer Durable and Name have to be equal if both are provided
+    pub fn consumer_durable_name_mismatch() -> Self {
+        CONSUMER_DURABLE_AND_NAME_MISMATCH.into()
+    }
+    /// 10136: consumer cannot have both FilterSubject and FilterSubjects specified
+    pub fn consumer_duplicate_filter_subjects() -> Self {
+        CONSUMER_DUPLICATE_FILTER_SUBJECTS.into()
+    }
+    /// 10138: consumer subject filters cannot overlap
+    pub fn consumer_overlapping_filters() -> Self {
+        CONSUMER_OVERLAPPING_FILTERS.into()
+    }
+    /// 10139: consumer filter in FilterSubjects cannot be empty
+    pub fn consumer_empty_filter() -> Self {
+        CONSUMER_EMPTY_FILTER.into()
+    }
+    /// 10148: consumer already exists
+    pub fn consumer_already_exists() -> Self {
+        CONSUMER_ALREADY_EXISTS.into()
+    }
+    /// 10149: consumer does not exist
+    pub fn consumer_does_not_exist() -> Self {
+        CONSUMER_DOES_NOT_EXIST.into()
+    }
     /// 10003 bad request.
     pub fn bad_request() -> Self {
         BAD_REQUEST.into()

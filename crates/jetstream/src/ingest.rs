@@ -41,7 +41,11 @@ const MAX_HEADER_LEN: usize = u16::MAX as usize;
 /// What became of one published message.
 #[derive(Debug)]
 enum Outcome {
-    Stored { seq: u64, msg_id: Option<String> },
+    Stored {
+        seq: u64,
+        subject: String,
+        msg_id: Option<String>,
+    },
     Duplicate(u64),
     Failed(ApiError),
 }
@@ -146,6 +150,7 @@ impl Inner {
             .store
             .append(&subject, m.headers.clone(), m.payload.clone(), now)
             .map_err(append_error)?;
+        let stored_subject = subject.clone();
         if let Some(id) = &msg_id {
             self.dedup.insert(id, seq, ts);
         }
@@ -167,24 +172,80 @@ impl Inner {
                 tracing::warn!(stream, error = %e, "rollup purge failed");
             }
         }
-        Ok(Outcome::Stored { seq, msg_id })
+        Ok(Outcome::Stored {
+            seq,
+            subject: stored_subject,
+            msg_id,
+        })
     }
 }
 
 impl Stream {
+    /// After a commit: tells every consumer about the stored messages (under the stream
+    /// lock, so their pending counts never race their reads), marks their counts stale when
+    /// limits removed messages, and drops the batch at once from an interest stream nobody
+    /// consumes.
+    fn notify_consumers(&self, inner: &mut Inner, outcomes: &[Outcome], msgs_before: u64) {
+        let stored = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Stored { .. }))
+            .count() as u64;
+        let consumers: Vec<_> = self.consumers.read().values().cloned().collect();
+        if consumers.is_empty() {
+            if inner.config.retention == RetentionPolicy::Interest {
+                // Nobody is interested: the message is acked and gone at once.
+                if let Err(e) = inner.store.purge(PurgeRequest::default()) {
+                    tracing::warn!(stream = %self.name, error = %e, "interest purge failed");
+                }
+            }
+            return;
+        }
+        let removed = inner.store.state().msgs != msgs_before + stored;
+        if inner.config.retention == RetentionPolicy::Interest {
+            // A message no consumer's filter matches has no interest: gone at once.
+            let unwanted: Vec<u64> = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Stored { seq, subject, .. } => Some((*seq, subject)),
+                    _ => None,
+                })
+                .filter(|(_, subject)| !consumers.iter().any(|c| c.state.lock().matches(subject)))
+                .map(|(seq, _)| seq)
+                .collect();
+            if !unwanted.is_empty() {
+                if let Err(e) = inner.store.delete_many(&unwanted) {
+                    tracing::warn!(stream = %self.name, error = %e, "interest removal failed");
+                }
+            }
+        }
+        for c in consumers {
+            let mut st = c.state.lock();
+            let mut woke = removed;
+            if removed {
+                st.npending_stale = true;
+            }
+            for o in outcomes {
+                if let Outcome::Stored { seq, subject, .. } = o {
+                    woke |= st.on_stored(*seq, subject);
+                }
+            }
+            drop(st);
+            if woke {
+                c.wake();
+            }
+        }
+    }
+
     /// Stores a batch with one commit and returns the PubAcks to publish (reply, body).
     /// Blocking: run it on a blocking thread.
-    pub(crate) fn process_batch(
-        &self,
-        batch: Vec<Inbound>,
-        consumers: u64,
-    ) -> Vec<(String, Bytes)> {
+    pub(crate) fn process_batch(&self, batch: Vec<Inbound>) -> Vec<(String, Bytes)> {
         let mut inner = self.inner.lock();
         if inner.closed {
             tracing::debug!(stream = %self.name, n = batch.len(), "batch for a closed stream dropped");
             return Vec::new();
         }
         let now = now_nanos();
+        let msgs_before = inner.store.state().msgs;
         let mut outcomes: Vec<Outcome> = batch
             .iter()
             .map(|m| {
@@ -197,18 +258,15 @@ impl Stream {
             if let Err(e) = inner.store.commit() {
                 tracing::error!(stream = %self.name, error = %e, "commit failed; refusing the batch");
                 for o in &mut outcomes {
-                    if let Outcome::Stored { seq, msg_id } = o {
+                    if let Outcome::Stored { seq, msg_id, .. } = o {
                         if let Some(id) = msg_id {
                             inner.dedup.remove(id, *seq);
                         }
                         *o = Outcome::Failed(ApiError::store_failed(&e));
                     }
                 }
-            } else if inner.config.retention == RetentionPolicy::Interest && consumers == 0 {
-                // Nobody is interested: the message is acked and gone at once.
-                if let Err(e) = inner.store.purge(PurgeRequest::default()) {
-                    tracing::warn!(stream = %self.name, error = %e, "interest purge failed");
-                }
+            } else {
+                self.notify_consumers(&mut inner, &outcomes, msgs_before);
             }
         }
         self.refresh_counters(&inner);
@@ -267,7 +325,7 @@ pub(crate) async fn run(
         }
         if !batch.is_empty() {
             let s = stream.clone();
-            match tokio::task::spawn_blocking(move || s.process_batch(batch, 0)).await {
+            match tokio::task::spawn_blocking(move || s.process_batch(batch)).await {
                 Ok(acks) => port.publish_replies(acks),
                 Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch failed"),
             }
@@ -319,7 +377,7 @@ mod tests {
             msg("s.c", "r3", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
             msg("s.c", "r4", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
         ];
-        let acks = stream.process_batch(batch, 0);
+        let acks = stream.process_batch(batch);
         let text: Vec<(String, String)> = acks
             .into_iter()
             .map(|(r, b)| (r, String::from_utf8(b.to_vec()).unwrap()))
@@ -340,7 +398,7 @@ mod tests {
         stream.close_store();
         // A closed stream takes nothing.
         assert!(stream
-            .process_batch(vec![msg("s.a", "r5", None)], 0)
+            .process_batch(vec![msg("s.a", "r5", None)])
             .is_empty());
     }
 }

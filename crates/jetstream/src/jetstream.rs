@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiRequest};
 use crate::config::{StorageType, StreamConfig};
+use crate::consumer::{Consumer, Event};
 use crate::errors::JetStreamError;
 use crate::ingest;
 use crate::meta::{self, StreamMeta};
@@ -26,6 +27,8 @@ use crate::port::{Port, SubId};
 use crate::stream::{Cmd, Inbound, Opened, Stream};
 use crate::time::now_nanos;
 
+/// Prefix of pull requests.
+const NEXT_PREFIX: &str = "$JS.API.CONSUMER.MSG.NEXT.";
 /// Subject of every API request.
 pub const API_SUBSCRIPTION: &str = "$JS.API.>";
 /// How often the maintenance task runs.
@@ -51,7 +54,7 @@ pub struct JetStreamConfig {
 pub struct JetStreamStats {
     /// Number of streams.
     pub streams: u64,
-    /// Number of consumers (0: consumers are not implemented yet).
+    /// Number of consumers.
     pub consumers: u64,
     /// Messages in all streams.
     pub messages: u64,
@@ -72,6 +75,8 @@ pub struct JetStreamStats {
 pub(crate) enum Route {
     Api,
     Stream(Arc<Stream>),
+    /// A consumer's ack or flow-control subject.
+    Consumer(Arc<Consumer>),
 }
 
 /// JetStream: streams, the API and their tasks.
@@ -79,13 +84,15 @@ pub struct JetStream {
     pub(crate) config: JetStreamConfig,
     pub(crate) port: Arc<dyn Port>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
-    routes: RwLock<HashMap<SubId, Route>>,
+    pub(crate) routes: RwLock<HashMap<SubId, Route>>,
     api_tx: mpsc::UnboundedSender<ApiRequest>,
     pub(crate) api_total: AtomicU64,
     pub(crate) api_errors: AtomicU64,
     closing: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) runtime: tokio::runtime::Handle,
+    /// This object, for tasks that must not keep it alive.
+    me: Weak<JetStream>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -119,7 +126,7 @@ impl JetStream {
             })??;
         let (api_tx, api_rx) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let js = Arc::new(JetStream {
+        let js = Arc::new_cyclic(|me| JetStream {
             config,
             port,
             streams: RwLock::new(BTreeMap::new()),
@@ -130,11 +137,14 @@ impl JetStream {
             closing: AtomicBool::new(false),
             shutdown_tx,
             runtime,
+            me: me.clone(),
         });
         let api_sub = js.port.subscribe(API_SUBSCRIPTION, None);
         js.routes.write().insert(api_sub, Route::Api);
         for (stream, rx) in recovered {
-            js.register(stream, rx);
+            js.register(stream.clone(), rx);
+            let j = js.clone();
+            let _ = tokio::task::spawn_blocking(move || j.recover_consumers(&stream)).await;
         }
         js.runtime
             .spawn(api_loop(js.clone(), api_rx, shutdown_rx.clone()));
@@ -160,6 +170,23 @@ impl JetStream {
         // A message can arrive between `port.subscribe` and the route being recorded.
         let route = route.or_else(|| self.route_by_subject(subject));
         match route {
+            Some(Route::Api) if subject.starts_with(NEXT_PREFIX) => {
+                self.pull_request(subject, reply, payload);
+            }
+            Some(Route::Consumer(c)) => {
+                let ev = if subject.starts_with("$JS.FC.") {
+                    Event::FlowControl {
+                        subject: subject.to_string(),
+                    }
+                } else {
+                    Event::Ack {
+                        subject: subject.to_string(),
+                        reply: reply.map(str::to_string),
+                        payload,
+                    }
+                };
+                c.push_event(ev);
+            }
             Some(Route::Api) => {
                 let req = ApiRequest {
                     subject: subject.to_string(),
@@ -180,6 +207,33 @@ impl JetStream {
         }
     }
 
+    /// A weak handle to this object.
+    pub(crate) fn weak(&self) -> Weak<JetStream> {
+        self.me.clone()
+    }
+
+    /// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: handed straight to the consumer's
+    /// task (no API round trip). Unknown consumers get no reply, as other unknown APIs.
+    fn pull_request(&self, subject: &str, reply: Option<&str>, payload: Bytes) {
+        let mut names = subject[NEXT_PREFIX.len()..].split('.');
+        let (Some(stream), Some(consumer), None) = (names.next(), names.next(), names.next())
+        else {
+            return;
+        };
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
+            return;
+        };
+        let consumer = self
+            .stream(stream)
+            .and_then(|s| s.consumers.read().get(consumer).cloned());
+        if let Some(c) = consumer {
+            c.push_event(Event::Next {
+                reply: reply.to_string(),
+                payload,
+            });
+        }
+    }
+
     /// Drains every stream's queue, commits and closes every store, stops the tasks and
     /// removes the subscriptions. Called on server shutdown; idempotent.
     pub async fn shutdown(&self) {
@@ -189,6 +243,13 @@ impl JetStream {
         let _ = self.shutdown_tx.send(true);
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for s in streams {
+            let (j, s2) = (self.me.clone(), s.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(j) = j.upgrade() {
+                    j.close_consumers(&s2);
+                }
+            })
+            .await;
             let done = s.request_close();
             if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, done).await, Ok(Ok(()))) {
                 tracing::warn!(stream = %s.name, "ingest task did not close the store; closing it directly");
@@ -214,6 +275,7 @@ impl JetStream {
         for s in self.streams.read().values() {
             let (msgs, bytes) = s.counters();
             st.streams += 1;
+            st.consumers += s.consumers.read().len() as u64;
             st.messages += msgs;
             st.bytes += bytes;
             match s.storage {

@@ -14,8 +14,12 @@
 //! * one **maintenance tick** expires `max_age`, ages the dedup window and, with
 //!   [`petrel_store::SyncMode::Interval`], fsyncs.
 //!
+//! * one **task per consumer** applies acks and pull requests, redelivers after ack_wait /
+//!   backoff / nak delays, and delivers to push subscribers or waiting pull requests.
+//!
 //! Streams persist in `<store_dir>/jetstream/$G/streams/<name>/` (`meta.json` plus the file
-//! store's blocks); memory streams are not persisted. Consumers are not implemented yet.
+//! store's blocks, durable consumers under `obs/<consumer>/`); memory streams are not
+//! persisted.
 //!
 //! Modules: [`errors`] (the API error table and [`JetStreamError`]), `config` (StreamConfig),
 //! `stream` / `ingest` (one stream and its publish path), `api` (request dispatch and
@@ -27,6 +31,7 @@
 mod advisory;
 mod api;
 pub mod config;
+pub mod consumer;
 mod dedup;
 pub mod errors;
 mod ingest;
@@ -42,5 +47,5 @@ pub use config::StreamConfig;
 pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
 pub use petrel_store::SyncMode;
-pub use port::{Port, SubId};
+pub use port::{Delivery, Port, SubId};
 pub use time::{civil_from_days, rfc3339_nano};

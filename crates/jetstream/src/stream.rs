@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{StorageType, StreamConfig};
+use crate::consumer::Consumer;
 use crate::dedup::Dedup;
 use crate::errors::ApiError;
 use crate::json::null_default;
@@ -73,6 +74,8 @@ pub(crate) struct Stream {
     pub subs: Mutex<Vec<(String, SubId)>>,
     /// The subjects, readable without the store lock (message routing).
     pub subjects: RwLock<Vec<String>>,
+    /// Consumers by name.
+    pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
     msgs: AtomicU64,
     bytes: AtomicU64,
 }
@@ -193,6 +196,7 @@ impl Stream {
             tx,
             subs: Mutex::new(Vec::new()),
             subjects,
+            consumers: RwLock::new(BTreeMap::new()),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };
@@ -234,6 +238,15 @@ impl Stream {
         )
     }
 
+    /// Tells every consumer that messages were removed (their pending counts are recounted
+    /// and their cursors moved past purged messages at their next step).
+    pub fn removed_messages(&self) {
+        for c in self.consumers.read().values() {
+            c.state.lock().npending_stale = true;
+            c.wake();
+        }
+    }
+
     /// Refreshes the monitoring counters from the store.
     pub fn refresh_counters(&self, inner: &Inner) {
         let st = inner.store.state();
@@ -256,7 +269,8 @@ impl Stream {
     }
 
     /// Builds the StreamInfo. Blocking.
-    pub fn info(&self, req: &InfoRequest, consumers: u64) -> Result<(StreamInfo, usize), ApiError> {
+    pub fn info(&self, req: &InfoRequest) -> Result<(StreamInfo, usize), ApiError> {
+        let consumers = self.consumers.read().len() as u64;
         let inner = self.inner.lock();
         let st = inner.store.state();
         let mut total = 0;
@@ -343,6 +357,7 @@ impl Stream {
             .map_err(ApiError::msg_delete_failed)?;
         self.refresh_counters(&inner);
         if removed {
+            self.removed_messages();
             Ok(())
         } else {
             Err(ApiError::sequence_not_found(seq))
@@ -363,6 +378,9 @@ impl Stream {
         }
         let n = inner.store.purge(req).map_err(ApiError::purge_failed)?;
         self.refresh_counters(&inner);
+        if n > 0 {
+            self.removed_messages();
+        }
         Ok(n)
     }
 
@@ -380,6 +398,7 @@ impl Stream {
         *self.subjects.write() = config.subjects.clone();
         inner.config = config;
         self.refresh_counters(&inner);
+        self.removed_messages();
         Ok(())
     }
 
@@ -390,8 +409,10 @@ impl Stream {
             return;
         }
         if inner.config.max_age > 0 {
-            if let Err(e) = inner.store.expire(now) {
-                tracing::warn!(stream = %self.name, error = %e, "max_age expiry failed");
+            match inner.store.expire(now) {
+                Ok(0) => {}
+                Ok(_) => self.removed_messages(),
+                Err(e) => tracing::warn!(stream = %self.name, error = %e, "max_age expiry failed"),
             }
         }
         let window = inner.config.duplicate_window;

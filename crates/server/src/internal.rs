@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use petrel_jetstream::{Port, SubId};
+use petrel_jetstream::{Delivery, Port, SubId};
 
 use crate::client::Client;
 use crate::outbound::MsgRef;
@@ -77,17 +77,22 @@ impl ServerPort {
     }
 }
 
+/// One buffer holding the header block then the payload, and the header length.
+fn join(headers: Option<&Bytes>, payload: &Bytes) -> (Bytes, Option<usize>) {
+    match headers {
+        Some(h) => {
+            let mut b = BytesMut::with_capacity(h.len() + payload.len());
+            b.extend_from_slice(h);
+            b.extend_from_slice(payload);
+            (b.freeze(), Some(h.len()))
+        }
+        None => (payload.clone(), None),
+    }
+}
+
 impl Port for ServerPort {
     fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
-        let (data, hdr_len) = match headers {
-            Some(h) => {
-                let mut b = BytesMut::with_capacity(h.len() + payload.len());
-                b.extend_from_slice(&h);
-                b.extend_from_slice(&payload);
-                (b.freeze(), Some(h.len()))
-            }
-            None => (payload, None),
-        };
+        let (data, hdr_len) = join(headers.as_ref(), &payload);
         self.route(std::iter::once(MsgRef {
             subject: subject.as_bytes(),
             reply: reply.map(str::as_bytes),
@@ -104,6 +109,37 @@ impl Port for ServerPort {
             hdr_len: None,
             data: payload,
         }));
+    }
+
+    fn deliver(&self, msgs: Vec<Delivery>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let from = Publisher {
+            client: &self.system,
+            echo: true,
+            no_responders: false,
+        };
+        let mut router = self.router.lock();
+        for m in &msgs {
+            let (data, hdr_len) = join(m.headers.as_ref(), &m.payload);
+            let msg = MsgRef {
+                subject: m.subject.as_bytes(),
+                reply: m.reply.as_deref().map(str::as_bytes),
+                hdr_len,
+                data: &data,
+            };
+            router.publish_on(&shared, from, m.route.as_bytes(), &msg);
+        }
+        router.flush(&shared);
+        router.stalled.clear();
+    }
+
+    fn has_interest(&self, subject: &str) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        self.router.lock().has_interest(&shared, subject.as_bytes())
     }
 
     fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId {

@@ -51,6 +51,11 @@ impl Router {
         }
     }
 
+    /// Whether any subscription matches `subject`.
+    pub fn has_interest(&mut self, shared: &Shared, subject: &[u8]) -> bool {
+        !self.lookup(shared, subject).is_empty()
+    }
+
     fn lookup(&mut self, shared: &Shared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
         let generation = shared.generation.load(Ordering::Acquire);
         if let Some(r) = self.cache.get(subject, generation) {
@@ -92,7 +97,19 @@ impl Router {
 
     /// Deliver `msg` to every matching subscription.
     pub fn publish(&mut self, shared: &Shared, from: Publisher<'_>, msg: &MsgRef<'_>) {
-        let result = self.lookup(shared, msg.subject);
+        self.publish_on(shared, from, msg.subject, msg);
+    }
+
+    /// Deliver `msg` to every subscription matching `route`, showing `msg.subject` in the
+    /// `MSG` line (JetStream consumer deliveries keep the stored subject).
+    pub fn publish_on(
+        &mut self,
+        shared: &Shared,
+        from: Publisher<'_>,
+        route: &[u8],
+        msg: &MsgRef<'_>,
+    ) {
+        let result = self.lookup(shared, route);
         for sub in &result.psubs {
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;

@@ -226,9 +226,19 @@ impl<L> Index<L> {
             _ => set.range(from..).count() as u64,
         };
         if is_match_all(filter) {
-            return match self.msgs.first_key_value() {
-                Some((f, _)) if *f >= from => self.len(),
-                _ => self.msgs.range(from..).count() as u64,
+            let first = match self.msgs.first_key_value() {
+                Some((f, _)) if *f < from => *f,
+                Some(_) => return self.len(),
+                None => return 0,
+            };
+            if from > self.last_seq {
+                return 0;
+            }
+            // Count whichever side of `from` is shorter.
+            return if from - first < self.last_seq - from {
+                self.len() - self.msgs.range(..from).count() as u64
+            } else {
+                self.msgs.range(from..).count() as u64
             };
         }
         if is_literal(filter) {

@@ -106,6 +106,13 @@ impl StreamStore for MemStore {
         Ok(self.index.remove(seq).is_some())
     }
 
+    fn delete_many(&mut self, seqs: &[u64]) -> Result<u64, StoreError> {
+        Ok(seqs
+            .iter()
+            .filter(|s| self.index.remove(**s).is_some())
+            .count() as u64)
+    }
+
     fn purge(&mut self, req: PurgeRequest) -> Result<u64, StoreError> {
         Ok(limits::purge(&mut self.index, &req, |_, _| {}))
     }

@@ -50,6 +50,10 @@ pub trait StreamStore: Send {
     /// Returns whether the message existed.
     fn delete(&mut self, seq: u64, erase: bool) -> Result<bool, StoreError>;
 
+    /// Deletes many messages with one commit (work-queue and interest acks); returns how many
+    /// existed. Never erases bytes.
+    fn delete_many(&mut self, seqs: &[u64]) -> Result<u64, StoreError>;
+
     /// Purges messages (see [`PurgeRequest`]); returns how many were removed.
     fn purge(&mut self, req: PurgeRequest) -> Result<u64, StoreError>;
 

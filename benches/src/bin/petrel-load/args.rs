@@ -5,24 +5,29 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 
 pub(crate) const USAGE: &str = "\
-usage: petrel-load --scenario <pubsub|fanout|queue|reqrep|js-pub-sync|js-pub-async> [options]
+usage: petrel-load --scenario <pubsub|fanout|queue|reqrep|js-pub-sync|js-pub-async|js-consume>
+                   [options]
 
 options:
   --server <host:port>   server address (default 127.0.0.1:4222)
   --msgs <n>             messages to publish, or requests for reqrep
                          (default 2000000; reqrep 20000; js-pub-sync 20000;
-                         js-pub-async 200000)
+                         js-pub-async 200000); js-consume: messages prefilled and
+                         consumed (default 200000)
   --size <bytes>         payload size (default 128)
   --subs <k>             subscribers for fanout / queue members for queue (default 4)
-  --timeout <secs>       give up after this long (default 60)
+  --timeout <secs>       give up after this long (default 60; js-consume: for the
+                         prefill and again for the consume)
   --server-pid <pid>     measure the server's CPU time from /proc/<pid>/stat
-  --batch <bytes>        bytes of PUBs per write, each followed by PING (default 262144)
+  --batch <n>            bytes of PUBs per write, each followed by PING (default 262144);
+                         js-consume: messages per pull request (default 256)
   --max-pings <n>        publish batches allowed without their PONG (default 4)
   --window <bytes>       max bytes the publisher runs ahead of the slowest subscriber
                          (default 8388608; 0 = unlimited)
   --warmup <n>           reqrep, js-pub-sync: untimed requests before measuring
                          (default 1000)
-  --inflight <n>         js-pub-async: max publishes without their PubAck (default 256)
+  --inflight <n>         js-pub-async, js-consume prefill: max publishes without their
+                         PubAck (default 256)
   --threads <n>          tokio worker threads (default 1: current-thread runtime)
   -h, --help             this text
 
@@ -36,6 +41,7 @@ pub(crate) enum Scenario {
     ReqRep,
     JsPubSync,
     JsPubAsync,
+    JsConsume,
 }
 
 impl Scenario {
@@ -47,9 +53,10 @@ impl Scenario {
             "reqrep" => Self::ReqRep,
             "js-pub-sync" => Self::JsPubSync,
             "js-pub-async" => Self::JsPubAsync,
+            "js-consume" => Self::JsConsume,
             other => bail!(
                 "unknown scenario {other:?} (pubsub, fanout, queue, reqrep, js-pub-sync, \
-                 js-pub-async)"
+                 js-pub-async, js-consume)"
             ),
         })
     }
@@ -62,6 +69,7 @@ impl Scenario {
             Self::ReqRep => "reqrep",
             Self::JsPubSync => "js-pub-sync",
             Self::JsPubAsync => "js-pub-async",
+            Self::JsConsume => "js-consume",
         }
     }
 }
@@ -75,7 +83,9 @@ pub(crate) struct Args {
     pub(crate) subs: usize,
     pub(crate) timeout: Duration,
     pub(crate) server_pid: Option<u32>,
-    pub(crate) batch: usize,
+    /// `--batch` as given: bytes per publish write, or messages per pull request for
+    /// js-consume (see `batch_bytes` and `pull_batch`).
+    pub(crate) batch: Option<usize>,
     pub(crate) max_pings: usize,
     pub(crate) window: usize,
     pub(crate) warmup: u64,
@@ -101,7 +111,7 @@ impl Args {
             subs: 4,
             timeout: Duration::from_secs(60),
             server_pid: None,
-            batch: 256 * 1024,
+            batch: None,
             max_pings: 4,
             window: 8 << 20,
             warmup: 1000,
@@ -141,7 +151,7 @@ impl Args {
                     a.timeout = Duration::from_secs_f64(secs);
                 }
                 "--server-pid" => a.server_pid = Some(parse_num(&value()?, &flag)?),
-                "--batch" => a.batch = parse_num(&value()?, &flag)?,
+                "--batch" => a.batch = Some(parse_num(&value()?, &flag)?),
                 "--max-pings" => a.max_pings = parse_num(&value()?, &flag)?,
                 "--window" => a.window = parse_num(&value()?, &flag)?,
                 "--warmup" => a.warmup = parse_num(&value()?, &flag)?,
@@ -162,9 +172,26 @@ impl Args {
         if a.inflight == 0 {
             bail!("--inflight must be at least 1");
         }
+        if a.scenario == Scenario::JsConsume && a.batch == Some(0) {
+            bail!("--batch (messages per pull request) must be at least 1");
+        }
         if a.msgs == Some(0) {
             bail!("--msgs must be at least 1");
         }
         Ok(Some(a))
+    }
+
+    /// Bytes of `PUB`s per write (`--batch`, default 256 KiB): every scenario's publisher,
+    /// including the untimed prefill of js-consume.
+    pub(crate) fn batch_bytes(&self) -> usize {
+        match self.scenario {
+            Scenario::JsConsume => 256 * 1024,
+            _ => self.batch.unwrap_or(256 * 1024),
+        }
+    }
+
+    /// Messages per pull request of js-consume (`--batch`, default 256).
+    pub(crate) fn pull_batch(&self) -> usize {
+        self.batch.unwrap_or(256)
     }
 }

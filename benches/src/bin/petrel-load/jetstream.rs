@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::args::Args;
 use crate::protocol::{connect, lossy, parse, sync_ops, Event, Reader, INBOX_PREFIX, PONG};
 use crate::reqrep::Requester;
-use crate::stats::{add_cpu, add_latency, percentile, CpuMeter, Report};
+use crate::stats::{add_cpu, add_latency, percentile, token, CpuMeter, Report};
 
 const JS_STREAM_CREATE: &[u8] = b"$JS.API.STREAM.CREATE.BENCH";
 const JS_STREAM_CONFIG: &[u8] = br#"{"name":"BENCH","subjects":["bench.>"],"storage":"file"}"#;
@@ -26,7 +26,7 @@ pub(crate) fn is_js_error(payload: &[u8]) -> bool {
 }
 
 /// Connects and subscribes to `_INBOX.petrelload.*` (every reply of this connection).
-async fn js_connect(addr: &str) -> Result<(TcpStream, Reader)> {
+pub(crate) async fn js_connect(addr: &str) -> Result<(TcpStream, Reader)> {
     let (mut stream, mut reader) = connect(addr).await?;
     let mut sub = b"SUB ".to_vec();
     sub.extend_from_slice(INBOX_PREFIX);
@@ -35,16 +35,24 @@ async fn js_connect(addr: &str) -> Result<(TcpStream, Reader)> {
     Ok((stream, reader))
 }
 
-/// Creates the file stream `BENCH` on `bench.>` with a raw API request and checks the
-/// response (the caller's connection must be subscribed to `_INBOX.petrelload.*`).
-async fn js_create_stream(stream: &mut TcpStream, reader: &mut Reader) -> Result<()> {
-    let inbox = [INBOX_PREFIX, b"create"].concat();
+/// Sends one `$JS.API` request `body` to `api` with the reply subject
+/// `_INBOX.petrelload.<tag>` and returns the response body (the caller's connection must be
+/// subscribed to `_INBOX.petrelload.*`; messages to other inboxes are skipped). The caller
+/// checks the response for errors.
+pub(crate) async fn js_api(
+    stream: &mut TcpStream,
+    reader: &mut Reader,
+    api: &[u8],
+    body: &[u8],
+    tag: &[u8],
+) -> Result<String> {
+    let inbox = [INBOX_PREFIX, tag].concat();
     let mut req = b"PUB ".to_vec();
-    req.extend_from_slice(JS_STREAM_CREATE);
+    req.extend_from_slice(api);
     req.push(b' ');
     req.extend_from_slice(&inbox);
-    req.extend_from_slice(format!(" {}\r\n", JS_STREAM_CONFIG.len()).as_bytes());
-    req.extend_from_slice(JS_STREAM_CONFIG);
+    req.extend_from_slice(format!(" {}\r\n", body.len()).as_bytes());
+    req.extend_from_slice(body);
     req.extend_from_slice(b"\r\n");
     stream.write_all(&req).await?;
     let work = async {
@@ -63,10 +71,7 @@ async fn js_create_stream(stream: &mut TcpStream, reader: &mut Reader) -> Result
                 };
                 reader.consume(used);
                 if let Some(body) = response {
-                    if is_js_error(body.as_bytes()) {
-                        bail!("stream create failed: {body}");
-                    }
-                    return Ok(());
+                    return Ok(body);
                 }
             }
             reader.fill(stream).await?;
@@ -74,7 +79,24 @@ async fn js_create_stream(stream: &mut TcpStream, reader: &mut Reader) -> Result
     };
     tokio::time::timeout(Duration::from_secs(10), work)
         .await
-        .map_err(|_| anyhow!("no response to the stream create request within 10 s"))?
+        .map_err(|_| anyhow!("no response to {} within 10 s", lossy(api)))?
+}
+
+/// Creates the file stream `BENCH` on `bench.>` with a raw API request and checks the
+/// response (the caller's connection must be subscribed to `_INBOX.petrelload.*`).
+async fn js_create_stream(stream: &mut TcpStream, reader: &mut Reader) -> Result<()> {
+    let body = js_api(
+        stream,
+        reader,
+        JS_STREAM_CREATE,
+        JS_STREAM_CONFIG,
+        b"create",
+    )
+    .await?;
+    if is_js_error(body.as_bytes()) {
+        bail!("stream create failed: {body}");
+    }
+    Ok(())
 }
 
 /// One publisher, each `PUB bench.x <inbox> <size>` waits for its PubAck before the next.
@@ -212,152 +234,226 @@ async fn js_ack_loop(
     }
 }
 
+/// The in-flight-limited async publisher of `js-pub-async` (also the untimed prefill of
+/// `js-consume`): set up by `new` (per-publish bookkeeping allocated), started by `run`, so
+/// a caller can start its clock after the allocations.
+pub(crate) struct AsyncPublisher {
+    stream: TcpStream,
+    reader: Reader,
+    n: u64,
+    permits: Arc<Semaphore>,
+    owed: Arc<AtomicUsize>,
+    sent_at: Arc<Vec<OnceLock<Instant>>>,
+    state: Arc<std::sync::Mutex<AckState>>,
+    all_acked: Arc<Notify>,
+}
+
+/// What `AsyncPublisher::run` saw.
+pub(crate) struct AsyncOutcome {
+    /// When the last PubAck was in.
+    pub(crate) done_at: Instant,
+    /// PubAcks that contain `"error"`, and the first of them.
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    /// Latency of every PubAck in nanoseconds, unsorted.
+    pub(crate) lat: Vec<u64>,
+}
+
+impl AsyncPublisher {
+    /// `stream` must be subscribed to `_INBOX.petrelload.*` (see `js_connect`) and be used
+    /// for nothing else; `n` publishes, at most `inflight` of them without their PubAck.
+    pub(crate) fn new(stream: TcpStream, reader: Reader, n: u64, inflight: usize) -> Result<Self> {
+        let count = usize::try_from(n).context("--msgs too large")?;
+        Ok(Self {
+            stream,
+            reader,
+            n,
+            permits: Arc::new(Semaphore::new(inflight)),
+            owed: Arc::new(AtomicUsize::new(0)),
+            sent_at: Arc::new((0..count).map(|_| OnceLock::new()).collect()),
+            state: Arc::new(std::sync::Mutex::new(AckState {
+                acked: vec![false; count],
+                count: 0,
+                errors: 0,
+                first_error: None,
+                lat: Vec::with_capacity(count),
+            })),
+            all_acked: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Publishes `size`-byte payloads to `subject`, each with its own reply subject
+    /// `_INBOX.petrelload.<i>` under the connection's wildcard inbox, in writes of up to
+    /// `batch` bytes, until every PubAck is in or `timeout` has passed.
+    pub(crate) async fn run(
+        self,
+        subject: &[u8],
+        size: usize,
+        batch: usize,
+        timeout: Duration,
+    ) -> Result<AsyncOutcome> {
+        let Self {
+            stream,
+            mut reader,
+            n,
+            permits,
+            owed,
+            sent_at,
+            state,
+            all_acked,
+        } = self;
+        let start = Instant::now();
+        let (mut rd, mut wr) = stream.into_split();
+        let mut acks = {
+            let (permits, owed, sent_at, state, all_acked) = (
+                permits.clone(),
+                owed.clone(),
+                sent_at.clone(),
+                state.clone(),
+                all_acked.clone(),
+            );
+            tokio::spawn(async move {
+                let res = js_ack_loop(
+                    &mut rd,
+                    &mut reader,
+                    &permits,
+                    &owed,
+                    &sent_at,
+                    &state,
+                    &all_acked,
+                )
+                .await;
+                permits.close();
+                res
+            })
+        };
+
+        let payload = vec![b'x'; size];
+        let lost = || anyhow!("publisher connection lost");
+        let writer = async {
+            let mut buf: Vec<u8> = Vec::with_capacity(batch + size + 128);
+            let mut num = itoa::Buffer::new();
+            let mut len = itoa::Buffer::new();
+            let size = len.format(size).to_owned();
+            // Bytes of one PUB (an upper bound: the id has at most 20 digits).
+            let per_pub = (4
+                + subject.len()
+                + 1
+                + INBOX_PREFIX.len()
+                + 20
+                + 1
+                + size.len()
+                + 2
+                + payload.len()
+                + 2) as u64;
+            let mut next = 0u64;
+            while next < n {
+                // Wait for one free slot, then take every other free one (one write for all).
+                permits.acquire().await.map_err(|_| lost())?.forget();
+                let mut take = 1u64;
+                while next + take < n && take * per_pub < batch as u64 {
+                    match permits.try_acquire() {
+                        Ok(p) => p.forget(),
+                        Err(_) => break,
+                    }
+                    take += 1;
+                }
+                buf.clear();
+                for _ in 0..owed.swap(0, Ordering::Relaxed) {
+                    buf.extend_from_slice(PONG);
+                }
+                let now = Instant::now();
+                for i in next..next + take {
+                    buf.extend_from_slice(b"PUB ");
+                    buf.extend_from_slice(subject);
+                    buf.push(b' ');
+                    buf.extend_from_slice(INBOX_PREFIX);
+                    buf.extend_from_slice(num.format(i).as_bytes());
+                    buf.push(b' ');
+                    buf.extend_from_slice(size.as_bytes());
+                    buf.extend_from_slice(b"\r\n");
+                    buf.extend_from_slice(&payload);
+                    buf.extend_from_slice(b"\r\n");
+                    let _ = sent_at[i as usize].set(now);
+                }
+                next += take;
+                wr.write_all(&buf).await?;
+            }
+            // Keep answering PINGs until the last PubAck is in.
+            loop {
+                tokio::select! {
+                    _ = all_acked.notified() => return Ok::<_, anyhow::Error>(()),
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        for _ in 0..owed.swap(0, Ordering::Relaxed) {
+                            wr.write_all(PONG).await?;
+                        }
+                    }
+                }
+            }
+        };
+        let deadline = tokio::time::Instant::from_std(start + timeout);
+        let progress = |state: &std::sync::Mutex<AckState>| {
+            state.lock().map(|s| (s.count, s.errors)).unwrap_or((0, 0))
+        };
+        tokio::select! {
+            r = writer => {
+                if let Err(e) = r {
+                    if permits.is_closed() {
+                        if let Ok(Err(read_err)) = (&mut acks).await {
+                            return Err(read_err.context("publisher"));
+                        }
+                    }
+                    return Err(e.context("publisher"));
+                }
+            }
+            r = &mut acks => match r {
+                Ok(Err(e)) => {
+                    let (c, _) = progress(&state);
+                    return Err(e.context(format!("ack reader after {c} of {n} PubAcks")));
+                }
+                Ok(Ok(())) => bail!("ack reader ended"),
+                Err(e) => bail!("ack reader failed: {e}"),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let (c, errs) = progress(&state);
+                bail!("timeout after {timeout:?}: {c} of {n} PubAcks ({errs} errors)")
+            }
+        }
+        let done_at = Instant::now();
+        acks.abort();
+
+        let mut st = state.lock().map_err(|_| anyhow!("ack state poisoned"))?;
+        Ok(AsyncOutcome {
+            done_at,
+            errors: st.errors,
+            first_error: st.first_error.take(),
+            lat: std::mem::take(&mut st.lat),
+        })
+    }
+}
+
 /// One publisher with at most `--inflight` publishes without their PubAck; each publish has
 /// its own reply subject `_INBOX.petrelload.<i>` under the connection's wildcard inbox.
 pub(crate) async fn run_js_async(a: &Args, tck: u64) -> Result<Report> {
     let n = a.msgs.unwrap_or(200_000);
-    let count = usize::try_from(n).context("--msgs too large")?;
     let (mut stream, mut reader) = js_connect(&a.server).await?;
     js_create_stream(&mut stream, &mut reader).await?;
-
-    let (mut rd, mut wr) = stream.into_split();
-    let permits = Arc::new(Semaphore::new(a.inflight));
-    let owed = Arc::new(AtomicUsize::new(0));
-    let sent_at: Arc<Vec<OnceLock<Instant>>> =
-        Arc::new((0..count).map(|_| OnceLock::new()).collect());
-    let state = Arc::new(std::sync::Mutex::new(AckState {
-        acked: vec![false; count],
-        count: 0,
-        errors: 0,
-        first_error: None,
-        lat: Vec::with_capacity(count),
-    }));
-    let all_acked = Arc::new(Notify::new());
+    let publisher = AsyncPublisher::new(stream, reader, n, a.inflight)?;
     let cpu = CpuMeter::start(a.server_pid, tck)?;
     let start = Instant::now();
-    let mut acks = {
-        let (permits, owed, sent_at, state, all_acked) = (
-            permits.clone(),
-            owed.clone(),
-            sent_at.clone(),
-            state.clone(),
-            all_acked.clone(),
-        );
-        tokio::spawn(async move {
-            let res = js_ack_loop(
-                &mut rd,
-                &mut reader,
-                &permits,
-                &owed,
-                &sent_at,
-                &state,
-                &all_acked,
-            )
-            .await;
-            permits.close();
-            res
-        })
-    };
-
-    let payload = vec![b'x'; a.size];
-    let lost = || anyhow!("publisher connection lost");
-    let writer = async {
-        let mut buf: Vec<u8> = Vec::with_capacity(a.batch + a.size + 128);
-        let mut num = itoa::Buffer::new();
-        let mut len = itoa::Buffer::new();
-        let size = len.format(a.size).to_owned();
-        // Bytes of one PUB (an upper bound: the id has at most 20 digits).
-        let per_pub =
-            (4 + JS_SUBJECT.len() + 1 + INBOX_PREFIX.len() + 20 + 1 + size.len() + 2 + a.size + 2)
-                as u64;
-        let mut next = 0u64;
-        while next < n {
-            // Wait for one free slot, then take every other free one (one write for all).
-            permits.acquire().await.map_err(|_| lost())?.forget();
-            let mut take = 1u64;
-            while next + take < n && take * per_pub < a.batch as u64 {
-                match permits.try_acquire() {
-                    Ok(p) => p.forget(),
-                    Err(_) => break,
-                }
-                take += 1;
-            }
-            buf.clear();
-            for _ in 0..owed.swap(0, Ordering::Relaxed) {
-                buf.extend_from_slice(PONG);
-            }
-            let now = Instant::now();
-            for i in next..next + take {
-                buf.extend_from_slice(b"PUB ");
-                buf.extend_from_slice(JS_SUBJECT);
-                buf.push(b' ');
-                buf.extend_from_slice(INBOX_PREFIX);
-                buf.extend_from_slice(num.format(i).as_bytes());
-                buf.push(b' ');
-                buf.extend_from_slice(size.as_bytes());
-                buf.extend_from_slice(b"\r\n");
-                buf.extend_from_slice(&payload);
-                buf.extend_from_slice(b"\r\n");
-                let _ = sent_at[i as usize].set(now);
-            }
-            next += take;
-            wr.write_all(&buf).await?;
-        }
-        // Keep answering PINGs until the last PubAck is in.
-        loop {
-            tokio::select! {
-                _ = all_acked.notified() => return Ok::<_, anyhow::Error>(()),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    for _ in 0..owed.swap(0, Ordering::Relaxed) {
-                        wr.write_all(PONG).await?;
-                    }
-                }
-            }
-        }
-    };
-    let deadline = tokio::time::Instant::from_std(start + a.timeout);
-    let progress = |state: &std::sync::Mutex<AckState>| {
-        state.lock().map(|s| (s.count, s.errors)).unwrap_or((0, 0))
-    };
-    tokio::select! {
-        r = writer => {
-            if let Err(e) = r {
-                if permits.is_closed() {
-                    if let Ok(Err(read_err)) = (&mut acks).await {
-                        return Err(read_err.context("publisher"));
-                    }
-                }
-                return Err(e.context("publisher"));
-            }
-        }
-        r = &mut acks => match r {
-            Ok(Err(e)) => {
-                let (c, _) = progress(&state);
-                return Err(e.context(format!("ack reader after {c} of {n} PubAcks")));
-            }
-            Ok(Ok(())) => bail!("ack reader ended"),
-            Err(e) => bail!("ack reader failed: {e}"),
-        },
-        _ = tokio::time::sleep_until(deadline) => {
-            let (c, errs) = progress(&state);
-            bail!("timeout after {:?}: {c} of {n} PubAcks ({errs} errors)", a.timeout)
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let out = publisher
+        .run(JS_SUBJECT, a.size, a.batch_bytes(), a.timeout)
+        .await?;
+    let elapsed = out.done_at.duration_since(start).as_secs_f64();
     let used = cpu.stop()?;
-    acks.abort();
 
-    let mut st = state.lock().map_err(|_| anyhow!("ack state poisoned"))?;
-    let errors = st.errors;
-    let first_error = st.first_error.take();
-    let mut lat = std::mem::take(&mut st.lat);
-    drop(st);
+    let mut lat = out.lat;
     lat.sort_unstable();
     let mut r = Report::new(a.scenario);
     r.add("msgs", n);
     r.add("size", a.size);
     r.add("inflight", a.inflight);
-    r.add("ack_errors", errors);
+    r.add("ack_errors", out.errors);
     r.add("elapsed_s", format!("{elapsed:.4}"));
     r.add("acked_per_sec", format!("{:.0}", n as f64 / elapsed));
     r.add(
@@ -370,13 +466,9 @@ pub(crate) async fn run_js_async(a: &Args, tck: u64) -> Result<Report> {
         r.add("ack_max_us", format!("{:.1}", percentile(&lat, 1.0)));
     }
     add_cpu(&mut r, &used, n, elapsed);
-    if let Some(e) = first_error {
+    if let Some(e) = out.first_error {
         eprintln!("petrel-load: first error PubAck: {e}");
-        let token: String = e
-            .chars()
-            .map(|c| if c.is_whitespace() { '_' } else { c })
-            .collect();
-        r.add("first_ack_error", token);
+        r.add("first_ack_error", token(&e));
     }
     Ok(r)
 }

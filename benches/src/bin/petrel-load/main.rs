@@ -17,6 +17,7 @@
 
 mod args;
 mod jetstream;
+mod jsconsume;
 mod protocol;
 mod reqrep;
 mod stats;
@@ -29,19 +30,25 @@ use anyhow::{anyhow, Result};
 
 use crate::args::{Args, Scenario, USAGE};
 use crate::jetstream::{run_js_async, run_js_sync};
+use crate::jsconsume::run_js_consume;
 use crate::reqrep::run_reqrep;
-use crate::stats::{clk_tck, Report};
+use crate::stats::{clk_tck, token, Report};
 use crate::throughput::run_throughput;
 
 async fn run(a: &Args) -> Result<Report> {
     let tck = clk_tck();
-    // Setup (connects, subscriptions) gets a few seconds on top of the measured phase.
-    let budget = a.timeout + Duration::from_secs(10);
+    // Setup (connects, subscriptions) gets a few seconds on top of the measured phase;
+    // js-consume's untimed prefill has its own --timeout, and the final ack check 5 s.
+    let budget = match a.scenario {
+        Scenario::JsConsume => 2 * a.timeout + Duration::from_secs(20),
+        _ => a.timeout + Duration::from_secs(10),
+    };
     let fut = async {
         match a.scenario {
             Scenario::ReqRep => run_reqrep(a, tck).await,
             Scenario::JsPubSync => run_js_sync(a, tck).await,
             Scenario::JsPubAsync => run_js_async(a, tck).await,
+            Scenario::JsConsume => run_js_consume(a, tck).await,
             _ => run_throughput(a, tck).await,
         }
     };
@@ -89,13 +96,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = format!("{e:#}");
             eprintln!("petrel-load: {}: {msg}", args.scenario.name());
-            let token: String = msg
-                .chars()
-                .map(|c| if c.is_whitespace() { '_' } else { c })
-                .collect();
             println!(
-                "RESULT scenario={} status=failed error={token}",
-                args.scenario.name()
+                "RESULT scenario={} status=failed error={}",
+                args.scenario.name(),
+                token(&msg)
             );
             ExitCode::FAILURE
         }

@@ -69,6 +69,8 @@ impl Reader {
 pub(crate) enum Event<'a> {
     Msg {
         subject: &'a [u8],
+        /// The subscription the message was delivered to.
+        sid: &'a [u8],
         reply: Option<&'a [u8]>,
         /// Everything after the control line: header block (HMSG) and payload.
         payload: &'a [u8],
@@ -149,6 +151,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<Option<(Event<'_>, usize)>> {
         }
         let ev = Event::Msg {
             subject: f[0],
+            sid: f[1],
             reply,
             payload: &data[after..after + len],
         };

@@ -158,6 +158,13 @@ impl Report {
     }
 }
 
+/// `text` as one `RESULT` value: whitespace replaced by `_`.
+pub(crate) fn token(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
+}
+
 pub(crate) fn add_cpu(r: &mut Report, used: &CpuUsed, delivered: u64, elapsed: f64) {
     if let Some(s) = used.server_s {
         r.add("server_cpu_s", format!("{s:.2}"));

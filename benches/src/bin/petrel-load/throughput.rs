@@ -128,7 +128,7 @@ impl PubPlan {
         let mut one = format!("PUB {subject} {}\r\n", a.size).into_bytes();
         one.extend(std::iter::repeat_n(b'x', a.size));
         one.extend_from_slice(b"\r\n");
-        let per_batch = (a.batch / one.len()).max(1) as u64;
+        let per_batch = (a.batch_bytes() / one.len()).max(1) as u64;
         let encode = |count: u64| {
             let mut b = Vec::with_capacity(one.len() * count as usize + PING.len());
             for _ in 0..count {
@@ -244,7 +244,7 @@ pub(crate) async fn run_throughput(a: &Args, tck: u64) -> Result<Report> {
         Scenario::PubSub => (1, None),
         Scenario::Fanout => (a.subs, None),
         Scenario::Queue => (a.subs, Some("workers")),
-        Scenario::ReqRep | Scenario::JsPubSync | Scenario::JsPubAsync => {
+        Scenario::ReqRep | Scenario::JsPubSync | Scenario::JsPubAsync | Scenario::JsConsume => {
             unreachable!("not a throughput scenario")
         }
     };

@@ -6,6 +6,7 @@
 //! Handlers run on a blocking thread (they take stream locks and may touch the disk) and
 //! return an [`ApiResponse`]; the API task publishes it.
 
+mod consumers;
 mod msgs;
 mod streams;
 
@@ -121,6 +122,28 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["STREAM", "PURGE", name] => msgs::purge(js, name, p),
         ["STREAM", "MSG", "GET", name] => msgs::get(js, name, p),
         ["STREAM", "MSG", "DELETE", name] => msgs::delete(js, name, p),
+        ["CONSUMER", "CREATE", stream] => {
+            consumers::create(js, stream, consumers::CreateForm::Ephemeral, p)
+        }
+        ["CONSUMER", "CREATE", stream, name] => {
+            consumers::create(js, stream, consumers::CreateForm::Named(name, None), p)
+        }
+        ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+            let filter = filter.join(".");
+            consumers::create(
+                js,
+                stream,
+                consumers::CreateForm::Named(name, Some(&filter)),
+                p,
+            )
+        }
+        ["CONSUMER", "DURABLE", "CREATE", stream, durable] => {
+            consumers::create(js, stream, consumers::CreateForm::Durable(durable), p)
+        }
+        ["CONSUMER", "INFO", stream, name] => consumers::info(js, stream, name),
+        ["CONSUMER", "DELETE", stream, name] => consumers::delete(js, stream, name),
+        ["CONSUMER", "NAMES", stream] => consumers::names(js, stream, p),
+        ["CONSUMER", "LIST", stream] => consumers::list(js, stream, p),
         ["DIRECT", "GET", name] => return msgs::direct_get(js, name, p, None),
         ["DIRECT", "GET", name, subject @ ..] if !subject.is_empty() => {
             return msgs::direct_get(js, name, p, Some(subject.join(".")))

@@ -22,9 +22,6 @@ pub const NAMES_LIMIT: usize = 1024;
 /// Infos per `STREAM.LIST` page.
 pub const LIST_LIMIT: usize = 256;
 
-/// Consumers per stream (consumers are not implemented yet).
-const CONSUMERS: u64 = 0;
-
 #[derive(Serialize)]
 struct CreateBody {
     #[serde(flatten)]
@@ -124,7 +121,7 @@ fn create_inner(
     let cfg = parse_config(name, payload)?;
     if let Some(existing) = js.stream(name) {
         if existing.config() == cfg {
-            let (info, _) = existing.info(&InfoRequest::default(), CONSUMERS)?;
+            let (info, _) = existing.info(&InfoRequest::default())?;
             return Ok((info, false));
         }
         return Err(ApiError::stream_name_exist());
@@ -157,7 +154,7 @@ fn create_inner(
     };
     js.register(stream.clone(), rx);
     tracing::info!(stream = name, "stream created");
-    let (info, _) = stream.info(&InfoRequest::default(), CONSUMERS)?;
+    let (info, _) = stream.info(&InfoRequest::default())?;
     Ok((info, true))
 }
 
@@ -207,7 +204,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     js.unsubscribe(&stream, Some(&removed));
     js.subscribe(&stream, &added);
     tracing::info!(stream = name, "stream updated");
-    let (info, _) = stream.info(&InfoRequest::default(), CONSUMERS)?;
+    let (info, _) = stream.info(&InfoRequest::default())?;
     Ok(info)
 }
 
@@ -217,7 +214,7 @@ pub(super) fn info(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let result = (|| {
         let req: InfoRequest = parse_body(payload)?;
         let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
-        let (info, total) = stream.info(&req, CONSUMERS)?;
+        let (info, total) = stream.info(&req)?;
         if !req.subjects_filter.is_empty() {
             paged = Paged {
                 total,
@@ -234,6 +231,7 @@ pub(super) fn info(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
 pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
     let result = (|| {
         let stream = js.unregister(name).ok_or_else(ApiError::stream_not_found)?;
+        js.close_consumers(&stream);
         // The ingest task stores what is queued, closes the store and stops.
         if stream.request_close().blocking_recv().is_err() {
             stream.close_store();
@@ -301,7 +299,7 @@ pub(super) fn list(js: &JetStream, payload: &[u8]) -> ApiResponse {
         paged.offset = req.offset.min(streams.len());
         let mut infos = Vec::new();
         for s in streams.into_iter().skip(req.offset).take(LIST_LIMIT) {
-            infos.push(s.info(&InfoRequest::default(), CONSUMERS)?.0);
+            infos.push(s.info(&InfoRequest::default())?.0);
         }
         Ok(ListBody { streams: infos })
     });

@@ -384,6 +384,16 @@ impl StreamStore for FileStore {
         })
     }
 
+    fn delete_many(&mut self, seqs: &[u64]) -> Result<u64, StoreError> {
+        self.mutate(|s| {
+            let n = seqs.iter().filter(|q| s.remove_seq(**q).is_some()).count() as u64;
+            if n > 0 {
+                s.commit_inner()?;
+            }
+            Ok(n)
+        })
+    }
+
     fn purge(&mut self, req: PurgeRequest) -> Result<u64, StoreError> {
         self.mutate(|s| {
             let (blocks, emptied, dead) = (&mut s.blocks, &mut s.emptied, &mut s.dead);

@@ -1,0 +1,648 @@
+//! `ConsumerConfig`: the JSON shape of nats-server (2.9.10 field order plus the 2.10 fields
+//! when set), its defaults (`setConsumerConfigDefaults`) and the checks nats-server makes
+//! before creating a consumer (`checkConsumerCfg`) or updating one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RetentionPolicy, StreamConfig};
+use crate::errors::ApiError;
+use crate::json::null_default;
+use crate::time::{parse_rfc3339, rfc3339_nano};
+
+/// Default ack wait: 30 s.
+pub const DEFAULT_ACK_WAIT: i64 = 30_000_000_000;
+/// Default max_ack_pending for consumers that ack.
+pub const DEFAULT_MAX_ACK_PENDING: i64 = 1000;
+/// Default max_waiting for pull consumers.
+pub const DEFAULT_MAX_WAITING: i64 = 512;
+/// Default inactive threshold of ephemeral consumers: 5 s.
+pub const DEFAULT_INACTIVE_THRESHOLD: i64 = 5_000_000_000;
+/// Shortest idle heartbeat: 100 ms.
+pub const MIN_HEARTBEAT: i64 = 100_000_000;
+
+/// Where a consumer starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliverPolicy {
+    /// From the first message.
+    #[default]
+    #[serde(rename = "all", alias = "")]
+    All,
+    /// From the last message.
+    #[serde(rename = "last")]
+    Last,
+    /// Only messages stored after creation.
+    #[serde(rename = "new")]
+    New,
+    /// From `opt_start_seq`.
+    #[serde(rename = "by_start_sequence")]
+    ByStartSequence,
+    /// From the first message at or after `opt_start_time`.
+    #[serde(rename = "by_start_time")]
+    ByStartTime,
+    /// The last message of every subject, then new ones.
+    #[serde(rename = "last_per_subject")]
+    LastPerSubject,
+}
+
+/// How messages are acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckPolicy {
+    /// No acks: delivered = done.
+    #[default]
+    #[serde(alias = "")]
+    None,
+    /// An ack covers this message and every earlier one.
+    All,
+    /// Every message is acked on its own.
+    Explicit,
+}
+
+/// Delivery pacing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayPolicy {
+    /// As fast as possible.
+    #[default]
+    #[serde(alias = "")]
+    Instant,
+    /// With the original gaps between messages.
+    Original,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// A consumer's configuration, as clients send it and as nats-server echoes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerConfig {
+    /// Durable name (empty = ephemeral).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub durable_name: String,
+    /// Name (2.9+); equals the durable name when both are set.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub name: String,
+    /// Free text.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub description: String,
+    /// Where delivery starts.
+    #[serde(default, deserialize_with = "null_default")]
+    pub deliver_policy: DeliverPolicy,
+    /// Start sequence of `by_start_sequence`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_u64"
+    )]
+    pub opt_start_seq: u64,
+    /// Start time of `by_start_time` (RFC 3339).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub opt_start_time: Option<String>,
+    /// Ack policy.
+    #[serde(default, deserialize_with = "null_default")]
+    pub ack_policy: AckPolicy,
+    /// Redelivery timeout in ns.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub ack_wait: i64,
+    /// Deliveries per message (-1 = unlimited).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_deliver: i64,
+    /// Redelivery delays (ns) per delivery count.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub backoff: Vec<i64>,
+    /// Only messages on this subject.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub filter_subject: String,
+    /// Only messages on these subjects (2.10).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub filter_subjects: Vec<String>,
+    /// Replay pacing.
+    #[serde(default, deserialize_with = "null_default")]
+    pub replay_policy: ReplayPolicy,
+    /// Rate limit in bits per second (accepted, not enforced).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_u64"
+    )]
+    pub rate_limit_bps: u64,
+    /// Ack sampling (accepted, no metrics are sent).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub sample_freq: String,
+    /// Waiting pull requests kept.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_waiting: i64,
+    /// Un-acked messages before delivery pauses.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_ack_pending: i64,
+    /// Idle heartbeat interval in ns (push).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub idle_heartbeat: i64,
+    /// Flow control (push).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub flow_control: bool,
+    /// Deliver headers only, with `Nats-Msg-Size`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub headers_only: bool,
+    /// Largest pull batch.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_batch: i64,
+    /// Longest pull expiry (ns).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_expires: i64,
+    /// Largest pull max_bytes.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub max_bytes: i64,
+    /// Push target (presence = push consumer).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub deliver_subject: String,
+    /// Queue group for push delivery.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub deliver_group: String,
+    /// Removal after this long without interest (ns).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub inactive_threshold: i64,
+    /// Replicas (0 = inherit).
+    #[serde(default, deserialize_with = "null_default")]
+    pub num_replicas: i64,
+    /// Keep state in memory.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub mem_storage: bool,
+    /// User metadata (2.10).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Body of the CONSUMER.CREATE requests.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CreateRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    pub stream_name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub config: ConsumerConfig,
+    /// `create`, `update` or empty (2.10).
+    #[serde(default, deserialize_with = "null_default")]
+    pub action: String,
+}
+
+/// 10012 with a free text.
+fn create_err(text: impl std::fmt::Display) -> ApiError {
+    ApiError::consumer_create(text)
+}
+
+/// Whether `name` may name a consumer.
+pub fn is_valid_consumer_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| matches!(c, '.' | '*' | '>' | '/' | '\\' | '\0') || c.is_whitespace())
+}
+
+/// Whether every subject `filter` matches is also matched by `pattern` (nats-server's
+/// `subjectIsSubsetMatch`).
+pub fn is_subset(filter: &str, pattern: &str) -> bool {
+    let f: Vec<&str> = filter.split('.').collect();
+    let p: Vec<&str> = pattern.split('.').collect();
+    for (i, pt) in p.iter().enumerate() {
+        if *pt == ">" {
+            return i < f.len();
+        }
+        let Some(ft) = f.get(i) else {
+            return false;
+        };
+        match *pt {
+            "*" if *ft != ">" => {}
+            lit if lit == *ft && *ft != "*" && *ft != ">" => {}
+            _ => return false,
+        }
+    }
+    f.len() == p.len()
+}
+
+impl ConsumerConfig {
+    /// The filters in force (empty: every message).
+    pub fn filters(&self) -> Vec<String> {
+        let mut out: Vec<String> = if !self.filter_subjects.is_empty() {
+            self.filter_subjects.clone()
+        } else if !self.filter_subject.is_empty() {
+            vec![self.filter_subject.clone()]
+        } else {
+            Vec::new()
+        };
+        out.retain(|f| f != ">");
+        out
+    }
+
+    /// Whether this is a pull consumer.
+    pub fn is_pull(&self) -> bool {
+        self.deliver_subject.is_empty()
+    }
+
+    /// `opt_start_time` in Unix ns.
+    pub fn start_time(&self) -> Option<i64> {
+        self.opt_start_time.as_deref().and_then(parse_rfc3339)
+    }
+
+    /// Applies nats-server's defaults (`setConsumerConfigDefaults`; the ephemeral inactive
+    /// threshold as `updateInactiveThreshold`).
+    pub fn set_defaults(&mut self, stream: &StreamConfig) {
+        let acks = matches!(self.ack_policy, AckPolicy::Explicit | AckPolicy::All);
+        if self.is_pull() && self.max_waiting == 0 {
+            self.max_waiting = DEFAULT_MAX_WAITING;
+        }
+        if self.ack_wait == 0 && acks {
+            self.ack_wait = DEFAULT_ACK_WAIT;
+        }
+        if self.max_deliver == 0 {
+            self.max_deliver = -1;
+        }
+        if let Some(first) = self.backoff.first() {
+            self.ack_wait = *first;
+        }
+        let limits = stream.consumer_limits.clone().unwrap_or_default();
+        if acks && self.max_ack_pending == 0 {
+            self.max_ack_pending = if limits.max_ack_pending > 0 {
+                limits.max_ack_pending.min(DEFAULT_MAX_ACK_PENDING)
+            } else {
+                DEFAULT_MAX_ACK_PENDING
+            };
+        }
+        if self.inactive_threshold <= 0 && self.durable_name.is_empty() {
+            self.inactive_threshold = if limits.inactive_threshold > 0 {
+                limits.inactive_threshold
+            } else {
+                DEFAULT_INACTIVE_THRESHOLD
+            };
+        }
+        if let Some(t) = self.start_time() {
+            self.opt_start_time = Some(rfc3339_nano(t));
+        }
+    }
+
+    /// nats-server's `checkConsumerCfg`, in its order: the checks of a new or updated config
+    /// against the stream. Defaults must have been applied.
+    pub fn check(&self, stream: &StreamConfig) -> Result<(), ApiError> {
+        if self.num_replicas < 0 {
+            return Err(ApiError::replicas_negative());
+        }
+        if !self.backoff.is_empty() && self.max_deliver <= self.backoff.len() as i64 {
+            return Err(ApiError::consumer_backoff_max_deliver());
+        }
+        if self.description.len() > crate::config::MAX_DESCRIPTION_LEN {
+            return Err(ApiError::consumer_description_too_long(
+                crate::config::MAX_DESCRIPTION_LEN,
+            ));
+        }
+        if !self.is_pull() {
+            let ds = self.deliver_subject.as_bytes();
+            if ds.split(|b| *b == b'.').any(|t| t == b"*" || t == b">") {
+                return Err(ApiError::consumer_deliver_to_wildcards());
+            }
+            if !petrel_subject::is_valid_literal_subject(ds) {
+                return Err(ApiError::consumer_invalid_deliver_subject());
+            }
+            if stream
+                .subjects
+                .iter()
+                .any(|s| petrel_subject::matches(s.as_bytes(), ds))
+            {
+                return Err(ApiError::consumer_deliver_cycle());
+            }
+            if self.max_waiting != 0 {
+                return Err(ApiError::consumer_push_max_waiting());
+            }
+            if self.max_ack_pending > 0 && self.ack_policy == AckPolicy::None {
+                return Err(ApiError::consumer_max_pending_requires_ack());
+            }
+            if self.idle_heartbeat > 0 && self.idle_heartbeat < MIN_HEARTBEAT {
+                return Err(ApiError::consumer_small_heartbeat());
+            }
+        } else {
+            if self.ack_policy == AckPolicy::None && stream.retention == RetentionPolicy::Workqueue
+            {
+                return Err(ApiError::consumer_pull_requires_ack());
+            }
+            if self.rate_limit_bps > 0 {
+                return Err(ApiError::consumer_pull_with_rate_limit());
+            }
+            if self.max_waiting < 0 {
+                return Err(ApiError::consumer_max_waiting_negative());
+            }
+            if self.idle_heartbeat > 0 {
+                return Err(ApiError::consumer_hb_requires_push());
+            }
+            if self.flow_control {
+                return Err(ApiError::consumer_fc_requires_push());
+            }
+            if self.max_batch < 0 {
+                return Err(ApiError::consumer_max_request_batch_negative());
+            }
+            if self.max_expires != 0 && self.max_expires < 1_000_000 {
+                return Err(ApiError::consumer_max_request_expires_too_small());
+            }
+        }
+        if !self.filter_subject.is_empty() && !self.filter_subjects.is_empty() {
+            return Err(ApiError::consumer_duplicate_filter_subjects());
+        }
+        let filters: Vec<&String> = if self.filter_subjects.is_empty() {
+            self.filter_subject.iter_nonempty()
+        } else {
+            self.filter_subjects.iter().collect()
+        };
+        for (i, f) in filters.iter().enumerate() {
+            if f.is_empty() {
+                return Err(ApiError::consumer_empty_filter());
+            }
+            // nats-server's validFilteredSubject: inside a stream subject, or a wildcard
+            // filter wider than one.
+            let wild = f.split('.').any(|t| t == "*" || t == ">");
+            let valid = petrel_subject::is_valid_subject(f.as_bytes())
+                && (stream.subjects.is_empty()
+                    || stream
+                        .subjects
+                        .iter()
+                        .any(|s| is_subset(f, s) || (wild && is_subset(s, f))));
+            if !valid {
+                return Err(ApiError::consumer_filter_not_subset());
+            }
+            if filters[..i]
+                .iter()
+                .any(|g| petrel_subject::subjects_collide(f.as_bytes(), g.as_bytes()))
+            {
+                return Err(ApiError::consumer_overlapping_filters());
+            }
+        }
+        self.check_start()?;
+        if !self.sample_freq.is_empty() {
+            let s = self.sample_freq.trim_end_matches('%');
+            if s.parse::<i64>().map_or(true, |v| v < 0) {
+                return Err(ApiError::consumer_invalid_sampling(format!(
+                    "strconv.Atoi: parsing {s:?}: invalid syntax"
+                )));
+            }
+        }
+        if self.flow_control && self.idle_heartbeat == 0 {
+            return Err(ApiError::consumer_fc_needs_heartbeats());
+        }
+        if !self.durable_name.is_empty() && !self.name.is_empty() && self.durable_name != self.name
+        {
+            return Err(ApiError::consumer_durable_name_mismatch());
+        }
+        Ok(())
+    }
+
+    /// The deliver-policy / start-position checks (10094 with nats-server's texts).
+    fn check_start(&self) -> Result<(), ApiError> {
+        let bad_start = |dp: &str, start: &str| {
+            Err(ApiError::consumer_invalid_policy(format!(
+                "consumer delivery policy is deliver {dp}, but optional start {start} is also set"
+            )))
+        };
+        let not_set = |dp: &str, what: &str| {
+            Err(ApiError::consumer_invalid_policy(format!(
+                "consumer delivery policy is deliver {dp}, but optional {what} is not set"
+            )))
+        };
+        let seq = self.opt_start_seq > 0;
+        let time = self.opt_start_time.is_some();
+        let plain = |dp: &str| {
+            if seq {
+                bad_start(dp, "sequence")
+            } else if time {
+                bad_start(dp, "time")
+            } else {
+                Ok(())
+            }
+        };
+        match self.deliver_policy {
+            DeliverPolicy::All => plain("all"),
+            DeliverPolicy::Last => plain("last"),
+            DeliverPolicy::New => plain("new"),
+            DeliverPolicy::LastPerSubject => {
+                plain("last per subject")?;
+                if self.filter_subject.is_empty() && self.filter_subjects.is_empty() {
+                    return not_set("last per subject", "filter subject");
+                }
+                Ok(())
+            }
+            DeliverPolicy::ByStartSequence => {
+                if !seq {
+                    not_set("by start sequence", "start sequence")
+                } else if time {
+                    bad_start("by start sequence", "time")
+                } else {
+                    Ok(())
+                }
+            }
+            DeliverPolicy::ByStartTime => {
+                if !time {
+                    not_set("by start time", "start time")
+                } else if seq {
+                    bad_start("by start time", "start sequence")
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The update rules of nats-server's `checkNewConsumerConfig`: what may change on an
+    /// existing consumer. `deliver_bound` says whether someone listens on the old deliver
+    /// subject (then it may not change).
+    pub fn check_update(&self, old: &ConsumerConfig, deliver_bound: bool) -> Result<(), ApiError> {
+        if self == old {
+            return Ok(());
+        }
+        let refuse = |what: &str| Err(create_err(format!("{what} can not be updated")));
+        if self.deliver_policy != old.deliver_policy {
+            return refuse("deliver policy");
+        }
+        if self.opt_start_seq != old.opt_start_seq {
+            return refuse("start sequence");
+        }
+        if self.opt_start_time != old.opt_start_time {
+            return refuse("start time");
+        }
+        if self.ack_policy != old.ack_policy {
+            return refuse("ack policy");
+        }
+        if self.replay_policy != old.replay_policy {
+            return refuse("replay policy");
+        }
+        if self.idle_heartbeat != old.idle_heartbeat {
+            return refuse("heart beats");
+        }
+        if self.flow_control != old.flow_control {
+            return refuse("flow control");
+        }
+        if self.max_waiting != old.max_waiting {
+            return refuse("max waiting");
+        }
+        if self.deliver_subject != old.deliver_subject {
+            if old.deliver_subject.is_empty() {
+                return Err(create_err("can not update pull consumer to push based"));
+            }
+            if self.deliver_subject.is_empty() {
+                return Err(create_err("can not update push consumer to pull based"));
+            }
+            if deliver_bound {
+                return Err(ApiError::consumer_name_exist());
+            }
+        }
+        if !self.backoff.is_empty() && self.max_deliver <= self.backoff.len() as i64 {
+            return Err(ApiError::consumer_backoff_max_deliver());
+        }
+        Ok(())
+    }
+}
+
+/// A one-element iterator over a non-empty string.
+trait IterNonEmpty {
+    fn iter_nonempty(&self) -> Vec<&String>;
+}
+
+impl IterNonEmpty for String {
+    fn iter_nonempty(&self) -> Vec<&String> {
+        if self.is_empty() {
+            Vec::new()
+        } else {
+            vec![self]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset() {
+        assert!(is_subset("orders.a", "orders.*"));
+        assert!(is_subset("orders.*", "orders.>"));
+        assert!(is_subset("orders.a.b", "orders.>"));
+        assert!(is_subset("orders.>", "orders.>"));
+        assert!(!is_subset("orders.>", "orders.*"));
+        assert!(!is_subset("orders", "orders.>"));
+        assert!(!is_subset("orders.*", "orders.a"));
+        assert!(!is_subset("x.a", "orders.*"));
+        assert!(is_subset("$KV.b.>", "$KV.b.>"));
+        assert!(is_subset("a", "a"));
+        assert!(!is_subset("a.b", "a"));
+    }
+
+    #[test]
+    fn serializes_like_2_9_10() {
+        let mut c: ConsumerConfig = serde_json::from_str(
+            r#"{"durable_name":"dur1","ack_policy":"explicit","ack_wait":1000000000,"max_deliver":2}"#,
+        )
+        .unwrap();
+        c.name = c.durable_name.clone();
+        c.set_defaults(&StreamConfig::default());
+        let json = String::from_utf8(crate::json::encode(&c).to_vec()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"durable_name":"dur1","name":"dur1","deliver_policy":"all","ack_policy":"explicit","ack_wait":1000000000,"max_deliver":2,"replay_policy":"instant","max_waiting":512,"max_ack_pending":1000,"num_replicas":0}"#
+        );
+    }
+}

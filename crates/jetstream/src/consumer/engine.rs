@@ -1,0 +1,728 @@
+//! The consumer task and its step.
+//!
+//! The task sleeps until an event, a new message, or the next deadline (redelivery, pull
+//! request expiry, heartbeat, inactivity, state write), then runs one step on a blocking
+//! thread: with the stream lock and then the consumer's state lock it applies acks and pull
+//! requests, moves expired messages to the redelivery queue, picks what to deliver (due
+//! redeliveries first, then `last_per_subject` starts, then new messages) and builds the
+//! deliveries. Publishing happens after the locks are released.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use petrel_store::{StoredMsg, StreamStore};
+
+use super::ackmsg::{self, AckKind};
+use super::acks::Redelivery;
+use super::config::{AckPolicy, ReplayPolicy};
+use super::pull::{self, Waiting};
+use super::{next_from, Consumer, Event, State, FC_MAX_WINDOW};
+use crate::advisory;
+use crate::config::RetentionPolicy;
+use crate::jetstream::JetStream;
+use crate::port::{Delivery, Port};
+use crate::stream::{Inner, Stream};
+use crate::time::now_nanos;
+
+/// Most messages one step delivers before it lets others take the stream lock.
+const MAX_STEP: usize = 2048;
+/// How often a push consumer without interest looks again.
+const INTEREST_POLL: Duration = Duration::from_millis(50);
+/// Minimum gap between two writes of a durable's state.
+const PERSIST_EVERY: Duration = Duration::from_millis(20);
+/// Longest sleep when nothing is due.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// What one step produced.
+#[derive(Default)]
+pub(crate) struct StepOut {
+    pub deliveries: Vec<Delivery>,
+    pub replies: Vec<(String, Bytes)>,
+    pub advisories: Vec<(String, Bytes)>,
+    /// Wake at this time even without events.
+    pub wake: Option<Instant>,
+    /// More work is ready now.
+    pub again: bool,
+    /// Serialized state to write.
+    pub persist: Option<Vec<u8>>,
+    /// The consumer was inactive past its threshold: delete it.
+    pub expired: bool,
+}
+
+impl StepOut {
+    fn wake_at(&mut self, at: Instant) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+    }
+}
+
+/// Runs the consumer until it is closed or removed for inactivity.
+pub(crate) async fn run(
+    consumer: Arc<Consumer>,
+    stream: Arc<Stream>,
+    port: Arc<dyn Port>,
+    js: Weak<JetStream>,
+) {
+    loop {
+        if consumer.is_closed() {
+            return;
+        }
+        let (c, s, p) = (consumer.clone(), stream.clone(), port.clone());
+        let out = match tokio::task::spawn_blocking(move || {
+            let out = step(&s, &c, p.as_ref(), Instant::now());
+            if let (Some(bytes), Some(dir)) = (&out.persist, &c.dir) {
+                if let Err(e) = super::persist::write_state(dir, bytes, false) {
+                    tracing::warn!(stream = %c.stream, consumer = %c.name, error = %e,
+                        "writing consumer state failed");
+                }
+            }
+            out
+        })
+        .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(consumer = %consumer.name, error = %e, "consumer step failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if !out.deliveries.is_empty() {
+            port.deliver(out.deliveries);
+        }
+        if !out.replies.is_empty() {
+            port.publish_replies(out.replies);
+        }
+        for (subject, body) in out.advisories {
+            port.publish(&subject, None, None, body);
+        }
+        if out.expired {
+            if let Some(js) = js.upgrade() {
+                tracing::debug!(stream = %consumer.stream, consumer = %consumer.name,
+                    "removing inactive consumer");
+                let j = js.clone();
+                let (sn, cn) = (consumer.stream.clone(), consumer.name.clone());
+                let _ = tokio::task::spawn_blocking(move || j.remove_consumer(&sn, &cn)).await;
+            }
+            return;
+        }
+        if out.again {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let wake = out.wake.unwrap_or_else(|| Instant::now() + IDLE);
+        tokio::select! {
+            _ = consumer.notify.notified() => {}
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}
+
+/// One step: events, timers, deliveries. Blocking (takes the stream lock).
+pub(crate) fn step(stream: &Stream, c: &Consumer, port: &dyn Port, now: Instant) -> StepOut {
+    let events = c.take_events();
+    let mut out = StepOut::default();
+    let mut inner = stream.inner.lock();
+    if inner.closed {
+        return out;
+    }
+    let wall = now_nanos();
+    let retention = inner.config.retention;
+    let mut st = c.state.lock();
+    let mut acked: Vec<u64> = Vec::new();
+    for ev in events {
+        handle_event(c, &mut st, ev, now, wall, &mut acked, &mut out);
+    }
+    if st.npending_stale {
+        let store = inner.store.as_ref();
+        let first = store.state().first_seq;
+        if st.cursor < first {
+            st.cursor = first;
+        }
+        st.recount(store);
+    }
+    st.acks.expire(now);
+    for (sseq, dc) in st.acks.take_exhausted() {
+        out.advisories
+            .push(advisory::max_deliveries(&c.stream, &c.name, sseq, dc));
+        st.dirty = true;
+    }
+    expire_requests(&mut st, now, &mut out);
+    deliver(
+        c, &mut inner, &mut st, port, now, wall, &mut acked, &mut out,
+    );
+    heartbeats(&mut st, now, &mut out);
+    // Retention: drop what every consumer is done with.
+    if !acked.is_empty() && retention != RetentionPolicy::Limits {
+        drop(st);
+        remove_acked(stream, &mut inner, c, retention, &acked);
+        st = c.state.lock();
+    }
+    if let Some(at) = st.acks.next_deadline() {
+        out.wake_at(at);
+    }
+    inactivity(&mut st, port, now, &mut out);
+    if st.dirty && c.dir.is_some() {
+        if now.duration_since(st.last_persist) >= PERSIST_EVERY {
+            out.persist = Some(super::persist::encode_state(&st));
+            st.dirty = false;
+            st.last_persist = now;
+        } else {
+            out.wake_at(st.last_persist + PERSIST_EVERY);
+        }
+    }
+    out
+}
+
+/// Applies one client event.
+fn handle_event(
+    c: &Consumer,
+    st: &mut State,
+    ev: Event,
+    now: Instant,
+    wall: i64,
+    acked: &mut Vec<u64>,
+    out: &mut StepOut,
+) {
+    match ev {
+        Event::Ack {
+            subject,
+            reply,
+            payload,
+        } => {
+            let Some(r) = ackmsg::parse_subject(&subject) else {
+                return;
+            };
+            st.last_active = now;
+            st.last_ack_wall = wall;
+            let kind = ackmsg::parse_body(&payload);
+            let mut reply_ok = true;
+            match kind {
+                AckKind::Ack => acked.extend(st.acks.ack(r.sseq)),
+                AckKind::Nak(delay) => {
+                    if st.acks.nak(r.sseq, delay, now) {
+                        out.advisories
+                            .push(advisory::nak(&c.stream, &c.name, r.dseq, r.sseq, r.dc));
+                    }
+                }
+                AckKind::Progress => st.acks.in_progress(r.sseq, now),
+                AckKind::Term(reason) => {
+                    if st.acks.term(r.sseq).is_some() {
+                        acked.push(r.sseq);
+                        out.advisories.push(advisory::terminated(
+                            &c.stream, &c.name, r.dseq, r.sseq, r.dc, &reason,
+                        ));
+                    }
+                }
+                AckKind::Next(body) => {
+                    acked.extend(st.acks.ack(r.sseq));
+                    reply_ok = false;
+                    if let Some(reply) = reply.clone() {
+                        add_request(st, reply, &body, now, out);
+                    }
+                }
+                AckKind::Unknown => {}
+            }
+            st.dirty = true;
+            if let Some(reply) = reply.filter(|r| reply_ok && !r.is_empty()) {
+                out.replies.push((reply, Bytes::new()));
+            }
+        }
+        Event::Next { reply, payload } => {
+            st.last_active = now;
+            if !st.config.is_pull() {
+                push_status(out, reply, pull::status("409 Consumer is push based"));
+                return;
+            }
+            add_request(st, reply, &payload, now, out);
+        }
+        Event::FlowControl { subject } => {
+            if let Some((fc, bytes)) = st.push.fc_pending.take() {
+                if fc == subject {
+                    st.push.fc_bytes = st.push.fc_bytes.saturating_sub(bytes);
+                    st.push.fc_window = (st.push.fc_window * 2).min(FC_MAX_WINDOW);
+                } else {
+                    st.push.fc_pending = Some((fc, bytes));
+                }
+            }
+        }
+    }
+}
+
+/// Queues a status message (no reply subject) to `route`.
+fn push_status(out: &mut StepOut, route: String, headers: Bytes) {
+    out.deliveries.push(Delivery {
+        subject: route.clone(),
+        route,
+        reply: None,
+        headers: Some(headers),
+        payload: Bytes::new(),
+    });
+}
+
+/// Validates a pull request and queues it (or answers it at once).
+fn add_request(st: &mut State, reply: String, body: &[u8], now: Instant, out: &mut StepOut) {
+    if reply.is_empty() {
+        return;
+    }
+    let Some(req) = pull::parse_body(body) else {
+        push_status(
+            out,
+            reply,
+            pull::status("400 Bad Request - invalid request"),
+        );
+        return;
+    };
+    if req.idle_heartbeat > 0
+        && (req.expires <= 0 || req.idle_heartbeat.saturating_mul(2) > req.expires)
+    {
+        let status = pull::status("400 Bad Request - heartbeat value too large");
+        push_status(out, reply, status);
+        return;
+    }
+    let cfg = &st.config;
+    if cfg.max_batch > 0 && req.batch > cfg.max_batch {
+        let text = format!("409 Exceeded MaxRequestBatch of {}", cfg.max_batch);
+        push_status(out, reply, pull::status(&text));
+        return;
+    }
+    if cfg.max_expires > 0 && req.expires > cfg.max_expires {
+        let text = format!(
+            "409 Exceeded MaxRequestExpires of {}",
+            go_duration(cfg.max_expires)
+        );
+        push_status(out, reply, pull::status(&text));
+        return;
+    }
+    if cfg.max_bytes > 0 && req.max_bytes > cfg.max_bytes {
+        let text = format!("409 Exceeded MaxRequestMaxBytes of {}", cfg.max_bytes);
+        push_status(out, reply, pull::status(&text));
+        return;
+    }
+    if st.waiting.len() as i64 >= cfg.max_waiting.max(1) {
+        push_status(out, reply, pull::status("409 Exceeded MaxWaiting"));
+        return;
+    }
+    st.waiting.push_back(Waiting::new(reply, &req, now));
+}
+
+/// Go's `time.Duration.String()` for whole milliseconds and seconds (enough for limits).
+fn go_duration(ns: i64) -> String {
+    if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        format!("{}µs", ns / 1_000)
+    }
+}
+
+/// Ends expired pull requests with `408`.
+fn expire_requests(st: &mut State, now: Instant, out: &mut StepOut) {
+    let mut i = 0;
+    while i < st.waiting.len() {
+        let w = &st.waiting[i];
+        if w.expires.is_some_and(|e| e <= now) {
+            let w = st.waiting.remove(i).expect("index checked");
+            push_status(out, w.reply.clone(), w.timeout_status());
+            continue;
+        }
+        if let Some(e) = w.expires {
+            out.wake_at(e);
+        }
+        i += 1;
+    }
+}
+
+/// A message to send: from the store, with its delivery count decided later.
+struct Candidate {
+    msg: StoredMsg,
+    redelivery: bool,
+}
+
+/// Delivers what the consumer may deliver now.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    c: &Consumer,
+    inner: &mut Inner,
+    st: &mut State,
+    port: &dyn Port,
+    now: Instant,
+    wall: i64,
+    acked: &mut Vec<u64>,
+    out: &mut StepOut,
+) {
+    let push = !st.config.is_pull();
+    if push {
+        let was = st.push.active;
+        st.push.active = port.has_interest(&st.config.deliver_subject);
+        if st.push.active {
+            st.last_active = now;
+            if !was {
+                st.push.last_sent = now;
+            }
+        }
+    }
+    let store = inner.store.as_ref();
+    let mut sent = 0usize;
+    loop {
+        if sent >= MAX_STEP {
+            out.again = true;
+            break;
+        }
+        // Who gets the next message?
+        if push {
+            if !st.push.active {
+                if st.npending > 0 || !st.acks.rdq.is_empty() {
+                    out.wake_at(now + INTEREST_POLL);
+                }
+                break;
+            }
+            if st.config.flow_control && st.push.fc_bytes >= st.push.fc_window {
+                break;
+            }
+        } else {
+            // Drop requests whose inbox is gone.
+            while let Some(w) = st.waiting.front() {
+                if port.has_interest(&w.reply) {
+                    break;
+                }
+                st.waiting.pop_front();
+            }
+            if st.waiting.is_empty() {
+                break;
+            }
+        }
+        let Some(cand) = next_candidate(c, st, store, now, wall, acked, out) else {
+            break;
+        };
+        let Candidate { msg, redelivery } = cand;
+        let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
+        let dc_next = st.acks.pending.get(&msg.seq).map_or(1, |p| p.dc + 1);
+        let reply = format!(
+            "$JS.ACK.{}.{}.{dc_next}.{}.{}.{}.{}",
+            c.stream,
+            c.name,
+            msg.seq,
+            st.acks.dseq + 1,
+            msg.ts,
+            st.npending
+        );
+        // What max_bytes counts (nats-server): subject, ack subject, headers, payload.
+        let wire_size = msg.subject.len() + reply.len() + size;
+        // Replay original: hold new messages back by their original gaps.
+        if !redelivery && st.config.replay_policy == ReplayPolicy::Original {
+            if let Some((last_ts, sent_at)) = st.replay_mark {
+                let gap = Duration::from_nanos(u64::try_from(msg.ts - last_ts).unwrap_or(0));
+                if sent_at + gap > now {
+                    out.wake_at(sent_at + gap);
+                    unread(st, &msg);
+                    break;
+                }
+            }
+        }
+        let route = if push {
+            st.config.deliver_subject.clone()
+        } else {
+            let w = st.waiting.front_mut().expect("checked above");
+            if w.has_max_bytes && wire_size as i64 > w.max_bytes {
+                let w = st.waiting.pop_front().expect("checked above");
+                let status = pull::status_with_pending(
+                    "409 Message Size Exceeds MaxBytes",
+                    w.batch,
+                    w.max_bytes,
+                );
+                push_status(out, w.reply, status);
+                if redelivery {
+                    st.acks.rdq.insert(msg.seq);
+                } else {
+                    unread(st, &msg);
+                }
+                continue;
+            }
+            w.batch -= 1;
+            w.delivered += 1;
+            if w.has_max_bytes {
+                w.max_bytes -= wire_size as i64;
+            }
+            w.next_heartbeat = w.heartbeat.map(|h| now + h);
+            let route = w.reply.clone();
+            if w.batch <= 0 || (w.has_max_bytes && w.max_bytes <= 0) {
+                st.waiting.pop_front();
+            }
+            route
+        };
+        if !redelivery {
+            st.replay_mark = Some((msg.ts, now));
+        }
+        let (dseq, dc) = st.acks.delivered(msg.seq, now, wall);
+        debug_assert_eq!((dseq, dc), (st.acks.dseq, dc_next));
+        if st.config.ack_policy == AckPolicy::None {
+            acked.push(msg.seq);
+        }
+        st.dirty = true;
+        st.last_delivery_wall = wall;
+        let (headers, payload) = if st.config.headers_only {
+            (
+                Some(headers_only(msg.headers.as_ref(), msg.payload.len())),
+                Bytes::new(),
+            )
+        } else {
+            (msg.headers, msg.payload)
+        };
+        out.deliveries.push(Delivery {
+            route,
+            subject: msg.subject,
+            reply: Some(reply),
+            headers,
+            payload,
+        });
+        sent += 1;
+        if push {
+            st.push.last_sent = now;
+            if st.config.flow_control {
+                st.push.fc_bytes += size as u64;
+                if st.push.fc_pending.is_none() && st.push.fc_bytes >= st.push.fc_window / 2 {
+                    let fc = format!(
+                        "$JS.FC.{}.{}.{}",
+                        c.stream,
+                        c.name,
+                        &advisory::next_id()[..4]
+                    );
+                    st.push.fc_pending = Some((fc.clone(), st.push.fc_bytes));
+                    out.deliveries.push(Delivery {
+                        route: st.config.deliver_subject.clone(),
+                        subject: st.config.deliver_subject.clone(),
+                        reply: Some(fc),
+                        headers: Some(Bytes::from_static(pull::FLOW_CONTROL_REQUEST)),
+                        payload: Bytes::new(),
+                    });
+                }
+            }
+        }
+    }
+    // no_wait requests that could not be filled end now.
+    if !push {
+        let mut i = 0;
+        while i < st.waiting.len() {
+            if st.waiting[i].no_wait {
+                let w = st.waiting.remove(i).expect("index checked");
+                let status = if w.delivered == 0 {
+                    pull::status("404 No Messages")
+                } else {
+                    w.timeout_status()
+                };
+                push_status(out, w.reply, status);
+                continue;
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Puts a new message back (it was read but not delivered).
+fn unread(st: &mut State, msg: &StoredMsg) {
+    if st.lps.is_empty() && msg.seq < st.cursor {
+        st.cursor = msg.seq;
+        st.npending += 1;
+    }
+}
+
+/// The next message to deliver: a due redelivery, a `last_per_subject` start, or the next
+/// new message. `None` when nothing may be delivered now.
+fn next_candidate(
+    c: &Consumer,
+    st: &mut State,
+    store: &dyn StreamStore,
+    now: Instant,
+    wall: i64,
+    acked: &mut Vec<u64>,
+    out: &mut StepOut,
+) -> Option<Candidate> {
+    let _ = (now, wall);
+    while let Some(r) = st.acks.next_redelivery() {
+        match r {
+            Redelivery::Deliver(seq) => match store.get(seq) {
+                Ok(Some(msg)) => {
+                    return Some(Candidate {
+                        msg,
+                        redelivery: true,
+                    })
+                }
+                _ => st.acks.forget(seq),
+            },
+            Redelivery::Exhausted { sseq, dc } => {
+                out.advisories
+                    .push(advisory::max_deliveries(&c.stream, &c.name, sseq, dc));
+                let _ = acked;
+                st.dirty = true;
+            }
+        }
+    }
+    let max_pending = st.config.max_ack_pending;
+    if st.config.ack_policy != AckPolicy::None
+        && max_pending > 0
+        && st.acks.pending.len() as i64 >= max_pending
+    {
+        return None;
+    }
+    while let Some(seq) = st.lps.pop_front() {
+        st.npending = st.npending.saturating_sub(1);
+        if let Ok(Some(msg)) = store.get(seq) {
+            return Some(Candidate {
+                msg,
+                redelivery: false,
+            });
+        }
+    }
+    match next_from(store, st.cursor, &st.filters) {
+        Ok(Some(msg)) => {
+            st.cursor = msg.seq + 1;
+            st.npending = st.npending.saturating_sub(1);
+            Some(Candidate {
+                msg,
+                redelivery: false,
+            })
+        }
+        Ok(None) => {
+            // Nothing at or after the cursor: skip past the stream's end.
+            let last = store.state().last_seq;
+            if st.cursor <= last {
+                st.cursor = last + 1;
+            }
+            st.npending = 0;
+            None
+        }
+        Err(e) => {
+            tracing::warn!(stream = %c.stream, consumer = %c.name, seq = st.cursor, error = %e,
+                "consumer skipped an unreadable message");
+            st.cursor += 1;
+            st.npending = st.npending.saturating_sub(1);
+            None
+        }
+    }
+}
+
+/// The headers of a `headers_only` delivery: the stored ones plus `Nats-Msg-Size`.
+fn headers_only(stored: Option<&Bytes>, size: usize) -> Bytes {
+    let mut h = match stored {
+        Some(h) if h.len() >= 4 && h.ends_with(b"\r\n\r\n") => h[..h.len() - 2].to_vec(),
+        _ => b"NATS/1.0\r\n".to_vec(),
+    };
+    h.extend_from_slice(format!("Nats-Msg-Size: {size}\r\n\r\n").as_bytes());
+    Bytes::from(h)
+}
+
+/// Idle heartbeats: push consumers with interest, and pull requests that asked for them.
+fn heartbeats(st: &mut State, now: Instant, out: &mut StepOut) {
+    let (last_c, last_s) = (st.acks.dseq, st.acks.dsseq);
+    if !st.config.is_pull() {
+        if st.config.idle_heartbeat <= 0 || !st.push.active {
+            return;
+        }
+        let hb = Duration::from_nanos(st.config.idle_heartbeat.unsigned_abs());
+        if st.push.last_sent + hb <= now {
+            let stalled = st
+                .push
+                .fc_pending
+                .as_ref()
+                .filter(|_| st.push.fc_bytes >= st.push.fc_window)
+                .map(|(s, _)| s.as_str());
+            let status = pull::heartbeat(last_c, last_s, stalled);
+            push_status(out, st.config.deliver_subject.clone(), status);
+            st.push.last_sent = now;
+        }
+        out.wake_at(st.push.last_sent + hb);
+        return;
+    }
+    for w in st.waiting.iter_mut() {
+        let (Some(hb), Some(due)) = (w.heartbeat, w.next_heartbeat) else {
+            continue;
+        };
+        if due <= now {
+            push_status(out, w.reply.clone(), pull::heartbeat(last_c, last_s, None));
+            w.next_heartbeat = Some(now + hb);
+            out.wake_at(now + hb);
+        } else {
+            out.wake_at(due);
+        }
+    }
+}
+
+/// Inactivity: a consumer with an inactive threshold and no interest (push) or no waiting
+/// requests (pull) for that long is removed.
+fn inactivity(st: &mut State, port: &dyn Port, now: Instant, out: &mut StepOut) {
+    let threshold = st.config.inactive_threshold;
+    if threshold <= 0 {
+        return;
+    }
+    let active = if st.config.is_pull() {
+        !st.waiting.is_empty()
+    } else {
+        st.push.active || port.has_interest(&st.config.deliver_subject)
+    };
+    if active {
+        st.last_active = now;
+    }
+    let limit = Duration::from_nanos(threshold as u64);
+    let deadline = st.last_active + limit;
+    if deadline <= now {
+        out.expired = true;
+    } else if active && !st.config.is_pull() {
+        // Interest can go away without an event: look again.
+        out.wake_at(now + limit.min(Duration::from_secs(1)));
+    } else {
+        out.wake_at(deadline);
+    }
+}
+
+/// Interest and work-queue retention: removes acked messages nobody needs any more.
+fn remove_acked(
+    stream: &Stream,
+    inner: &mut Inner,
+    me: &Consumer,
+    retention: RetentionPolicy,
+    acked: &[u64],
+) {
+    let gone: Vec<u64> = match retention {
+        RetentionPolicy::Workqueue => acked.to_vec(),
+        RetentionPolicy::Interest => {
+            let consumers: Vec<Arc<Consumer>> = stream
+                .consumers
+                .read()
+                .values()
+                .filter(|o| !std::ptr::eq(o.as_ref(), me))
+                .cloned()
+                .collect();
+            let states: Vec<_> = consumers.iter().map(|o| o.state.lock()).collect();
+            let mut gone = Vec::new();
+            for &seq in acked {
+                let needed = if states.is_empty() {
+                    false
+                } else {
+                    let subject = match inner.store.get(seq) {
+                        Ok(Some(m)) => m.subject,
+                        _ => continue,
+                    };
+                    states
+                        .iter()
+                        .any(|s| s.matches(&subject) && !s.done_with(seq))
+                };
+                if !needed {
+                    gone.push(seq);
+                }
+            }
+            gone
+        }
+        RetentionPolicy::Limits => Vec::new(),
+    };
+    if gone.is_empty() {
+        return;
+    }
+    match inner.store.delete_many(&gone) {
+        Ok(_) => stream.refresh_counters(inner),
+        Err(e) => {
+            tracing::warn!(stream = %stream.name, error = %e, "removing acked messages failed")
+        }
+    }
+}

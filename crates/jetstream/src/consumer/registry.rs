@@ -1,0 +1,209 @@
+//! Consumers inside [`JetStream`]: starting one (map entry, subscriptions, task), removing
+//! one (waiting requests told, files removed, interest retention re-checked), recovering the
+//! durables of a stream after a restart, and closing them all on shutdown.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::persist::{self, ConsumerMeta};
+use super::pull;
+use super::{engine, Consumer};
+use crate::advisory;
+use crate::config::{RetentionPolicy, StorageType};
+use crate::jetstream::{JetStream, Route};
+use crate::port::Delivery;
+use crate::stream::Stream;
+use crate::time::now_nanos;
+
+impl JetStream {
+    /// Registers a consumer with its stream, subscribes its ack (and flow-control) subjects
+    /// and starts its task.
+    pub(crate) fn start_consumer(&self, stream: &Arc<Stream>, consumer: Arc<Consumer>) {
+        stream
+            .consumers
+            .write()
+            .insert(consumer.name.clone(), consumer.clone());
+        let mut subjects = vec![format!("$JS.ACK.{}.{}.>", stream.name, consumer.name)];
+        if consumer.state.lock().config.flow_control {
+            subjects.push(format!("$JS.FC.{}.{}.>", stream.name, consumer.name));
+        }
+        for subject in subjects {
+            let id = self.port.subscribe(&subject, None);
+            self.routes
+                .write()
+                .insert(id, Route::Consumer(consumer.clone()));
+            consumer.subs.lock().push(id);
+        }
+        self.runtime.spawn(engine::run(
+            consumer,
+            stream.clone(),
+            self.port.clone(),
+            self.weak(),
+        ));
+    }
+
+    /// Stops a consumer's task and removes its subscriptions (files stay).
+    fn stop_consumer(&self, consumer: &Consumer) {
+        consumer.close();
+        let ids: Vec<_> = consumer.subs.lock().drain(..).collect();
+        {
+            let mut routes = self.routes.write();
+            for id in &ids {
+                routes.remove(id);
+            }
+        }
+        for id in ids {
+            self.port.unsubscribe(id);
+        }
+    }
+
+    /// Deletes consumer `name` of `stream`: stops it, answers its waiting pull requests with
+    /// `409 Consumer Deleted`, removes its files and, on an interest stream, the messages
+    /// only it was holding. Returns the deleted advisory, or `None` if there is no such
+    /// consumer. Blocking.
+    pub(crate) fn remove_consumer(&self, stream: &str, name: &str) -> Option<(String, Bytes)> {
+        let s = self.stream(stream)?;
+        let consumer = s.consumers.write().remove(name)?;
+        self.stop_consumer(&consumer);
+        let waiting: Vec<String> = consumer
+            .state
+            .lock()
+            .waiting
+            .drain(..)
+            .map(|w| w.reply)
+            .collect();
+        if !waiting.is_empty() {
+            let statuses = waiting
+                .into_iter()
+                .map(|reply| Delivery {
+                    route: reply.clone(),
+                    subject: reply,
+                    reply: None,
+                    headers: Some(pull::status("409 Consumer Deleted")),
+                    payload: Bytes::new(),
+                })
+                .collect();
+            self.port.deliver(statuses);
+        }
+        if let Some(dir) = &consumer.dir {
+            if let Err(e) = persist::remove(dir) {
+                tracing::warn!(stream, consumer = name, error = %e, "removing consumer files failed");
+            }
+        }
+        cleanup_interest(&s);
+        Some(advisory::consumer_action(stream, name, false))
+    }
+
+    /// Recreates the durable consumers stored with `stream` (after a restart). Blocking.
+    pub(crate) fn recover_consumers(&self, stream: &Arc<Stream>) {
+        let Some(dir) = stream.dir.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let wall = now_nanos();
+        for found in persist::read_all(&dir, &stream.name) {
+            let cfg = found.meta.config.clone();
+            let built = {
+                let inner = stream.inner.lock();
+                Consumer::new(
+                    &stream.name,
+                    cfg,
+                    found.meta.created,
+                    inner.store.as_ref(),
+                    Some(found.dir.clone()),
+                )
+            };
+            let consumer = match built {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(stream = %stream.name, dir = %found.dir.display(), error = %e,
+                        "skipping consumer: positioning failed");
+                    continue;
+                }
+            };
+            if let Some(saved) = &found.state {
+                persist::restore(&mut consumer.state.lock(), saved, now, wall);
+            }
+            let (pending, name) = (
+                consumer.state.lock().acks.pending.len(),
+                consumer.name.clone(),
+            );
+            tracing::info!(stream = %stream.name, consumer = %name, pending, "consumer recovered");
+            self.start_consumer(stream, Arc::new(consumer));
+        }
+    }
+
+    /// Stops every consumer of `stream` and writes their final state durably. Blocking.
+    pub(crate) fn close_consumers(&self, stream: &Stream) {
+        let consumers: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
+        for c in consumers {
+            self.stop_consumer(&c);
+            if let Some(dir) = &c.dir {
+                let bytes = persist::encode_state(&c.state.lock());
+                if let Err(e) = persist::write_state(dir, &bytes, true) {
+                    tracing::warn!(stream = %stream.name, consumer = %c.name, error = %e,
+                        "writing consumer state failed");
+                }
+            }
+        }
+    }
+
+    /// Writes a new durable's metadata. Blocking.
+    pub(crate) fn persist_consumer_meta(&self, consumer: &Consumer) -> std::io::Result<()> {
+        let Some(dir) = &consumer.dir else {
+            return Ok(());
+        };
+        let meta = ConsumerMeta {
+            config: consumer.state.lock().config.clone(),
+            created: consumer.created,
+        };
+        persist::write_meta(dir, &meta)
+    }
+
+    /// The directory a new consumer keeps its state in: durables of file streams only.
+    pub(crate) fn consumer_dir(
+        stream: &Stream,
+        durable: bool,
+        name: &str,
+    ) -> Option<std::path::PathBuf> {
+        if !durable || stream.storage != StorageType::File {
+            return None;
+        }
+        stream
+            .dir
+            .as_ref()
+            .map(|d| persist::consumers_dir(d).join(name))
+    }
+}
+
+/// Interest retention after a consumer left: removes every message no remaining consumer
+/// needs (all of them when none is left). Blocking.
+pub(crate) fn cleanup_interest(stream: &Stream) {
+    let mut inner = stream.inner.lock();
+    if inner.closed || inner.config.retention != RetentionPolicy::Interest {
+        return;
+    }
+    let consumers: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
+    let states: Vec<_> = consumers.iter().map(|c| c.state.lock()).collect();
+    let mut gone = Vec::new();
+    let mut seq = 1;
+    while let Ok(Some(m)) = inner.store.next_by_subject(seq, ">") {
+        seq = m.seq + 1;
+        let needed = states
+            .iter()
+            .any(|s| s.matches(&m.subject) && !s.done_with(m.seq));
+        if !needed {
+            gone.push(m.seq);
+        }
+    }
+    drop(states);
+    if gone.is_empty() {
+        return;
+    }
+    match inner.store.delete_many(&gone) {
+        Ok(_) => stream.refresh_counters(&inner),
+        Err(e) => tracing::warn!(stream = %stream.name, error = %e, "interest cleanup failed"),
+    }
+}
