@@ -3,9 +3,11 @@
 
 mod auth;
 mod consumers;
+mod consumers_retention;
 mod headers;
 mod jetstream;
 mod jetstream_limits;
+mod kv;
 mod limits;
 mod permissions;
 mod protocol;
