@@ -62,7 +62,11 @@ impl Router {
             return r;
         }
         let r = Arc::new(shared.sublist.read().match_subject(subject));
-        self.cache.insert(subject, generation, r.clone());
+        // JetStream ack subjects are unique per delivery: caching them would only evict
+        // entries that are used again.
+        if !subject.starts_with(b"$JS.ACK.") {
+            self.cache.insert(subject, generation, r.clone());
+        }
         r
     }
 

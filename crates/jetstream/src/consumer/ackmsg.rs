@@ -19,19 +19,19 @@ pub(crate) struct AckRef {
 
 /// Parses an ack subject (9 tokens, or the 2.10 v2 form with domain and account hash).
 pub(crate) fn parse_subject(subject: &str) -> Option<AckRef> {
-    let t: Vec<&str> = subject.split('.').collect();
-    let nums = match t.len() {
-        9 => &t[4..7],
-        n if n >= 11 => &t[6..9],
+    let rest = subject.strip_prefix("$JS.ACK.")?;
+    let n = rest.split('.').count() + 2;
+    let skip = match n {
+        9 => 2,
+        n if n >= 11 => 4,
         _ => return None,
     };
-    if t[0] != "$JS" || t[1] != "ACK" {
-        return None;
-    }
+    let mut t = rest.split('.').skip(skip);
+    let mut num = || t.next()?.parse::<u64>().ok();
     Some(AckRef {
-        dc: nums[0].parse().ok()?,
-        sseq: nums[1].parse().ok()?,
-        dseq: nums[2].parse().ok()?,
+        dc: num()?,
+        sseq: num()?,
+        dseq: num()?,
     })
 }
 

@@ -67,24 +67,32 @@ pub(crate) async fn run(
         if consumer.is_closed() {
             return;
         }
-        let (c, s, p) = (consumer.clone(), stream.clone(), port.clone());
-        let out = match tokio::task::spawn_blocking(move || {
-            let out = step(&s, &c, p.as_ref(), Instant::now());
-            if let (Some(bytes), Some(dir)) = (&out.persist, &c.dir) {
-                if let Err(e) = super::persist::write_state(dir, bytes, false) {
-                    tracing::warn!(stream = %c.stream, consumer = %c.name, error = %e,
-                        "writing consumer state failed");
+        let out = match step_inline(&consumer, &stream, port.as_ref()) {
+            Some(out) => {
+                if let (Some(bytes), Some(dir)) = (out.persist.clone(), consumer.dir.clone()) {
+                    let c = consumer.clone();
+                    let _ = tokio::task::spawn_blocking(move || save(&c, &dir, &bytes)).await;
                 }
+                out
             }
-            out
-        })
-        .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                tracing::error!(consumer = %consumer.name, error = %e, "consumer step failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+            None => {
+                let (c, s, p) = (consumer.clone(), stream.clone(), port.clone());
+                match tokio::task::spawn_blocking(move || {
+                    let out = step(&s, &mut s.inner.lock(), &c, p.as_ref(), Instant::now());
+                    if let (Some(bytes), Some(dir)) = (&out.persist, &c.dir) {
+                        save(&c, dir, bytes);
+                    }
+                    out
+                })
+                .await
+                {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::error!(consumer = %consumer.name, error = %e, "consumer step failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
             }
         };
         if !out.deliveries.is_empty() {
@@ -118,11 +126,35 @@ pub(crate) async fn run(
     }
 }
 
-/// One step: events, timers, deliveries. Blocking (takes the stream lock).
-pub(crate) fn step(stream: &Stream, c: &Consumer, port: &dyn Port, now: Instant) -> StepOut {
+/// Writes the consumer's state file, logging a failure.
+fn save(c: &Consumer, dir: &std::path::Path, bytes: &[u8]) {
+    if let Err(e) = super::persist::write_state(dir, bytes, false) {
+        tracing::warn!(stream = %c.stream, consumer = %c.name, error = %e,
+            "writing consumer state failed");
+    }
+}
+
+/// Runs the step on the calling (async) thread when that cannot block: the stream lock is
+/// free right now (no commit in progress) and the stream keeps messages on ack (limits
+/// retention: the step only reads the store). Saves a blocking-pool hop per step.
+fn step_inline(c: &Consumer, stream: &Stream, port: &dyn Port) -> Option<StepOut> {
+    let mut inner = stream.inner.try_lock()?;
+    if inner.closed || inner.config.retention != RetentionPolicy::Limits {
+        return None;
+    }
+    Some(step(stream, &mut inner, c, port, Instant::now()))
+}
+
+/// One step: events, timers, deliveries, with the stream lock held by the caller.
+pub(crate) fn step(
+    stream: &Stream,
+    inner: &mut Inner,
+    c: &Consumer,
+    port: &dyn Port,
+    now: Instant,
+) -> StepOut {
     let events = c.take_events();
     let mut out = StepOut::default();
-    let mut inner = stream.inner.lock();
     if inner.closed {
         return out;
     }
@@ -148,14 +180,12 @@ pub(crate) fn step(stream: &Stream, c: &Consumer, port: &dyn Port, now: Instant)
         st.dirty = true;
     }
     expire_requests(&mut st, now, &mut out);
-    deliver(
-        c, &mut inner, &mut st, port, now, wall, &mut acked, &mut out,
-    );
+    deliver(c, inner, &mut st, port, now, wall, &mut acked, &mut out);
     heartbeats(&mut st, now, &mut out);
     // Retention: drop what every consumer is done with.
     if !acked.is_empty() && retention != RetentionPolicy::Limits {
         drop(st);
-        remove_acked(stream, &mut inner, c, retention, &acked);
+        remove_acked(stream, inner, c, retention, &acked);
         st = c.state.lock();
     }
     if let Some(at) = st.acks.next_deadline() {

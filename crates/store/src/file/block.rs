@@ -3,6 +3,9 @@
 
 use std::io;
 
+use bytes::Bytes;
+use parking_lot::Mutex;
+
 use super::backend::BackendFile;
 use super::record::{self, Kind};
 
@@ -39,7 +42,10 @@ pub(crate) struct LastRecord {
     pub(crate) crc: u32,
 }
 
-/// See the module doc.
+/// Smallest file read of [`Block::read`] (read-ahead for sequential consumers).
+pub(crate) const READ_AHEAD: u64 = 64 * 1024;
+
+/// One block file. See the module doc.
 #[derive(Debug)]
 pub(crate) struct Block {
     pub(crate) index: u32,
@@ -57,6 +63,8 @@ pub(crate) struct Block {
     pub(crate) max_ts: i64,
     /// Tombstones held here: (deleted sequence, its timestamp).
     pub(crate) tombs: Vec<(u64, i64)>,
+    /// Read-ahead window: file offset and the bytes read there.
+    pub(crate) read_cache: Mutex<Option<(u64, Bytes)>>,
     /// The last record, for checkpoint validation.
     pub(crate) last: Option<LastRecord>,
     /// Written since the last fsync.
@@ -76,6 +84,7 @@ impl Block {
             max_seq: 0,
             max_ts: 0,
             tombs: Vec::new(),
+            read_cache: Mutex::new(None),
             last: None,
             needs_sync: false,
         }
@@ -138,20 +147,46 @@ impl Block {
         }
     }
 
-    /// Reads `len` bytes at `offset`, from the pending buffer or the file.
-    pub(crate) fn read(&self, offset: u64, len: u32) -> io::Result<Vec<u8>> {
+    /// Reads `len` bytes at `offset`, from the pending buffer, the read-ahead window or the
+    /// file. A file read fetches at least [`READ_AHEAD`] bytes and keeps them, so a consumer
+    /// reading in sequence costs one system call per window instead of one per message; the
+    /// returned bytes share the window (no copy).
+    pub(crate) fn read(&self, offset: u64, len: u32) -> io::Result<Bytes> {
         let len = len as usize;
         if offset >= self.written {
             let start = (offset - self.written) as usize;
             return self
                 .pending
                 .get(start..start + len)
-                .map(<[u8]>::to_vec)
+                .map(Bytes::copy_from_slice)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "past pending data"));
         }
-        let mut buf = vec![0u8; len];
+        let end = offset + len as u64;
+        let mut cache = self.read_cache.lock();
+        if let Some((at, data)) = cache.as_ref() {
+            if offset >= *at && end <= at + data.len() as u64 {
+                let start = (offset - at) as usize;
+                return Ok(data.slice(start..start + len));
+            }
+        }
+        if end > self.written {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "record past the written data",
+            ));
+        }
+        let window = (self.written - offset).min(READ_AHEAD.max(len as u64)) as usize;
+        let mut buf = vec![0u8; window];
         self.file.read_at(&mut buf, offset)?;
-        Ok(buf)
+        let data = Bytes::from(buf);
+        let out = data.slice(..len);
+        *cache = Some((offset, data));
+        Ok(out)
+    }
+
+    /// Drops the read-ahead window (its bytes were overwritten in place).
+    pub(crate) fn invalidate_reads(&self) {
+        *self.read_cache.lock() = None;
     }
 
     /// Writes the pending buffer with one write. Returns whether anything was written.

@@ -286,7 +286,6 @@ impl FileStore {
                 .to_string();
             (subject, r.headers.len(), r.payload.len())
         };
-        let buf = Bytes::from(buf);
         let h = HEADER_LEN + subject.len();
         let p = h + hdr_len;
         Ok(Some(StoredMsg {

@@ -157,12 +157,13 @@ impl FileStore {
             let Some(block) = self.blocks.get_mut(&loc.block) else {
                 continue;
             };
-            let mut buf = block.read(loc.offset, loc.len)?;
+            let mut buf = block.read(loc.offset, loc.len)?.to_vec();
             if let Err(reason) = record::erase(&mut buf) {
                 tracing::warn!(stream = %self.name, block = loc.block, offset = loc.offset, reason,
                     "record to erase failed its checks; left as is");
                 continue;
             }
+            block.invalidate_reads();
             block.file.write_at(&buf, loc.offset)?;
             block.needs_sync = true;
             if let Some(last) = block.last.as_mut().filter(|l| l.offset == loc.offset) {
