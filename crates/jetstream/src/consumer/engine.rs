@@ -17,7 +17,7 @@ use super::ackmsg::{self, AckKind};
 use super::acks::Redelivery;
 use super::config::{AckPolicy, ReplayPolicy};
 use super::pull::{self, Waiting};
-use super::{next_from, Consumer, Event, State, FC_MAX_WINDOW};
+use super::{next_from, Consumer, Event, State, FC_MAX_WINDOW, FC_RESEND};
 use crate::advisory;
 use crate::config::RetentionPolicy;
 use crate::jetstream::JetStream;
@@ -409,6 +409,14 @@ fn deliver(
                 break;
             }
             if st.config.flow_control && st.push.fc_bytes >= st.push.fc_window {
+                // Stalled until the client answers; ask again if the answer got lost.
+                let resend_at = st.push.fc_sent + FC_RESEND;
+                if resend_at <= now {
+                    st.push.fc_pending = None;
+                    send_flow_control(c, st, now, out);
+                } else {
+                    out.wake_at(resend_at);
+                }
                 break;
             }
         } else {
@@ -513,20 +521,7 @@ fn deliver(
             if st.config.flow_control {
                 st.push.fc_bytes += size as u64;
                 if st.push.fc_pending.is_none() && st.push.fc_bytes >= st.push.fc_window / 2 {
-                    let fc = format!(
-                        "$JS.FC.{}.{}.{}",
-                        c.stream,
-                        c.name,
-                        &advisory::next_id()[..4]
-                    );
-                    st.push.fc_pending = Some((fc.clone(), st.push.fc_bytes));
-                    out.deliveries.push(Delivery {
-                        route: st.config.deliver_subject.clone(),
-                        subject: st.config.deliver_subject.clone(),
-                        reply: Some(fc),
-                        headers: Some(Bytes::from_static(pull::FLOW_CONTROL_REQUEST)),
-                        payload: Bytes::new(),
-                    });
+                    send_flow_control(c, st, now, out);
                 }
             }
         }
@@ -548,6 +543,25 @@ fn deliver(
             i += 1;
         }
     }
+}
+
+/// Sends a flow-control request covering every byte delivered so far.
+fn send_flow_control(c: &Consumer, st: &mut State, now: Instant, out: &mut StepOut) {
+    let fc = format!(
+        "$JS.FC.{}.{}.{}",
+        c.stream,
+        c.name,
+        &advisory::next_id()[..4]
+    );
+    st.push.fc_pending = Some((fc.clone(), st.push.fc_bytes));
+    st.push.fc_sent = now;
+    out.deliveries.push(Delivery {
+        route: st.config.deliver_subject.clone(),
+        subject: st.config.deliver_subject.clone(),
+        reply: Some(fc),
+        headers: Some(Bytes::from_static(pull::FLOW_CONTROL_REQUEST)),
+        payload: Bytes::new(),
+    });
 }
 
 /// Puts a new message back (it was read but not delivered).

@@ -39,6 +39,9 @@ use pull::Waiting;
 
 /// Flow control starts with this window (bytes delivered and not confirmed).
 pub(crate) const FC_INITIAL_WINDOW: u64 = 2 * 1024 * 1024;
+/// A stalled push consumer whose flow-control request got no answer for this long sends a
+/// new one (a lost reply must not stall delivery for good).
+pub(crate) const FC_RESEND: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest flow-control window.
 pub(crate) const FC_MAX_WINDOW: u64 = 32 * 1024 * 1024;
 
@@ -69,6 +72,8 @@ pub(crate) struct Push {
     pub fc_window: u64,
     /// Outstanding flow-control request: reply subject and the bytes it confirms.
     pub fc_pending: Option<(String, u64)>,
+    /// When the outstanding flow-control request was sent.
+    pub fc_sent: Instant,
 }
 
 /// Everything mutable about a consumer.
@@ -224,6 +229,7 @@ impl Consumer {
                 fc_bytes: 0,
                 fc_window: FC_INITIAL_WINDOW,
                 fc_pending: None,
+                fc_sent: now,
             },
             last_active: now,
             last_delivery_wall: 0,
