@@ -20,19 +20,62 @@ pub(crate) struct AckRef {
 /// Parses an ack subject (9 tokens, or the 2.10 v2 form with domain and account hash).
 pub(crate) fn parse_subject(subject: &str) -> Option<AckRef> {
     let rest = subject.strip_prefix("$JS.ACK.")?;
-    let n = rest.split('.').count() + 2;
-    let skip = match n {
-        9 => 2,
-        n if n >= 11 => 4,
-        _ => return None,
-    };
-    let mut t = rest.split('.').skip(skip);
+    // From the end: v1 is `<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>`; v2 adds a
+    // domain and an account hash in front and a token at the end.
+    let mut back = rest.rsplitn(6, '.');
+    let (_pending, _ts) = (back.next()?, back.next()?);
+    let (dseq, sseq, dc) = (back.next()?, back.next()?, back.next()?);
+    let head = back.next()?;
+    if head.bytes().filter(|b| *b == b'.').count() != 1 {
+        return parse_v2(rest);
+    }
+    Some(AckRef {
+        dc: dc.parse().ok()?,
+        sseq: sseq.parse().ok()?,
+        dseq: dseq.parse().ok()?,
+    })
+}
+
+/// The v2 form: `<domain>.<hash>.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>[.<token>...]`.
+fn parse_v2(rest: &str) -> Option<AckRef> {
+    let mut t = rest.split('.');
+    if t.clone().count() < 9 {
+        return None;
+    }
+    let mut t = t.by_ref().skip(4);
     let mut num = || t.next()?.parse::<u64>().ok();
     Some(AckRef {
         dc: num()?,
         sseq: num()?,
         dseq: num()?,
     })
+}
+
+/// Builds the v1 ack subject of a delivery.
+pub(crate) fn ack_subject(
+    stream: &str,
+    consumer: &str,
+    dc: u64,
+    sseq: u64,
+    dseq: u64,
+    ts: i64,
+    pending: u64,
+) -> String {
+    let mut out = String::with_capacity(8 + stream.len() + consumer.len() + 64);
+    out.push_str("$JS.ACK.");
+    out.push_str(stream);
+    out.push('.');
+    out.push_str(consumer);
+    let mut buf = itoa::Buffer::new();
+    for n in [dc, sseq, dseq] {
+        out.push('.');
+        out.push_str(buf.format(n));
+    }
+    out.push('.');
+    out.push_str(buf.format(ts));
+    out.push('.');
+    out.push_str(buf.format(pending));
+    out
 }
 
 /// What an ack body asks for.
@@ -129,6 +172,16 @@ mod tests {
 
     #[test]
     fn subjects() {
+        let built = ack_subject("ORDERS", "dur1", 2, 5, 7, 1795494782565404807, 3);
+        assert_eq!(built, "$JS.ACK.ORDERS.dur1.2.5.7.1795494782565404807.3");
+        assert_eq!(
+            parse_subject(&built),
+            Some(AckRef {
+                dc: 2,
+                sseq: 5,
+                dseq: 7
+            })
+        );
         assert_eq!(
             parse_subject("$JS.ACK.ORDERS.dur1.2.5.7.1795494782565404807.3"),
             Some(AckRef {

@@ -437,14 +437,14 @@ fn deliver(
         let Candidate { msg, redelivery } = cand;
         let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
         let dc_next = st.acks.pending.get(&msg.seq).map_or(1, |p| p.dc + 1);
-        let reply = format!(
-            "$JS.ACK.{}.{}.{dc_next}.{}.{}.{}.{}",
-            c.stream,
-            c.name,
+        let reply = ackmsg::ack_subject(
+            &c.stream,
+            &c.name,
+            dc_next,
             msg.seq,
             st.acks.dseq + 1,
             msg.ts,
-            st.npending
+            st.npending,
         );
         // What max_bytes counts (nats-server): subject, ack subject, headers, payload.
         let wire_size = msg.subject.len() + reply.len() + size;
