@@ -171,6 +171,30 @@ const FLAGS: &[Flag] = &[
         help: "Client certificate CA for verification",
     },
     Flag {
+        names: &["signal", "sl"],
+        kind: Kind::Value,
+        arg: "<signal>[=<pid>]",
+        help: "Send signal to petrel process (ldm, stop, quit, term, reopen, reload); pid can be a pid file",
+    },
+    Flag {
+        names: &["ports_file_dir"],
+        kind: Kind::Value,
+        arg: "<dir>",
+        help: "Creates a ports file in the specified directory (<executable_name>_<pid>.ports)",
+    },
+    Flag {
+        names: &["lame_duck_duration"],
+        kind: Kind::Value,
+        arg: "<duration>",
+        help: "Lame-duck mode: time over which clients are closed (default 2m)",
+    },
+    Flag {
+        names: &["lame_duck_grace_period"],
+        kind: Kind::Value,
+        arg: "<duration>",
+        help: "Lame-duck mode: wait before closing clients (default 10s)",
+    },
+    Flag {
         names: &["help", "h"],
         kind: Kind::Bool,
         arg: "",

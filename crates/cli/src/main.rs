@@ -5,6 +5,7 @@
 //! gracefully, flushing every connection.
 
 mod flags;
+mod lifecycle;
 mod logging;
 mod options;
 mod signals;
@@ -39,6 +40,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(spec) = parsed.get("signal") {
+        return match lifecycle::send_signal(spec, built.options.pid_file.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("petrel: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if parsed.on("t") {
         let file = parsed.get("config").unwrap_or("(none)");
         println!("petrel: configuration file {file} test is successful");
@@ -50,9 +60,6 @@ fn main() -> ExitCode {
     }
     for w in &built.warnings {
         tracing::warn!("{w}");
-    }
-    if let Some(port) = built.options.http_port {
-        tracing::warn!("Monitoring port {port} accepted; the HTTP monitoring endpoints are not served by this build yet");
     }
     match run(built.options, &parsed) {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,16 +110,38 @@ fn run(opts: petrel_server::Options, flags: &flags::Parsed) -> anyhow::Result<()
             std::fs::write(p, std::process::id().to_string())
                 .with_context(|| format!("cannot write pid file {}", p.display()))?;
         }
+        let ports_dir = opts.ports_file_dir.clone();
         let handle = Server::new(opts).start().await?;
-        let mut signals = signals::Signals::new()?;
-        loop {
-            match signals.next().await {
-                signals::Signal::Stop => break,
-                signals::Signal::Reload => reload(&handle, flags),
-            }
+        // Monitoring sits above the server: started on its handle, stopped with it.
+        if let Err(e) = petrel_monitor::start(&handle).await {
+            handle.shutdown().await;
+            return Err(e.into());
         }
-        tracing::info!("Initiating Shutdown...");
-        handle.shutdown().await;
+        let _ports = match &ports_dir {
+            Some(dir) => Some(lifecycle::PortsFile::write(
+                dir,
+                handle.addr(),
+                handle.monitor_addr(),
+            )?),
+            None => None,
+        };
+        let mut signals = signals::Signals::new()?;
+        let lame_duck = loop {
+            match signals.next().await {
+                signals::Signal::Stop => break false,
+                signals::Signal::LameDuck => break true,
+                signals::Signal::Reload => reload(&handle, flags),
+                signals::Signal::Reopen => {
+                    tracing::info!("Reopen log file requested (logs keep their open handle)")
+                }
+            }
+        };
+        if lame_duck {
+            handle.lame_duck().await;
+        } else {
+            tracing::info!("Initiating Shutdown...");
+            handle.shutdown().await;
+        }
         if let Some(p) = &pid_file {
             let _ = std::fs::remove_file(p);
         }

@@ -36,7 +36,11 @@ pub fn build(f: &Parsed) -> anyhow::Result<Built> {
         o.server_name = Some(n.to_string());
     }
     if let Some(m) = f.get("http_port") {
-        o.http_port = Some(parse_port(m, "-m")?);
+        // nats-server: `-m 0` leaves monitoring off, `-m -1` picks a free port.
+        o.http_port = match m {
+            "0" => None,
+            m => Some(parse_port(m, "-m")?),
+        };
     }
     if let Some(v) = f.get("max_payload") {
         o.max_payload = v.parse().ok().filter(|&n: &usize| n > 0).with_context(|| {
@@ -47,6 +51,15 @@ pub fn build(f: &Parsed) -> anyhow::Result<Built> {
     }
     if let Some(l) = f.get("log") {
         o.log_file = Some(PathBuf::from(l));
+    }
+    if let Some(d) = f.get("ports_file_dir") {
+        o.ports_file_dir = Some(PathBuf::from(d));
+    }
+    if let Some(d) = f.get("lame_duck_duration") {
+        o.lame_duck_duration = parse_duration(d, "--lame_duck_duration")?;
+    }
+    if let Some(d) = f.get("lame_duck_grace_period") {
+        o.lame_duck_grace_period = parse_duration(d, "--lame_duck_grace_period")?;
     }
     if let Some(p) = f.get("pid") {
         o.pid_file = Some(PathBuf::from(p));
@@ -125,6 +138,11 @@ fn apply_tls(f: &Parsed, o: &mut Options) -> anyhow::Result<()> {
 }
 
 /// `-p`/`-m` value: 0..=65535, or -1 for "pick a free port" (0).
+fn parse_duration(v: &str, flag: &str) -> anyhow::Result<std::time::Duration> {
+    petrel_config::conf::parse_go_duration(v)
+        .map_err(|e| anyhow::anyhow!("invalid value {v:?} for {flag}: {e}"))
+}
+
 fn parse_port(v: &str, flag: &str) -> anyhow::Result<u16> {
     if v == "-1" {
         return Ok(0);
@@ -179,6 +197,16 @@ mod tests {
         assert_eq!(o.host, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(o.jetstream.unwrap().store_dir, PathBuf::from("/tmp/s"));
         assert!(o.auth.required());
+    }
+
+    #[test]
+    fn monitoring_port_flag() {
+        let port = |args: &[&str]| build_args(args).ok().and_then(|b| b.options.http_port);
+        assert_eq!(port(&["-m", "8222"]), Some(8222));
+        assert_eq!(port(&["--http_port=-1"]), Some(0));
+        assert_eq!(port(&["-m", "0"]), None);
+        assert_eq!(port(&[]), None);
+        assert!(build_args(&["-m", "x"]).is_err());
     }
 
     #[test]

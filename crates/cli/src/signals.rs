@@ -1,4 +1,5 @@
-//! Process signals: SIGINT/SIGTERM stop the server gracefully, SIGHUP reloads the config.
+//! Process signals: SIGINT/SIGTERM stop the server gracefully, SIGHUP reloads the config,
+//! SIGUSR2 enters lame-duck mode, SIGUSR1 (reopen log files) is accepted and logged.
 
 use anyhow::Context;
 
@@ -8,6 +9,10 @@ pub enum Signal {
     Stop,
     /// Re-read the configuration.
     Reload,
+    /// Lame-duck mode, then exit.
+    LameDuck,
+    /// Reopen the log file (logs go through one open handle; nothing to do).
+    Reopen,
 }
 
 /// The signal streams the server listens to.
@@ -18,6 +23,10 @@ pub struct Signals {
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
     hup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    usr1: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    usr2: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -29,6 +38,8 @@ impl Signals {
             term: signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?,
             hup: signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?,
+            usr1: signal(SignalKind::user_defined1()).context("cannot install SIGUSR1 handler")?,
+            usr2: signal(SignalKind::user_defined2()).context("cannot install SIGUSR2 handler")?,
         })
     }
 
@@ -45,6 +56,8 @@ impl Signals {
             _ = self.term.recv() => Signal::Stop,
             _ = self.int.recv() => Signal::Stop,
             _ = self.hup.recv() => Signal::Reload,
+            _ = self.usr1.recv() => Signal::Reopen,
+            _ = self.usr2.recv() => Signal::LameDuck,
         }
     }
 

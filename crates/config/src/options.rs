@@ -180,6 +180,12 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     /// How long shutdown waits for connections to flush what they have queued.
     pub shutdown_grace: Duration,
+    /// Lame-duck mode: total time over which clients are closed (`lame_duck_duration`).
+    pub lame_duck_duration: Duration,
+    /// Lame-duck mode: wait before the first client is closed (`lame_duck_grace_period`).
+    pub lame_duck_grace_period: Duration,
+    /// Write `<exe>_<pid>.ports` with the listen URLs here (`--ports_file_dir`).
+    pub ports_file_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -208,6 +214,9 @@ impl Default for Options {
             log_file: None,
             pid_file: None,
             shutdown_grace: Duration::from_secs(5),
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
+            ports_file_dir: None,
         }
     }
 }
@@ -235,6 +244,9 @@ pub enum OptionsError {
     /// A user without a password or a password without a user.
     #[error("user and password must be given together")]
     UserPass,
+    /// The lame-duck grace period must be shorter than the lame-duck duration.
+    #[error("lame duck grace period must be strictly lower than lame duck duration")]
+    LameDuckGrace,
 }
 
 impl Options {
@@ -251,6 +263,9 @@ impl Options {
         }
         if self.ping_interval.is_zero() {
             return Err(OptionsError::PingInterval);
+        }
+        if self.lame_duck_grace_period >= self.lame_duck_duration {
+            return Err(OptionsError::LameDuckGrace);
         }
         if self
             .tls

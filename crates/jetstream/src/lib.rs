@@ -24,7 +24,7 @@
 //! Modules: [`errors`] (the API error table and [`JetStreamError`]), `config` (StreamConfig),
 //! `stream` / `ingest` (one stream and its publish path), `api` (request dispatch and
 //! handlers), `meta` (metadata files), `dedup`, `transform`, `advisory`, `json` (Go-style
-//! JSON), `time` (RFC3339Nano).
+//! JSON), `time` (RFC3339Nano), `monitor` (read-only stream/consumer reports for monitoring).
 
 #![warn(missing_docs)]
 
@@ -38,6 +38,7 @@ mod ingest;
 mod jetstream;
 mod json;
 mod meta;
+mod monitor;
 pub mod port;
 mod stream;
 mod time;
@@ -46,6 +47,7 @@ mod transform;
 pub use config::StreamConfig;
 pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
+pub use monitor::{ConsumerReport, SequencePair, StreamReport, StreamStateReport};
 pub use petrel_store::SyncMode;
 pub use port::{Delivery, Port, SubId};
 pub use time::{civil_from_days, rfc3339_nano};

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::writer::{advance, fill_iov, MAX_IOV};
+use crate::monitoring::ConnMeta;
 use crate::outbound::{MsgRef, Outbound};
 use crate::perms::Responses;
 use crate::stats::Stats;
@@ -144,6 +145,8 @@ pub(crate) struct Client {
     pub responses: Responses,
     resp_perm: Mutex<Option<petrel_config::ResponsePermission>>,
     has_resp_perm: AtomicBool,
+    /// Start, last activity, RTT, client library, user and TLS, for `/connz`.
+    pub meta: ConnMeta,
 }
 
 impl Client {
@@ -175,6 +178,7 @@ impl Client {
             responses: Responses::default(),
             resp_perm: Mutex::new(None),
             has_resp_perm: AtomicBool::new(false),
+            meta: ConnMeta::new(),
         }
     }
 
@@ -297,6 +301,7 @@ impl Client {
     pub fn flush(&self, inline: bool) {
         // Clear first: a publisher queueing after this point lists the client itself.
         self.dirty.store(false, Ordering::Release);
+        self.meta.touch();
         if inline && self.try_inline_write() {
             return;
         }

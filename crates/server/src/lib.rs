@@ -15,6 +15,11 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Monitoring: the server keeps the numbers (counters, per-connection snapshots, Sublist
+//! statistics, JetStream reports) and hands them out read-only through
+//! [`ServerHandle::monitor_view`]; the `petrel-monitor` crate serves them over HTTP
+//! (`/varz`, `/connz`, `/jsz`, `/metrics`...) when `http_port` is set.
 
 mod auth;
 mod client;
@@ -22,6 +27,7 @@ mod conn;
 mod ident;
 mod internal;
 mod js;
+mod monitoring;
 mod outbound;
 mod perms;
 mod router;
@@ -31,13 +37,19 @@ mod sub;
 mod tls;
 
 pub use client::CloseReason;
+pub use monitoring::{ConnSnapshot, MonitorView, SubSnapshot, SublistStats, GLOBAL_ACCOUNT};
 pub use petrel_config::{
-    Auth, HandshakeFirst, Options, Permissions, ResponsePermission, SubjectPermission, TlsOptions,
-    User,
+    Auth, HandshakeFirst, JetStreamOptions, Options, Permissions, ResponsePermission,
+    SubjectPermission, TlsOptions, User,
 };
 /// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
 /// binary's log timestamps.
 pub use petrel_jetstream::civil_from_days;
+/// JetStream types monitoring reads through [`MonitorView`], and Go's RFC3339Nano format.
+pub use petrel_jetstream::{
+    consumer::config::ConsumerConfig, rfc3339_nano, ConsumerReport, JetStreamStats, SequencePair,
+    StreamConfig, StreamReport, StreamStateReport,
+};
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,
 };

@@ -12,6 +12,7 @@ use petrel_wire::headers::NO_RESPONDERS;
 use crate::client::{Client, Queued};
 use crate::outbound::MsgRef;
 use crate::server::Shared;
+use crate::stats::MatchTally;
 use crate::sub::{Internal, SubRef};
 
 /// Most connections a reader flushes inline at the end of a batch.
@@ -38,6 +39,8 @@ pub(crate) struct Router {
     /// Deliveries since the last flush, added to the server counters once per batch.
     out_msgs: u64,
     out_bytes: u64,
+    /// Lookup statistics for `/subsz`, published with the counters.
+    tally: MatchTally,
 }
 
 impl Router {
@@ -48,6 +51,7 @@ impl Router {
             stalled: Vec::new(),
             out_msgs: 0,
             out_bytes: 0,
+            tally: MatchTally::default(),
         }
     }
 
@@ -59,9 +63,12 @@ impl Router {
     fn lookup(&mut self, shared: &Shared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
         let generation = shared.generation.load(Ordering::Acquire);
         if let Some(r) = self.cache.get(subject, generation) {
+            self.tally.lookup(true);
             return r;
         }
         let r = Arc::new(shared.sublist.read().match_subject(subject));
+        self.tally.lookup(false);
+        self.tally.computed(r.psubs.len() + r.qsubs.len());
         // JetStream ack subjects are unique per delivery: caching them would only evict
         // entries that are used again.
         if !subject.starts_with(b"$JS.ACK.") {
@@ -91,6 +98,7 @@ impl Router {
             self.out_msgs = 0;
             self.out_bytes = 0;
         }
+        self.tally.publish(&shared.stats, self.cache.len());
         // A few targets (request/reply, small fan-out): write inline from this reader and
         // save each writer's wake-up; many: let their writers work in parallel.
         let inline = self.to_flush.len() <= INLINE_TARGETS;

@@ -75,9 +75,15 @@ pub(crate) struct Shared {
     pub sublist: RwLock<Sublist<SubRef>>,
     pub generation: Arc<AtomicU64>,
     pub stats: Arc<Stats>,
-    clients: Mutex<HashMap<u64, Arc<Client>>>,
+    /// Start time, config load time and the monitoring HTTP address.
+    pub monitor: crate::monitoring::MonitorState,
+    pub clients: Mutex<HashMap<u64, Arc<Client>>>,
     next_cid: AtomicU64,
-    shutdown: CancellationToken,
+    pub shutdown: CancellationToken,
+    /// Cancelled when the server stops accepting (shutdown or lame-duck mode).
+    stop_accept: CancellationToken,
+    /// Lame-duck mode is on: INFO says `ldm`, no new clients.
+    pub ldm: std::sync::atomic::AtomicBool,
     tracker: TaskTracker,
 }
 
@@ -151,7 +157,7 @@ impl Shared {
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
             nonce: client.nonce.clone(),
-            ldm: false,
+            ldm: self.ldm.load(Ordering::Acquire),
         }
     }
 }
@@ -256,6 +262,24 @@ impl ServerBuilder {
         self.opts.tls = Some(tls);
         self
     }
+    /// Lame-duck mode timing: clients are closed over `duration`, after `grace`.
+    pub fn lame_duck(mut self, duration: Duration, grace: Duration) -> Self {
+        self.opts.lame_duck_duration = duration;
+        self.opts.lame_duck_grace_period = grace;
+        self
+    }
+
+    /// Monitoring HTTP port (0 picks a free one), served by `petrel-monitor` when it is
+    /// started for this server.
+    pub fn http_port(mut self, port: u16) -> Self {
+        self.opts.http_port = Some(port);
+        self
+    }
+    /// Monitoring HTTP interface (default: the client interface).
+    pub fn http_host(mut self, host: std::net::IpAddr) -> Self {
+        self.opts.http_host = Some(host);
+        self
+    }
     /// Require a token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.opts.auth = Auth::Token(token.into());
@@ -344,9 +368,12 @@ impl Server {
             clients: Mutex::new(HashMap::new()),
             next_cid: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
+            stop_accept: CancellationToken::new(),
+            ldm: std::sync::atomic::AtomicBool::new(false),
             tracker: TaskTracker::new(),
             opts: RwLock::new(Arc::new(opts)),
             config_gen: tokio::sync::watch::channel(0).0,
+            monitor: crate::monitoring::MonitorState::new(),
         });
         if let Some(js) = &shared.opts().jetstream {
             tracing::info!("Starting JetStream");
@@ -377,6 +404,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,
+            () = shared.stop_accept.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
@@ -396,7 +424,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 
 /// A running server. Dropping it stops the server without waiting.
 pub struct ServerHandle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -460,6 +488,7 @@ impl ServerHandle {
         merged.tls = old.tls.clone();
         merged.jetstream = old.jetstream.clone();
         self.shared.reload(merged);
+        self.shared.monitor.config_loaded();
         tracing::info!("Reloaded server configuration");
         Ok(())
     }
@@ -475,6 +504,65 @@ impl ServerHandle {
     /// grace period), then close them.
     pub async fn shutdown(mut self) {
         self.stop().await;
+    }
+
+    /// Lame-duck mode (SIGUSR2, `--signal ldm`): stop accepting, tell every client through
+    /// an INFO with `"ldm":true` (clients then reconnect elsewhere), wait the grace period,
+    /// close the remaining clients spread over the rest of `lame_duck_duration`, then shut
+    /// down as [`ServerHandle::shutdown`] does (JetStream stores flushed and closed).
+    pub async fn lame_duck(mut self) {
+        let opts = self.shared.opts();
+        let (duration, grace) = (opts.lame_duck_duration, opts.lame_duck_grace_period);
+        tracing::info!("Entering lame duck mode, stop accepting new clients");
+        self.shared.ldm.store(true, Ordering::Release);
+        self.shared.stop_accept.cancel();
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        let clients: Vec<Arc<Client>> = self.shared.clients.lock().values().cloned().collect();
+        for c in &clients {
+            let mut buf = bytes::BytesMut::new();
+            petrel_wire::encode::info(&mut buf, &self.shared.info_for(c));
+            c.queue_raw(&buf);
+            if c.mark_dirty() {
+                c.flush(false);
+            }
+        }
+        if !clients.is_empty() {
+            tracing::info!(
+                "Closing {} existing clients over {:?} after a grace period of {:?}",
+                clients.len(),
+                duration.saturating_sub(grace),
+                grace
+            );
+            self.sleep_unless_empty(grace).await;
+            let spread = duration.saturating_sub(grace);
+            let gap = spread / u32::try_from(clients.len()).unwrap_or(u32::MAX).max(1);
+            for c in &clients {
+                c.close(CloseReason::ServerShutdown);
+                if self.shared.clients.lock().is_empty() {
+                    break;
+                }
+                tokio::time::sleep(gap).await;
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Sleeps for `d` or until no client is left.
+    async fn sleep_unless_empty(&self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        while tokio::time::Instant::now() < deadline {
+            if self.shared.clients.lock().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether lame-duck mode is on.
+    pub fn in_lame_duck_mode(&self) -> bool {
+        self.shared.ldm.load(Ordering::Acquire)
     }
 
     async fn stop(&mut self) {

@@ -100,6 +100,9 @@ impl<T> Level<T> {
 pub struct Sublist<T> {
     root: Level<T>,
     count: usize,
+    /// Inserts and removes since creation (monitoring).
+    inserts: u64,
+    removes: u64,
     generation: Arc<AtomicU64>,
 }
 
@@ -108,6 +111,8 @@ impl<T> Default for Sublist<T> {
         Self {
             root: Level::default(),
             count: 0,
+            inserts: 0,
+            removes: 0,
             generation: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -122,6 +127,16 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// Number of subscriptions held.
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// Subscriptions inserted since creation.
+    pub fn inserts(&self) -> u64 {
+        self.inserts
+    }
+
+    /// Subscriptions removed since creation.
+    pub fn removes(&self) -> u64 {
+        self.removes
     }
 
     /// The current generation.
@@ -169,6 +184,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
             level = node.next.get_or_insert_with(Box::default);
         }
         self.count += 1;
+        self.inserts += 1;
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
@@ -180,6 +196,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
         let found = remove_in(&mut self.root, &tokens, queue, item);
         if found {
             self.count -= 1;
+            self.removes += 1;
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         found
@@ -197,6 +214,22 @@ impl<T: Clone + PartialEq> Sublist<T> {
         }
         match_level(&self.root, &tokens, &mut out);
         out
+    }
+
+    /// Calls `f` with every subscription held (in no particular order), for monitoring.
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        visit_level(&self.root, &mut f);
+    }
+}
+
+fn visit_level<T>(level: &Level<T>, f: &mut impl FnMut(&T)) {
+    let wildcards = level.pwc.iter().chain(level.fwc.iter()).map(|n| &**n);
+    for node in level.nodes.values().chain(wildcards) {
+        node.psubs.iter().for_each(&mut *f);
+        node.qsubs.iter().flat_map(|(_, g)| g).for_each(&mut *f);
+        if let Some(next) = &node.next {
+            visit_level(next, f);
+        }
     }
 }
 

@@ -59,6 +59,26 @@ impl BinaryServer {
         seen.clone()
     }
 
+    /// Wait (up to `timeout`) for the `Starting http monitor on <addr>` log line that the
+    /// child prints when started with `-m`; the monitoring address.
+    pub fn monitor_addr(&self, timeout: Duration) -> Option<SocketAddr> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let found = self.log_lines().iter().find_map(|line| {
+                line.split("Starting http monitor on ")
+                    .nth(1)
+                    .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+            });
+            if found.is_some() {
+                return found;
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            if let Ok(line) = self.log.recv_timeout(left) {
+                self.seen.borrow_mut().push(line);
+            }
+        }
+    }
+
     /// Wait (up to `timeout`) for the child to exit; its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + timeout;

@@ -8,18 +8,24 @@
 //!   let client = async_nats::connect(server.client_url()).await?;
 //!   # Ok(()) }
 //!   ```
+//! * [`spawn_with_monitor`] / [`spawn_jetstream_with_monitor`] also serve the monitoring
+//!   endpoints (`/varz`, `/connz`, `/jsz`, `/metrics`...) on a free port
+//!   ([`TestServer::monitor_url`]); so does any spawn whose builder sets `http_port`.
+//!   [`http_get`] fetches one of them.
 //! * [`spawn_binary`] starts the `petrel` executable as a child process on a free port and
 //!   kills it on drop (the same thing other languages' test fixtures do).
 //! * [`RawClient`] speaks the protocol byte by byte for exact-bytes tests.
 
 mod binary;
 mod certs;
+mod http;
 mod raw;
 
 use petrel_server::{ServerBuilder, ServerHandle};
 
 pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, SpawnError};
 pub use certs::{CertError, TestCerts};
+pub use http::{http_get, HttpError, HttpResponse};
 pub use raw::RawClient;
 
 /// An in-process server for one test. Stops (without waiting) when dropped.
@@ -37,6 +43,20 @@ impl TestServer {
     /// The bound address.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.handle().addr()
+    }
+
+    /// Where the monitoring endpoints are served, when monitoring is on.
+    pub fn monitor_addr(&self) -> Option<std::net::SocketAddr> {
+        self.handle().monitor_addr()
+    }
+
+    /// `http://127.0.0.1:<port>` of the monitoring endpoints. Panics when the server was
+    /// spawned without monitoring.
+    pub fn monitor_url(&self) -> String {
+        let addr = self
+            .monitor_addr()
+            .expect("spawned without monitoring: use spawn_with_monitor or http_port(0)");
+        format!("http://{addr}")
     }
 
     /// The temporary store directory.
@@ -58,6 +78,14 @@ impl TestServer {
             h.shutdown().await;
         }
     }
+
+    /// Lame-duck mode (as SIGUSR2): stop accepting, tell clients, close them over the
+    /// configured lame-duck duration, then shut down.
+    pub async fn lame_duck(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.lame_duck().await;
+        }
+    }
 }
 
 /// Start a server on `127.0.0.1:0` with defaults.
@@ -71,12 +99,25 @@ pub async fn spawn_jetstream() -> TestServer {
     spawn_with_store(|b, dir| b.jetstream(dir)).await
 }
 
+/// Start a server on `127.0.0.1:0` with monitoring on a free port
+/// ([`TestServer::monitor_url`]).
+pub async fn spawn_with_monitor() -> TestServer {
+    spawn_with(|b| b.http_port(0)).await
+}
+
+/// Start a server on `127.0.0.1:0` with JetStream (temporary store) and monitoring on a
+/// free port.
+pub async fn spawn_jetstream_with_monitor() -> TestServer {
+    spawn_with_store(|b, dir| b.jetstream(dir).http_port(0)).await
+}
+
 /// Start a server on `127.0.0.1:0` after `configure` adjusts the builder.
 pub async fn spawn_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
     spawn_with_store(|b, _| configure(b)).await
 }
 
-/// Like [`spawn_with`], also handing `configure` the temporary store directory.
+/// Like [`spawn_with`], also handing `configure` the temporary store directory. When the
+/// builder sets `http_port`, the monitoring endpoints are started too.
 pub async fn spawn_with_store(
     configure: impl FnOnce(ServerBuilder, &std::path::Path) -> ServerBuilder,
 ) -> TestServer {
@@ -89,6 +130,9 @@ pub async fn spawn_with_store(
         .start()
         .await
         .expect("start an in-process petrel server");
+    petrel_monitor::start(&handle)
+        .await
+        .expect("start the monitoring endpoints");
     TestServer {
         handle: Some(handle),
         store,

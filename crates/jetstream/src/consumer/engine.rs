@@ -171,6 +171,11 @@ pub(crate) fn step(
         if st.cursor < first {
             st.cursor = first;
         }
+        // Pending messages purged from the stream are done with.
+        let gone: Vec<u64> = st.acks.pending.range(..first).map(|(s, _)| *s).collect();
+        for seq in gone {
+            st.acks.forget(seq);
+        }
         st.recount(store);
     }
     st.acks.expire(now);

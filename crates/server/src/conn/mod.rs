@@ -56,6 +56,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
         Some((acceptor, tls)) => {
             match crate::tls::upgrade(acceptor, tls, stream, &greeting).await {
                 Ok((tls_stream, info_pending)) => {
+                    client.meta.set_tls(tls_stream.get_ref().1);
                     if info_pending {
                         client.queue_raw(&greeting);
                     }

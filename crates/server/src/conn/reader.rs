@@ -123,7 +123,7 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
                 client.close(CloseReason::ClientClosed);
                 break;
             }
-            Ok(_) => {}
+            Ok(_) => client.meta.touch(),
             Err(_) => {
                 client.close(CloseReason::ReadError);
                 break;
@@ -248,7 +248,10 @@ impl Reader<'_> {
             } => self.subscribe(subject, queue, sid),
             ClientOp::Unsub { sid, max } => self.unsubscribe(&sid, max),
             ClientOp::Ping => self.reply(encode::PONG),
-            ClientOp::Pong => self.client.pings_out.store(0, Ordering::Release),
+            ClientOp::Pong => {
+                self.client.pings_out.store(0, Ordering::Release);
+                self.client.meta.pong_received();
+            }
             ClientOp::Ok | ClientOp::Err | ClientOp::Info => {}
         }
         !self.client.is_closed()
@@ -302,6 +305,9 @@ impl Reader<'_> {
         };
         self.client.headers.store(info.headers, Ordering::Release);
         *self.client.name.lock() = info.name.clone().unwrap_or_default();
+        self.client
+            .meta
+            .set_client(info.lang.as_deref(), info.version.as_deref());
         self.connect_info = Some(info);
         self.connected = true;
         self.ok();
@@ -316,6 +322,7 @@ impl Reader<'_> {
             .map(|p| Arc::new(ClientPerms::compile(p)));
         self.pub_cache.clear();
         self.user = authed.user;
+        self.client.meta.set_user(self.user.as_deref());
         self.client
             .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
     }

@@ -95,6 +95,7 @@ fn send_ping(client: &Client, ping_max: u32) {
         return;
     }
     client.pings_out.fetch_add(1, Ordering::AcqRel);
+    client.meta.ping_sent();
     client.queue_raw(petrel_wire::encode::PING);
 }
 

@@ -76,6 +76,31 @@ fn remove_prunes_and_bumps_generation() {
     assert!(s.root.is_empty());
     assert!(s.insert(b"a..b", None, 3).is_err());
     assert!(s.insert(b">.a", None, 3).is_err());
+    // Only successful changes are counted (monitoring's num_inserts / num_removes).
+    assert_eq!((s.inserts(), s.removes()), (2, 2));
+}
+
+#[test]
+fn for_each_visits_every_subscription() {
+    let mut s = Sublist::new();
+    for (i, (subject, queue)) in [
+        ("a", None),
+        ("a.b", None),
+        ("a.*", Some(&b"q"[..])),
+        ("a.*", Some(&b"q"[..])),
+        ("a.>", None),
+        (">", None),
+        ("*.c.d", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.insert(subject.as_bytes(), queue, i as u32).unwrap();
+    }
+    let mut seen = Vec::new();
+    s.for_each(|&id| seen.push(id));
+    seen.sort_unstable();
+    assert_eq!(seen, (0..7).collect::<Vec<u32>>());
 }
 
 fn token() -> impl Strategy<Value = &'static str> {

@@ -1,0 +1,83 @@
+//! `/healthz` and `/accountz`.
+//!
+//! `/healthz` answers `{"status":"ok"}` (200, on one line as nats-server writes it). As nats-server 2.9.10, JetStream is only
+//! checked when it is configured: a server configured with JetStream whose JetStream is
+//! not running answers 503 `{"status":"unavailable","status_code":503,"error":"JetStream
+//! not enabled"}`; a server without JetStream in its configuration is healthy even with
+//! `js-enabled-only=true` (nats-server 2.9.10 answers the same). `js-enabled-only`,
+//! `js-enabled` and `js-server-only` are accepted (booleans); Petrel has no clustered
+//! assets to check beyond that.
+//!
+//! `/accountz` lists the accounts: Petrel has the global account `$G` and names `$SYS` as
+//! the system account, as nats-server does by default.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::format::{json, json_compact, rfc3339};
+use crate::query::Params;
+use crate::AppState;
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `GET /healthz`.
+pub(crate) async fn healthz(
+    State(state): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    state.count_request("/healthz");
+    let p = Params(q);
+    for name in ["js-enabled-only", "js-enabled", "js-server-only"] {
+        if let Err(bad) = p.bool(name) {
+            return bad.response();
+        }
+    }
+    let view = state.view();
+    if view.jetstream_options().is_some() && view.jetstream_stats().is_none() {
+        let code = StatusCode::SERVICE_UNAVAILABLE;
+        return json_compact(
+            code,
+            &Health {
+                status: "unavailable",
+                status_code: Some(code.as_u16()),
+                error: Some("JetStream not enabled".to_string()),
+            },
+        );
+    }
+    json_compact(
+        StatusCode::OK,
+        &Health {
+            status: "ok",
+            status_code: None,
+            error: None,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct Accountz {
+    server_id: String,
+    now: String,
+    system_account: &'static str,
+    accounts: [&'static str; 2],
+}
+
+/// `GET /accountz`.
+pub(crate) async fn accountz(State(state): State<AppState>) -> Response {
+    state.count_request("/accountz");
+    json(&Accountz {
+        server_id: state.view().server_id().to_string(),
+        now: rfc3339(crate::format::now_ns()),
+        system_account: "$SYS",
+        accounts: [petrel_server::GLOBAL_ACCOUNT, "$SYS"],
+    })
+}

@@ -1,0 +1,224 @@
+//! Petrel's monitoring HTTP server: nats-server's endpoints with nats-server's field names,
+//! so dashboards, exporters and the `nats` CLI read Petrel as they read nats-server, plus
+//! Prometheus text on `/metrics`.
+//!
+//! | path | content |
+//! |---|---|
+//! | `/` | HTML index of the endpoints |
+//! | `/varz` | server options, identity, counters, JetStream config and stats |
+//! | `/connz` | open connections (`subs`, `sort`, `limit`, `offset`, `cid`, `auth`, `state`) |
+//! | `/subsz`, `/subscriptionsz` | Sublist statistics (`subs`, `test`, `limit`, `offset`) |
+//! | `/jsz` | JetStream (`accounts`, `streams`, `consumers`, `config`) |
+//! | `/healthz` | `{"status":"ok"}` (`js-enabled-only`, `js-server-only`) |
+//! | `/accountz` | the accounts (`$G`, `$SYS`) |
+//! | `/metrics` | Prometheus text exposition of the same numbers |
+//!
+//! The crate sits above the server (the server never serves HTTP): [`start`] reads the
+//! handle's `http_port` / `http_host` options, binds, records the address in the server
+//! (`ServerHandle::monitor_addr`) and serves until the server shuts down. The petrel
+//! binary calls it after starting the server; embedders and tests do the same:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = petrel_server::Server::builder().port(0).http_port(0).start().await?;
+//! let monitor = petrel_monitor::start(&server).await?;
+//! println!("monitoring on {:?}", server.monitor_addr());
+//! # drop(monitor); Ok(()) }
+//! ```
+//!
+//! [`router`] / [`api_router`] give the axum router for mounting elsewhere or extending
+//! (a dashboard on `/`, for instance).
+
+mod connz;
+mod format;
+mod health;
+mod jsz;
+mod metrics;
+pub mod prom;
+mod query;
+mod subsz;
+mod sys;
+mod varz;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use petrel_server::{MonitorView, ServerHandle};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Why the monitoring server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen for http monitoring on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// What every handler shares: the server view and the monitor's own counters.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    view: MonitorView,
+    /// Requests served per path (`/varz`'s `http_req_stats`).
+    requests: Mutex<BTreeMap<&'static str, u64>>,
+    cpu: Mutex<sys::CpuMeter>,
+}
+
+impl AppState {
+    /// State for monitoring the server behind `view`.
+    pub fn new(view: MonitorView) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                view,
+                requests: Mutex::new(BTreeMap::new()),
+                cpu: Mutex::new(sys::CpuMeter::new()),
+            }),
+        }
+    }
+
+    /// The monitored server.
+    pub fn view(&self) -> &MonitorView {
+        &self.inner.view
+    }
+
+    /// Count one request on `path` (shown in `/varz` as `http_req_stats`).
+    pub fn count_request(&self, path: &'static str) {
+        *self.inner.requests.lock().entry(path).or_insert(0) += 1;
+    }
+
+    fn request_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.inner.requests.lock().clone()
+    }
+
+    fn cpu_percent(&self) -> f64 {
+        self.inner.cpu.lock().sample()
+    }
+}
+
+/// Every monitoring endpoint except `/`, for routers that serve their own page there.
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route("/varz", get(varz::handler))
+        .route("/connz", get(connz::handler))
+        .route("/subsz", get(subsz::handler))
+        .route("/subscriptionsz", get(subsz::handler_alias))
+        .route("/jsz", get(jsz::handler))
+        .route("/healthz", get(health::healthz))
+        .route("/accountz", get(health::accountz))
+        .route("/metrics", get(metrics::handler))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Every endpoint, with a small HTML index on `/`.
+pub fn router(state: AppState) -> Router {
+    api_router(state.clone()).route("/", get(index).with_state(state))
+}
+
+/// Serve the monitoring endpoints of `view` on `listener` until the server shuts down.
+pub async fn serve(listener: TcpListener, view: MonitorView) -> std::io::Result<()> {
+    let app = router(AppState::new(view.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { view.closed().await })
+        .await
+}
+
+/// A running monitoring HTTP server; it stops when the server shuts down.
+#[derive(Debug)]
+pub struct MonitorServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl MonitorServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Wait until it has stopped (after the server shut down).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Start monitoring for `server` if its options set `http_port` (`-m`, `http_port:`;
+/// 0 picks a free port), on `http_host` (default: the client interface). Logs
+/// `Starting http monitor on <addr>` and records the address in the server.
+pub async fn start(server: &ServerHandle) -> Result<Option<MonitorServer>, MonitorError> {
+    let opts = server.options();
+    let Some(port) = opts.http_port else {
+        return Ok(None);
+    };
+    let host = opts.http_host.unwrap_or(opts.host);
+    start_on(server.monitor_view(), SocketAddr::new(host, port))
+        .await
+        .map(Some)
+}
+
+/// Start monitoring `view` on `addr` (port 0 picks a free one).
+pub async fn start_on(view: MonitorView, addr: SocketAddr) -> Result<MonitorServer, MonitorError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| MonitorError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| MonitorError::Bind { addr, source })?;
+    tracing::info!("Starting http monitor on {bound}");
+    view.set_monitor_addr(bound);
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve(listener, view).await {
+            tracing::error!(error = %e, "http monitor stopped");
+        }
+    });
+    Ok(MonitorServer { addr: bound, task })
+}
+
+/// nats-server's answer to an unknown path.
+async fn not_found() -> Response {
+    format::error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// Links to every endpoint.
+async fn index(State(state): State<AppState>) -> Response {
+    state.count_request("/");
+    let links = [
+        ("varz", "General"),
+        ("jsz", "JetStream"),
+        ("connz", "Connections"),
+        ("accountz", "Accounts"),
+        ("subsz", "Subscriptions"),
+        ("healthz", "Health Probe"),
+        ("metrics", "Prometheus Metrics"),
+    ];
+    let mut body = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Petrel {}</title>\n\
+         <style>body {{ font-family: ui-sans-serif, system-ui, sans-serif; margin-left: 32px }}\n\
+         a {{ display: block; padding-bottom: 6px }}</style></head>\n<body>\n\
+         <h1>Petrel</h1>\n<p>v{} (nats-server {})</p>\n",
+        petrel_server::PETREL_VERSION,
+        petrel_server::PETREL_VERSION,
+        petrel_server::NATS_COMPAT_VERSION,
+    );
+    for (path, label) in links {
+        body.push_str(&format!("<a href=./{path}>{label}</a>\n"));
+    }
+    body.push_str("</body>\n</html>\n");
+    Html(body).into_response()
+}

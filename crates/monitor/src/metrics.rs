@@ -1,0 +1,256 @@
+//! `/metrics`: the server's counters, JetStream usage and every stream's and consumer's
+//! numbers in the Prometheus text format. Names start with `petrel_`; counters end in
+//! `_total`; streams carry a `stream` label, consumers `stream` and `consumer`.
+//!
+//! | metric | type |
+//! |---|---|
+//! | `petrel_info{server_id,server_name,version,nats_version}` (always 1) | gauge |
+//! | `petrel_start_time_seconds`, `petrel_uptime_seconds` | gauge |
+//! | `petrel_connections`, `petrel_subscriptions` | gauge |
+//! | `petrel_connections_total` (accepted since start) | counter |
+//! | `petrel_in_msgs_total`, `petrel_out_msgs_total`, `petrel_in_bytes_total`, `petrel_out_bytes_total` | counter |
+//! | `petrel_slow_consumers_total` | counter |
+//! | `petrel_jetstream_enabled` | gauge |
+//! | `petrel_jetstream_streams`, `_consumers`, `_messages`, `_bytes`, `_memory_bytes`, `_storage_bytes` | gauge |
+//! | `petrel_jetstream_api_requests_total`, `petrel_jetstream_api_errors_total` | counter |
+//! | `petrel_stream_messages`, `_bytes`, `_first_seq`, `_last_seq`, `_consumers` `{stream}` | gauge |
+//! | `petrel_consumer_num_pending`, `_num_ack_pending`, `_num_redelivered`, `_num_waiting`, `_delivered_stream_seq`, `_ack_floor_stream_seq` `{stream,consumer}` | gauge |
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use petrel_server::{ConsumerReport, MonitorView, StreamReport};
+
+use crate::format::{error, since};
+use crate::prom::{Kind, PromWriter, CONTENT_TYPE};
+use crate::AppState;
+
+/// `GET /metrics`.
+pub(crate) async fn handler(State(state): State<AppState>) -> Response {
+    state.count_request("/metrics");
+    let view = state.view().clone();
+    let v = view.clone();
+    let streams = match tokio::task::spawn_blocking(move || v.jetstream_report(true)).await {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("Error reading streams: {e}"),
+            )
+        }
+    };
+    let body = render(&view, streams.as_deref());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// The exposition body; `streams` is `None` when JetStream is off.
+fn render(view: &MonitorView, streams: Option<&[StreamReport]>) -> String {
+    let mut w = PromWriter::new();
+    server(&mut w, view);
+    let js = view.jetstream_stats();
+    w.single(
+        "petrel_jetstream_enabled",
+        "1 when JetStream is running.",
+        Kind::Gauge,
+        u64::from(js.is_some()),
+    );
+    if let Some(js) = js {
+        for (name, help, v) in [
+            ("petrel_jetstream_streams", "Streams.", js.streams),
+            ("petrel_jetstream_consumers", "Consumers.", js.consumers),
+            (
+                "petrel_jetstream_messages",
+                "Messages in all streams.",
+                js.messages,
+            ),
+            ("petrel_jetstream_bytes", "Bytes in all streams.", js.bytes),
+            (
+                "petrel_jetstream_memory_bytes",
+                "Bytes in memory streams.",
+                js.memory,
+            ),
+            (
+                "petrel_jetstream_storage_bytes",
+                "Bytes in file streams.",
+                js.storage,
+            ),
+        ] {
+            w.single(name, help, Kind::Gauge, v);
+        }
+        w.single(
+            "petrel_jetstream_api_requests_total",
+            "JetStream API requests handled.",
+            Kind::Counter,
+            js.api_total,
+        );
+        w.single(
+            "petrel_jetstream_api_errors_total",
+            "JetStream API requests answered with an error.",
+            Kind::Counter,
+            js.api_errors,
+        );
+    }
+    if let Some(streams) = streams {
+        stream_metrics(&mut w, streams);
+        consumer_metrics(&mut w, streams);
+    }
+    w.finish()
+}
+
+/// Identity, uptime and the core counters.
+fn server(w: &mut PromWriter, view: &MonitorView) {
+    let now = crate::format::now_ns();
+    w.family(
+        "petrel_info",
+        "Server identity (the value is always 1).",
+        Kind::Gauge,
+    );
+    w.sample(
+        "petrel_info",
+        &[
+            ("server_id", view.server_id()),
+            ("server_name", view.server_name()),
+            ("version", petrel_server::PETREL_VERSION),
+            ("nats_version", petrel_server::NATS_COMPAT_VERSION),
+        ],
+        1u64,
+    );
+    w.single(
+        "petrel_start_time_seconds",
+        "Start time of the server, seconds since the Unix epoch.",
+        Kind::Gauge,
+        view.start_time() as f64 / 1e9,
+    );
+    w.single(
+        "petrel_uptime_seconds",
+        "Seconds since the server started.",
+        Kind::Gauge,
+        since(view.start_time(), now).as_secs_f64(),
+    );
+    let st = view.stats();
+    w.single(
+        "petrel_connections",
+        "Client connections open now.",
+        Kind::Gauge,
+        st.connections,
+    );
+    w.single(
+        "petrel_connections_total",
+        "Client connections accepted since start.",
+        Kind::Counter,
+        st.total_connections,
+    );
+    w.single(
+        "petrel_subscriptions",
+        "Subscriptions held now (JetStream's internal ones included).",
+        Kind::Gauge,
+        st.subscriptions,
+    );
+    for (name, help, v) in [
+        (
+            "petrel_in_msgs_total",
+            "Messages received from clients.",
+            st.in_msgs,
+        ),
+        (
+            "petrel_out_msgs_total",
+            "Messages delivered to clients.",
+            st.out_msgs,
+        ),
+        (
+            "petrel_in_bytes_total",
+            "Payload bytes received from clients.",
+            st.in_bytes,
+        ),
+        (
+            "petrel_out_bytes_total",
+            "Payload bytes delivered to clients.",
+            st.out_bytes,
+        ),
+        (
+            "petrel_slow_consumers_total",
+            "Connections closed as slow consumers.",
+            st.slow_consumers,
+        ),
+    ] {
+        w.single(name, help, Kind::Counter, v);
+    }
+}
+
+fn stream_metrics(w: &mut PromWriter, streams: &[StreamReport]) {
+    type Get = fn(&StreamReport) -> u64;
+    let families: [(&str, &str, Get); 5] = [
+        (
+            "petrel_stream_messages",
+            "Messages stored in the stream.",
+            |s| s.state.messages,
+        ),
+        ("petrel_stream_bytes", "Bytes stored in the stream.", |s| {
+            s.state.bytes
+        }),
+        (
+            "petrel_stream_first_seq",
+            "First sequence in the stream.",
+            |s| s.state.first_seq,
+        ),
+        (
+            "petrel_stream_last_seq",
+            "Last sequence in the stream.",
+            |s| s.state.last_seq,
+        ),
+        ("petrel_stream_consumers", "Consumers of the stream.", |s| {
+            s.state.consumer_count
+        }),
+    ];
+    for (name, help, get) in families {
+        w.family(name, help, Kind::Gauge);
+        for s in streams {
+            w.sample(name, &[("stream", &s.name)], get(s));
+        }
+    }
+}
+
+fn consumer_metrics(w: &mut PromWriter, streams: &[StreamReport]) {
+    type Get = fn(&ConsumerReport) -> u64;
+    let families: [(&str, &str, Get); 6] = [
+        (
+            "petrel_consumer_num_pending",
+            "Messages not yet delivered to the consumer.",
+            |c| c.num_pending,
+        ),
+        (
+            "petrel_consumer_num_ack_pending",
+            "Messages delivered and not yet acknowledged.",
+            |c| c.num_ack_pending,
+        ),
+        (
+            "petrel_consumer_num_redelivered",
+            "Messages redelivered and not yet acknowledged.",
+            |c| c.num_redelivered,
+        ),
+        (
+            "petrel_consumer_num_waiting",
+            "Pull requests waiting.",
+            |c| c.num_waiting,
+        ),
+        (
+            "petrel_consumer_delivered_stream_seq",
+            "Stream sequence of the last delivery.",
+            |c| c.delivered.stream_seq,
+        ),
+        (
+            "petrel_consumer_ack_floor_stream_seq",
+            "Stream sequence of the ack floor.",
+            |c| c.ack_floor.stream_seq,
+        ),
+    ];
+    for (name, help, get) in families {
+        w.family(name, help, Kind::Gauge);
+        for s in streams {
+            for c in &s.consumers {
+                w.sample(name, &[("stream", &s.name), ("consumer", &c.name)], get(c));
+            }
+        }
+    }
+}

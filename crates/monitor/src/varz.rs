@@ -1,0 +1,252 @@
+//! `/varz`: identity, options, counters and JetStream's config and stats, in nats-server
+//! 2.9.10's field order (cluster, gateway, leaf, mqtt and websocket are empty objects:
+//! Petrel has none of them).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::Serialize;
+
+use petrel_server::{JetStreamOptions, JetStreamStats, MonitorView};
+
+use crate::format::{json, nanos, rfc3339, secs, since, uptime, GoFloat};
+use crate::{sys, AppState};
+
+/// nats-server's default memory limit when the machine's memory is unknown (256 MiB).
+const DEFAULT_MAX_MEMORY: u64 = 256 * 1024 * 1024;
+/// nats-server's default storage limit when the disk's size is unknown (1 TiB).
+const DEFAULT_MAX_STORAGE: u64 = 1024 * 1024 * 1024 * 1024;
+
+#[derive(Serialize)]
+struct Varz {
+    server_id: String,
+    server_name: String,
+    version: &'static str,
+    proto: u32,
+    go: String,
+    host: String,
+    port: u16,
+    #[serde(skip_serializing_if = "is_false")]
+    auth_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_verify: bool,
+    max_connections: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    max_subscriptions: usize,
+    ping_interval: i64,
+    ping_max: u32,
+    http_host: String,
+    http_port: u16,
+    http_base_path: &'static str,
+    https_port: u16,
+    auth_timeout: GoFloat,
+    max_control_line: usize,
+    max_payload: usize,
+    max_pending: usize,
+    cluster: Empty,
+    gateway: Empty,
+    leaf: Empty,
+    mqtt: Empty,
+    websocket: Empty,
+    jetstream: JetStreamVarz,
+    tls_timeout: GoFloat,
+    write_deadline: i64,
+    start: String,
+    now: String,
+    uptime: String,
+    mem: u64,
+    cores: usize,
+    gomaxprocs: usize,
+    cpu: GoFloat,
+    connections: u64,
+    total_connections: u64,
+    routes: u64,
+    remotes: u64,
+    leafnodes: u64,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    slow_consumers: u64,
+    subscriptions: u64,
+    http_req_stats: BTreeMap<&'static str, u64>,
+    config_load_time: String,
+    system_account: &'static str,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+/// `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+/// `jetstream` of `/varz`: `{}` when JetStream is off.
+#[derive(Serialize)]
+struct JetStreamVarz {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<JsConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<JsStats>,
+}
+
+/// JetStream's limits and store directory (also `/jsz`'s `config`).
+#[derive(Serialize, Default)]
+pub(crate) struct JsConfig {
+    pub max_memory: u64,
+    pub max_storage: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub store_dir: String,
+}
+
+impl JsConfig {
+    /// The configured limits, else nats-server's defaults (75% of the machine's memory;
+    /// 1 TiB of storage). Petrel enforces only configured limits.
+    pub fn of(js: &JetStreamOptions) -> Self {
+        let max_memory = js
+            .max_memory
+            .unwrap_or_else(|| sys::total_memory().map_or(DEFAULT_MAX_MEMORY, |m| m / 4 * 3));
+        JsConfig {
+            max_memory,
+            max_storage: js.max_file.unwrap_or(DEFAULT_MAX_STORAGE),
+            store_dir: store_dir(&js.store_dir),
+        }
+    }
+}
+
+/// Where streams live, as nats-server names it (`<store_dir>/jetstream`).
+fn store_dir(dir: &Path) -> String {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.join("jetstream").display().to_string()
+}
+
+/// JetStream usage numbers shared by `/varz` (`stats`) and `/jsz` (top level).
+#[derive(Serialize, Default)]
+pub(crate) struct JsStats {
+    pub memory: u64,
+    pub storage: u64,
+    pub reserved_memory: u64,
+    pub reserved_storage: u64,
+    pub accounts: u64,
+    pub ha_assets: u64,
+    pub api: ApiStats,
+}
+
+/// API request counters.
+#[derive(Serialize, Default)]
+pub(crate) struct ApiStats {
+    pub total: u64,
+    pub errors: u64,
+}
+
+impl JsStats {
+    /// Usage of a running JetStream (one account).
+    pub fn of(st: &JetStreamStats) -> Self {
+        JsStats {
+            memory: st.memory,
+            storage: st.storage,
+            accounts: 1,
+            api: ApiStats {
+                total: st.api_total,
+                errors: st.api_errors,
+            },
+            ..JsStats::default()
+        }
+    }
+}
+
+fn jetstream(view: &MonitorView) -> JetStreamVarz {
+    match (view.jetstream_options(), view.jetstream_stats()) {
+        (Some(opts), Some(st)) => JetStreamVarz {
+            config: Some(JsConfig::of(&opts)),
+            stats: Some(JsStats::of(&st)),
+        },
+        _ => JetStreamVarz {
+            config: None,
+            stats: None,
+        },
+    }
+}
+
+/// `GET /varz`.
+pub(crate) async fn handler(State(state): State<AppState>) -> Response {
+    state.count_request("/varz");
+    let view = state.view();
+    let opts = view.options();
+    let now = crate::format::now_ns();
+    let st = view.stats();
+    let listen = view.client_addr();
+    let (tls_required, tls_verify) = view.tls();
+    let http = view.monitor_addr();
+    let cores = sys::cores();
+    let varz = Varz {
+        server_id: view.server_id().to_string(),
+        server_name: view.server_name().to_string(),
+        version: petrel_server::NATS_COMPAT_VERSION,
+        proto: 1,
+        go: format!("petrel{}", petrel_server::PETREL_VERSION),
+        host: listen.ip().to_string(),
+        port: listen.port(),
+        auth_required: opts.auth.required(),
+        tls_required,
+        tls_verify,
+        max_connections: opts.max_connections,
+        max_subscriptions: opts.max_subscriptions,
+        ping_interval: nanos(opts.ping_interval),
+        ping_max: opts.ping_max,
+        http_host: http.map_or_else(
+            || opts.http_host.unwrap_or(opts.host).to_string(),
+            |a| a.ip().to_string(),
+        ),
+        http_port: http.map_or(opts.http_port.unwrap_or(0), |a| a.port()),
+        http_base_path: "",
+        https_port: 0,
+        auth_timeout: secs(opts.auth_timeout),
+        max_control_line: opts.max_control_line,
+        max_payload: opts.max_payload,
+        max_pending: opts.max_pending,
+        cluster: Empty {},
+        gateway: Empty {},
+        leaf: Empty {},
+        mqtt: Empty {},
+        websocket: Empty {},
+        jetstream: jetstream(view),
+        tls_timeout: secs(
+            opts.tls
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(2), |t| t.timeout),
+        ),
+        write_deadline: nanos(opts.write_deadline),
+        start: rfc3339(view.start_time()),
+        now: rfc3339(now),
+        uptime: uptime(since(view.start_time(), now)),
+        mem: sys::rss_bytes(),
+        cores,
+        gomaxprocs: cores,
+        cpu: GoFloat(state.cpu_percent()),
+        connections: st.connections,
+        total_connections: st.total_connections,
+        routes: 0,
+        remotes: 0,
+        leafnodes: 0,
+        in_msgs: st.in_msgs,
+        out_msgs: st.out_msgs,
+        in_bytes: st.in_bytes,
+        out_bytes: st.out_bytes,
+        slow_consumers: st.slow_consumers,
+        subscriptions: st.subscriptions,
+        http_req_stats: state.request_counts(),
+        config_load_time: rfc3339(view.config_load_time()),
+        system_account: "$SYS",
+    };
+    json(&varz)
+}
