@@ -486,6 +486,20 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_keys() {
+        let (o, warnings) = ok(
+            "lame_duck_duration: 30s\nlame_duck_grace_period: \"5s\"\nports_file_dir: \"/tmp/ports\"",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(o.lame_duck_duration, Duration::from_secs(30));
+        assert_eq!(o.lame_duck_grace_period, Duration::from_secs(5));
+        assert_eq!(o.ports_file_dir, Some(PathBuf::from("/tmp/ports")));
+        let mut bad = o.clone();
+        bad.lame_duck_grace_period = bad.lame_duck_duration;
+        assert_eq!(bad.validate(), Err(crate::OptionsError::LameDuckGrace));
+    }
+
+    #[test]
     fn durations_for_keys() {
         let (o, _) = ok("ping_interval: \"2m\"\nwrite_deadline: 30s");
         assert_eq!(o.ping_interval, Duration::from_secs(120));
