@@ -380,3 +380,115 @@ mod tests {
         assert_eq!(a.rdq.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod model {
+    //! The ack rules against a naive model: a map of pending stream sequences to their
+    //! delivery counts, and a queue of the ones due again.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap as Map;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        DeliverNew,
+        Redeliver,
+        Ack(u8),
+        Nak(u8),
+        Term(u8),
+        Expire(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::DeliverNew),
+            2 => Just(Op::Redeliver),
+            2 => any::<u8>().prop_map(Op::Ack),
+            1 => any::<u8>().prop_map(Op::Nak),
+            1 => any::<u8>().prop_map(Op::Term),
+            1 => any::<u8>().prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn explicit_acks_match_the_model(ops in proptest::collection::vec(op(), 1..200), max_deliver in prop_oneof![Just(-1i64), 1i64..5]) {
+            let t0 = Instant::now();
+            let mut a = Acks::new(AckPolicy::Explicit, 1_000_000_000, &[], max_deliver);
+            let mut pending: Map<u64, u64> = Map::new();
+            let mut due: std::collections::BTreeSet<u64> = Default::default();
+            let (mut next_seq, mut dseq, mut clock) = (1u64, 0u64, 0u64);
+            for op in ops {
+                let now = t0 + Duration::from_millis(clock);
+                match op {
+                    Op::DeliverNew => {
+                        let (d, dc) = a.delivered(next_seq, now, 0);
+                        dseq += 1;
+                        prop_assert_eq!((d, dc), (dseq, 1));
+                        pending.insert(next_seq, 1);
+                        next_seq += 1;
+                    }
+                    Op::Redeliver => {
+                        let got = a.next_redelivery();
+                        let want = due.pop_first();
+                        match (got, want) {
+                            (None, None) => {}
+                            (Some(Redelivery::Deliver(s)), Some(w)) => {
+                                prop_assert_eq!(s, w);
+                                let dc = pending[&s] + 1;
+                                prop_assert!(max_deliver <= 0 || pending[&s] < max_deliver as u64);
+                                let (d, got_dc) = a.delivered(s, now, 0);
+                                dseq += 1;
+                                prop_assert_eq!((d, got_dc), (dseq, dc));
+                                pending.insert(s, dc);
+                            }
+                            (Some(Redelivery::Exhausted { sseq, dc }), Some(w)) => {
+                                prop_assert_eq!(sseq, w);
+                                prop_assert_eq!(dc, pending[&w]);
+                                prop_assert!(max_deliver > 0 && dc >= max_deliver as u64);
+                                pending.remove(&w);
+                            }
+                            (g, w) => prop_assert!(false, "redelivery {:?} vs model {:?}", g, w),
+                        }
+                    }
+                    Op::Ack(i) => {
+                        let s = u64::from(i) % next_seq.max(1);
+                        let acked = a.ack(s);
+                        let was = pending.remove(&s).is_some();
+                        due.remove(&s);
+                        prop_assert_eq!(acked, if was { vec![s] } else { vec![] });
+                    }
+                    Op::Nak(i) => {
+                        let s = u64::from(i) % next_seq.max(1);
+                        prop_assert_eq!(a.nak(s, None, now), pending.contains_key(&s));
+                        if pending.contains_key(&s) {
+                            due.insert(s);
+                        }
+                    }
+                    Op::Term(i) => {
+                        let s = u64::from(i) % next_seq.max(1);
+                        prop_assert_eq!(a.term(s).is_some(), pending.remove(&s).is_some());
+                        due.remove(&s);
+                    }
+                    Op::Expire(ms) => {
+                        clock += u64::from(ms) * 10;
+                        a.expire(t0 + Duration::from_millis(clock));
+                        // Every delivery waits 1 s: due once the clock passed it. The model
+                        // only checks that nothing expired early and the queue is a subset.
+                        for s in &a.rdq {
+                            prop_assert!(pending.contains_key(s));
+                        }
+                        due = a.rdq.clone();
+                    }
+                }
+                let keys: Vec<u64> = a.pending.keys().copied().collect();
+                let model: Vec<u64> = pending.keys().copied().collect();
+                prop_assert_eq!(keys, model);
+                prop_assert!(a.rdq.iter().all(|s| pending.contains_key(s)));
+                let want_floor = pending.keys().next().map_or(a.dsseq, |f| f - 1);
+                prop_assert_eq!(a.asflr, want_floor);
+                prop_assert_eq!(a.num_redelivered(), pending.values().filter(|dc| **dc > 1).count() as u64);
+            }
+        }
+    }
+}
