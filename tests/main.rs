@@ -5,6 +5,7 @@ mod auth;
 mod consumers;
 mod consumers_pull;
 mod consumers_retention;
+mod dashboard;
 mod headers;
 mod jetstream;
 mod jetstream_limits;

@@ -461,13 +461,15 @@ async fn healthz_accountz_index_and_unknown_paths() {
     assert_eq!(a["system_account"], "$SYS");
     assert_eq!(a["accounts"], serde_json::json!(["$G", "$SYS"]));
     assert!(a["now"].is_string());
+    // The dashboard (tests/dashboard.rs runs it in a browser), linking the raw endpoints.
     let r = get(m, "/").await;
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/html"));
+    assert!(r.body.contains("<title>Petrel dashboard</title>"));
     for link in [
         "varz", "connz", "subsz", "jsz", "healthz", "accountz", "metrics",
     ] {
-        assert!(r.body.contains(&format!("href=./{link}>")), "{link}");
+        assert!(r.body.contains(&format!("href=\"./{link}\"")), "{link}");
     }
     let r = get(m, "/nope").await;
     assert_eq!((r.status, r.body.trim()), (404, "404 page not found"));

@@ -4,7 +4,7 @@
 //!
 //! | path | content |
 //! |---|---|
-//! | `/` | HTML index of the endpoints |
+//! | `/` | the dashboard: one self-contained HTML page polling the endpoints below |
 //! | `/varz` | server options, identity, counters, JetStream config and stats |
 //! | `/connz` | open connections (`subs`, `sort`, `limit`, `offset`, `cid`, `auth`, `state`) |
 //! | `/subsz`, `/subscriptionsz` | Sublist statistics (`subs`, `test`, `limit`, `offset`) |
@@ -27,9 +27,16 @@
 //! ```
 //!
 //! [`router`] / [`api_router`] give the axum router for mounting elsewhere or extending
-//! (a dashboard on `/`, for instance).
+//! ([`api_router`] leaves `/` free for a page of your own).
+//!
+//! The dashboard on `/` (`dashboard.html`, embedded at compile time) needs nothing but a
+//! browser: inline CSS and JavaScript, no external assets. It polls `/varz`, `/connz`,
+//! `/subsz` and `/jsz` every second and shows the server's identity and counters, message
+//! and byte rates over the last five minutes, and tables of connections, streams and
+//! consumers; endpoint errors appear in its status line.
 
 mod connz;
+mod dashboard;
 mod format;
 mod health;
 mod jsz;
@@ -44,9 +51,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
@@ -126,9 +132,9 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every endpoint, with a small HTML index on `/`.
+/// Every endpoint, with the dashboard on `/`.
 pub fn router(state: AppState) -> Router {
-    api_router(state.clone()).route("/", get(index).with_state(state))
+    api_router(state.clone()).route("/", get(dashboard::handler).with_state(state))
 }
 
 /// Serve the monitoring endpoints of `view` on `listener` until the server shuts down.
@@ -193,32 +199,4 @@ pub async fn start_on(view: MonitorView, addr: SocketAddr) -> Result<MonitorServ
 /// nats-server's answer to an unknown path.
 async fn not_found() -> Response {
     format::error(StatusCode::NOT_FOUND, "404 page not found")
-}
-
-/// Links to every endpoint.
-async fn index(State(state): State<AppState>) -> Response {
-    state.count_request("/");
-    let links = [
-        ("varz", "General"),
-        ("jsz", "JetStream"),
-        ("connz", "Connections"),
-        ("accountz", "Accounts"),
-        ("subsz", "Subscriptions"),
-        ("healthz", "Health Probe"),
-        ("metrics", "Prometheus Metrics"),
-    ];
-    let mut body = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Petrel {}</title>\n\
-         <style>body {{ font-family: ui-sans-serif, system-ui, sans-serif; margin-left: 32px }}\n\
-         a {{ display: block; padding-bottom: 6px }}</style></head>\n<body>\n\
-         <h1>Petrel</h1>\n<p>v{} (nats-server {})</p>\n",
-        petrel_server::PETREL_VERSION,
-        petrel_server::PETREL_VERSION,
-        petrel_server::NATS_COMPAT_VERSION,
-    );
-    for (path, label) in links {
-        body.push_str(&format!("<a href=./{path}>{label}</a>\n"));
-    }
-    body.push_str("</body>\n</html>\n");
-    Html(body).into_response()
 }
