@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use petrel_subject::{MatchCache, SublistResult};
+use petrel_subject::{Admission, MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
 use crate::client::{Client, Queued};
@@ -32,6 +32,8 @@ pub(crate) struct Publisher<'a> {
 /// the current read batch.
 pub(crate) struct Router {
     cache: MatchCache<SubRef>,
+    /// Keeps subjects looked up only once (inboxes, ack subjects) out of `cache`.
+    admission: Admission,
     to_flush: Vec<Arc<Client>>,
     /// Connections queued past half of their `max_pending` in this batch: the publisher
     /// waits for them to drain before reading more (producer stall).
@@ -47,6 +49,7 @@ impl Router {
     pub fn new() -> Self {
         Self {
             cache: MatchCache::new(CACHE_SIZE),
+            admission: Admission::new(4 * CACHE_SIZE),
             to_flush: Vec::new(),
             stalled: Vec::new(),
             out_msgs: 0,
@@ -69,9 +72,7 @@ impl Router {
         let r = Arc::new(shared.sublist.read().match_subject(subject));
         self.tally.lookup(false);
         self.tally.computed(r.psubs.len() + r.qsubs.len());
-        // JetStream ack subjects are unique per delivery: caching them would only evict
-        // entries that are used again.
-        if !subject.starts_with(b"$JS.ACK.") {
+        if self.admission.seen_again(subject) {
             self.cache.insert(subject, generation, r.clone());
         }
         r

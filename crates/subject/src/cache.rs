@@ -1,6 +1,8 @@
-//! A bounded per-reader match cache, invalidated by the Sublist's generation.
+//! A bounded per-reader match cache, invalidated by the Sublist's generation, and the
+//! admission filter that keeps subjects seen only once out of it.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::hash::FxBuild;
@@ -66,9 +68,50 @@ impl<T> MatchCache<T> {
     }
 }
 
+/// Admission filter for a [`MatchCache`] (a "doorkeeper"): a subject is worth caching once
+/// it has been looked up twice recently. Subjects used once — request/reply inboxes,
+/// JetStream ack subjects — then never evict entries that are used again. Direct-mapped
+/// hashes: a collision only costs one extra Sublist match later.
+pub struct Admission {
+    slots: Box<[u64]>,
+}
+
+impl Admission {
+    /// A filter remembering up to `slots` recent subjects (rounded up to a power of two).
+    pub fn new(slots: usize) -> Self {
+        Self {
+            slots: vec![0; slots.max(1).next_power_of_two()].into_boxed_slice(),
+        }
+    }
+
+    /// Notes a lookup of `subject`; `true` when it was looked up before, so its result
+    /// should be cached.
+    pub fn seen_again(&mut self, subject: &[u8]) -> bool {
+        // Never 0: an empty slot holds 0.
+        let h = FxBuild::default().hash_one(subject) | 1;
+        let slot = &mut self.slots[(h as usize) & (self.slots.len() - 1)];
+        if *slot == h {
+            return true;
+        }
+        *slot = h;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_on_second_sight() {
+        let mut a = Admission::new(64);
+        assert!(!a.seen_again(b"orders.new"));
+        assert!(a.seen_again(b"orders.new"));
+        assert!(a.seen_again(b"orders.new"));
+        for i in 0..10 {
+            assert!(!a.seen_again(format!("_INBOX.abc.{i}").as_bytes()));
+        }
+    }
 
     #[test]
     fn bounded_and_generation_checked() {

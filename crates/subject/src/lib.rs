@@ -11,6 +11,6 @@ mod hash;
 mod sublist;
 pub mod token;
 
-pub use cache::MatchCache;
+pub use cache::{Admission, MatchCache};
 pub use sublist::{InvalidSubject, Sublist, SublistResult};
 pub use token::{is_valid_literal_subject, is_valid_subject, matches, subjects_collide};
