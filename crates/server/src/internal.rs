@@ -57,9 +57,10 @@ impl ServerPort {
 }
 
 impl ServerPort {
-    /// Route messages as the system client, then flush every touched connection once.
-    /// Internal publishers never stall; slow consumers are cut off as usual.
-    fn route<'a>(&self, msgs: impl Iterator<Item = MsgRef<'a>>) {
+    /// Routes messages as the system client (`publish` is given the router, the server and
+    /// the publisher), then flushes every touched connection once. Internal publishers never
+    /// stall; slow consumers are cut off as usual.
+    fn route(&self, publish: impl FnOnce(&mut Router, &Shared, Publisher<'_>)) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
@@ -69,9 +70,7 @@ impl ServerPort {
             no_responders: false,
         };
         let mut router = self.router.lock();
-        for msg in msgs {
-            router.publish(&shared, from, &msg);
-        }
+        publish(&mut router, &shared, from);
         router.flush(&shared);
         router.stalled.clear();
     }
@@ -93,46 +92,43 @@ fn join(headers: Option<&Bytes>, payload: &Bytes) -> (Bytes, Option<usize>) {
 impl Port for ServerPort {
     fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
         let (data, hdr_len) = join(headers.as_ref(), &payload);
-        self.route(std::iter::once(MsgRef {
+        let msg = MsgRef {
             subject: subject.as_bytes(),
             reply: reply.map(str::as_bytes),
             hdr_len,
             data: &data,
-        }));
+        };
+        self.route(|router, shared, from| router.publish(shared, from, &msg));
     }
 
     fn publish_replies(&self, replies: Vec<(String, Bytes)>) {
         // One flush for the batch: each requester gets all its acks in one write.
-        self.route(replies.iter().map(|(subject, payload)| MsgRef {
-            subject: subject.as_bytes(),
-            reply: None,
-            hdr_len: None,
-            data: payload,
-        }));
+        self.route(|router, shared, from| {
+            for (subject, payload) in &replies {
+                let msg = MsgRef {
+                    subject: subject.as_bytes(),
+                    reply: None,
+                    hdr_len: None,
+                    data: payload,
+                };
+                router.publish(shared, from, &msg);
+            }
+        });
     }
 
     fn deliver(&self, msgs: Vec<Delivery>) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let from = Publisher {
-            client: &self.system,
-            echo: true,
-            no_responders: false,
-        };
-        let mut router = self.router.lock();
-        for m in &msgs {
-            let (data, hdr_len) = join(m.headers.as_ref(), &m.payload);
-            let msg = MsgRef {
-                subject: m.subject.as_bytes(),
-                reply: m.reply.as_deref().map(str::as_bytes),
-                hdr_len,
-                data: &data,
-            };
-            router.publish_on(&shared, from, m.route.as_bytes(), &msg);
-        }
-        router.flush(&shared);
-        router.stalled.clear();
+        self.route(|router, shared, from| {
+            for m in &msgs {
+                let (data, hdr_len) = join(m.headers.as_ref(), &m.payload);
+                let msg = MsgRef {
+                    subject: m.subject.as_bytes(),
+                    reply: m.reply.as_deref().map(str::as_bytes),
+                    hdr_len,
+                    data: &data,
+                };
+                router.publish_on(shared, from, m.route.as_bytes(), &msg);
+            }
+        });
     }
 
     fn has_interest(&self, subject: &str) -> bool {
