@@ -10,7 +10,7 @@ use petrel_store::{Discard, StoreLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;
-use crate::json::null_default;
+use crate::json::{is_default, null_default};
 use crate::transform::SubjectTransform;
 
 /// Default duplicate window (2 minutes), as nats-server.
@@ -88,14 +88,14 @@ pub struct ConsumerLimits {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub inactive_threshold: i64,
     /// Default and maximum max_ack_pending.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_ack_pending: i64,
 }
@@ -103,19 +103,6 @@ pub struct ConsumerLimits {
 /// 10052 with `e` as the description.
 fn cfg_err(e: impl std::fmt::Display) -> ApiError {
     ApiError::stream_invalid_config(e)
-}
-
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
-fn is_zero_i32(v: &i32) -> bool {
-    *v == 0
-}
-fn is_zero_u64(v: &u64) -> bool {
-    *v == 0
-}
-fn is_false(v: &bool) -> bool {
-    !*v
 }
 
 /// A stream's configuration. Field order is nats-server's; absent JSON fields take Go's zero
@@ -161,7 +148,7 @@ pub struct StreamConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero_i32"
+        skip_serializing_if = "is_default"
     )]
     pub max_msg_size: i32,
     /// Discard policy.
@@ -171,7 +158,7 @@ pub struct StreamConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_false"
+        skip_serializing_if = "is_default"
     )]
     pub discard_new_per_subject: bool,
     /// Storage type.
@@ -184,7 +171,7 @@ pub struct StreamConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_false"
+        skip_serializing_if = "is_default"
     )]
     pub no_ack: bool,
     /// Template owner (legacy).
@@ -198,7 +185,7 @@ pub struct StreamConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub duplicate_window: i64,
     /// Placement (accepted and kept; single server).
@@ -242,7 +229,7 @@ pub struct StreamConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero_u64"
+        skip_serializing_if = "is_default"
     )]
     pub first_seq: u64,
     /// Subject transform (2.10).

@@ -51,6 +51,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Bytes {
     }
 }
 
+/// Whether a field holds its zero value: `skip_serializing_if` for Go's `omitempty`.
+pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Deserializes a field that Go would accept as `null` (leaving its zero value).
 pub fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where

@@ -50,4 +50,4 @@ pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION
 pub use monitor::{ConsumerReport, SequencePair, StreamReport, StreamStateReport};
 pub use petrel_store::SyncMode;
 pub use port::{Delivery, Port, SubId};
-pub use time::{civil_from_days, rfc3339_nano};
+pub use time::{civil_from_days, now_nanos, rfc3339_nano};

@@ -23,7 +23,7 @@ use crate::config::{StorageType, StreamConfig};
 use crate::consumer::Consumer;
 use crate::dedup::Dedup;
 use crate::errors::ApiError;
-use crate::json::null_default;
+use crate::json::{is_default, null_default};
 use crate::port::SubId;
 use crate::time::{now_nanos, rfc3339_nano};
 use crate::transform::SubjectTransform;
@@ -111,21 +111,17 @@ pub(crate) struct StateJson {
     pub first_ts: String,
     pub last_seq: u64,
     pub last_ts: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub num_subjects: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subjects: Option<BTreeMap<String, u64>>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub num_deleted: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Vec<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<petrel_store::LostData>,
     pub consumer_count: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
 }
 
 /// StreamInfo: config, created, state.

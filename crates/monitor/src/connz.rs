@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use petrel_server::{ConnSnapshot, SubSnapshot};
 
-use crate::format::{json, rfc3339, rtt, since, uptime};
+use crate::format::{is_default, json, rfc3339, rtt, since, uptime};
 use crate::query::{page, BadParam, Params};
 use crate::AppState;
 
@@ -79,13 +79,9 @@ pub(crate) struct SubDetail {
     pub qgroup: Option<String>,
     pub sid: String,
     pub msgs: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub max: u64,
     pub cid: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
 }
 
 impl SubDetail {

@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
 
 /// Wall-clock now in Unix nanoseconds.
-pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+pub(crate) use petrel_server::now_nanos as now_ns;
+
+/// Whether a field holds its zero value: `skip_serializing_if` for Go's `omitempty`.
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Unix nanoseconds as Go's RFC3339Nano in UTC (`2026-11-24T08:52:10.655381959Z`).

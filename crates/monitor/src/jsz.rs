@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use petrel_server::{ConsumerConfig, SequencePair, StreamConfig, StreamReport};
 
-use crate::format::{error, json, rfc3339};
+use crate::format::{error, is_default, json, rfc3339};
 use crate::query::{BadParam, Params};
 use crate::varz::{ApiStats, JsConfig, JsStats};
 use crate::AppState;
@@ -20,7 +20,7 @@ use crate::AppState;
 struct Jsz {
     server_id: String,
     now: String,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     disabled: bool,
     config: JsConfig,
     #[serde(flatten)]
@@ -31,10 +31,6 @@ struct Jsz {
     bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     account_details: Option<Vec<AccountDetail>>,
-}
-
-fn is_false(v: &bool) -> bool {
-    !*v
 }
 
 #[derive(Serialize)]
@@ -77,15 +73,11 @@ struct StreamState {
     first_ts: String,
     last_seq: u64,
     last_ts: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     num_subjects: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     num_deleted: u64,
     consumer_count: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
 }
 
 #[derive(Serialize)]
@@ -101,7 +93,7 @@ struct ConsumerDetail {
     num_redelivered: u64,
     num_waiting: u64,
     num_pending: u64,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     push_bound: bool,
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use petrel_server::{JetStreamOptions, JetStreamStats, MonitorView};
 
-use crate::format::{json, nanos, rfc3339, secs, since, uptime, GoFloat};
+use crate::format::{is_default, json, nanos, rfc3339, secs, since, uptime, GoFloat};
 use crate::{sys, AppState};
 
 /// nats-server's default memory limit when the machine's memory is unknown (256 MiB).
@@ -28,14 +28,14 @@ struct Varz {
     go: String,
     host: String,
     port: u16,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     auth_required: bool,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     tls_required: bool,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     tls_verify: bool,
     max_connections: usize,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     max_subscriptions: usize,
     ping_interval: i64,
     ping_max: u32,
@@ -76,14 +76,6 @@ struct Varz {
     http_req_stats: BTreeMap<&'static str, u64>,
     config_load_time: String,
     system_account: &'static str,
-}
-
-fn is_false(v: &bool) -> bool {
-    !*v
-}
-
-fn is_zero(v: &usize) -> bool {
-    *v == 0
 }
 
 /// `{}`.

@@ -45,10 +45,11 @@ pub use petrel_config::{
 /// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
 /// binary's log timestamps.
 pub use petrel_jetstream::civil_from_days;
-/// JetStream types monitoring reads through [`MonitorView`], and Go's RFC3339Nano format.
+/// JetStream types monitoring reads through [`MonitorView`], the wall clock in Unix ns and
+/// Go's RFC3339Nano format.
 pub use petrel_jetstream::{
-    consumer::config::ConsumerConfig, rfc3339_nano, ConsumerReport, JetStreamStats, SequencePair,
-    StreamConfig, StreamReport, StreamStateReport,
+    consumer::config::ConsumerConfig, now_nanos, rfc3339_nano, ConsumerReport, JetStreamStats,
+    SequencePair, StreamConfig, StreamReport, StreamStateReport,
 };
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,

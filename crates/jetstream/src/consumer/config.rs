@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{RetentionPolicy, StreamConfig};
 use crate::errors::ApiError;
-use crate::json::null_default;
+use crate::json::{is_default, null_default};
 use crate::time::{parse_rfc3339, rfc3339_nano};
 
 /// Default ack wait: 30 s.
@@ -72,16 +72,6 @@ pub enum ReplayPolicy {
     Original,
 }
 
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
-fn is_zero_u64(v: &u64) -> bool {
-    *v == 0
-}
-fn is_false(v: &bool) -> bool {
-    !*v
-}
-
 /// A consumer's configuration, as clients send it and as nats-server echoes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerConfig {
@@ -113,7 +103,7 @@ pub struct ConsumerConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero_u64"
+        skip_serializing_if = "is_default"
     )]
     pub opt_start_seq: u64,
     /// Start time of `by_start_time` (RFC 3339).
@@ -130,14 +120,14 @@ pub struct ConsumerConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub ack_wait: i64,
     /// Deliveries per message (-1 = unlimited).
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_deliver: i64,
     /// Redelivery delays (ns) per delivery count.
@@ -168,7 +158,7 @@ pub struct ConsumerConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero_u64"
+        skip_serializing_if = "is_default"
     )]
     pub rate_limit_bps: u64,
     /// Ack sampling (accepted, no metrics are sent).
@@ -182,56 +172,56 @@ pub struct ConsumerConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_waiting: i64,
     /// Un-acked messages before delivery pauses.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_ack_pending: i64,
     /// Idle heartbeat interval in ns (push).
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub idle_heartbeat: i64,
     /// Flow control (push).
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_false"
+        skip_serializing_if = "is_default"
     )]
     pub flow_control: bool,
     /// Deliver headers only, with `Nats-Msg-Size`.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_false"
+        skip_serializing_if = "is_default"
     )]
     pub headers_only: bool,
     /// Largest pull batch.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_batch: i64,
     /// Longest pull expiry (ns).
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_expires: i64,
     /// Largest pull max_bytes.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub max_bytes: i64,
     /// Push target (presence = push consumer).
@@ -252,7 +242,7 @@ pub struct ConsumerConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub inactive_threshold: i64,
     /// Replicas (0 = inherit).
@@ -262,7 +252,7 @@ pub struct ConsumerConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_false"
+        skip_serializing_if = "is_default"
     )]
     pub mem_storage: bool,
     /// User metadata (2.10).

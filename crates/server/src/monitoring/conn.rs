@@ -15,13 +15,7 @@ use parking_lot::Mutex;
 use super::subs::SubSnapshot;
 use crate::client::Client;
 
-/// Wall-clock now in Unix nanoseconds (0 before 1970).
-pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use petrel_jetstream::now_nanos as now_ns;
 
 /// What CONNECT, authentication and TLS told us about a client.
 #[derive(Debug, Default, Clone)]
