@@ -201,37 +201,45 @@ impl Stream {
             return;
         }
         let removed = inner.store.state().msgs != msgs_before + stored;
-        if inner.config.retention == RetentionPolicy::Interest {
-            // A message no consumer's filter matches has no interest: gone at once.
-            let unwanted: Vec<u64> = outcomes
-                .iter()
-                .filter_map(|o| match o {
-                    Outcome::Stored { seq, subject, .. } => Some((*seq, subject)),
-                    _ => None,
-                })
-                .filter(|(_, subject)| !consumers.iter().any(|c| c.state.lock().matches(subject)))
-                .map(|(seq, _)| seq)
-                .collect();
-            if !unwanted.is_empty() {
-                if let Err(e) = inner.store.delete_many(&unwanted) {
-                    tracing::warn!(stream = %self.name, error = %e, "interest removal failed");
-                }
-            }
-        }
+        let new: Vec<(u64, &str)> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Stored { seq, subject, .. } => Some((*seq, subject.as_str())),
+                _ => None,
+            })
+            .collect();
+        // Whether some consumer's filter matches each new message (one pass, one lock per
+        // consumer).
+        let mut wanted = vec![false; new.len()];
         for c in consumers {
             let mut st = c.state.lock();
             let mut woke = removed;
             if removed {
                 st.npending_stale = true;
             }
-            for o in outcomes {
-                if let Outcome::Stored { seq, subject, .. } = o {
-                    woke |= st.on_stored(*seq, subject);
+            for (i, (seq, subject)) in new.iter().enumerate() {
+                if st.on_stored(*seq, subject) {
+                    wanted[i] = true;
+                    woke = true;
                 }
             }
             drop(st);
             if woke {
                 c.wake();
+            }
+        }
+        if inner.config.retention == RetentionPolicy::Interest {
+            // A message no consumer's filter matches has no interest: gone at once.
+            let unwanted: Vec<u64> = new
+                .iter()
+                .zip(&wanted)
+                .filter(|(_, w)| !**w)
+                .map(|((seq, _), _)| *seq)
+                .collect();
+            if !unwanted.is_empty() {
+                if let Err(e) = inner.store.delete_many(&unwanted) {
+                    tracing::warn!(stream = %self.name, error = %e, "interest removal failed");
+                }
             }
         }
     }

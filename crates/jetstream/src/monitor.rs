@@ -2,9 +2,9 @@
 //!
 //! [`JetStream::report`] copies what monitoring shows into plain structs: per stream its
 //! name, creation time, config and state, and (when asked) per consumer its config,
-//! delivered and ack-floor sequences and pending counts. Nothing is changed: a consumer
-//! whose pending count is stale (messages were removed) gets a fresh count computed from
-//! the store, but its state is left for its own task to update.
+//! delivered and ack-floor sequences and pending counts. A consumer whose pending count is
+//! stale (messages were removed) is refreshed first, exactly as its own task or the API's
+//! INFO would do it (`Consumer::fresh_report`).
 //!
 //! Locks: for each stream the `consumers` map is read and released first, then the
 //! stream's `inner` lock is taken, then each consumer's `state` lock under it (the crate's
@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use crate::config::StreamConfig;
 use crate::consumer::config::ConsumerConfig;
-use crate::consumer::{count_from, Consumer};
+use crate::consumer::Consumer;
 use crate::jetstream::JetStream;
-use crate::stream::{Inner, Stream};
+use crate::stream::Stream;
 
 /// A stream as monitoring shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,10 +112,7 @@ fn stream_report(stream: &Stream, with_consumers: bool) -> StreamReport {
     let inner = stream.inner.lock();
     let st = inner.store.state();
     let reports = if with_consumers {
-        consumers
-            .iter()
-            .map(|c| consumer_report(&inner, c))
-            .collect()
+        consumers.iter().map(|c| c.fresh_report(&inner)).collect()
     } else {
         Vec::new()
     };
@@ -135,38 +132,5 @@ fn stream_report(stream: &Stream, with_consumers: bool) -> StreamReport {
             consumer_count: consumers.len() as u64,
         },
         consumers: reports,
-    }
-}
-
-/// One consumer's numbers; called with its stream's `inner` held.
-fn consumer_report(inner: &Inner, c: &Consumer) -> ConsumerReport {
-    let st = c.state.lock();
-    let num_pending = if st.npending_stale && !inner.closed {
-        // Same count as the API's fresh info, without moving the consumer's cursor.
-        let first = inner.store.state().first_seq;
-        st.lps.len() as u64 + count_from(inner.store.as_ref(), st.cursor.max(first), &st.filters)
-    } else {
-        st.npending
-    };
-    ConsumerReport {
-        stream_name: c.stream.clone(),
-        name: c.name.clone(),
-        created: c.created,
-        config: st.config.clone(),
-        delivered: SequencePair {
-            consumer_seq: st.acks.dseq,
-            stream_seq: st.acks.dsseq,
-            last_active: st.last_delivery_wall,
-        },
-        ack_floor: SequencePair {
-            consumer_seq: st.acks.adflr,
-            stream_seq: st.acks.asflr,
-            last_active: st.last_ack_wall,
-        },
-        num_ack_pending: st.acks.pending.len() as u64,
-        num_redelivered: st.acks.num_redelivered(),
-        num_waiting: st.waiting.len() as u64,
-        num_pending,
-        push_bound: !st.config.is_pull() && st.push.active,
     }
 }

@@ -193,10 +193,14 @@ fn create_inner(
 }
 
 /// Work-queue streams: one consumer per message (no unfiltered second consumer, no
-/// overlapping filters).
+/// overlapping filters). `cfg` is checked against every consumer but `cfg.name` (an
+/// update is not compared with itself).
 fn check_work_queue(stream: &Stream, cfg: &ConsumerConfig) -> Result<(), ApiError> {
     let filters = cfg.filters();
     for other in stream.consumers.read().values() {
+        if other.name == cfg.name {
+            continue;
+        }
         let theirs = other.state.lock().filters.clone();
         if filters.is_empty() {
             return Err(ApiError::consumer_wq_multiple_unfiltered());
@@ -228,20 +232,7 @@ fn update(
     let bound = !old.deliver_subject.is_empty() && js.port.has_interest(&old.deliver_subject);
     cfg.check_update(&old, bound)?;
     if old.filters() != cfg.filters() && stream.config().retention == RetentionPolicy::Workqueue {
-        let others: Vec<_> = stream
-            .consumers
-            .read()
-            .values()
-            .filter(|c| c.name != consumer.name)
-            .cloned()
-            .collect();
-        let filters = cfg.filters();
-        for o in others {
-            let theirs = o.state.lock().filters.clone();
-            if filters.is_empty() || theirs.is_empty() {
-                return Err(ApiError::consumer_wq_multiple_unfiltered());
-            }
-        }
+        check_work_queue(stream, &cfg)?;
     }
     {
         let _inner = stream.inner.lock();
@@ -267,18 +258,7 @@ pub(super) fn info(js: &JetStream, stream: &str, name: &str) -> ApiResponse {
 
 /// The info with an up-to-date pending count.
 fn fresh_info(stream: &Stream, consumer: &Consumer) -> ConsumerInfo {
-    {
-        let inner = stream.inner.lock();
-        let mut st = consumer.state.lock();
-        if st.npending_stale && !inner.closed {
-            let first = inner.store.state().first_seq;
-            if st.cursor < first {
-                st.cursor = first;
-            }
-            st.recount(inner.store.as_ref());
-        }
-    }
-    consumer.info()
+    consumer.fresh_report(&stream.inner.lock()).into()
 }
 
 fn find(
@@ -311,53 +291,53 @@ pub(super) fn delete(js: &JetStream, stream: &str, name: &str) -> ApiResponse {
     resp
 }
 
-/// `CONSUMER.NAMES.<stream>`.
-pub(super) fn names(js: &JetStream, stream: &str, payload: &[u8]) -> ApiResponse {
-    let req: ListRequest = match parse_body(payload) {
-        Ok(r) => r,
-        Err(e) => return respond::<NamesBody>("consumer_names", Some(Paged::default()), Err(e)),
-    };
-    let Some(s) = js.stream(stream) else {
-        return respond::<NamesBody>(
-            "consumer_names",
-            Some(Paged::default()),
-            Err(ApiError::stream_not_found()),
-        );
-    };
-    let all: Vec<String> = s.consumers.read().keys().cloned().collect();
-    let paged = Paged {
-        total: all.len(),
-        offset: req.offset,
-        limit: NAMES_LIMIT,
-    };
-    let consumers = all.into_iter().skip(req.offset).take(NAMES_LIMIT).collect();
-    respond("consumer_names", Some(paged), Ok(NamesBody { consumers }))
+/// One NAMES/LIST page: the stream, its consumers on the page (by name), the paging fields.
+struct Page {
+    stream: Arc<Stream>,
+    consumers: Vec<Arc<Consumer>>,
+    paged: Paged,
 }
 
-/// `CONSUMER.LIST.<stream>`.
-pub(super) fn list(js: &JetStream, stream: &str, payload: &[u8]) -> ApiResponse {
-    let req: ListRequest = match parse_body(payload) {
-        Ok(r) => r,
-        Err(e) => return respond::<ListBody>("consumer_list", Some(Paged::default()), Err(e)),
-    };
-    let Some(s) = js.stream(stream) else {
-        return respond::<ListBody>(
-            "consumer_list",
-            Some(Paged::default()),
-            Err(ApiError::stream_not_found()),
-        );
-    };
+/// The NAMES/LIST page `payload` asks for.
+fn page(js: &JetStream, stream: &str, payload: &[u8], limit: usize) -> Result<Page, ApiError> {
+    let req: ListRequest = parse_body(payload)?;
+    let s = js.stream(stream).ok_or_else(ApiError::stream_not_found)?;
     let all: Vec<Arc<Consumer>> = s.consumers.read().values().cloned().collect();
     let paged = Paged {
         total: all.len(),
         offset: req.offset,
-        limit: LIST_LIMIT,
+        limit,
     };
-    let consumers = all
-        .iter()
-        .skip(req.offset)
-        .take(LIST_LIMIT)
-        .map(|c| fresh_info(&s, c))
-        .collect();
-    respond("consumer_list", Some(paged), Ok(ListBody { consumers }))
+    let consumers = all.into_iter().skip(req.offset).take(limit).collect();
+    Ok(Page {
+        stream: s,
+        consumers,
+        paged,
+    })
+}
+
+/// `CONSUMER.NAMES.<stream>`.
+pub(super) fn names(js: &JetStream, stream: &str, payload: &[u8]) -> ApiResponse {
+    match page(js, stream, payload, NAMES_LIMIT) {
+        Ok(p) => {
+            let consumers = p.consumers.iter().map(|c| c.name.clone()).collect();
+            respond("consumer_names", Some(p.paged), Ok(NamesBody { consumers }))
+        }
+        Err(e) => respond::<NamesBody>("consumer_names", Some(Paged::default()), Err(e)),
+    }
+}
+
+/// `CONSUMER.LIST.<stream>`.
+pub(super) fn list(js: &JetStream, stream: &str, payload: &[u8]) -> ApiResponse {
+    match page(js, stream, payload, LIST_LIMIT) {
+        Ok(p) => {
+            let consumers = p
+                .consumers
+                .iter()
+                .map(|c| fresh_info(&p.stream, c))
+                .collect();
+            respond("consumer_list", Some(p.paged), Ok(ListBody { consumers }))
+        }
+        Err(e) => respond::<ListBody>("consumer_list", Some(Paged::default()), Err(e)),
+    }
 }

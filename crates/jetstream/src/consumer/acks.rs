@@ -22,15 +22,6 @@ pub(crate) struct Pending {
     pub deadline: Instant,
 }
 
-/// What a redelivery candidate turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Redelivery {
-    /// Deliver `sseq` again.
-    Deliver(u64),
-    /// `sseq` reached max_deliver after `dc` deliveries: dropped, advisory due.
-    Exhausted { sseq: u64, dc: u64 },
-}
-
 /// Sequences, floor, pending set and redelivery queue.
 #[derive(Debug)]
 pub(crate) struct Acks {
@@ -115,16 +106,10 @@ impl Acks {
         (dseq, dc)
     }
 
-    /// The next message due for redelivery; exhausted ones are dropped from pending.
-    pub fn next_redelivery(&mut self) -> Option<Redelivery> {
-        let sseq = self.rdq.pop_first()?;
-        let p = *self.pending.get(&sseq)?;
-        if self.max_deliver > 0 && p.dc >= self.max_deliver as u64 {
-            self.pending.remove(&sseq);
-            self.update_floor();
-            return Some(Redelivery::Exhausted { sseq, dc: p.dc });
-        }
-        Some(Redelivery::Deliver(sseq))
+    /// The next message due for redelivery. Call [`Acks::take_exhausted`] first: what is
+    /// queued then has deliveries left.
+    pub fn next_redelivery(&mut self) -> Option<u64> {
+        self.rdq.pop_first()
     }
 
     /// Drops every queued redelivery that reached max_deliver; returns `(sseq, dc)` of each
@@ -319,7 +304,7 @@ mod tests {
         assert_eq!(a.ack(1), vec![1]);
         assert_eq!((a.adflr, a.asflr), (2, 2));
         assert!(a.nak(3, None, t0));
-        assert_eq!(a.next_redelivery(), Some(Redelivery::Deliver(3)));
+        assert_eq!(a.next_redelivery(), Some(3));
         assert_eq!(a.delivered(3, t0, 0), (4, 2));
         assert_eq!(a.num_redelivered(), 1);
         assert_eq!(a.term(3).map(|p| p.dc), Some(2));
@@ -347,15 +332,14 @@ mod tests {
         a.expire(t0 + Duration::from_millis(999));
         assert!(a.rdq.is_empty());
         a.expire(t0 + Duration::from_secs(1));
-        assert_eq!(a.next_redelivery(), Some(Redelivery::Deliver(1)));
+        assert!(a.take_exhausted().is_empty());
+        assert_eq!(a.next_redelivery(), Some(1));
         let t1 = t0 + Duration::from_secs(1);
         a.delivered(1, t1, 0);
         assert_eq!(a.next_deadline(), Some(t1 + Duration::from_secs(5)));
         a.expire(t1 + Duration::from_secs(5));
-        assert_eq!(
-            a.next_redelivery(),
-            Some(Redelivery::Exhausted { sseq: 1, dc: 2 })
-        );
+        assert_eq!(a.take_exhausted(), vec![(1, 2)]);
+        assert_eq!(a.next_redelivery(), None);
         assert!(a.pending.is_empty());
         assert_eq!(a.next_deadline(), None);
     }
@@ -370,7 +354,7 @@ mod tests {
         assert!(a.rdq.is_empty(), "not before the delay");
         assert_eq!(a.next_deadline(), Some(t0 + Duration::from_secs(3)));
         a.expire(t0 + Duration::from_secs(3));
-        assert_eq!(a.next_redelivery(), Some(Redelivery::Deliver(1)));
+        assert_eq!(a.next_redelivery(), Some(1));
         let t1 = t0 + Duration::from_secs(3);
         a.delivered(1, t1, 0);
         a.in_progress(1, t1 + Duration::from_millis(900));
@@ -429,26 +413,26 @@ mod model {
                         next_seq += 1;
                     }
                     Op::Redeliver => {
+                        // The model: due messages at max_deliver are dropped, the rest
+                        // come back in stream order.
+                        let exhausted: Vec<(u64, u64)> = due
+                            .iter()
+                            .filter(|s| max_deliver > 0 && pending[*s] >= max_deliver as u64)
+                            .map(|s| (*s, pending[s]))
+                            .collect();
+                        prop_assert_eq!(a.take_exhausted(), exhausted.clone());
+                        for (s, _) in &exhausted {
+                            due.remove(s);
+                            pending.remove(s);
+                        }
                         let got = a.next_redelivery();
-                        let want = due.pop_first();
-                        match (got, want) {
-                            (None, None) => {}
-                            (Some(Redelivery::Deliver(s)), Some(w)) => {
-                                prop_assert_eq!(s, w);
-                                let dc = pending[&s] + 1;
-                                prop_assert!(max_deliver <= 0 || pending[&s] < max_deliver as u64);
-                                let (d, got_dc) = a.delivered(s, now, 0);
-                                dseq += 1;
-                                prop_assert_eq!((d, got_dc), (dseq, dc));
-                                pending.insert(s, dc);
-                            }
-                            (Some(Redelivery::Exhausted { sseq, dc }), Some(w)) => {
-                                prop_assert_eq!(sseq, w);
-                                prop_assert_eq!(dc, pending[&w]);
-                                prop_assert!(max_deliver > 0 && dc >= max_deliver as u64);
-                                pending.remove(&w);
-                            }
-                            (g, w) => prop_assert!(false, "redelivery {:?} vs model {:?}", g, w),
+                        prop_assert_eq!(got, due.pop_first());
+                        if let Some(s) = got {
+                            let dc = pending[&s] + 1;
+                            let (d, got_dc) = a.delivered(s, now, 0);
+                            dseq += 1;
+                            prop_assert_eq!((d, got_dc), (dseq, dc));
+                            pending.insert(s, dc);
                         }
                     }
                     Op::Ack(i) => {

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use petrel_store::{StoredMsg, StreamStore};
 
 use super::ackmsg::{self, AckKind};
-use super::acks::Redelivery;
 use super::config::{AckPolicy, ReplayPolicy};
 use super::pull::{self, Waiting};
 use super::{next_from, Consumer, Event, State, FC_MAX_WINDOW, FC_RESEND};
@@ -68,8 +67,8 @@ pub(crate) async fn run(
             return;
         }
         let out = match step_inline(&consumer, &stream, port.as_ref()) {
-            Some(out) => {
-                if let (Some(bytes), Some(dir)) = (out.persist.clone(), consumer.dir.clone()) {
+            Some(mut out) => {
+                if let (Some(bytes), Some(dir)) = (out.persist.take(), consumer.dir.clone()) {
                     let c = consumer.clone();
                     let _ = tokio::task::spawn_blocking(move || save(&c, &dir, &bytes)).await;
                 }
@@ -165,19 +164,7 @@ pub(crate) fn step(
     for ev in events {
         handle_event(c, &mut st, ev, now, wall, &mut acked, &mut out);
     }
-    if st.npending_stale {
-        let store = inner.store.as_ref();
-        let first = store.state().first_seq;
-        if st.cursor < first {
-            st.cursor = first;
-        }
-        // Pending messages purged from the stream are done with.
-        let gone: Vec<u64> = st.acks.pending.range(..first).map(|(s, _)| *s).collect();
-        for seq in gone {
-            st.acks.forget(seq);
-        }
-        st.recount(store);
-    }
+    st.refresh(inner.store.as_ref());
     st.acks.expire(now);
     for (sseq, dc) in st.acks.take_exhausted() {
         out.advisories
@@ -436,7 +423,7 @@ fn deliver(
                 break;
             }
         }
-        let Some(cand) = next_candidate(c, st, store, now, wall, acked, out) else {
+        let Some(cand) = next_candidate(c, st, store) else {
             break;
         };
         let Candidate { msg, redelivery } = cand;
@@ -579,33 +566,17 @@ fn unread(st: &mut State, msg: &StoredMsg) {
 
 /// The next message to deliver: a due redelivery, a `last_per_subject` start, or the next
 /// new message. `None` when nothing may be delivered now.
-fn next_candidate(
-    c: &Consumer,
-    st: &mut State,
-    store: &dyn StreamStore,
-    now: Instant,
-    wall: i64,
-    acked: &mut Vec<u64>,
-    out: &mut StepOut,
-) -> Option<Candidate> {
-    let _ = (now, wall);
-    while let Some(r) = st.acks.next_redelivery() {
-        match r {
-            Redelivery::Deliver(seq) => match store.get(seq) {
-                Ok(Some(msg)) => {
-                    return Some(Candidate {
-                        msg,
-                        redelivery: true,
-                    })
-                }
-                _ => st.acks.forget(seq),
-            },
-            Redelivery::Exhausted { sseq, dc } => {
-                out.advisories
-                    .push(advisory::max_deliveries(&c.stream, &c.name, sseq, dc));
-                let _ = acked;
-                st.dirty = true;
+fn next_candidate(c: &Consumer, st: &mut State, store: &dyn StreamStore) -> Option<Candidate> {
+    // Exhausted deliveries were taken out earlier in the step (`take_exhausted`).
+    while let Some(seq) = st.acks.next_redelivery() {
+        match store.get(seq) {
+            Ok(Some(msg)) => {
+                return Some(Candidate {
+                    msg,
+                    redelivery: true,
+                })
             }
+            _ => st.acks.forget(seq),
         }
     }
     let max_pending = st.config.max_ack_pending;

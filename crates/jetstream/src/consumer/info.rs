@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use super::config::ConsumerConfig;
 use super::Consumer;
+use crate::json::is_default;
+use crate::monitor::{ConsumerReport, SequencePair};
+use crate::stream::Inner;
 use crate::time::{now_nanos, rfc3339_nano};
 
 /// A consumer and stream sequence pair.
@@ -14,10 +17,6 @@ pub(crate) struct SequenceInfo {
     pub stream_seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_active: Option<String>,
-}
-
-fn is_false(v: &bool) -> bool {
-    !*v
 }
 
 /// What INFO reports about a consumer.
@@ -33,7 +32,7 @@ pub(crate) struct ConsumerInfo {
     pub num_redelivered: u64,
     pub num_waiting: u64,
     pub num_pending: u64,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_default")]
     pub push_bound: bool,
     /// Time of the report (2.10).
     pub ts: String,
@@ -43,31 +42,74 @@ fn active(ns: i64) -> Option<String> {
     (ns > 0).then(|| rfc3339_nano(ns))
 }
 
-impl Consumer {
-    /// The consumer's info. Takes only the consumer's state lock.
-    pub(crate) fn info(&self) -> ConsumerInfo {
-        let st = self.state.lock();
+impl From<SequencePair> for SequenceInfo {
+    fn from(p: SequencePair) -> Self {
+        SequenceInfo {
+            consumer_seq: p.consumer_seq,
+            stream_seq: p.stream_seq,
+            last_active: active(p.last_active),
+        }
+    }
+}
+
+impl From<ConsumerReport> for ConsumerInfo {
+    fn from(r: ConsumerReport) -> Self {
         ConsumerInfo {
+            stream_name: r.stream_name,
+            name: r.name,
+            created: rfc3339_nano(r.created),
+            config: r.config,
+            delivered: r.delivered.into(),
+            ack_floor: r.ack_floor.into(),
+            num_ack_pending: r.num_ack_pending,
+            num_redelivered: r.num_redelivered,
+            num_waiting: r.num_waiting,
+            num_pending: r.num_pending,
+            push_bound: r.push_bound,
+            ts: rfc3339_nano(now_nanos()),
+        }
+    }
+}
+
+impl Consumer {
+    /// The numbers of a ConsumerInfo as they are now (the pending count as of the last
+    /// refresh). Takes only the consumer's state lock.
+    pub(crate) fn report(&self) -> ConsumerReport {
+        let st = self.state.lock();
+        ConsumerReport {
             stream_name: self.stream.clone(),
             name: self.name.clone(),
-            created: rfc3339_nano(self.created),
+            created: self.created,
             config: st.config.clone(),
-            delivered: SequenceInfo {
+            delivered: SequencePair {
                 consumer_seq: st.acks.dseq,
                 stream_seq: st.acks.dsseq,
-                last_active: active(st.last_delivery_wall),
+                last_active: st.last_delivery_wall,
             },
-            ack_floor: SequenceInfo {
+            ack_floor: SequencePair {
                 consumer_seq: st.acks.adflr,
                 stream_seq: st.acks.asflr,
-                last_active: active(st.last_ack_wall),
+                last_active: st.last_ack_wall,
             },
             num_ack_pending: st.acks.pending.len() as u64,
             num_redelivered: st.acks.num_redelivered(),
             num_waiting: st.waiting.len() as u64,
             num_pending: st.npending,
             push_bound: !st.config.is_pull() && st.push.active,
-            ts: rfc3339_nano(now_nanos()),
         }
+    }
+
+    /// The report with an up-to-date pending count: refreshes the state first (see
+    /// [`super::State::refresh`]). Called with the stream's `inner` lock held.
+    pub(crate) fn fresh_report(&self, inner: &Inner) -> ConsumerReport {
+        if !inner.closed {
+            self.state.lock().refresh(inner.store.as_ref());
+        }
+        self.report()
+    }
+
+    /// The consumer's info (pending count as of the last refresh).
+    pub(crate) fn info(&self) -> ConsumerInfo {
+        self.report().into()
     }
 }

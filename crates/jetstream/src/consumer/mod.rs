@@ -120,6 +120,25 @@ impl State {
         self.acks.done_with(sseq, self.cursor) && !self.lps.contains(&sseq)
     }
 
+    /// After messages were removed from the stream (`npending_stale`): moves the cursor
+    /// past purged messages, forgets pending deliveries of purged messages and recounts
+    /// `npending`. Does nothing when the count is current. Called under the stream lock by
+    /// the consumer's step, the API's info and the monitoring report alike.
+    pub fn refresh(&mut self, store: &dyn StreamStore) {
+        if !self.npending_stale {
+            return;
+        }
+        let first = store.state().first_seq;
+        if self.cursor < first {
+            self.cursor = first;
+        }
+        let gone: Vec<u64> = self.acks.pending.range(..first).map(|(s, _)| *s).collect();
+        for seq in gone {
+            self.acks.forget(seq);
+        }
+        self.recount(store);
+    }
+
     /// Recounts `npending` from the store.
     pub fn recount(&mut self, store: &dyn StreamStore) {
         let lps = self.lps.len() as u64;
@@ -128,13 +147,14 @@ impl State {
     }
 
     /// A message was stored at `seq` on `subject` (called by the ingest path under the
-    /// stream lock).
+    /// stream lock): counted as pending when it is ahead of the cursor. Returns whether the
+    /// consumer's filters match it.
     pub fn on_stored(&mut self, seq: u64, subject: &str) -> bool {
-        if seq >= self.cursor && self.matches(subject) {
+        let matches = self.matches(subject);
+        if matches && seq >= self.cursor {
             self.npending += 1;
-            return true;
         }
-        false
+        matches
     }
 }
 
