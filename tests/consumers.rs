@@ -6,30 +6,14 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, push, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::{self, stream, AckKind};
+use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use petrel_testkit::spawn_jetstream;
 
-pub(crate) fn config(name: &str, subjects: &[&str]) -> stream::Config {
-    stream::Config {
-        name: name.to_string(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
-pub(crate) async fn publish(js: &jetstream::Context, subject: &str, n: usize) {
-    for i in 0..n {
-        js.publish(subject.to_string(), format!("m{i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-}
+use crate::support::{config, publish};
 
 /// Fetches up to `n` messages with a no_wait request.
-async fn fetch(
+pub(crate) async fn fetch(
     c: &jetstream::consumer::Consumer<pull::Config>,
     n: usize,
 ) -> Vec<jetstream::Message> {
@@ -41,7 +25,8 @@ async fn fetch(
     out
 }
 
-fn durable(name: &str) -> pull::Config {
+/// A durable pull consumer with explicit acks.
+pub(crate) fn durable(name: &str) -> pull::Config {
     pull::Config {
         durable_name: Some(name.to_string()),
         ack_policy: AckPolicy::Explicit,

@@ -10,17 +10,16 @@ use async_nats::jetstream::consumer::{pull, push, AckPolicy};
 use futures::StreamExt;
 use petrel_testkit::spawn_jetstream;
 
-use crate::consumers::config;
+use crate::support::config;
 
-/// Sends one pull request and returns the first message on its inbox.
-async fn pull_once(
+/// Sends one pull request; returns the subscription on its inbox.
+async fn send_pull(
     client: &async_nats::Client,
     consumer: &str,
     body: &str,
-    wait: Duration,
-) -> async_nats::Message {
+) -> async_nats::Subscriber {
     let inbox = client.new_inbox();
-    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let sub = client.subscribe(inbox.clone()).await.unwrap();
     client
         .publish_with_reply(
             format!("$JS.API.CONSUMER.MSG.NEXT.PULL.{consumer}"),
@@ -29,6 +28,17 @@ async fn pull_once(
         )
         .await
         .unwrap();
+    sub
+}
+
+/// Sends one pull request and returns the first message on its inbox.
+async fn pull_once(
+    client: &async_nats::Client,
+    consumer: &str,
+    body: &str,
+    wait: Duration,
+) -> async_nats::Message {
+    let mut sub = send_pull(client, consumer, body).await;
     tokio::time::timeout(wait, sub.next())
         .await
         .expect("no answer")
@@ -91,16 +101,7 @@ async fn pull_status_messages_match_nats_server() {
         (400, "Bad Request - heartbeat value too large".into())
     );
     // max_waiting 1: a second waiting request is refused.
-    let inbox = client.new_inbox();
-    let mut first = client.subscribe(inbox.clone()).await.unwrap();
-    client
-        .publish_with_reply(
-            "$JS.API.CONSUMER.MSG.NEXT.PULL.c",
-            inbox,
-            r#"{"batch":1,"expires":2000000000}"#.into(),
-        )
-        .await
-        .unwrap();
+    let mut first = send_pull(&client, "c", r#"{"batch":1,"expires":2000000000}"#).await;
     let m = pull_once(&client, "c", r#"{"batch":1,"expires":2000000000}"#, sec).await;
     assert_eq!(status(&m), (409, "Exceeded MaxWaiting".into()));
     // The waiting one gets the next message.

@@ -11,27 +11,8 @@ use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use petrel_testkit::{spawn_jetstream, spawn_with_store};
 
-use crate::consumers::{config, publish};
-
-async fn fetch(
-    c: &jetstream::consumer::Consumer<pull::Config>,
-    n: usize,
-) -> Vec<jetstream::Message> {
-    let mut msgs = c.fetch().max_messages(n).messages().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(m) = msgs.next().await {
-        out.push(m.unwrap());
-    }
-    out
-}
-
-fn durable(name: &str) -> pull::Config {
-    pull::Config {
-        durable_name: Some(name.to_string()),
-        ack_policy: AckPolicy::Explicit,
-        ..Default::default()
-    }
-}
+use crate::consumers::{durable, fetch};
+use crate::support::{config, publish};
 
 async fn messages(stream: &mut jetstream::stream::Stream) -> u64 {
     stream.info().await.unwrap().state.messages

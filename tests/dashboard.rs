@@ -26,6 +26,8 @@ use futures::StreamExt;
 use petrel_testkit::{http_get, spawn_jetstream_with_monitor};
 use serde_json::Value;
 
+use crate::support::publish_all;
+
 /// Chromium is killed after this long: a hang must not block CI.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -320,20 +322,9 @@ async fn scenario(url: &str) -> Scenario {
     })
     .await
     .unwrap();
-    for i in 0..12 {
-        js.publish("orders.new", format!("order {i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    for i in 0..4 {
-        js.publish("events.user.login", format!("{{\"user\":{i}}}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    publish_all(&js, "orders.new", (0..12).map(|i| format!("order {i}"))).await;
+    let logins = (0..4).map(|i| format!("{{\"user\":{i}}}"));
+    publish_all(&js, "events.user.login", logins).await;
     for _ in 0..12 {
         orders_sub.next().await.expect("core copy of an order");
     }

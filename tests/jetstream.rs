@@ -6,13 +6,7 @@ use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 use petrel_testkit::{spawn_jetstream, spawn_with_store};
 
-fn config(name: &str, subjects: &[&str]) -> stream::Config {
-    stream::Config {
-        name: name.to_string(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
+use crate::support::{config, publish_all};
 
 #[tokio::test]
 async fn create_publish_ack_and_info() {
@@ -193,13 +187,7 @@ async fn streams_and_messages_survive_a_restart() {
         js.create_stream(config("DURABLE", &["durable.>"]))
             .await
             .unwrap();
-        for i in 0..10 {
-            js.publish("durable.x", format!("{i}").into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
+        publish_all(&js, "durable.x", (0..10).map(|i| i.to_string())).await;
         s.shutdown().await;
     }
     let p = path.clone();

@@ -6,21 +6,27 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store};
 use futures::{StreamExt, TryStreamExt};
-use petrel_testkit::spawn_jetstream;
+use petrel_testkit::{spawn_jetstream, TestServer};
 use tokio::io::AsyncReadExt;
 
-#[tokio::test]
-async fn kv_put_get_update_delete_purge_keys_history() {
+/// A JetStream server and a KV bucket on it keeping `history` values per key.
+async fn bucket(name: &str, history: i64) -> (TestServer, kv::Store) {
     let s = spawn_jetstream().await;
     let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
     let kv = js
         .create_key_value(kv::Config {
-            bucket: "agents".into(),
-            history: 5,
+            bucket: name.into(),
+            history,
             ..Default::default()
         })
         .await
         .unwrap();
+    (s, kv)
+}
+
+#[tokio::test]
+async fn kv_put_get_update_delete_purge_keys_history() {
+    let (_s, kv) = bucket("agents", 5).await;
     let r1 = kv.put("agent.alpha", "idle".into()).await.unwrap();
     let r2 = kv.put("agent.beta", "busy".into()).await.unwrap();
     assert_eq!((r1, r2), (1, 2));
@@ -91,16 +97,7 @@ async fn next(w: &mut kv::Watch) -> kv::Entry {
 
 #[tokio::test]
 async fn kv_watch_sees_initial_values_then_updates() {
-    let s = spawn_jetstream().await;
-    let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
-    let kv = js
-        .create_key_value(kv::Config {
-            bucket: "cfg".into(),
-            history: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (_s, kv) = bucket("cfg", 3).await;
     kv.put("a", "1".into()).await.unwrap();
     kv.put("a", "2".into()).await.unwrap();
     kv.put("b", "1".into()).await.unwrap();
@@ -133,12 +130,7 @@ async fn kv_watch_sees_initial_values_then_updates() {
     assert_eq!((e.key.as_str(), e.operation), ("a", kv::Operation::Delete));
     // One key only.
     let mut one = kv.watch_with_history("b").await.unwrap();
-    let e = tokio::time::timeout(Duration::from_secs(5), one.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(e.value, "1");
+    assert_eq!(next(&mut one).await.value, "1");
 }
 
 #[tokio::test]

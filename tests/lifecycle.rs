@@ -13,7 +13,9 @@ async fn lame_duck_mode_moves_clients_to_another_server() {
         spawn_with(|b| b.lame_duck(Duration::from_millis(800), Duration::from_millis(200))).await;
     let b = spawn().await;
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    // Servers in list order: the client starts on A.
     let client = async_nats::ConnectOptions::new()
+        .retain_servers_order()
         .retry_on_initial_connect()
         .event_callback(move |e| {
             let tx = tx.clone();
@@ -24,10 +26,13 @@ async fn lame_duck_mode_moves_clients_to_another_server() {
         .connect(vec![a.client_url(), b.client_url()])
         .await
         .unwrap();
-    // Wait until the client is on A (it picks a random server of the list).
     let mut sub = client.subscribe("after.ldm").await.unwrap();
     client.flush().await.unwrap();
-    let on_a = client.server_info().port == a.addr().port();
+    assert_eq!(
+        client.server_info().port,
+        a.addr().port(),
+        "client starts on A"
+    );
     // A raw connection on A sees the INFO with ldm.
     let mut raw = RawClient::connect_with(a.addr(), r#"{"verbose":false}"#).await;
     let a_addr = a.addr();
@@ -48,15 +53,14 @@ async fn lame_duck_mode_moves_clients_to_another_server() {
         .unwrap()
         .unwrap();
     raw.expect_closed().await;
-    if on_a {
-        let mut seen = Vec::new();
-        while !seen.iter().any(|e: &String| e.contains("lame duck")) {
-            let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .expect("lame duck event")
-                .unwrap();
-            seen.push(e);
-        }
+    // The client saw the INFO with ldm.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e: &String| e.contains("lame duck")) {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("lame duck event")
+            .unwrap();
+        seen.push(e);
     }
     // The client carries on through B.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -20,4 +20,5 @@ mod queue;
 mod reload;
 mod request;
 mod shutdown;
+mod support;
 mod tls;

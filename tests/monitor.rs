@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::publish_all;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, stream};
 use futures::StreamExt;
 use petrel_testkit::{
@@ -90,13 +91,7 @@ async fn scenario() -> Scenario {
         })
         .await
         .unwrap();
-    for i in 0..5 {
-        js.publish("orders.new", format!("o{i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    publish_all(&js, "orders.new", (0..5).map(|i| format!("o{i}"))).await;
     let consumer = orders
         .create_consumer(pull::Config {
             durable_name: Some("worker".to_string()),
