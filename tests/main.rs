@@ -3,6 +3,7 @@
 
 mod auth;
 mod consumers;
+mod consumers_policies;
 mod consumers_pull;
 mod consumers_retention;
 mod dashboard;
