@@ -301,7 +301,6 @@ impl Client {
     pub fn flush(&self, inline: bool) {
         // Clear first: a publisher queueing after this point lists the client itself.
         self.dirty.store(false, Ordering::Release);
-        self.meta.touch();
         if inline && self.try_inline_write() {
             return;
         }

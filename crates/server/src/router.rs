@@ -103,7 +103,14 @@ impl Router {
         // A few targets (request/reply, small fan-out): write inline from this reader and
         // save each writer's wake-up; many: let their writers work in parallel.
         let inline = self.to_flush.len() <= INLINE_TARGETS;
+        // Last activity for /connz: one clock read for the batch, not one per connection.
+        let now = if self.to_flush.is_empty() {
+            0
+        } else {
+            petrel_jetstream::now_nanos()
+        };
         for c in self.to_flush.drain(..) {
+            c.meta.touch_at(now);
             c.flush(inline);
         }
     }

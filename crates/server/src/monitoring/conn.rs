@@ -56,7 +56,12 @@ impl ConnMeta {
 
     /// Bytes moved in or out just now.
     pub fn touch(&self) {
-        self.last_activity.store(now_ns(), Ordering::Relaxed);
+        self.touch_at(now_ns());
+    }
+
+    /// Bytes moved at `now` (Unix ns): one clock read serves a whole flush batch.
+    pub fn touch_at(&self, now: i64) {
+        self.last_activity.store(now, Ordering::Relaxed);
     }
 
     /// A keep-alive PING was queued.
