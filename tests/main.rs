@@ -1,6 +1,7 @@
 //! Black-box tests over real sockets: raw protocol bytes and the async-nats client against
 //! an in-process Petrel server.
 
+mod adversarial_trust;
 mod auth;
 mod consumers;
 mod consumers_policies;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;
 use crate::json::{is_default, null_default};
-use crate::transform::SubjectTransform;
+use crate::transform::{SubjectTransform, TransformError};
 
 /// Default duplicate window (2 minutes), as nats-server.
 pub const DEFAULT_DUPLICATE_WINDOW: i64 = 120_000_000_000;
@@ -21,8 +21,6 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
 /// Largest metadata (keys plus values).
 pub const MAX_METADATA_LEN: usize = 128 * 1024;
-/// Subjects a stream may never capture: the API it is managed through.
-pub const API_SUBJECTS: &str = "$JS.API.>";
 
 /// Retention policy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,18 +358,27 @@ impl StreamConfig {
             return Err(cfg_err("stream republish is not supported by this server"));
         }
         if let Some(t) = &self.subject_transform {
-            SubjectTransform::new(&t.src, &t.dest).map_err(cfg_err)?;
+            SubjectTransform::new(&t.src, &t.dest).map_err(|e| match e {
+                TransformError::Source(e) => ApiError::transform_invalid_source(e),
+                TransformError::Destination(e) => ApiError::transform_invalid_destination(e),
+            })?;
         }
         self.check_subjects()?;
         Ok(self)
     }
 
-    /// Subject defaults and checks: default `[name]`, valid, no duplicates, no overlap with
-    /// each other or with the JetStream API.
+    /// Subject defaults and checks in nats-server 2.15's order: default `[name]`; for each
+    /// subject: valid, not a duplicate, `>` only with no_ack, the JetStream (`$JS.>`,
+    /// `$JSC.>`, `$NRG.>` but `$JS.EVENT.>`) and system (`$SYS.>` but `$SYS.ACCOUNT.>`)
+    /// spaces only with no_ack (a stream acking there would answer requests), and no overlap
+    /// with the subjects after it.
     fn check_subjects(&mut self) -> Result<(), ApiError> {
         if self.subjects.is_empty() {
             self.subjects.push(self.name.clone());
         }
+        let collide =
+            |a: &str, b: &str| petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes());
+        let subset = |a: &str, b: &str| petrel_subject::is_subset(a.as_bytes(), b.as_bytes());
         for (i, subj) in self.subjects.iter().enumerate() {
             if !petrel_subject::is_valid_subject(subj.as_bytes()) {
                 return Err(cfg_err("invalid subject"));
@@ -379,14 +386,27 @@ impl StreamConfig {
             if self.subjects[..i].contains(subj) {
                 return Err(cfg_err("duplicate subjects detected"));
             }
-            if petrel_subject::subjects_collide(subj.as_bytes(), API_SUBJECTS.as_bytes()) {
-                return Err(cfg_err("subjects overlap with jetstream api"));
+            if subj == ">" && !self.no_ack {
+                return Err(cfg_err("capturing all subjects requires no-ack to be true"));
             }
-        }
-        for (i, a) in self.subjects.iter().enumerate() {
-            for b in &self.subjects[i + 1..] {
-                if petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes()) {
-                    return Err(cfg_err(format!("subject {a:?} overlaps with {b:?}")));
+            if !self.no_ack {
+                let js_space = ["$JS.>", "$JSC.>", "$NRG.>"]
+                    .iter()
+                    .any(|ns| collide(subj, ns));
+                if js_space && !subset(subj, "$JS.EVENT.>") {
+                    return Err(cfg_err(
+                        "subjects that overlap with jetstream api require no-ack to be true",
+                    ));
+                }
+                if collide(subj, "$SYS.>") && !subset(subj, "$SYS.ACCOUNT.>") {
+                    return Err(cfg_err(
+                        "subjects that overlap with system api require no-ack to be true",
+                    ));
+                }
+            }
+            for other in &self.subjects[i + 1..] {
+                if collide(other, subj) {
+                    return Err(cfg_err(format!("subject {subj:?} overlaps with {other:?}")));
                 }
             }
         }
@@ -508,7 +528,7 @@ mod tests {
         assert!(e.description.contains("s2"));
         assert_eq!(
             err(r#"{"name":"A","subjects":["$JS.API.>"]}"#).description,
-            "subjects overlap with jetstream api"
+            "subjects that overlap with jetstream api require no-ack to be true"
         );
         assert_eq!(
             err(r#"{"name":"A","subjects":["a.*","a.b"]}"#).description,

@@ -181,6 +181,12 @@ table! {
     CONSUMER_ALREADY_EXISTS = 400, 10148, "consumer already exists";
     /// Consumer create action: does not exist.
     CONSUMER_DOES_NOT_EXIST = 400, 10149, "consumer does not exist";
+    /// Subject transform source invalid (2.10).
+    STREAM_TRANSFORM_INVALID_SOURCE = 400, 10155, "stream transform source: {err}";
+    /// Subject transform destination invalid (2.10).
+    STREAM_TRANSFORM_INVALID_DESTINATION = 400, 10156, "stream transform: {err}";
+    /// Ingest queue full (2.11): the publish was refused.
+    STREAM_TOO_MANY_REQUESTS = 429, 10167, "too many requests";
 }
 
 /// A JetStream API error as sent to clients.
@@ -464,6 +470,18 @@ impl ApiError {
     pub fn wrong_last_msg_id(id: &str) -> Self {
         STREAM_WRONG_LAST_MSG_ID.with("{id}", id)
     }
+    /// 10155 stream transform source: `<err>`.
+    pub fn transform_invalid_source(err: impl Display) -> Self {
+        STREAM_TRANSFORM_INVALID_SOURCE.with("{err}", err)
+    }
+    /// 10156 stream transform: `<err>`.
+    pub fn transform_invalid_destination(err: impl Display) -> Self {
+        STREAM_TRANSFORM_INVALID_DESTINATION.with("{err}", err)
+    }
+    /// 10167 too many requests (ingest queue full).
+    pub fn too_many_requests() -> Self {
+        STREAM_TOO_MANY_REQUESTS.into()
+    }
     /// 10071 wrong last sequence: `<seq>`.
     pub fn wrong_last_sequence(seq: u64) -> Self {
         STREAM_WRONG_LAST_SEQUENCE.with("{seq}", seq)
@@ -533,7 +551,7 @@ mod tests {
         let mut seen = HashSet::new();
         for d in TABLE {
             assert!(seen.insert(d.err_code), "duplicate err_code {}", d.err_code);
-            assert!(matches!(d.code, 400 | 404 | 500 | 503), "{d:?}");
+            assert!(matches!(d.code, 400 | 404 | 429 | 500 | 503), "{d:?}");
         }
     }
 

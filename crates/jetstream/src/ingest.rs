@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use petrel_store::{PurgeRequest, StoreError};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
+use crate::backlog::Backlog;
 use crate::config::RetentionPolicy;
 use crate::dedup::MSG_ID;
 use crate::errors::ApiError;
@@ -311,24 +311,20 @@ impl Stream {
 }
 
 /// The ingest task of one stream: batches, stores on a blocking thread, publishes PubAcks.
-/// Ends after a [`Cmd::Close`] (having closed the store) or when the channel closes.
-pub(crate) async fn run(
-    stream: Arc<Stream>,
-    mut rx: mpsc::UnboundedReceiver<Cmd>,
-    port: Arc<dyn Port>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = Vec::new();
+/// Ends after a [`Cmd::Close`] (having closed the store). However it ends (a panic
+/// included), the queue is closed behind it, so nothing waits on a dead task.
+pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
+    let _closer = CloseOnDrop(stream.queue.clone());
+    let mut cmds = Vec::new();
+    loop {
+        stream.queue.recv(MAX_BATCH, &mut cmds).await;
+        let mut batch = Vec::with_capacity(cmds.len());
         let mut close = None;
-        match first {
-            Cmd::Msg(m) => batch.push(m),
-            Cmd::Close(tx) => close = Some(tx),
-        }
-        while close.is_none() && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Cmd::Msg(m)) => batch.push(m),
-                Ok(Cmd::Close(tx)) => close = Some(tx),
-                Err(_) => break,
+        for cmd in cmds.drain(..) {
+            match cmd {
+                Cmd::Msg(m) if close.is_none() => batch.push(m),
+                Cmd::Msg(_) => {}
+                Cmd::Close(tx) => close = Some(tx),
             }
         }
         if !batch.is_empty() {
@@ -346,6 +342,15 @@ pub(crate) async fn run(
             let _ = tx.send(());
             return;
         }
+    }
+}
+
+/// Closes a queue when its consuming task ends.
+struct CloseOnDrop<T>(Arc<Backlog<T>>);
+
+impl<T> Drop for CloseOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -374,7 +379,7 @@ mod tests {
         }
         .normalize()
         .unwrap();
-        let (stream, _rx) = Stream::open(cfg, 1, dir.path(), SyncMode::Always).unwrap();
+        let stream = Stream::open(cfg, 1, dir.path(), SyncMode::Always).unwrap();
         let batch = vec![
             msg("s.a", "r1", None),
             msg(

@@ -1,36 +1,41 @@
-//! [`JetStream`]: the object the server holds. It owns the streams, routes every message the
-//! server hands to [`JetStream::on_message`] onto the right channel, and runs three kinds of
+//! [`JetStream`]: the object the server holds. It owns the streams, subscribes their subjects
+//! and the API through the [`Port`] (with the handlers of `handlers.rs`), and runs three kinds of
 //! tasks: one ingest task per stream, one `$JS.API` task, one maintenance tick (max_age
 //! expiry, dedup expiry, interval fsync).
 //!
-//! Locks: `streams` and `routes` are held only for map lookups and updates, never across a
+//! Locks: `streams` is held only for map lookups and updates, never across a
 //! call into the [`Port`]; a stream's own mutex is only taken on blocking threads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use petrel_store::SyncMode;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::api::{self, ApiRequest};
+use crate::backlog::{Backlog, Limits};
 use crate::config::{StorageType, StreamConfig};
-use crate::consumer::{Consumer, Event};
 use crate::errors::JetStreamError;
+use crate::handlers::{ApiHandler, StreamHandler};
 use crate::ingest;
 use crate::meta::{self, StreamMeta};
-use crate::port::{Port, SubId};
-use crate::stream::{Cmd, Inbound, Opened, Stream};
+use crate::port::{Accept, Port, SubId};
+use crate::stream::Stream;
 use crate::time::now_nanos;
 
-/// Prefix of pull requests.
-const NEXT_PREFIX: &str = "$JS.API.CONSUMER.MSG.NEXT.";
 /// Subject of every API request.
 pub const API_SUBSCRIPTION: &str = "$JS.API.>";
+/// Bounds of the API request queue (nats-server's JetStream request queue limit is
+/// 10,000): past half the requesting client is stalled, at the limit requests are dropped
+/// with a `$JS.EVENT.ADVISORY.API.LIMIT_REACHED` advisory.
+const API_LIMITS: Limits = Limits {
+    msgs: 10_000,
+    bytes: 64 * 1024 * 1024,
+};
 /// How often the maintenance task runs.
 const TICK: Duration = Duration::from_millis(250);
 /// How long shutdown waits for one stream to drain and close.
@@ -47,6 +52,8 @@ pub struct JetStreamConfig {
     pub max_file: Option<u64>,
     /// When file stores fsync: `Always` (PubAck after fsync) or on an interval.
     pub sync: SyncMode,
+    /// The server's name, for advisories.
+    pub server_name: String,
 }
 
 /// Numbers for monitoring (`/jsz`, `/varz`).
@@ -70,22 +77,15 @@ pub struct JetStreamStats {
     pub api_errors: u64,
 }
 
-/// Where a subscription's messages go.
-#[derive(Clone)]
-pub(crate) enum Route {
-    Api,
-    Stream(Arc<Stream>),
-    /// A consumer's ack or flow-control subject.
-    Consumer(Arc<Consumer>),
-}
-
 /// JetStream: streams, the API and their tasks.
 pub struct JetStream {
     pub(crate) config: JetStreamConfig,
     pub(crate) port: Arc<dyn Port>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
-    pub(crate) routes: RwLock<HashMap<SubId, Route>>,
-    api_tx: mpsc::UnboundedSender<ApiRequest>,
+    /// API requests waiting for the API task.
+    pub(crate) api: Arc<Backlog<ApiRequest>>,
+    /// The `$JS.API.>` subscription.
+    api_sub: Mutex<Option<SubId>>,
     pub(crate) api_total: AtomicU64,
     pub(crate) api_errors: AtomicU64,
     closing: AtomicBool,
@@ -124,14 +124,13 @@ impl JetStream {
                 path: dir,
                 source: std::io::Error::other(e.to_string()),
             })??;
-        let (api_tx, api_rx) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let js = Arc::new_cyclic(|me| JetStream {
             config,
             port,
             streams: RwLock::new(BTreeMap::new()),
-            routes: RwLock::new(HashMap::new()),
-            api_tx,
+            api: Arc::new(Backlog::new(API_LIMITS)),
+            api_sub: Mutex::new(None),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             closing: AtomicBool::new(false),
@@ -139,99 +138,27 @@ impl JetStream {
             runtime,
             me: me.clone(),
         });
-        let api_sub = js.port.subscribe(API_SUBSCRIPTION, None);
-        js.routes.write().insert(api_sub, Route::Api);
-        for (stream, rx) in recovered {
-            js.register(stream.clone(), rx);
+        let api = ApiHandler {
+            js: js.weak(),
+            limit_gate: Default::default(),
+        };
+        let api_sub = js
+            .port
+            .subscribe(API_SUBSCRIPTION, None, Accept::ClientsOnly, Arc::new(api));
+        *js.api_sub.lock() = Some(api_sub);
+        for stream in recovered {
+            js.register(stream.clone());
             let j = js.clone();
             let _ = tokio::task::spawn_blocking(move || j.recover_consumers(&stream)).await;
         }
-        js.runtime
-            .spawn(api_loop(js.clone(), api_rx, shutdown_rx.clone()));
+        js.runtime.spawn(api_loop(js.clone(), shutdown_rx.clone()));
         js.runtime.spawn(maintenance_loop(js.clone(), shutdown_rx));
         Ok(js)
-    }
-
-    /// Called by the server on the publishing connection's task for every message matching
-    /// one of JetStream's subscriptions. Never blocks and never calls back into the port: it
-    /// only queues the message for JetStream's own tasks.
-    pub fn on_message(
-        &self,
-        sub: SubId,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<Bytes>,
-        payload: Bytes,
-    ) {
-        if self.closing.load(Ordering::Acquire) {
-            return;
-        }
-        let route = self.routes.read().get(&sub).cloned();
-        // A message can arrive between `port.subscribe` and the route being recorded.
-        let route = route.or_else(|| self.route_by_subject(subject));
-        match route {
-            Some(Route::Api) if subject.starts_with(NEXT_PREFIX) => {
-                self.pull_request(subject, reply, payload);
-            }
-            Some(Route::Consumer(c)) => {
-                let ev = if subject.starts_with("$JS.FC.") {
-                    Event::FlowControl {
-                        subject: subject.to_string(),
-                    }
-                } else {
-                    Event::Ack {
-                        subject: subject.to_string(),
-                        reply: reply.map(str::to_string),
-                        payload,
-                    }
-                };
-                c.push_event(ev);
-            }
-            Some(Route::Api) => {
-                let req = ApiRequest {
-                    subject: subject.to_string(),
-                    reply: reply.map(str::to_string),
-                    payload,
-                };
-                if self.api_tx.send(req).is_err() {
-                    tracing::debug!(subject, "API request after shutdown dropped");
-                }
-            }
-            Some(Route::Stream(stream)) => stream.enqueue(Inbound {
-                subject: subject.to_string(),
-                reply: reply.map(str::to_string),
-                headers,
-                payload,
-            }),
-            None => tracing::trace!(sub, subject, "message for an unknown subscription"),
-        }
     }
 
     /// A weak handle to this object.
     pub(crate) fn weak(&self) -> Weak<JetStream> {
         self.me.clone()
-    }
-
-    /// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: handed straight to the consumer's
-    /// task (no API round trip). Unknown consumers get no reply, as other unknown APIs.
-    fn pull_request(&self, subject: &str, reply: Option<&str>, payload: Bytes) {
-        let mut names = subject[NEXT_PREFIX.len()..].split('.');
-        let (Some(stream), Some(consumer), None) = (names.next(), names.next(), names.next())
-        else {
-            return;
-        };
-        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
-            return;
-        };
-        let consumer = self
-            .stream(stream)
-            .and_then(|s| s.consumers.read().get(consumer).cloned());
-        if let Some(c) = consumer {
-            c.push_event(Event::Next {
-                reply: reply.to_string(),
-                payload,
-            });
-        }
     }
 
     /// Drains every stream's queue, commits and closes every store, stops the tasks and
@@ -257,9 +184,13 @@ impl JetStream {
                 let _ = tokio::task::spawn_blocking(move || s2.close_store()).await;
             }
         }
-        let ids: Vec<SubId> = self.routes.write().drain().map(|(id, _)| id).collect();
-        for id in ids {
+        if let Some(id) = self.api_sub.lock().take() {
             self.port.unsubscribe(id);
+        }
+        self.api.close();
+        let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
+        for s in streams {
+            self.unsubscribe(&s, None);
         }
         tracing::info!("jetstream stopped");
     }
@@ -292,12 +223,12 @@ impl JetStream {
     }
 
     /// Adds a stream: map entry, ingest task, subscriptions on its subjects.
-    pub(crate) fn register(&self, stream: Arc<Stream>, rx: mpsc::UnboundedReceiver<Cmd>) {
+    pub(crate) fn register(&self, stream: Arc<Stream>) {
         self.streams
             .write()
             .insert(stream.name.clone(), stream.clone());
         self.runtime
-            .spawn(ingest::run(stream.clone(), rx, self.port.clone()));
+            .spawn(ingest::run(stream.clone(), self.port.clone()));
         let subjects = stream.subjects.read().clone();
         self.subscribe(&stream, &subjects);
     }
@@ -305,10 +236,13 @@ impl JetStream {
     /// Subscribes `subjects` for `stream`.
     pub(crate) fn subscribe(&self, stream: &Arc<Stream>, subjects: &[String]) {
         for subject in subjects {
-            let id = self.port.subscribe(subject, None);
-            self.routes
-                .write()
-                .insert(id, Route::Stream(stream.clone()));
+            let handler = StreamHandler {
+                stream: stream.clone(),
+                warn_gate: Default::default(),
+            };
+            let id = self
+                .port
+                .subscribe(subject, None, Accept::Everyone, Arc::new(handler));
             stream.subs.lock().push((subject.clone(), id));
         }
     }
@@ -323,12 +257,6 @@ impl JetStream {
             *subs = keep;
             gone.into_iter().map(|(_, id)| id).collect()
         };
-        {
-            let mut routes = self.routes.write();
-            for id in &gone {
-                routes.remove(id);
-            }
-        }
         for id in gone {
             self.port.unsubscribe(id);
         }
@@ -340,21 +268,10 @@ impl JetStream {
         self.unsubscribe(&stream, None);
         Some(stream)
     }
-
-    fn route_by_subject(&self, subject: &str) -> Option<Route> {
-        if subject.starts_with("$JS.API.") {
-            return Some(Route::Api);
-        }
-        self.streams
-            .read()
-            .values()
-            .find(|s| s.captures(subject))
-            .map(|s| Route::Stream(s.clone()))
-    }
 }
 
 /// Opens every stream directory under `dir`. Blocking.
-fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Opened>, JetStreamError> {
+fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Arc<Stream>>, JetStreamError> {
     let io_err = |source| JetStreamError::StoreDir {
         path: dir.to_path_buf(),
         source,
@@ -386,10 +303,10 @@ fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Opened>, Jet
             }
         };
         match Stream::open(config, m.created, dir, sync) {
-            Ok((stream, rx)) => {
+            Ok(stream) => {
                 let (msgs, bytes) = stream.counters();
                 tracing::info!(stream = %name, msgs, bytes, "stream recovered");
-                out.push((stream, rx));
+                out.push(stream);
             }
             Err(e) => {
                 tracing::warn!(stream = %name, error = %e, "skipping stream: store failed to open");
@@ -401,18 +318,15 @@ fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Opened>, Jet
 
 /// Handles API requests one at a time, each on a blocking thread, then publishes the reply
 /// and any advisories.
-async fn api_loop(
-    js: Arc<JetStream>,
-    mut rx: mpsc::UnboundedReceiver<ApiRequest>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn api_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool>) {
+    let mut one = Vec::with_capacity(1);
     loop {
-        let req = tokio::select! {
-            r = rx.recv() => match r {
-                Some(r) => r,
-                None => break,
-            },
+        tokio::select! {
+            _ = js.api.recv(1, &mut one) => {}
             _ = shutdown.changed() => break,
+        };
+        let Some(req) = one.pop() else {
+            continue;
         };
         let j = js.clone();
         let handled = tokio::task::spawn_blocking(move || {

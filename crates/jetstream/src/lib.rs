@@ -1,10 +1,13 @@
 //! JetStream for Petrel: streams on a crash-safe store, the `$JS.API` handlers and the API
 //! error table.
 //!
-//! The server owns a [`JetStream`] and talks to it through two doors: JetStream uses the
-//! [`Port`] to subscribe and publish like an internal client, and the server calls
-//! [`JetStream::on_message`] for every message matching one of those subscriptions. That call
-//! only queues the message; JetStream's own tasks do the work:
+//! The server owns a [`JetStream`]; JetStream uses the [`Port`] to publish like an internal
+//! client and to subscribe with a [`Handler`] the router calls for every matching message.
+//! Handlers only queue the message in a bounded queue (`backlog`: past half full the
+//! publishing client is stalled, when full the message is refused) and JetStream's own
+//! tasks do the work. The API, ack, flow-control and pull-request subscriptions accept only
+//! messages a client published ([`Accept::ClientsOnly`]): nothing the server emits can act
+//! as a request.
 //!
 //! * one **ingest task per stream** takes every queued message, checks the `Nats-*` headers
 //!   (dedup, expected stream/sequences/msg id, rollup), appends them, commits once (group
@@ -22,7 +25,8 @@
 //! persisted.
 //!
 //! Modules: [`errors`] (the API error table and [`JetStreamError`]), `config` (StreamConfig),
-//! `stream` / `ingest` (one stream and its publish path), `api` (request dispatch and
+//! [`port`] (the server interface), `handlers` (the internal subscriptions' handlers),
+//! `backlog` (bounded queues), `stream` / `ingest` (one stream and its publish path), `api` (request dispatch and
 //! handlers), `meta` (metadata files), `dedup`, `transform`, `advisory`, `json` (Go-style
 //! JSON), `time` (RFC3339Nano), `monitor` (read-only stream/consumer reports for monitoring).
 
@@ -30,10 +34,13 @@
 
 mod advisory;
 mod api;
+mod backlog;
 pub mod config;
 pub mod consumer;
+mod cycles;
 mod dedup;
 pub mod errors;
+mod handlers;
 mod ingest;
 mod jetstream;
 mod json;
@@ -49,5 +56,5 @@ pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
 pub use monitor::{ConsumerReport, SequencePair, StreamReport, StreamStateReport};
 pub use petrel_store::SyncMode;
-pub use port::{Delivery, Port, SubId};
+pub use port::{Accept, Delivery, Flow, Handler, Incoming, Port, Pressure, ServerMsg, SubId};
 pub use time::{civil_from_days, now_nanos, rfc3339_nano};

@@ -1,9 +1,17 @@
 //! The port between JetStream and the server's router. JetStream is an internal client:
-//! it subscribes to subjects and publishes messages through this trait, and the server
-//! calls [`crate::JetStream::on_message`] for every message matching one of those
-//! subscriptions. The router never depends on this crate.
+//! it publishes through this trait and subscribes with a [`Handler`] that the router calls
+//! for every matching message (nats-server's `sysSubscribe` pattern: the subscription
+//! carries its handler). The router never depends on this crate's internals.
+//!
+//! The trust boundary lives here: each subscription says which publishers may reach it
+//! ([`Accept`]). JetStream's request subjects (the API, acks, flow-control replies, pull
+//! requests) accept only messages a client published; nothing the server emits itself —
+//! PubAcks, API replies, pull statuses, advisories, deliveries — can act as a request.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 /// Identifies one internal subscription.
 pub type SubId = u64;
@@ -24,10 +32,85 @@ pub struct Delivery {
     pub payload: Bytes,
 }
 
+/// Which publishers an internal subscription hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// Only messages published by a client connection: requests, acks, flow-control
+    /// replies. Messages the server publishes itself never reach the subscription.
+    ClientsOnly,
+    /// Every message, the server's own included (a stream capturing advisories or another
+    /// stream's deliveries).
+    Everyone,
+}
+
+/// One message handed to an internal subscription's [`Handler`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    /// The subject it was published on.
+    pub subject: &'a str,
+    /// Its reply subject, if any.
+    pub reply: Option<&'a str>,
+    /// The raw `NATS/1.0` header block, if any.
+    pub headers: Option<Bytes>,
+    /// Body.
+    pub payload: Bytes,
+}
+
+/// A queue that can ask its publishers to slow down: it is "pressed" past half of its
+/// limits and [`Pressure::notify`] fires when it falls back under half.
+pub trait Pressure: Send + Sync {
+    /// Whether the queue is back under half of its limits.
+    fn relieved(&self) -> bool;
+    /// Notified (all waiters) when the queue falls back under half of its limits.
+    fn notify(&self) -> &Notify;
+}
+
+/// A message the server publishes in answer to a handled one (an error PubAck for a
+/// refused publish, an advisory), sent by the router right after the publish that caused
+/// it.
+#[derive(Debug, Clone)]
+pub struct ServerMsg {
+    /// Subject to publish on.
+    pub subject: String,
+    /// Full `NATS/1.0` header block, if any.
+    pub headers: Option<Bytes>,
+    /// Body.
+    pub payload: Bytes,
+}
+
+/// What a handler asks of the publisher after taking a message.
+#[derive(Clone)]
+pub enum Flow {
+    /// Carry on.
+    Ok,
+    /// The message was queued, but the queue is past half full: the publishing client
+    /// should stop reading until it drains (like the core producer stall).
+    Stall(Arc<dyn Pressure>),
+    /// The message was refused; publish this (as the server) in answer.
+    Answer(ServerMsg),
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flow::Ok => f.write_str("Ok"),
+            Flow::Stall(_) => f.write_str("Stall"),
+            Flow::Answer(m) => write!(f, "Answer({})", m.subject),
+        }
+    }
+}
+
+/// Receives the messages of one internal subscription.
+pub trait Handler: Send + Sync + 'static {
+    /// Called on the publisher's task for every matching message: must not block and
+    /// must not publish (it queues work for JetStream's own tasks).
+    fn handle(&self, msg: Incoming<'_>) -> Flow;
+}
+
 /// What JetStream needs from the server.
 pub trait Port: Send + Sync + 'static {
-    /// Publish a message as if a client had published it (fan-out, queue groups and
-    /// no-responders apply). `headers` is a full `NATS/1.0` header block.
+    /// Publish a message from the server (fan-out and queue groups apply; no subscription
+    /// with [`Accept::ClientsOnly`] hears it). `headers` is a full `NATS/1.0` header block.
     fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes);
 
     /// Publish replies (e.g. every PubAck of one group commit) to their subjects, letting the
@@ -46,16 +129,23 @@ pub trait Port: Send + Sync + 'static {
         }
     }
 
-    /// Whether any subscription (client or internal) matches the literal `subject`: push
+    /// Whether a message the server publishes on the literal `subject` would reach anyone
+    /// (a client, or an internal subscription that accepts the server's messages): push
     /// consumers deliver only while someone listens, pull requests are dropped when their
     /// inbox is gone.
     fn has_interest(&self, _subject: &str) -> bool {
         true
     }
 
-    /// Subscribe JetStream to `subject` (wildcards allowed), optionally in a queue group.
-    /// Matching messages arrive through `JetStream::on_message` with this id.
-    fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId;
+    /// Subscribe `handler` to `subject` (wildcards allowed), optionally in a queue group,
+    /// hearing the publishers `accept` allows.
+    fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        accept: Accept,
+        handler: Arc<dyn Handler>,
+    ) -> SubId;
 
     /// Remove an internal subscription.
     fn unsubscribe(&self, id: SubId);

@@ -17,14 +17,15 @@ use petrel_store::{
     SyncMode,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use crate::backlog::{Backlog, Limits, Pushed};
 use crate::config::{StorageType, StreamConfig};
 use crate::consumer::Consumer;
 use crate::dedup::Dedup;
 use crate::errors::ApiError;
 use crate::json::{is_default, null_default};
-use crate::port::SubId;
+use crate::port::{Flow, SubId};
 use crate::time::{now_nanos, rfc3339_nano};
 use crate::transform::SubjectTransform;
 
@@ -36,6 +37,23 @@ pub(crate) struct Inbound {
     pub headers: Option<Bytes>,
     pub payload: Bytes,
 }
+
+impl Inbound {
+    /// Memory the message holds while queued.
+    pub fn size(&self) -> usize {
+        self.subject.len()
+            + self.reply.as_ref().map_or(0, String::len)
+            + self.headers.as_ref().map_or(0, Bytes::len)
+            + self.payload.len()
+    }
+}
+
+/// Bounds of a stream's ingest queue (nats-server 2.11+: 10,000 messages / 128 MiB; past
+/// half, the publishing client is stalled; at the limit, refused with 429).
+pub(crate) const INGEST_LIMITS: Limits = Limits {
+    msgs: 10_000,
+    bytes: 128 * 1024 * 1024,
+};
 
 /// What the ingest task reads.
 #[derive(Debug)]
@@ -58,9 +76,6 @@ pub(crate) struct Inner {
     pub closed: bool,
 }
 
-/// A freshly opened stream and the receiving end of its ingest channel.
-pub(crate) type Opened = (Arc<Stream>, mpsc::UnboundedReceiver<Cmd>);
-
 /// One stream.
 pub(crate) struct Stream {
     pub name: String,
@@ -69,7 +84,8 @@ pub(crate) struct Stream {
     /// The stream's directory (file storage only).
     pub dir: Option<PathBuf>,
     pub inner: Mutex<Inner>,
-    tx: mpsc::UnboundedSender<Cmd>,
+    /// Messages waiting for the ingest task.
+    pub queue: Arc<Backlog<Cmd>>,
     /// Internal subscriptions on the stream's subjects: (subject, id).
     pub subs: Mutex<Vec<(String, SubId)>>,
     /// The subjects, readable without the store lock (message routing).
@@ -149,7 +165,7 @@ impl Stream {
         created: i64,
         streams_dir: &Path,
         sync: SyncMode,
-    ) -> Result<Opened, StoreError> {
+    ) -> Result<Arc<Stream>, StoreError> {
         let (mut store, dir): (Box<dyn StreamStore>, _) = match config.storage {
             StorageType::File => {
                 let cfg = FileStoreConfig {
@@ -173,7 +189,6 @@ impl Stream {
             .subject_transform
             .as_ref()
             .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
-        let (tx, rx) = mpsc::unbounded_channel();
         let state = store.state();
         let subjects = RwLock::new(config.subjects.clone());
         let stream = Stream {
@@ -189,28 +204,34 @@ impl Stream {
                 transform,
                 closed: false,
             }),
-            tx,
+            queue: Arc::new(Backlog::new(INGEST_LIMITS)),
             subs: Mutex::new(Vec::new()),
             subjects,
             consumers: RwLock::new(BTreeMap::new()),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };
-        Ok((Arc::new(stream), rx))
+        Ok(Arc::new(stream))
     }
 
-    /// Queues a message for the ingest task; never blocks.
-    pub fn enqueue(&self, msg: Inbound) {
-        if self.tx.send(Cmd::Msg(msg)).is_err() {
-            tracing::debug!(stream = %self.name, "message for a stopped stream dropped");
+    /// Queues a message for the ingest task; never blocks. Returns what the publisher
+    /// should do, or — the queue being full — refuses the message with `Err(reply)`: the
+    /// publisher gets a `429` PubAck when it asked for one, and nothing is stored. A
+    /// message for a stopped stream is dropped (`Err(None)`).
+    pub fn enqueue(&self, msg: Inbound) -> Result<Flow, Option<String>> {
+        let size = msg.size();
+        match self.queue.push(Cmd::Msg(msg), size) {
+            Pushed::Ok => Ok(Flow::Ok),
+            Pushed::Stall => Ok(Flow::Stall(self.queue.clone())),
+            Pushed::Full(Cmd::Msg(m)) => Err(m.reply),
+            Pushed::Full(_) | Pushed::Closed => Err(None),
         }
     }
 
     /// Asks the ingest task to drain, close the store and stop; the receiver fires when done.
     pub fn request_close(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        // If the task is gone the sender is dropped and the receiver reports it.
-        let _ = self.tx.send(Cmd::Close(tx));
+        self.queue.push_control(Cmd::Close(tx));
         rx
     }
 

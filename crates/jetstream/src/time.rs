@@ -1,7 +1,28 @@
 //! Wall-clock time in Unix nanoseconds and Go's `time.RFC3339Nano` in UTC (trailing zeros of
 //! the fraction trimmed, the zero time as `0001-01-01T00:00:00Z`).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lets one caller through per second (rate-limited warnings and advisories).
+#[derive(Debug, Default)]
+pub(crate) struct OncePerSecond {
+    last: AtomicI64,
+}
+
+impl OncePerSecond {
+    /// `Some(now)` (Unix ns) for the first call in a second, `None` for the others.
+    pub fn pass(&self) -> Option<i64> {
+        let now = now_nanos();
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= 1_000_000_000;
+        (due && self
+            .last
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok())
+        .then_some(now)
+    }
+}
 
 /// Nanoseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_nanos() -> i64 {

@@ -41,13 +41,64 @@ fn parse_wildcard_fn(tok: &str) -> Option<Result<usize, String>> {
     )
 }
 
+/// Why a transform does not compile: its source or its destination is wrong (nats-server
+/// reports them with different codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransformError {
+    /// The source is not a valid subject.
+    Source(String),
+    /// The destination is malformed, refers to missing wildcards, or points into a subject
+    /// space of the server's own.
+    Destination(String),
+}
+
+/// Subject spaces the server publishes into or serves requests on. Nothing a client
+/// configures (a push consumer's deliver subject, a transform or republish destination)
+/// may point into them.
+pub const SERVER_SPACES: &[&str] = &["$JS.>", "$JSC.>", "$NRG.>", "$SYS.>", "$KV.>", "$OBJ.>"];
+
+/// The server space `subject` (a literal or a pattern) can reach, if any.
+pub fn server_space(subject: &str) -> Option<&'static str> {
+    SERVER_SPACES
+        .iter()
+        .find(|space| petrel_subject::subjects_collide(space.as_bytes(), subject.as_bytes()))
+        .copied()
+}
+
 impl SubjectTransform {
     /// Compiles a transform; an empty `src` means every subject.
-    pub fn new(src: &str, dest: &str) -> Result<SubjectTransform, String> {
+    pub fn new(src: &str, dest: &str) -> Result<SubjectTransform, TransformError> {
         let src = if src.is_empty() { ">" } else { src };
         if !petrel_subject::is_valid_subject(src.as_bytes()) {
-            return Err(format!("invalid subject transform source {src:?}"));
+            return Err(TransformError::Source(format!(
+                "invalid subject transform source {src:?}"
+            )));
         }
+        let compiled = Self::compile(src, dest).map_err(TransformError::Destination)?;
+        // A destination starting with a literal token must not lead into the server's
+        // own spaces (a leading function token takes the stream's own subject tokens).
+        if !matches!(compiled.dest.first(), Some(Part::Literal(_))) {
+            return Ok(compiled);
+        }
+        let pattern: Vec<&str> = compiled
+            .dest
+            .iter()
+            .map(|p| match p {
+                Part::Literal(l) => l.as_str(),
+                Part::Wildcard(_) => "*",
+                Part::Rest => ">",
+            })
+            .collect();
+        match server_space(&pattern.join(".")) {
+            Some(space) => Err(TransformError::Destination(format!(
+                "destination {dest:?} is inside the server's {space:?} subject space"
+            ))),
+            None => Ok(compiled),
+        }
+    }
+
+    /// Compiles a destination for a valid source.
+    fn compile(src: &str, dest: &str) -> Result<SubjectTransform, String> {
         let stars = src.split('.').filter(|t| *t == "*").count();
         let has_rest = src.ends_with('>') && src.split('.').next_back() == Some(">");
         let mut next_star = 0;
@@ -134,5 +185,12 @@ mod tests {
         assert!(SubjectTransform::new("a.*", "b.$2").is_err());
         assert!(SubjectTransform::new("a.*", "{{partition(3,1)}}").is_err());
         assert!(SubjectTransform::new("a.*", "b.>").is_err());
+        assert!(matches!(
+            SubjectTransform::new("a.>", "$JS.API.>"),
+            Err(TransformError::Destination(_))
+        ));
+        assert!(SubjectTransform::new("a.*", "$KV.b.$1").is_err());
+        assert!(SubjectTransform::new("*.>", "{{wildcard(1)}}.>").is_ok());
+        assert!(SubjectTransform::new("a.>", "JS.API.>").is_ok());
     }
 }

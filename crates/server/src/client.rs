@@ -103,6 +103,17 @@ pub(crate) struct ClientStats {
     pub in_bytes: AtomicU64,
 }
 
+/// What is on the other end of a [`Client`] (nats-server's connection kinds; routes and
+/// leafnodes come with clustering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientKind {
+    /// A client connection: its publishes may be requests (JetStream API, acks).
+    Client,
+    /// The server itself (JetStream's PubAcks, replies, statuses, advisories,
+    /// deliveries): never a request.
+    System,
+}
+
 /// Outcome of queueing a message for a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Queued {
@@ -117,6 +128,7 @@ pub(crate) enum Queued {
 /// Shared state of one client connection.
 pub(crate) struct Client {
     pub cid: u64,
+    pub kind: ClientKind,
     pub addr: SocketAddr,
     out: Mutex<Outbound>,
     wake: Notify,
@@ -151,6 +163,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub fn new(
+        kind: ClientKind,
         cid: u64,
         addr: SocketAddr,
         max_pending: usize,
@@ -159,6 +172,7 @@ impl Client {
     ) -> Self {
         Self {
             cid,
+            kind,
             addr,
             out: Mutex::new(Outbound::default()),
             wake: Notify::new(),

@@ -1,20 +1,21 @@
 //! The server side of JetStream's [`Port`]: internal subscriptions whose messages go to
-//! an [`InternalSink`] instead of a socket, and publishing from inside the server through
-//! the same router clients use.
+//! the [`Handler`] they carry instead of a socket, and publishing from inside the server
+//! through the same router clients use — as the system client, so nothing published here
+//! reaches a subscription that accepts only clients.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use petrel_jetstream::{Delivery, Port, SubId};
+use petrel_jetstream::{Accept, Delivery, Handler, Port, SubId};
 
 use crate::client::Client;
 use crate::outbound::MsgRef;
 use crate::router::{Publisher, Router};
 use crate::server::Shared;
-use crate::sub::{Internal, InternalSink, SubRef, Subscription};
+use crate::sub::{Internal, SubRef, Subscription};
 
 /// Routes JetStream's publishes and subscriptions through the server.
 pub(crate) struct ServerPort {
@@ -25,9 +26,6 @@ pub(crate) struct ServerPort {
     router: Mutex<Router>,
     next_id: AtomicU64,
     subs: Mutex<HashMap<SubId, Arc<Subscription>>>,
-    /// Where internal messages go once JetStream is running (shared with every internal
-    /// subscription).
-    sink: Arc<OnceLock<Arc<dyn InternalSink>>>,
 }
 
 impl ServerPort {
@@ -38,13 +36,7 @@ impl ServerPort {
             router: Mutex::new(Router::new()),
             next_id: AtomicU64::new(1),
             subs: Mutex::new(HashMap::new()),
-            sink: Arc::new(OnceLock::new()),
         })
-    }
-
-    /// Connect the port to the receiver of internal messages.
-    pub fn set_sink(&self, sink: Arc<dyn InternalSink>) {
-        let _ = self.sink.set(sink);
     }
 
     /// Remove every internal subscription (shutdown).
@@ -138,16 +130,19 @@ impl Port for ServerPort {
         self.router.lock().has_interest(&shared, subject.as_bytes())
     }
 
-    fn subscribe(&self, subject: &str, queue: Option<&str>) -> SubId {
+    fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        accept: Accept,
+        handler: Arc<dyn Handler>,
+    ) -> SubId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let Some(shared) = self.shared.upgrade() else {
             return id;
         };
         let sub = Arc::new(Subscription {
-            internal: Some(Internal {
-                id,
-                sink: self.sink.clone(),
-            }),
+            internal: Some(Internal { handler, accept }),
             ..Subscription::new(
                 self.system.clone(),
                 Bytes::copy_from_slice(subject.as_bytes()),

@@ -4,34 +4,16 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use petrel_config::{JetStreamOptions, SyncMode};
 use petrel_jetstream::{JetStream, JetStreamConfig};
 
 use crate::internal::ServerPort;
 use crate::server::{ServerError, Shared};
-use crate::sub::InternalSink;
 
 /// The running JetStream and its port.
 pub(crate) struct JsRuntime {
     pub js: Arc<JetStream>,
     pub port: Arc<ServerPort>,
-}
-
-/// Hands internal-subscription messages to JetStream.
-struct JsSink(Arc<JetStream>);
-
-impl InternalSink for JsSink {
-    fn deliver(
-        &self,
-        id: u64,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<Bytes>,
-        payload: Bytes,
-    ) {
-        self.0.on_message(id, subject, reply, headers, payload);
-    }
 }
 
 /// Recover the streams under the store directory and start serving `$JS.API`.
@@ -48,11 +30,11 @@ pub(crate) async fn start(
             SyncMode::Always => petrel_store::SyncMode::Always,
             SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
         },
+        server_name: shared.server_name.clone(),
     };
     let js = JetStream::start(config, port.clone())
         .await
         .map_err(|e| ServerError::JetStream(e.to_string()))?;
-    port.set_sink(Arc::new(JsSink(js.clone())));
     Ok(JsRuntime { js, port })
 }
 

@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use petrel_jetstream::{Accept, Flow, Incoming, Pressure, ServerMsg};
 use petrel_subject::{Admission, MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
-use crate::client::{Client, Queued};
+use crate::client::{Client, ClientKind, Queued};
 use crate::outbound::MsgRef;
 use crate::server::Shared;
 use crate::stats::MatchTally;
@@ -19,6 +20,49 @@ use crate::sub::{Internal, SubRef};
 const INLINE_TARGETS: usize = 4;
 /// Match-cache entries per reader.
 const CACHE_SIZE: usize = 1024;
+/// Payloads handed to internal subscriptions (JetStream queues them) are copied out of the
+/// connection's read buffer below this size, so a small queued message never pins a whole
+/// buffer; larger ones fill most of the buffer they sit in and are shared.
+const DETACH_BELOW: usize = 64 * 1024;
+
+/// What a stalled publisher waits on before reading more (producer stall).
+pub(crate) enum Stall {
+    /// A subscriber whose outbound queue is past half of `max_pending`.
+    Client(Arc<Client>),
+    /// A JetStream queue (stream ingest, consumer events, API) past half of its limits.
+    Queue(Arc<dyn Pressure>),
+}
+
+impl Stall {
+    fn same(&self, other: &Stall) -> bool {
+        match (self, other) {
+            (Stall::Client(a), Stall::Client(b)) => Arc::ptr_eq(a, b),
+            (Stall::Queue(a), Stall::Queue(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        }
+    }
+
+    /// Waits until the stall is over (or the subscriber closed).
+    pub async fn wait(&self) {
+        match self {
+            Stall::Client(c) => c.wait_drained().await,
+            Stall::Queue(p) => loop {
+                let notified = p.notify().notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if p.relieved() {
+                    return;
+                }
+                notified.await;
+            },
+        }
+    }
+
+    /// Whether this stall is on the connection `client` itself.
+    pub fn is_client(&self, client: &Arc<Client>) -> bool {
+        matches!(self, Stall::Client(c) if Arc::ptr_eq(c, client))
+    }
+}
 
 /// How the publishing connection wants its messages handled.
 #[derive(Clone, Copy)]
@@ -35,9 +79,13 @@ pub(crate) struct Router {
     /// Keeps subjects looked up only once (inboxes, ack subjects) out of `cache`.
     admission: Admission,
     to_flush: Vec<Arc<Client>>,
-    /// Connections queued past half of their `max_pending` in this batch: the publisher
-    /// waits for them to drain before reading more (producer stall).
-    pub stalled: Vec<Arc<Client>>,
+    /// Connections queued past half of their `max_pending` and JetStream queues past half
+    /// full in this batch: the publisher waits for them to drain before reading more
+    /// (producer stall).
+    pub stalled: Vec<Stall>,
+    /// Messages the server publishes in answer to this publish (an error PubAck for a
+    /// refused message, an advisory), sent once the publish is routed.
+    answers: Vec<ServerMsg>,
     /// Deliveries since the last flush, added to the server counters once per batch.
     out_msgs: u64,
     out_bytes: u64,
@@ -52,15 +100,27 @@ impl Router {
             admission: Admission::new(4 * CACHE_SIZE),
             to_flush: Vec::new(),
             stalled: Vec::new(),
+            answers: Vec::new(),
             out_msgs: 0,
             out_bytes: 0,
             tally: MatchTally::default(),
         }
     }
 
-    /// Whether any subscription matches `subject`.
+    /// Whether a message the server publishes on `subject` would reach any subscription
+    /// (internal subscriptions that accept only clients do not count).
     pub fn has_interest(&mut self, shared: &Shared, subject: &[u8]) -> bool {
-        !self.lookup(shared, subject).is_empty()
+        let result = self.lookup(shared, subject);
+        let hears = |s: &SubRef| {
+            s.internal
+                .as_ref()
+                .is_none_or(|i| i.accept == Accept::Everyone)
+        };
+        result.psubs.iter().any(hears)
+            || result
+                .qsubs
+                .iter()
+                .any(|(_, group)| group.iter().any(hears))
     }
 
     fn lookup(&mut self, shared: &Shared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
@@ -134,7 +194,7 @@ impl Router {
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;
             }
-            self.deliver(shared, sub, msg);
+            self.deliver(shared, from, sub, route, msg);
         }
         for (_, group) in &result.qsubs {
             let n = group.len();
@@ -144,7 +204,7 @@ impl Router {
                 if sub.client.is_closed() || (!from.echo && Arc::ptr_eq(&sub.client, from.client)) {
                     continue;
                 }
-                if self.deliver(shared, sub, msg) {
+                if self.deliver(shared, from, sub, route, msg) {
                     break;
                 }
             }
@@ -154,9 +214,62 @@ impl Router {
                 self.no_responders(shared, from.client, reply);
             }
         }
+        if !self.answers.is_empty() {
+            self.send_answers(shared);
+        }
     }
 
-    fn deliver(&mut self, shared: &Shared, sub: &SubRef, msg: &MsgRef<'_>) -> bool {
+    /// Publishes, as the server, what internal handlers answered (refusals, advisories).
+    /// An answer has no reply subject, so it cannot be refused with another answer.
+    fn send_answers(&mut self, shared: &Shared) {
+        let system = Publisher {
+            client: &shared.system,
+            echo: true,
+            no_responders: false,
+        };
+        for m in std::mem::take(&mut self.answers) {
+            let (data, hdr_len) = match &m.headers {
+                Some(h) => {
+                    let mut b = bytes::BytesMut::with_capacity(h.len() + m.payload.len());
+                    b.extend_from_slice(h);
+                    b.extend_from_slice(&m.payload);
+                    (b.freeze(), Some(h.len()))
+                }
+                None => (m.payload.clone(), None),
+            };
+            let answer = MsgRef {
+                subject: m.subject.as_bytes(),
+                reply: None,
+                hdr_len,
+                data: &data,
+            };
+            self.publish(shared, system, &answer);
+        }
+    }
+
+    /// Records a stall for this batch (once per target).
+    fn stall(&mut self, stall: Stall) {
+        if !self.stalled.iter().any(|s| s.same(&stall)) {
+            self.stalled.push(stall);
+        }
+    }
+
+    /// Delivers `msg` (routed on `route`) to one subscription; `false` when it was not
+    /// delivered (denied, over its max, closed, or not heard).
+    fn deliver(
+        &mut self,
+        shared: &Shared,
+        from: Publisher<'_>,
+        sub: &SubRef,
+        route: &[u8],
+        msg: &MsgRef<'_>,
+    ) -> bool {
+        // The trust boundary: what the server emits never reaches a request subject.
+        if let Some(internal) = &sub.internal {
+            if internal.accept == Accept::ClientsOnly && from.client.kind != ClientKind::Client {
+                return false;
+            }
+        }
         if sub
             .deny_check
             .as_ref()
@@ -172,18 +285,19 @@ impl Router {
             shared.remove_sub(sub);
         }
         if let Some(internal) = &sub.internal {
-            deliver_internal(internal, msg);
+            match deliver_internal(internal, route, msg) {
+                Some(Flow::Ok) => {}
+                Some(Flow::Stall(p)) => self.stall(Stall::Queue(p)),
+                Some(Flow::Answer(m)) => self.answers.push(m),
+                None => return false,
+            }
             self.out_msgs += 1;
             self.out_bytes += msg.data.len() as u64;
             return true;
         }
         match sub.client.queue_msg(msg, &sub.sid) {
             Queued::Dropped => return false,
-            Queued::Stall => {
-                if !self.stalled.iter().any(|c| Arc::ptr_eq(c, &sub.client)) {
-                    self.stalled.push(sub.client.clone());
-                }
-            }
+            Queued::Stall => self.stall(Stall::Client(sub.client.clone())),
             Queued::Ok => {}
         }
         if let Some(reply) = msg.reply {
@@ -218,21 +332,29 @@ impl Router {
     }
 }
 
-/// Hand a message to an internal subscriber (subjects that are not UTF-8 cannot name a
-/// stream and are skipped).
-fn deliver_internal(internal: &Internal, msg: &MsgRef<'_>) {
-    let Some(sink) = internal.sink.get() else {
-        return;
-    };
+/// Hands a message to an internal subscription's handler under the subject it was routed
+/// on (subjects that are not UTF-8 cannot name a stream and are skipped: `None`). Small
+/// payloads are copied out of the publisher's read buffer first ([`DETACH_BELOW`]).
+fn deliver_internal(internal: &Internal, route: &[u8], msg: &MsgRef<'_>) -> Option<Flow> {
     let (Ok(subject), Ok(reply)) = (
-        std::str::from_utf8(msg.subject),
+        std::str::from_utf8(route),
         msg.reply.map(std::str::from_utf8).transpose(),
     ) else {
-        return;
+        return None;
+    };
+    let data = if msg.data.len() < DETACH_BELOW {
+        Bytes::copy_from_slice(msg.data)
+    } else {
+        msg.data.clone()
     };
     let (headers, payload) = match msg.hdr_len {
-        Some(h) => (Some(msg.data.slice(..h)), msg.data.slice(h..)),
-        None => (None, msg.data.clone()),
+        Some(h) => (Some(data.slice(..h)), data.slice(h..)),
+        None => (None, data),
     };
-    sink.deliver(internal.id, subject, reply, headers, payload);
+    Some(internal.handler.handle(Incoming {
+        subject,
+        reply,
+        headers,
+        payload,
+    }))
 }

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{Client, CloseReason};
+use crate::client::{Client, ClientKind, CloseReason};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::sub::SubRef;
 
@@ -346,6 +346,7 @@ impl Server {
         let generation = sublist.generation_handle();
         let stats = Arc::new(Stats::default());
         let system = Arc::new(Client::new(
+            ClientKind::System,
             0,
             SocketAddr::from(([0, 0, 0, 0], 0)),
             usize::MAX / 4,

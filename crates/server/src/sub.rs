@@ -1,9 +1,10 @@
 //! Subscriptions as stored in the Sublist.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use petrel_jetstream::{Accept, Handler};
 
 use crate::client::Client;
 use crate::perms::ClientPerms;
@@ -20,31 +21,17 @@ pub(crate) struct Subscription {
     /// Set when this (wildcard) subscription overlaps a subscribe deny rule: every
     /// delivery is checked against it.
     pub deny_check: Option<Arc<ClientPerms>>,
-    /// For an internal subscription (JetStream): where matching messages go instead of a
-    /// socket.
+    /// For an internal subscription (JetStream): the handler matching messages go to
+    /// instead of a socket.
     pub internal: Option<Internal>,
 }
 
-/// The target of an internal subscription: its id and the sink, which is set once the
-/// receiver is running (messages before that are dropped).
+/// The target of an internal subscription: the handler it carries and which publishers
+/// it hears.
 #[derive(Clone)]
 pub(crate) struct Internal {
-    pub id: u64,
-    pub sink: Arc<OnceLock<Arc<dyn InternalSink>>>,
-}
-
-/// Receives the messages of internal subscriptions, on the publisher's task: it must not
-/// block and must not publish from inside `deliver`.
-pub(crate) trait InternalSink: Send + Sync {
-    /// One message for internal subscription `id`; `headers` is the raw header block.
-    fn deliver(
-        &self,
-        id: u64,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<Bytes>,
-        payload: Bytes,
-    );
+    pub handler: Arc<dyn Handler>,
+    pub accept: Accept,
 }
 
 impl Subscription {

@@ -13,4 +13,4 @@ pub mod token;
 
 pub use cache::{Admission, MatchCache};
 pub use sublist::{InvalidSubject, Sublist, SublistResult};
-pub use token::{is_valid_literal_subject, is_valid_subject, matches, subjects_collide};
+pub use token::{is_subset, is_valid_literal_subject, is_valid_subject, matches, subjects_collide};

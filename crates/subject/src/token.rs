@@ -69,9 +69,65 @@ pub fn subjects_collide(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// Whether every subject `sub` matches is also matched by `of` (both may hold
+/// wildcards): `foo.bar` and `foo.*` are subsets of `foo.*`, `foo.>` is not. nats-server's
+/// `subjectIsSubsetMatch`; permissions and reserved-space checks use it.
+pub fn is_subset(sub: &[u8], of: &[u8]) -> bool {
+    let mut x = sub.split(|&c| c == b'.');
+    let mut y = of.split(|&c| c == b'.');
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            // `>` in `of` covers one or more remaining tokens of anything.
+            (Some(_), Some(b">")) => return true,
+            // Only `>` covers `>`, only `*` or `>` cover `*`.
+            (Some(b">"), Some(_)) => return false,
+            (Some(b"*"), Some(t)) if t != b"*" => return false,
+            (Some(s), Some(t)) => {
+                if t != b"*" && s != t {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subsets() {
+        for (sub, of) in [
+            ("foo.bar", "foo.*"),
+            ("foo.*", "foo.*"),
+            ("foo.*", "foo.>"),
+            ("foo.>", "foo.>"),
+            ("foo.a.>", "foo.>"),
+            ("foo.*.baz", "foo.*.*"),
+            ("a", ">"),
+            ("$JS.EVENT.ADVISORY.>", "$JS.EVENT.>"),
+        ] {
+            assert!(is_subset(sub.as_bytes(), of.as_bytes()), "{sub} in {of}");
+        }
+        for (sub, of) in [
+            ("foo.>", "foo.*"),
+            (">", "foo.*"),
+            ("*.*", "foo.*"),
+            ("foo.bar.baz", "foo.*"),
+            ("foo.*", "foo.bar"),
+            ("foo", "foo.>"),
+            ("foo.*.*", "foo.*.baz"),
+            (">", "foo.>"),
+            ("$JS.>", "$JS.EVENT.>"),
+        ] {
+            assert!(
+                !is_subset(sub.as_bytes(), of.as_bytes()),
+                "{sub} not in {of}"
+            );
+        }
+    }
 
     #[test]
     fn validity() {

@@ -26,6 +26,13 @@ pub(crate) struct ApiRequest {
     pub payload: Bytes,
 }
 
+impl ApiRequest {
+    /// Memory the request holds while queued.
+    pub fn size(&self) -> usize {
+        self.subject.len() + self.reply.as_ref().map_or(0, String::len) + self.payload.len()
+    }
+}
+
 /// What to send back.
 #[derive(Debug, Default)]
 pub(crate) struct ApiResponse {

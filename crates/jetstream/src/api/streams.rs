@@ -132,6 +132,7 @@ fn create_inner(
         ));
     }
     check_overlap(js, &cfg)?;
+    crate::cycles::check_stream(js, name, &cfg.subjects)?;
     check_resources(js, &cfg)?;
     let created = now_nanos();
     let streams_dir = meta::streams_dir(&js.config.store_dir);
@@ -143,7 +144,7 @@ fn create_inner(
         };
         meta::write_meta(&stream_dir, &m).map_err(ApiError::stream_create)?;
     }
-    let (stream, rx) = match Stream::open(cfg, created, &streams_dir, js.config.sync) {
+    let stream = match Stream::open(cfg, created, &streams_dir, js.config.sync) {
         Ok(x) => x,
         Err(e) => {
             if stream_dir.exists() {
@@ -152,7 +153,7 @@ fn create_inner(
             return Err(ApiError::stream_create(e));
         }
     };
-    js.register(stream.clone(), rx);
+    js.register(stream.clone());
     tracing::info!(stream = name, "stream created");
     let (info, _) = stream.info(&InfoRequest::default())?;
     Ok((info, true))
@@ -180,6 +181,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     let old = stream.config();
     let cfg = requested.normalize()?.check_update(&old)?;
     check_overlap(js, &cfg)?;
+    crate::cycles::check_stream(js, name, &cfg.subjects)?;
     check_resources(js, &cfg)?;
     if let Some(dir) = &stream.dir {
         let m = StreamMeta {

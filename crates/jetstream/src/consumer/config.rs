@@ -389,7 +389,11 @@ impl ConsumerConfig {
             if ds.split(|b| *b == b'.').any(|t| t == b"*" || t == b">") {
                 return Err(ApiError::consumer_deliver_to_wildcards());
             }
-            if !petrel_subject::is_valid_literal_subject(ds) {
+            if !petrel_subject::is_valid_literal_subject(ds)
+                || crate::transform::server_space(&self.deliver_subject).is_some()
+            {
+                // Deliveries into the server's own spaces could act as API requests,
+                // acks or advisories.
                 return Err(ApiError::consumer_invalid_deliver_subject());
             }
             if stream

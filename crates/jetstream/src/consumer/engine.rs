@@ -119,7 +119,7 @@ pub(crate) async fn run(
         }
         let wake = out.wake.unwrap_or_else(|| Instant::now() + IDLE);
         tokio::select! {
-            _ = consumer.notify.notified() => {}
+            _ = consumer.notify().notified() => {}
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
     }

@@ -25,6 +25,7 @@ pub(crate) mod registry;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,7 +33,8 @@ use parking_lot::Mutex;
 use petrel_store::{StoreError, StreamStore};
 use tokio::sync::Notify;
 
-use crate::port::SubId;
+use crate::backlog::{Backlog, Limits, Pushed};
+use crate::port::{Flow, SubId};
 use acks::Acks;
 use config::{ConsumerConfig, DeliverPolicy};
 use pull::Waiting;
@@ -44,6 +46,14 @@ pub(crate) const FC_INITIAL_WINDOW: u64 = 2 * 1024 * 1024;
 pub(crate) const FC_RESEND: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest flow-control window.
 pub(crate) const FC_MAX_WINDOW: u64 = 32 * 1024 * 1024;
+
+/// Bounds of a consumer's event queue (acks, pull requests, flow-control replies): past
+/// half, the publishing client is stalled; at the limit, events are dropped (an unapplied
+/// ack means a redelivery, a dropped pull request a client-side timeout).
+pub(crate) const EVENT_LIMITS: Limits = Limits {
+    msgs: 100_000,
+    bytes: 32 * 1024 * 1024,
+};
 
 /// Something a client sent that the consumer task must handle.
 #[derive(Debug)]
@@ -58,6 +68,21 @@ pub(crate) enum Event {
     Next { reply: String, payload: Bytes },
     /// A reply to a flow-control request.
     FlowControl { subject: String },
+}
+
+impl Event {
+    /// Memory the event holds while queued.
+    fn size(&self) -> usize {
+        match self {
+            Event::Ack {
+                subject,
+                reply,
+                payload,
+            } => subject.len() + reply.as_ref().map_or(0, String::len) + payload.len(),
+            Event::Next { reply, payload } => reply.len() + payload.len(),
+            Event::FlowControl { subject } => subject.len(),
+        }
+    }
 }
 
 /// Push delivery state.
@@ -194,8 +219,9 @@ pub(crate) struct Consumer {
     /// Creation time (Unix ns).
     pub created: i64,
     pub state: Mutex<State>,
-    events: Mutex<Vec<Event>>,
-    pub notify: Notify,
+    /// Client events waiting for the task; its notifier also wakes the task for new
+    /// messages and config changes.
+    events: Arc<Backlog<Event>>,
     /// Internal subscriptions (ack subject, flow control).
     pub subs: Mutex<Vec<SubId>>,
     /// Where its state is persisted (durables of file streams).
@@ -264,34 +290,51 @@ impl Consumer {
             stream: stream.to_string(),
             created,
             state: Mutex::new(state),
-            events: Mutex::new(Vec::new()),
-            notify: Notify::new(),
+            events: Arc::new(Backlog::new(EVENT_LIMITS)),
             subs: Mutex::new(Vec::new()),
             dir,
             closed: AtomicBool::new(false),
         })
     }
 
-    /// Queues an event and wakes the task. Never blocks for long.
-    pub fn push_event(&self, ev: Event) {
-        self.events.lock().push(ev);
-        self.notify.notify_one();
+    /// Queues an event and wakes the task; never blocks. An event that does not fit is
+    /// dropped (logged at debug) and the publisher carries on.
+    pub fn push_event(&self, ev: Event) -> Flow {
+        let size = ev.size();
+        match self.events.push(ev, size) {
+            Pushed::Ok => Flow::Ok,
+            Pushed::Stall => Flow::Stall(self.events.clone()),
+            Pushed::Full(_) => {
+                tracing::debug!(stream = %self.stream, consumer = %self.name,
+                    "consumer event queue full: event dropped");
+                Flow::Ok
+            }
+            Pushed::Closed => Flow::Ok,
+        }
     }
 
     /// Takes every queued event.
     pub fn take_events(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.events.lock())
+        let mut out = Vec::new();
+        self.events.take(usize::MAX, &mut out);
+        out
+    }
+
+    /// What the task sleeps on: events, new messages, config changes, close.
+    pub fn notify(&self) -> &Notify {
+        self.events.ready()
     }
 
     /// Wakes the task (new messages, config change).
     pub fn wake(&self) {
-        self.notify.notify_one();
+        self.notify().notify_one();
     }
 
-    /// Stops the task at its next wake-up.
+    /// Stops the task at its next wake-up; later events are refused.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.notify.notify_one();
+        self.events.close();
+        self.notify().notify_one();
     }
 
     /// Whether [`Consumer::close`] was called.

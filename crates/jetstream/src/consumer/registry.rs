@@ -12,8 +12,9 @@ use super::pull;
 use super::{engine, Consumer};
 use crate::advisory;
 use crate::config::{RetentionPolicy, StorageType};
-use crate::jetstream::{JetStream, Route};
-use crate::port::Delivery;
+use crate::handlers::ConsumerHandler;
+use crate::jetstream::JetStream;
+use crate::port::{Accept, Delivery};
 use crate::stream::Stream;
 use crate::time::now_nanos;
 
@@ -30,10 +31,13 @@ impl JetStream {
             subjects.push(format!("$JS.FC.{}.{}.>", stream.name, consumer.name));
         }
         for subject in subjects {
-            let id = self.port.subscribe(&subject, None);
-            self.routes
-                .write()
-                .insert(id, Route::Consumer(consumer.clone()));
+            let handler = Arc::new(ConsumerHandler {
+                consumer: consumer.clone(),
+                js: self.weak(),
+            });
+            let id = self
+                .port
+                .subscribe(&subject, None, Accept::ClientsOnly, handler);
             consumer.subs.lock().push(id);
         }
         self.runtime.spawn(engine::run(
@@ -48,12 +52,6 @@ impl JetStream {
     fn stop_consumer(&self, consumer: &Consumer) {
         consumer.close();
         let ids: Vec<_> = consumer.subs.lock().drain(..).collect();
-        {
-            let mut routes = self.routes.write();
-            for id in &ids {
-                routes.remove(id);
-            }
-        }
         for id in ids {
             self.port.unsubscribe(id);
         }

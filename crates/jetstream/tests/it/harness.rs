@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use petrel_jetstream::{JetStream, JetStreamConfig, Port, SubId, SyncMode};
+use petrel_jetstream::{
+    Accept, Handler, Incoming, JetStream, JetStreamConfig, Port, SubId, SyncMode,
+};
 use serde_json::Value;
 
 /// One message JetStream published.
@@ -34,11 +36,14 @@ impl Published {
     }
 }
 
+/// One internal subscription: its subject and handler.
+pub type FakeSub = (String, Arc<dyn Handler>);
+
 /// Records everything; `subscribe` hands out increasing ids.
 #[derive(Default)]
 pub struct FakePort {
     next: AtomicU64,
-    pub subs: Mutex<HashMap<SubId, String>>,
+    pub subs: Mutex<HashMap<SubId, FakeSub>>,
     pub published: Mutex<Vec<Published>>,
 }
 
@@ -52,9 +57,15 @@ impl Port for FakePort {
         });
     }
 
-    fn subscribe(&self, subject: &str, _queue: Option<&str>) -> SubId {
+    fn subscribe(
+        &self,
+        subject: &str,
+        _queue: Option<&str>,
+        _accept: Accept,
+        handler: Arc<dyn Handler>,
+    ) -> SubId {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.subs.lock().insert(id, subject.to_string());
+        self.subs.lock().insert(id, (subject.to_string(), handler));
         id
     }
 
@@ -75,6 +86,7 @@ pub fn config(dir: &Path) -> JetStreamConfig {
         max_memory: None,
         max_file: None,
         sync: SyncMode::Always,
+        server_name: "test".to_string(),
     }
 }
 
@@ -93,7 +105,8 @@ impl Harness {
         }
     }
 
-    /// Delivers a publish to every matching JetStream subscription, as the server would.
+    /// Delivers a publish (from a client) to every matching JetStream subscription, as the
+    /// server would.
     pub fn publish(
         &self,
         subject: &str,
@@ -101,22 +114,21 @@ impl Harness {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
-        let subs: Vec<SubId> = self
+        let handlers: Vec<Arc<dyn Handler>> = self
             .port
             .subs
             .lock()
-            .iter()
-            .filter(|(_, s)| petrel_subject::matches(s.as_bytes(), subject.as_bytes()))
-            .map(|(id, _)| *id)
+            .values()
+            .filter(|(s, _)| petrel_subject::matches(s.as_bytes(), subject.as_bytes()))
+            .map(|(_, h)| h.clone())
             .collect();
-        for id in subs {
-            self.js.on_message(
-                id,
+        for h in handlers {
+            h.handle(Incoming {
                 subject,
                 reply,
-                headers.map(Bytes::copy_from_slice),
-                Bytes::copy_from_slice(payload),
-            );
+                headers: headers.map(Bytes::copy_from_slice),
+                payload: Bytes::copy_from_slice(payload),
+            });
         }
     }
 

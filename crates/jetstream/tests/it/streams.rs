@@ -120,9 +120,39 @@ async fn create_errors() {
         (
             json!(500),
             json!(10052),
-            json!("subjects overlap with jetstream api")
+            json!("subjects that overlap with jetstream api require no-ack to be true")
         )
     );
+    // nats-server 2.15.1's other subject-space rules.
+    for (subjects, text) in [
+        (
+            r#"[">"]"#,
+            "capturing all subjects requires no-ack to be true",
+        ),
+        (
+            r#"["$SYS.REQ.>"]"#,
+            "subjects that overlap with system api require no-ack to be true",
+        ),
+        (
+            r#"["$JSC.x"]"#,
+            "subjects that overlap with jetstream api require no-ack to be true",
+        ),
+    ] {
+        let r = h
+            .request_json(
+                "$JS.API.STREAM.CREATE.NS",
+                &format!(r#"{{"name":"NS","subjects":{subjects}}}"#),
+            )
+            .await;
+        assert_eq!(r["error"]["description"], text, "{subjects}");
+    }
+    // Allowed: advisories, account events, and anything with no_ack.
+    h.create(r#"{"name":"ADV","subjects":["$JS.EVENT.ADVISORY.>"]}"#)
+        .await;
+    h.create(r#"{"name":"ACC","subjects":["$SYS.ACCOUNT.>"]}"#)
+        .await;
+    h.create(r#"{"name":"APILOG","subjects":["$JS.API.>"],"no_ack":true}"#)
+        .await;
     // 2.10 fields are kept when set.
     let r = h
         .create(r#"{"name":"NEW","compression":"none","first_seq":10,"metadata":{"a":"b"}}"#)
@@ -200,7 +230,13 @@ async fn info_update_delete() {
     assert_eq!(r["type"], "io.nats.jetstream.api.v1.stream_update_response");
     assert_eq!(r["config"]["max_msgs"], 10);
     h.wait_for("$JS.EVENT.ADVISORY.STREAM.UPDATED.ORDERS").await;
-    let subs: Vec<String> = h.port.subs.lock().values().cloned().collect();
+    let subs: Vec<String> = h
+        .port
+        .subs
+        .lock()
+        .values()
+        .map(|(s, _)| s.clone())
+        .collect();
     assert!(subs.contains(&"shipped.>".to_string()), "{subs:?}");
     assert!(!subs.contains(&"orders.>".to_string()), "{subs:?}");
     let ack = h.pub_ack("shipped.1", None, "x").await;
@@ -216,7 +252,13 @@ async fn info_update_delete() {
     assert!(!dir.path().join("jetstream/$G/streams/ORDERS").exists());
     let r = h.request_json("$JS.API.STREAM.DELETE.ORDERS", "").await;
     assert_eq!(r["error"]["err_code"], 10059);
-    let subs: Vec<String> = h.port.subs.lock().values().cloned().collect();
+    let subs: Vec<String> = h
+        .port
+        .subs
+        .lock()
+        .values()
+        .map(|(s, _)| s.clone())
+        .collect();
     assert_eq!(subs, vec!["$JS.API.>".to_string()]);
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::client::{Client, CloseReason};
+use crate::client::{Client, ClientKind, CloseReason};
 use crate::server::Shared;
 use crate::sub::SubRef;
 
@@ -27,6 +27,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
         String::new()
     };
     let client = Arc::new(Client::new(
+        ClientKind::Client,
         cid,
         addr,
         opts.max_pending,

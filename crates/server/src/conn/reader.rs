@@ -167,16 +167,17 @@ impl Reader<'_> {
     }
 
     /// Stop reading from this publisher until the subscribers it pushed past half of their
-    /// `max_pending` have drained (at most [`STALL_MAX`]), so a fast producer is slowed
-    /// down instead of its consumers being cut off.
+    /// `max_pending`, and the JetStream queues it pushed past half full, have drained (at
+    /// most [`STALL_MAX`]), so a fast producer is slowed down instead of its consumers
+    /// being cut off or its messages refused.
     async fn wait_stalled(&mut self) {
         if self.router.stalled.is_empty() {
             return;
         }
         let deadline = tokio::time::Instant::now() + STALL_MAX;
-        for c in std::mem::take(&mut self.router.stalled) {
-            if !Arc::ptr_eq(&c, self.client) {
-                let _ = tokio::time::timeout_at(deadline, c.wait_drained()).await;
+        for stall in std::mem::take(&mut self.router.stalled) {
+            if !stall.is_client(self.client) {
+                let _ = tokio::time::timeout_at(deadline, stall.wait()).await;
             }
         }
     }

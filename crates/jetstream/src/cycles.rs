@@ -1,0 +1,191 @@
+//! Delivery cycles across streams. A push consumer delivers into its deliver subject; a
+//! stream whose subjects capture that subject stores the deliveries and its own push
+//! consumers deliver them on. If that chain leads back to the first stream, every message
+//! circulates for ever. Consumer create/update and stream create/update check the graph
+//! "stream X feeds stream Y" (a push consumer of X delivers into a subject Y captures)
+//! with the change applied, and refuse a change that closes a loop.
+//!
+//! Runs on the API task (one request at a time), so the graph cannot change underneath.
+
+use crate::errors::ApiError;
+use crate::jetstream::JetStream;
+
+/// One stream as a node: its subjects and its push consumers' (name, deliver subject).
+struct Node {
+    name: String,
+    subjects: Vec<String>,
+    outputs: Vec<(String, String)>,
+}
+
+/// The feed graph of every stream.
+pub(crate) struct Graph {
+    nodes: Vec<Node>,
+}
+
+/// The edge that closes a cycle: `consumer` of `stream` delivers to `deliver`.
+pub(crate) struct Closing {
+    pub stream: String,
+    pub consumer: String,
+    pub deliver: String,
+}
+
+impl Graph {
+    /// The graph as it is now.
+    pub fn of(js: &JetStream) -> Graph {
+        let streams: Vec<_> = js.streams.read().values().cloned().collect();
+        let nodes = streams
+            .iter()
+            .map(|s| Node {
+                name: s.name.clone(),
+                subjects: s.subjects.read().clone(),
+                outputs: s
+                    .consumers
+                    .read()
+                    .values()
+                    .filter_map(|c| {
+                        let ds = c.state.lock().config.deliver_subject.clone();
+                        (!ds.is_empty()).then(|| (c.name.clone(), ds))
+                    })
+                    .collect(),
+            })
+            .collect();
+        Graph { nodes }
+    }
+
+    fn node(&mut self, stream: &str) -> &mut Node {
+        if let Some(i) = self.nodes.iter().position(|n| n.name == stream) {
+            return &mut self.nodes[i];
+        }
+        self.nodes.push(Node {
+            name: stream.to_string(),
+            subjects: Vec::new(),
+            outputs: Vec::new(),
+        });
+        self.nodes.last_mut().expect("just pushed")
+    }
+
+    /// With `stream`'s subjects replaced (a stream create or update).
+    pub fn with_subjects(mut self, stream: &str, subjects: &[String]) -> Graph {
+        self.node(stream).subjects = subjects.to_vec();
+        self
+    }
+
+    /// With consumer `consumer` of `stream` delivering to `deliver` (empty: a pull
+    /// consumer) instead of what it delivered to before.
+    pub fn with_consumer(mut self, stream: &str, consumer: &str, deliver: &str) -> Graph {
+        let node = self.node(stream);
+        node.outputs.retain(|(c, _)| c != consumer);
+        if !deliver.is_empty() {
+            node.outputs
+                .push((consumer.to_string(), deliver.to_string()));
+        }
+        self
+    }
+
+    /// The streams node `i` feeds, with the output that feeds each.
+    fn feeds(&self, i: usize) -> impl Iterator<Item = (usize, &(String, String))> + '_ {
+        self.nodes[i].outputs.iter().flat_map(move |out| {
+            self.nodes.iter().enumerate().filter_map(move |(j, n)| {
+                n.subjects
+                    .iter()
+                    .any(|s| petrel_subject::matches(s.as_bytes(), out.1.as_bytes()))
+                    .then_some((j, out))
+            })
+        })
+    }
+
+    /// A cycle through `stream`, if there is one: the edge that leads back into it.
+    pub fn cycle_through(&self, stream: &str) -> Option<Closing> {
+        let start = self.nodes.iter().position(|n| n.name == stream)?;
+        let mut seen = vec![false; self.nodes.len()];
+        let mut todo = vec![start];
+        while let Some(i) = todo.pop() {
+            for (j, (consumer, deliver)) in self.feeds(i) {
+                if j == start {
+                    return Some(Closing {
+                        stream: self.nodes[i].name.clone(),
+                        consumer: consumer.clone(),
+                        deliver: deliver.clone(),
+                    });
+                }
+                if !seen[j] {
+                    seen[j] = true;
+                    todo.push(j);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Refuses a consumer (create or deliver-subject change) that closes a delivery loop
+/// (10081, nats-server's error for a stream capturing its own consumer's deliveries).
+pub(crate) fn check_consumer(
+    js: &JetStream,
+    stream: &str,
+    consumer: &str,
+    deliver: &str,
+) -> Result<(), ApiError> {
+    if deliver.is_empty() {
+        return Ok(());
+    }
+    let graph = Graph::of(js).with_consumer(stream, consumer, deliver);
+    match graph.cycle_through(stream) {
+        Some(_) => Err(ApiError::consumer_deliver_cycle()),
+        None => Ok(()),
+    }
+}
+
+/// Refuses stream subjects (create or update) that capture deliveries leading back to the
+/// stream (10052, naming the consumer whose deliveries close the loop).
+pub(crate) fn check_stream(
+    js: &JetStream,
+    stream: &str,
+    subjects: &[String],
+) -> Result<(), ApiError> {
+    let graph = Graph::of(js).with_subjects(stream, subjects);
+    match graph.cycle_through(stream) {
+        Some(c) => Err(ApiError::stream_invalid_config(format!(
+            "subjects capture deliver subject {:?} of consumer {:?} on stream {:?}, which forms a delivery cycle",
+            c.deliver, c.consumer, c.stream
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, subjects: &[&str], outputs: &[(&str, &str)]) -> Node {
+        Node {
+            name: name.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs
+                .iter()
+                .map(|(c, d)| (c.to_string(), d.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn finds_loops_of_any_length_and_only_loops() {
+        let g = Graph {
+            nodes: vec![
+                node("A", &["a.>"], &[("ab", "b.x")]),
+                node("B", &["b.>"], &[("bc", "c.x")]),
+                node("C", &["c.>"], &[("out", "z.x")]),
+            ],
+        };
+        assert!(g.cycle_through("A").is_none());
+        let g = g.with_consumer("C", "ca", "a.1");
+        let c = g.cycle_through("A").expect("A -> B -> C -> A");
+        assert_eq!((c.stream.as_str(), c.consumer.as_str()), ("C", "ca"));
+        assert!(g.cycle_through("B").is_some());
+        let g = g.with_consumer("C", "ca", "");
+        assert!(g.cycle_through("A").is_none());
+        let g = g.with_subjects("C", &["c.>".into(), "z.>".into()]);
+        assert!(g.cycle_through("C").is_some(), "self capture");
+        assert!(g.cycle_through("A").is_none(), "A is upstream only");
+    }
+}

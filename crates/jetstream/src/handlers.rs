@@ -1,0 +1,214 @@
+//! The handlers of JetStream's internal subscriptions, called by the router on the
+//! publisher's task: `$JS.API.>` (requests, and pull requests straight to their consumer),
+//! a stream's subjects (its ingest queue), a consumer's ack and flow-control subjects (its
+//! event queue). Each only queues work for JetStream's own tasks and reports back-pressure
+//! ([`Flow`]); a refused publish is answered here with the error nats-server sends.
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::api::ApiRequest;
+use crate::backlog::Pushed;
+use crate::consumer::{Consumer, Event};
+use crate::errors::ApiError;
+use crate::jetstream::JetStream;
+use crate::json::encode;
+use crate::port::{Flow, Handler, Incoming, ServerMsg};
+use crate::stream::{Inbound, Stream};
+use crate::time::{rfc3339_nano, OncePerSecond};
+
+/// Prefix of pull requests.
+pub(crate) const NEXT_PREFIX: &str = "$JS.API.CONSUMER.MSG.NEXT.";
+/// Subject of the advisory sent when API requests are dropped.
+pub(crate) const API_LIMIT_ADVISORY: &str = "$JS.EVENT.ADVISORY.API.LIMIT_REACHED";
+/// Header of the PubAck that refuses a publish to a full ingest queue.
+const TOO_MANY_REQUESTS: &[u8] = b"NATS/1.0 429 Too Many Requests\r\n\r\n";
+
+/// `$JS.API.>`: only clients reach it (the port enforces [`crate::port::Accept`]).
+pub(crate) struct ApiHandler {
+    pub js: Weak<JetStream>,
+    /// At most one API-limit advisory (and warning) a second.
+    pub limit_gate: OncePerSecond,
+}
+
+impl Handler for ApiHandler {
+    fn handle(&self, msg: Incoming<'_>) -> Flow {
+        let Some(js) = self.js.upgrade() else {
+            return Flow::Ok;
+        };
+        if let Some(names) = msg.subject.strip_prefix(NEXT_PREFIX) {
+            return js.pull_request(names, msg.reply, msg.payload);
+        }
+        let req = ApiRequest {
+            subject: msg.subject.to_string(),
+            reply: msg.reply.map(str::to_string),
+            payload: msg.payload,
+        };
+        let size = req.size();
+        match js.api.push(req, size) {
+            Pushed::Ok => Flow::Ok,
+            Pushed::Stall => Flow::Stall(js.api.clone()),
+            Pushed::Full(req) => self.limit_reached(&js, &req),
+            Pushed::Closed => Flow::Ok,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LimitAdvisory<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    server: &'a str,
+    dropped: i64,
+}
+
+impl ApiHandler {
+    /// The API queue is full: the request is dropped (the client times out, as with
+    /// nats-server's queue limit), logged and advised at most once a second.
+    fn limit_reached(&self, js: &JetStream, req: &ApiRequest) -> Flow {
+        let Some(now) = self.limit_gate.pass() else {
+            return Flow::Ok;
+        };
+        tracing::warn!(subject = %req.subject, queued = js.api.len(),
+            "JetStream API queue limit reached, dropping requests");
+        Flow::Answer(ServerMsg {
+            subject: API_LIMIT_ADVISORY.to_string(),
+            headers: None,
+            payload: encode(&LimitAdvisory {
+                kind: "io.nats.jetstream.advisory.v1.api_limit_reached",
+                id: crate::advisory::next_id(),
+                timestamp: rfc3339_nano(now),
+                server: &js.config.server_name,
+                dropped: 1,
+            }),
+        })
+    }
+}
+
+/// A stream's subjects: everything published there, the server's own messages included.
+pub(crate) struct StreamHandler {
+    pub stream: Arc<Stream>,
+    /// At most one "excessive ingest rate" warning a second.
+    pub warn_gate: OncePerSecond,
+}
+
+#[derive(Serialize)]
+struct RefusedAck<'a> {
+    error: &'a ApiError,
+    stream: &'a str,
+    seq: u64,
+}
+
+impl Handler for StreamHandler {
+    fn handle(&self, msg: Incoming<'_>) -> Flow {
+        let inbound = Inbound {
+            subject: msg.subject.to_string(),
+            reply: msg.reply.filter(|r| !r.is_empty()).map(str::to_string),
+            headers: msg.headers,
+            payload: msg.payload,
+        };
+        match self.stream.enqueue(inbound) {
+            Ok(flow) => flow,
+            Err(Some(reply)) => {
+                if self.warn_gate.pass().is_some() {
+                    tracing::warn!(stream = %self.stream.name,
+                        "dropping messages due to excessive stream ingest rate");
+                }
+                Flow::Answer(ServerMsg {
+                    subject: reply,
+                    headers: Some(Bytes::from_static(TOO_MANY_REQUESTS)),
+                    payload: encode(&RefusedAck {
+                        error: &ApiError::too_many_requests(),
+                        stream: &self.stream.name,
+                        seq: 0,
+                    }),
+                })
+            }
+            Err(None) => Flow::Ok,
+        }
+    }
+}
+
+/// A consumer's `$JS.ACK.<stream>.<consumer>.>` and `$JS.FC.<stream>.<consumer>.>`.
+pub(crate) struct ConsumerHandler {
+    pub consumer: Arc<Consumer>,
+    pub js: Weak<JetStream>,
+}
+
+impl Handler for ConsumerHandler {
+    fn handle(&self, msg: Incoming<'_>) -> Flow {
+        let c = &self.consumer;
+        if let (Some(reply), Some(js)) = (msg.reply, self.js.upgrade()) {
+            // `+NXT` delivers to the ack's reply subject, like a pull request.
+            if msg.payload.starts_with(b"+NXT") && js.reply_loops(&c.stream, reply) {
+                return Flow::Ok;
+            }
+        }
+        let ev = if msg.subject.starts_with("$JS.FC.") {
+            Event::FlowControl {
+                subject: msg.subject.to_string(),
+            }
+        } else {
+            Event::Ack {
+                subject: msg.subject.to_string(),
+                reply: msg.reply.map(str::to_string),
+                payload: msg.payload,
+            }
+        };
+        c.push_event(ev)
+    }
+}
+
+impl JetStream {
+    /// Whether deliveries of a consumer of `stream` sent to the client-chosen `reply` (a
+    /// pull request's, `+NXT`'s) would be stored by a stream that feeds back into `stream`:
+    /// every delivery would then make a new message to deliver. Such requests are dropped
+    /// (a status sent there would be stored too). Cheap unless a stream captures `reply`.
+    pub(crate) fn reply_loops(&self, stream: &str, reply: &str) -> bool {
+        let captured = self.streams.read().values().any(|s| s.captures(reply));
+        let loops = captured
+            && crate::cycles::Graph::of(self)
+                .with_consumer(stream, "", reply)
+                .cycle_through(stream)
+                .is_some();
+        if loops {
+            tracing::debug!(
+                stream,
+                reply,
+                "pull request whose deliveries would loop dropped"
+            );
+        }
+        loops
+    }
+
+    /// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` (`names` is what follows the
+    /// prefix): handed straight to the consumer's task (no API round trip). Unknown
+    /// consumers get no reply, as other unknown APIs.
+    fn pull_request(&self, names: &str, reply: Option<&str>, payload: Bytes) -> Flow {
+        let mut names = names.split('.');
+        let (Some(stream), Some(consumer), None) = (names.next(), names.next(), names.next())
+        else {
+            return Flow::Ok;
+        };
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
+            return Flow::Ok;
+        };
+        if self.reply_loops(stream, reply) {
+            return Flow::Ok;
+        }
+        let consumer = self
+            .stream(stream)
+            .and_then(|s| s.consumers.read().get(consumer).cloned());
+        match consumer {
+            Some(c) => c.push_event(Event::Next {
+                reply: reply.to_string(),
+                payload,
+            }),
+            None => Flow::Ok,
+        }
+    }
+}
