@@ -1,6 +1,8 @@
 //! Black-box tests over real sockets: raw protocol bytes and the async-nats client against
 //! an in-process Petrel server.
 
+mod adversarial_numbers;
+mod adversarial_perms;
 mod adversarial_trust;
 mod auth;
 mod consumers;

@@ -293,20 +293,32 @@ impl StreamConfig {
         if self.num_replicas > 1 {
             return Err(ApiError::replicas_not_supported());
         }
+        // 0 and (nats-server 2.15) any negative but -1 mean "unlimited".
         for v in [
             &mut self.max_msgs,
             &mut self.max_msgs_per_subject,
             &mut self.max_bytes,
             &mut self.max_consumers,
         ] {
-            if *v == 0 {
+            if *v == 0 || *v < -1 {
                 *v = -1;
             }
         }
-        if self.max_msg_size == 0 {
+        if self.max_msg_size == 0 || self.max_msg_size < -1 {
             self.max_msg_size = -1;
         }
+        if self.first_seq > petrel_store::MAX_SEQ {
+            // nats-server takes it and wraps its sequences past u64::MAX; Petrel keeps every
+            // sequence below 2^63.
+            return Err(cfg_err(format!(
+                "first sequence can not be larger than {}",
+                petrel_store::MAX_SEQ
+            )));
+        }
         if self.max_age < 0 {
+            return Err(cfg_err("max age can not be negative"));
+        }
+        if self.max_age > 0 && self.max_age < 100_000_000 {
             return Err(cfg_err("max age needs to be >= 100ms"));
         }
         if self.duplicate_window == 0 && self.mirror.is_none() {
@@ -316,9 +328,6 @@ impl StreamConfig {
             } else {
                 DEFAULT_DUPLICATE_WINDOW
             };
-        }
-        if self.max_age > 0 && self.max_age < 100_000_000 {
-            return Err(cfg_err("max age needs to be >= 100ms"));
         }
         if self.duplicate_window < 0 {
             return Err(cfg_err("duplicates window can not be negative"));

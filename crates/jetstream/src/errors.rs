@@ -187,6 +187,10 @@ table! {
     STREAM_TRANSFORM_INVALID_DESTINATION = 400, 10156, "stream transform: {err}";
     /// Ingest queue full (2.11): the publish was refused.
     STREAM_TOO_MANY_REQUESTS = 429, 10167, "too many requests";
+    /// Negative ack_wait (2.12+).
+    CONSUMER_ACK_WAIT_NEGATIVE = 400, 10183, "consumer ack wait needs to be positive";
+    /// Negative backoff entry (2.12+).
+    CONSUMER_BACKOFF_NEGATIVE = 400, 10184, "consumer backoff needs to be positive";
 }
 
 /// A JetStream API error as sent to clients.
@@ -477,6 +481,14 @@ impl ApiError {
     /// 10156 stream transform: `<err>`.
     pub fn transform_invalid_destination(err: impl Display) -> Self {
         STREAM_TRANSFORM_INVALID_DESTINATION.with("{err}", err)
+    }
+    /// 10183 consumer ack wait needs to be positive.
+    pub fn consumer_ack_wait_negative() -> Self {
+        CONSUMER_ACK_WAIT_NEGATIVE.into()
+    }
+    /// 10184 consumer backoff needs to be positive.
+    pub fn consumer_backoff_negative() -> Self {
+        CONSUMER_BACKOFF_NEGATIVE.into()
     }
     /// 10167 too many requests (ingest queue full).
     pub fn too_many_requests() -> Self {

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::backlog::Backlog;
 use crate::config::RetentionPolicy;
+use crate::consumer::engine::catch;
 use crate::dedup::MSG_ID;
 use crate::errors::ApiError;
 use crate::json::encode;
@@ -76,6 +77,13 @@ fn append_error(e: StoreError) -> ApiError {
 impl Inner {
     /// Checks one message against the headers and the stream, then appends it.
     fn try_store(&mut self, stream: &str, m: &Inbound, now: i64) -> Result<Outcome, ApiError> {
+        if let Some(why) = &self.failed {
+            return Err(ApiError::store_failed(format!("stream failed: {why}")));
+        }
+        #[cfg(test)]
+        if m.subject == "panic.now" {
+            panic!("injected ingest failure");
+        }
         if self.config.sealed {
             return Err(ApiError::stream_sealed());
         }
@@ -244,9 +252,9 @@ impl Stream {
         }
     }
 
-    /// Stores a batch with one commit and returns the PubAcks to publish (reply, body).
-    /// Blocking: run it on a blocking thread.
-    pub(crate) fn process_batch(&self, batch: Vec<Inbound>) -> Vec<(String, Bytes)> {
+    /// Stores a batch with one commit and returns the PubAcks to publish (reply, body);
+    /// the replies are taken out of `batch`. Blocking: run it on a blocking thread.
+    pub(crate) fn process_batch(&self, batch: &mut [Inbound]) -> Vec<(String, Bytes)> {
         let mut inner = self.inner.lock();
         if inner.closed {
             tracing::debug!(stream = %self.name, n = batch.len(), "batch for a closed stream dropped");
@@ -283,10 +291,10 @@ impl Stream {
         }
         drop(inner);
         batch
-            .into_iter()
+            .iter_mut()
             .zip(outcomes)
             .filter_map(|(m, o)| {
-                let reply = m.reply.filter(|r| !r.is_empty())?;
+                let reply = m.reply.take().filter(|r| !r.is_empty())?;
                 let body = match o {
                     Outcome::Stored { seq, .. } => encode(&PubAck {
                         stream: &self.name,
@@ -329,9 +337,15 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
         }
         if !batch.is_empty() {
             let s = stream.clone();
-            match tokio::task::spawn_blocking(move || s.process_batch(batch)).await {
-                Ok(acks) => port.publish_replies(acks),
-                Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch failed"),
+            let stored = tokio::task::spawn_blocking(move || {
+                let acks = catch(|| s.process_batch(&mut batch));
+                (acks, batch)
+            })
+            .await;
+            match stored {
+                Ok((Ok(acks), _)) => port.publish_replies(acks),
+                Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
+                Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch lost"),
             }
         }
         if let Some(tx) = close {
@@ -342,6 +356,30 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
             let _ = tx.send(());
             return;
         }
+    }
+}
+
+impl Stream {
+    /// A batch panicked while it held the store: what the store holds is no longer
+    /// trusted, so the stream refuses every later publish (until the server restarts and
+    /// recovery re-reads the store) and the batch's publishers get an error PubAck.
+    fn fail(&self, why: &str, batch: Vec<Inbound>) -> Vec<(String, Bytes)> {
+        tracing::error!(stream = %self.name,
+            "storing a batch failed: {why}; the stream refuses publishes until restarted");
+        self.inner.lock().failed = Some(why.to_string());
+        let error = ApiError::store_failed(format!("stream failed: {why}"));
+        batch
+            .into_iter()
+            .filter_map(|m| m.reply.filter(|r| !r.is_empty()))
+            .map(|reply| {
+                let body = encode(&PubAckError {
+                    error: &error,
+                    stream: &self.name,
+                    seq: 0,
+                });
+                (reply, body)
+            })
+            .collect()
     }
 }
 
@@ -390,7 +428,8 @@ mod tests {
             msg("s.c", "r3", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
             msg("s.c", "r4", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
         ];
-        let acks = stream.process_batch(batch);
+        let mut batch = batch;
+        let acks = stream.process_batch(&mut batch);
         let text: Vec<(String, String)> = acks
             .into_iter()
             .map(|(r, b)| (r, String::from_utf8(b.to_vec()).unwrap()))
@@ -411,7 +450,53 @@ mod tests {
         stream.close_store();
         // A closed stream takes nothing.
         assert!(stream
-            .process_batch(vec![msg("s.a", "r5", None)])
+            .process_batch(&mut [msg("s.a", "r5", None)])
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_the_stream_and_answers_its_publishers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StreamConfig {
+            name: "S".into(),
+            subjects: vec!["s.>".into(), "panic.now".into()],
+            ..StreamConfig::default()
+        }
+        .normalize()
+        .unwrap();
+        let stream = Stream::open(cfg, 1, dir.path(), SyncMode::Always).unwrap();
+        let port = Arc::new(crate::testing::RecordingPort::default());
+        let task = tokio::spawn(run(stream.clone(), port.clone()));
+        let acked = |n: usize| {
+            let port = port.clone();
+            async move {
+                while port.published.lock().len() < n {
+                    tokio::task::yield_now().await;
+                }
+                port.published.lock()[n - 1].clone()
+            }
+        };
+        stream.enqueue(msg("s.a", "r1", None)).unwrap();
+        let (subject, _, body) = acked(1).await;
+        assert_eq!(
+            (subject.as_str(), &body[..]),
+            ("r1", &br#"{"stream":"S","seq":1}"#[..])
+        );
+        stream.enqueue(msg("panic.now", "r2", None)).unwrap();
+        let (subject, _, body) = acked(2).await;
+        assert_eq!(subject, "r2");
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains("stream failed: injected ingest failure"),
+            "{text}"
+        );
+        // The task lives on; the stream refuses until restarted, and says why.
+        stream.enqueue(msg("s.b", "r3", None)).unwrap();
+        let (_, _, body) = acked(3).await;
+        assert!(String::from_utf8_lossy(&body).contains("stream failed"));
+        let (info, _) = stream.info(&Default::default()).unwrap();
+        assert!(info.failed.is_some());
+        assert_eq!(info.state.messages, 1);
+        assert!(!task.is_finished());
     }
 }

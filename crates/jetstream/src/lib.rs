@@ -48,6 +48,8 @@ mod meta;
 mod monitor;
 pub mod port;
 mod stream;
+#[cfg(test)]
+mod testing;
 mod time;
 mod transform;
 

@@ -93,6 +93,8 @@ pub struct ConsumerReport {
     pub num_pending: u64,
     /// A push consumer with an active subscriber.
     pub push_bound: bool,
+    /// Why the consumer stopped working (its task failed repeatedly), if it did.
+    pub failed: Option<String>,
 }
 
 impl JetStream {

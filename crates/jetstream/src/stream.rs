@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub transform: Option<SubjectTransform>,
     /// The store was closed (stream deleted or server shutting down).
     pub closed: bool,
+    /// Why the stream stopped taking messages (storing a batch failed), if it did.
+    pub failed: Option<String>,
 }
 
 /// One stream.
@@ -146,6 +148,9 @@ pub(crate) struct StreamInfo {
     pub config: StreamConfig,
     pub created: String,
     pub state: StateJson,
+    /// Petrel: why the stream stopped taking messages; absent while it works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// Subjects per STREAM.INFO page with `subjects_filter`.
@@ -203,6 +208,7 @@ impl Stream {
                 last_msg_id,
                 transform,
                 closed: false,
+                failed: None,
             }),
             queue: Arc::new(Backlog::new(INGEST_LIMITS)),
             subs: Mutex::new(Vec::new()),
@@ -331,6 +337,7 @@ impl Stream {
                 config: inner.config.clone(),
                 created: rfc3339_nano(self.created),
                 state,
+                failed: inner.failed.clone(),
             },
             total,
         ))

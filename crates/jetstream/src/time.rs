@@ -2,7 +2,19 @@
 //! the fraction trimmed, the zero time as `0001-01-01T00:00:00Z`).
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// The longest wait a deadline is set to (about 100 years): a longer delay a client asks
+/// for (`-NAK {"delay":9223372036854775807}`, a huge `ack_wait`) means "not in this
+/// process's life" and is clamped here instead of overflowing `Instant`.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `now + wait`, with `wait` clamped to [`MAX_WAIT`].
+pub(crate) fn deadline(now: Instant, wait: Duration) -> Instant {
+    let wait = wait.min(MAX_WAIT);
+    now.checked_add(wait).unwrap_or(now)
+}
 
 /// Lets one caller through per second (rate-limited warnings and advisories).
 #[derive(Debug, Default)]
@@ -119,7 +131,13 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     };
     let days = days_from_civil(y, mo as u32, d as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    // Times past what Unix nanoseconds can hold (after 2262-04-11) saturate, so "start at
+    // year 9999" means "after everything", not a wrap to the beginning.
+    Some(
+        secs.checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos))
+            .unwrap_or(if secs > 0 { i64::MAX } else { i64::MIN }),
+    )
 }
 
 #[cfg(test)]
@@ -141,6 +159,8 @@ mod tests {
             Some(1_795_494_782_500_000_000)
         );
         assert_eq!(parse_rfc3339("2026-11-24"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), Some(i64::MAX));
+        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), Some(i64::MIN));
         assert_eq!(parse_rfc3339("2026-13-24T00:00:00Z"), None);
     }
 

@@ -8,14 +8,43 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use petrel_config::{Permissions, ResponsePermission, SubjectPermission};
-use petrel_subject::{subjects_collide, Sublist};
+use petrel_subject::{is_subset, subjects_collide, Sublist};
 
-/// One direction's rules as Sublists (queue-qualified entries become queue entries).
+/// One rule: a subject (wildcards allowed) and, for subscribe rules, an optional queue.
+struct Entry {
+    subject: Vec<u8>,
+    queue: Option<Vec<u8>>,
+}
+
+impl Entry {
+    fn parse(entry: &str) -> Entry {
+        let mut parts = entry.split_whitespace();
+        Entry {
+            subject: parts.next().unwrap_or("").as_bytes().to_vec(),
+            queue: parts.next().map(|q| q.as_bytes().to_vec()),
+        }
+    }
+
+    /// Whether every subject `subject` covers is covered by this rule.
+    fn covers(&self, subject: &[u8]) -> bool {
+        is_subset(subject, &self.subject)
+    }
+
+    /// Whether `queue` is this rule's queue (literally, or within its wildcard pattern).
+    fn queue_matches(&self, queue: &[u8]) -> bool {
+        self.queue
+            .as_deref()
+            .is_some_and(|q| q == queue || is_subset(queue, q))
+    }
+}
+
+/// One direction's rules: Sublists for literal publish subjects (fast, cached by the
+/// reader) and the entries for subscription subjects, which may hold wildcards.
 struct Filter {
     allow: Option<Sublist<u32>>,
     deny: Option<Sublist<u32>>,
-    /// Deny subjects, for the overlap test on wildcard subscriptions.
-    deny_subjects: Vec<Vec<u8>>,
+    allow_entries: Vec<Entry>,
+    deny_entries: Vec<Entry>,
 }
 
 impl Filter {
@@ -26,48 +55,54 @@ impl Filter {
             }
             let mut sl = Sublist::new();
             for (i, entry) in list.iter().enumerate() {
-                let mut parts = entry.split_whitespace();
-                let subject = parts.next().unwrap_or("");
+                let e = Entry::parse(entry);
                 // Entries were validated by the config crate; a bad one simply never matches.
-                let _ = sl.insert(
-                    subject.as_bytes(),
-                    parts.next().map(str::as_bytes),
-                    i as u32,
-                );
+                let _ = sl.insert(&e.subject, e.queue.as_deref(), i as u32);
             }
             Some(sl)
         };
         Filter {
             allow: build(&sp.allow),
             deny: build(&sp.deny),
-            deny_subjects: sp
-                .deny
-                .iter()
-                .filter_map(|d| d.split_whitespace().next())
-                .map(|d| d.as_bytes().to_vec())
-                .collect(),
+            allow_entries: sp.allow.iter().map(|e| Entry::parse(e)).collect(),
+            deny_entries: sp.deny.iter().map(|e| Entry::parse(e)).collect(),
         }
     }
 
-    /// nats-server's rule: allowed if an allow entry matches (or there is no allow list)
-    /// and no deny entry matches. With a queue, queue-qualified entries decide when present.
-    fn permits(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
-        let hit = |sl: &Sublist<u32>| {
-            let r = sl.match_subject(subject);
-            match queue {
-                Some(q) if !r.qsubs.is_empty() => r.qsubs.iter().any(|(name, _)| &name[..] == q),
-                _ => !r.psubs.is_empty(),
-            }
+    /// nats-server's rule for a literal subject: allowed if an allow entry matches (or
+    /// there is no allow list) and no deny entry matches.
+    fn permits_literal(&self, subject: &[u8]) -> bool {
+        let hit = |sl: &Sublist<u32>| !sl.match_subject(subject).psubs.is_empty();
+        self.allow.as_ref().is_none_or(hit) && !self.deny.as_ref().is_some_and(hit)
+    }
+
+    /// A subscription (whose subject may hold wildcards) is allowed when it is a subset
+    /// of an allow entry — `foo.*` admits `foo.bar` and `foo.*`, never `foo.>` or `>` —
+    /// and not a subset of a deny entry (a wildcard that only overlaps a deny entry is
+    /// allowed and filtered at delivery). With a queue, queue-qualified entries covering
+    /// the subject decide, as in nats-server.
+    fn permits_subscription(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        let plain = |entries: &[Entry]| {
+            entries
+                .iter()
+                .any(|e| e.queue.is_none() && e.covers(subject))
         };
-        if let Some(allow) = &self.allow {
-            if !hit(allow) {
-                return false;
-            }
-        }
-        match &self.deny {
-            Some(deny) => !hit(deny),
-            None => true,
-        }
+        let queued = |entries: &[Entry]| {
+            entries
+                .iter()
+                .filter(|e| e.queue.is_some() && e.covers(subject))
+                .map(|e| queue.is_some_and(|q| e.queue_matches(q)))
+                .reduce(|a, b| a || b)
+        };
+        let allowed = self.allow.is_none()
+            || match (queue, queued(&self.allow_entries)) {
+                (Some(_), Some(queue_ok)) => queue_ok,
+                _ => plain(&self.allow_entries),
+            };
+        let denied = self.deny.is_some()
+            && (plain(&self.deny_entries)
+                || (queue.is_some() && queued(&self.deny_entries) == Some(true)));
+        allowed && !denied
     }
 }
 
@@ -92,22 +127,24 @@ impl ClientPerms {
     pub fn can_publish(&self, subject: &[u8]) -> bool {
         self.publish
             .as_ref()
-            .is_none_or(|f| f.permits(subject, None))
+            .is_none_or(|f| f.permits_literal(subject))
     }
 
     /// May this connection subscribe to `subject` (in `queue`)?
     pub fn can_subscribe(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
         self.subscribe
             .as_ref()
-            .is_none_or(|f| f.permits(subject, queue))
+            .is_none_or(|f| f.permits_subscription(subject, queue))
     }
 
     /// Whether a (wildcard) subscription on `subject` overlaps a subscribe deny rule, so
     /// each delivery must be checked against the deny list.
     pub fn needs_delivery_check(&self, subject: &[u8]) -> bool {
-        self.subscribe
-            .as_ref()
-            .is_some_and(|f| f.deny_subjects.iter().any(|d| subjects_collide(d, subject)))
+        self.subscribe.as_ref().is_some_and(|f| {
+            f.deny_entries
+                .iter()
+                .any(|d| subjects_collide(&d.subject, subject))
+        })
     }
 
     /// Whether delivering a message on the literal `subject` is denied.
@@ -197,6 +234,63 @@ mod tests {
         assert!(!p.needs_delivery_check(b"chat.a.b"));
         assert!(p.delivery_denied(b"chat.secret"));
         assert!(!p.delivery_denied(b"chat.open"));
+    }
+
+    fn subs(allow: &[&str], deny: &[&str]) -> ClientPerms {
+        ClientPerms::compile(&Permissions {
+            publish: None,
+            subscribe: sp(allow, deny),
+            allow_responses: None,
+        })
+    }
+
+    #[test]
+    fn wildcard_subscriptions_must_be_subsets_of_an_allow_entry() {
+        let p = subs(&["foo.*"], &[]);
+        for ok in ["foo.bar", "foo.*"] {
+            assert!(p.can_subscribe(ok.as_bytes(), None), "{ok}");
+        }
+        for bad in ["foo.>", ">", "*.*", "foo.bar.baz", "*.bar", "*"] {
+            assert!(!p.can_subscribe(bad.as_bytes(), None), "{bad}");
+        }
+        let p = subs(&["foo.>"], &[]);
+        assert!(p.can_subscribe(b"foo.*", None));
+        assert!(p.can_subscribe(b"foo.>", None));
+        assert!(!p.can_subscribe(b">", None));
+        assert!(!p.can_subscribe(b"*.bar", None));
+        let p = subs(&["foo.*.baz"], &[]);
+        assert!(p.can_subscribe(b"foo.*.baz", None));
+        assert!(!p.can_subscribe(b"foo.*.*", None));
+        assert!(!p.can_subscribe(b"foo.>", None));
+    }
+
+    #[test]
+    fn deny_refuses_subsets_and_filters_overlaps() {
+        let p = subs(&[], &["foo.*"]);
+        assert!(!p.can_subscribe(b"foo.bar", None));
+        assert!(!p.can_subscribe(b"foo.*", None));
+        // Only overlapping: allowed, each delivery checked.
+        assert!(p.can_subscribe(b"foo.>", None));
+        assert!(p.needs_delivery_check(b"foo.>"));
+        assert!(p.delivery_denied(b"foo.x"));
+        assert!(!p.delivery_denied(b"foo.x.y"));
+        assert!(p.can_subscribe(b">", None));
+        assert!(p.needs_delivery_check(b">"));
+    }
+
+    #[test]
+    fn queue_qualified_entries() {
+        let p = subs(&["foo.* q1", "bar.* q.*"], &[]);
+        assert!(p.can_subscribe(b"foo.bar", Some(b"q1")));
+        assert!(!p.can_subscribe(b"foo.>", Some(b"q1")));
+        assert!(!p.can_subscribe(b"foo.bar", Some(b"q2")));
+        assert!(!p.can_subscribe(b"foo.bar", None));
+        assert!(p.can_subscribe(b"bar.x", Some(b"q.a")));
+        assert!(!p.can_subscribe(b"bar.x", Some(b"q")));
+        let p = subs(&[], &["foo.* q1"]);
+        assert!(!p.can_subscribe(b"foo.bar", Some(b"q1")));
+        assert!(p.can_subscribe(b"foo.bar", Some(b"q2")));
+        assert!(p.can_subscribe(b"foo.bar", None));
     }
 
     #[test]

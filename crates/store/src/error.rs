@@ -37,6 +37,9 @@ pub enum StoreError {
         /// Last sequence assigned so far.
         last_seq: u64,
     },
+    /// The stream reached [`crate::MAX_SEQ`]: no sequence is left to assign.
+    #[error("stream sequence space exhausted at {}", crate::MAX_SEQ)]
+    SequenceExhausted,
     /// An earlier write or fsync failed; the store refuses mutations until it is reopened.
     #[error("store is poisoned by an earlier I/O failure; reopen it")]
     Poisoned,

@@ -63,6 +63,14 @@ impl<L> Index<L> {
         self.bytes
     }
 
+    /// The sequence the next append gets, unless the sequence space is used up.
+    pub(crate) fn next_seq(&self) -> Result<u64, crate::StoreError> {
+        match self.last_seq.checked_add(1) {
+            Some(seq) if seq <= crate::MAX_SEQ => Ok(seq),
+            _ => Err(crate::StoreError::SequenceExhausted),
+        }
+    }
+
     /// Last sequence ever assigned.
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
@@ -139,6 +147,8 @@ impl<L> Index<L> {
     /// Removes every message below `floor` and remembers the floor; a floor past
     /// `last_seq + 1` moves `last_seq` to `floor - 1` (keeping `last_ts`).
     pub(crate) fn raise_floor(&mut self, floor: u64, mut on_remove: impl FnMut(u64, Entry<L>)) {
+        // The next sequence may be MAX_SEQ at most.
+        let floor = floor.min(crate::MAX_SEQ);
         while let Some((&seq, _)) = self.msgs.first_key_value() {
             if seq >= floor {
                 break;

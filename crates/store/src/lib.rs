@@ -50,5 +50,5 @@ pub use subject::subject_matches;
 pub use traits::StreamStore;
 pub use types::{
     file_msg_size, mem_msg_size, Discard, LostData, PurgeRequest, StoreLimits, StoredMsg,
-    StreamState,
+    StreamState, MAX_SEQ,
 };

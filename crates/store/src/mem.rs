@@ -65,7 +65,7 @@ impl StreamStore for MemStore {
             hdr_len + payload.len() as u64,
         )?;
         let size = mem_msg_size(subject, headers.as_deref(), &payload);
-        let seq = self.index.last_seq().saturating_add(1);
+        let seq = self.index.next_seq()?;
         self.index
             .insert(seq, ts_nanos, subject, size, Body { headers, payload });
         limits::enforce(&mut self.index, &self.limits, Some(subject), |_, _| {});
@@ -167,7 +167,7 @@ pub(crate) fn check_first_seq<L>(index: &Index<L>, seq: u64) -> Result<(), Store
     if seq == 0 {
         return Ok(());
     }
-    if index.len() > 0 || seq <= index.last_seq() {
+    if index.len() > 0 || seq <= index.last_seq() || seq > crate::MAX_SEQ {
         return Err(StoreError::InvalidFirstSeq {
             requested: seq,
             msgs: index.len(),

@@ -6,6 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+/// The highest sequence a store ever assigns (`i64::MAX`). Sequences never reach or wrap
+/// past `u64::MAX`: `seq + 1` is always safe, a purge or `first_seq` beyond this is
+/// clamped or refused, and an append past it fails with [`crate::StoreError::SequenceExhausted`].
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// One message as returned by reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMsg {

@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
-use petrel_store::{PurgeRequest, StoredMsg};
+use petrel_store::{PurgeRequest, StoredMsg, MAX_SEQ};
 use serde::{Deserialize, Serialize};
 
 use super::{is_empty_request, parse_body, respond, ApiResponse};
@@ -65,7 +65,9 @@ pub(super) fn purge(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let result = (|| {
         let body: PurgeBody = parse_body(payload)?;
         let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
-        if body.seq > 0 && body.keep > 0 {
+        // Both at once is nats-server's bad request; a sequence past the last one a
+        // stream can ever assign would leave it nothing to store.
+        if (body.seq > 0 && body.keep > 0) || body.seq > MAX_SEQ {
             return Err(ApiError::bad_request());
         }
         let req = PurgeRequest {

@@ -18,7 +18,13 @@ pub(crate) struct AckRef {
 }
 
 /// Parses an ack subject (9 tokens, or the 2.10 v2 form with domain and account hash).
+/// Sequences no stream can hold (past [`petrel_store::MAX_SEQ`]) make it invalid.
 pub(crate) fn parse_subject(subject: &str) -> Option<AckRef> {
+    parse_tokens(subject)
+        .filter(|r| r.sseq <= petrel_store::MAX_SEQ && r.dseq <= petrel_store::MAX_SEQ)
+}
+
+fn parse_tokens(subject: &str) -> Option<AckRef> {
     let rest = subject.strip_prefix("$JS.ACK.")?;
     // From the end: v1 is `<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>`; v2 adds a
     // domain and an account hash in front and a token at the end.
@@ -135,7 +141,9 @@ pub(crate) fn parse_body(body: &[u8]) -> AckKind {
     AckKind::Unknown
 }
 
-/// Parses a Go duration such as `1.5s`, `300ms` or `2m10s`.
+/// Parses a Go duration such as `1.5s`, `300ms` or `2m10s`. Like Go's
+/// `time.ParseDuration`, anything longer than `i64::MAX` nanoseconds (about 292 years) is
+/// an error (a NAK with such a delay is a plain NAK, as in nats-server).
 pub(crate) fn parse_go_duration(s: &str) -> Option<Duration> {
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -162,6 +170,9 @@ pub(crate) fn parse_go_duration(s: &str) -> Option<Duration> {
         };
         rest = &rest[unit_len..];
         total += n * mult;
+    }
+    if total > i64::MAX as f64 / 1e9 {
+        return None;
     }
     Duration::try_from_secs_f64(total).ok()
 }
@@ -200,6 +211,8 @@ mod tests {
         );
         assert_eq!(parse_subject("$JS.ACK.S.c.x.2.3.4.5"), None);
         assert_eq!(parse_subject("$JS.ACK.S.c.1.2"), None);
+        let huge = "$JS.ACK.S.c.1.18446744073709551615.18446744073709551615.0.0";
+        assert_eq!(parse_subject(huge), None);
     }
 
     #[test]
@@ -228,5 +241,19 @@ mod tests {
         assert_eq!(parse_body(b"what"), AckKind::Unknown);
         assert_eq!(parse_go_duration("2m10s"), Some(Duration::from_secs(130)));
         assert_eq!(parse_go_duration("x"), None);
+        // Out of Go's range: a plain NAK.
+        assert_eq!(parse_go_duration("10000000000000000000s"), None);
+        assert_eq!(
+            parse_body(b"-NAK 10000000000000000000s"),
+            AckKind::Nak(None)
+        );
+        assert_eq!(parse_body(b"-NAK 3000000000000000h"), AckKind::Nak(None));
+        assert_eq!(parse_body(b"-NAK -5s"), AckKind::Nak(None));
+        assert_eq!(
+            parse_body(br#"-NAK {"delay":9223372036854775807}"#),
+            AckKind::Nak(Some(Duration::from_nanos(i64::MAX as u64)))
+        );
+        assert_eq!(parse_body(br#"-NAK {"delay":-1}"#), AckKind::Nak(None));
+        assert_eq!(parse_body(br#"-NAK {"delay":1e30}"#), AckKind::Nak(None));
     }
 }

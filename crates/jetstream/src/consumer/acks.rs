@@ -5,9 +5,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::config::AckPolicy;
+use crate::time::deadline;
 
 /// One delivered, un-acked message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +84,7 @@ impl Acks {
 
     /// Records a delivery of `sseq` (first or repeated); returns `(dseq, dc)`.
     pub fn delivered(&mut self, sseq: u64, now: Instant, wall: i64) -> (u64, u64) {
-        self.dseq += 1;
+        self.dseq = self.dseq.saturating_add(1);
         let dseq = self.dseq;
         self.dsseq = self.dsseq.max(sseq);
         if self.policy == AckPolicy::None {
@@ -90,8 +92,12 @@ impl Acks {
             self.asflr = self.dsseq;
             return (dseq, 1);
         }
-        let dc = self.pending.get(&sseq).map_or(0, |p| p.dc) + 1;
-        let deadline = now + self.wait_for(dc);
+        let dc = self
+            .pending
+            .get(&sseq)
+            .map_or(0, |p| p.dc)
+            .saturating_add(1);
+        let deadline = deadline(now, self.wait_for(dc));
         self.pending.insert(
             sseq,
             Pending {
@@ -175,7 +181,9 @@ impl Acks {
         None
     }
 
-    /// `+ACK`: returns the stream sequences newly acked (ascending).
+    /// `+ACK`: returns the stream sequences newly acked (ascending). With ack policy all,
+    /// an ack past the last delivered sequence (a forged ack subject) is ignored, as
+    /// nats-server 2.15 does.
     pub fn ack(&mut self, sseq: u64) -> Vec<u64> {
         let acked = match self.policy {
             AckPolicy::None => Vec::new(),
@@ -183,8 +191,9 @@ impl Acks {
                 Some(_) => vec![sseq],
                 None => Vec::new(),
             },
+            AckPolicy::All if sseq > self.dsseq => Vec::new(),
             AckPolicy::All => {
-                let keep = self.pending.split_off(&(sseq + 1));
+                let keep = self.pending.split_off(&(sseq.saturating_add(1)));
                 let acked: Vec<u64> = std::mem::replace(&mut self.pending, keep)
                     .into_keys()
                     .collect();
@@ -208,7 +217,7 @@ impl Acks {
         };
         match delay.filter(|d| !d.is_zero()) {
             Some(d) => {
-                p.deadline = now + d;
+                p.deadline = deadline(now, d);
                 self.timers.push(Reverse((p.deadline, sseq)));
                 self.rdq.remove(&sseq);
             }
@@ -226,7 +235,7 @@ impl Acks {
             None => return,
         };
         if let Some(p) = self.pending.get_mut(&sseq) {
-            p.deadline = now + wait;
+            p.deadline = deadline(now, wait);
             self.timers.push(Reverse((p.deadline, sseq)));
         }
     }
@@ -268,7 +277,7 @@ impl Acks {
         for &(sseq, dseq, ts, dc) in entries {
             let wait = self.wait_for(dc.max(1));
             let age = ns(wall.saturating_sub(ts));
-            let deadline = now + wait.saturating_sub(age);
+            let deadline = deadline(now, wait.saturating_sub(age));
             self.pending.insert(
                 sseq,
                 Pending {

@@ -338,6 +338,25 @@ impl ConsumerConfig {
     /// threshold as `updateInactiveThreshold`).
     pub fn set_defaults(&mut self, stream: &StreamConfig) {
         let acks = matches!(self.ack_policy, AckPolicy::Explicit | AckPolicy::All);
+        // nats-server 2.15 turns out-of-range negatives into "unset" or "unlimited".
+        if self.max_deliver < -1 {
+            self.max_deliver = -1;
+        }
+        if self.max_ack_pending < -1 {
+            self.max_ack_pending = -1;
+        }
+        for v in [
+            &mut self.max_waiting,
+            &mut self.max_batch,
+            &mut self.max_expires,
+            &mut self.max_bytes,
+            &mut self.idle_heartbeat,
+            &mut self.inactive_threshold,
+        ] {
+            if *v < 0 {
+                *v = 0;
+            }
+        }
         if self.is_pull() && self.max_waiting == 0 {
             self.max_waiting = DEFAULT_MAX_WAITING;
         }
@@ -365,7 +384,12 @@ impl ConsumerConfig {
                 DEFAULT_INACTIVE_THRESHOLD
             };
         }
-        if let Some(t) = self.start_time() {
+        // Normalized like Go's time.Time JSON, unless out of Unix-nanosecond range (kept
+        // as given, and treated as before or after everything).
+        if let Some(t) = self
+            .start_time()
+            .filter(|t| *t != i64::MAX && *t != i64::MIN)
+        {
             self.opt_start_time = Some(rfc3339_nano(t));
         }
     }
@@ -375,6 +399,12 @@ impl ConsumerConfig {
     pub fn check(&self, stream: &StreamConfig) -> Result<(), ApiError> {
         if self.num_replicas < 0 {
             return Err(ApiError::replicas_negative());
+        }
+        if self.backoff.iter().any(|b| *b < 0) {
+            return Err(ApiError::consumer_backoff_negative());
+        }
+        if self.ack_wait < 0 {
+            return Err(ApiError::consumer_ack_wait_negative());
         }
         if !self.backoff.is_empty() && self.max_deliver <= self.backoff.len() as i64 {
             return Err(ApiError::consumer_backoff_max_deliver());
@@ -420,17 +450,11 @@ impl ConsumerConfig {
             if self.rate_limit_bps > 0 {
                 return Err(ApiError::consumer_pull_with_rate_limit());
             }
-            if self.max_waiting < 0 {
-                return Err(ApiError::consumer_max_waiting_negative());
-            }
             if self.idle_heartbeat > 0 {
                 return Err(ApiError::consumer_hb_requires_push());
             }
             if self.flow_control {
                 return Err(ApiError::consumer_fc_requires_push());
-            }
-            if self.max_batch < 0 {
-                return Err(ApiError::consumer_max_request_batch_negative());
             }
             if self.max_expires != 0 && self.max_expires < 1_000_000 {
                 return Err(ApiError::consumer_max_request_expires_too_small());

@@ -8,7 +8,8 @@
 //! deliveries. Publishing happens after the locks are released.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use petrel_store::{StoredMsg, StreamStore};
@@ -22,7 +23,7 @@ use crate::config::RetentionPolicy;
 use crate::jetstream::JetStream;
 use crate::port::{Delivery, Port};
 use crate::stream::{Inner, Stream};
-use crate::time::now_nanos;
+use crate::time::{deadline, now_nanos};
 
 /// Most messages one step delivers before it lets others take the stream lock.
 const MAX_STEP: usize = 2048;
@@ -55,43 +56,39 @@ impl StepOut {
     }
 }
 
-/// Runs the consumer until it is closed or removed for inactivity.
+/// Consecutive failed steps after which a consumer is stopped and marked failed.
+const MAX_FAILURES: u32 = 3;
+
+/// Runs the consumer until it is closed or removed for inactivity. A step that panics is
+/// caught and logged with the consumer's name; the task retries with a growing pause and,
+/// after [`MAX_FAILURES`] failures in a row, stops: the consumer is unsubscribed, refuses
+/// events and reports why in its info (`failed`), instead of living on as a zombie.
 pub(crate) async fn run(
     consumer: Arc<Consumer>,
     stream: Arc<Stream>,
     port: Arc<dyn Port>,
     js: Weak<JetStream>,
 ) {
+    let mut failures = 0;
     loop {
         if consumer.is_closed() {
             return;
         }
-        let out = match step_inline(&consumer, &stream, port.as_ref()) {
-            Some(mut out) => {
-                if let (Some(bytes), Some(dir)) = (out.persist.take(), consumer.dir.clone()) {
-                    let c = consumer.clone();
-                    let _ = tokio::task::spawn_blocking(move || save(&c, &dir, &bytes)).await;
-                }
+        let out = match guarded_step(&consumer, &stream, &port).await {
+            Ok(out) => {
+                failures = 0;
                 out
             }
-            None => {
-                let (c, s, p) = (consumer.clone(), stream.clone(), port.clone());
-                match tokio::task::spawn_blocking(move || {
-                    let out = step(&s, &mut s.inner.lock(), &c, p.as_ref(), Instant::now());
-                    if let (Some(bytes), Some(dir)) = (&out.persist, &c.dir) {
-                        save(&c, dir, bytes);
-                    }
-                    out
-                })
-                .await
-                {
-                    Ok(out) => out,
-                    Err(e) => {
-                        tracing::error!(consumer = %consumer.name, error = %e, "consumer step failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+            Err(why) => {
+                failures += 1;
+                tracing::error!(stream = %consumer.stream, consumer = %consumer.name, failures,
+                    "consumer step failed: {why}");
+                if failures >= MAX_FAILURES {
+                    give_up(&consumer, &js, why);
+                    return;
                 }
+                tokio::time::sleep(Duration::from_millis(100 << failures)).await;
+                continue;
             }
         };
         if !out.deliveries.is_empty() {
@@ -120,8 +117,60 @@ pub(crate) async fn run(
         let wake = out.wake.unwrap_or_else(|| Instant::now() + IDLE);
         tokio::select! {
             _ = consumer.notify().notified() => {}
-            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
+    }
+}
+
+/// One step, inline when it cannot block (see [`step_inline`]) or on a blocking thread,
+/// with a panic turned into `Err(message)`.
+async fn guarded_step(
+    consumer: &Arc<Consumer>,
+    stream: &Arc<Stream>,
+    port: &Arc<dyn Port>,
+) -> Result<StepOut, String> {
+    let inline = catch(|| step_inline(consumer, stream, port.as_ref()))?;
+    if let Some(mut out) = inline {
+        if let (Some(bytes), Some(dir)) = (out.persist.take(), consumer.dir.clone()) {
+            let c = consumer.clone();
+            let _ = tokio::task::spawn_blocking(move || save(&c, &dir, &bytes)).await;
+        }
+        return Ok(out);
+    }
+    let (c, s, p) = (consumer.clone(), stream.clone(), port.clone());
+    tokio::task::spawn_blocking(move || {
+        catch(|| {
+            let out = step(&s, &mut s.inner.lock(), &c, p.as_ref(), Instant::now());
+            if let (Some(bytes), Some(dir)) = (&out.persist, &c.dir) {
+                save(&c, dir, bytes);
+            }
+            out
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Runs `f`, turning a panic into its message.
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string())
+    })
+}
+
+/// Stops a consumer whose steps keep failing: marked failed (reported in its info),
+/// unsubscribed, its events refused. Deleting it still works.
+fn give_up(consumer: &Consumer, js: &Weak<JetStream>, why: String) {
+    tracing::error!(stream = %consumer.stream, consumer = %consumer.name,
+        "consumer stopped after {MAX_FAILURES} failed steps; delete and recreate it");
+    *consumer.failed.lock() = Some(format!("stopped after repeated failures: {why}"));
+    if let Some(js) = js.upgrade() {
+        js.stop_consumer(consumer);
+    } else {
+        consumer.close();
     }
 }
 
@@ -206,6 +255,10 @@ fn handle_event(
     acked: &mut Vec<u64>,
     out: &mut StepOut,
 ) {
+    #[cfg(test)]
+    if matches!(&ev, Event::Ack { payload, .. } if payload.as_ref() == b"+PANIC") {
+        panic!("injected step failure");
+    }
     match ev {
         Event::Ack {
             subject,
@@ -475,7 +528,7 @@ fn deliver(
             if w.has_max_bytes {
                 w.max_bytes -= wire_size as i64;
             }
-            w.next_heartbeat = w.heartbeat.map(|h| now + h);
+            w.next_heartbeat = w.heartbeat.map(|h| deadline(now, h));
             let route = w.reply.clone();
             if w.batch <= 0 || (w.has_max_bytes && w.max_bytes <= 0) {
                 st.waiting.pop_front();
@@ -641,7 +694,7 @@ fn heartbeats(st: &mut State, now: Instant, out: &mut StepOut) {
             return;
         }
         let hb = Duration::from_nanos(st.config.idle_heartbeat.unsigned_abs());
-        if st.push.last_sent + hb <= now {
+        if deadline(st.push.last_sent, hb) <= now {
             let stalled = st
                 .push
                 .fc_pending
@@ -652,7 +705,7 @@ fn heartbeats(st: &mut State, now: Instant, out: &mut StepOut) {
             push_status(out, st.config.deliver_subject.clone(), status);
             st.push.last_sent = now;
         }
-        out.wake_at(st.push.last_sent + hb);
+        out.wake_at(deadline(st.push.last_sent, hb));
         return;
     }
     for w in st.waiting.iter_mut() {
@@ -661,8 +714,8 @@ fn heartbeats(st: &mut State, now: Instant, out: &mut StepOut) {
         };
         if due <= now {
             push_status(out, w.reply.clone(), pull::heartbeat(last_c, last_s, None));
-            w.next_heartbeat = Some(now + hb);
-            out.wake_at(now + hb);
+            w.next_heartbeat = Some(deadline(now, hb));
+            out.wake_at(deadline(now, hb));
         } else {
             out.wake_at(due);
         }
@@ -685,14 +738,14 @@ fn inactivity(st: &mut State, port: &dyn Port, now: Instant, out: &mut StepOut) 
         st.last_active = now;
     }
     let limit = Duration::from_nanos(threshold as u64);
-    let deadline = st.last_active + limit;
-    if deadline <= now {
+    let due = deadline(st.last_active, limit);
+    if due <= now {
         out.expired = true;
     } else if active && !st.config.is_pull() {
         // Interest can go away without an event: look again.
         out.wake_at(now + limit.min(Duration::from_secs(1)));
     } else {
-        out.wake_at(deadline);
+        out.wake_at(due);
     }
 }
 
@@ -744,5 +797,62 @@ fn remove_acked(
         Err(e) => {
             tracing::warn!(stream = %stream.name, error = %e, "removing acked messages failed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{StorageType, StreamConfig};
+    use crate::consumer::config::ConsumerConfig;
+    use crate::testing::RecordingPort;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_keeps_panicking_stops_the_consumer_instead_of_a_zombie() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StreamConfig {
+            name: "S".into(),
+            storage: StorageType::Memory,
+            ..StreamConfig::default()
+        }
+        .normalize()
+        .unwrap();
+        let stream = Stream::open(cfg, 1, dir.path(), petrel_store::SyncMode::Always).unwrap();
+        let mut ccfg = ConsumerConfig {
+            durable_name: "C".into(),
+            ..ConsumerConfig::default()
+        };
+        ccfg.set_defaults(&stream.config());
+        let consumer = Arc::new(
+            Consumer::new("S", ccfg, 1, stream.inner.lock().store.as_ref(), None).unwrap(),
+        );
+        let task = tokio::spawn(run(
+            consumer.clone(),
+            stream.clone(),
+            Arc::new(RecordingPort::default()),
+            Weak::new(),
+        ));
+        // A poison event before every step: the steps fail back to back (a single failed
+        // step drops its events and the consumer carries on).
+        for _ in 0..50 {
+            if task.is_finished() {
+                break;
+            }
+            consumer.push_event(Event::Ack {
+                subject: "$JS.ACK.S.C.1.1.1.0.0".into(),
+                reply: None,
+                payload: Bytes::from_static(b"+PANIC"),
+            });
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        task.await.expect("the task ends instead of dying");
+        let failed = consumer.failed.lock().clone().expect("marked failed");
+        assert!(failed.contains("injected step failure"), "{failed}");
+        assert!(consumer.info().failed.is_some());
+        // Events are refused, not queued for a dead task.
+        consumer.push_event(Event::FlowControl {
+            subject: "x".into(),
+        });
+        assert!(consumer.take_events().is_empty());
     }
 }

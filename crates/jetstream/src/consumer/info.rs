@@ -36,6 +36,9 @@ pub(crate) struct ConsumerInfo {
     pub push_bound: bool,
     /// Time of the report (2.10).
     pub ts: String,
+    /// Petrel: why the consumer stopped (its task failed repeatedly); absent while it works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 fn active(ns: i64) -> Option<String> {
@@ -67,6 +70,7 @@ impl From<ConsumerReport> for ConsumerInfo {
             num_pending: r.num_pending,
             push_bound: r.push_bound,
             ts: rfc3339_nano(now_nanos()),
+            failed: r.failed,
         }
     }
 }
@@ -96,6 +100,7 @@ impl Consumer {
             num_waiting: st.waiting.len() as u64,
             num_pending: st.npending,
             push_bound: !st.config.is_pull() && st.push.active,
+            failed: self.failed.lock().clone(),
         }
     }
 

@@ -26,11 +26,11 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use petrel_store::{StoreError, StreamStore};
+use petrel_store::{StoreError, StreamStore, MAX_SEQ};
 use tokio::sync::Notify;
 
 use crate::backlog::{Backlog, Limits, Pushed};
@@ -218,6 +218,9 @@ pub(crate) struct Consumer {
     pub stream: String,
     /// Creation time (Unix ns).
     pub created: i64,
+    /// The first stream sequence it could deliver when created (kept in its metadata, so a
+    /// lost state restarts there).
+    pub start_seq: u64,
     pub state: Mutex<State>,
     /// Client events waiting for the task; its notifier also wakes the task for new
     /// messages and config changes.
@@ -227,6 +230,8 @@ pub(crate) struct Consumer {
     /// Where its state is persisted (durables of file streams).
     pub dir: Option<PathBuf>,
     closed: AtomicBool,
+    /// Set when the task gave up after repeated failures: why.
+    pub failed: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -289,11 +294,13 @@ impl Consumer {
             name: state.config.name.clone(),
             stream: stream.to_string(),
             created,
+            start_seq: first,
             state: Mutex::new(state),
             events: Arc::new(Backlog::new(EVENT_LIMITS)),
             subs: Mutex::new(Vec::new()),
             dir,
             closed: AtomicBool::new(false),
+            failed: Mutex::new(None),
         })
     }
 
@@ -357,7 +364,7 @@ fn start_position(
     let cursor = match config.deliver_policy {
         DeliverPolicy::All => first,
         DeliverPolicy::New => after_last,
-        DeliverPolicy::ByStartSequence => config.opt_start_seq.max(1),
+        DeliverPolicy::ByStartSequence => config.opt_start_seq.clamp(1, MAX_SEQ),
         DeliverPolicy::Last => {
             let patterns: Vec<&str> = if filters.is_empty() {
                 vec![">"]

@@ -12,7 +12,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,11 @@ const STATE_FILE: &str = "state.json";
 pub(crate) struct ConsumerMeta {
     pub config: ConsumerConfig,
     pub created: i64,
+    /// The first stream sequence the consumer could deliver when it was created. When its
+    /// state is lost, it restarts here: messages may be delivered again, none is skipped.
+    /// 0 (files from before this field): the stream's first sequence.
+    #[serde(default)]
+    pub start_seq: u64,
 }
 
 /// What `state.json` holds.
@@ -78,9 +83,11 @@ pub(crate) enum StateError {
     Corrupt(usize),
     #[error("unreadable JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("inconsistent: {0}")]
+    Inconsistent(&'static str),
 }
 
-/// Decodes a state file; `Ok(None)` when there is none.
+/// Decodes a state file and checks that it is self-consistent.
 pub(crate) fn decode_state(bytes: &[u8]) -> Result<SavedState, StateError> {
     let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let Some(nl) = text.iter().rposition(|b| *b == b'\n') else {
@@ -90,7 +97,33 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<SavedState, StateError> {
     if crc_line != format!("{:08x}", crc32fast::hash(body)).as_bytes() {
         return Err(StateError::Corrupt(bytes.len()));
     }
-    Ok(serde_json::from_slice(body)?)
+    let saved: SavedState = serde_json::from_slice(body)?;
+    saved.check().map_err(StateError::Inconsistent)?;
+    Ok(saved)
+}
+
+impl SavedState {
+    /// Every sequence within what a stream can hold, floors at or below what was
+    /// delivered, pending entries between floor and delivered.
+    fn check(&self) -> Result<(), &'static str> {
+        let max = petrel_store::MAX_SEQ;
+        let (dseq, dsseq) = self.delivered;
+        let (adflr, asflr) = self.ack_floor;
+        if dseq > max || dsseq > max || self.cursor > max.saturating_add(1) {
+            return Err("sequence out of range");
+        }
+        if adflr > dseq || asflr > dsseq {
+            return Err("ack floor past delivered");
+        }
+        let pending_ok = self
+            .pending
+            .iter()
+            .all(|&(sseq, pdseq, _, dc)| sseq > asflr && sseq <= dsseq && pdseq <= dseq && dc > 0);
+        if !pending_ok || self.lps.iter().any(|s| *s > max) {
+            return Err("pending entry outside delivered range");
+        }
+        Ok(())
+    }
 }
 
 /// Writes `state.json` (tmp + rename; fsync when `sync`).
@@ -158,20 +191,34 @@ pub(crate) fn read_all(stream_dir: &Path, stream: &str) -> Vec<Found> {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(stream, consumer = %meta.config.name, error = %e,
-                        "consumer state unusable; restarting it from its deliver policy (messages may be redelivered)");
+                        start_seq = meta.start_seq,
+                        "consumer state unusable; restarting it from its first sequence (messages may be delivered again, none is skipped)");
                     None
                 }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
                 tracing::warn!(stream, consumer = %meta.config.name, error = %e,
-                    "consumer state unreadable; restarting it from its deliver policy");
+                    start_seq = meta.start_seq,
+                    "consumer state unreadable; restarting it from its first sequence");
                 None
             }
         };
         out.push(Found { dir, meta, state });
     }
     out
+}
+
+/// A consumer whose state is missing or unusable: starts over at `start_seq` (never
+/// before the stream's first message), delivering everything from there.
+pub(crate) fn restart_from(st: &mut State, start_seq: u64, stream_first: u64) {
+    let from = start_seq.max(stream_first).max(1);
+    st.cursor = from;
+    st.lps.clear();
+    st.acks.dsseq = from - 1;
+    st.acks.asflr = from - 1;
+    st.npending_stale = true;
+    st.dirty = true;
 }
 
 /// Puts a saved state into a freshly built consumer state.

@@ -2,12 +2,14 @@
 //! waiting request, and the status messages nats-server answers with (`404 No Messages`,
 //! `408 Request Timeout`, `409 ...`, `100 Idle Heartbeat`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::json::null_default;
+use crate::time::deadline;
 
 /// The JSON form of a pull request.
 #[derive(Debug, Default, Deserialize)]
@@ -83,11 +85,11 @@ impl Waiting {
             batch: body.batch.max(1),
             max_bytes: body.max_bytes.max(0),
             has_max_bytes: body.max_bytes > 0,
-            expires: ns(body.expires).map(|d| now + d),
+            expires: ns(body.expires).map(|d| deadline(now, d)),
             // With an expiry, no_wait waits for it like any request (nats-server).
             no_wait: body.no_wait && body.expires <= 0,
             heartbeat,
-            next_heartbeat: heartbeat.map(|h| now + h),
+            next_heartbeat: heartbeat.map(|h| deadline(now, h)),
             delivered: 0,
         }
     }

@@ -3,7 +3,7 @@
 //! durables of a stream after a restart, and closing them all on shutdown.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 
@@ -49,7 +49,7 @@ impl JetStream {
     }
 
     /// Stops a consumer's task and removes its subscriptions (files stay).
-    fn stop_consumer(&self, consumer: &Consumer) {
+    pub(crate) fn stop_consumer(&self, consumer: &Consumer) {
         consumer.close();
         let ids: Vec<_> = consumer.subs.lock().drain(..).collect();
         for id in ids {
@@ -113,7 +113,7 @@ impl JetStream {
                     Some(found.dir.clone()),
                 )
             };
-            let consumer = match built {
+            let mut consumer = match built {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(stream = %stream.name, dir = %found.dir.display(), error = %e,
@@ -121,8 +121,17 @@ impl JetStream {
                     continue;
                 }
             };
-            if let Some(saved) = &found.state {
-                persist::restore(&mut consumer.state.lock(), saved, now, wall);
+            if found.meta.start_seq > 0 {
+                consumer.start_seq = found.meta.start_seq;
+            }
+            match &found.state {
+                Some(saved) => persist::restore(&mut consumer.state.lock(), saved, now, wall),
+                None => {
+                    let first = stream.inner.lock().store.state().first_seq;
+                    persist::restart_from(&mut consumer.state.lock(), found.meta.start_seq, first);
+                    tracing::warn!(stream = %stream.name, consumer = %consumer.name,
+                        from = consumer.state.lock().cursor, "consumer restarted without its state");
+                }
             }
             let (pending, name) = (
                 consumer.state.lock().acks.pending.len(),
@@ -156,6 +165,7 @@ impl JetStream {
         let meta = ConsumerMeta {
             config: consumer.state.lock().config.clone(),
             created: consumer.created,
+            start_seq: consumer.start_seq,
         };
         persist::write_meta(dir, &meta)
     }

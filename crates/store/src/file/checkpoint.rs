@@ -127,6 +127,10 @@ fn decode(b: &[u8]) -> Result<Checkpoint, &'static str> {
     let last_ts = c.i64()?;
     let floor = c.u64()?;
     let durable_floor = c.u64()?;
+    let max_floor = crate::MAX_SEQ.saturating_add(1);
+    if last_seq > crate::MAX_SEQ || floor > max_floor || durable_floor > max_floor {
+        return Err("sequence out of range");
+    }
     let floor_block = Some(c.u32()?).filter(|i| *i > 0);
     let nblocks = c.u32()?;
     let nblocks = c.count(u64::from(nblocks), 4 + 8 + 1 + 16 + 1 + 16 + 16 + 4)?;

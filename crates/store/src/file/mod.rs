@@ -321,7 +321,7 @@ impl StreamStore for FileStore {
                 subject,
                 (hdr.len() + payload.len()) as u64,
             )?;
-            let seq = s.index.last_seq().saturating_add(1);
+            let seq = s.index.next_seq()?;
             let len = record::encoded_len(subject.len(), hdr.len(), payload.len());
             let b = s.block_for(len as u64)?;
             let Some(block) = s.blocks.get_mut(&b) else {

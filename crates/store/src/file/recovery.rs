@@ -88,6 +88,9 @@ impl Rebuild {
         crc: u32,
         r: &RecordRef<'_>,
     ) -> Result<(), &'static str> {
+        if r.seq > crate::MAX_SEQ.saturating_add(1) {
+            return Err("sequence out of range");
+        }
         match r.kind {
             Kind::Msg | Kind::Erased => {
                 if r.seq == 0 || r.seq <= self.index.last_seq() {
