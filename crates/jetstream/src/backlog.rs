@@ -102,13 +102,21 @@ impl<T> Backlog<T> {
         self.ready.notify_one();
     }
 
-    /// Takes up to `max` items (oldest first) into `out`; returns how many.
-    pub fn take(&self, max: usize, out: &mut Vec<T>) -> usize {
+    /// Takes up to `max` items (oldest first) into `out`, stopping before `max_bytes`
+    /// would be passed (the first item is always taken); returns how many.
+    pub fn take(&self, max: usize, max_bytes: usize, out: &mut Vec<T>) -> usize {
         let mut q = self.q.lock();
-        let n = max.min(q.items.len());
-        let mut freed = 0;
-        for (item, bytes) in q.items.drain(..n) {
+        let (mut n, mut freed) = (0, 0);
+        while n < max {
+            match q.items.front() {
+                Some((_, b)) if n == 0 || freed + b <= max_bytes => {}
+                _ => break,
+            }
+            let Some((item, bytes)) = q.items.pop_front() else {
+                break;
+            };
             freed += bytes;
+            n += 1;
             out.push(item);
         }
         q.bytes -= freed;
@@ -120,11 +128,11 @@ impl<T> Backlog<T> {
         n
     }
 
-    /// Waits until something is queued, then takes up to `max` items into `out`.
-    pub async fn recv(&self, max: usize, out: &mut Vec<T>) -> usize {
+    /// Waits until something is queued, then takes like [`Backlog::take`].
+    pub async fn recv(&self, max: usize, max_bytes: usize, out: &mut Vec<T>) -> usize {
         loop {
             let ready = self.ready.notified();
-            let n = self.take(max, out);
+            let n = self.take(max, max_bytes, out);
             if n > 0 {
                 return n;
             }
@@ -189,9 +197,13 @@ mod tests {
         assert!(matches!(b.push(4, 10), Pushed::Stall));
         assert!(matches!(b.push(5, 10), Pushed::Full(5)));
         let mut out = Vec::new();
-        assert_eq!(b.take(2, &mut out), 2);
+        assert_eq!(b.take(2, usize::MAX, &mut out), 2);
         assert_eq!(out, vec![1, 2]);
         assert!(b.relieved());
+        // A byte budget: the first item always, then only what fits.
+        out.clear();
+        assert_eq!(b.take(10, 5, &mut out), 1);
+        assert_eq!(b.take(10, 20, &mut out), 1);
     }
 
     #[test]
@@ -200,7 +212,7 @@ mod tests {
         assert!(matches!(b.push(1, 500), Pushed::Stall));
         assert!(matches!(b.push(2, 1), Pushed::Full(2)));
         let mut out = Vec::new();
-        b.take(10, &mut out);
+        b.take(10, usize::MAX, &mut out);
         assert!(matches!(b.push(3, 60), Pushed::Stall));
         assert!(matches!(b.push(4, 41), Pushed::Full(4)));
         assert!(matches!(b.push(5, 40), Pushed::Stall));
@@ -227,7 +239,7 @@ mod tests {
         let b2 = b.clone();
         let t = tokio::spawn(async move {
             let mut out = Vec::new();
-            b2.recv(8, &mut out).await;
+            b2.recv(8, usize::MAX, &mut out).await;
             out
         });
         tokio::task::yield_now().await;

@@ -11,29 +11,76 @@ pub const MSG_ID: &str = "Nats-Msg-Id";
 
 /// Upper bound on how many sequences a rebuild walks back.
 const REBUILD_SCAN_LIMIT: u64 = 1_000_000;
+/// Most ids one stream remembers, whatever its window (a stream with `max_msgs` keeps at
+/// most that many).
+const MAX_IDS: usize = 1_000_000;
+/// Most id bytes one stream remembers (a stream with a smaller `max_bytes` keeps at most
+/// that).
+const MAX_ID_BYTES: usize = 64 * 1024 * 1024;
 
-/// The ids of one stream.
-#[derive(Debug, Default)]
+/// The ids of one stream: bounded by the window in time and, whatever the window (a
+/// `duplicate_window` of 292 years with `max_age` 0 is allowed), by the stream's limits
+/// in count and bytes; past them the oldest ids are forgotten first.
+#[derive(Debug)]
 pub struct Dedup {
     /// id -> (seq, ts).
     ids: HashMap<String, (u64, i64)>,
     /// (ts, id) in insertion order, for expiry.
     order: VecDeque<(i64, String)>,
+    /// Bytes of the ids in `order`.
+    bytes: usize,
+    max_ids: usize,
+    max_bytes: usize,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            max_ids: MAX_IDS,
+            max_bytes: MAX_ID_BYTES,
+        }
+    }
 }
 
 impl Dedup {
+    /// Bounds the ids by the stream's `max_msgs` / `max_bytes` (`<= 0`: unlimited, the
+    /// built-in caps apply).
+    pub fn set_limits(&mut self, max_msgs: i64, max_bytes: i64) {
+        let cap = |v: i64, hard: usize| {
+            usize::try_from(v)
+                .ok()
+                .filter(|v| *v > 0)
+                .map_or(hard, |v| v.min(hard))
+        };
+        self.max_ids = cap(max_msgs, MAX_IDS);
+        self.max_bytes = cap(max_bytes, MAX_ID_BYTES);
+        self.trim();
+    }
+
     /// Drops ids stored at or before `now - window`.
     pub fn expire(&mut self, now: i64, window: i64) {
         let cutoff = now.saturating_sub(window);
-        while let Some((ts, _)) = self.order.front() {
-            if *ts > cutoff {
-                break;
+        while self.order.front().is_some_and(|(ts, _)| *ts <= cutoff) {
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((ts, id)) = self.order.pop_front() {
+            self.bytes -= id.len();
+            if self.ids.get(&id).is_some_and(|e| e.1 == ts) {
+                self.ids.remove(&id);
             }
-            if let Some((ts, id)) = self.order.pop_front() {
-                if self.ids.get(&id).is_some_and(|e| e.1 == ts) {
-                    self.ids.remove(&id);
-                }
-            }
+        }
+    }
+
+    /// Forgets the oldest ids until the limits hold.
+    fn trim(&mut self) {
+        while self.order.len() > self.max_ids || self.bytes > self.max_bytes {
+            self.pop_oldest();
         }
     }
 
@@ -46,10 +93,12 @@ impl Dedup {
         self.ids.get(id).map(|e| e.0)
     }
 
-    /// Records `id` stored at `seq`, `ts`.
+    /// Records `id` stored at `seq`, `ts` (forgetting the oldest past the limits).
     pub fn insert(&mut self, id: &str, seq: u64, ts: i64) {
         self.ids.insert(id.to_string(), (seq, ts));
         self.order.push_back((ts, id.to_string()));
+        self.bytes += id.len();
+        self.trim();
     }
 
     /// Forgets `id` if it points at `seq` (its store failed).
@@ -128,5 +177,24 @@ mod tests {
         assert_eq!(d.len(), 1);
         d.remove("b", 2);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn bounded_by_the_stream_limits_whatever_the_window() {
+        let mut d = Dedup::default();
+        d.set_limits(3, 0);
+        for i in 0..10u64 {
+            d.insert(&format!("id{i}"), i + 1, 100);
+        }
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.check("id9", 100, i64::MAX), Some(10));
+        assert_eq!(d.check("id6", 100, i64::MAX), None);
+        d.set_limits(0, 8);
+        assert_eq!(d.len(), 2, "8 bytes hold two 3-byte ids");
+        d.set_limits(-1, -1);
+        for i in 0..(MAX_IDS as u64 + 10) {
+            d.insert(&i.to_string(), i + 1, 1);
+        }
+        assert_eq!(d.len(), MAX_IDS);
     }
 }

@@ -24,6 +24,8 @@ use crate::time::now_nanos;
 
 /// Most messages stored by one commit.
 pub const MAX_BATCH: usize = 4096;
+/// Most message bytes taken into one commit (the queue refills meanwhile).
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Header: the stream the publisher expects to store the message.
 pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
@@ -325,7 +327,10 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
     let _closer = CloseOnDrop(stream.queue.clone());
     let mut cmds = Vec::new();
     loop {
-        stream.queue.recv(MAX_BATCH, &mut cmds).await;
+        stream
+            .queue
+            .recv(MAX_BATCH, MAX_BATCH_BYTES, &mut cmds)
+            .await;
         let mut batch = Vec::with_capacity(cmds.len());
         let mut close = None;
         for cmd in cmds.drain(..) {

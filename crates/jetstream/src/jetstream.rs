@@ -322,7 +322,7 @@ async fn api_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool>) {
     let mut one = Vec::with_capacity(1);
     loop {
         tokio::select! {
-            _ = js.api.recv(1, &mut one) => {}
+            _ = js.api.recv(1, usize::MAX, &mut one) => {}
             _ = shutdown.changed() => break,
         };
         let Some(req) = one.pop() else {

@@ -189,7 +189,8 @@ impl Stream {
         }
         let now = now_nanos();
         store.expire(now)?;
-        let (dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
+        let (mut dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
+        dedup.set_limits(config.max_msgs, config.max_bytes);
         let transform = config
             .subject_transform
             .as_ref()
@@ -419,6 +420,7 @@ impl Stream {
             .subject_transform
             .as_ref()
             .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
+        inner.dedup.set_limits(config.max_msgs, config.max_bytes);
         *self.subjects.write() = config.subjects.clone();
         inner.config = config;
         self.refresh_counters(&inner);

@@ -9,12 +9,13 @@
 use std::cmp::Reverse;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
 use petrel_server::{ConnSnapshot, SubSnapshot};
 
-use crate::format::{is_default, json, rfc3339, rtt, since, uptime};
+use crate::format::{error, is_default, json, rfc3339, rtt, since, uptime};
 use crate::query::{page, BadParam, Params};
 use crate::AppState;
 
@@ -269,7 +270,10 @@ pub(crate) async fn handler(
     };
     let view = state.view();
     let now = crate::format::now_ns();
-    let mut conns = view.connections(o.subs != Subs::None);
+    let with_subs = o.subs != Subs::None;
+    let Some(mut conns) = state.heavy(move |v| v.connections(with_subs)).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+    };
     if o.closed_only {
         conns.clear();
     }

@@ -200,14 +200,16 @@ pub(crate) async fn handler(
         });
     };
     let reports = if o.streams {
-        let v = view.clone();
         let with_consumers = o.consumers;
-        match tokio::task::spawn_blocking(move || v.jetstream_report(with_consumers)).await {
-            Ok(r) => r.unwrap_or_default(),
-            Err(e) => {
+        match state
+            .heavy(move |v| v.jetstream_report(with_consumers))
+            .await
+        {
+            Some(r) => r.unwrap_or_default(),
+            None => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("Error reading streams: {e}"),
+                    "Error reading streams: server shutting down",
                 )
             }
         }

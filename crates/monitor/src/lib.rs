@@ -84,6 +84,10 @@ struct Inner {
     /// Requests served per path (`/varz`'s `http_req_stats`).
     requests: Mutex<BTreeMap<&'static str, u64>>,
     cpu: Mutex<sys::CpuMeter>,
+    /// One heavy collection (connections, subscriptions, streams) at a time, on a blocking
+    /// thread: a client polling monitoring hard queues behind itself instead of taking
+    /// the reactor's threads (and so the clients' traffic) away.
+    heavy: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
                 view,
                 requests: Mutex::new(BTreeMap::new()),
                 cpu: Mutex::new(sys::CpuMeter::new()),
+                heavy: tokio::sync::Semaphore::new(1),
             }),
         }
     }
@@ -106,6 +111,17 @@ impl AppState {
     /// Count one request on `path` (shown in `/varz` as `http_req_stats`).
     pub fn count_request(&self, path: &'static str) {
         *self.inner.requests.lock().entry(path).or_insert(0) += 1;
+    }
+
+    /// Runs `f` (which reads many connections, subscriptions or streams) on a blocking
+    /// thread, one such request at a time; `None` if the server is going away.
+    pub(crate) async fn heavy<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MonitorView) -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.inner.heavy.acquire().await.ok()?;
+        let view = self.inner.view.clone();
+        tokio::task::spawn_blocking(move || f(&view)).await.ok()
     }
 
     fn request_counts(&self) -> BTreeMap<&'static str, u64> {

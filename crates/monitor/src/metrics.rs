@@ -30,15 +30,11 @@ use crate::AppState;
 pub(crate) async fn handler(State(state): State<AppState>) -> Response {
     state.count_request("/metrics");
     let view = state.view().clone();
-    let v = view.clone();
-    let streams = match tokio::task::spawn_blocking(move || v.jetstream_report(true)).await {
-        Ok(s) => s,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("Error reading streams: {e}"),
-            )
-        }
+    let Some(streams) = state.heavy(|v| v.jetstream_report(true)).await else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error reading streams: server shutting down",
+        );
     };
     let body = render(&view, streams.as_deref());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()

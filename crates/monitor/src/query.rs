@@ -55,16 +55,20 @@ impl Params {
         }
     }
 
-    /// `offset` and `limit` (limit 0 or absent: `default_limit`; negatives count as 0).
+    /// `offset` and `limit` (limit 0 or absent: `default_limit`; negatives count as 0;
+    /// at most [`MAX_LIMIT`], so one request cannot ask for an unbounded page).
     pub fn paging(&self, default_limit: usize) -> Result<(usize, usize), BadParam> {
         let offset = usize::try_from(self.int("offset", 0)?).unwrap_or(0);
         let limit = match usize::try_from(self.int("limit", 0)?).unwrap_or(0) {
             0 => default_limit,
-            n => n,
+            n => n.min(MAX_LIMIT),
         };
         Ok((offset, limit))
     }
 }
+
+/// Largest page a request can ask for.
+pub(crate) const MAX_LIMIT: usize = 10_000;
 
 /// Go's `strconv.ParseBool`.
 pub(crate) fn parse_bool(v: &str) -> Option<bool> {
@@ -119,6 +123,10 @@ mod tests {
         let p = params(&[("offset", "2"), ("limit", "0")]);
         assert_eq!(p.paging(1024).ok(), Some((2, 1024)));
         assert!(params(&[("limit", "x")]).paging(1024).is_err());
+        assert_eq!(
+            params(&[("limit", "99999999999")]).paging(1024).ok(),
+            Some((0, MAX_LIMIT))
+        );
         assert_eq!(page(vec![1, 2, 3, 4], 1, 2), vec![2, 3]);
         assert!(page(vec![1, 2], 5, 2).is_empty());
     }

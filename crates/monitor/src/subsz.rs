@@ -70,7 +70,7 @@ fn valid_literal(s: &str) -> bool {
 
 /// `GET /subsz`.
 pub(crate) async fn handler(state: State<AppState>, q: Query<Vec<(String, String)>>) -> Response {
-    respond(state, q, "/subsz")
+    respond(state, q, "/subsz").await
 }
 
 /// `GET /subscriptionsz` (the same as `/subsz`).
@@ -78,10 +78,10 @@ pub(crate) async fn handler_alias(
     state: State<AppState>,
     q: Query<Vec<(String, String)>>,
 ) -> Response {
-    respond(state, q, "/subscriptionsz")
+    respond(state, q, "/subscriptionsz").await
 }
 
-fn respond(
+async fn respond(
     State(state): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
     path: &'static str,
@@ -109,7 +109,14 @@ fn respond(
     if !subs {
         return json(&stats);
     }
-    let list: Vec<SubDetail> = page(view.subscriptions(test), offset, limit)
+    let test_owned = test.map(str::to_string);
+    let Some(all) = state
+        .heavy(move |v| v.subscriptions(test_owned.as_deref()))
+        .await
+    else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+    };
+    let list: Vec<SubDetail> = page(all, offset, limit)
         .into_iter()
         .map(|s| SubDetail::of(s, true))
         .collect();

@@ -213,9 +213,18 @@ impl Client {
         }
     }
 
-    /// Queue raw protocol bytes (the caller arranges the flush).
+    /// Queue raw protocol bytes (the caller arranges the flush). They count toward
+    /// `max_pending` like messages: a client that sends PINGs (or provokes -ERRs) without
+    /// reading the answers is cut off as a slow consumer, as nats-server does.
     pub fn queue_raw(&self, bytes: &[u8]) {
-        self.out.lock().push_raw(bytes);
+        let pending = {
+            let mut out = self.out.lock();
+            out.push_raw(bytes);
+            out.pending()
+        };
+        if pending > self.max_pending {
+            self.close_slow(CloseReason::SlowConsumerPendingBytes);
+        }
     }
 
     /// Queue a message for `sid`. The client may have been closed (or have just become a

@@ -3,7 +3,6 @@
 //! through the same router clients use — as the system client, so nothing published here
 //! reaches a subscription that accepts only clients.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -25,7 +24,6 @@ pub(crate) struct ServerPort {
     /// Routing context for internal publishes (one at a time).
     router: Mutex<Router>,
     next_id: AtomicU64,
-    subs: Mutex<HashMap<SubId, Arc<Subscription>>>,
 }
 
 impl ServerPort {
@@ -35,15 +33,16 @@ impl ServerPort {
             system,
             router: Mutex::new(Router::new()),
             next_id: AtomicU64::new(1),
-            subs: Mutex::new(HashMap::new()),
         })
     }
 
     /// Remove every internal subscription (shutdown).
     pub fn clear(&self) {
-        let ids: Vec<SubId> = self.subs.lock().keys().copied().collect();
-        for id in ids {
-            self.unsubscribe(id);
+        let subs: Vec<Arc<Subscription>> = self.system.subs.lock().values().cloned().collect();
+        if let Some(shared) = self.shared.upgrade() {
+            for sub in subs {
+                shared.remove_sub(&SubRef(sub));
+            }
         }
     }
 }
@@ -156,7 +155,7 @@ impl Port for ServerPort {
                 .write()
                 .insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
         if inserted.is_ok() {
-            self.subs.lock().insert(id, sub);
+            self.system.subs.lock().insert(sub.sid.clone(), sub);
         } else {
             tracing::warn!(
                 subject,
@@ -167,14 +166,12 @@ impl Port for ServerPort {
     }
 
     fn unsubscribe(&self, id: SubId) {
-        let Some(sub) = self.subs.lock().remove(&id) else {
+        let sid = Bytes::from(id.to_string());
+        let Some(sub) = self.system.subs.lock().get(&sid).cloned() else {
             return;
         };
         if let Some(shared) = self.shared.upgrade() {
-            shared
-                .sublist
-                .write()
-                .remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
+            shared.remove_sub(&SubRef(sub));
         }
     }
 }

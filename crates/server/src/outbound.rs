@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use petrel_wire::encode;
 
 /// Payloads at least this large are queued by reference instead of copied.
-const SHARE_THRESHOLD: usize = 4096;
+pub(crate) const SHARE_THRESHOLD: usize = 4096;
 
 /// Bytes queued for one connection.
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! delivery-time deny check for wildcard subscriptions that overlap a deny rule, and the
 //! temporary response permissions granted by `allow_responses`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -156,43 +156,70 @@ impl ClientPerms {
     }
 }
 
-/// Reply subjects this connection may answer thanks to `allow_responses`.
+/// Reply subjects this connection may answer thanks to `allow_responses`: bounded in
+/// count and bytes; past either bound the oldest grants go first (never all at once).
 #[derive(Default)]
 pub(crate) struct Responses {
-    map: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
+    inner: Mutex<Grants>,
 }
 
-/// Most reply permissions one connection keeps; older ones are dropped beyond this.
+#[derive(Default)]
+struct Grants {
+    /// reply -> (responses left, expiry, grant number).
+    map: HashMap<Bytes, (usize, Option<Instant>, u64)>,
+    /// (reply, grant number) in grant order; a re-granted subject's older entry is stale.
+    order: VecDeque<(Bytes, u64)>,
+    bytes: usize,
+    next: u64,
+}
+
+/// Most reply permissions one connection keeps.
 const MAX_RESPONSES: usize = 64 * 1024;
+/// Most reply-subject bytes one connection keeps.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+impl Grants {
+    fn evict_oldest(&mut self) {
+        if let Some((reply, n)) = self.order.pop_front() {
+            self.bytes -= reply.len();
+            if self.map.get(&reply).is_some_and(|g| g.2 == n) {
+                self.map.remove(&reply);
+            }
+        }
+    }
+}
 
 impl Responses {
     /// Grant a response permission for `reply` (a request was delivered to this client).
     pub fn grant(&self, reply: &[u8], rp: ResponsePermission) {
-        let expires = (!rp.expires.is_zero()).then(|| Instant::now() + rp.expires);
-        let mut map = self.map.lock();
-        if map.len() >= MAX_RESPONSES {
-            let now = Instant::now();
-            map.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
-            if map.len() >= MAX_RESPONSES {
-                map.clear();
-            }
+        let expires = (!rp.expires.is_zero())
+            .then(|| Instant::now().checked_add(rp.expires))
+            .flatten();
+        let mut g = self.inner.lock();
+        let reply = Bytes::copy_from_slice(reply);
+        let n = g.next;
+        g.next += 1;
+        g.bytes += reply.len();
+        g.order.push_back((reply.clone(), n));
+        g.map.insert(reply, (rp.max.max(1), expires, n));
+        while g.order.len() > MAX_RESPONSES || g.bytes > MAX_RESPONSE_BYTES {
+            g.evict_oldest();
         }
-        map.insert(Bytes::copy_from_slice(reply), (rp.max.max(1), expires));
     }
 
     /// Use one response permission for `subject`, if there is a live one.
     pub fn consume(&self, subject: &[u8]) -> bool {
-        let mut map = self.map.lock();
-        let Some((left, expires)) = map.get_mut(subject) else {
+        let mut g = self.inner.lock();
+        let Some((left, expires, _)) = g.map.get_mut(subject) else {
             return false;
         };
         if expires.is_some_and(|e| e <= Instant::now()) {
-            map.remove(subject);
+            g.map.remove(subject);
             return false;
         }
         *left -= 1;
         if *left == 0 {
-            map.remove(subject);
+            g.map.remove(subject);
         }
         true
     }
@@ -315,5 +342,36 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(2));
         assert!(!r.consume(b"_INBOX.2"));
+    }
+
+    #[test]
+    fn responses_are_bounded_and_evict_the_oldest_first() {
+        let r = Responses::default();
+        let rp = ResponsePermission {
+            max: 1,
+            expires: Duration::ZERO,
+        };
+        for i in 0..MAX_RESPONSES + 10 {
+            r.grant(format!("_INBOX.{i}").as_bytes(), rp);
+        }
+        assert!(!r.consume(b"_INBOX.0"), "oldest evicted");
+        assert!(r.consume(format!("_INBOX.{}", MAX_RESPONSES + 9).as_bytes()));
+        // Large reply subjects are bounded by bytes.
+        let big = vec![b'x'; 1024 * 1024];
+        for i in 0..8u8 {
+            let mut s = big.clone();
+            s[0] = i;
+            r.grant(&s, rp);
+        }
+        assert!(r.inner.lock().bytes <= MAX_RESPONSE_BYTES);
+        // A huge expiry does not overflow.
+        r.grant(
+            b"_INBOX.far",
+            ResponsePermission {
+                max: 1,
+                expires: Duration::MAX,
+            },
+        );
+        assert!(r.consume(b"_INBOX.far"));
     }
 }

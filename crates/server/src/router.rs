@@ -11,7 +11,7 @@ use petrel_subject::{Admission, MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
 use crate::client::{Client, ClientKind, Queued};
-use crate::outbound::MsgRef;
+use crate::outbound::{MsgRef, SHARE_THRESHOLD};
 use crate::server::Shared;
 use crate::stats::MatchTally;
 use crate::sub::{Internal, SubRef};
@@ -190,6 +190,19 @@ impl Router {
         msg: &MsgRef<'_>,
     ) {
         let result = self.lookup(shared, route);
+        // A mid-sized payload is queued by reference: copy it out of the publisher's read
+        // buffer once, so a slow subscriber holding it does not pin the whole buffer.
+        let detached;
+        let msg = if !result.is_empty() && (SHARE_THRESHOLD..DETACH_BELOW).contains(&msg.data.len())
+        {
+            detached = Bytes::copy_from_slice(msg.data);
+            &MsgRef {
+                data: &detached,
+                ..*msg
+            }
+        } else {
+            msg
+        };
         for sub in &result.psubs {
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;
@@ -357,4 +370,63 @@ fn deliver_internal(internal: &Internal, route: &[u8], msg: &MsgRef<'_>) -> Opti
         headers,
         payload,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+    use petrel_jetstream::Handler;
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<(String, Option<Bytes>, Bytes)>>);
+
+    impl Handler for Capture {
+        fn handle(&self, msg: Incoming<'_>) -> Flow {
+            self.0
+                .lock()
+                .push((msg.subject.to_string(), msg.headers, msg.payload));
+            Flow::Ok
+        }
+    }
+
+    fn inside(b: &Bytes, buf: &Bytes) -> bool {
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        range.contains(&(b.as_ptr() as usize))
+    }
+
+    #[test]
+    fn internal_handlers_get_small_payloads_copied_out_of_the_read_buffer() {
+        let cap = Arc::new(Capture::default());
+        let internal = Internal {
+            handler: cap.clone(),
+            accept: Accept::Everyone,
+        };
+        // A 64 KiB "read buffer" holding a small message with headers, and a large one.
+        let buf = Bytes::from(vec![b'x'; 2 * DETACH_BELOW]);
+        let small = buf.slice(10..110);
+        let large = buf.slice(..DETACH_BELOW + 1);
+        for (data, hdr) in [(&small, Some(20)), (&large, None)] {
+            let msg = MsgRef {
+                subject: b"shown",
+                reply: Some(b"r"),
+                hdr_len: hdr,
+                data,
+            };
+            assert!(matches!(
+                deliver_internal(&internal, b"routed.on", &msg),
+                Some(Flow::Ok)
+            ));
+        }
+        let got = cap.0.lock();
+        let (subject, headers, payload) = &got[0];
+        assert_eq!(subject, "routed.on", "stored under the routed subject");
+        assert_eq!(headers.as_ref().map(Bytes::len), Some(20));
+        assert_eq!(payload.len(), 80);
+        assert!(!inside(payload, &buf), "small payload pins the read buffer");
+        assert!(
+            inside(&got[1].2, &buf),
+            "a large payload is shared, not copied"
+        );
+    }
 }

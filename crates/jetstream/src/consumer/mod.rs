@@ -323,7 +323,7 @@ impl Consumer {
     /// Takes every queued event.
     pub fn take_events(&self) -> Vec<Event> {
         let mut out = Vec::new();
-        self.events.take(usize::MAX, &mut out);
+        self.events.take(usize::MAX, usize::MAX, &mut out);
         out
     }
 

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use crate::json::null_default;
 use crate::time::deadline;
 
+/// Most pull requests one consumer keeps waiting, whatever its `max_waiting` says
+/// (nats-server accepts any): a client cannot make a consumer hold unbounded memory.
+pub(crate) const MAX_WAITING: usize = 10_000;
+
 /// The JSON form of a pull request.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PullBody {

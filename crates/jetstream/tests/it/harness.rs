@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use petrel_jetstream::{
-    Accept, Handler, Incoming, JetStream, JetStreamConfig, Port, SubId, SyncMode,
+    Accept, Flow, Handler, Incoming, JetStream, JetStreamConfig, Port, SubId, SyncMode,
 };
 use serde_json::Value;
 
@@ -106,14 +106,14 @@ impl Harness {
     }
 
     /// Delivers a publish (from a client) to every matching JetStream subscription, as the
-    /// server would.
+    /// server would; returns what each handler answered.
     pub fn publish(
         &self,
         subject: &str,
         reply: Option<&str>,
         headers: Option<&[u8]>,
         payload: &[u8],
-    ) {
+    ) -> Vec<Flow> {
         let handlers: Vec<Arc<dyn Handler>> = self
             .port
             .subs
@@ -122,14 +122,17 @@ impl Harness {
             .filter(|(s, _)| petrel_subject::matches(s.as_bytes(), subject.as_bytes()))
             .map(|(_, h)| h.clone())
             .collect();
-        for h in handlers {
-            h.handle(Incoming {
-                subject,
-                reply,
-                headers: headers.map(Bytes::copy_from_slice),
-                payload: Bytes::copy_from_slice(payload),
-            });
-        }
+        handlers
+            .into_iter()
+            .map(|h| {
+                h.handle(Incoming {
+                    subject,
+                    reply,
+                    headers: headers.map(Bytes::copy_from_slice),
+                    payload: Bytes::copy_from_slice(payload),
+                })
+            })
+            .collect()
     }
 
     pub fn new_inbox(&self) -> String {

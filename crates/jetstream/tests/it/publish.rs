@@ -1,8 +1,46 @@
 //! The publish path: PubAcks, group commit, dedup, expected headers, rollup, limits.
 
+use petrel_jetstream::Flow;
 use serde_json::json;
 
 use crate::harness::{hdrs, Harness};
+
+/// While the ingest task cannot run (one thread, no yield), publishes fill the stream's
+/// queue: past half the publisher is told to stall, at 10,000 messages the next one is
+/// refused with nats-server 2.11's 429 PubAck; everything taken is stored.
+#[tokio::test]
+async fn the_ingest_queue_is_bounded_and_refuses_with_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    h.create(r#"{"name":"Q","subjects":["q.>"]}"#).await;
+    let mut stalls = 0;
+    for i in 0..10_000 {
+        match h
+            .publish("q.x", Some(&format!("r.{i}")), None, b"m")
+            .as_slice()
+        {
+            [Flow::Ok] => {}
+            [Flow::Stall(_)] => stalls += 1,
+            other => panic!("publish {i}: {other:?}"),
+        }
+    }
+    assert_eq!(stalls, 5_000, "every publish past half is told to stall");
+    let over = h.publish("q.x", Some("r.over"), None, b"m");
+    let [Flow::Answer(refusal)] = over.as_slice() else {
+        panic!("the 10,001st publish was taken");
+    };
+    assert_eq!(refusal.subject, "r.over");
+    assert_eq!(
+        refusal.headers.as_deref().unwrap(),
+        b"NATS/1.0 429 Too Many Requests\r\n\r\n"
+    );
+    assert_eq!(
+        &refusal.payload[..],
+        br#"{"error":{"code":429,"err_code":10167,"description":"too many requests"},"stream":"Q","seq":0}"#
+    );
+    let info = h.wait_messages("Q", 10_000).await;
+    assert_eq!(info["state"]["last_seq"], 10_000);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pub_acks_in_order_for_a_burst() {

@@ -59,6 +59,9 @@ struct Reader<'a> {
     /// Messages and bytes received in the current read batch.
     in_msgs: u64,
     in_bytes: u64,
+    /// When a permission violation was last logged, and how many were not since.
+    last_violation_log: Option<std::time::Instant>,
+    violations_suppressed: u64,
 }
 
 pub(crate) async fn read_loop<R: super::io::ReadSource>(
@@ -91,6 +94,8 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
         trace: opts.trace,
         in_msgs: 0,
         in_bytes: 0,
+        last_violation_log: None,
+        violations_suppressed: 0,
     };
     let mut reload = shared.watch_reload();
     let auth_timer = tokio::time::sleep(opts.auth_timeout);
@@ -361,14 +366,26 @@ impl Reader<'_> {
         allowed || (perms.responses.is_some() && self.client.responses.consume(subject))
     }
 
-    /// Send a permissions `-ERR` (the connection stays open) and log it.
+    /// Send a permissions `-ERR` (the connection stays open) and log it — at most once a
+    /// second per connection, with the count of those not logged since.
     fn violation(&mut self, what: &str) {
-        tracing::warn!(
-            cid = self.client.cid,
-            client = %self.client.addr,
-            user = self.user.as_deref().unwrap_or(""),
-            "{what}"
-        );
+        let now = std::time::Instant::now();
+        if self
+            .last_violation_log
+            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            tracing::warn!(
+                cid = self.client.cid,
+                client = %self.client.addr,
+                user = self.user.as_deref().unwrap_or(""),
+                suppressed = self.violations_suppressed,
+                "{what}"
+            );
+            self.last_violation_log = Some(now);
+            self.violations_suppressed = 0;
+        } else {
+            self.violations_suppressed += 1;
+        }
         self.err(what);
     }
 
@@ -447,6 +464,9 @@ impl Reader<'_> {
                 return;
             }
         }
+        // Copied out of the read buffer: a subscription lives long and must not pin it.
+        let copy = |b: &Bytes| Bytes::copy_from_slice(b);
+        let (subject, queue, sid) = (copy(&subject), queue.as_ref().map(copy), copy(&sid));
         let sub = Arc::new(Subscription {
             deny_check,
             ..Subscription::new(self.client.clone(), subject, queue, sid.clone())

@@ -3,7 +3,9 @@
 
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
+use crate::client::Client;
 use crate::server::Shared;
 use crate::sub::{SubRef, Subscription};
 
@@ -100,19 +102,25 @@ pub(crate) fn sublist_stats(shared: &Shared) -> SublistStats {
 }
 
 /// Every subscription, or those matching the literal subject `test`; ordered by
-/// connection, then sid.
+/// connection, then sid. The full list is read connection by connection (each one's own
+/// lock, briefly), never by walking the Sublist under its lock, so a large `/subsz` cannot
+/// hold up SUB, UNSUB or publishers' lookups.
 pub(crate) fn subscriptions(shared: &Shared, test: Option<&str>) -> Vec<SubSnapshot> {
     let mut out = Vec::new();
-    {
-        let sl = shared.sublist.read();
-        let mut add = |s: &SubRef| out.push(SubSnapshot::of(s));
-        match test {
-            Some(subject) => {
-                let r = sl.match_subject(subject.as_bytes());
-                r.psubs.iter().for_each(&mut add);
-                r.qsubs.iter().flat_map(|(_, g)| g).for_each(&mut add);
+    match test {
+        Some(subject) => {
+            let r = shared.sublist.read().match_subject(subject.as_bytes());
+            let mut add = |s: &SubRef| out.push(SubSnapshot::of(s));
+            r.psubs.iter().for_each(&mut add);
+            r.qsubs.iter().flat_map(|(_, g)| g).for_each(&mut add);
+        }
+        None => {
+            let mut clients: Vec<Arc<Client>> = shared.clients.lock().values().cloned().collect();
+            clients.push(shared.system.clone());
+            for c in clients {
+                let subs: Vec<Arc<Subscription>> = c.subs.lock().values().cloned().collect();
+                out.extend(subs.iter().map(|s| SubSnapshot::of(s)));
             }
-            None => sl.for_each(add),
         }
     }
     out.sort_by(|a, b| {
