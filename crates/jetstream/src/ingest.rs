@@ -264,28 +264,36 @@ impl Stream {
         }
         let now = now_nanos();
         let msgs_before = inner.store.state().msgs;
-        let mut outcomes: Vec<Outcome> = batch
-            .iter()
-            .map(|m| {
+        let rollbacks = inner.store.rollbacks();
+        let last_msg_id = inner.last_msg_id.clone();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+        for m in batch.iter() {
+            outcomes.push(
                 inner
                     .try_store(&self.name, m, now)
-                    .unwrap_or_else(Outcome::Failed)
-            })
-            .collect();
-        if outcomes.iter().any(|o| matches!(o, Outcome::Stored { .. })) {
-            if let Err(e) = inner.store.commit() {
-                tracing::error!(stream = %self.name, error = %e, "commit failed; refusing the batch");
-                for o in &mut outcomes {
-                    if let Outcome::Stored { seq, msg_id, .. } = o {
-                        if let Some(id) = msg_id {
-                            inner.dedup.remove(id, *seq);
-                        }
-                        *o = Outcome::Failed(ApiError::store_failed(&e));
-                    }
-                }
-            } else {
-                self.notify_consumers(&mut inner, &outcomes, msgs_before);
+                    .unwrap_or_else(Outcome::Failed),
+            );
+            if inner.store.rollbacks() != rollbacks {
+                break;
             }
+        }
+        let stored = outcomes.iter().any(|o| matches!(o, Outcome::Stored { .. }));
+        let failure = if inner.store.rollbacks() != rollbacks {
+            outcomes.iter().rev().find_map(|o| match o {
+                Outcome::Failed(e) => Some(e.clone()),
+                _ => None,
+            })
+        } else if stored {
+            inner.store.commit().err().map(ApiError::store_failed)
+        } else {
+            None
+        };
+        match failure {
+            Some(error) => {
+                self.roll_back_batch(&mut inner, &mut outcomes, batch.len(), error, last_msg_id)
+            }
+            None if stored => self.notify_consumers(&mut inner, &outcomes, msgs_before),
+            None => {}
         }
         self.refresh_counters(&inner);
         if inner.config.no_ack {
@@ -365,6 +373,47 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
 }
 
 impl Stream {
+    /// An I/O failure rolled the store back to its last commit in the middle of a batch:
+    /// every message above the store's last sequence is gone, so its publisher gets the
+    /// error (never a PubAck for a message nobody can read), as does every message of the
+    /// batch not tried yet. Nothing was delivered: consumers are told only after a commit.
+    fn roll_back_batch(
+        &self,
+        inner: &mut Inner,
+        outcomes: &mut Vec<Outcome>,
+        batch_len: usize,
+        error: ApiError,
+        last_msg_id: String,
+    ) {
+        let last = inner.store.state().last_seq;
+        tracing::error!(stream = %self.name, error = %error.description, kept_up_to = last,
+            "storing a batch failed; its unstored messages are refused");
+        for o in outcomes.iter_mut() {
+            match o {
+                Outcome::Stored { seq, msg_id, .. } if *seq > last => {
+                    if let Some(id) = msg_id {
+                        inner.dedup.remove(id, *seq);
+                    }
+                    *o = Outcome::Failed(error.clone());
+                }
+                // A duplicate of a message that did not survive.
+                Outcome::Duplicate(seq) if *seq > last => *o = Outcome::Failed(error.clone()),
+                _ => {}
+            }
+        }
+        outcomes.resize_with(batch_len, || Outcome::Failed(error.clone()));
+        // The last message is now one of this batch's survivors, or older than the batch.
+        inner.last_msg_id = outcomes
+            .iter()
+            .find_map(|o| match o {
+                Outcome::Stored { seq, msg_id, .. } if *seq == last => {
+                    Some(msg_id.clone().unwrap_or_default())
+                }
+                _ => None,
+            })
+            .unwrap_or(last_msg_id);
+    }
+
     /// A batch panicked while it held the store: what the store holds is no longer
     /// trusted, so the stream refuses every later publish (until the server restarts and
     /// recovery re-reads the store) and the batch's publishers get an error PubAck.
@@ -422,7 +471,14 @@ mod tests {
         }
         .normalize()
         .unwrap();
-        let stream = Stream::open(cfg, 1, dir.path(), SyncMode::Always).unwrap();
+        let stream = Stream::open(
+            cfg,
+            1,
+            dir.path(),
+            SyncMode::Always,
+            Arc::new(petrel_store::StdBackend),
+        )
+        .unwrap();
         let batch = vec![
             msg("s.a", "r1", None),
             msg(
@@ -469,7 +525,14 @@ mod tests {
         }
         .normalize()
         .unwrap();
-        let stream = Stream::open(cfg, 1, dir.path(), SyncMode::Always).unwrap();
+        let stream = Stream::open(
+            cfg,
+            1,
+            dir.path(),
+            SyncMode::Always,
+            Arc::new(petrel_store::StdBackend),
+        )
+        .unwrap();
         let port = Arc::new(crate::testing::RecordingPort::default());
         let task = tokio::spawn(run(stream.clone(), port.clone()));
         let acked = |n: usize| {

@@ -42,7 +42,7 @@ const TICK: Duration = Duration::from_millis(250);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of [`JetStream::start`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct JetStreamConfig {
     /// Root directory; streams live in `<store_dir>/jetstream/$G/streams/<name>/`.
     pub store_dir: PathBuf,
@@ -54,6 +54,8 @@ pub struct JetStreamConfig {
     pub sync: SyncMode,
     /// The server's name, for advisories.
     pub server_name: String,
+    /// The I/O layer every file goes through (`StdBackend`; tests inject faults).
+    pub backend: Arc<dyn petrel_store::Backend>,
 }
 
 /// Numbers for monitoring (`/jsz`, `/varz`).
@@ -118,7 +120,8 @@ impl JetStream {
         let dir = meta::streams_dir(&config.store_dir);
         let sync = config.sync;
         let d = dir.clone();
-        let recovered = tokio::task::spawn_blocking(move || recover_all(&d, sync))
+        let backend = config.backend.clone();
+        let recovered = tokio::task::spawn_blocking(move || recover_all(&d, sync, backend))
             .await
             .map_err(|e| JetStreamError::StoreDir {
                 path: dir,
@@ -271,19 +274,23 @@ impl JetStream {
 }
 
 /// Opens every stream directory under `dir`. Blocking.
-fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Arc<Stream>>, JetStreamError> {
+fn recover_all(
+    dir: &std::path::Path,
+    sync: SyncMode,
+    backend: Arc<dyn petrel_store::Backend>,
+) -> Result<Vec<Arc<Stream>>, JetStreamError> {
     let io_err = |source| JetStreamError::StoreDir {
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io_err)?;
+    backend.create_dir_all(dir).map_err(io_err)?;
     let mut out = Vec::new();
-    for sdir in meta::list_stream_dirs(dir).map_err(io_err)? {
+    for sdir in meta::list_stream_dirs(backend.as_ref(), dir).map_err(io_err)? {
         let name = sdir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let m: StreamMeta = match meta::read_meta(&sdir) {
+        let m: StreamMeta = match meta::read_meta(backend.as_ref(), &sdir) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(stream = %name, error = %e, "skipping stream: unreadable metadata");
@@ -302,7 +309,7 @@ fn recover_all(dir: &std::path::Path, sync: SyncMode) -> Result<Vec<Arc<Stream>>
                 continue;
             }
         };
-        match Stream::open(config, m.created, dir, sync) {
+        match Stream::open(config, m.created, dir, sync, backend.clone()) {
             Ok(stream) => {
                 let (msgs, bytes) = stream.counters();
                 tracing::info!(stream = %name, msgs, bytes, "stream recovered");

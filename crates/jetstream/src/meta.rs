@@ -1,18 +1,19 @@
 //! Stream metadata on disk: `<store_dir>/jetstream/$G/streams/<name>/meta.json` holds the
-//! config and the creation time. It is written to a temporary file, fsynced, renamed over the
-//! old one and the directory fsynced, so a crash leaves either the old or the new file.
+//! config and the creation time. It goes through the store's I/O [`Backend`] (so fault
+//! injection covers it) with [`petrel_store::write_atomic`]: a temporary file, fsynced,
+//! renamed over the old one and the directory fsynced, so a crash leaves either the old or
+//! the new file.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use petrel_store::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::config::StreamConfig;
 
 /// File name of the metadata inside a stream directory.
 pub const META_FILE: &str = "meta.json";
-const META_TMP: &str = "meta.json.tmp";
 
 /// What `meta.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,28 +50,21 @@ pub fn streams_dir(store_dir: &Path) -> PathBuf {
     store_dir.join("jetstream").join("$G").join("streams")
 }
 
-/// Writes `meta` into `stream_dir` crash-safely (tmp, fsync, rename, fsync dir).
-pub fn write_meta(stream_dir: &Path, meta: &StreamMeta) -> io::Result<()> {
-    fs::create_dir_all(stream_dir)?;
+/// Writes `meta` into `stream_dir` crash-safely (tmp, fsync, rename, fsync dir; the
+/// parent directory too, for a new stream directory).
+pub fn write_meta(backend: &dyn Backend, stream_dir: &Path, meta: &StreamMeta) -> io::Result<()> {
     let body = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
-    let tmp = stream_dir.join(META_TMP);
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, stream_dir.join(META_FILE))?;
-    sync_dir(stream_dir)?;
+    petrel_store::write_atomic(backend, stream_dir, META_FILE, &body, true)?;
     if let Some(parent) = stream_dir.parent() {
-        sync_dir(parent)?;
+        backend.sync_dir(parent)?;
     }
     Ok(())
 }
 
 /// Reads the `meta.json` of `stream_dir`.
-pub fn read_meta(stream_dir: &Path) -> Result<StreamMeta, MetaError> {
+pub fn read_meta(backend: &dyn Backend, stream_dir: &Path) -> Result<StreamMeta, MetaError> {
     let path = stream_dir.join(META_FILE);
-    let body = fs::read(&path).map_err(|source| MetaError::Io {
+    let body = petrel_store::read_all(backend, &path).map_err(|source| MetaError::Io {
         path: path.clone(),
         source,
     })?;
@@ -79,35 +73,29 @@ pub fn read_meta(stream_dir: &Path) -> Result<StreamMeta, MetaError> {
 
 /// Removes a stream's files: first `meta.json` (made durable), then the rest, so a crash
 /// half-way leaves a directory that recovery skips rather than a stream with missing blocks.
-pub fn remove_stream_dir(stream_dir: &Path) -> io::Result<()> {
-    match fs::remove_file(stream_dir.join(META_FILE)) {
-        Ok(()) => sync_dir(stream_dir)?,
+pub fn remove_stream_dir(backend: &dyn Backend, stream_dir: &Path) -> io::Result<()> {
+    match backend.remove(&stream_dir.join(META_FILE)) {
+        Ok(()) => backend.sync_dir(stream_dir)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    fs::remove_dir_all(stream_dir)?;
+    backend.remove_dir_all(stream_dir)?;
     if let Some(parent) = stream_dir.parent() {
-        sync_dir(parent)?;
+        backend.sync_dir(parent)?;
     }
     Ok(())
 }
 
 /// The stream directories under `streams_dir`, sorted by name.
-pub fn list_stream_dirs(streams_dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(streams_dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            out.push(entry.path());
-        }
-    }
+pub fn list_stream_dirs(backend: &dyn Backend, streams_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = backend
+        .list(streams_dir)?
+        .into_iter()
+        .map(|name| streams_dir.join(name))
+        .filter(|p| backend.is_dir(p))
+        .collect();
     out.sort();
     Ok(out)
-}
-
-/// Fsyncs a directory so a rename or a new entry in it is durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -127,12 +115,13 @@ mod tests {
             .unwrap(),
             created: 42,
         };
-        write_meta(&sdir, &meta).unwrap();
-        assert_eq!(read_meta(&sdir).unwrap(), meta);
-        fs::write(sdir.join(META_FILE), b"{not json").unwrap();
-        assert!(matches!(read_meta(&sdir), Err(MetaError::Json { .. })));
+        let b = petrel_store::StdBackend;
+        write_meta(&b, &sdir, &meta).unwrap();
+        assert_eq!(read_meta(&b, &sdir).unwrap(), meta);
+        std::fs::write(sdir.join(META_FILE), b"{not json").unwrap();
+        assert!(matches!(read_meta(&b, &sdir), Err(MetaError::Json { .. })));
         assert_eq!(
-            list_stream_dirs(&streams_dir(dir.path())).unwrap(),
+            list_stream_dirs(&b, &streams_dir(dir.path())).unwrap(),
             vec![sdir]
         );
     }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use petrel_store::{
-    FileStore, FileStoreConfig, MemStore, PurgeRequest, StoreError, StoredMsg, StreamStore,
-    SyncMode,
+    Backend, FileStore, FileStoreConfig, MemStore, PurgeRequest, StoreError, StoredMsg,
+    StreamStore, SyncMode,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -85,6 +85,8 @@ pub(crate) struct Stream {
     pub storage: StorageType,
     /// The stream's directory (file storage only).
     pub dir: Option<PathBuf>,
+    /// The I/O layer its files (blocks, metadata, consumer state) go through.
+    pub backend: Arc<dyn Backend>,
     pub inner: Mutex<Inner>,
     /// Messages waiting for the ingest task.
     pub queue: Arc<Backlog<Cmd>>,
@@ -170,6 +172,7 @@ impl Stream {
         created: i64,
         streams_dir: &Path,
         sync: SyncMode,
+        backend: Arc<dyn Backend>,
     ) -> Result<Arc<Stream>, StoreError> {
         let (mut store, dir): (Box<dyn StreamStore>, _) = match config.storage {
             StorageType::File => {
@@ -177,7 +180,8 @@ impl Stream {
                     sync,
                     ..FileStoreConfig::default()
                 };
-                let fs = FileStore::open(streams_dir, &config.name, cfg)?;
+                let fs =
+                    FileStore::open_with_backend(streams_dir, &config.name, cfg, backend.clone())?;
                 (Box::new(fs), Some(streams_dir.join(&config.name)))
             }
             StorageType::Memory => (Box::new(MemStore::new()), None),
@@ -202,6 +206,7 @@ impl Stream {
             created,
             storage: config.storage,
             dir,
+            backend,
             inner: Mutex::new(Inner {
                 config,
                 store,

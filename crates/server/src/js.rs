@@ -20,6 +20,7 @@ pub(crate) struct JsRuntime {
 pub(crate) async fn start(
     shared: &Arc<Shared>,
     opts: &JetStreamOptions,
+    backend: Arc<dyn petrel_store::Backend>,
 ) -> Result<JsRuntime, ServerError> {
     let port = ServerPort::new(shared, shared.system.clone());
     let config = JetStreamConfig {
@@ -31,6 +32,7 @@ pub(crate) async fn start(
             SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
         },
         server_name: shared.server_name.clone(),
+        backend,
     };
     let js = JetStream::start(config, port.clone())
         .await

@@ -165,13 +165,24 @@ impl Shared {
 /// A configured, not yet started server.
 pub struct Server {
     opts: Options,
+    backend: Arc<dyn petrel_store::Backend>,
 }
 
 /// Builder for an embedded [`Server`]; starts from nats-server's defaults with JetStream
 /// off and port 4222.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerBuilder {
     opts: Options,
+    backend: Arc<dyn petrel_store::Backend>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self {
+            opts: Options::default(),
+            backend: Arc::new(petrel_store::StdBackend),
+        }
+    }
 }
 
 impl ServerBuilder {
@@ -285,9 +296,18 @@ impl ServerBuilder {
         self.opts.auth = Auth::Token(token.into());
         self
     }
+    /// The I/O layer JetStream's files go through (default: the real filesystem). Tests
+    /// pass a [`petrel_store::FaultyBackend`] to make writes fail or the disk fill up.
+    pub fn store_backend(mut self, backend: Arc<dyn petrel_store::Backend>) -> Self {
+        self.backend = backend;
+        self
+    }
     /// The configured server.
     pub fn build(self) -> Server {
-        Server { opts: self.opts }
+        Server {
+            opts: self.opts,
+            backend: self.backend,
+        }
     }
     /// Build and start.
     pub async fn start(self) -> Result<ServerHandle, ServerError> {
@@ -303,7 +323,10 @@ impl Server {
 
     /// A server with these options.
     pub fn new(opts: Options) -> Self {
-        Self { opts }
+        Self {
+            opts,
+            backend: Arc::new(petrel_store::StdBackend),
+        }
     }
 
     /// Bind the listener and start accepting clients.
@@ -382,7 +405,7 @@ impl Server {
                 "  Store Directory: {:?}",
                 js.store_dir.display().to_string()
             );
-            let runtime = crate::js::start(&shared, js).await?;
+            let runtime = crate::js::start(&shared, js, self.backend.clone()).await?;
             let stats = runtime.js.stats();
             tracing::info!(
                 "  Recovered {} streams with {} messages ({} bytes)",

@@ -83,4 +83,11 @@ pub trait StreamStore: Send {
     /// clean shutdown; dropping the store without it is a crash as far as the disk is
     /// concerned (committed data is safe; the next open scans the blocks).
     fn close(&mut self) -> Result<(), StoreError>;
+
+    /// How many times an I/O failure rolled the store back to its last commit. When it
+    /// moves, every append since the last successful commit is gone (sequences above the
+    /// new `last_seq` were never stored).
+    fn rollbacks(&self) -> u64 {
+        0
+    }
 }

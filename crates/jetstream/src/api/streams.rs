@@ -142,13 +142,20 @@ fn create_inner(
             config: cfg.clone(),
             created,
         };
-        meta::write_meta(&stream_dir, &m).map_err(ApiError::stream_create)?;
+        meta::write_meta(js.config.backend.as_ref(), &stream_dir, &m)
+            .map_err(ApiError::stream_create)?;
     }
-    let stream = match Stream::open(cfg, created, &streams_dir, js.config.sync) {
+    let stream = match Stream::open(
+        cfg,
+        created,
+        &streams_dir,
+        js.config.sync,
+        js.config.backend.clone(),
+    ) {
         Ok(x) => x,
         Err(e) => {
             if stream_dir.exists() {
-                let _ = std::fs::remove_dir_all(&stream_dir);
+                let _ = js.config.backend.remove_dir_all(&stream_dir);
             }
             return Err(ApiError::stream_create(e));
         }
@@ -188,7 +195,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
             config: cfg.clone(),
             created: stream.created,
         };
-        meta::write_meta(dir, &m).map_err(ApiError::stream_update)?;
+        meta::write_meta(js.config.backend.as_ref(), dir, &m).map_err(ApiError::stream_update)?;
     }
     let added: Vec<String> = cfg
         .subjects
@@ -239,7 +246,8 @@ pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
             stream.close_store();
         }
         if let Some(dir) = &stream.dir {
-            meta::remove_stream_dir(dir).map_err(ApiError::stream_delete)?;
+            meta::remove_stream_dir(js.config.backend.as_ref(), dir)
+                .map_err(ApiError::stream_delete)?;
         }
         tracing::info!(stream = name, "stream deleted");
         Ok(Success { success: true })

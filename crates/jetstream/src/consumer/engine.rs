@@ -132,8 +132,8 @@ async fn guarded_step(
     let inline = catch(|| step_inline(consumer, stream, port.as_ref()))?;
     if let Some(mut out) = inline {
         if let (Some(bytes), Some(dir)) = (out.persist.take(), consumer.dir.clone()) {
-            let c = consumer.clone();
-            let _ = tokio::task::spawn_blocking(move || save(&c, &dir, &bytes)).await;
+            let (c, s) = (consumer.clone(), stream.clone());
+            let _ = tokio::task::spawn_blocking(move || save(&c, &s, &dir, &bytes)).await;
         }
         return Ok(out);
     }
@@ -142,7 +142,7 @@ async fn guarded_step(
         catch(|| {
             let out = step(&s, &mut s.inner.lock(), &c, p.as_ref(), Instant::now());
             if let (Some(bytes), Some(dir)) = (&out.persist, &c.dir) {
-                save(&c, dir, bytes);
+                save(&c, &s, dir, bytes);
             }
             out
         })
@@ -175,8 +175,8 @@ fn give_up(consumer: &Consumer, js: &Weak<JetStream>, why: String) {
 }
 
 /// Writes the consumer's state file, logging a failure.
-fn save(c: &Consumer, dir: &std::path::Path, bytes: &[u8]) {
-    if let Err(e) = super::persist::write_state(dir, bytes, false) {
+fn save(c: &Consumer, stream: &Stream, dir: &std::path::Path, bytes: &[u8]) {
+    if let Err(e) = super::persist::write_state(stream.backend.as_ref(), dir, bytes, false) {
         tracing::warn!(stream = %c.stream, consumer = %c.name, error = %e,
             "writing consumer state failed");
     }
@@ -817,7 +817,14 @@ mod tests {
         }
         .normalize()
         .unwrap();
-        let stream = Stream::open(cfg, 1, dir.path(), petrel_store::SyncMode::Always).unwrap();
+        let stream = Stream::open(
+            cfg,
+            1,
+            dir.path(),
+            petrel_store::SyncMode::Always,
+            Arc::new(petrel_store::StdBackend),
+        )
+        .unwrap();
         let mut ccfg = ConsumerConfig {
             durable_name: "C".into(),
             ..ConsumerConfig::default()

@@ -3,17 +3,20 @@
 //! floor, cursor and the pending set with delivery counts).
 //!
 //! `state.json` is one JSON line followed by a line with the CRC32 of the JSON in hex; a file
-//! whose CRC does not match is reported and ignored (the consumer then restarts from its
-//! deliver policy: messages may be delivered again, never lost). The state is rewritten
+//! whose CRC does not match (or whose numbers do not hold together) is reported and ignored.
+//! The state is rewritten
 //! after changes (at most every 20 ms) through a temporary file and a rename, without
 //! fsync: it survives a process crash; after a power loss it may be older, which again only
-//! causes redeliveries. Clean shutdown fsyncs it.
+//! causes redeliveries. Clean shutdown fsyncs it. Every file goes through the store's I/O
+//! [`Backend`] (`petrel_store::write_atomic`), so fault injection covers it. A consumer
+//! whose state is missing or unusable restarts from the `start_seq` its metadata recorded:
+//! messages may be delivered again, none is skipped.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use tokio::time::Instant;
 
+use petrel_store::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::config::ConsumerConfig;
@@ -127,31 +130,24 @@ impl SavedState {
 }
 
 /// Writes `state.json` (tmp + rename; fsync when `sync`).
-pub(crate) fn write_state(dir: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
-    write_atomic(dir, STATE_FILE, bytes, sync)
+pub(crate) fn write_state(
+    backend: &dyn Backend,
+    dir: &Path,
+    bytes: &[u8],
+    sync: bool,
+) -> io::Result<()> {
+    petrel_store::write_atomic(backend, dir, STATE_FILE, bytes, sync)
 }
 
 /// Writes `meta.json` durably.
-pub(crate) fn write_meta(dir: &Path, meta: &ConsumerMeta) -> io::Result<()> {
+pub(crate) fn write_meta(backend: &dyn Backend, dir: &Path, meta: &ConsumerMeta) -> io::Result<()> {
     let body = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
-    write_atomic(dir, META_FILE, &body, true)
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_all()?;
-        }
+    petrel_store::write_atomic(backend, dir, META_FILE, &body, true)?;
+    // The consumer's own directory entry, in the consumers directory.
+    match dir.parent() {
+        Some(parent) => backend.sync_dir(parent),
+        None => Ok(()),
     }
-    fs::rename(&tmp, dir.join(name))?;
-    if sync {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// One consumer found on disk.
@@ -162,20 +158,20 @@ pub(crate) struct Found {
 }
 
 /// Reads every consumer directory of a stream; unreadable ones are logged and skipped.
-pub(crate) fn read_all(stream_dir: &Path, stream: &str) -> Vec<Found> {
+pub(crate) fn read_all(backend: &dyn Backend, stream_dir: &Path, stream: &str) -> Vec<Found> {
     let root = consumers_dir(stream_dir);
-    let Ok(entries) = fs::read_dir(&root) else {
+    let Ok(names) = backend.list(&root) else {
         return Vec::new();
     };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
+    let mut dirs: Vec<PathBuf> = names
+        .into_iter()
+        .map(|n| root.join(n))
+        .filter(|p| backend.is_dir(p))
         .collect();
     dirs.sort();
     let mut out = Vec::new();
     for dir in dirs {
-        let meta: ConsumerMeta = match fs::read(dir.join(META_FILE))
+        let meta: ConsumerMeta = match petrel_store::read_all(backend, &dir.join(META_FILE))
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         {
@@ -186,7 +182,7 @@ pub(crate) fn read_all(stream_dir: &Path, stream: &str) -> Vec<Found> {
                 continue;
             }
         };
-        let state = match fs::read(dir.join(STATE_FILE)) {
+        let state = match petrel_store::read_all(backend, &dir.join(STATE_FILE)) {
             Ok(bytes) => match decode_state(&bytes) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -235,9 +231,10 @@ pub(crate) fn restore(st: &mut State, saved: &SavedState, now: Instant, wall: i6
 }
 
 /// Removes a consumer's directory.
-pub(crate) fn remove(dir: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+pub(crate) fn remove(backend: &dyn Backend, dir: &Path) -> io::Result<()> {
+    backend.remove_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) if backend.exists(parent) => backend.sync_dir(parent),
         _ => Ok(()),
     }
 }

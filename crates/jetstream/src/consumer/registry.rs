@@ -86,7 +86,7 @@ impl JetStream {
             self.port.deliver(statuses);
         }
         if let Some(dir) = &consumer.dir {
-            if let Err(e) = persist::remove(dir) {
+            if let Err(e) = persist::remove(s.backend.as_ref(), dir) {
                 tracing::warn!(stream, consumer = name, error = %e, "removing consumer files failed");
             }
         }
@@ -101,7 +101,7 @@ impl JetStream {
         };
         let now = Instant::now();
         let wall = now_nanos();
-        for found in persist::read_all(&dir, &stream.name) {
+        for found in persist::read_all(stream.backend.as_ref(), &dir, &stream.name) {
             let cfg = found.meta.config.clone();
             let built = {
                 let inner = stream.inner.lock();
@@ -149,7 +149,7 @@ impl JetStream {
             self.stop_consumer(&c);
             if let Some(dir) = &c.dir {
                 let bytes = persist::encode_state(&c.state.lock());
-                if let Err(e) = persist::write_state(dir, &bytes, true) {
+                if let Err(e) = persist::write_state(stream.backend.as_ref(), dir, &bytes, true) {
                     tracing::warn!(stream = %stream.name, consumer = %c.name, error = %e,
                         "writing consumer state failed");
                 }
@@ -167,7 +167,7 @@ impl JetStream {
             created: consumer.created,
             start_seq: consumer.start_seq,
         };
-        persist::write_meta(dir, &meta)
+        persist::write_meta(self.config.backend.as_ref(), dir, &meta)
     }
 
     /// The directory a new consumer keeps its state in: durables of file streams only.

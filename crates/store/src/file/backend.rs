@@ -45,6 +45,10 @@ pub trait Backend: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether a path exists.
     fn exists(&self, path: &Path) -> bool;
+    /// Whether a path is a directory.
+    fn is_dir(&self, path: &Path) -> bool;
+    /// Removes a directory and everything in it (a missing one is not an error).
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
 }
 
 /// The real filesystem through `std::fs`.
@@ -182,4 +186,52 @@ impl Backend for StdBackend {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        match fs::remove_dir_all(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes `bytes` to `dir/name` crash-safely through `backend`: a temporary file is
+/// written (and fsynced when `sync`), renamed over `name`, and the directory fsynced (when
+/// `sync`), so a crash leaves the old file or the new one, never a mix. With `sync` false
+/// the new file survives a process crash but may be older after a power loss. The one
+/// copy of this rule: block checkpoints, stream metadata and consumer state use it.
+pub fn write_atomic(
+    backend: &dyn Backend,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    sync: bool,
+) -> io::Result<()> {
+    backend.create_dir_all(dir)?;
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let f = backend.create(&tmp)?;
+        f.write_at(bytes, 0)?;
+        if sync {
+            f.sync()?;
+        }
+    }
+    backend.rename(&tmp, &dir.join(name))?;
+    if sync {
+        backend.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Reads a whole file through `backend`.
+pub fn read_all(backend: &dyn Backend, path: &Path) -> io::Result<Vec<u8>> {
+    let f = backend.open(path)?;
+    let len = usize::try_from(f.size()?).map_err(io::Error::other)?;
+    let mut buf = vec![0u8; len];
+    f.read_at(&mut buf, 0)?;
+    Ok(buf)
 }

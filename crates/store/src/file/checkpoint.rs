@@ -17,7 +17,6 @@ const MAGIC: &[u8; 8] = b"PTRLCHK\x01";
 const VERSION: u32 = 1;
 /// File name of the checkpoint in the stream directory.
 pub(super) const FILE: &str = "index.chk";
-const TMP: &str = "index.chk.tmp";
 /// Encoded size of one message entry.
 const MSG_LEN: usize = 8 + 8 + 4 + 4 + 8 + 4 + 8;
 
@@ -393,13 +392,7 @@ impl FileStore {
             b.flush()?;
         }
         let buf = self.encode_checkpoint();
-        let tmp = self.dir.join(TMP);
-        let f = self.backend.create(&tmp)?;
-        f.write_at(&buf, 0)?;
-        f.sync()?;
-        drop(f);
-        self.backend.rename(&tmp, &self.dir.join(FILE))?;
-        self.backend.sync_dir(&self.dir)?;
+        super::backend::write_atomic(self.backend.as_ref(), &self.dir, FILE, &buf, true)?;
         self.since_checkpoint = 0;
         tracing::debug!(stream = %self.name, bytes = buf.len(), msgs = self.index.len(), "checkpoint written");
         Ok(())

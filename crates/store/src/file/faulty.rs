@@ -39,6 +39,9 @@ struct Plan {
     counts: HashMap<FaultOp, u64>,
     /// (op, fire when the count reaches this, keep failing afterwards)
     armed: Vec<(FaultOp, u64, bool)>,
+    /// Bytes writes may still add (`None`: unlimited); a write past it fails with ENOSPC
+    /// after writing what fits, as a full disk does.
+    space: Option<u64>,
 }
 
 impl Plan {
@@ -94,6 +97,11 @@ impl FaultyBackend {
         self.plan.lock().armed.clear();
     }
 
+    /// Limits the bytes writes may still add (`None`: no limit, the disk has room again).
+    pub fn set_space(&self, bytes: Option<u64>) {
+        self.plan.lock().space = bytes;
+    }
+
     /// How many times `op` was called so far.
     pub fn count(&self, op: FaultOp) -> u64 {
         self.plan.lock().counts.get(&op).copied().unwrap_or(0)
@@ -124,11 +132,21 @@ impl BackendFile for FaultyFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        if let Err(e) = self.plan.lock().hit(FaultOp::Write) {
+        let mut plan = self.plan.lock();
+        if let Err(e) = plan.hit(FaultOp::Write) {
             // A torn write: part of the data lands, then the error.
             let _ = self.inner.write_at(&buf[..buf.len() / 2], offset);
             return Err(e);
         }
+        if let Some(space) = plan.space.as_mut() {
+            let fits = (*space).min(buf.len() as u64) as usize;
+            *space -= fits as u64;
+            if fits < buf.len() {
+                let _ = self.inner.write_at(&buf[..fits], offset);
+                return Err(io::Error::from_raw_os_error(28));
+            }
+        }
+        drop(plan);
         self.inner.write_at(buf, offset)
     }
 
@@ -183,5 +201,14 @@ impl Backend for FaultyBackend {
 
     fn exists(&self, path: &Path) -> bool {
         self.inner.exists(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.inner.is_dir(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.hit(FaultOp::Remove)?;
+        self.inner.remove_dir_all(path)
     }
 }

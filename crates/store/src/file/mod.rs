@@ -108,7 +108,14 @@ pub struct FileStore {
     /// Start a fresh block at the next commit (after a purge of everything).
     force_roll: bool,
     dir_dirty: bool,
+    /// An I/O failure could not be rolled back yet: reads are refused (the index may list
+    /// what never reached the disk) and every mutation first retries the rollback.
     poisoned: bool,
+    /// Length of every block file as of the last successful commit: what a rollback
+    /// truncates back to (blocks not listed were created since and are removed).
+    committed: BTreeMap<u32, u64>,
+    /// Rollbacks so far (see [`StreamStore::rollbacks`]).
+    rollbacks: u64,
     lost: Option<LostData>,
     since_checkpoint: u64,
     report: RecoveryReport,
@@ -187,6 +194,8 @@ impl FileStore {
             force_roll: false,
             dir_dirty: false,
             poisoned: false,
+            committed: BTreeMap::new(),
+            rollbacks: 0,
             lost: rec.lost,
             since_checkpoint: 0,
             report: rec.report,
@@ -215,20 +224,75 @@ impl FileStore {
         self.poisoned
     }
 
-    /// Runs a mutation: refuses it when poisoned, poisons the store when it fails with I/O.
+    /// Runs a mutation. When it fails with an I/O error (a full disk, a failed write or
+    /// fsync), everything since the last successful commit is rolled back — on disk and in
+    /// memory — before the error is returned: no message a caller was told failed can be
+    /// read later. If the rollback itself fails the store is poisoned: reads are refused
+    /// and the next mutation retries the rollback first, so once the disk works again the
+    /// store does too, without a restart.
     fn mutate<T>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if self.poisoned {
-            return Err(StoreError::Poisoned);
+            self.roll_back()?;
         }
         let r = f(self);
         if let Err(StoreError::Io(e)) = &r {
-            tracing::error!(stream = %self.name, error = %e, "file store poisoned by an i/o failure");
-            self.poisoned = true;
+            tracing::error!(stream = %self.name, error = %e,
+                "file store i/o failure: rolling back to the last commit");
+            // On failure it stays poisoned and says so.
+            let _ = self.roll_back();
         }
         r
+    }
+
+    /// Puts the files back as of the last commit (truncating what was written since,
+    /// removing blocks created since) and reloads the store from them.
+    fn roll_back(&mut self) -> Result<(), StoreError> {
+        self.poisoned = true;
+        self.rollbacks += 1;
+        let restore = || -> Result<FileStore, StoreError> {
+            for name in self.backend.list(&self.msgs_dir)? {
+                let Some(index) = block::parse_block_name(&name) else {
+                    continue;
+                };
+                let path = self.msgs_dir.join(&name);
+                match self.committed.get(&index) {
+                    Some(len) => {
+                        let f = self.backend.open(&path)?;
+                        if f.size()? > *len {
+                            f.set_len(*len)?;
+                            f.sync()?;
+                        }
+                    }
+                    None => self.backend.remove(&path)?,
+                }
+            }
+            self.backend.sync_dir(&self.msgs_dir)?;
+            let parent = self.dir.parent().unwrap_or(&self.dir);
+            FileStore::open_with_backend(parent, &self.name, self.cfg.clone(), self.backend.clone())
+        };
+        match restore() {
+            Ok(mut fresh) => {
+                fresh.limits = self.limits.clone();
+                fresh.rollbacks = self.rollbacks;
+                *self = fresh;
+                tracing::info!(stream = %self.name, msgs = self.index.len(),
+                    "file store rolled back to its last commit");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(stream = %self.name, error = %e,
+                    "file store rollback failed; refusing reads and writes until it succeeds");
+                Err(StoreError::Poisoned)
+            }
+        }
+    }
+
+    /// Records the block lengths as of a successful commit.
+    fn mark_committed(&mut self) {
+        self.committed = self.blocks.iter().map(|(i, b)| (*i, b.written)).collect();
     }
 
     /// Bookkeeping for a message the index just dropped: block live count, removal
@@ -256,8 +320,12 @@ impl FileStore {
         Some(e)
     }
 
-    /// Reads and verifies the record of a live message.
+    /// Reads and verifies the record of a live message (none while poisoned: the index
+    /// may then list messages that never reached the disk).
     fn read_msg(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
         let Some(e) = self.index.get(seq) else {
             return Ok(None);
         };
@@ -452,6 +520,10 @@ impl StreamStore for FileStore {
         let mut st = self.index.state();
         st.lost = self.lost.clone();
         st
+    }
+
+    fn rollbacks(&self) -> u64 {
+        self.rollbacks
     }
 
     fn subjects_state(&self, filter: &str) -> BTreeMap<String, u64> {

@@ -3,8 +3,10 @@
 //!
 //! `commit` runs, in order: roll (after a purge of everything), deletion markers, removal plan
 //! (which may add carried-over markers), one write per block with pending bytes, erasures,
-//! fsync (always with `SyncMode::Always`, and before any block removal in every mode),
-//! removal of emptied blocks (oldest first, then a directory fsync), periodic checkpoint.
+//! fsync (always with `SyncMode::Always`, and before any block removal in every mode) —
+//! the commit point — then removal of emptied blocks (oldest first, then a directory
+//! fsync) and the periodic checkpoint, whose failures are logged and retried later. A
+//! failure before the commit point rolls the store back (see `FileStore::mutate`).
 
 use std::mem;
 
@@ -188,19 +190,32 @@ impl FileStore {
         Ok(())
     }
 
-    /// Removes block files, oldest first, then makes the removals durable.
-    fn remove_blocks(&mut self, doomed: Vec<u32>) -> Result<(), StoreError> {
+    /// Removes block files, oldest first, then makes the removals durable. Runs after the
+    /// commit is durable: a failure is logged and the blocks stay candidates for the next
+    /// commit.
+    fn remove_blocks(&mut self, doomed: Vec<u32>) {
         if doomed.is_empty() {
-            return Ok(());
+            return;
         }
-        for i in &doomed {
-            self.blocks.remove(i);
-            self.backend
-                .remove(&self.msgs_dir.join(block_file_name(*i)))?;
+        let mut removed = Vec::new();
+        for i in doomed {
+            match self.backend.remove(&self.msgs_dir.join(block_file_name(i))) {
+                Ok(()) => {
+                    self.blocks.remove(&i);
+                    removed.push(i);
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %self.name, block = i, error = %e,
+                        "removing an emptied block failed; will retry");
+                    self.emptied.insert(i);
+                }
+            }
         }
-        tracing::debug!(stream = %self.name, blocks = ?doomed, "removed emptied blocks");
-        self.backend.sync_dir(&self.msgs_dir)?;
-        Ok(())
+        tracing::debug!(stream = %self.name, blocks = ?removed, "removed emptied blocks");
+        if let Err(e) = self.backend.sync_dir(&self.msgs_dir) {
+            tracing::warn!(stream = %self.name, error = %e, "syncing the block directory failed");
+            self.dir_dirty = true;
+        }
     }
 
     /// See the module doc.
@@ -229,10 +244,15 @@ impl FileStore {
         if self.cfg.sync == SyncMode::Always || !doomed.is_empty() || erasing {
             self.sync_files()?;
         }
-        self.remove_blocks(doomed)?;
+        // Committed: what follows only tidies up, and its failures are retried later.
+        self.mark_committed();
+        self.remove_blocks(doomed);
         let every = self.cfg.checkpoint_every;
         if every > 0 && self.since_checkpoint >= every.max(self.index.len()) {
-            self.write_checkpoint()?;
+            if let Err(e) = self.write_checkpoint() {
+                tracing::warn!(stream = %self.name, error = %e,
+                    "writing the checkpoint failed; recovery will scan more");
+            }
         }
         Ok(())
     }

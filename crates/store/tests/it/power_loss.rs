@@ -370,6 +370,27 @@ impl Backend for SimFs {
         let st = self.st.lock();
         st.names.contains_key(path) || st.dirs.contains(path)
     }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.st.lock().dirs.contains(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.st.lock();
+        st.mutate()?;
+        let gone: Vec<PathBuf> = st
+            .names
+            .keys()
+            .filter(|p| p.starts_with(path))
+            .cloned()
+            .collect();
+        for p in gone {
+            st.names.remove(&p);
+            st.ns_log.push((parent(&p), NsOp::Unlink(p.clone())));
+        }
+        st.dirs.retain(|d| !d.starts_with(path));
+        Ok(())
+    }
 }
 
 type Msg = (String, Option<Bytes>, Bytes, i64);
