@@ -1,10 +1,42 @@
 //! Client authentication against the configured [`Auth`]: single user/password, token, a
 //! users list, or nkey users (signature over the INFO nonce); secrets may be plain text or
 //! bcrypt hashes (`$2a$...`, `$2b$...`).
+//!
+//! An unknown user costs what a wrong password costs (the same bcrypt work against a
+//! configured hash, the same constant-time comparison), so response times do not tell
+//! which user names exist. Nonces come from the operating system's CSPRNG. bcrypt runs on
+//! a bounded pool ([`check`]) so a flood of bad CONNECTs cannot take the reactor's threads.
+
+use std::sync::Arc;
 
 use base64::Engine;
 use petrel_config::{Auth, Options, Permissions, User};
 use petrel_wire::ConnectInfo;
+use tokio::sync::Semaphore;
+
+/// How many bcrypt checks run at once: half the cores (at least one), so the reactor
+/// always has a core while a flood of CONNECTs is checked.
+pub(crate) fn pool_size() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// [`authenticate`] for a connection: inline when no bcrypt is involved, else on a
+/// blocking thread holding one of `pool`'s permits (connections wait their turn).
+pub(crate) async fn check(
+    pool: &Semaphore,
+    opts: Arc<Options>,
+    connect: ConnectInfo,
+    nonce: String,
+) -> Option<Authed> {
+    if !uses_bcrypt(&opts.auth) {
+        return authenticate(&opts, &connect, &nonce);
+    }
+    let _permit = pool.acquire().await.ok()?;
+    tokio::task::spawn_blocking(move || authenticate(&opts, &connect, &nonce))
+        .await
+        .ok()
+        .flatten()
+}
 
 /// Who authenticated: the user name (for logs) and the permissions in force.
 #[derive(Debug, Default)]
@@ -20,11 +52,13 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
     match &opts.auth {
         Auth::None => Some(Authed::default()),
         Auth::UserPass { user, pass: want } => {
-            (connect.user.as_deref().is_some_and(|u| ct_eq(u, user)) && secret_matches(want, pass))
-                .then(|| Authed {
-                    user: Some(user.clone()),
-                    permissions: None,
-                })
+            // Both checks always run: a wrong user name costs what a wrong password does.
+            let user_ok = ct_eq(connect.user.as_deref().unwrap_or(""), user);
+            let pass_ok = secret_matches(want, pass);
+            (user_ok & pass_ok).then(|| Authed {
+                user: Some(user.clone()),
+                permissions: None,
+            })
         }
         Auth::Token(token) => connect
             .auth_token
@@ -37,10 +71,20 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
                     .iter()
                     .find(|u| u.nkey.as_deref() == Some(key.as_str()))
                     .filter(|u| nkey_signed(u, connect, nonce))?,
-                (None, Some(name)) => users
-                    .iter()
-                    .find(|u| u.nkey.is_none() && ct_eq(&u.user, name))
-                    .filter(|u| secret_matches(u.password.as_deref().unwrap_or(""), pass))?,
+                (None, Some(name)) => {
+                    match users
+                        .iter()
+                        .find(|u| u.nkey.is_none() && ct_eq(&u.user, name))
+                    {
+                        Some(u) => Some(u).filter(|u| {
+                            secret_matches(u.password.as_deref().unwrap_or(""), pass)
+                        })?,
+                        None => {
+                            decoy(users, pass);
+                            return None;
+                        }
+                    }
+                }
                 (None, None) => return None,
             };
             Some(Authed {
@@ -76,10 +120,33 @@ fn nkey_signed(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
     nkeys::KeyPair::from_public_key(key).is_ok_and(|kp| kp.verify(nonce.as_bytes(), &sig).is_ok())
 }
 
-/// A fresh nonce for INFO (base64url of 16 random bytes, as nats-server's 22 characters).
-pub(crate) fn nonce() -> String {
-    let bytes: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+/// An unknown user: spend what checking a known user's password would, and fail.
+fn decoy(users: &[User], given: &str) {
+    let _ = std::hint::black_box(secret_matches(decoy_secret(users), given));
+}
+
+/// The secret an unknown user's password is checked against: a configured bcrypt hash
+/// when there is one (the costliest check a known user can cause), else a password.
+fn decoy_secret(users: &[User]) -> &str {
+    users
+        .iter()
+        .filter_map(|u| u.password.as_deref())
+        .find(|p| is_bcrypt(p))
+        .or_else(|| users.iter().find_map(|u| u.password.as_deref()))
+        .unwrap_or("")
+}
+
+/// A fresh nonce for INFO (base64url of 16 bytes from the OS CSPRNG, as nats-server's 22
+/// characters); `None` if the OS has no randomness to give (never a predictable nonce).
+pub(crate) fn nonce() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)),
+        Err(e) => {
+            tracing::error!(error = %e, "the operating system's random number generator failed");
+            None
+        }
+    }
 }
 
 /// Whether `auth` holds any plain-text secret (nats-server warns about those).
@@ -119,13 +186,19 @@ fn secret_matches(configured: &str, given: &str) -> bool {
     }
 }
 
-/// Constant-time comparison (no early exit on the first differing byte).
+/// Constant-time comparison: no early exit on the first differing byte nor on a length
+/// difference (every byte of the longer string is visited).
 fn ct_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
+        diff |= usize::from(x ^ y);
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
@@ -163,6 +236,15 @@ mod tests {
         assert!(!check(&tok, &connect(None, None, Some("s3cre"))));
         assert!(check(&Auth::None, &connect(None, None, None)));
         assert!(has_plaintext(&up) && !uses_bcrypt(&up));
+        assert!(ct_eq("abc", "abc") && !ct_eq("abc", "abcd") && !ct_eq("", "a"));
+        assert!(ct_eq("", ""));
+    }
+
+    #[test]
+    fn nonces_are_distinct_and_22_chars() {
+        let (a, b) = (nonce().unwrap(), nonce().unwrap());
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, b);
     }
 
     #[test]
@@ -189,6 +271,11 @@ mod tests {
         ));
         assert!(!check(&users, &connect(None, Some("plain"), None)));
         assert!(uses_bcrypt(&users) && has_plaintext(&users));
+        // An unknown user costs a bcrypt check, like a known one.
+        let Auth::Users(list) = &users else {
+            unreachable!()
+        };
+        assert!(is_bcrypt(decoy_secret(list)));
     }
 
     #[test]
@@ -204,7 +291,7 @@ mod tests {
             ..Options::default()
         };
         assert!(needs_nonce(&opts.auth));
-        let n = nonce();
+        let n = nonce().unwrap();
         let sig =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(n.as_bytes()).unwrap());
         let connect = ConnectInfo {

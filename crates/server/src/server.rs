@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     stop_accept: CancellationToken,
     /// Lame-duck mode is on: INFO says `ldm`, no new clients.
     pub ldm: std::sync::atomic::AtomicBool,
+    /// Permits for bcrypt checks (see `auth::check`).
+    pub auth_pool: tokio::sync::Semaphore,
     tracker: TaskTracker,
 }
 
@@ -394,6 +396,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             stop_accept: CancellationToken::new(),
             ldm: std::sync::atomic::AtomicBool::new(false),
+            auth_pool: tokio::sync::Semaphore::new(crate::auth::pool_size()),
             tracker: TaskTracker::new(),
             opts: RwLock::new(Arc::new(opts)),
             config_gen: tokio::sync::watch::channel(0).0,

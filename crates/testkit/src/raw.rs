@@ -12,6 +12,8 @@ const EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RawClient {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The server's INFO line (its JSON).
+    info: String,
 }
 
 impl RawClient {
@@ -21,10 +23,17 @@ impl RawClient {
         let mut c = RawClient {
             stream,
             buf: Vec::new(),
+            info: String::new(),
         };
         let info = c.read_line().await;
         assert!(info.starts_with("INFO {"), "expected INFO, got {info:?}");
+        c.info = info["INFO ".len()..].to_string();
         c
+    }
+
+    /// The server's INFO, parsed.
+    pub fn info(&self) -> serde_json::Value {
+        serde_json::from_str(&self.info).expect("INFO is JSON")
     }
 
     /// Connect, read INFO, and send `CONNECT {connect_json}` followed by `PING`, waiting
@@ -117,6 +126,21 @@ impl RawClient {
                 Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
             }
         }
+    }
+
+    /// Read everything until the server closes the connection or `d` passes, whichever
+    /// comes first (for tests that only care about what the server logs).
+    pub async fn read_until_closed_or(&mut self, d: Duration) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut chunk = vec![0u8; 65536];
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        std::mem::take(&mut self.buf)
     }
 
     /// Expect nothing to arrive within `d` (the connection stays open and quiet).

@@ -58,8 +58,8 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// The `CONNECT` JSON. Absent fields take nats-server's defaults: verbose, pedantic and
-/// echo are true unless the client says otherwise.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// echo are true unless the client says otherwise. Its `Debug` hides the credentials.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct ConnectInfo {
     /// Answer every op with `+OK`.
@@ -94,6 +94,30 @@ pub struct ConnectInfo {
     pub sig: Option<String>,
     /// User JWT.
     pub jwt: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "[REDACTED]");
+        f.debug_struct("ConnectInfo")
+            .field("verbose", &self.verbose)
+            .field("pedantic", &self.pedantic)
+            .field("tls_required", &self.tls_required)
+            .field("echo", &self.echo)
+            .field("auth_token", &hidden(&self.auth_token))
+            .field("user", &self.user)
+            .field("pass", &hidden(&self.pass))
+            .field("name", &self.name)
+            .field("lang", &self.lang)
+            .field("version", &self.version)
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers)
+            .field("no_responders", &self.no_responders)
+            .field("nkey", &self.nkey)
+            .field("sig", &hidden(&self.sig))
+            .field("jwt", &hidden(&self.jwt))
+            .finish()
+    }
 }
 
 impl Default for ConnectInfo {

@@ -20,8 +20,22 @@ pub(super) fn duplicate_store_dir(pos: &Pos, key: &str, other: &Pos) -> ConfigEr
     )
 }
 
-/// A "expected X, found Y" error for `v`.
+/// Keys whose values are secrets: never echoed in an error (errors are printed and
+/// logged).
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let k = last.to_ascii_lowercase();
+    ["password", "pass", "token", "seed", "jwt", "secret", "key"]
+        .iter()
+        .any(|s| k == *s || k.ends_with(&format!("_{s}")))
+}
+
+/// A "expected X, found Y" error for `v` (a secret's value is not shown).
 pub(super) fn type_error(v: &Value, key: &str, expected: &str) -> ConfigError {
+    if is_secret_key(key) {
+        let found = format!("{} (value not shown)", v.type_name());
+        return ConfigError::invalid(&v.pos, key, format!("expected {expected}, found {found}"));
+    }
     let found = match &v.kind {
         ValueKind::String(s) => format!("a string (\"{}\")", s.escape_default()),
         ValueKind::Int(i) => format!("an integer ({i})"),

@@ -22,7 +22,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
     let cid = shared.next_cid();
     let opts = shared.opts();
     let nonce = if crate::auth::needs_nonce(&opts.auth) {
-        crate::auth::nonce()
+        match crate::auth::nonce() {
+            Some(n) => n,
+            None => return,
+        }
     } else {
         String::new()
     };

@@ -115,7 +115,7 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
                 break;
             }
             Ok(()) = reload.changed() => {
-                if !r.apply_reload(&mut parser) {
+                if !r.apply_reload(&mut parser).await {
                     break;
                 }
                 r.end_batch();
@@ -137,7 +137,23 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
         loop {
             match parser.parse(&mut buf) {
                 Ok(Some(op)) => {
-                    if !r.handle(op) {
+                    let open = match op {
+                        // Authentication may wait for the bcrypt pool: bounded by the
+                        // auth timeout like the CONNECT itself.
+                        ClientOp::Connect(json) => {
+                            r.trace_op(&ClientOp::Connect(json.clone()));
+                            let waiting_auth = r.auth_required && !r.connected;
+                            tokio::select! {
+                                open = r.connect(&json) => open,
+                                () = auth_timer.as_mut(), if waiting_auth => {
+                                    client.err_and_close("Authentication Timeout", CloseReason::AuthTimeout);
+                                    false
+                                }
+                            }
+                        }
+                        op => r.handle(op),
+                    };
+                    if !open {
                         break 'read;
                     }
                     parser.set_headers(r.conn.headers);
@@ -220,22 +236,28 @@ impl Reader<'_> {
         }
     }
 
-    /// Apply one op; `false` when the connection is closing.
-    fn handle(&mut self, op: ClientOp) -> bool {
+    /// Log an inbound op at trace level (`-V`; credentials redacted).
+    fn trace_op(&self, op: &ClientOp) {
         if self.trace {
-            let line = super::trace::op_line(&op);
+            let line = super::trace::op_line(op);
             tracing::trace!(
                 "{} - cid:{} - <<- [{line}]",
                 self.client.addr,
                 self.client.cid
             );
         }
-        if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
+    }
+
+    /// Apply one op other than CONNECT; `false` when the connection is closing.
+    fn handle(&mut self, op: ClientOp) -> bool {
+        self.trace_op(&op);
+        if self.auth_required && !self.connected {
             self.auth_violation();
             return false;
         }
         match op {
-            ClientOp::Connect(json) => return self.connect(&json),
+            // The read loop handles CONNECT (it awaits authentication).
+            ClientOp::Connect(_) => return false,
             ClientOp::Pub {
                 subject,
                 reply,
@@ -269,11 +291,14 @@ impl Reader<'_> {
             .err_and_close("Authorization Violation", CloseReason::AuthFailure);
     }
 
-    fn connect(&mut self, json: &[u8]) -> bool {
+    async fn connect(&mut self, json: &[u8]) -> bool {
         let info: ConnectInfo = match serde_json::from_slice(json) {
             Ok(info) => info,
             Err(e) => {
-                tracing::debug!(cid = self.client.cid, client = %self.client.addr, error = %e, "Bad CONNECT");
+                // serde's message can quote a value (a password sent as a number): log
+                // where the JSON is wrong, not what it says.
+                tracing::debug!(cid = self.client.cid, client = %self.client.addr,
+                    kind = ?e.classify(), line = e.line(), column = e.column(), "Bad CONNECT");
                 self.client.close(CloseReason::ParseError);
                 return false;
             }
@@ -291,7 +316,7 @@ impl Reader<'_> {
             return false;
         }
         let authed = if self.auth_required {
-            match self.authenticate(&info) {
+            match self.authenticate(&info).await {
                 Some(a) => a,
                 None => {
                     self.auth_violation();
@@ -333,17 +358,15 @@ impl Reader<'_> {
             .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
     }
 
-    /// Check credentials; bcrypt runs outside the reactor when the runtime allows it.
-    fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
-        let opts = &self.opts;
-        let nonce = self.client.nonce.as_str();
-        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
-        if auth::uses_bcrypt(&opts.auth) && multi_thread {
-            tokio::task::block_in_place(|| auth::authenticate(opts, info, nonce))
-        } else {
-            auth::authenticate(opts, info, nonce)
-        }
+    /// Check credentials (bcrypt on the server's bounded pool, off the reactor).
+    async fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
+        auth::check(
+            &self.shared.auth_pool,
+            self.opts.clone(),
+            info.clone(),
+            self.client.nonce.clone(),
+        )
+        .await
     }
 
     /// Publish permission for `subject`: the compiled rules (cached), else a response

@@ -13,7 +13,7 @@ use crate::sub::{SubRef, Subscription};
 
 impl Reader<'_> {
     /// Apply the options now in force; `false` when the connection must close.
-    pub(super) fn apply_reload(&mut self, parser: &mut Parser) -> bool {
+    pub(super) async fn apply_reload(&mut self, parser: &mut Parser) -> bool {
         let opts = self.shared.opts();
         parser.set_limits(opts.max_control_line, opts.max_payload);
         self.trace = opts.trace;
@@ -24,7 +24,11 @@ impl Reader<'_> {
         }
         let authed = if self.auth_required {
             let info = self.connect_info.clone();
-            match info.and_then(|i| self.authenticate(&i)) {
+            let authed = match info {
+                Some(i) => self.authenticate(&i).await,
+                None => None,
+            };
+            match authed {
                 Some(a) => a,
                 None => {
                     tracing::warn!(
