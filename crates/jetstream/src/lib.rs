@@ -40,6 +40,8 @@ pub mod consumer;
 mod cycles;
 mod dedup;
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod ingest;
 mod jetstream;
