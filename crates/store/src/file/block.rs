@@ -42,6 +42,9 @@ pub(crate) struct LastRecord {
     pub(crate) crc: u32,
 }
 
+/// Pending-buffer capacity kept for reuse after a flush; a larger buffer is freed.
+const KEEP_PENDING: usize = 256 * 1024;
+
 /// Smallest file read of [`Block::read`] (read-ahead for sequential consumers).
 pub(crate) const READ_AHEAD: u64 = 64 * 1024;
 
@@ -196,7 +199,14 @@ impl Block {
         }
         self.file.write_at(&self.pending, self.written)?;
         self.written += self.pending.len() as u64;
-        self.pending.clear();
+        // A buffer grown by a large batch is released, not kept: every block the store
+        // ever wrote stays in memory as a summary, and must not hold its last batch's
+        // capacity with it.
+        if self.pending.capacity() > KEEP_PENDING {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
         self.needs_sync = true;
         Ok(true)
     }
@@ -213,5 +223,26 @@ mod tests {
         assert_eq!(parse_block_name("x.blk"), None);
         assert_eq!(parse_block_name("12.blk.tmp"), None);
         assert_eq!(parse_block_name("+1.blk"), None);
+    }
+
+    #[test]
+    fn a_large_batch_does_not_stay_in_memory_after_its_flush() {
+        use super::super::backend::{Backend, StdBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let file = StdBackend.create(&dir.path().join("1.blk")).unwrap();
+        let mut b = Block::new(1, file, 0);
+        let payload = vec![7u8; 4 * 1024 * 1024];
+        b.push(1, 1, Kind::Msg, b"s", &[], &payload);
+        assert!(b.flush().unwrap());
+        assert!(
+            b.pending.capacity() <= KEEP_PENDING,
+            "{}",
+            b.pending.capacity()
+        );
+        // Small batches keep their buffer for reuse.
+        b.push(2, 1, Kind::Msg, b"s", &[], b"small");
+        let cap = b.pending.capacity();
+        assert!(b.flush().unwrap());
+        assert_eq!(b.pending.capacity(), cap);
     }
 }
