@@ -11,27 +11,11 @@ use futures::StreamExt;
 use petrel_store::{FaultOp, FaultyBackend, StdBackend};
 use petrel_testkit::{spawn_with_store, TestServer};
 
-use crate::support::{config, publish};
+use crate::support::{config, fetch_within, publish};
 
 async fn server_on(fb: &FaultyBackend) -> TestServer {
     let backend = Arc::new(fb.clone());
     spawn_with_store(|b, dir| b.jetstream(dir).store_backend(backend)).await
-}
-
-/// Fetches up to `n` messages (waiting at most a second for them).
-async fn fetch(c: &consumer::PullConsumer, n: usize) -> Vec<jetstream::Message> {
-    let mut out = Vec::new();
-    let mut msgs = c
-        .fetch()
-        .max_messages(n)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    while let Some(m) = msgs.next().await {
-        out.push(m.unwrap());
-    }
-    out
 }
 
 #[tokio::test]
@@ -83,7 +67,7 @@ async fn a_full_disk_refuses_publishes_until_space_returns_without_a_restart() {
         .await
         .unwrap();
     assert_eq!(ack.sequence, 3, "the refused messages took no sequence");
-    let got: Vec<String> = fetch(&c, 10)
+    let got: Vec<String> = fetch_within(&c, 10, Duration::from_secs(1))
         .await
         .iter()
         .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
@@ -164,7 +148,7 @@ async fn state_loss(damage: impl FnOnce(&std::path::Path)) {
         .await
         .unwrap();
     publish(&js, "loss.a", 5).await;
-    assert_eq!(fetch(&c, 5).await.len(), 5);
+    assert_eq!(fetch_within(&c, 5, Duration::from_secs(1)).await.len(), 5);
     drop(nc);
     s.shutdown().await;
     let state = store.join("jetstream/$G/streams/LOSS/obs/C/state.json");
@@ -181,7 +165,7 @@ async fn state_loss(damage: impl FnOnce(&std::path::Path)) {
         .get_consumer("C")
         .await
         .unwrap();
-    let again: Vec<u64> = fetch(&c, 10)
+    let again: Vec<u64> = fetch_within(&c, 10, Duration::from_secs(1))
         .await
         .iter()
         .map(|m| m.info().unwrap().stream_sequence)

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use petrel_testkit::{spawn_jetstream, RawClient, TestServer};
 use serde_json::{json, Value};
 
-use crate::support::{config, publish};
+use crate::support::{config, fetch_within, publish};
 
 const U64: u64 = u64::MAX;
 
@@ -110,14 +110,8 @@ async fn one_delivery(
 }
 
 async fn fetch_one(c: &consumer::PullConsumer) -> jetstream::Message {
-    let mut msgs = c
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(5))
-        .messages()
-        .await
-        .unwrap();
-    msgs.next().await.expect("a message").unwrap()
+    let mut got = fetch_within(c, 1, Duration::from_secs(5)).await;
+    got.pop().expect("a message")
 }
 
 #[tokio::test]

@@ -7,12 +7,7 @@
 use petrel_server::{Auth, Permissions, SubjectPermission, User};
 use petrel_testkit::{spawn_with, RawClient, TestServer};
 
-fn sp(allow: &[&str], deny: &[&str]) -> Option<SubjectPermission> {
-    Some(SubjectPermission {
-        allow: allow.iter().map(|s| s.to_string()).collect(),
-        deny: deny.iter().map(|s| s.to_string()).collect(),
-    })
-}
+use crate::support::sp;
 
 fn user(name: &str, subscribe: Option<SubjectPermission>) -> User {
     User {

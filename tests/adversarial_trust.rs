@@ -11,26 +11,19 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
-use petrel_server::{Auth, Permissions, SubjectPermission, User};
+use petrel_server::{Auth, Permissions, User};
 use petrel_testkit::{spawn_with_store, RawClient, TestServer};
 use serde_json::{json, Value};
 
-use crate::support::{config, publish};
-
-fn sp(allow: &[&str]) -> Option<SubjectPermission> {
-    Some(SubjectPermission {
-        allow: allow.iter().map(|s| s.to_string()).collect(),
-        deny: Vec::new(),
-    })
-}
+use crate::support::{config, publish, sp};
 
 fn user(name: &str, publish: &[&str], subscribe: &[&str]) -> User {
     User {
         user: name.into(),
         password: Some("pw".into()),
         permissions: Some(Permissions {
-            publish: sp(publish),
-            subscribe: sp(subscribe),
+            publish: sp(publish, &[]),
+            subscribe: sp(subscribe, &[]),
             allow_responses: None,
         }),
         ..User::default()
@@ -71,6 +64,21 @@ async fn raw_orders(s: &TestServer) -> RawClient {
         r#"{"verbose":false,"pedantic":false,"headers":true,"user":"orders","pass":"pw"}"#,
     )
     .await
+}
+
+/// The ORDERS stream on `orders.>` with a durable pull consumer `PULL` (ack_wait 30 s).
+async fn orders_with_pull(js: &jetstream::Context) -> consumer::PullConsumer {
+    let st = js
+        .create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    st.create_consumer(consumer::pull::Config {
+        durable_name: Some("PULL".into()),
+        ack_wait: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// Waits until a message arrives on the watcher (the server routed it).
@@ -172,16 +180,7 @@ async fn a_pull_status_sent_to_an_api_subject_is_not_a_request() {
     let s = server().await;
     let nc = admin(&s).await;
     let js = jetstream::new(nc.clone());
-    let st = js
-        .create_stream(config("ORDERS", &["orders.>"]))
-        .await
-        .unwrap();
-    st.create_consumer(consumer::pull::Config {
-        durable_name: Some("PULL".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    orders_with_pull(&js).await;
     let mut watch = nc.subscribe("$JS.API.STREAM.DELETE.ORDERS").await.unwrap();
     nc.flush().await.unwrap();
 
@@ -207,18 +206,7 @@ async fn a_status_sent_to_an_ack_subject_acks_nothing() {
     let s = server().await;
     let nc = admin(&s).await;
     let js = jetstream::new(nc.clone());
-    let st = js
-        .create_stream(config("ORDERS", &["orders.>"]))
-        .await
-        .unwrap();
-    let c = st
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("PULL".into()),
-            ack_wait: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let c = orders_with_pull(&js).await;
     publish(&js, "orders.new", 2).await;
     let mut batch = c.fetch().max_messages(2).messages().await.unwrap();
     let m1 = batch.next().await.unwrap().unwrap();
@@ -378,16 +366,7 @@ async fn a_pull_request_whose_deliveries_its_stream_captures_is_dropped() {
     let s = server().await;
     let nc = admin(&s).await;
     let js = jetstream::new(nc.clone());
-    let st = js
-        .create_stream(config("ORDERS", &["orders.>"]))
-        .await
-        .unwrap();
-    st.create_consumer(consumer::pull::Config {
-        durable_name: Some("PULL".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    orders_with_pull(&js).await;
     publish(&js, "orders.new", 3).await;
 
     // First a request whose deliveries would be stored as new orders (each delivery

@@ -4,15 +4,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use petrel_server::{Auth, Permissions, ResponsePermission, SubjectPermission, User};
+use petrel_server::{Auth, Permissions, ResponsePermission, User};
 use petrel_testkit::{spawn_with, RawClient, TestServer};
 
-fn sp(allow: &[&str], deny: &[&str]) -> Option<SubjectPermission> {
-    Some(SubjectPermission {
-        allow: allow.iter().map(|s| s.to_string()).collect(),
-        deny: deny.iter().map(|s| s.to_string()).collect(),
-    })
-}
+use crate::support::sp;
 
 fn user(name: &str, permissions: Option<Permissions>) -> User {
     User {

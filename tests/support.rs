@@ -1,6 +1,39 @@
-//! Helpers shared by the JetStream tests: a stream config and acknowledged publishes.
+//! Helpers shared by the black-box tests: a stream config, acknowledged publishes, a
+//! fetch that waits, subject permissions.
 
-use async_nats::jetstream::{self, stream};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use petrel_server::SubjectPermission;
+
+/// Allow and deny lists.
+pub(crate) fn sp(allow: &[&str], deny: &[&str]) -> Option<SubjectPermission> {
+    Some(SubjectPermission {
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        deny: deny.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// Fetches up to `n` messages, waiting up to `wait` for them.
+pub(crate) async fn fetch_within(
+    c: &consumer::PullConsumer,
+    n: usize,
+    wait: Duration,
+) -> Vec<jetstream::Message> {
+    let mut msgs = c
+        .fetch()
+        .max_messages(n)
+        .expires(wait)
+        .messages()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = msgs.next().await {
+        out.push(m.unwrap());
+    }
+    out
+}
 
 /// A stream config with a name and subjects, defaults otherwise.
 pub(crate) fn config(name: &str, subjects: &[&str]) -> stream::Config {

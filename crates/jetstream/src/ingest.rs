@@ -450,7 +450,6 @@ impl<T> Drop for CloseOnDrop<T> {
 mod tests {
     use super::*;
     use crate::config::StreamConfig;
-    use petrel_store::SyncMode;
 
     fn msg(subject: &str, reply: &str, headers: Option<&str>) -> Inbound {
         Inbound {
@@ -464,21 +463,14 @@ mod tests {
     #[test]
     fn one_batch_one_commit_every_ack_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = StreamConfig {
-            name: "S".into(),
-            subjects: vec!["s.>".into()],
-            ..StreamConfig::default()
-        }
-        .normalize()
-        .unwrap();
-        let stream = Stream::open(
-            cfg,
-            1,
+        let stream = crate::testing::open_stream(
+            StreamConfig {
+                name: "S".into(),
+                subjects: vec!["s.>".into()],
+                ..StreamConfig::default()
+            },
             dir.path(),
-            SyncMode::Always,
-            Arc::new(petrel_store::StdBackend),
-        )
-        .unwrap();
+        );
         let batch = vec![
             msg("s.a", "r1", None),
             msg(
@@ -518,21 +510,14 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_panics_fails_the_stream_and_answers_its_publishers() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = StreamConfig {
-            name: "S".into(),
-            subjects: vec!["s.>".into(), "panic.now".into()],
-            ..StreamConfig::default()
-        }
-        .normalize()
-        .unwrap();
-        let stream = Stream::open(
-            cfg,
-            1,
+        let stream = crate::testing::open_stream(
+            StreamConfig {
+                name: "S".into(),
+                subjects: vec!["s.>".into(), "panic.now".into()],
+                ..StreamConfig::default()
+            },
             dir.path(),
-            SyncMode::Always,
-            Arc::new(petrel_store::StdBackend),
-        )
-        .unwrap();
+        );
         let port = Arc::new(crate::testing::RecordingPort::default());
         let task = tokio::spawn(run(stream.clone(), port.clone()));
         let acked = |n: usize| {

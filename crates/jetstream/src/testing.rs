@@ -5,7 +5,23 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::config::StreamConfig;
 use crate::port::{Accept, Handler, Port, SubId};
+use crate::stream::Stream;
+
+/// Opens a stream of `cfg` (normalized here) under `dir` with fsync-always and the real
+/// filesystem.
+pub(crate) fn open_stream(cfg: StreamConfig, dir: &std::path::Path) -> Arc<Stream> {
+    let cfg = cfg.normalize().expect("a valid test config");
+    Stream::open(
+        cfg,
+        1,
+        dir,
+        petrel_store::SyncMode::Always,
+        Arc::new(petrel_store::StdBackend),
+    )
+    .expect("open the test stream")
+}
 
 /// Records every publish as (subject, headers, payload); subscriptions go nowhere.
 #[derive(Default)]

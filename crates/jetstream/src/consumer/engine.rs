@@ -810,21 +810,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_step_that_keeps_panicking_stops_the_consumer_instead_of_a_zombie() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = StreamConfig {
-            name: "S".into(),
-            storage: StorageType::Memory,
-            ..StreamConfig::default()
-        }
-        .normalize()
-        .unwrap();
-        let stream = Stream::open(
-            cfg,
-            1,
+        let stream = crate::testing::open_stream(
+            StreamConfig {
+                name: "S".into(),
+                storage: StorageType::Memory,
+                ..StreamConfig::default()
+            },
             dir.path(),
-            petrel_store::SyncMode::Always,
-            Arc::new(petrel_store::StdBackend),
-        )
-        .unwrap();
+        );
         let mut ccfg = ConsumerConfig {
             durable_name: "C".into(),
             ..ConsumerConfig::default()

@@ -136,6 +136,16 @@ impl Harness {
             .collect()
     }
 
+    /// The subjects JetStream is subscribed to.
+    pub fn subscribed(&self) -> Vec<String> {
+        self.port
+            .subs
+            .lock()
+            .values()
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
     pub fn new_inbox(&self) -> String {
         format!("_INBOX.t{}", self.inbox.fetch_add(1, Ordering::Relaxed))
     }

@@ -230,13 +230,7 @@ async fn info_update_delete() {
     assert_eq!(r["type"], "io.nats.jetstream.api.v1.stream_update_response");
     assert_eq!(r["config"]["max_msgs"], 10);
     h.wait_for("$JS.EVENT.ADVISORY.STREAM.UPDATED.ORDERS").await;
-    let subs: Vec<String> = h
-        .port
-        .subs
-        .lock()
-        .values()
-        .map(|(s, _)| s.clone())
-        .collect();
+    let subs = h.subscribed();
     assert!(subs.contains(&"shipped.>".to_string()), "{subs:?}");
     assert!(!subs.contains(&"orders.>".to_string()), "{subs:?}");
     let ack = h.pub_ack("shipped.1", None, "x").await;
@@ -252,13 +246,7 @@ async fn info_update_delete() {
     assert!(!dir.path().join("jetstream/$G/streams/ORDERS").exists());
     let r = h.request_json("$JS.API.STREAM.DELETE.ORDERS", "").await;
     assert_eq!(r["error"]["err_code"], 10059);
-    let subs: Vec<String> = h
-        .port
-        .subs
-        .lock()
-        .values()
-        .map(|(s, _)| s.clone())
-        .collect();
+    let subs = h.subscribed();
     assert_eq!(subs, vec!["$JS.API.>".to_string()]);
 }
 
