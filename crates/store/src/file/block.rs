@@ -42,9 +42,6 @@ pub(crate) struct LastRecord {
     pub(crate) crc: u32,
 }
 
-/// Pending-buffer capacity kept for reuse after a flush; a larger buffer is freed.
-const KEEP_PENDING: usize = 256 * 1024;
-
 /// Smallest file read of [`Block::read`] (read-ahead for sequential consumers).
 pub(crate) const READ_AHEAD: u64 = 64 * 1024;
 
@@ -192,6 +189,15 @@ impl Block {
         *self.read_cache.lock() = None;
     }
 
+    /// Frees the pending buffer's memory (a block that is no longer written to: every block
+    /// the store ever wrote stays in memory as a summary, and must not keep its last
+    /// batch's capacity with it).
+    pub(crate) fn release_buffer(&mut self) {
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = Vec::new();
+        }
+    }
+
     /// Writes the pending buffer with one write. Returns whether anything was written.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
         if self.pending.is_empty() {
@@ -199,14 +205,7 @@ impl Block {
         }
         self.file.write_at(&self.pending, self.written)?;
         self.written += self.pending.len() as u64;
-        // A buffer grown by a large batch is released, not kept: every block the store
-        // ever wrote stays in memory as a summary, and must not hold its last batch's
-        // capacity with it.
-        if self.pending.capacity() > KEEP_PENDING {
-            self.pending = Vec::new();
-        } else {
-            self.pending.clear();
-        }
+        self.pending.clear();
         self.needs_sync = true;
         Ok(true)
     }
@@ -226,23 +225,17 @@ mod tests {
     }
 
     #[test]
-    fn a_large_batch_does_not_stay_in_memory_after_its_flush() {
+    fn a_released_block_keeps_no_buffer() {
         use super::super::backend::{Backend, StdBackend};
         let dir = tempfile::tempdir().unwrap();
         let file = StdBackend.create(&dir.path().join("1.blk")).unwrap();
         let mut b = Block::new(1, file, 0);
-        let payload = vec![7u8; 4 * 1024 * 1024];
-        b.push(1, 1, Kind::Msg, b"s", &[], &payload);
+        b.push(1, 1, Kind::Msg, b"s", &[], &vec![7u8; 4 * 1024 * 1024]);
+        // The write block keeps its buffer for the next batch...
         assert!(b.flush().unwrap());
-        assert!(
-            b.pending.capacity() <= KEEP_PENDING,
-            "{}",
-            b.pending.capacity()
-        );
-        // Small batches keep their buffer for reuse.
-        b.push(2, 1, Kind::Msg, b"s", &[], b"small");
-        let cap = b.pending.capacity();
-        assert!(b.flush().unwrap());
-        assert_eq!(b.pending.capacity(), cap);
+        assert!(b.pending.capacity() >= 4 * 1024 * 1024);
+        // ...a block no longer written to gives it back.
+        b.release_buffer();
+        assert_eq!(b.pending.capacity(), 0);
     }
 }

@@ -230,8 +230,12 @@ impl FileStore {
         }
         self.emit_deletion_markers()?;
         let doomed = self.plan_removals()?;
+        let write = self.write_index();
         for b in self.blocks.values_mut() {
             b.flush()?;
+            if Some(b.index) != write {
+                b.release_buffer();
+            }
         }
         let erasing = !self.erasures.is_empty();
         if erasing {
