@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use petrel_testkit::{spawn_with, spawn_with_store, RawClient};
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::support::config;
@@ -123,16 +122,8 @@ async fn monitoring_pages_are_capped() {
     let s = spawn_with(|b| b.http_port(0)).await;
     let _nc = async_nats::connect(s.client_url()).await.unwrap();
     let addr = s.monitor_addr().unwrap();
-    for path in ["/connz?limit=99999999", "/subsz?subs=1&limit=99999999"] {
-        let r = petrel_testkit::http_get(addr, path).await.unwrap();
-        let v: Value = r.json();
-        if v.get("limit").is_some() {
-            assert_eq!(v["limit"], 10_000, "{path}: {v}");
-        }
-    }
     let r = petrel_testkit::http_get(addr, "/connz?limit=99999999")
         .await
         .unwrap();
     assert_eq!(r.json()["limit"], 10_000);
-    tokio::time::sleep(Duration::ZERO).await;
 }

@@ -5,6 +5,37 @@ use serde_json::json;
 
 use crate::harness::{hdrs, Harness};
 
+/// While the API task cannot run, requests fill its queue: at 10,000 the next is dropped
+/// and the `API.LIMIT_REACHED` advisory (nats-server's) is published in answer, at most
+/// once a second.
+#[tokio::test]
+async fn the_api_queue_is_bounded_and_advises_when_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    for i in 0..10_000 {
+        match h
+            .publish("$JS.API.INFO", Some(&format!("r.{i}")), None, b"")
+            .as_slice()
+        {
+            [Flow::Ok] | [Flow::Stall(_)] => {}
+            other => panic!("request {i}: {other:?}"),
+        }
+    }
+    let over = h.publish("$JS.API.INFO", Some("r.over"), None, b"");
+    let [Flow::Answer(advisory)] = over.as_slice() else {
+        panic!("the 10,001st request was taken: {over:?}");
+    };
+    assert_eq!(advisory.subject, "$JS.EVENT.ADVISORY.API.LIMIT_REACHED");
+    let v: serde_json::Value = serde_json::from_slice(&advisory.payload).unwrap();
+    assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.api_limit_reached");
+    assert_eq!(v["server"], "test");
+    // Within the same second, further drops are silent.
+    let again = h.publish("$JS.API.INFO", Some("r.again"), None, b"");
+    assert!(matches!(again.as_slice(), [Flow::Ok]));
+    // The queued requests are all answered.
+    h.wait_for("r.9999").await;
+}
+
 /// While the ingest task cannot run (one thread, no yield), publishes fill the stream's
 /// queue: past half the publisher is told to stall, at 10,000 messages the next one is
 /// refused with nats-server 2.11's 429 PubAck; everything taken is stored.
