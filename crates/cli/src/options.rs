@@ -21,7 +21,7 @@ pub fn build(f: &Parsed) -> anyhow::Result<Built> {
     let (mut o, warnings) = match f.get("config") {
         Some(path) => {
             let loaded = petrel_config::load_file(std::path::Path::new(path))
-                .with_context(|| format!("cannot load config file {path}"))?;
+                .context("cannot load config file")?;
             (loaded.options, loaded.warnings)
         }
         None => (Options::default(), Vec::new()),

@@ -352,3 +352,34 @@ async fn sighup_reloads_and_bad_file_keeps_old_config() {
         .unwrap();
     again.flush().await.unwrap();
 }
+
+/// A startup error names its cause once (not "X: cause: cause").
+#[test]
+fn startup_errors_print_their_cause_once() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let store = file.join("store");
+    let store = store.to_str().unwrap();
+    for (args, cause) in [
+        (
+            vec!["-c", "/nonexistent/petrel.conf"],
+            "No such file or directory",
+        ),
+        (
+            vec!["-a", "127.0.0.1", "-p", port.as_str()],
+            "Address already in use",
+        ),
+        (
+            vec!["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store],
+            "Not a directory",
+        ),
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        let last = err.trim_end().lines().last().unwrap_or_default();
+        assert_eq!(last.matches(cause).count(), 1, "{args:?}: {last}");
+    }
+}

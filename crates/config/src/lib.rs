@@ -38,9 +38,9 @@ pub struct Loaded {
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let name = path.display().to_string();
     if is_toml_path(path) {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: name.clone(),
-            source,
+            cause,
         })?;
         return load_toml_str(&text, &name);
     }

@@ -541,12 +541,12 @@ impl ApiError {
 #[non_exhaustive]
 pub enum JetStreamError {
     /// The store directory could not be created or read.
-    #[error("jetstream store directory {path}: {source}")]
+    #[error("jetstream store directory {path}: {cause}")]
     StoreDir {
         /// The directory.
         path: std::path::PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// `start` was called outside a tokio runtime.
     #[error("JetStream::start must run inside a tokio runtime")]

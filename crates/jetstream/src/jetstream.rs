@@ -125,7 +125,7 @@ impl JetStream {
             .await
             .map_err(|e| JetStreamError::StoreDir {
                 path: dir,
-                source: std::io::Error::other(e.to_string()),
+                cause: std::io::Error::other(e.to_string()),
             })??;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let js = Arc::new_cyclic(|me| JetStream {
@@ -279,9 +279,9 @@ fn recover_all(
     sync: SyncMode,
     backend: Arc<dyn petrel_store::Backend>,
 ) -> Result<Vec<Arc<Stream>>, JetStreamError> {
-    let io_err = |source| JetStreamError::StoreDir {
+    let io_err = |cause| JetStreamError::StoreDir {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     backend.create_dir_all(dir).map_err(io_err)?;
     let mut out = Vec::new();

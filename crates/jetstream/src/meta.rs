@@ -28,20 +28,20 @@ pub struct StreamMeta {
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     /// Reading failed.
-    #[error("read {path}: {source}")]
+    #[error("read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The JSON is broken or of the wrong shape.
-    #[error("parse {path}: {source}")]
+    #[error("parse {path}: {cause}")]
     Json {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -64,11 +64,11 @@ pub fn write_meta(backend: &dyn Backend, stream_dir: &Path, meta: &StreamMeta) -
 /// Reads the `meta.json` of `stream_dir`.
 pub fn read_meta(backend: &dyn Backend, stream_dir: &Path) -> Result<StreamMeta, MetaError> {
     let path = stream_dir.join(META_FILE);
-    let body = petrel_store::read_all(backend, &path).map_err(|source| MetaError::Io {
+    let body = petrel_store::read_all(backend, &path).map_err(|cause| MetaError::Io {
         path: path.clone(),
-        source,
+        cause,
     })?;
-    serde_json::from_slice(&body).map_err(|source| MetaError::Json { path, source })
+    serde_json::from_slice(&body).map_err(|cause| MetaError::Json { path, cause })
 }
 
 /// Removes a stream's files: first `meta.json` (made durable), then the rest, so a crash

@@ -64,12 +64,12 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
     /// The HTTP listener could not be bound.
-    #[error("cannot listen for http monitoring on {addr}: {source}")]
+    #[error("cannot listen for http monitoring on {addr}: {cause}")]
     Bind {
         /// Address asked for.
         addr: SocketAddr,
         /// Underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -198,10 +198,10 @@ pub async fn start(server: &ServerHandle) -> Result<Option<MonitorServer>, Monit
 pub async fn start_on(view: MonitorView, addr: SocketAddr) -> Result<MonitorServer, MonitorError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| MonitorError::Bind { addr, source })?;
+        .map_err(|cause| MonitorError::Bind { addr, cause })?;
     let bound = listener
         .local_addr()
-        .map_err(|source| MonitorError::Bind { addr, source })?;
+        .map_err(|cause| MonitorError::Bind { addr, cause })?;
     tracing::info!("Starting http monitor on {bound}");
     view.set_monitor_addr(bound);
     let task = tokio::spawn(async move {

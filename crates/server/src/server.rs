@@ -32,14 +32,14 @@ pub const PETREL_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub enum ServerError {
     /// The options are inconsistent.
     #[error("invalid options: {0}")]
-    Options(#[from] OptionsError),
+    Options(OptionsError),
     /// The client listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// Address asked for.
         addr: SocketAddr,
         /// Underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// JetStream could not start (its store could not be opened).
     #[error("cannot start JetStream: {0}")]
@@ -48,13 +48,19 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     /// The JetStream store directory could not be created.
-    #[error("cannot create store directory {dir}: {source}")]
+    #[error("cannot create store directory {dir}: {cause}")]
     StoreDir {
         /// Directory asked for.
         dir: PathBuf,
         /// Underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+impl From<OptionsError> for ServerError {
+    fn from(e: OptionsError) -> Self {
+        ServerError::Options(e)
+    }
 }
 
 /// State shared by the accept loop and every connection.
@@ -350,9 +356,9 @@ impl Server {
             tracing::warn!("Plaintext passwords detected, use nkeys or bcrypt");
         }
         if let Some(js) = &opts.jetstream {
-            std::fs::create_dir_all(&js.store_dir).map_err(|source| ServerError::StoreDir {
+            std::fs::create_dir_all(&js.store_dir).map_err(|cause| ServerError::StoreDir {
                 dir: js.store_dir.clone(),
-                source,
+                cause,
             })?;
         }
         let tls = match &opts.tls {
@@ -362,10 +368,10 @@ impl Server {
         let bind = SocketAddr::new(opts.host, opts.port);
         let listener = TcpListener::bind(bind)
             .await
-            .map_err(|source| ServerError::Bind { addr: bind, source })?;
+            .map_err(|cause| ServerError::Bind { addr: bind, cause })?;
         let listen = listener
             .local_addr()
-            .map_err(|source| ServerError::Bind { addr: bind, source })?;
+            .map_err(|cause| ServerError::Bind { addr: bind, cause })?;
         tracing::info!("Listening for client connections on {listen}");
         let sublist = Sublist::new();
         let generation = sublist.generation_handle();

@@ -55,5 +55,11 @@ pub enum StoreError {
     },
     /// An I/O error from the backend.
     #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        StoreError::Io(e)
+    }
 }

@@ -14,12 +14,12 @@ pub enum SpawnError {
     #[error("petrel binary not found (set PETREL_BIN or run `cargo build -p petrel`)")]
     NotFound,
     /// The process could not be started.
-    #[error("cannot start {path}: {source}")]
+    #[error("cannot start {path}: {cause}")]
     Start {
         /// Executable.
         path: PathBuf,
         /// Underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The process did not report its listen address in time.
     #[error("petrel did not report its listen address; output: {0}")]
@@ -133,9 +133,9 @@ pub fn spawn_binary_with(bin: &Path, args: &[&str]) -> Result<BinaryServer, Spaw
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| SpawnError::Start {
+        .map_err(|cause| SpawnError::Start {
             path: bin.to_path_buf(),
-            source,
+            cause,
         })?;
     let (tx, rx) = mpsc::channel();
     if let Some(stderr) = child.stderr.take() {

@@ -11,12 +11,12 @@ use hyper_util::rt::TokioIo;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {cause}")]
     Connect {
         /// Address asked for.
         addr: SocketAddr,
         /// Underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The request or response failed.
     #[error("http: {0}")]
@@ -48,7 +48,7 @@ impl HttpResponse {
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<HttpResponse, HttpError> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|source| HttpError::Connect { addr, source })?;
+        .map_err(|cause| HttpError::Connect { addr, cause })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let driver = tokio::spawn(conn);
     let req = hyper::Request::get(path)

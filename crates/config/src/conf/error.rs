@@ -10,12 +10,12 @@ use crate::OptionsError;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The top-level file could not be read.
-    #[error("{path}: cannot read config file: {source}")]
+    #[error("{path}: {cause}")]
     Read {
         /// The path as given.
         path: String,
         /// The I/O error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The text is not valid nats.conf (or, for a TOML file, TOML) syntax.
     #[error("{pos}: {msg}")]
@@ -43,7 +43,7 @@ pub enum ConfigError {
         name: String,
     },
     /// An `include` whose file could not be read.
-    #[error("{pos}: cannot include '{path}': {source}")]
+    #[error("{pos}: cannot include '{path}': {cause}")]
     Include {
         /// Where the `include` was.
         pos: Pos,
@@ -51,7 +51,7 @@ pub enum ConfigError {
         /// directory).
         path: String,
         /// The I/O error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A known key with a value of the wrong type or out of range.
     #[error("{pos}: {key}: {msg}")]
@@ -64,12 +64,12 @@ pub enum ConfigError {
         msg: String,
     },
     /// The resulting options are refused by [`crate::Options::validate`].
-    #[error("{file}: {source}")]
+    #[error("{file}: {cause}")]
     Validation {
         /// The configuration file.
         file: String,
         /// Why the options are refused.
-        source: OptionsError,
+        cause: OptionsError,
     },
 }
 

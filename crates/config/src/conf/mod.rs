@@ -38,9 +38,9 @@ pub(crate) fn load_map(map: &Map, file: &str) -> Result<Loaded, ConfigError> {
     let warnings = apply(map, &mut options)?;
     options
         .validate()
-        .map_err(|source| ConfigError::Validation {
+        .map_err(|cause| ConfigError::Validation {
             file: file.to_string(),
-            source,
+            cause,
         })?;
     Ok(Loaded { options, warnings })
 }

@@ -39,9 +39,9 @@ pub fn parse_str(text: &str, name: &str) -> Result<Map, ConfigError> {
 
 /// Reads and parses the nats.conf file at `path`.
 pub fn parse_file(path: &Path) -> Result<Map, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     let mut shared = Shared::default();
     if let Ok(canonical) = path.canonicalize() {
@@ -393,10 +393,10 @@ impl<'s> Parser<'s> {
                 format!("include cycle: '{}' includes itself", path.display()),
             ));
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Include {
+        let text = std::fs::read_to_string(&path).map_err(|cause| ConfigError::Include {
             pos: pos.clone(),
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         self.shared.includes.push(canonical);
         let included = parse_str_shared(&text, &path, self.shared);

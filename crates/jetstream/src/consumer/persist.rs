@@ -80,12 +80,10 @@ pub(crate) fn encode_state(st: &State) -> Vec<u8> {
 /// Why a state file was not used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StateError {
-    #[error("reading: {0}")]
-    Io(#[from] io::Error),
     #[error("checksum mismatch or truncated file ({0} bytes)")]
     Corrupt(usize),
     #[error("unreadable JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     #[error("inconsistent: {0}")]
     Inconsistent(&'static str),
 }
@@ -100,7 +98,7 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<SavedState, StateError> {
     if crc_line != format!("{:08x}", crc32fast::hash(body)).as_bytes() {
         return Err(StateError::Corrupt(bytes.len()));
     }
-    let saved: SavedState = serde_json::from_slice(body)?;
+    let saved: SavedState = serde_json::from_slice(body).map_err(StateError::Json)?;
     saved.check().map_err(StateError::Inconsistent)?;
     Ok(saved)
 }
