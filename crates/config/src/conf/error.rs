@@ -10,7 +10,7 @@ use crate::OptionsError;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The top-level file could not be read.
-    #[error("{path}: {cause}")]
+    #[error("{path}: cannot read: {cause}")]
     Read {
         /// The path as given.
         path: String,
