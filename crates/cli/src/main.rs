@@ -58,6 +58,9 @@ fn main() -> ExitCode {
         };
     }
     if parsed.on("t") {
+        for w in &built.warnings {
+            eprintln!("petrel: warning: {w}");
+        }
         let file = parsed.get("config").unwrap_or("(none)");
         println!("petrel: configuration file {file} test is successful");
         return ExitCode::SUCCESS;

@@ -383,3 +383,27 @@ fn startup_errors_print_their_cause_once() {
         assert_eq!(last.matches(cause).count(), 1, "{args:?}: {last}");
     }
 }
+
+/// `-t` refuses what a real run refuses (an unknown key, as nats-server) and shows what a
+/// real run warns about.
+#[test]
+fn config_test_mode_matches_a_real_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.conf");
+    std::fs::write(&typo, "port: 4222\nmax_payloud: 1MB\n").unwrap();
+    let (code, out, err) = run(&["-t", "-c", typo.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("typo.conf:2:1: unknown field \"max_payloud\""),
+        "{err}"
+    );
+    let (code, _, err) = run(&["-c", typo.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field \"max_payloud\""), "{err}");
+    let later = dir.path().join("later.conf");
+    std::fs::write(&later, "port: 4222\ncluster { port: 6222 }\n").unwrap();
+    let (code, out, err) = run(&["-t", "-c", later.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("test is successful"), "{out}");
+    assert!(err.contains("cluster is not supported yet"), "{err}");
+}

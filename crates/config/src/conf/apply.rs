@@ -1,7 +1,8 @@
 //! Maps a parsed nats.conf tree onto [`Options`], key by key, as nats-server's
 //! `processConfigFileLine` does: keys are case-insensitive, a known key with a value of the
-//! wrong type is an error (with the value's position), unknown keys and features Petrel does
-//! not have yet are warnings.
+//! wrong type is an error (with the value's position), an unknown key is an error as in
+//! nats-server (`unknown field "x"`), and nats-server features Petrel does not have yet
+//! are warnings.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -60,6 +61,29 @@ const NOT_YET: &[&str] = &[
     "log_max_num",
     "ocsp",
     "default_js_domain",
+    "default_sentinel",
+    "prof_block_rate",
+    "proxy_protocol",
+    "max_subscription_tokens",
+    "roots",
+    "root",
+    "root_operators",
+    "root_operator",
+    "account_resolver",
+    "accounts_resolver",
+    "resolver_tls",
+    "resolver_pinned_accounts",
+    "system",
+    "no_system",
+    "no_sys_acc",
+    "trusted",
+    "trusted_keys",
+    "server_metadata",
+    "feature_flags",
+    "ocsp_cache",
+    "no_fast_producer_stall",
+    "max_closed_clients",
+    "proxies",
 ];
 
 /// Auth timeouts above this draw a warning, as in nats-server.
@@ -169,7 +193,7 @@ impl Applier<'_> {
             }
             // Entries only there to be referenced as `$VARIABLE`s are not settings.
             _ if used_as_variable => {}
-            _ => self.warn(key_pos, format!("unknown key '{key}' is ignored")),
+            _ => return Err(ConfigError::unknown_field(key_pos, key)),
         }
         Ok(())
     }
@@ -227,6 +251,7 @@ impl Applier<'_> {
                 "max_file" | "max_file_store" => js.max_file = limit(mv, &name)?,
                 "sync_interval" | "sync" => js.sync = sync_mode(mv, &name)?,
                 "enabled" | "enable" => enabled = boolean(mv, &name)?,
+                "disabled" | "disable" => enabled = !boolean(mv, &name)?,
                 "domain"
                 | "key"
                 | "ek"
@@ -243,6 +268,11 @@ impl Applier<'_> {
                 | "max_buffered_size"
                 | "max_buffered_msgs"
                 | "request_queue_limit"
+                | "info_queue_limit"
+                | "meta_compact"
+                | "meta_compact_size"
+                | "meta_compact_sync"
+                | "max_concurrent_io"
                 | "tpm" => {
                     self.warn(
                         &e.key_pos,
@@ -250,7 +280,7 @@ impl Applier<'_> {
                     );
                 }
                 _ if e.used_as_variable => {}
-                _ => self.warn(&e.key_pos, format!("unknown key '{name}' is ignored")),
+                _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
             }
         }
         self.opts.jetstream = enabled.then_some(js);
@@ -303,7 +333,7 @@ impl Applier<'_> {
                     );
                 }
                 _ if e.used_as_variable => {}
-                _ => self.warn(&e.key_pos, format!("unknown key '{name}' is ignored")),
+                _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
             }
         }
         let has_user = user.is_some() || pass.is_some();
@@ -394,7 +424,7 @@ impl Applier<'_> {
                         );
                     }
                     _ if e.used_as_variable => {}
-                    _ => self.warn(&e.key_pos, format!("unknown key '{field}' is ignored")),
+                    _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
                 }
             }
             let Some(user) = user.or_else(|| nkey.clone()) else {
@@ -554,8 +584,9 @@ mod tests {
             .expect("js");
         assert_eq!(js.store_dir, PathBuf::from("/top"));
         assert!(apply_str("store_dir: /a\njetstream { store_dir: /b }").is_err());
-        let (_, w) = ok("jetstream { domain: hub, bogus: 1 }");
-        assert_eq!(w.len(), 2, "{w:?}");
+        let (_, w) = ok("jetstream { domain: hub }");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(apply_str("jetstream { domain: hub, bogus: 1 }").is_err());
     }
 
     #[test]
@@ -602,14 +633,13 @@ mod tests {
 
     #[test]
     fn warnings_and_type_errors() {
-        let (_, w) = ok("cluster { port: 6222 }\nfoo: 1\nV: 2\nmax_payload: $V\n");
+        let (_, w) = ok("cluster { port: 6222 }\nV: 2\nmax_payload: $V\n");
         assert_eq!(
             w,
-            [
-                "a.conf:1:1: cluster is not supported yet and is ignored",
-                "a.conf:2:1: unknown key 'foo' is ignored"
-            ]
+            ["a.conf:1:1: cluster is not supported yet and is ignored"]
         );
+        let e = apply_str("foo: 1").err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("a.conf:1:1: unknown field \"foo\""));
         let e = apply_str("debug: true\nport: abc")
             .err()
             .map(|e| e.to_string());

@@ -53,6 +53,14 @@ pub enum ConfigError {
         /// The I/O error.
         cause: io::Error,
     },
+    /// A key neither nats-server nor Petrel knows (a typo), as nats-server reports it.
+    #[error("{pos}: unknown field \"{key}\"")]
+    UnknownField {
+        /// Where the key was.
+        pos: Pos,
+        /// The key as written.
+        key: String,
+    },
     /// A known key with a value of the wrong type or out of range.
     #[error("{pos}: {key}: {msg}")]
     Invalid {
@@ -74,6 +82,14 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// An unknown key at `pos`.
+    pub(crate) fn unknown_field(pos: &Pos, key: &str) -> Self {
+        ConfigError::UnknownField {
+            pos: pos.clone(),
+            key: key.to_string(),
+        }
+    }
+
     /// The position the error refers to, when it has one.
     pub fn pos(&self) -> Option<&Pos> {
         match self {
@@ -81,6 +97,7 @@ impl ConfigError {
             | ConfigError::UnknownVariable { pos, .. }
             | ConfigError::VariableCycle { pos, .. }
             | ConfigError::Include { pos, .. }
+            | ConfigError::UnknownField { pos, .. }
             | ConfigError::Invalid { pos, .. } => Some(pos),
             ConfigError::Read { .. } | ConfigError::Validation { .. } => None,
         }

@@ -68,9 +68,42 @@ fn good_inputs() {
         "server_name: \"caf\u{e9}\\x41\"\n",
         "  \t\n\n port: 4222\n\n",
     ];
+    // Syntax only: applying them would refuse their made-up keys (`x`, `a`...).
     for text in good {
-        load(text);
+        crate::conf::parse_str(text, "nats.conf").unwrap_or_else(|e| panic!("{text:?}: {e}"));
     }
+}
+
+#[test]
+fn unknown_keys_are_refused_like_nats_server() {
+    for (text, want) in [
+        (
+            "port: 4222
+max_payloud: 1MB",
+            "nats.conf:2:1: unknown field \"max_payloud\"",
+        ),
+        (
+            "jetstream { store_dri: /x }",
+            "nats.conf:1:13: unknown field \"store_dri\"",
+        ),
+        (
+            "authorization { usr: a }",
+            "nats.conf:1:17: unknown field \"usr\"",
+        ),
+        (
+            "authorization { users: [ { user: a, passwd: b } ] }",
+            "nats.conf:1:37: unknown field \"passwd\"",
+        ),
+    ] {
+        assert_eq!(load_err(text).to_string(), want);
+    }
+    // nats-server keys Petrel does not implement yet are warnings, not errors.
+    let l = load(
+        "server_tags: [a]
+no_fast_producer_stall: true
+jetstream { meta_compact: 10 }",
+    );
+    assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
 }
 
 #[test]

@@ -42,8 +42,9 @@ fn good_inputs() {
         "ping_interval = 1.5",
         "ping_interval = \"\"\"\n1m\"\"\"",
     ];
+    // Syntax only: applying them would refuse their made-up keys.
     for text in good {
-        load(text);
+        crate::conf::parse_toml_str(text, "t.toml").unwrap_or_else(|e| panic!("{text:?}: {e}"));
     }
 }
 
@@ -143,11 +144,10 @@ fn bad_inputs_report_positions() {
 
 #[test]
 fn warnings_carry_toml_positions() {
-    let l = load("foo = 1\n\ncluster = { port = 6222 }\n[jetstream]\n  domain = \"hub\"");
+    let l = load("\n\ncluster = { port = 6222 }\n[jetstream]\n  domain = \"hub\"");
     assert_eq!(
         l.warnings,
         [
-            "t.toml:1:1: unknown key 'foo' is ignored",
             "t.toml:3:1: cluster is not supported yet and is ignored",
             "t.toml:5:3: jetstream.domain is not supported yet and is ignored",
         ]
