@@ -407,3 +407,16 @@ fn config_test_mode_matches_a_real_run() {
     assert!(out.contains("test is successful"), "{out}");
     assert!(err.contains("cluster is not supported yet"), "{err}");
 }
+
+/// A second server on a store directory in use refuses to start and names the holder.
+#[test]
+fn a_store_directory_in_use_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().to_str().unwrap();
+    let first = spawn_binary_with(Path::new(BIN), &["-js", "-sd", sd]).unwrap();
+    let (code, _, err) = run(&["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", sd]);
+    assert_eq!(code, 1, "{err}");
+    let want = format!("is in use by another server (pid {})", first.pid());
+    assert!(err.contains(&want), "{err}");
+    drop(first);
+}

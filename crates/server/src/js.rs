@@ -9,11 +9,14 @@ use petrel_jetstream::{JetStream, JetStreamConfig};
 
 use crate::internal::ServerPort;
 use crate::server::{ServerError, Shared};
+use crate::store_lock::StoreLock;
 
-/// The running JetStream and its port.
+/// The running JetStream, its port, and the lock on its store directory (released once
+/// the stores are closed).
 pub(crate) struct JsRuntime {
     pub js: Arc<JetStream>,
     pub port: Arc<ServerPort>,
+    lock: parking_lot::Mutex<Option<StoreLock>>,
 }
 
 /// Recover the streams under the store directory and start serving `$JS.API`.
@@ -22,6 +25,7 @@ pub(crate) async fn start(
     opts: &JetStreamOptions,
     backend: Arc<dyn petrel_store::Backend>,
 ) -> Result<JsRuntime, ServerError> {
+    let lock = StoreLock::acquire(&opts.store_dir)?;
     let port = ServerPort::new(shared, shared.system.clone());
     let config = JetStreamConfig {
         store_dir: opts.store_dir.clone(),
@@ -37,7 +41,11 @@ pub(crate) async fn start(
     let js = JetStream::start(config, port.clone())
         .await
         .map_err(|e| ServerError::JetStream(e.to_string()))?;
-    Ok(JsRuntime { js, port })
+    Ok(JsRuntime {
+        js,
+        port,
+        lock: parking_lot::Mutex::new(Some(lock)),
+    })
 }
 
 impl JsRuntime {
@@ -45,5 +53,6 @@ impl JsRuntime {
     pub async fn shutdown(&self) {
         self.port.clear();
         self.js.shutdown().await;
+        self.lock.lock().take();
     }
 }

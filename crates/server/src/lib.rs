@@ -33,6 +33,7 @@ mod perms;
 mod router;
 mod server;
 mod stats;
+mod store_lock;
 mod sub;
 mod tls;
 
@@ -55,4 +56,5 @@ pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,
 };
 pub use stats::StatsSnapshot;
+pub use store_lock::StoreLockError;
 pub use tls::TlsError;

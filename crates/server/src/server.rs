@@ -41,6 +41,9 @@ pub enum ServerError {
         /// Underlying error.
         cause: std::io::Error,
     },
+    /// Another server holds the store directory, or it cannot be locked.
+    #[error(transparent)]
+    StoreLock(#[from] crate::store_lock::StoreLockError),
     /// JetStream could not start (its store could not be opened).
     #[error("cannot start JetStream: {0}")]
     JetStream(String),
