@@ -420,3 +420,32 @@ fn a_store_directory_in_use_is_refused_with_the_holders_pid() {
     assert!(err.contains(&want), "{err}");
     drop(first);
 }
+
+/// Each recovered stream is logged once.
+#[tokio::test]
+async fn each_recovered_stream_is_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().to_str().unwrap();
+    let s = spawn_binary_with(Path::new(BIN), &["-js", "-sd", sd]).unwrap();
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = async_nats::jetstream::new(nc);
+    for name in ["A", "B"] {
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    drop(s);
+    let s = spawn_binary_with(Path::new(BIN), &["-js", "-sd", sd]).unwrap();
+    let _ = async_nats::connect(s.client_url()).await.unwrap();
+    let lines = s.log_lines();
+    for name in ["stream=A", "stream=B"] {
+        let n = lines
+            .iter()
+            .filter(|l| l.contains("stream recovered") && l.contains(name))
+            .count();
+        assert_eq!(n, 1, "{name}: {lines:#?}");
+    }
+}

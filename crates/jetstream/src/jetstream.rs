@@ -310,9 +310,8 @@ fn recover_all(
             }
         };
         match Stream::open(config, m.created, dir, sync, backend.clone()) {
+            // The file store logs what it recovered (once per stream).
             Ok(stream) => {
-                let (msgs, bytes) = stream.counters();
-                tracing::info!(stream = %name, msgs, bytes, "stream recovered");
                 out.push(stream);
             }
             Err(e) => {
