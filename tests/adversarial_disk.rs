@@ -187,3 +187,54 @@ async fn a_corrupt_consumer_state_never_skips_unacked_messages() {
 async fn a_missing_consumer_state_never_skips_unacked_messages() {
     state_loss(|state| std::fs::remove_file(state).unwrap()).await;
 }
+
+/// GETs `/healthz` until its status is `want` (polled, at most 15 s).
+async fn healthz_until(s: &TestServer, want: u16) -> serde_json::Value {
+    let addr = s.monitor_addr().expect("monitoring on");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = petrel_testkit::http_get(addr, "/healthz").await.unwrap();
+        if r.status == want {
+            return r.json();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz never {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn healthz_reports_a_full_store_and_recovers_when_space_returns() {
+    let fb = FaultyBackend::new(StdBackend);
+    let backend = Arc::new(fb.clone());
+    let s = spawn_with_store(|b, dir| b.jetstream(dir).store_backend(backend).http_port(0)).await;
+    healthz_until(&s, 200).await;
+    fb.set_space(Some(0));
+    let v = healthz_until(&s, 503).await;
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("is not writable") && error.contains("os error 28"),
+        "{v}"
+    );
+    fb.set_space(None);
+    healthz_until(&s, 200).await;
+}
+
+#[tokio::test]
+async fn a_store_that_takes_no_writes_at_start_leaves_core_nats_up_and_healthz_down() {
+    let fb = FaultyBackend::new(StdBackend);
+    fb.set_space(Some(0));
+    let backend = Arc::new(fb.clone());
+    let s = spawn_with_store(|b, dir| b.jetstream(dir).store_backend(backend).http_port(0)).await;
+    let v = healthz_until(&s, 503).await;
+    assert!(
+        v["error"].as_str().unwrap().contains("is not writable"),
+        "{v}"
+    );
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let mut sub = nc.subscribe("core.x").await.unwrap();
+    nc.publish("core.x", "up".into()).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().payload, "up");
+}

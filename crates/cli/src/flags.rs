@@ -63,6 +63,18 @@ const FLAGS: &[Flag] = &[
         help: "Test configuration and exit",
     },
     Flag {
+        names: &["healthcheck"],
+        kind: Kind::Bool,
+        arg: "",
+        help: "Probe a running server's /healthz (-m port, default 8222) and exit 0 if healthy (container HEALTHCHECK)",
+    },
+    Flag {
+        names: &["healthcheck_url"],
+        kind: Kind::Value,
+        arg: "<url>",
+        help: "Probe this /healthz URL instead (implies --healthcheck)",
+    },
+    Flag {
         names: &["max_payload"],
         kind: Kind::Value,
         arg: "<bytes>",

@@ -5,6 +5,7 @@
 //! gracefully, flushing every connection.
 
 mod flags;
+mod healthcheck;
 mod lifecycle;
 mod logging;
 mod options;
@@ -36,6 +37,19 @@ fn main() -> ExitCode {
     if parsed.on("help") {
         print!("{}", flags::usage());
         return ExitCode::SUCCESS;
+    }
+    if parsed.on("healthcheck") || parsed.given("healthcheck_url") {
+        let url = parsed
+            .get("healthcheck_url")
+            .map(str::to_string)
+            .unwrap_or_else(|| healthcheck::default_url(parsed.get("http_port")));
+        return match healthcheck::probe(&url) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("petrel: unhealthy: {e:#}");
+                ExitCode::from(1)
+            }
+        };
     }
     if parsed.on("version") {
         println!("petrel: v{PETREL_VERSION} (nats-server protocol level {NATS_COMPAT_VERSION})");

@@ -449,3 +449,26 @@ async fn each_recovered_stream_is_logged_once() {
         assert_eq!(n, 1, "{name}: {lines:#?}");
     }
 }
+
+/// `--healthcheck` (the container image's HEALTHCHECK) exits 0 against a healthy server's
+/// `/healthz` and 1, saying why, when nothing answers.
+#[test]
+fn healthcheck_flag_probes_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().to_str().unwrap();
+    let s = spawn_binary_with(Path::new(BIN), &["-js", "-sd", sd, "-m", "-1"]).unwrap();
+    let addr = s.monitor_addr(Duration::from_secs(10)).expect("monitor");
+    let port = addr.port().to_string();
+    let (code, _, err) = run(&["--healthcheck", "-m", &port]);
+    assert_eq!(code, 0, "{err}");
+    let url = format!("http://{addr}/healthz");
+    let (code, _, err) = run(&["--healthcheck_url", &url]);
+    assert_eq!(code, 0, "{err}");
+    drop(s);
+    let (code, _, err) = run(&["--healthcheck_url", &url]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("petrel: unhealthy: cannot connect to"),
+        "{err}"
+    );
+}

@@ -38,6 +38,9 @@ const API_LIMITS: Limits = Limits {
 };
 /// How often the maintenance task runs.
 const TICK: Duration = Duration::from_millis(250);
+/// How often the store directory is checked for a durable write (a full or read-only
+/// volume shows in `/healthz` within this).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// How long shutdown waits for one stream to drain and close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,6 +91,8 @@ pub struct JetStream {
     pub(crate) api: Arc<Backlog<ApiRequest>>,
     /// The `$JS.API.>` subscription.
     api_sub: Mutex<Option<SubId>>,
+    /// Why the store directory does not take writes, as of the last probe.
+    store_problem: Mutex<Option<String>>,
     pub(crate) api_total: AtomicU64,
     pub(crate) api_errors: AtomicU64,
     closing: AtomicBool,
@@ -134,6 +139,7 @@ impl JetStream {
             streams: RwLock::new(BTreeMap::new()),
             api: Arc::new(Backlog::new(API_LIMITS)),
             api_sub: Mutex::new(None),
+            store_problem: Mutex::new(None),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             closing: AtomicBool::new(false),
@@ -196,6 +202,30 @@ impl JetStream {
             self.unsubscribe(&s, None);
         }
         tracing::info!("jetstream stopped");
+    }
+
+    /// Why the store directory did not take a write at the last probe (every 5 s), if it
+    /// did not: a full or read-only volume. `/healthz` reports it.
+    pub fn store_problem(&self) -> Option<String> {
+        self.store_problem.lock().clone()
+    }
+
+    /// Records a probe's result, logging each change once.
+    fn record_probe(&self, result: std::io::Result<()>) {
+        let dir = self.config.store_dir.display();
+        let mut problem = self.store_problem.lock();
+        match (result, problem.is_some()) {
+            (Ok(()), true) => {
+                tracing::info!("JetStream store directory {dir} takes writes again");
+                *problem = None;
+            }
+            (Err(e), false) => {
+                let why = format!("JetStream store directory {dir} is not writable: {e}");
+                tracing::error!("{why}");
+                *problem = Some(why);
+            }
+            _ => {}
+        }
     }
 
     /// Streams, consumers, messages, bytes and API counters, for monitoring. Never blocks on
@@ -366,6 +396,7 @@ async fn maintenance_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sync = Instant::now();
+    let mut last_probe = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -378,6 +409,16 @@ async fn maintenance_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool
             }
             _ => false,
         };
+        if last_probe.elapsed() >= PROBE_EVERY {
+            last_probe = Instant::now();
+            let (backend, dir) = (js.config.backend.clone(), js.config.store_dir.clone());
+            let probed = tokio::task::spawn_blocking(move || {
+                petrel_store::probe_writable(backend.as_ref(), &dir)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            js.record_probe(probed);
+        }
         let streams: Vec<Arc<Stream>> = js.streams.read().values().cloned().collect();
         if streams.is_empty() {
             continue;

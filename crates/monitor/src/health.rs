@@ -3,7 +3,9 @@
 //! `/healthz` answers `{"status":"ok"}` (200, on one line as nats-server writes it). As nats-server 2.9.10, JetStream is only
 //! checked when it is configured: a server configured with JetStream whose JetStream is
 //! not running answers 503 `{"status":"unavailable","status_code":503,"error":"JetStream
-//! not enabled"}`; a server without JetStream in its configuration is healthy even with
+//! not enabled"}` (or, when its store directory took no writes at start, why); one whose
+//! store directory stopped taking writes (a full or read-only volume, probed every 5 s)
+//! answers 503 with the system's error; a server without JetStream in its configuration is healthy even with
 //! `js-enabled-only=true` (nats-server 2.9.10 answers the same). `js-enabled-only`,
 //! `js-enabled` and `js-server-only` are accepted (booleans); Petrel has no clustered
 //! assets to check beyond that.
@@ -41,15 +43,14 @@ pub(crate) async fn healthz(
             return bad.response();
         }
     }
-    let view = state.view();
-    if view.jetstream_options().is_some() && view.jetstream_stats().is_none() {
+    if let Some(why) = state.view().jetstream_problem() {
         let code = StatusCode::SERVICE_UNAVAILABLE;
         return json_compact(
             code,
             &Health {
                 status: "unavailable",
                 status_code: Some(code.as_u16()),
-                error: Some("JetStream not enabled".to_string()),
+                error: Some(why),
             },
         );
     }

@@ -66,12 +66,24 @@ impl From<OptionsError> for ServerError {
     }
 }
 
+/// Whether an I/O error means "this directory takes no writes" (the server then runs
+/// without JetStream and says why) rather than a mistake that should stop the start.
+fn not_writable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem, StorageFull};
+    matches!(
+        e.kind(),
+        ReadOnlyFilesystem | StorageFull | PermissionDenied
+    )
+}
+
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
     /// The internal client JetStream's subscriptions and publishes belong to.
     pub system: Arc<Client>,
     /// JetStream, when enabled.
     pub js: std::sync::OnceLock<crate::js::JsRuntime>,
+    /// Why configured JetStream did not start (its store directory takes no writes).
+    pub js_down: std::sync::OnceLock<String>,
     /// Options in force; replaced as a whole on reload.
     opts: RwLock<Arc<Options>>,
     /// Bumped by every reload; every connection watches it.
@@ -358,12 +370,29 @@ impl Server {
         if crate::auth::has_plaintext(&opts.auth) {
             tracing::warn!("Plaintext passwords detected, use nkeys or bcrypt");
         }
-        if let Some(js) = &opts.jetstream {
-            std::fs::create_dir_all(&js.store_dir).map_err(|cause| ServerError::StoreDir {
-                dir: js.store_dir.clone(),
-                cause,
-            })?;
-        }
+        // A store directory that takes no writes (a read-only or full volume, a directory
+        // the server's user may not write) leaves JetStream unavailable — logged, and
+        // reported by /healthz — while core NATS serves; anything else stops the start.
+        let js_down = match &opts.jetstream {
+            Some(js) => match petrel_store::probe_writable(self.backend.as_ref(), &js.store_dir) {
+                Ok(()) => None,
+                Err(cause) if not_writable(&cause) => {
+                    let why = format!(
+                        "JetStream store directory {} is not writable: {cause}",
+                        js.store_dir.display()
+                    );
+                    tracing::error!("{why}; JetStream is unavailable (/healthz reports it)");
+                    Some(why)
+                }
+                Err(cause) => {
+                    return Err(ServerError::StoreDir {
+                        dir: js.store_dir.clone(),
+                        cause,
+                    })
+                }
+            },
+            None => None,
+        };
         let tls = match &opts.tls {
             Some(t) => Some((crate::tls::acceptor(t)?, t.clone())),
             None => None,
@@ -390,6 +419,7 @@ impl Server {
         let shared = Arc::new(Shared {
             system,
             js: std::sync::OnceLock::new(),
+            js_down: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
                 .clone()
@@ -411,7 +441,9 @@ impl Server {
             config_gen: tokio::sync::watch::channel(0).0,
             monitor: crate::monitoring::MonitorState::new(),
         });
-        if let Some(js) = &shared.opts().jetstream {
+        if let Some(why) = js_down {
+            let _ = shared.js_down.set(why);
+        } else if let Some(js) = &shared.opts().jetstream {
             tracing::info!("Starting JetStream");
             tracing::info!(
                 "  Store Directory: {:?}",

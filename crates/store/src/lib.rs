@@ -42,7 +42,7 @@ mod traits;
 mod types;
 
 pub use error::StoreError;
-pub use file::backend::{read_all, write_atomic, Backend, BackendFile, StdBackend};
+pub use file::backend::{probe_writable, read_all, write_atomic, Backend, BackendFile, StdBackend};
 pub use file::faulty::{FaultOp, FaultyBackend};
 pub use file::{FileStore, FileStoreConfig, RecoveryReport, SyncMode};
 pub use mem::MemStore;

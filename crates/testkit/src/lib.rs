@@ -26,12 +26,12 @@ use petrel_server::ServerHandle;
 pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, SpawnError};
 pub use certs::{CertError, TestCerts};
 pub use http::{http_get, HttpError, HttpResponse};
-pub use raw::RawClient;
 /// The server types tests configure through [`spawn_with`], so a test needs no direct
 /// dependency on `petrel-server`.
 pub use petrel_server::{
     Auth, Permissions, ResponsePermission, ServerBuilder, SubjectPermission, TlsOptions, User,
 };
+pub use raw::RawClient;
 
 /// Every Rust example of the README, compiled as a doctest so the README stays true.
 #[cfg(doctest)]

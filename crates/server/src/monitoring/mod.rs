@@ -154,6 +154,23 @@ impl MonitorView {
         self.shared.opts().jetstream.clone()
     }
 
+    /// Why configured JetStream cannot take writes, if it cannot: it did not start because
+    /// its store directory takes no writes, or its last probe of the directory failed (a
+    /// full or read-only volume). `None` when JetStream is not configured or healthy.
+    pub fn jetstream_problem(&self) -> Option<String> {
+        self.shared.opts().jetstream.as_ref()?;
+        match self.shared.js.get() {
+            Some(rt) => rt.js.store_problem(),
+            None => Some(
+                self.shared
+                    .js_down
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "JetStream not enabled".to_string()),
+            ),
+        }
+    }
+
     /// JetStream's counters, when it runs. Never blocks.
     pub fn jetstream_stats(&self) -> Option<JetStreamStats> {
         self.shared.js.get().map(|rt| rt.js.stats())

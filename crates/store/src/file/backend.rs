@@ -227,6 +227,17 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// Name of the file [`probe_writable`] writes.
+const PROBE: &str = ".petrel-probe";
+
+/// Whether `dir` takes a durable write now: creates it, writes a small file with
+/// [`write_atomic`] (fsync, rename, directory fsync) and removes it. Fails on a read-only,
+/// full or forbidden directory with the system's error.
+pub fn probe_writable(backend: &dyn Backend, dir: &Path) -> io::Result<()> {
+    write_atomic(backend, dir, PROBE, b"petrel\n", true)?;
+    backend.remove(&dir.join(PROBE))
+}
+
 /// Reads a whole file through `backend`.
 pub fn read_all(backend: &dyn Backend, path: &Path) -> io::Result<Vec<u8>> {
     let f = backend.open(path)?;
