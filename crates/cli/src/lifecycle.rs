@@ -30,31 +30,91 @@ pub fn send_signal(spec: &str, pid_file: Option<&Path>) -> anyhow::Result<()> {
         bail!("unknown signal {name:?} (one of: {})", names.join(", "));
     };
     let pid = match target {
-        Some(t) if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() => t.to_string(),
+        Some(t) if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() => parse_pid(t)?,
         Some(t) => read_pid(Path::new(t))?,
         None => match pid_file {
             Some(p) => read_pid(p)?,
-            None => bail!("no pid given: use --signal {name}=<pid or pid file>, or -P <pid file>"),
+            None => running_petrel()?,
         },
     };
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid])
-        .status()
-        .context("cannot run kill")?;
-    if !status.success() {
-        bail!("sending SIG{sig} to pid {pid} failed");
-    }
-    Ok(())
+    kill(pid, sig)
 }
 
-fn read_pid(path: &Path) -> anyhow::Result<String> {
+/// Sends `SIG<sig>` to `pid`.
+#[cfg(unix)]
+fn kill(pid: i32, sig: &str) -> anyhow::Result<()> {
+    use rustix::process::{kill_process, Pid, Signal};
+    let signal = match sig {
+        "KILL" => Signal::KILL,
+        "INT" => Signal::INT,
+        "TERM" => Signal::TERM,
+        "USR1" => Signal::USR1,
+        "HUP" => Signal::HUP,
+        _ => Signal::USR2,
+    };
+    let target = Pid::from_raw(pid).with_context(|| format!("bad pid {pid}"))?;
+    kill_process(target, signal)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("sending SIG{sig} to pid {pid} failed"))
+}
+
+/// Signals need a Unix system.
+#[cfg(not(unix))]
+fn kill(_pid: i32, sig: &str) -> anyhow::Result<()> {
+    bail!("sending SIG{sig} needs a Unix system")
+}
+
+/// The one other running process named `petrel` (as nats-server looks itself up when
+/// `--signal` names no pid): in a container, the server is the only one.
+fn running_petrel() -> anyhow::Result<i32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir("/proc")
+        .context("no pid given and /proc cannot be read: use --signal <name>=<pid or pid file>")?;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if pid != me && comm.trim_end() == "petrel" {
+            found.push(pid);
+        }
+    }
+    match found.as_slice() {
+        [] => {
+            bail!("no petrel process is running (or give one: --signal <name>=<pid or pid file>)")
+        }
+        [pid] => parse_pid(&pid.to_string()),
+        many => {
+            let pids: Vec<String> = many.iter().map(|p| p.to_string()).collect();
+            bail!(
+                "multiple petrel processes are running (pids {}): use --signal <name>=<pid>",
+                pids.join(", ")
+            )
+        }
+    }
+}
+
+/// A pid as kill(2) takes it.
+fn parse_pid(text: &str) -> anyhow::Result<i32> {
+    match text.parse::<i32>() {
+        Ok(pid) if pid > 0 => Ok(pid),
+        _ => bail!("{text:?} is not a pid"),
+    }
+}
+
+fn read_pid(path: &Path) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read pid file {}", path.display()))?;
     let pid = text.trim();
     if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
         bail!("pid file {} does not hold a pid", path.display());
     }
-    Ok(pid.to_string())
+    parse_pid(pid)
 }
 
 /// A written ports file; removed when dropped.
@@ -126,10 +186,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown signal"));
-        assert!(send_signal("stop", None)
+        // (No test sends without a pid: it would signal whichever petrel runs.)
+        assert!(send_signal("stop=0", None)
             .unwrap_err()
             .to_string()
-            .contains("no pid given"));
+            .contains("is not a pid"));
         let dir = tempfile::tempdir().unwrap();
         let pf = dir.path().join("p.pid");
         std::fs::write(&pf, "not a pid").unwrap();

@@ -153,7 +153,10 @@ fn run(opts: petrel_server::Options, flags: &flags::Parsed) -> anyhow::Result<()
         let mut signals = signals::Signals::new()?;
         let lame_duck = loop {
             match signals.next().await {
-                signals::Signal::Stop => break false,
+                signals::Signal::Stop(name) => {
+                    tracing::info!("Trapped {name:?} signal");
+                    break false;
+                }
                 signals::Signal::LameDuck => break true,
                 signals::Signal::Reload => reload(&handle, flags),
                 signals::Signal::Reopen => {

@@ -5,8 +5,9 @@ use anyhow::Context;
 
 /// What a signal asks for.
 pub enum Signal {
-    /// Shut down gracefully.
-    Stop,
+    /// Shut down gracefully; the signal's name as nats-server logs it ("terminated",
+    /// "interrupt").
+    Stop(&'static str),
     /// Re-read the configuration.
     Reload,
     /// Lame-duck mode, then exit.
@@ -53,8 +54,8 @@ impl Signals {
     #[cfg(unix)]
     pub async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => Signal::Stop,
-            _ = self.int.recv() => Signal::Stop,
+            _ = self.term.recv() => Signal::Stop("terminated"),
+            _ = self.int.recv() => Signal::Stop("interrupt"),
             _ = self.hup.recv() => Signal::Reload,
             _ = self.usr1.recv() => Signal::Reopen,
             _ = self.usr2.recv() => Signal::LameDuck,
@@ -65,6 +66,6 @@ impl Signals {
     #[cfg(not(unix))]
     pub async fn next(&mut self) -> Signal {
         let _ = tokio::signal::ctrl_c().await;
-        Signal::Stop
+        Signal::Stop("interrupt")
     }
 }

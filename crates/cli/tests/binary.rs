@@ -10,7 +10,16 @@ use petrel_testkit::{spawn_binary_with, RawClient};
 const BIN: &str = env!("CARGO_BIN_EXE_petrel");
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run petrel");
+    run_env(args, &[])
+}
+
+/// Runs petrel with `args` and the environment variables `env` added.
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run petrel");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -75,6 +84,21 @@ fn config_test_mode() {
         assert_eq!(code, 0, "{example}: {err}");
         assert!(out.contains("test is successful"));
     }
+    // The compose service's file takes its passwords from the environment.
+    let compose = format!(
+        "{}/../../config/medisync-compose.conf",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let env = [
+        ("MEDISYNC_ETL_PASSWORD", "etl-secret"),
+        ("MEDISYNC_API_PASSWORD", "api-secret"),
+    ];
+    let (code, out, err) = run_env(&["-t", "-c", &compose], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("test is successful"));
+    let (code, _, err) = run_env(&["-t", "-c", &compose], &env[1..]);
+    assert_eq!(code, 1);
+    assert!(err.contains("MEDISYNC_ETL_PASSWORD"), "{err}");
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "port = \"x\"\n").unwrap();
     let (code, _, err) = run(&["-t", "-c", toml.to_str().unwrap()]);
@@ -213,6 +237,7 @@ async fn sigterm_flushes_then_exits_zero() {
         .unwrap();
     assert_eq!(code, Some(0));
     let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("[INF] Trapped \"terminated\" signal"), "{log}");
     assert!(log.contains("[INF] Initiating Shutdown..."), "{log}");
     assert!(log.contains("Server Exiting.."), "{log}");
     assert!(

@@ -108,9 +108,14 @@ fn signal_errors_are_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown signal"), "{err}");
     let out = Command::new(BIN)
-        .args(["--signal", "stop"])
+        .args(["--signal", "stop=999999999"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no pid given"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sending SIGKILL to pid 999999999 failed: No such process"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -176,6 +176,7 @@ impl JetStream {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
+        tracing::info!("Initiating JetStream Shutdown...");
         let _ = self.shutdown_tx.send(true);
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for s in streams {
@@ -201,7 +202,7 @@ impl JetStream {
         for s in streams {
             self.unsubscribe(&s, None);
         }
-        tracing::info!("jetstream stopped");
+        tracing::info!("JetStream Shutdown");
     }
 
     /// Why the store directory did not take a write at the last probe (every 5 s), if it
