@@ -18,6 +18,7 @@ mod docker_support;
 mod headers;
 mod jetstream;
 mod jetstream_limits;
+mod js_client_compat;
 mod kv;
 mod lifecycle;
 mod limits;

@@ -4,6 +4,7 @@
 //! event queue). Each only queues work for JetStream's own tasks and reports back-pressure
 //! ([`Flow`]); a refused publish is answered here with the error nats-server sends.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -21,6 +22,8 @@ use crate::time::{rfc3339_nano, OncePerSecond};
 
 /// Prefix of pull requests.
 pub(crate) const NEXT_PREFIX: &str = "$JS.API.CONSUMER.MSG.NEXT.";
+/// Direct gets: `$JS.API.DIRECT.GET.<stream>[.<subject>]`.
+const DIRECT_PREFIX: &str = "$JS.API.DIRECT.GET.";
 /// Subject of the advisory sent when API requests are dropped.
 pub(crate) const API_LIMIT_ADVISORY: &str = "$JS.EVENT.ADVISORY.API.LIMIT_REACHED";
 /// Header of the PubAck that refuses a publish to a full ingest queue.
@@ -40,6 +43,16 @@ impl Handler for ApiHandler {
         };
         if let Some(names) = msg.subject.strip_prefix(NEXT_PREFIX) {
             return js.pull_request(names, msg.reply, msg.payload);
+        }
+        if let Some(rest) = msg.subject.strip_prefix(DIRECT_PREFIX) {
+            // nats-server subscribes DIRECT.GET only for streams that allow it.
+            let name = rest.split('.').next().unwrap_or_default();
+            let direct = js
+                .stream(name)
+                .is_some_and(|s| s.allow_direct.load(Ordering::Relaxed));
+            if !direct {
+                return Flow::NoResponders;
+            }
         }
         let req = ApiRequest {
             subject: msg.subject.to_string(),

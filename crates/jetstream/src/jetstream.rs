@@ -22,6 +22,7 @@ use crate::config::{StorageType, StreamConfig};
 use crate::errors::JetStreamError;
 use crate::handlers::{ApiHandler, StreamHandler};
 use crate::ingest;
+use crate::limits::{reservation, ResourceLimits};
 use crate::meta::{self, StreamMeta};
 use crate::port::{Accept, Port, SubId};
 use crate::stream::Stream;
@@ -80,11 +81,22 @@ pub struct JetStreamStats {
     pub api_total: u64,
     /// API requests answered with an error.
     pub api_errors: u64,
+    /// The memory limit in force (configured, else 75% of the machine's memory).
+    pub max_memory: u64,
+    /// The storage limit in force (configured, else 75% of the volume's free space at
+    /// start).
+    pub max_storage: u64,
+    /// Bytes memory streams reserve with `max_bytes`.
+    pub reserved_memory: u64,
+    /// Bytes file streams reserve with `max_bytes`.
+    pub reserved_storage: u64,
 }
 
 /// JetStream: streams, the API and their tasks.
 pub struct JetStream {
     pub(crate) config: JetStreamConfig,
+    /// The resource limits in force (configured, else measured at start).
+    pub(crate) limits: ResourceLimits,
     pub(crate) port: Arc<dyn Port>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// API requests waiting for the API task.
@@ -133,8 +145,10 @@ impl JetStream {
                 cause: std::io::Error::other(e.to_string()),
             })??;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let limits = ResourceLimits::resolve(config.max_memory, config.max_file, &config.store_dir);
         let js = Arc::new_cyclic(|me| JetStream {
             config,
+            limits,
             port,
             streams: RwLock::new(BTreeMap::new()),
             api: Arc::new(Backlog::new(API_LIMITS)),
@@ -235,9 +249,15 @@ impl JetStream {
         let mut st = JetStreamStats {
             api_total: self.api_total.load(Ordering::Relaxed),
             api_errors: self.api_errors.load(Ordering::Relaxed),
+            max_memory: self.limits.max_memory,
+            max_storage: self.limits.max_storage,
             ..JetStreamStats::default()
         };
         for s in self.streams.read().values() {
+            match s.storage {
+                StorageType::Memory => st.reserved_memory += reservation(&s.config()),
+                StorageType::File => st.reserved_storage += reservation(&s.config()),
+            }
             let (msgs, bytes) = s.counters();
             st.streams += 1;
             st.consumers += s.consumers.read().len() as u64;

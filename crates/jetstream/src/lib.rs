@@ -46,6 +46,7 @@ mod handlers;
 mod ingest;
 mod jetstream;
 mod json;
+pub mod limits;
 mod meta;
 mod monitor;
 pub mod port;

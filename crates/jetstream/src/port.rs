@@ -88,6 +88,10 @@ pub enum Flow {
     Stall(Arc<dyn Pressure>),
     /// The message was refused; publish this (as the server) in answer.
     Answer(ServerMsg),
+    /// Nobody here answers this subject (a DIRECT.GET for a stream without
+    /// `allow_direct`): the message counts as not delivered, so a requester that asked for
+    /// no-responders statuses gets `503` as when no subscription matches.
+    NoResponders,
 }
 
 impl std::fmt::Debug for Flow {
@@ -96,6 +100,7 @@ impl std::fmt::Debug for Flow {
             Flow::Ok => f.write_str("Ok"),
             Flow::Stall(_) => f.write_str("Stall"),
             Flow::Answer(m) => write!(f, "Answer({})", m.subject),
+            Flow::NoResponders => f.write_str("NoResponders"),
         }
     }
 }

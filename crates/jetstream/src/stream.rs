@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -94,6 +94,8 @@ pub(crate) struct Stream {
     pub subs: Mutex<Vec<(String, SubId)>>,
     /// The subjects, readable without the store lock (message routing).
     pub subjects: RwLock<Vec<String>>,
+    /// `allow_direct`, readable without the store lock (DIRECT.GET routing).
+    pub allow_direct: AtomicBool,
     /// Consumers by name.
     pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
     msgs: AtomicU64,
@@ -201,6 +203,7 @@ impl Stream {
             .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
         let state = store.state();
         let subjects = RwLock::new(config.subjects.clone());
+        let allow_direct = AtomicBool::new(config.allow_direct);
         let stream = Stream {
             name: config.name.clone(),
             created,
@@ -219,6 +222,7 @@ impl Stream {
             queue: Arc::new(Backlog::new(INGEST_LIMITS)),
             subs: Mutex::new(Vec::new()),
             subjects,
+            allow_direct,
             consumers: RwLock::new(BTreeMap::new()),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
@@ -308,12 +312,13 @@ impl Stream {
         } else {
             let all = inner.store.subjects_state(&req.subjects_filter);
             total = all.len();
-            Some(
-                all.into_iter()
-                    .skip(req.offset)
-                    .take(SUBJECTS_PAGE)
-                    .collect(),
-            )
+            let page: BTreeMap<String, u64> = all
+                .into_iter()
+                .skip(req.offset)
+                .take(SUBJECTS_PAGE)
+                .collect();
+            // Go's `omitempty`: an empty map is left out.
+            (!page.is_empty()).then_some(page)
         };
         let deleted = if req.deleted_details && st.num_deleted > 0 {
             Some(deleted_seqs(
@@ -427,6 +432,8 @@ impl Stream {
             .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
         inner.dedup.set_limits(config.max_msgs, config.max_bytes);
         *self.subjects.write() = config.subjects.clone();
+        self.allow_direct
+            .store(config.allow_direct, Ordering::Relaxed);
         inner.config = config;
         self.refresh_counters(&inner);
         self.removed_messages();

@@ -243,7 +243,7 @@ pub(crate) async fn handler(
         server_id: view.server_id().to_string(),
         now,
         disabled: false,
-        config: JsConfig::of(&opts),
+        config: JsConfig::of(&opts, &st),
         usage,
         streams: st.streams,
         consumers: st.consumers,

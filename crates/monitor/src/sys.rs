@@ -1,5 +1,5 @@
-//! Process numbers for `/varz` (`mem`, `cpu`, `cores`) and JetStream's default limits, read
-//! from `/proc` on Linux (0 elsewhere, no unsafe code).
+//! Process numbers for `/varz` (`mem`, `cpu`, `cores`), read from `/proc` on Linux (0
+//! elsewhere, no unsafe code).
 
 use std::time::Instant;
 
@@ -14,14 +14,6 @@ pub(crate) fn rss_bytes() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
-}
-
-/// Total physical memory in bytes.
-pub(crate) fn total_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Logical CPUs available to the process.
@@ -84,7 +76,6 @@ mod tests {
     fn proc_numbers_on_linux() {
         if cfg!(target_os = "linux") {
             assert!(rss_bytes() > 0);
-            assert!(total_memory().unwrap_or(0) > 0);
             assert!(cpu_seconds().is_some());
         }
         assert!(cores() >= 1);

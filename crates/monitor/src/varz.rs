@@ -14,11 +14,6 @@ use petrel_server::{JetStreamOptions, JetStreamStats, MonitorView};
 use crate::format::{is_default, json, nanos, rfc3339, secs, since, uptime, GoFloat};
 use crate::{sys, AppState};
 
-/// nats-server's default memory limit when the machine's memory is unknown (256 MiB).
-const DEFAULT_MAX_MEMORY: u64 = 256 * 1024 * 1024;
-/// nats-server's default storage limit when the disk's size is unknown (1 TiB).
-const DEFAULT_MAX_STORAGE: u64 = 1024 * 1024 * 1024 * 1024;
-
 #[derive(Serialize)]
 struct Varz {
     server_id: String,
@@ -101,15 +96,12 @@ pub(crate) struct JsConfig {
 }
 
 impl JsConfig {
-    /// The configured limits, else nats-server's defaults (75% of the machine's memory;
-    /// 1 TiB of storage). Petrel enforces only configured limits.
-    pub fn of(js: &JetStreamOptions) -> Self {
-        let max_memory = js
-            .max_memory
-            .unwrap_or_else(|| sys::total_memory().map_or(DEFAULT_MAX_MEMORY, |m| m / 4 * 3));
+    /// The limits JetStream enforces (configured, else nats-server's defaults measured at
+    /// its start) and its store directory.
+    pub fn of(js: &JetStreamOptions, st: &JetStreamStats) -> Self {
         JsConfig {
-            max_memory,
-            max_storage: js.max_file.unwrap_or(DEFAULT_MAX_STORAGE),
+            max_memory: st.max_memory,
+            max_storage: st.max_storage,
             store_dir: store_dir(&js.store_dir),
         }
     }
@@ -159,7 +151,7 @@ impl JsStats {
 fn jetstream(view: &MonitorView) -> JetStreamVarz {
     match (view.jetstream_options(), view.jetstream_stats()) {
         (Some(opts), Some(st)) => JetStreamVarz {
-            config: Some(JsConfig::of(&opts)),
+            config: Some(JsConfig::of(&opts, &st)),
             stats: Some(JsStats::of(&st)),
         },
         _ => JetStreamVarz {

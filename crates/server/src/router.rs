@@ -203,11 +203,12 @@ impl Router {
         } else {
             msg
         };
+        let mut delivered = false;
         for sub in &result.psubs {
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;
             }
-            self.deliver(shared, from, sub, route, msg);
+            delivered |= self.deliver(shared, from, sub, route, msg);
         }
         for (_, group) in &result.qsubs {
             let n = group.len();
@@ -218,11 +219,14 @@ impl Router {
                     continue;
                 }
                 if self.deliver(shared, from, sub, route, msg) {
+                    delivered = true;
                     break;
                 }
             }
         }
-        if result.is_empty() && from.no_responders {
+        // As nats-server: a request nobody received (no match, or every match declined,
+        // denied or full) gets the 503 status when its publisher asked for it.
+        if !delivered && from.no_responders {
             if let Some(reply) = msg.reply {
                 self.no_responders(shared, from.client, reply);
             }
@@ -302,7 +306,7 @@ impl Router {
                 Some(Flow::Ok) => {}
                 Some(Flow::Stall(p)) => self.stall(Stall::Queue(p)),
                 Some(Flow::Answer(m)) => self.answers.push(m),
-                None => return false,
+                Some(Flow::NoResponders) | None => return false,
             }
             self.out_msgs += 1;
             self.out_bytes += msg.data.len() as u64;

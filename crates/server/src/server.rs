@@ -237,6 +237,15 @@ impl ServerBuilder {
         });
         self
     }
+    /// JetStream's memory and file storage limits in bytes (`max_memory_store`,
+    /// `max_file_store`; `None`: nats-server's defaults). Call after [`Self::jetstream`].
+    pub fn jetstream_limits(mut self, max_memory: Option<u64>, max_file: Option<u64>) -> Self {
+        if let Some(js) = self.opts.jetstream.as_mut() {
+            js.max_memory = max_memory;
+            js.max_file = max_file;
+        }
+        self
+    }
     /// Maximum payload.
     pub fn max_payload(mut self, n: usize) -> Self {
         self.opts.max_payload = n;

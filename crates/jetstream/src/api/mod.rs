@@ -196,8 +196,8 @@ fn account_info(js: &JetStream) -> ApiResponse {
     let info = AccountInfo {
         memory: st.memory,
         storage: st.storage,
-        reserved_memory: 0,
-        reserved_storage: 0,
+        reserved_memory: st.reserved_memory,
+        reserved_storage: st.reserved_storage,
         streams: st.streams,
         consumers: st.consumers,
         limits: AccountLimits {

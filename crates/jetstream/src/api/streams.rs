@@ -13,6 +13,7 @@ use crate::config::{StorageType, StreamConfig};
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
 use crate::json::null_default;
+use crate::limits;
 use crate::meta::{self, StreamMeta};
 use crate::stream::{InfoRequest, Stream, StreamInfo, SUBJECTS_PAGE};
 use crate::time::now_nanos;
@@ -87,16 +88,24 @@ fn check_overlap(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses a `max_bytes` larger than the server's storage limit for its type.
-fn check_resources(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
-    let (limit, err): (_, fn() -> ApiError) = match cfg.storage {
-        StorageType::Memory => (js.config.max_memory, ApiError::memory_resources_exceeded),
-        StorageType::File => (js.config.max_file, ApiError::storage_resources_exceeded),
-    };
-    match (limit, u64::try_from(cfg.max_bytes)) {
-        (Some(limit), Ok(max)) if max > limit => Err(err()),
-        _ => Ok(()),
-    }
+/// Refuses a stream whose `max_bytes` does not fit in what the server's storage limit
+/// leaves after the other streams' reservations (nats-server's 10028 / 10047). `old` is the
+/// stream's config on update.
+fn check_resources(
+    js: &JetStream,
+    cfg: &StreamConfig,
+    old: Option<&StreamConfig>,
+) -> Result<(), ApiError> {
+    let others: u64 = js
+        .streams
+        .read()
+        .values()
+        .filter(|s| s.name != cfg.name)
+        .map(|s| s.config())
+        .filter(|c| c.storage == cfg.storage)
+        .map(|c| limits::reservation(&c))
+        .sum();
+    limits::check(&js.limits, cfg, old, others)
 }
 
 /// `STREAM.CREATE.<name>`.
@@ -133,7 +142,7 @@ fn create_inner(
     }
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg.subjects)?;
-    check_resources(js, &cfg)?;
+    check_resources(js, &cfg, None)?;
     let created = now_nanos();
     let streams_dir = meta::streams_dir(&js.config.store_dir);
     let stream_dir = streams_dir.join(name);
@@ -189,7 +198,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     let cfg = requested.normalize()?.check_update(&old)?;
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg.subjects)?;
-    check_resources(js, &cfg)?;
+    check_resources(js, &cfg, Some(&old))?;
     if let Some(dir) = &stream.dir {
         let m = StreamMeta {
             config: cfg.clone(),

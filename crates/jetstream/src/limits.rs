@@ -1,0 +1,157 @@
+//! JetStream's server-wide resource limits and stream reservations, as nats-server keeps
+//! them: `max_memory` / `max_file` from the config, else 75% of the machine's memory and
+//! 75% of the store volume's free space at start; a stream with `max_bytes` reserves that
+//! much of its storage type, and a create or update that would reserve more than the limit
+//! is refused (10028 for memory, 10047 for file).
+
+use std::path::Path;
+
+use crate::config::{StorageType, StreamConfig};
+
+/// nats-server's memory limit when the machine's memory cannot be read: 256 MiB.
+const FALLBACK_MAX_MEMORY: u64 = 256 * 1024 * 1024;
+/// nats-server's storage limit when the volume's free space cannot be read: 1 TiB.
+const FALLBACK_MAX_STORAGE: u64 = 1024 * 1024 * 1024 * 1024;
+
+/// The limits in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Bytes memory streams may reserve and hold.
+    pub max_memory: u64,
+    /// Bytes file streams may reserve and hold.
+    pub max_storage: u64,
+}
+
+impl ResourceLimits {
+    /// The configured limits, else nats-server's defaults measured now.
+    pub fn resolve(max_memory: Option<u64>, max_file: Option<u64>, store_dir: &Path) -> Self {
+        ResourceLimits {
+            max_memory: max_memory
+                .unwrap_or_else(|| total_memory().map_or(FALLBACK_MAX_MEMORY, |m| m / 4 * 3)),
+            max_storage: max_file.unwrap_or_else(|| {
+                disk_available(store_dir).map_or(FALLBACK_MAX_STORAGE, |a| a / 4 * 3)
+            }),
+        }
+    }
+
+    /// The limit of `storage`.
+    fn of(&self, storage: StorageType) -> u64 {
+        match storage {
+            StorageType::Memory => self.max_memory,
+            StorageType::File => self.max_storage,
+        }
+    }
+}
+
+/// What a stream reserves: its `max_bytes` when set.
+pub(crate) fn reservation(cfg: &StreamConfig) -> u64 {
+    u64::try_from(cfg.max_bytes).unwrap_or(0)
+}
+
+/// Checks that `cfg` fits next to `others_reserved` (what the other streams of its storage
+/// type reserve). `old` is the stream's current config on update: only growth is checked,
+/// as nats-server does; a stream without `max_bytes` needs one byte of room.
+pub(crate) fn check(
+    limits: &ResourceLimits,
+    cfg: &StreamConfig,
+    old: Option<&StreamConfig>,
+    others_reserved: u64,
+) -> Result<(), crate::ApiError> {
+    let limit = limits.of(cfg.storage);
+    let want = reservation(cfg);
+    let add = match old {
+        None => want.max(1),
+        Some(old) if old.storage == cfg.storage => want.saturating_sub(reservation(old)),
+        Some(_) => want,
+    };
+    let reserved = match old {
+        // The stream's own current reservation stays counted besides the growth.
+        Some(old) if old.storage == cfg.storage => others_reserved + reservation(old).min(want),
+        _ => others_reserved,
+    };
+    if reserved > limit || add > limit - reserved {
+        return Err(match cfg.storage {
+            StorageType::Memory => crate::ApiError::memory_resources_exceeded(),
+            StorageType::File => crate::ApiError::storage_resources_exceeded(),
+        });
+    }
+    Ok(())
+}
+
+/// Total physical memory in bytes (Linux `/proc/meminfo`).
+pub fn total_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes an unprivileged writer can still use on the volume of `dir` (or of its nearest
+/// existing ancestor).
+#[cfg(unix)]
+fn disk_available(dir: &Path) -> Option<u64> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn disk_available(_dir: &Path) -> Option<u64> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(storage: StorageType, max_bytes: i64) -> StreamConfig {
+        StreamConfig {
+            name: "S".into(),
+            storage,
+            max_bytes,
+            ..StreamConfig::default()
+        }
+    }
+
+    #[test]
+    fn creates_reserve_max_bytes_and_unlimited_needs_a_byte() {
+        let l = ResourceLimits {
+            max_memory: 100,
+            max_storage: 1000,
+        };
+        assert!(check(&l, &cfg(StorageType::File, 1000), None, 0).is_ok());
+        assert!(check(&l, &cfg(StorageType::File, 1001), None, 0).is_err());
+        assert!(check(&l, &cfg(StorageType::File, 600), None, 500).is_err());
+        assert!(check(&l, &cfg(StorageType::File, -1), None, 999).is_ok());
+        assert!(check(&l, &cfg(StorageType::File, -1), None, 1000).is_err());
+        let e = check(&l, &cfg(StorageType::Memory, 101), None, 0).unwrap_err();
+        assert_eq!(e.err_code, 10028);
+        let e = check(&l, &cfg(StorageType::File, 1 << 60), None, 0).unwrap_err();
+        assert_eq!(e.err_code, 10047);
+    }
+
+    #[test]
+    fn updates_check_only_growth() {
+        let l = ResourceLimits {
+            max_memory: 100,
+            max_storage: 1000,
+        };
+        let old = cfg(StorageType::File, 400);
+        // Others reserve 500: growing to 500 fits, to 501 does not; shrinking always does.
+        assert!(check(&l, &cfg(StorageType::File, 500), Some(&old), 500).is_ok());
+        assert!(check(&l, &cfg(StorageType::File, 501), Some(&old), 500).is_err());
+        assert!(check(&l, &cfg(StorageType::File, 100), Some(&old), 900).is_ok());
+        assert!(check(&l, &cfg(StorageType::File, -1), Some(&old), 900).is_ok());
+    }
+
+    #[test]
+    fn defaults_are_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ResourceLimits::resolve(None, Some(5), &dir.path().join("not/yet"));
+        assert_eq!(l.max_storage, 5);
+        assert!(l.max_memory > 0);
+        let l = ResourceLimits::resolve(Some(7), None, dir.path());
+        assert_eq!(l.max_memory, 7);
+        assert!(l.max_storage > 0);
+    }
+}
