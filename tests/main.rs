@@ -28,6 +28,7 @@ mod protocol;
 mod pubsub;
 mod queue;
 mod reload;
+mod republish;
 mod request;
 mod shutdown;
 mod support;

@@ -79,6 +79,29 @@ pub struct SubjectTransformConfig {
     pub dest: String,
 }
 
+/// Republish: every stored message whose subject matches `src` is published again, once
+/// committed, on `dest` (a transform destination) with headers naming its origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RePublish {
+    /// Source filter (empty = every subject).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub src: String,
+    /// Destination template.
+    #[serde(default, deserialize_with = "null_default")]
+    pub dest: String,
+    /// Publish the headers only (with `Nats-Msg-Size`), not the payload.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub headers_only: bool,
+}
+
 /// Limits applied to consumers of the stream (2.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerLimits {
@@ -199,9 +222,9 @@ pub struct StreamConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub sources: Vec<serde_json::Value>,
-    /// Republish (not supported).
+    /// Republish stored messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub republish: Option<serde_json::Value>,
+    pub republish: Option<RePublish>,
     /// Answer `$JS.API.DIRECT.GET.<stream>`.
     #[serde(default, deserialize_with = "null_default")]
     pub allow_direct: bool,
@@ -363,9 +386,6 @@ impl StreamConfig {
                 "stream mirrors and sources are not supported by this server",
             ));
         }
-        if self.republish.is_some() {
-            return Err(cfg_err("stream republish is not supported by this server"));
-        }
         if let Some(t) = &self.subject_transform {
             SubjectTransform::new(&t.src, &t.dest).map_err(|e| match e {
                 TransformError::Source(e) => ApiError::transform_invalid_source(e),
@@ -373,7 +393,57 @@ impl StreamConfig {
             })?;
         }
         self.check_subjects()?;
+        self.check_republish()?;
         Ok(self)
+    }
+
+    /// nats-server's republish rules: an empty source is every subject; `>` to `>` with a
+    /// subject transform of the stream's only subject republishes the transformed subjects;
+    /// the destination must not collide with the stream's subjects (a cycle) and must make
+    /// a valid transform (outside the server's own subject spaces).
+    fn check_republish(&mut self) -> Result<(), ApiError> {
+        let Some(rp) = self.republish.as_mut() else {
+            return Ok(());
+        };
+        if rp.src.is_empty() {
+            rp.src = ">".into();
+        }
+        if let Some(t) = &self.subject_transform {
+            if rp.src == ">"
+                && rp.dest == ">"
+                && self.subjects.len() == 1
+                && t.src == self.subjects[0]
+            {
+                rp.src = t.dest.clone();
+                rp.dest = t.dest.clone();
+            }
+        }
+        let compiled = SubjectTransform::new(&rp.src, &rp.dest);
+        // What the destination can produce ({{wildcard(n)}} tokens as `*`).
+        let reach = compiled
+            .as_ref()
+            .map_or_else(|_| rp.dest.clone(), SubjectTransform::dest_pattern);
+        let collide =
+            |a: &str, b: &str| petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes());
+        if self.subjects.iter().any(|s| collide(&reach, s)) {
+            return Err(cfg_err(
+                "stream configuration for republish destination forms a cycle",
+            ));
+        }
+        if let Some(space) = crate::transform::server_space(&reach) {
+            // nats-server accepts these; a copy there could act as a request to the server.
+            return Err(cfg_err(format!(
+                "stream configuration for republish with transform from '{}' to '{}' not valid: the destination is inside the server's {space:?} subject space",
+                rp.src, rp.dest
+            )));
+        }
+        if compiled.is_err() {
+            return Err(cfg_err(format!(
+                "stream configuration for republish with transform from '{}' to '{}' not valid",
+                rp.src, rp.dest
+            )));
+        }
+        Ok(())
     }
 
     /// Subject defaults and checks in nats-server 2.15's order: default `[name]`; for each

@@ -1,16 +1,31 @@
-//! Delivery cycles across streams. A push consumer delivers into its deliver subject; a
-//! stream whose subjects capture that subject stores the deliveries and its own push
-//! consumers deliver them on. If that chain leads back to the first stream, every message
-//! circulates for ever. Consumer create/update and stream create/update check the graph
-//! "stream X feeds stream Y" (a push consumer of X delivers into a subject Y captures)
-//! with the change applied, and refuse a change that closes a loop.
+//! Delivery cycles across streams. A push consumer delivers into its deliver subject, and a
+//! republishing stream publishes into its republish destination; a stream whose subjects
+//! capture those subjects stores the messages and passes them on in turn. If that chain
+//! leads back to the first stream, every message circulates for ever. Consumer
+//! create/update and stream create/update check the graph "stream X feeds stream Y" (an
+//! output of X reaches a subject Y captures) with the change applied, and refuse a change
+//! that closes a loop.
 //!
 //! Runs on the API task (one request at a time), so the graph cannot change underneath.
 
+use crate::config::StreamConfig;
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
+use crate::transform::SubjectTransform;
 
-/// One stream as a node: its subjects and its push consumers' (name, deliver subject).
+/// The output name of a stream's republish destination (consumer names cannot contain
+/// spaces, so it names no consumer).
+const REPUBLISH: &str = "republish destination";
+
+/// A stream's republish output: every subject its destination can produce.
+fn republish_output(cfg: &StreamConfig) -> Option<(String, String)> {
+    let rp = cfg.republish.as_ref()?;
+    let t = SubjectTransform::new(&rp.src, &rp.dest).ok()?;
+    Some((REPUBLISH.to_string(), t.dest_pattern()))
+}
+
+/// One stream as a node: its subjects and its outputs: push consumers' (name, deliver
+/// subject) and the republish destination.
 struct Node {
     name: String,
     subjects: Vec<String>,
@@ -46,6 +61,7 @@ impl Graph {
                         let ds = c.state.lock().config.deliver_subject.clone();
                         (!ds.is_empty()).then(|| (c.name.clone(), ds))
                     })
+                    .chain(republish_output(&s.config()))
                     .collect(),
             })
             .collect();
@@ -64,9 +80,12 @@ impl Graph {
         self.nodes.last_mut().expect("just pushed")
     }
 
-    /// With `stream`'s subjects replaced (a stream create or update).
-    pub fn with_subjects(mut self, stream: &str, subjects: &[String]) -> Graph {
-        self.node(stream).subjects = subjects.to_vec();
+    /// With `stream`'s subjects and republish output replaced (a stream create or update).
+    pub fn with_stream(mut self, stream: &str, cfg: &StreamConfig) -> Graph {
+        let node = self.node(stream);
+        node.subjects = cfg.subjects.clone();
+        node.outputs.retain(|(c, _)| c != REPUBLISH);
+        node.outputs.extend(republish_output(cfg));
         self
     }
 
@@ -88,7 +107,7 @@ impl Graph {
             self.nodes.iter().enumerate().filter_map(move |(j, n)| {
                 n.subjects
                     .iter()
-                    .any(|s| petrel_subject::matches(s.as_bytes(), out.1.as_bytes()))
+                    .any(|s| petrel_subject::subjects_collide(s.as_bytes(), out.1.as_bytes()))
                     .then_some((j, out))
             })
         })
@@ -136,15 +155,19 @@ pub(crate) fn check_consumer(
     }
 }
 
-/// Refuses stream subjects (create or update) that capture deliveries leading back to the
-/// stream (10052, naming the consumer whose deliveries close the loop).
+/// Refuses stream subjects or a republish destination (create or update) that lead messages
+/// back into the stream (10052, naming the output that closes the loop).
 pub(crate) fn check_stream(
     js: &JetStream,
     stream: &str,
-    subjects: &[String],
+    cfg: &StreamConfig,
 ) -> Result<(), ApiError> {
-    let graph = Graph::of(js).with_subjects(stream, subjects);
+    let graph = Graph::of(js).with_stream(stream, cfg);
     match graph.cycle_through(stream) {
+        Some(c) if c.consumer == REPUBLISH => Err(ApiError::stream_invalid_config(format!(
+            "stream configuration for republish destination forms a cycle (stream {:?} republishes to {:?})",
+            c.stream, c.deliver
+        ))),
         Some(c) => Err(ApiError::stream_invalid_config(format!(
             "subjects capture deliver subject {:?} of consumer {:?} on stream {:?}, which forms a delivery cycle",
             c.deliver, c.consumer, c.stream
@@ -184,8 +207,35 @@ mod tests {
         assert!(g.cycle_through("B").is_some());
         let g = g.with_consumer("C", "ca", "");
         assert!(g.cycle_through("A").is_none());
-        let g = g.with_subjects("C", &["c.>".into(), "z.>".into()]);
+        let cfg = StreamConfig {
+            subjects: vec!["c.>".into(), "z.>".into()],
+            ..StreamConfig::default()
+        };
+        let g = g.with_stream("C", &cfg);
         assert!(g.cycle_through("C").is_some(), "self capture");
         assert!(g.cycle_through("A").is_none(), "A is upstream only");
+    }
+
+    #[test]
+    fn republish_destinations_are_outputs() {
+        let republishing = |subjects: &[&str], src: &str, dest: &str| StreamConfig {
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            republish: Some(crate::config::RePublish {
+                src: src.into(),
+                dest: dest.into(),
+                headers_only: false,
+            }),
+            ..StreamConfig::default()
+        };
+        let g = Graph { nodes: Vec::new() }
+            .with_stream("A", &republishing(&["a.*"], "a.*", "b.{{wildcard(1)}}"))
+            .with_stream("B", &republishing(&["b.>"], "b.>", "c.>"));
+        assert!(g.cycle_through("A").is_none());
+        let g = g.with_stream("B", &republishing(&["b.>"], "b.>", "a.>"));
+        let c = g.cycle_through("A").expect("A -> B -> A");
+        assert_eq!(
+            (c.consumer.as_str(), c.deliver.as_str()),
+            (REPUBLISH, "a.>")
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::dedup::MSG_ID;
 use crate::errors::ApiError;
 use crate::json::encode;
 use crate::port::Port;
+use crate::republish::{self, Republished};
 use crate::stream::{Cmd, Inbound, Inner, Stream};
 use crate::time::now_nanos;
 
@@ -48,6 +49,8 @@ enum Outcome {
         seq: u64,
         subject: String,
         msg_id: Option<String>,
+        /// Its copy to publish after the commit, if the stream republishes it.
+        republish: Option<Republished>,
     },
     Duplicate(u64),
     Failed(ApiError),
@@ -156,10 +159,34 @@ impl Inner {
                 };
             }
         }
+        // Republish: the destination, and the subject's last sequence before this one.
+        let republish_to = match &self.republish {
+            Some((t, _)) => republish::destination(t, stream, &subject)
+                .map(|dest| {
+                    let last = self.store.last_by_subject(&subject);
+                    last.map(|m| (dest, m.map_or(0, |m| m.seq)))
+                })
+                .transpose()
+                .map_err(ApiError::store_failed)?,
+            None => None,
+        };
         let (seq, ts) = self
             .store
             .append(&subject, m.headers.clone(), m.payload.clone(), now)
             .map_err(append_error)?;
+        let republish = republish_to.map(|(dest, last_seq)| {
+            let stored = republish::Stored {
+                stream,
+                subject: &subject,
+                seq,
+                ts,
+                last_seq,
+                headers: m.headers.as_ref(),
+                payload: &m.payload,
+            };
+            let headers_only = self.republish.as_ref().is_some_and(|(_, h)| *h);
+            republish::build(&stored, dest, headers_only)
+        });
         let stored_subject = subject.clone();
         if let Some(id) = &msg_id {
             self.dedup.insert(id, seq, ts);
@@ -186,6 +213,7 @@ impl Inner {
             seq,
             subject: stored_subject,
             msg_id,
+            republish,
         })
     }
 }
@@ -255,8 +283,13 @@ impl Stream {
     }
 
     /// Stores a batch with one commit and returns the PubAcks to publish (reply, body);
-    /// the replies are taken out of `batch`. Blocking: run it on a blocking thread.
-    pub(crate) fn process_batch(&self, batch: &mut [Inbound]) -> Vec<(String, Bytes)> {
+    /// the replies are taken out of `batch`. The committed messages' republished copies
+    /// are added to `republished`. Blocking: run it on a blocking thread.
+    pub(crate) fn process_batch(
+        &self,
+        batch: &mut [Inbound],
+        republished: &mut Vec<Republished>,
+    ) -> Vec<(String, Bytes)> {
         let mut inner = self.inner.lock();
         if inner.closed {
             tracing::debug!(stream = %self.name, n = batch.len(), "batch for a closed stream dropped");
@@ -292,7 +325,13 @@ impl Stream {
             Some(error) => {
                 self.roll_back_batch(&mut inner, &mut outcomes, batch.len(), error, last_msg_id)
             }
-            None if stored => self.notify_consumers(&mut inner, &outcomes, msgs_before),
+            None if stored => {
+                self.notify_consumers(&mut inner, &outcomes, msgs_before);
+                republished.extend(outcomes.iter_mut().filter_map(|o| match o {
+                    Outcome::Stored { republish, .. } => republish.take(),
+                    _ => None,
+                }));
+            }
             None => {}
         }
         self.refresh_counters(&inner);
@@ -351,12 +390,19 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
         if !batch.is_empty() {
             let s = stream.clone();
             let stored = tokio::task::spawn_blocking(move || {
-                let acks = catch(|| s.process_batch(&mut batch));
-                (acks, batch)
+                let mut republished = Vec::new();
+                let acks = catch(|| s.process_batch(&mut batch, &mut republished));
+                (acks.map(|a| (a, republished)), batch)
             })
             .await;
             match stored {
-                Ok((Ok(acks), _)) => port.publish_replies(acks),
+                Ok((Ok((acks, republished)), _)) => {
+                    // As nats-server: the copies leave before the PubAcks.
+                    for r in republished {
+                        port.publish(&r.subject, None, Some(r.headers), r.payload);
+                    }
+                    port.publish_replies(acks)
+                }
                 Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
                 Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch lost"),
             }
@@ -482,7 +528,7 @@ mod tests {
             msg("s.c", "r4", Some("NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n")),
         ];
         let mut batch = batch;
-        let acks = stream.process_batch(&mut batch);
+        let acks = stream.process_batch(&mut batch, &mut Vec::new());
         let text: Vec<(String, String)> = acks
             .into_iter()
             .map(|(r, b)| (r, String::from_utf8(b.to_vec()).unwrap()))
@@ -503,7 +549,7 @@ mod tests {
         stream.close_store();
         // A closed stream takes nothing.
         assert!(stream
-            .process_batch(&mut [msg("s.a", "r5", None)])
+            .process_batch(&mut [msg("s.a", "r5", None)], &mut Vec::new())
             .is_empty());
     }
 

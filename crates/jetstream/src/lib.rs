@@ -50,6 +50,7 @@ pub mod limits;
 mod meta;
 mod monitor;
 pub mod port;
+mod republish;
 mod stream;
 #[cfg(test)]
 mod testing;

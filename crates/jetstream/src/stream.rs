@@ -64,6 +64,21 @@ pub(crate) enum Cmd {
     Close(oneshot::Sender<()>),
 }
 
+/// The stream's subject transform and republish transform (checked when the config was).
+fn compile_transforms(
+    config: &StreamConfig,
+) -> (Option<SubjectTransform>, Option<(SubjectTransform, bool)>) {
+    let transform = config
+        .subject_transform
+        .as_ref()
+        .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
+    let republish = config.republish.as_ref().and_then(|r| {
+        let t = SubjectTransform::new(&r.src, &r.dest).ok()?;
+        Some((t, r.headers_only))
+    });
+    (transform, republish)
+}
+
 /// The mutable part of a stream.
 pub(crate) struct Inner {
     pub config: StreamConfig,
@@ -72,6 +87,8 @@ pub(crate) struct Inner {
     /// `Nats-Msg-Id` of the last stored message ("" when it had none).
     pub last_msg_id: String,
     pub transform: Option<SubjectTransform>,
+    /// The republish transform and `headers_only`, if the stream republishes.
+    pub republish: Option<(SubjectTransform, bool)>,
     /// The store was closed (stream deleted or server shutting down).
     pub closed: bool,
     /// Why the stream stopped taking messages (storing a batch failed), if it did.
@@ -197,10 +214,7 @@ impl Stream {
         store.expire(now)?;
         let (mut dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
         dedup.set_limits(config.max_msgs, config.max_bytes);
-        let transform = config
-            .subject_transform
-            .as_ref()
-            .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
+        let (transform, republish) = compile_transforms(&config);
         let state = store.state();
         let subjects = RwLock::new(config.subjects.clone());
         let allow_direct = AtomicBool::new(config.allow_direct);
@@ -216,6 +230,7 @@ impl Stream {
                 dedup,
                 last_msg_id,
                 transform,
+                republish,
                 closed: false,
                 failed: None,
             }),
@@ -426,10 +441,7 @@ impl Stream {
             .store
             .set_limits(config.store_limits())
             .map_err(ApiError::stream_update)?;
-        inner.transform = config
-            .subject_transform
-            .as_ref()
-            .and_then(|t| SubjectTransform::new(&t.src, &t.dest).ok());
+        (inner.transform, inner.republish) = compile_transforms(&config);
         inner.dedup.set_limits(config.max_msgs, config.max_bytes);
         *self.subjects.write() = config.subjects.clone();
         self.allow_direct

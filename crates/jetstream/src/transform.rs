@@ -80,7 +80,19 @@ impl SubjectTransform {
         if !matches!(compiled.dest.first(), Some(Part::Literal(_))) {
             return Ok(compiled);
         }
-        let pattern: Vec<&str> = compiled
+        let pattern = compiled.dest_pattern();
+        match server_space(&pattern) {
+            Some(space) => Err(TransformError::Destination(format!(
+                "destination {dest:?} is inside the server's {space:?} subject space"
+            ))),
+            None => Ok(compiled),
+        }
+    }
+
+    /// Every subject the destination can produce, as a pattern (`*` for a wildcard token,
+    /// `>` for the source's rest).
+    pub fn dest_pattern(&self) -> String {
+        let parts: Vec<&str> = self
             .dest
             .iter()
             .map(|p| match p {
@@ -89,12 +101,7 @@ impl SubjectTransform {
                 Part::Rest => ">",
             })
             .collect();
-        match server_space(&pattern.join(".")) {
-            Some(space) => Err(TransformError::Destination(format!(
-                "destination {dest:?} is inside the server's {space:?} subject space"
-            ))),
-            None => Ok(compiled),
-        }
+        parts.join(".")
     }
 
     /// Compiles a destination for a valid source.

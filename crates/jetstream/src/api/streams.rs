@@ -141,7 +141,7 @@ fn create_inner(
         ));
     }
     check_overlap(js, &cfg)?;
-    crate::cycles::check_stream(js, name, &cfg.subjects)?;
+    crate::cycles::check_stream(js, name, &cfg)?;
     check_resources(js, &cfg, None)?;
     let created = now_nanos();
     let streams_dir = meta::streams_dir(&js.config.store_dir);
@@ -197,7 +197,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     let old = stream.config();
     let cfg = requested.normalize()?.check_update(&old)?;
     check_overlap(js, &cfg)?;
-    crate::cycles::check_stream(js, name, &cfg.subjects)?;
+    crate::cycles::check_stream(js, name, &cfg)?;
     check_resources(js, &cfg, Some(&old))?;
     if let Some(dir) = &stream.dir {
         let m = StreamMeta {
