@@ -14,6 +14,7 @@ mod consumers_pull;
 mod consumers_retention;
 mod container;
 mod dashboard;
+mod dead_letters;
 mod docker_support;
 mod headers;
 mod jetstream;

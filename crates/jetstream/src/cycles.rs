@@ -9,6 +9,8 @@
 //! Runs on the API task (one request at a time), so the graph cannot change underneath.
 
 use crate::config::StreamConfig;
+use crate::consumer::config::ConsumerConfig;
+use crate::consumer::deadletter;
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
 use crate::transform::SubjectTransform;
@@ -22,6 +24,23 @@ fn republish_output(cfg: &StreamConfig) -> Option<(String, String)> {
     let rp = cfg.republish.as_ref()?;
     let t = SubjectTransform::new(&rp.src, &rp.dest).ok()?;
     Some((REPUBLISH.to_string(), t.dest_pattern()))
+}
+
+/// The name of a consumer's dead-letter output.
+fn dead_letter_output(consumer: &str) -> String {
+    format!("{consumer} dead letters")
+}
+
+/// A consumer's outputs: its deliver subject (push) and its dead-letter subject.
+fn consumer_outputs(name: &str, cfg: &ConsumerConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if !cfg.deliver_subject.is_empty() {
+        out.push((name.to_string(), cfg.deliver_subject.clone()));
+    }
+    if let Some(dl) = deadletter::subject(cfg) {
+        out.push((dead_letter_output(name), dl.to_string()));
+    }
+    out
 }
 
 /// One stream as a node: its subjects and its outputs: push consumers' (name, deliver
@@ -57,10 +76,7 @@ impl Graph {
                     .consumers
                     .read()
                     .values()
-                    .filter_map(|c| {
-                        let ds = c.state.lock().config.deliver_subject.clone();
-                        (!ds.is_empty()).then(|| (c.name.clone(), ds))
-                    })
+                    .flat_map(|c| consumer_outputs(&c.name, &c.state.lock().config))
                     .chain(republish_output(&s.config()))
                     .collect(),
             })
@@ -137,19 +153,30 @@ impl Graph {
     }
 }
 
-/// Refuses a consumer (create or deliver-subject change) that closes a delivery loop
-/// (10081, nats-server's error for a stream capturing its own consumer's deliveries).
+/// Refuses a consumer (create, or a change of its deliver or dead-letter subject) that
+/// closes a loop: 10081, nats-server's error for a stream capturing its own consumer's
+/// deliveries, or 10012 naming the dead-letter subject.
 pub(crate) fn check_consumer(
     js: &JetStream,
     stream: &str,
-    consumer: &str,
-    deliver: &str,
+    cfg: &ConsumerConfig,
 ) -> Result<(), ApiError> {
-    if deliver.is_empty() {
+    let outputs = consumer_outputs(&cfg.name, cfg);
+    if outputs.is_empty() {
         return Ok(());
     }
-    let graph = Graph::of(js).with_consumer(stream, consumer, deliver);
+    let mut graph = Graph::of(js).with_consumer(stream, &cfg.name, "");
+    let node = graph.node(stream);
+    node.outputs
+        .retain(|(c, _)| *c != dead_letter_output(&cfg.name));
+    node.outputs.extend(outputs);
     match graph.cycle_through(stream) {
+        Some(c) if c.consumer == dead_letter_output(&cfg.name) => {
+            Err(ApiError::consumer_create(format!(
+                "metadata {:?} {:?} leads dead letters back into stream {stream:?}, which forms a cycle",
+                deadletter::DEAD_LETTER_KEY, c.deliver
+            )))
+        }
         Some(_) => Err(ApiError::consumer_deliver_cycle()),
         None => Ok(()),
     }

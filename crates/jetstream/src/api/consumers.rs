@@ -145,7 +145,7 @@ fn create_inner(
             cfg.durable_name.clone()
         };
     }
-    crate::cycles::check_consumer(js, stream_name, &cfg.name, &cfg.deliver_subject)?;
+    crate::cycles::check_consumer(js, stream_name, &cfg)?;
     let existing = stream.consumers.read().get(&cfg.name).cloned();
     if let Some(existing) = existing {
         if req.action == "create" && existing.state.lock().config != cfg {

@@ -507,7 +507,7 @@ impl ConsumerConfig {
         {
             return Err(ApiError::consumer_durable_name_mismatch());
         }
-        Ok(())
+        super::deadletter::check(self, stream)
     }
 
     /// The deliver-policy / start-position checks (10094 with nats-server's texts).

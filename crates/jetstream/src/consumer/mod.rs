@@ -11,12 +11,15 @@
 //!
 //! Files: `config` (ConsumerConfig, defaults, checks), `acks` (pending/redelivery rules),
 //! `ackmsg` (ack subjects and bodies), `pull` (pull requests and status messages),
-//! `engine` (the task and its step), `persist` (state on disk), `info` (ConsumerInfo).
+//! `engine` (the task and its step), `events` (acks, pull requests, flow control), `persist` (state on disk), `info` (ConsumerInfo),
+//! `deadletter` (copies of messages given up on, Petrel's own).
 
 pub(crate) mod ackmsg;
 pub(crate) mod acks;
 pub mod config;
+pub mod deadletter;
 pub(crate) mod engine;
+pub(crate) mod events;
 pub(crate) mod info;
 pub(crate) mod persist;
 pub(crate) mod pull;
