@@ -214,19 +214,7 @@ async fn update_rules_and_config_errors() {
         .unwrap_err();
     // async-nats maps 10059 (stream not found) to its own kind.
     assert_eq!(err.kind(), CreateStreamErrorKind::NotFound);
-    // s2 compression is refused with a clear error until it is implemented.
-    let err = js
-        .create_stream(stream::Config {
-            compression: Some(stream::Compression::S2),
-            ..cfg("S2", "s2", stream::StorageType::File)
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(api_code(&err), 10052);
-    assert!(
-        err.to_string().to_lowercase().contains("compression"),
-        "{err}"
-    );
+    // compression: s2 is tests/compression.rs's.
 }
 
 #[tokio::test]

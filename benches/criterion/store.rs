@@ -76,6 +76,62 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+    compression(c);
+}
+
+/// About 1 KiB of JSON (MediSync's lab results).
+fn json_record(i: usize) -> Bytes {
+    let results: Vec<String> = (0..12)
+        .map(|k| {
+            format!(
+                r#"{{"test":"panel-{k}","value":{},"unit":"mmol/L","flag":"normal"}}"#,
+                (i * 7 + k) % 100
+            )
+        })
+        .collect();
+    Bytes::from(format!(
+        r#"{{"patient":"p-{i}","results":[{}]}}"#,
+        results.join(",")
+    ))
+}
+
+/// `compression: s2` against plain records: append (no fsync) and read of 1 KiB JSON.
+fn compression(c: &mut Criterion) {
+    let records: Vec<Bytes> = (0..1000).map(json_record).collect();
+    let mut g = c.benchmark_group("compression");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1000));
+    for compress in [false, true] {
+        let cfg = FileStoreConfig {
+            compress,
+            ..config(SyncMode::Interval(std::time::Duration::from_secs(60)))
+        };
+        let name = if compress { "s2" } else { "none" };
+        g.bench_function(format!("append_1k_json_x1000_{name}"), |b| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = FileStore::open(dir.path(), "BENCH", cfg.clone()).unwrap();
+            b.iter(|| {
+                for r in &records {
+                    s.append("records.lab", None, r.clone(), 0).unwrap();
+                }
+                s.commit().unwrap();
+            })
+        });
+        g.bench_function(format!("read_1k_json_x1000_{name}"), |b| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = FileStore::open(dir.path(), "BENCH", cfg.clone()).unwrap();
+            for r in &records {
+                s.append("records.lab", None, r.clone(), 0).unwrap();
+            }
+            s.commit().unwrap();
+            b.iter(|| {
+                for seq in 1..=1000 {
+                    s.get(seq).unwrap();
+                }
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -206,6 +206,7 @@ impl Stream {
             StorageType::Memory => (Box::new(MemStore::new()), None),
         };
         store.set_limits(config.store_limits())?;
+        store.set_compression(config.compresses());
         let state = store.state();
         if config.first_seq > 0 && state.msgs == 0 && state.last_seq == 0 {
             store.set_first_seq(config.first_seq)?;
@@ -441,6 +442,7 @@ impl Stream {
             .store
             .set_limits(config.store_limits())
             .map_err(ApiError::stream_update)?;
+        inner.store.set_compression(config.compresses());
         (inner.transform, inner.republish) = compile_transforms(&config);
         inner.dedup.set_limits(config.max_msgs, config.max_bytes);
         *self.subjects.write() = config.subjects.clone();

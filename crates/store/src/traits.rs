@@ -63,6 +63,10 @@ pub trait StreamStore: Send {
     /// Replaces the limits and enforces them at once.
     fn set_limits(&mut self, limits: StoreLimits) -> Result<(), StoreError>;
 
+    /// Store new message bodies compressed when that saves space (`compression: s2`). Stores
+    /// that do not compress (memory) ignore it; records already written stay as they are.
+    fn set_compression(&mut self, _on: bool) {}
+
     /// The limits in force.
     fn limits(&self) -> &StoreLimits;
 

@@ -120,11 +120,13 @@ impl Default for StoreLimits {
 /// Accounted size of a message in a file store, exactly as nats-server counts it:
 /// `22 + len(subject) + len(payload) + 8`, plus `4 + len(headers)` when headers exist.
 pub fn file_msg_size(subject: &str, headers: Option<&[u8]>, payload: &[u8]) -> u64 {
-    let hdr = match headers {
-        Some(h) if !h.is_empty() => 4 + h.len() as u64,
-        _ => 0,
-    };
-    22 + subject.len() as u64 + payload.len() as u64 + 8 + hdr
+    file_msg_size_of(subject, headers.map_or(0, <[u8]>::len), payload.len())
+}
+
+/// [`file_msg_size`] from the header and payload lengths (0 = no headers).
+pub fn file_msg_size_of(subject: &str, headers: usize, payload: usize) -> u64 {
+    let hdr = if headers > 0 { 4 + headers as u64 } else { 0 };
+    22 + subject.len() as u64 + payload as u64 + 8 + hdr
 }
 
 /// Accounted size of a message in a memory store, exactly as nats-server counts it:

@@ -98,7 +98,7 @@ impl Block {
     /// Updates the summary for a record of `kind` at `offset` (`crc` is its stored CRC).
     pub(crate) fn note(&mut self, kind: Kind, seq: u64, ts: i64, last: LastRecord) {
         let covers = match kind {
-            Kind::Msg | Kind::Erased => {
+            Kind::Msg | Kind::Compressed | Kind::Erased => {
                 self.msg_range = Some(match self.msg_range {
                     Some((first, _)) => (first, seq),
                     None => (seq, seq),
@@ -128,9 +128,23 @@ impl Block {
         headers: &[u8],
         payload: &[u8],
     ) -> Loc {
+        self.push_parts(seq, ts, kind, subject, headers.len(), &[headers, payload])
+    }
+
+    /// Appends a record whose `hdr_len` field is `hdr_len` and whose body after the subject
+    /// is `parts` (see [`record::encode_parts`]); returns its location.
+    pub(crate) fn push_parts(
+        &mut self,
+        seq: u64,
+        ts: i64,
+        kind: Kind,
+        subject: &[u8],
+        hdr_len: usize,
+        parts: &[&[u8]],
+    ) -> Loc {
         let offset = self.size();
         let start = self.pending.len();
-        record::encode(&mut self.pending, seq, ts, kind, subject, headers, payload);
+        record::encode_parts(&mut self.pending, seq, ts, kind, subject, hdr_len, parts);
         let len = self.pending.len() - start;
         let mut crc = [0u8; 4];
         crc.copy_from_slice(&self.pending[self.pending.len() - 4..]);

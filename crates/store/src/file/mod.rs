@@ -54,6 +54,9 @@ pub struct FileStoreConfig {
     /// Write `index.chk` from `commit` once this many records (and at least as many as there
     /// are live messages) were written since the last one; 0 = only on `close`. Default 262144.
     pub checkpoint_every: u64,
+    /// Store message bodies Snappy-compressed when that saves space (`compression: s2`).
+    /// Changing it affects new records; old ones are read either way.
+    pub compress: bool,
 }
 
 impl Default for FileStoreConfig {
@@ -62,6 +65,7 @@ impl Default for FileStoreConfig {
             block_size: 8 << 20,
             sync: SyncMode::Always,
             checkpoint_every: 1 << 18,
+            compress: false,
         }
     }
 }
@@ -346,8 +350,22 @@ impl FileStore {
         let buf = block.read(loc.offset, loc.len)?;
         let (subject, hdr_len, payload_len) = {
             let r = record::decode(&buf).map_err(corrupt)?;
-            if r.kind != Kind::Msg || r.seq != seq {
+            if !r.kind.is_msg() || r.seq != seq {
                 return Err(corrupt("record does not match the index"));
+            }
+            if r.kind == Kind::Compressed {
+                let subject = std::str::from_utf8(r.subject)
+                    .map_err(|_| corrupt("subject is not utf-8"))?
+                    .to_string();
+                let (body, h) = r.body().map_err(corrupt)?;
+                let body = Bytes::from(body);
+                return Ok(Some(StoredMsg {
+                    seq,
+                    ts: e.ts,
+                    headers: (h > 0).then(|| body.slice(..h)),
+                    payload: body.slice(h..),
+                    subject,
+                }));
             }
             let subject = std::str::from_utf8(r.subject)
                 .map_err(|_| corrupt("subject is not utf-8"))?
@@ -390,12 +408,30 @@ impl StreamStore for FileStore {
                 (hdr.len() + payload.len()) as u64,
             )?;
             let seq = s.index.next_seq()?;
-            let len = record::encoded_len(subject.len(), hdr.len(), payload.len());
+            let packed = if s.cfg.compress {
+                record::compress(hdr, &payload)
+            } else {
+                None
+            };
+            let len = match &packed {
+                Some(blob) => record::encoded_len(subject.len(), 0, blob.len()),
+                None => record::encoded_len(subject.len(), hdr.len(), payload.len()),
+            };
             let b = s.block_for(len as u64)?;
             let Some(block) = s.blocks.get_mut(&b) else {
                 return Err(StoreError::Io(std::io::Error::other("write block missing")));
             };
-            let loc = block.push(seq, ts_nanos, Kind::Msg, subject.as_bytes(), hdr, &payload);
+            let loc = match &packed {
+                Some(blob) => block.push_parts(
+                    seq,
+                    ts_nanos,
+                    Kind::Compressed,
+                    subject.as_bytes(),
+                    hdr.len(),
+                    &[blob],
+                ),
+                None => block.push(seq, ts_nanos, Kind::Msg, subject.as_bytes(), hdr, &payload),
+            };
             block.live += 1;
             let size = file_msg_size(subject, Some(hdr), &payload);
             s.index.insert(seq, ts_nanos, subject, size, loc);
@@ -487,6 +523,10 @@ impl StreamStore for FileStore {
             }
             Ok(n)
         })
+    }
+
+    fn set_compression(&mut self, on: bool) {
+        self.cfg.compress = on;
     }
 
     fn set_limits(&mut self, new: StoreLimits) -> Result<(), StoreError> {

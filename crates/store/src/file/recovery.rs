@@ -13,7 +13,7 @@ use super::record::{self, Kind, RecordRef, HEADER_LEN, OVERHEAD};
 use super::RecoveryReport;
 use crate::error::StoreError;
 use crate::index::Index;
-use crate::types::{file_msg_size, LostData};
+use crate::types::{file_msg_size_of, LostData};
 
 /// Bytes read from a block file at a time.
 const CHUNK: usize = 1 << 20;
@@ -92,11 +92,11 @@ impl Rebuild {
             return Err("sequence out of range");
         }
         match r.kind {
-            Kind::Msg | Kind::Erased => {
+            Kind::Msg | Kind::Compressed | Kind::Erased => {
                 if r.seq == 0 || r.seq <= self.index.last_seq() {
                     return Err("message sequence not increasing");
                 }
-                let subject = if r.kind == Kind::Msg {
+                let subject = if r.kind.is_msg() {
                     Some(std::str::from_utf8(r.subject).map_err(|_| "subject is not utf-8")?)
                 } else {
                     None
@@ -104,8 +104,7 @@ impl Rebuild {
                 self.lost.on_message(r.seq);
                 match subject {
                     Some(subject) => {
-                        let hdr = (!r.headers.is_empty()).then_some(r.headers);
-                        let size = file_msg_size(subject, hdr, r.payload);
+                        let size = file_msg_size_of(subject, r.plain.0, r.plain.1);
                         self.index.insert(r.seq, r.ts, subject, size, loc);
                         if let Some(b) = self.blocks.get_mut(&block) {
                             b.live += 1;
@@ -204,7 +203,8 @@ fn scan_block(
         let need = (HEADER_LEN as u64).min(remaining) as usize;
         ensure(&mut buf, &mut buf_off, pos, need)?;
         let at = (pos - buf_off) as usize;
-        let hint = (need == HEADER_LEN && buf[at + 20] == 0).then(|| {
+        // A message record's header names its sequence (plain or compressed).
+        let hint = (need == HEADER_LEN && matches!(buf[at + 20], 0 | 0x08)).then(|| {
             let mut s = [0u8; 8];
             s.copy_from_slice(&buf[at + 4..at + 12]);
             u64::from_le_bytes(s)

@@ -2,6 +2,7 @@
 //! file-store specifics (recovery, corruption, durability, checkpoints, compaction), a model
 //! proptest, and a corruption fuzz loop.
 
+mod compression;
 mod corruption_rounds;
 mod file_store;
 mod fuzz;

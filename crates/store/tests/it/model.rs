@@ -178,6 +178,8 @@ fn run(ops: &[Op], always: bool) {
             SyncMode::Interval(Duration::from_secs(60))
         },
         checkpoint_every: 5,
+        // Half the cases store compressible bodies compressed (compression: s2).
+        compress: ops.len().is_multiple_of(2),
     };
     let mut fs = FileStore::open(dir.path(), "M", cfg.clone()).unwrap();
     let mut ms = MemStore::new();

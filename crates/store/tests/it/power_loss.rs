@@ -401,7 +401,12 @@ fn random_msg(rng: &mut XorShift, n: u64) -> Msg {
         .chance(25)
         .then(|| Bytes::from(format!("NATS/1.0\r\nN: {n}\r\n\r\n")));
     let len = rng.below(300);
-    let payload = Bytes::from((0..len).map(|_| rng.next() as u8).collect::<Vec<_>>());
+    // Half the payloads compress (a stream with compression: s2 stores them compressed).
+    let payload = if rng.chance(50) {
+        Bytes::from(vec![b'a' + (n % 26) as u8; len as usize])
+    } else {
+        Bytes::from((0..len).map(|_| rng.next() as u8).collect::<Vec<_>>())
+    };
     (subject, headers, payload, n as i64)
 }
 
@@ -488,6 +493,8 @@ fn run(seed: u64, rounds: u64, erase: bool, sync: SyncMode) -> (u64, Vec<String>
             block_size: [200, 700, 4096][rng.below(3) as usize],
             sync,
             checkpoint_every: [0, 8, 40][rng.below(3) as usize],
+            // Compressed and plain records mixed in one store, as after a config update.
+            compress: rng.below(2) == 1,
         };
         fs.arm(None);
         let mut s = match FileStore::open_with_backend(&root, "S", cfg, Arc::new(fs.clone())) {
