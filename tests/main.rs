@@ -8,6 +8,7 @@ mod adversarial_numbers;
 mod adversarial_perms;
 mod adversarial_trust;
 mod auth;
+mod backup;
 mod compression;
 mod consumers;
 mod consumers_policies;

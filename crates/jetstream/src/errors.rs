@@ -191,6 +191,14 @@ table! {
     CONSUMER_ACK_WAIT_NEGATIVE = 400, 10183, "consumer ack wait needs to be positive";
     /// Negative backoff entry (2.12+).
     CONSUMER_BACKOFF_NEGATIVE = 400, 10184, "consumer backoff needs to be positive";
+    /// Snapshot deliver subject missing or not a literal subject.
+    SNAPSHOT_DELIVER_SUBJECT_INVALID = 400, 10015, "deliver subject not valid";
+    /// Restore failed (free text).
+    STREAM_RESTORE = 500, 10062, "restore failed: {err}";
+    /// Snapshot failed (free text).
+    STREAM_SNAPSHOT = 500, 10064, "snapshot failed: {err}";
+    /// Restore of a stream that exists.
+    STREAM_NAME_EXIST_RESTORE_FAILED = 400, 10130, "stream name already in use, cannot restore";
 }
 
 /// A JetStream API error as sent to clients.
@@ -227,6 +235,22 @@ impl ErrorDef {
 }
 
 impl ApiError {
+    /// 10015 deliver subject not valid (snapshots).
+    pub fn snapshot_deliver_subject_invalid() -> Self {
+        SNAPSHOT_DELIVER_SUBJECT_INVALID.into()
+    }
+    /// 10062 restore failed.
+    pub fn stream_restore(err: impl Display) -> Self {
+        STREAM_RESTORE.with("{err}", err)
+    }
+    /// 10064 snapshot failed.
+    pub fn stream_snapshot(err: impl Display) -> Self {
+        STREAM_SNAPSHOT.with("{err}", err)
+    }
+    /// 10130 stream name already in use, cannot restore.
+    pub fn stream_name_exist_restore_failed() -> Self {
+        STREAM_NAME_EXIST_RESTORE_FAILED.into()
+    }
     /// 10012: {err}
     pub fn consumer_create(err: impl Display) -> Self {
         CONSUMER_CREATE.with("{err}", err)

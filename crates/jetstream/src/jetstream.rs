@@ -135,6 +135,11 @@ impl JetStream {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| JetStreamError::NoRuntime)?;
         let dir = meta::streams_dir(&config.store_dir);
+        // Snapshots and restores a previous run left behind.
+        let staging = config.store_dir.join("jetstream").join(".backup");
+        if config.backend.exists(&staging) {
+            let _ = config.backend.remove_dir_all(&staging);
+        }
         let sync = config.sync;
         let d = dir.clone();
         let backend = config.backend.clone();
@@ -408,6 +413,9 @@ async fn api_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool>) {
         }
         for (subject, body) in out.advisories {
             js.port.publish(&subject, None, None, body);
+        }
+        if let Some(then) = out.then {
+            (then.0)();
         }
     }
 }

@@ -35,6 +35,7 @@
 mod advisory;
 mod api;
 mod backlog;
+mod backup;
 pub mod config;
 pub mod consumer;
 mod cycles;

@@ -8,7 +8,7 @@
 
 mod consumers;
 mod msgs;
-mod streams;
+pub(crate) mod streams;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -43,6 +43,17 @@ pub(crate) struct ApiResponse {
     pub error: bool,
     /// Advisories to publish after the reply: (subject, body).
     pub advisories: Vec<(String, Bytes)>,
+    /// Work to start once the reply is out (a snapshot's chunks, a restore's receiver).
+    pub then: Option<Then>,
+}
+
+/// A closure run by the API task after it published the reply.
+pub(crate) struct Then(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Then {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Then")
+    }
 }
 
 /// Paging fields of list-like responses.
@@ -127,6 +138,8 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["STREAM", "NAMES"] => streams::names(js, p),
         ["STREAM", "LIST"] => streams::list(js, p),
         ["STREAM", "PURGE", name] => msgs::purge(js, name, p),
+        ["STREAM", "SNAPSHOT", name] => crate::backup::snapshot(js, name, p),
+        ["STREAM", "RESTORE", name] => crate::backup::restore(js, name, p),
         ["STREAM", "MSG", "GET", name] => msgs::get(js, name, p),
         ["STREAM", "MSG", "DELETE", name] => msgs::delete(js, name, p),
         ["CONSUMER", "CREATE", stream] => {

@@ -66,7 +66,7 @@ fn parse_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
 }
 
 /// 10065 naming the first other stream whose subjects overlap `cfg`'s.
-fn check_overlap(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
+pub(crate) fn check_overlap(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
     let others: Vec<Arc<Stream>> = js
         .streams
         .read()
@@ -91,7 +91,7 @@ fn check_overlap(js: &JetStream, cfg: &StreamConfig) -> Result<(), ApiError> {
 /// Refuses a stream whose `max_bytes` does not fit in what the server's storage limit
 /// leaves after the other streams' reservations (nats-server's 10028 / 10047). `old` is the
 /// stream's config on update.
-fn check_resources(
+pub(crate) fn check_resources(
     js: &JetStream,
     cfg: &StreamConfig,
     old: Option<&StreamConfig>,
