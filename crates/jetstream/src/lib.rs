@@ -44,6 +44,7 @@ pub mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod hdr;
 mod ingest;
 mod jetstream;
 mod json;

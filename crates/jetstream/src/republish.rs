@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::time::rfc3339_nano;
 use crate::transform::SubjectTransform;
@@ -47,11 +47,6 @@ pub(crate) struct Stored<'a> {
 /// The copy of `m` for `dest`: its own headers (if any) followed by the republish headers.
 pub(crate) fn build(m: &Stored<'_>, dest: String, headers_only: bool) -> Republished {
     let mut h = String::with_capacity(160);
-    match m.headers.filter(|h| h.len() >= 4) {
-        // Keep the publisher's headers, minus the blank line that ends them.
-        Some(own) => h.push_str(&String::from_utf8_lossy(&own[..own.len() - 2])),
-        None => h.push_str("NATS/1.0\r\n"),
-    }
     let _ = write!(
         h,
         "Nats-Stream: {}\r\nNats-Subject: {}\r\nNats-Sequence: {}\r\nNats-Time-Stamp: {}\r\nNats-Last-Sequence: {}\r\n",
@@ -64,12 +59,9 @@ pub(crate) fn build(m: &Stored<'_>, dest: String, headers_only: bool) -> Republi
     if headers_only {
         let _ = write!(h, "Nats-Msg-Size: {}\r\n", m.payload.len());
     }
-    h.push_str("\r\n");
-    let mut headers = BytesMut::with_capacity(h.len());
-    headers.extend_from_slice(h.as_bytes());
     Republished {
         subject: dest,
-        headers: headers.freeze(),
+        headers: crate::hdr::extend(m.headers, &h),
         payload: if headers_only {
             Bytes::new()
         } else {

@@ -153,7 +153,9 @@ mod tests {
     /// Compressible but varied bytes (a run of one value would decompress the same even
     /// with some bits of its copy offsets flipped).
     fn block() -> Vec<u8> {
-        (0..300_000u32).map(|i| ((i % 251) ^ (i / 977)) as u8).collect()
+        (0..300_000u32)
+            .map(|i| ((i % 251) ^ (i / 977)) as u8)
+            .collect()
     }
 
     fn sample() -> Vec<u8> {

@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use petrel_store::StoredMsg;
 
 use super::config::ConsumerConfig;
@@ -96,10 +96,6 @@ pub(crate) fn check(cfg: &ConsumerConfig, stream: &StreamConfig) -> Result<(), A
 /// dead-letter headers; the payload unchanged.
 pub(crate) fn headers(stream: &str, consumer: &str, msg: &StoredMsg, dead: &Dead) -> Bytes {
     let mut h = String::with_capacity(256);
-    match msg.headers.as_ref().filter(|h| h.len() >= 4) {
-        Some(own) => h.push_str(&String::from_utf8_lossy(&own[..own.len() - 2])),
-        None => h.push_str("NATS/1.0\r\n"),
-    }
     let (reason, term) = match &dead.reason {
         Reason::MaxDeliveries => ("max_deliveries", None),
         Reason::Terminated(why) => ("terminated", Some(why.as_str())),
@@ -117,10 +113,7 @@ pub(crate) fn headers(stream: &str, consumer: &str, msg: &StoredMsg, dead: &Dead
         let one_line: String = why.chars().filter(|c| *c != '\r' && *c != '\n').collect();
         let _ = write!(h, "{HDR_TERM_REASON}: {one_line}\r\n");
     }
-    h.push_str("\r\n");
-    let mut b = BytesMut::with_capacity(h.len());
-    b.extend_from_slice(h.as_bytes());
-    b.freeze()
+    crate::hdr::extend(msg.headers.as_ref(), &h)
 }
 
 /// The copies to publish for `dead` messages of `consumer` (subject, headers, payload),

@@ -534,12 +534,7 @@ fn next_candidate(c: &Consumer, st: &mut State, store: &dyn StreamStore) -> Opti
 
 /// The headers of a `headers_only` delivery: the stored ones plus `Nats-Msg-Size`.
 fn headers_only(stored: Option<&Bytes>, size: usize) -> Bytes {
-    let mut h = match stored {
-        Some(h) if h.len() >= 4 && h.ends_with(b"\r\n\r\n") => h[..h.len() - 2].to_vec(),
-        _ => b"NATS/1.0\r\n".to_vec(),
-    };
-    h.extend_from_slice(format!("Nats-Msg-Size: {size}\r\n\r\n").as_bytes());
-    Bytes::from(h)
+    crate::hdr::extend(stored, &format!("Nats-Msg-Size: {size}\r\n"))
 }
 
 /// Idle heartbeats: push consumers with interest, and pull requests that asked for them.
