@@ -34,5 +34,6 @@ mod reload;
 mod republish;
 mod request;
 mod shutdown;
+mod sources;
 mod support;
 mod tls;

@@ -216,13 +216,13 @@ pub struct StreamConfig {
     /// Mirror (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
-    /// Sources (not supported).
+    /// Streams this one takes messages from.
     #[serde(
         default,
         deserialize_with = "null_default",
         skip_serializing_if = "Vec::is_empty"
     )]
-    pub sources: Vec<serde_json::Value>,
+    pub sources: Vec<crate::sourcing::StreamSource>,
     /// Republish stored messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub republish: Option<RePublish>,
@@ -377,11 +377,12 @@ impl StreamConfig {
                 ));
             }
         }
-        if self.mirror.is_some() || !self.sources.is_empty() {
+        if self.mirror.is_some() {
             return Err(cfg_err(
-                "stream mirrors and sources are not supported by this server",
+                "stream mirrors are not supported by this server yet",
             ));
         }
+        crate::sourcing::config::check(&self.sources)?;
         if let Some(t) = &self.subject_transform {
             SubjectTransform::new(&t.src, &t.dest).map_err(|e| match e {
                 TransformError::Source(e) => ApiError::transform_invalid_source(e),

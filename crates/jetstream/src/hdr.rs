@@ -17,6 +17,24 @@ pub(crate) fn extend(stored: Option<&Bytes>, lines: &str) -> Bytes {
     Bytes::from(h)
 }
 
+/// `block` without the header lines whose name `drop` matches (a block with none left is
+/// `NATS/1.0` and the blank line).
+pub(crate) fn without(block: &Bytes, drop: impl Fn(&str) -> bool) -> Bytes {
+    let text = String::from_utf8_lossy(block);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or("NATS/1.0");
+    let mut out = format!("{first}\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        if !drop(name) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    Bytes::from(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,6 +47,9 @@ mod tests {
             &extend(Some(&own), "A: 1\r\n")[..],
             b"NATS/1.0\r\nX: y\r\nA: 1\r\n\r\n"
         );
+        let two = Bytes::from_static(b"NATS/1.0\r\nX: y\r\nNats-Expected-Stream: S\r\n\r\n");
+        let kept = without(&two, |n| n.starts_with("Nats-Expected-"));
+        assert_eq!(&kept[..], b"NATS/1.0\r\nX: y\r\n\r\n");
         let torn = Bytes::from_static(b"NATS/1.0\r\nX");
         assert_eq!(
             &extend(Some(&torn), "A: 1\r\n")[..],

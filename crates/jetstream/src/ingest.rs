@@ -327,6 +327,7 @@ impl Stream {
             }
             None if stored => {
                 self.notify_consumers(&mut inner, &outcomes, msgs_before);
+                self.stored.notify_waiters();
                 republished.extend(outcomes.iter_mut().filter_map(|o| match o {
                     Outcome::Stored { republish, .. } => republish.take(),
                     _ => None,

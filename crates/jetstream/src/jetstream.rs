@@ -199,6 +199,7 @@ impl JetStream {
         let _ = self.shutdown_tx.send(true);
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for s in streams {
+            crate::sourcing::task::stop(&s);
             let (j, s2) = (self.me.clone(), s.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(j) = j.upgrade() {
@@ -290,6 +291,7 @@ impl JetStream {
             .spawn(ingest::run(stream.clone(), self.port.clone()));
         let subjects = stream.subjects.read().clone();
         self.subscribe(&stream, &subjects);
+        crate::sourcing::task::start(self, &stream);
     }
 
     /// Subscribes `subjects` for `stream`.

@@ -53,6 +53,7 @@ mod meta;
 mod monitor;
 pub mod port;
 mod republish;
+pub mod sourcing;
 mod stream;
 #[cfg(test)]
 mod testing;

@@ -115,6 +115,10 @@ pub(crate) struct Stream {
     pub allow_direct: AtomicBool,
     /// Consumers by name.
     pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
+    /// Woken after each commit that stored messages (streams sourcing this one wait on it).
+    pub stored: tokio::sync::Notify,
+    /// The tasks of this stream's `sources`.
+    pub sources: Mutex<Vec<crate::sourcing::task::Running>>,
     msgs: AtomicU64,
     bytes: AtomicU64,
 }
@@ -172,6 +176,9 @@ pub(crate) struct StreamInfo {
     /// Petrel: why the stream stopped taking messages; absent while it works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The state of each source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::sourcing::task::SourceInfo>,
 }
 
 /// Subjects per STREAM.INFO page with `subjects_filter`.
@@ -240,6 +247,8 @@ impl Stream {
             subjects,
             allow_direct,
             consumers: RwLock::new(BTreeMap::new()),
+            stored: tokio::sync::Notify::new(),
+            sources: Mutex::new(Vec::new()),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };
@@ -365,6 +374,7 @@ impl Stream {
                 created: rfc3339_nano(self.created),
                 state,
                 failed: inner.failed.clone(),
+                sources: self.sources.lock().iter().map(|r| r.info()).collect(),
             },
             total,
         ))

@@ -66,17 +66,11 @@ pub fn server_space(subject: &str) -> Option<&'static str> {
 }
 
 impl SubjectTransform {
-    /// Compiles a transform; an empty `src` means every subject.
+    /// Compiles a transform; an empty `src` means every subject. A destination starting with
+    /// a literal token must not lead into the server's own spaces.
     pub fn new(src: &str, dest: &str) -> Result<SubjectTransform, TransformError> {
-        let src = if src.is_empty() { ">" } else { src };
-        if !petrel_subject::is_valid_subject(src.as_bytes()) {
-            return Err(TransformError::Source(format!(
-                "invalid subject transform source {src:?}"
-            )));
-        }
-        let compiled = Self::compile(src, dest).map_err(TransformError::Destination)?;
-        // A destination starting with a literal token must not lead into the server's
-        // own spaces (a leading function token takes the stream's own subject tokens).
+        let compiled = Self::for_storage(src, dest)?;
+        // A leading function token takes the stream's own subject tokens.
         if !matches!(compiled.dest.first(), Some(Part::Literal(_))) {
             return Ok(compiled);
         }
@@ -87,6 +81,18 @@ impl SubjectTransform {
             ))),
             None => Ok(compiled),
         }
+    }
+
+    /// Compiles a transform whose results are only stored, never published (a source's
+    /// subject mapping, e.g. one KV bucket's keys into another's): any destination space.
+    pub fn for_storage(src: &str, dest: &str) -> Result<SubjectTransform, TransformError> {
+        let src = if src.is_empty() { ">" } else { src };
+        if !petrel_subject::is_valid_subject(src.as_bytes()) {
+            return Err(TransformError::Source(format!(
+                "invalid subject transform source {src:?}"
+            )));
+        }
+        Self::compile(src, dest).map_err(TransformError::Destination)
     }
 
     /// Every subject the destination can produce, as a pattern (`*` for a wildcard token,

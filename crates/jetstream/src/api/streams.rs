@@ -142,6 +142,7 @@ fn create_inner(
     }
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg)?;
+    crate::sourcing::config::check_cycle(&cfg, |n| js.stream(n).map(|s| s.config()))?;
     check_resources(js, &cfg, None)?;
     let created = now_nanos();
     let streams_dir = meta::streams_dir(&js.config.store_dir);
@@ -198,6 +199,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     let cfg = requested.normalize()?.check_update(&old)?;
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg)?;
+    crate::sourcing::config::check_cycle(&cfg, |n| js.stream(n).map(|s| s.config()))?;
     check_resources(js, &cfg, Some(&old))?;
     if let Some(dir) = &stream.dir {
         let m = StreamMeta {
@@ -218,9 +220,13 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
         .filter(|s| !cfg.subjects.contains(s))
         .cloned()
         .collect();
+    let sources_changed = old.sources != cfg.sources;
     stream.apply_config(cfg)?;
     js.unsubscribe(&stream, Some(&removed));
     js.subscribe(&stream, &added);
+    if sources_changed {
+        crate::sourcing::task::start(js, &stream);
+    }
     tracing::info!(stream = name, "stream updated");
     let (info, _) = stream.info(&InfoRequest::default())?;
     Ok(info)
@@ -249,6 +255,7 @@ pub(super) fn info(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
 pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
     let result = (|| {
         let stream = js.unregister(name).ok_or_else(ApiError::stream_not_found)?;
+        crate::sourcing::task::stop(&stream);
         js.close_consumers(&stream);
         // The ingest task stores what is queued, closes the store and stops.
         if stream.request_close().blocking_recv().is_err() {

@@ -1,0 +1,233 @@
+//! `sources` of a stream configuration: the shape nats-server 2.10 reads and its checks,
+//! with nats-server's error codes; sources in another domain or account (`external`) and
+//! durable source consumers (2.12) are refused until accounts and clusters exist.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::SubjectTransformConfig;
+use crate::errors::ApiError;
+use crate::json::null_default;
+use crate::transform::{SubjectTransform, TransformError};
+
+/// One source of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSource {
+    /// The origin stream.
+    pub name: String,
+    /// First origin sequence to take (0 = from the start).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub opt_start_seq: u64,
+    /// First origin time to take (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_start_time: Option<String>,
+    /// Only origin messages on these subjects.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub filter_subject: String,
+    /// Filters with a subject transform each (instead of `filter_subject`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub subject_transforms: Vec<SubjectTransformConfig>,
+    /// Another domain or account (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<serde_json::Value>,
+    /// A durable source consumer (2.12; not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<serde_json::Value>,
+}
+
+/// One filter of a source and what it turns matching subjects into.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    /// Origin subjects taken.
+    pub filter: String,
+    /// The destination as configured (`>`: unchanged), for the source header.
+    pub dest: String,
+    /// The compiled transform, if any.
+    pub transform: Option<SubjectTransform>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl StreamSource {
+    /// The identity nats-server keys a source by: `<name> <filter> <destination>` (`>` for
+    /// none), one per transform; it is written into `Nats-Stream-Source` headers.
+    pub fn iname(&self) -> String {
+        let (filter, dest) = match self.subject_transforms.as_slice() {
+            [] => (self.filter_subject.as_str(), ">"),
+            [t] => (t.src.as_str(), t.dest.as_str()),
+            _ => ("", ""),
+        };
+        let or_all = |s: &str| {
+            if s.is_empty() {
+                ">".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        if self.subject_transforms.len() > 1 {
+            let srcs: Vec<&str> = self
+                .subject_transforms
+                .iter()
+                .map(|t| t.src.as_str())
+                .collect();
+            let dests: Vec<&str> = self
+                .subject_transforms
+                .iter()
+                .map(|t| t.dest.as_str())
+                .collect();
+            return format!("{} {} {}", self.name, srcs.join(","), dests.join(","));
+        }
+        format!("{} {} {}", self.name, or_all(filter), or_all(dest))
+    }
+
+    /// The source's filters: one per transform, else its `filter_subject` (or `>`).
+    pub(crate) fn filters(&self) -> Vec<Filter> {
+        if self.subject_transforms.is_empty() {
+            return vec![Filter {
+                filter: or_all(&self.filter_subject),
+                dest: ">".into(),
+                transform: None,
+            }];
+        }
+        self.subject_transforms
+            .iter()
+            .map(|t| Filter {
+                filter: or_all(&t.src),
+                dest: or_all(&t.dest),
+                transform: (!t.dest.is_empty())
+                    .then(|| SubjectTransform::for_storage(&or_all(&t.src), &t.dest).ok())
+                    .flatten(),
+            })
+            .collect()
+    }
+}
+
+fn err(code: u16, err_code: u16, text: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        code,
+        err_code,
+        description: text.to_string(),
+    }
+}
+
+/// nats-server's checks of `sources`, in its order.
+pub(crate) fn check(sources: &[StreamSource]) -> Result<(), ApiError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for src in sources {
+        if !crate::consumer::config::is_valid_consumer_name(&src.name) {
+            return Err(err(400, 10141, "sourced stream name is invalid"));
+        }
+        if !seen.insert(src.iname()) {
+            return Err(err(400, 10140, "duplicate source configuration detected"));
+        }
+        if !src.filter_subject.is_empty() && !src.subject_transforms.is_empty() {
+            return Err(err(
+                400,
+                10144,
+                "source with multiple subject transforms cannot also have a single subject filter",
+            ));
+        }
+        if !src.filter_subject.is_empty()
+            && !petrel_subject::is_valid_subject(src.filter_subject.as_bytes())
+        {
+            return Err(err(
+                400,
+                10145,
+                format!(
+                    "source transform source: invalid subject {:?}",
+                    src.filter_subject
+                ),
+            ));
+        }
+        for t in &src.subject_transforms {
+            if !t.src.is_empty() && !petrel_subject::is_valid_subject(t.src.as_bytes()) {
+                return Err(err(
+                    400,
+                    10145,
+                    format!("source transform source: invalid subject {:?}", t.src),
+                ));
+            }
+            if !t.dest.is_empty() {
+                if let Err(e) = SubjectTransform::for_storage(&t.src, &t.dest) {
+                    let why = match e {
+                        TransformError::Source(w) | TransformError::Destination(w) => w,
+                    };
+                    return Err(err(400, 10146, format!("source transform: {why}")));
+                }
+            }
+        }
+        for (i, a) in src.subject_transforms.iter().enumerate() {
+            for (j, b) in src.subject_transforms.iter().enumerate() {
+                let (a, b) = (or_all(&a.src), or_all(&b.src));
+                if i != j && petrel_subject::is_subset(a.as_bytes(), b.as_bytes()) {
+                    return Err(err(400, 10147, "source filters can not overlap"));
+                }
+            }
+        }
+        if src.consumer.is_some() {
+            return Err(err(400, 10215, "stream source consumer config is invalid: durable source consumers are not supported by this server yet"));
+        }
+        if src.external.is_some() {
+            return Err(ApiError::stream_invalid_config(
+                "sources in another JetStream domain or account (external) are not supported by this server yet",
+            ));
+        }
+        if let Some(t) = &src.opt_start_time {
+            if crate::time::parse_rfc3339(t).is_none() {
+                return Err(ApiError::invalid_json());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// nats-server's source cycle check: following the sources of `cfg` (through the streams
+/// that exist), a stream met again whose filter overlaps the subjects of the stream sourcing
+/// it closes a loop ("detected cycle").
+pub(crate) fn check_cycle(
+    cfg: &crate::config::StreamConfig,
+    lookup: impl Fn(&str) -> Option<crate::config::StreamConfig>,
+) -> Result<(), ApiError> {
+    let overlaps = |subjects: &[String], filter: &str| {
+        filter.is_empty()
+            || subjects
+                .iter()
+                .any(|s| petrel_subject::subjects_collide(s.as_bytes(), filter.as_bytes()))
+    };
+    let mut visited = std::collections::BTreeSet::new();
+    let mut todo = vec![cfg.clone()];
+    while let Some(c) = todo.pop() {
+        visited.insert(c.name.clone());
+        for src in c.sources.iter().filter(|s| s.external.is_none()) {
+            if visited.contains(&src.name) {
+                if overlaps(&c.subjects, &src.filter_subject) {
+                    return Err(ApiError::stream_invalid_config("detected cycle"));
+                }
+            } else if let Some(other) = lookup(&src.name) {
+                todo.push(other);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn or_all(s: &str) -> String {
+    if s.is_empty() {
+        ">".into()
+    } else {
+        s.to_string()
+    }
+}

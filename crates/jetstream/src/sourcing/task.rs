@@ -1,0 +1,408 @@
+//! One task per source of a stream: it reads the origin stream's store from where the
+//! stream left off, keeps what the source's filters match (transformed), and stores it in
+//! the sourcing stream with a `Nats-Stream-Source: <origin> <seq> <filter> <dest> <subject>`
+//! header — the same header nats-server writes, which is also how the task finds where to
+//! resume after a restart (the newest message from this source), so nothing is taken twice
+//! or skipped. It wakes on the origin's commits, and waits (reporting `stream not found`)
+//! while the origin does not exist.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use petrel_store::StoredMsg;
+use tokio::time::Instant;
+
+use super::config::{Filter, StreamSource};
+use crate::errors::ApiError;
+use crate::jetstream::JetStream;
+use crate::republish::Republished;
+use crate::stream::{Inbound, Stream};
+
+/// Header naming a sourced message's origin.
+pub const STREAM_SOURCE: &str = "Nats-Stream-Source";
+/// Most origin messages moved by one commit.
+const BATCH: usize = 256;
+/// How often a waiting task looks again without a wake-up.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What `STREAM.INFO` reports of one source.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    /// Origin messages matching the source not taken yet.
+    pub lag: u64,
+    /// The origin sequence it has read up to.
+    pub seq: u64,
+    /// When the source last moved a message or found nothing to move.
+    pub active: Option<Instant>,
+    /// Why it cannot move messages, if it cannot.
+    pub error: Option<ApiError>,
+}
+
+/// A running source of a stream.
+pub(crate) struct Running {
+    pub source: StreamSource,
+    pub status: Arc<Mutex<Status>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// A source in `STREAM.INFO` (nats-server's StreamSourceInfo).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct SourceInfo {
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    filter_subject: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subject_transforms: Vec<crate::config::SubjectTransformConfig>,
+    lag: u64,
+    /// The origin sequence read up to (2.11+).
+    #[serde(skip_serializing_if = "is_zero")]
+    seq: u64,
+    /// Nanoseconds since the source last looked at its origin; -1 before it did.
+    active: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ApiError>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Running {
+    /// Its state for `STREAM.INFO`.
+    pub fn info(&self) -> SourceInfo {
+        let st = self.status.lock();
+        SourceInfo {
+            name: self.source.name.clone(),
+            filter_subject: self.source.filter_subject.clone(),
+            subject_transforms: self.source.subject_transforms.clone(),
+            lag: st.lag,
+            seq: st.seq,
+            active: st.active.map_or(-1, |t| {
+                i64::try_from(t.elapsed().as_nanos()).unwrap_or(i64::MAX)
+            }),
+            error: st.error.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// (Re)starts the source tasks of `stream` for its current config.
+pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
+    let sources = stream.config().sources;
+    let mut running = stream.sources.lock();
+    running.clear();
+    for source in sources {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let task = Task {
+            js: js.weak(),
+            target: Arc::downgrade(stream),
+            inames: source
+                .filters()
+                .iter()
+                .map(|f| format!("{} {} {}", source.name, f.filter, f.dest))
+                .collect(),
+            filters: source.filters(),
+            source: source.clone(),
+            status: status.clone(),
+            taken: BTreeSet::new(),
+        };
+        let handle = js.runtime.spawn(task.run());
+        running.push(Running {
+            source,
+            status,
+            handle,
+        });
+    }
+}
+
+/// Stops them (stream deleted or closing).
+pub(crate) fn stop(stream: &Stream) {
+    stream.sources.lock().clear();
+}
+
+struct Task {
+    js: Weak<JetStream>,
+    target: Weak<Stream>,
+    source: StreamSource,
+    filters: Vec<Filter>,
+    /// `<origin> <filter> <dest>` of each filter, as its source headers name it.
+    inames: Vec<String>,
+    status: Arc<Mutex<Status>>,
+    /// Origin sequences above the resume point already stored (a batch stored past a
+    /// refused message); skipped when the refused one is retried.
+    taken: BTreeSet<u64>,
+}
+
+/// One origin message ready for the sourcing stream.
+struct Moved {
+    origin_seq: u64,
+    inbound: Inbound,
+}
+
+impl Task {
+    /// Records progress for `STREAM.INFO`: `next` is the next origin sequence to read.
+    fn report(&self, lag: u64, next: u64) {
+        let mut st = self.status.lock();
+        st.lag = lag;
+        st.seq = next.saturating_sub(1);
+        st.active = Some(Instant::now());
+    }
+
+    async fn run(mut self) {
+        let mut next: Option<u64> = None;
+        loop {
+            let (Some(js), Some(target)) = (self.js.upgrade(), self.target.upgrade()) else {
+                return;
+            };
+            let Some(origin) = js.stream(&self.source.name) else {
+                self.status.lock().error = Some(ApiError::stream_not_found());
+                drop((js, target));
+                tokio::time::sleep(RETRY).await;
+                continue;
+            };
+            self.status.lock().error = None;
+            let woken = origin.stored.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let from = match next {
+                Some(n) => n,
+                None => {
+                    let (t, o, s, i) = (
+                        target.clone(),
+                        origin.clone(),
+                        self.source.clone(),
+                        self.inames.clone(),
+                    );
+                    match tokio::task::spawn_blocking(move || start_seq(&t, &o, &s, &i)).await {
+                        Ok(n) => n,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let (o, filters, taken) = (origin.clone(), self.filters.clone(), self.taken.clone());
+            let read = tokio::task::spawn_blocking(move || read(&o, from, &filters, &taken)).await;
+            let Ok(Ok((batch, after, lag))) = read else {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            };
+            if batch.is_empty() {
+                next = Some(after);
+                self.report(lag, after);
+                drop((js, target));
+                let _ = tokio::time::timeout(RETRY, woken).await;
+                continue;
+            }
+            let name = self.source.name.clone();
+            let t = target.clone();
+            let stored = tokio::task::spawn_blocking(move || store(&t, &name, batch)).await;
+            match stored {
+                Ok(Some((resume, stored, republished))) => {
+                    self.taken.retain(|s| *s >= resume);
+                    self.taken
+                        .extend(stored.into_iter().filter(|s| *s >= resume));
+                    next = Some(resume.min(after));
+                    let done = resume.min(after);
+                    for r in republished {
+                        js.port
+                            .publish(&r.subject, None, Some(r.headers), r.payload);
+                    }
+                    self.report(lag, done);
+                }
+                // The sourcing stream is closed: deleted or shutting down.
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Where to start reading the origin: after the newest message this source stored, else
+/// the source's `opt_start_seq` / `opt_start_time`, else the origin's first message.
+fn start_seq(target: &Stream, origin: &Stream, source: &StreamSource, inames: &[String]) -> u64 {
+    if let Some(seq) = last_taken(target, inames) {
+        return seq + 1;
+    }
+    if source.opt_start_seq > 0 {
+        return source.opt_start_seq;
+    }
+    let inner = origin.inner.lock();
+    let first = inner.store.state().first_seq.max(1);
+    let Some(t) = source
+        .opt_start_time
+        .as_deref()
+        .and_then(crate::time::parse_rfc3339)
+    else {
+        return first;
+    };
+    let mut seq = first;
+    while let Ok(Some(m)) = inner.store.next_by_subject(seq, ">") {
+        if m.ts >= t {
+            return m.seq;
+        }
+        seq = m.seq + 1;
+    }
+    seq
+}
+
+/// The origin sequence of the newest message of the sourcing stream that came from the
+/// source (any of its `inames`).
+fn last_taken(target: &Stream, inames: &[String]) -> Option<u64> {
+    let inner = target.inner.lock();
+    let st = inner.store.state();
+    let mut seq = st.last_seq;
+    while seq >= st.first_seq.max(1) {
+        if let Ok(Some(m)) = inner.store.get(seq) {
+            let found = m.headers.as_deref().and_then(|h| source_header(h, inames));
+            if let Some(origin_seq) = found {
+                return Some(origin_seq);
+            }
+        }
+        seq -= 1;
+    }
+    None
+}
+
+/// The origin sequence in a `Nats-Stream-Source` header of one of `inames`, if `headers`
+/// has one.
+fn source_header(headers: &[u8], inames: &[String]) -> Option<u64> {
+    let h = petrel_wire::headers::parse(headers)?;
+    let value = h.get(STREAM_SOURCE)?;
+    let f: Vec<&str> = value.split(' ').collect();
+    let (name, seq, filter, dest) = (f.first()?, f.get(1)?, f.get(2)?, f.get(3)?);
+    let iname = format!("{name} {filter} {dest}");
+    inames.contains(&iname).then(|| seq.parse().ok())?
+}
+
+/// Up to [`BATCH`] origin messages from `from` that the filters match, not yet `taken`;
+/// returns them, the sequence after the last one read, and the lag.
+fn read(
+    origin: &Stream,
+    from: u64,
+    filters: &[Filter],
+    taken: &BTreeSet<u64>,
+) -> Result<(Vec<Moved>, u64, u64), petrel_store::StoreError> {
+    let inner = origin.inner.lock();
+    let mut seq = from.max(inner.store.state().first_seq);
+    let mut out = Vec::new();
+    while out.len() < BATCH {
+        let Some(m) = inner.store.next_by_subject(seq, ">")? else {
+            break;
+        };
+        seq = m.seq + 1;
+        if taken.contains(&m.seq) {
+            continue;
+        }
+        if let Some(moved) = moved(&origin.name, m, filters) {
+            out.push(moved);
+        }
+    }
+    let lag = match filters {
+        [f] => inner.store.num_pending(seq, &f.filter),
+        _ => inner
+            .store
+            .state()
+            .last_seq
+            .saturating_sub(seq.saturating_sub(1)),
+    };
+    Ok((out, seq, lag))
+}
+
+/// The message as the sourcing stream stores it, if a filter matches.
+fn moved(origin: &str, m: StoredMsg, filters: &[Filter]) -> Option<Moved> {
+    let f = filters
+        .iter()
+        .find(|f| petrel_subject::matches(f.filter.as_bytes(), m.subject.as_bytes()))?;
+    let subject = f
+        .transform
+        .as_ref()
+        .and_then(|t| t.apply(&m.subject))
+        .unwrap_or_else(|| m.subject.clone());
+    let header = format!(
+        "{STREAM_SOURCE}: {origin} {} {} {} {}\r\n",
+        m.seq, f.filter, f.dest, m.subject
+    );
+    let own = m.headers.as_ref().map(|h| {
+        crate::hdr::without(h, |name| {
+            name.eq_ignore_ascii_case(STREAM_SOURCE) || name.starts_with("Nats-Expected-")
+        })
+    });
+    Some(Moved {
+        origin_seq: m.seq,
+        inbound: Inbound {
+            subject,
+            reply: None,
+            headers: Some(crate::hdr::extend(own.as_ref(), &header)),
+            payload: m.payload,
+        },
+    })
+}
+
+/// Stores a batch in the sourcing stream (one commit). Returns the origin sequence to read
+/// from next (the first refused one, else past the batch), the origin sequences stored,
+/// and the republished copies; `None` when the stream is closed.
+fn store(
+    target: &Stream,
+    origin: &str,
+    batch: Vec<Moved>,
+) -> Option<(u64, Vec<u64>, Vec<Republished>)> {
+    if target.inner.lock().closed {
+        return None;
+    }
+    let seqs: Vec<u64> = batch.iter().map(|m| m.origin_seq).collect();
+    let mut inbound: Vec<Inbound> = batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut m)| {
+            m.inbound.reply = Some(i.to_string());
+            m.inbound
+        })
+        .collect();
+    let mut republished = Vec::new();
+    let acks = target.process_batch(&mut inbound, &mut republished);
+    if acks.is_empty() {
+        return None;
+    }
+    let mut resume = seqs.last().map_or(0, |s| s + 1);
+    let mut stored = Vec::new();
+    for (reply, body) in acks {
+        let Some(seq) = reply.parse::<usize>().ok().and_then(|i| seqs.get(i)) else {
+            continue;
+        };
+        if body.windows(8).any(|w| w == b"\"error\":") {
+            if *seq < resume {
+                tracing::warn!(stream = %target.name, source = origin, seq,
+                    "sourced message refused: {}", String::from_utf8_lossy(&body));
+                resume = *seq;
+            }
+        } else {
+            stored.push(*seq);
+        }
+    }
+    Some((resume, stored, republished))
+}
+
+/// A header value as bytes (for tests).
+#[cfg(test)]
+fn header_block(value: &str) -> bytes::Bytes {
+    bytes::Bytes::from(format!("NATS/1.0\r\n{STREAM_SOURCE}: {value}\r\n\r\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_its_own_source_header() {
+        let h = header_block("ORDERS 42 orders.> > orders.1");
+        let mine = ["ORDERS orders.> >".to_string()];
+        assert_eq!(source_header(&h, &mine), Some(42));
+        assert_eq!(source_header(&h, &["OTHER orders.> >".to_string()]), None);
+        assert_eq!(source_header(&header_block("ORDERS x"), &mine), None);
+    }
+}
