@@ -119,11 +119,17 @@ async fn filters_transforms_and_an_origin_that_comes_later() {
     let info = eu.info().await.unwrap();
     assert_eq!(info.sources[0].name, "LATER");
     // As nats-server 2.15 reports a missing origin.
-    let raw = nc.request("$JS.API.STREAM.INFO.EU", "".into()).await.unwrap();
+    let raw = nc
+        .request("$JS.API.STREAM.INFO.EU", "".into())
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap();
     let src = &v["sources"][0];
     assert_eq!(src["error"]["err_code"], 10059, "{v}");
-    assert!(src["active"] == -1 || src["active"].as_i64() > Some(0), "{v}");
+    assert!(
+        src["active"] == -1 || src["active"].as_i64() > Some(0),
+        "{v}"
+    );
     js.create_stream(config("LATER", &["orders.>"]))
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SubjectTransformConfig;
 use crate::errors::ApiError;
-use crate::json::null_default;
+use crate::json::{is_default, null_default};
 use crate::transform::{SubjectTransform, TransformError};
 
 /// One source of a stream.
@@ -18,7 +18,7 @@ pub struct StreamSource {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "is_default"
     )]
     pub opt_start_seq: u64,
     /// First origin time to take (RFC 3339).
@@ -55,10 +55,6 @@ pub(crate) struct Filter {
     pub dest: String,
     /// The compiled transform, if any.
     pub transform: Option<SubjectTransform>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl StreamSource {

@@ -57,16 +57,12 @@ pub(crate) struct SourceInfo {
     subject_transforms: Vec<crate::config::SubjectTransformConfig>,
     lag: u64,
     /// The origin sequence read up to (2.11+).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::json::is_default")]
     seq: u64,
     /// Nanoseconds since the source last looked at its origin; -1 before it did.
     active: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ApiError>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl Running {
