@@ -25,6 +25,7 @@ mod js_client_compat;
 mod kv;
 mod lifecycle;
 mod limits;
+mod mirrors;
 mod monitor;
 mod permissions;
 mod protocol;

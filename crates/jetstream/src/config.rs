@@ -215,7 +215,7 @@ pub struct StreamConfig {
     pub placement: Option<serde_json::Value>,
     /// Mirror (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mirror: Option<serde_json::Value>,
+    pub mirror: Option<crate::sourcing::StreamSource>,
     /// Streams this one takes messages from.
     #[serde(
         default,
@@ -377,11 +377,7 @@ impl StreamConfig {
                 ));
             }
         }
-        if self.mirror.is_some() {
-            return Err(cfg_err(
-                "stream mirrors are not supported by this server yet",
-            ));
-        }
+        crate::sourcing::config::check_mirror(&self)?;
         crate::sourcing::config::check(&self.sources)?;
         if let Some(t) = &self.subject_transform {
             SubjectTransform::new(&t.src, &t.dest).map_err(|e| match e {
@@ -449,7 +445,7 @@ impl StreamConfig {
     /// spaces only with no_ack (a stream acking there would answer requests), and no overlap
     /// with the subjects after it.
     fn check_subjects(&mut self) -> Result<(), ApiError> {
-        if self.subjects.is_empty() {
+        if self.subjects.is_empty() && self.mirror.is_none() {
             self.subjects.push(self.name.clone());
         }
         let collide =
@@ -531,6 +527,13 @@ impl StreamConfig {
             self.deny_delete = true;
             self.deny_purge = true;
             self.allow_rollup_hdrs = false;
+        }
+        if self.mirror != old.mirror {
+            return Err(ApiError {
+                code: 400,
+                err_code: 10055,
+                description: "stream mirror configuration can not be updated".into(),
+            });
         }
         // The first sequence only matters at creation.
         self.first_seq = old.first_seq;

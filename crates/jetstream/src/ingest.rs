@@ -368,6 +368,68 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Stores origin messages `(origin seq, origin time, message)` in a mirror under their
+    /// origin sequences and times, with one commit: the sequences between them (deleted at
+    /// the origin, or filtered out) become gaps, as in nats-server's mirrors. Messages the
+    /// mirror already has are skipped. Returns the origin sequence to read next and whether
+    /// a message was refused (limits, I/O: retried later); `None` when the stream is closed.
+    /// Blocking.
+    pub(crate) fn store_mirrored(&self, msgs: Vec<(u64, i64, Inbound)>) -> Option<(u64, bool)> {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return None;
+        }
+        let first = msgs.first().map_or(0, |m| m.0);
+        let msgs_before = inner.store.state().msgs;
+        let mut outcomes = Vec::new();
+        let mut next = first;
+        let mut refused = false;
+        for (seq, ts, m) in msgs {
+            if seq <= inner.store.state().last_seq {
+                next = seq + 1;
+                continue;
+            }
+            let stored = inner.store.skip_to(seq, ts).and_then(|()| {
+                inner
+                    .store
+                    .append(&m.subject, m.headers.clone(), m.payload.clone(), ts)
+            });
+            match stored {
+                Ok((got, _)) if got == seq => {}
+                Ok((got, _)) => {
+                    tracing::error!(stream = %self.name, seq, got, "mirror sequence mismatch");
+                    refused = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %self.name, seq, error = %e, "mirrored message refused");
+                    refused = true;
+                    break;
+                }
+            }
+            outcomes.push(Outcome::Stored {
+                seq,
+                subject: m.subject,
+                msg_id: None,
+                republish: None,
+            });
+            next = seq + 1;
+        }
+        if !outcomes.is_empty() {
+            if let Err(e) = inner.store.commit() {
+                tracing::warn!(stream = %self.name, error = %e, "mirror commit failed; retrying");
+                self.refresh_counters(&inner);
+                return Some((first, true));
+            }
+            self.notify_consumers(&mut inner, &outcomes, msgs_before);
+            self.stored.notify_waiters();
+        }
+        self.refresh_counters(&inner);
+        Some((next, refused))
+    }
+}
+
 /// The ingest task of one stream: batches, stores on a blocking thread, publishes PubAcks.
 /// Ends after a [`Cmd::Close`] (having closed the store). However it ends (a panic
 /// included), the queue is closed behind it, so nothing waits on a dead task.

@@ -176,6 +176,9 @@ pub(crate) struct StreamInfo {
     /// Petrel: why the stream stopped taking messages; absent while it works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The state of the mirror.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<crate::sourcing::task::SourceInfo>,
     /// The state of each source.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<crate::sourcing::task::SourceInfo>,
@@ -368,13 +371,20 @@ impl Stream {
             lost: st.lost.filter(|l| !l.msgs.is_empty() || l.bytes > 0),
             consumer_count: consumers,
         };
+        // One lock of the source tasks for both lists (the lock is not reentrant).
+        let running = self.sources.lock();
         Ok((
             StreamInfo {
                 config: inner.config.clone(),
                 created: rfc3339_nano(self.created),
                 state,
                 failed: inner.failed.clone(),
-                sources: self.sources.lock().iter().map(|r| r.info()).collect(),
+                mirror: running.iter().find(|r| r.mirror).map(|r| r.info()),
+                sources: running
+                    .iter()
+                    .filter(|r| !r.mirror)
+                    .map(|r| r.info())
+                    .collect(),
             },
             total,
         ))

@@ -136,6 +136,20 @@ impl StreamStore for MemStore {
         &self.limits
     }
 
+    fn skip_to(&mut self, seq: u64, ts_nanos: i64) -> Result<(), StoreError> {
+        if seq > crate::MAX_SEQ {
+            return Err(StoreError::SequenceExhausted);
+        }
+        if seq > self.index.last_seq().saturating_add(1) {
+            if self.index.state().msgs == 0 {
+                self.index.raise_floor(seq, |_, _| {});
+            } else {
+                self.index.note_seq(seq - 1, ts_nanos);
+            }
+        }
+        Ok(())
+    }
+
     fn set_first_seq(&mut self, seq: u64) -> Result<(), StoreError> {
         check_first_seq(&self.index, seq)?;
         if seq > self.index.first_or_next() {

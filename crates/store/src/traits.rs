@@ -70,6 +70,11 @@ pub trait StreamStore: Send {
     /// The limits in force.
     fn limits(&self) -> &StoreLimits;
 
+    /// Makes `seq` the next sequence `append` assigns, the ones between `last_seq` and it
+    /// being deleted (a mirror keeping its origin's sequence numbers across the origin's
+    /// gaps). No-op when `seq <= last_seq + 1`. Durable with the next commit.
+    fn skip_to(&mut self, seq: u64, ts_nanos: i64) -> Result<(), StoreError>;
+
     /// Starts an empty store at `seq` (StreamConfig `first_seq`). Allowed while the store holds
     /// no message and `seq > last_seq`; otherwise `StoreError::InvalidFirstSeq`.
     fn set_first_seq(&mut self, seq: u64) -> Result<(), StoreError>;

@@ -220,7 +220,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
         .filter(|s| !cfg.subjects.contains(s))
         .cloned()
         .collect();
-    let sources_changed = old.sources != cfg.sources;
+    let sources_changed = old.sources != cfg.sources || old.mirror != cfg.mirror;
     stream.apply_config(cfg)?;
     js.unsubscribe(&stream, Some(&removed));
     js.subscribe(&stream, &added);

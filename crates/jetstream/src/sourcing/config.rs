@@ -190,6 +190,79 @@ pub(crate) fn check(sources: &[StreamSource]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// nats-server's checks of `mirror`, in its order: no subjects, no sources, not both start
+/// sequence and time, no first sequence, a valid name, and the filter rules of sources
+/// (with the mirror codes).
+pub(crate) fn check_mirror(cfg: &crate::config::StreamConfig) -> Result<(), ApiError> {
+    let Some(m) = &cfg.mirror else {
+        return Ok(());
+    };
+    if !cfg.subjects.is_empty() {
+        return Err(err(400, 10034, "stream mirrors can not contain subjects"));
+    }
+    if !cfg.sources.is_empty() {
+        return Err(err(
+            400,
+            10031,
+            "stream mirrors can not also contain other sources",
+        ));
+    }
+    if m.opt_start_seq > 0 && m.opt_start_time.is_some() {
+        return Err(err(
+            400,
+            10032,
+            "stream mirrors can not have both start seq and start time configured",
+        ));
+    }
+    if cfg.first_seq > 0 {
+        return Err(err(
+            400,
+            10143,
+            "stream mirrors can not have first sequence configured",
+        ));
+    }
+    if !crate::consumer::config::is_valid_consumer_name(&m.name) {
+        return Err(err(400, 10142, "mirrored stream name is invalid"));
+    }
+    if !m.filter_subject.is_empty() && !m.subject_transforms.is_empty() {
+        return Err(err(
+            400,
+            10150,
+            "mirror with multiple subject transforms cannot also have a single subject filter",
+        ));
+    }
+    for t in &m.subject_transforms {
+        if !t.src.is_empty() && !petrel_subject::is_valid_subject(t.src.as_bytes()) {
+            return Err(err(
+                400,
+                10151,
+                format!("mirror transform source: invalid subject {:?}", t.src),
+            ));
+        }
+        if !t.dest.is_empty() {
+            if let Err(TransformError::Source(w) | TransformError::Destination(w)) =
+                SubjectTransform::for_storage(&t.src, &t.dest)
+            {
+                return Err(err(400, 10154, format!("mirror transform: {w}")));
+            }
+        }
+    }
+    for (i, a) in m.subject_transforms.iter().enumerate() {
+        for (j, b) in m.subject_transforms.iter().enumerate() {
+            let (a, b) = (or_all(&a.src), or_all(&b.src));
+            if i != j && petrel_subject::is_subset(a.as_bytes(), b.as_bytes()) {
+                return Err(err(400, 10152, "mirror subject filters can not overlap"));
+            }
+        }
+    }
+    if m.external.is_some() || m.consumer.is_some() {
+        return Err(ApiError::stream_invalid_config(
+            "mirrors in another JetStream domain or account (external), and durable mirror consumers, are not supported by this server yet",
+        ));
+    }
+    Ok(())
+}
+
 /// nats-server's source cycle check: following the sources of `cfg` (through the streams
 /// that exist), a stream met again whose filter overlaps the subjects of the stream sourcing
 /// it closes a loop ("detected cycle").

@@ -42,6 +42,8 @@ pub(crate) struct Status {
 
 /// A running source of a stream.
 pub(crate) struct Running {
+    /// It is the stream's `mirror` (else one of its `sources`).
+    pub mirror: bool,
     pub source: StreamSource,
     pub status: Arc<Mutex<Status>>,
     handle: tokio::task::JoinHandle<()>,
@@ -89,9 +91,11 @@ impl Drop for Running {
     }
 }
 
-/// (Re)starts the source tasks of `stream` for its current config.
+/// (Re)starts the source tasks of `stream` (its mirror, or its sources) for its config.
 pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
-    let sources = stream.config().sources;
+    let config = stream.config();
+    let mirror = config.mirror.is_some();
+    let sources = config.mirror.into_iter().chain(config.sources);
     let mut running = stream.sources.lock();
     running.clear();
     for source in sources {
@@ -108,9 +112,11 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
             source: source.clone(),
             status: status.clone(),
             taken: BTreeSet::new(),
+            mirror,
         };
         let handle = js.runtime.spawn(task.run());
         running.push(Running {
+            mirror,
             source,
             status,
             handle,
@@ -134,11 +140,14 @@ struct Task {
     /// Origin sequences above the resume point already stored (a batch stored past a
     /// refused message); skipped when the refused one is retried.
     taken: BTreeSet<u64>,
+    /// A mirror: origin sequences, times and headers kept as they are.
+    mirror: bool,
 }
 
 /// One origin message ready for the sourcing stream.
 struct Moved {
     origin_seq: u64,
+    origin_ts: i64,
     inbound: Inbound,
 }
 
@@ -176,14 +185,18 @@ impl Task {
                         self.source.clone(),
                         self.inames.clone(),
                     );
-                    match tokio::task::spawn_blocking(move || start_seq(&t, &o, &s, &i)).await {
+                    let mirror = self.mirror;
+                    let start = move || start_seq(&t, &o, &s, &i, mirror);
+                    match tokio::task::spawn_blocking(start).await {
                         Ok(n) => n,
                         Err(_) => return,
                     }
                 }
             };
             let (o, filters, taken) = (origin.clone(), self.filters.clone(), self.taken.clone());
-            let read = tokio::task::spawn_blocking(move || read(&o, from, &filters, &taken)).await;
+            let mirror = self.mirror;
+            let read =
+                tokio::task::spawn_blocking(move || read(&o, from, &filters, &taken, mirror)).await;
             let Ok(Ok((batch, after, lag))) = read else {
                 tokio::time::sleep(RETRY).await;
                 continue;
@@ -194,6 +207,25 @@ impl Task {
                 drop((js, target));
                 let _ = tokio::time::timeout(RETRY, woken).await;
                 continue;
+            }
+            if self.mirror {
+                let t = target.clone();
+                let batch: Vec<_> = batch
+                    .into_iter()
+                    .map(|m| (m.origin_seq, m.origin_ts, m.inbound))
+                    .collect();
+                match tokio::task::spawn_blocking(move || t.store_mirrored(batch)).await {
+                    Ok(Some((resume, refused))) => {
+                        next = Some(resume);
+                        self.report(lag, resume);
+                        if refused {
+                            drop((js, target));
+                            tokio::time::sleep(RETRY).await;
+                        }
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             let name = self.source.name.clone();
             let t = target.clone();
@@ -220,8 +252,19 @@ impl Task {
 
 /// Where to start reading the origin: after the newest message this source stored, else
 /// the source's `opt_start_seq` / `opt_start_time`, else the origin's first message.
-fn start_seq(target: &Stream, origin: &Stream, source: &StreamSource, inames: &[String]) -> u64 {
-    if let Some(seq) = last_taken(target, inames) {
+fn start_seq(
+    target: &Stream,
+    origin: &Stream,
+    source: &StreamSource,
+    inames: &[String],
+    mirror: bool,
+) -> u64 {
+    // A mirror holds its origin's sequences: it goes on after its own last one.
+    let last = target.inner.lock().store.state().last_seq;
+    if mirror && last > 0 {
+        return last + 1;
+    }
+    if let Some(seq) = (!mirror).then(|| last_taken(target, inames)).flatten() {
         return seq + 1;
     }
     if source.opt_start_seq > 0 {
@@ -282,6 +325,7 @@ fn read(
     from: u64,
     filters: &[Filter],
     taken: &BTreeSet<u64>,
+    mirror: bool,
 ) -> Result<(Vec<Moved>, u64, u64), petrel_store::StoreError> {
     let inner = origin.inner.lock();
     let mut seq = from.max(inner.store.state().first_seq);
@@ -294,7 +338,7 @@ fn read(
         if taken.contains(&m.seq) {
             continue;
         }
-        if let Some(moved) = moved(&origin.name, m, filters) {
+        if let Some(moved) = moved(&origin.name, m, filters, mirror) {
             out.push(moved);
         }
     }
@@ -310,7 +354,7 @@ fn read(
 }
 
 /// The message as the sourcing stream stores it, if a filter matches.
-fn moved(origin: &str, m: StoredMsg, filters: &[Filter]) -> Option<Moved> {
+fn moved(origin: &str, m: StoredMsg, filters: &[Filter], mirror: bool) -> Option<Moved> {
     let f = filters
         .iter()
         .find(|f| petrel_subject::matches(f.filter.as_bytes(), m.subject.as_bytes()))?;
@@ -319,6 +363,18 @@ fn moved(origin: &str, m: StoredMsg, filters: &[Filter]) -> Option<Moved> {
         .as_ref()
         .and_then(|t| t.apply(&m.subject))
         .unwrap_or_else(|| m.subject.clone());
+    if mirror {
+        return Some(Moved {
+            origin_seq: m.seq,
+            origin_ts: m.ts,
+            inbound: Inbound {
+                subject,
+                reply: None,
+                headers: m.headers,
+                payload: m.payload,
+            },
+        });
+    }
     let header = format!(
         "{STREAM_SOURCE}: {origin} {} {} {} {}\r\n",
         m.seq, f.filter, f.dest, m.subject
@@ -330,6 +386,7 @@ fn moved(origin: &str, m: StoredMsg, filters: &[Filter]) -> Option<Moved> {
     });
     Some(Moved {
         origin_seq: m.seq,
+        origin_ts: m.ts,
         inbound: Inbound {
             subject,
             reply: None,

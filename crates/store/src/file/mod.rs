@@ -544,6 +544,27 @@ impl StreamStore for FileStore {
         &self.limits
     }
 
+    fn skip_to(&mut self, seq: u64, ts_nanos: i64) -> Result<(), StoreError> {
+        if seq > crate::MAX_SEQ {
+            return Err(StoreError::SequenceExhausted);
+        }
+        self.mutate(|s| {
+            if seq <= s.index.last_seq().saturating_add(1) {
+                return Ok(());
+            }
+            if s.index.state().msgs == 0 {
+                // Nothing live: a floor at `seq` (as `first_seq`), written at the commit.
+                s.index.raise_floor(seq, |_, _| {});
+                s.markers_dirty = true;
+            } else {
+                // A tombstone for `seq - 1` keeps `last_seq` across a restart.
+                s.index.note_seq(seq - 1, ts_nanos);
+                s.dead.push((seq - 1, ts_nanos));
+            }
+            Ok(())
+        })
+    }
+
     fn set_first_seq(&mut self, seq: u64) -> Result<(), StoreError> {
         self.mutate(|s| {
             check_first_seq(&s.index, seq)?;

@@ -453,6 +453,43 @@ pub fn max_age_expiry<H: Harness>() {
     assert_eq!(s.state().last_ts, 210);
 }
 
+pub fn skip_to<H: Harness>() {
+    let mut h = H::new();
+    let mut s = h.open();
+    // Empty: the skipped sequences are below the first.
+    s.skip_to(5, 1).unwrap();
+    assert_eq!(s.append("a", None, b("x"), 2).unwrap().0, 5);
+    s.append("a", None, b("y"), 3).unwrap();
+    s.commit().unwrap();
+    // A gap after live messages, durable with the commit.
+    s.skip_to(10, 4).unwrap();
+    s.skip_to(3, 4).unwrap();
+    assert_eq!(s.state().last_seq, 9);
+    s.commit().unwrap();
+    s = h.reopen(s);
+    let st = s.state();
+    assert_eq!(
+        (st.msgs, st.first_seq, st.last_seq, st.num_deleted),
+        (2, 5, 9, 3)
+    );
+    assert_eq!(s.append("a", None, b("z"), 5).unwrap().0, 10);
+    s.commit().unwrap();
+    s = h.reopen(s);
+    assert_eq!(s.get(10).unwrap().unwrap().payload, b("z"));
+    assert!(s.get(8).unwrap().is_none());
+    // Everything deleted, then a skip: a new first sequence.
+    s.purge(petrel_store::PurgeRequest::default()).unwrap();
+    s.skip_to(20, 6).unwrap();
+    s.commit().unwrap();
+    s = h.reopen(s);
+    assert_eq!(s.state().last_seq, 19);
+    assert_eq!(s.append("a", None, b("w"), 7).unwrap().0, 20);
+    assert!(matches!(
+        s.skip_to(u64::MAX, 8),
+        Err(StoreError::SequenceExhausted)
+    ));
+}
+
 pub fn many_messages_reopen<H: Harness>() {
     let mut h = H::new();
     let mut s = h.open();
@@ -528,6 +565,10 @@ macro_rules! suite {
             #[test]
             fn first_seq() {
                 super::first_seq::<$h>()
+            }
+            #[test]
+            fn skip_to() {
+                super::skip_to::<$h>()
             }
             #[test]
             fn limits_discard_old() {
