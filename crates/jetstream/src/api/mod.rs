@@ -113,12 +113,19 @@ pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Resul
     serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())
 }
 
-/// Whether the body is empty or only whitespace.
-/// Blank, or JSON `null` (what async-nats sends for requests without a body: Go decodes
-/// `null` into the zero value, so nats-server accepts it too).
+/// Whether the body is empty as nats-server's `isEmptyRequest` sees it: blank, an object
+/// with no fields (`{}`), or JSON `null` (what async-nats sends for requests without a
+/// body: Go decodes `null` into the zero value, so nats-server accepts it too).
 pub(crate) fn is_empty_request(payload: &[u8]) -> bool {
     let trimmed = payload.trim_ascii();
-    trimmed.is_empty() || trimmed == b"null"
+    trimmed.is_empty()
+        || trimmed == b"null"
+        || trimmed == b"{}"
+        // An object with a field has a `:`; only field-less ones are parsed here.
+        || (trimmed.first() == Some(&b'{')
+            && !trimmed.contains(&b':')
+            && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(trimmed)
+                .is_ok_and(|m| m.is_empty()))
 }
 
 /// Dispatches one request; `None` means "no such API: send nothing".
@@ -240,6 +247,9 @@ mod body_tests {
         assert!(super::is_empty_request(b"  \n"));
         assert!(super::is_empty_request(b"null"));
         assert!(super::is_empty_request(b" null "));
-        assert!(!super::is_empty_request(b"{}"));
+        // nats-server's isEmptyRequest: an object without fields is empty too.
+        assert!(super::is_empty_request(b"{}"));
+        assert!(super::is_empty_request(b" { } "));
+        assert!(!super::is_empty_request(br#"{"seq":1}"#));
     }
 }

@@ -37,13 +37,6 @@ pub(crate) fn staging_dir(js: &JetStream) -> PathBuf {
     js.config.store_dir.join("jetstream").join(".backup")
 }
 
-/// An empty request as nats-server sees one: blank, `null` or `{}` (10003 for these APIs).
-fn is_blank(payload: &[u8]) -> bool {
-    crate::api::is_empty_request(payload)
-        || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(payload)
-            .is_ok_and(|m| m.is_empty())
-}
-
 /// A random token for subjects and staging names.
 fn token() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::archive::ArchiveWriter;
 use super::{staging_dir, token, IDLE};
-use crate::api::{respond, ApiResponse, Then};
+use crate::api::{is_empty_request, respond, ApiResponse, Then};
 use crate::config::StreamConfig;
 use crate::consumer::persist;
 use crate::errors::ApiError;
@@ -45,7 +45,7 @@ struct SnapshotBody {
 /// `STREAM.SNAPSHOT.<name>`.
 pub(crate) fn snapshot(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let prepared = (|| {
-        if super::is_blank(payload) {
+        if is_empty_request(payload) {
             return Err(ApiError::bad_request());
         }
         let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
