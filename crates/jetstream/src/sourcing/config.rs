@@ -119,6 +119,66 @@ fn err(code: u16, err_code: u16, text: impl std::fmt::Display) -> ApiError {
     }
 }
 
+/// The error codes and texts of the filter checks: sources and mirrors have their own.
+struct FilterCodes {
+    both: (u16, &'static str),
+    source: (u16, &'static str),
+    dest: (u16, &'static str),
+    overlap: (u16, &'static str),
+}
+
+const SOURCE_CODES: FilterCodes = FilterCodes {
+    both: (
+        10144,
+        "source with multiple subject transforms cannot also have a single subject filter",
+    ),
+    source: (10145, "source transform source"),
+    dest: (10146, "source transform"),
+    overlap: (10147, "source filters can not overlap"),
+};
+
+const MIRROR_CODES: FilterCodes = FilterCodes {
+    both: (
+        10150,
+        "mirror with multiple subject transforms cannot also have a single subject filter",
+    ),
+    source: (10151, "mirror transform source"),
+    dest: (10154, "mirror transform"),
+    overlap: (10152, "mirror subject filters can not overlap"),
+};
+
+/// A source's (or mirror's) `filter_subject` / `subject_transforms`: not both, valid
+/// subjects, valid transforms, no two filters overlapping.
+fn check_filters(src: &StreamSource, c: &FilterCodes) -> Result<(), ApiError> {
+    if !src.filter_subject.is_empty() && !src.subject_transforms.is_empty() {
+        return Err(err(400, c.both.0, c.both.1));
+    }
+    let filters = std::iter::once(src.filter_subject.as_str())
+        .chain(src.subject_transforms.iter().map(|t| t.src.as_str()));
+    for f in filters.filter(|f| !f.is_empty()) {
+        if !petrel_subject::is_valid_subject(f.as_bytes()) {
+            let text = format!("{}: invalid subject {f:?}", c.source.1);
+            return Err(err(400, c.source.0, text));
+        }
+    }
+    for t in src.subject_transforms.iter().filter(|t| !t.dest.is_empty()) {
+        if let Err(TransformError::Source(why) | TransformError::Destination(why)) =
+            SubjectTransform::for_storage(&t.src, &t.dest)
+        {
+            return Err(err(400, c.dest.0, format!("{}: {why}", c.dest.1)));
+        }
+    }
+    for (i, a) in src.subject_transforms.iter().enumerate() {
+        for (j, b) in src.subject_transforms.iter().enumerate() {
+            let (a, b) = (or_all(&a.src), or_all(&b.src));
+            if i != j && petrel_subject::is_subset(a.as_bytes(), b.as_bytes()) {
+                return Err(err(400, c.overlap.0, c.overlap.1));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// nats-server's checks of `sources`, in its order.
 pub(crate) fn check(sources: &[StreamSource]) -> Result<(), ApiError> {
     let mut seen = std::collections::BTreeSet::new();
@@ -129,50 +189,7 @@ pub(crate) fn check(sources: &[StreamSource]) -> Result<(), ApiError> {
         if !seen.insert(src.iname()) {
             return Err(err(400, 10140, "duplicate source configuration detected"));
         }
-        if !src.filter_subject.is_empty() && !src.subject_transforms.is_empty() {
-            return Err(err(
-                400,
-                10144,
-                "source with multiple subject transforms cannot also have a single subject filter",
-            ));
-        }
-        if !src.filter_subject.is_empty()
-            && !petrel_subject::is_valid_subject(src.filter_subject.as_bytes())
-        {
-            return Err(err(
-                400,
-                10145,
-                format!(
-                    "source transform source: invalid subject {:?}",
-                    src.filter_subject
-                ),
-            ));
-        }
-        for t in &src.subject_transforms {
-            if !t.src.is_empty() && !petrel_subject::is_valid_subject(t.src.as_bytes()) {
-                return Err(err(
-                    400,
-                    10145,
-                    format!("source transform source: invalid subject {:?}", t.src),
-                ));
-            }
-            if !t.dest.is_empty() {
-                if let Err(e) = SubjectTransform::for_storage(&t.src, &t.dest) {
-                    let why = match e {
-                        TransformError::Source(w) | TransformError::Destination(w) => w,
-                    };
-                    return Err(err(400, 10146, format!("source transform: {why}")));
-                }
-            }
-        }
-        for (i, a) in src.subject_transforms.iter().enumerate() {
-            for (j, b) in src.subject_transforms.iter().enumerate() {
-                let (a, b) = (or_all(&a.src), or_all(&b.src));
-                if i != j && petrel_subject::is_subset(a.as_bytes(), b.as_bytes()) {
-                    return Err(err(400, 10147, "source filters can not overlap"));
-                }
-            }
-        }
+        check_filters(src, &SOURCE_CODES)?;
         if src.consumer.is_some() {
             return Err(err(400, 10215, "stream source consumer config is invalid: durable source consumers are not supported by this server yet"));
         }
@@ -224,37 +241,7 @@ pub(crate) fn check_mirror(cfg: &crate::config::StreamConfig) -> Result<(), ApiE
     if !crate::consumer::config::is_valid_consumer_name(&m.name) {
         return Err(err(400, 10142, "mirrored stream name is invalid"));
     }
-    if !m.filter_subject.is_empty() && !m.subject_transforms.is_empty() {
-        return Err(err(
-            400,
-            10150,
-            "mirror with multiple subject transforms cannot also have a single subject filter",
-        ));
-    }
-    for t in &m.subject_transforms {
-        if !t.src.is_empty() && !petrel_subject::is_valid_subject(t.src.as_bytes()) {
-            return Err(err(
-                400,
-                10151,
-                format!("mirror transform source: invalid subject {:?}", t.src),
-            ));
-        }
-        if !t.dest.is_empty() {
-            if let Err(TransformError::Source(w) | TransformError::Destination(w)) =
-                SubjectTransform::for_storage(&t.src, &t.dest)
-            {
-                return Err(err(400, 10154, format!("mirror transform: {w}")));
-            }
-        }
-    }
-    for (i, a) in m.subject_transforms.iter().enumerate() {
-        for (j, b) in m.subject_transforms.iter().enumerate() {
-            let (a, b) = (or_all(&a.src), or_all(&b.src));
-            if i != j && petrel_subject::is_subset(a.as_bytes(), b.as_bytes()) {
-                return Err(err(400, 10152, "mirror subject filters can not overlap"));
-            }
-        }
-    }
+    check_filters(m, &MIRROR_CODES)?;
     if m.external.is_some() || m.consumer.is_some() {
         return Err(ApiError::stream_invalid_config(
             "mirrors in another JetStream domain or account (external), and durable mirror consumers, are not supported by this server yet",
