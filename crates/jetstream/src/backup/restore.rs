@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{archive, staging_dir, token, IDLE};
 use crate::api::streams::{check_overlap, check_resources};
-use crate::api::{respond, ApiResponse, Then};
+use crate::api::{is_empty_request, respond, ApiResponse, Then};
 use crate::config::{StorageType, StreamConfig};
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
@@ -38,7 +38,7 @@ struct RestoreBody {
 /// `STREAM.RESTORE.<name>`.
 pub(crate) fn restore(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let checked = (|| {
-        if super::is_blank(payload) {
+        if is_empty_request(payload) {
             return Err(ApiError::bad_request());
         }
         let req: RestoreRequest =
@@ -68,6 +68,13 @@ pub(crate) fn restore(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse
         Ok(c) => c,
         Err(e) => return respond("stream_restore", None, Err::<(), _>(e)),
     };
+    let Some(js_arc) = js.weak().upgrade() else {
+        return respond(
+            "stream_restore",
+            None,
+            Err::<(), _>(ApiError::stream_restore("shutting down")),
+        );
+    };
     let id = token();
     let deliver_subject = format!("$JS.SNAPSHOT.RESTORE.{name}.{id}");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -81,11 +88,8 @@ pub(crate) fn restore(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse
         .subscribe(&deliver_subject, None, Accept::ClientsOnly, chunks);
     tracing::info!(stream = name, "Starting restore for stream '$G > {name}'");
     let mut resp = respond("stream_restore", None, Ok(RestoreBody { deliver_subject }));
-    let Some(js) = js.weak().upgrade() else {
-        return resp;
-    };
     let upload = Upload {
-        js,
+        js: js_arc,
         cfg,
         staging: staging_dir_for(&id),
         sub,
@@ -112,9 +116,15 @@ struct Chunks {
     queued: Arc<AtomicUsize>,
 }
 
+/// What one queued chunk counts against [`MAX_QUEUED`]: its bytes, its reply subject and
+/// a fixed overhead, so even empty chunks cannot pile up without bound.
+fn cost(reply: Option<&str>, payload: usize) -> usize {
+    64 + reply.map_or(0, str::len) + payload
+}
+
 impl Handler for Chunks {
     fn handle(&self, msg: Incoming<'_>) -> Flow {
-        let n = msg.payload.len();
+        let n = cost(msg.reply, msg.payload.len());
         if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED {
             // Refused: the receiver sees the gap as a closed channel and fails the restore.
             self.queued.fetch_sub(n, Ordering::AcqRel);
@@ -197,7 +207,8 @@ impl Upload {
                     ))
                 }
             };
-            self.queued.fetch_sub(data.len(), Ordering::AcqRel);
+            self.queued
+                .fetch_sub(cost(reply.as_deref(), data.len()), Ordering::AcqRel);
             let Some(reply) = reply.filter(|r| !r.is_empty()) else {
                 return Err((None, "every chunk needs a reply subject".into()));
             };
