@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::CreateStreamErrorKind, stream};
 use petrel_testkit::spawn_jetstream;
 
+use crate::support::api_code;
+
 const STORAGES: [stream::StorageType; 2] = [stream::StorageType::File, stream::StorageType::Memory];
 
 fn cfg(name: &str, subject: &str, storage: stream::StorageType) -> stream::Config {
@@ -21,13 +23,6 @@ async fn js() -> (petrel_testkit::TestServer, jetstream::Context) {
     let s = spawn_jetstream().await;
     let client = async_nats::connect(s.client_url()).await.unwrap();
     (s, jetstream::new(client))
-}
-
-fn api_code(err: &async_nats::jetstream::context::CreateStreamError) -> u64 {
-    match err.kind() {
-        CreateStreamErrorKind::JetStream(e) => e.error_code().0,
-        other => panic!("expected an API error, got {other}"),
-    }
 }
 
 async fn publish(js: &jetstream::Context, subject: &str, body: &str) -> Result<u64, String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 use petrel_testkit::{spawn_jetstream, spawn_with_store};
 
-use crate::support::{config, publish};
+use crate::support::{api_code, config, publish};
 
 fn mirror_of(name: &str, origin: &str) -> stream::Config {
     stream::Config {
@@ -128,16 +128,12 @@ async fn kv_mirror_bucket_reads_the_origin_keys() {
 async fn mirror_configs_nats_server_refuses() {
     let s = spawn_jetstream().await;
     let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
-    let code = |e: jetstream::context::CreateStreamError| match e.kind() {
-        jetstream::context::CreateStreamErrorKind::JetStream(j) => j.error_code().0,
-        other => panic!("{other:?}"),
-    };
     let with_subjects = stream::Config {
         subjects: vec!["x".into()],
         ..mirror_of("M", "O")
     };
     assert_eq!(
-        code(js.create_stream(with_subjects).await.unwrap_err()),
+        api_code(&js.create_stream(with_subjects).await.unwrap_err()),
         10034
     );
     let with_sources = stream::Config {
@@ -148,7 +144,7 @@ async fn mirror_configs_nats_server_refuses() {
         ..mirror_of("M", "O")
     };
     assert_eq!(
-        code(js.create_stream(with_sources).await.unwrap_err()),
+        api_code(&js.create_stream(with_sources).await.unwrap_err()),
         10031
     );
     let mut both = mirror_of("M", "O");
@@ -156,9 +152,9 @@ async fn mirror_configs_nats_server_refuses() {
         m.start_sequence = Some(5);
         m.start_time = Some(time::OffsetDateTime::now_utc());
     }
-    assert_eq!(code(js.create_stream(both).await.unwrap_err()), 10032);
+    assert_eq!(api_code(&js.create_stream(both).await.unwrap_err()), 10032);
     assert_eq!(
-        code(js.create_stream(mirror_of("M", "a.b")).await.unwrap_err()),
+        api_code(&js.create_stream(mirror_of("M", "a.b")).await.unwrap_err()),
         10142
     );
     js.create_stream(config("O", &["o.>"])).await.unwrap();

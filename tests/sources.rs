@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 use petrel_testkit::{spawn_jetstream, spawn_with_store};
 
-use crate::support::{config, publish};
+use crate::support::{api_code, config, publish};
 
 fn source(name: &str) -> stream::Source {
     stream::Source {
@@ -207,12 +207,8 @@ async fn kv_bucket_sourcing_other_buckets() {
 async fn source_configs_nats_server_refuses() {
     let s = spawn_jetstream().await;
     let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
-    let code = |e: jetstream::context::CreateStreamError| match e.kind() {
-        jetstream::context::CreateStreamErrorKind::JetStream(j) => j.error_code().0,
-        other => panic!("{other:?}"),
-    };
     let dup = sourcing("D", vec![source("X"), source("X")]);
-    assert_eq!(code(js.create_stream(dup).await.unwrap_err()), 10140);
+    assert_eq!(api_code(&js.create_stream(dup).await.unwrap_err()), 10140);
     let both = stream::Source {
         filter_subject: Some("a.>".into()),
         subject_transforms: vec![stream::SubjectTransform {
@@ -222,8 +218,8 @@ async fn source_configs_nats_server_refuses() {
         ..source("X")
     };
     assert_eq!(
-        code(
-            js.create_stream(sourcing("D", vec![both]))
+        api_code(
+            &js.create_stream(sourcing("D", vec![both]))
                 .await
                 .unwrap_err()
         ),
@@ -231,8 +227,8 @@ async fn source_configs_nats_server_refuses() {
     );
     let bad_name = source("a.b");
     assert_eq!(
-        code(
-            js.create_stream(sourcing("D", vec![bad_name]))
+        api_code(
+            &js.create_stream(sourcing("D", vec![bad_name]))
                 .await
                 .unwrap_err()
         ),
@@ -246,8 +242,8 @@ async fn source_configs_nats_server_refuses() {
         ..source("X")
     };
     assert_eq!(
-        code(
-            js.create_stream(sourcing("D", vec![external]))
+        api_code(
+            &js.create_stream(sourcing("D", vec![external]))
                 .await
                 .unwrap_err()
         ),
@@ -265,5 +261,5 @@ async fn source_configs_nats_server_refuses() {
         ..config("B", &["b.>"])
     };
     let e = js.create_stream(b).await.unwrap_err();
-    assert_eq!(code(e), 10052);
+    assert_eq!(api_code(&e), 10052);
 }

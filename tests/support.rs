@@ -62,3 +62,11 @@ where
 pub(crate) async fn publish(js: &jetstream::Context, subject: &str, n: usize) {
     publish_all(js, subject, (0..n).map(|i| format!("m{i}"))).await;
 }
+
+/// The JetStream `err_code` of a refused stream create or update.
+pub(crate) fn api_code(err: &jetstream::context::CreateStreamError) -> u64 {
+    match err.kind() {
+        jetstream::context::CreateStreamErrorKind::JetStream(e) => e.error_code().0,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
