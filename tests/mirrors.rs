@@ -162,3 +162,67 @@ async fn mirror_configs_nats_server_refuses() {
     let e = js.update_stream(mirror_of("M", "OTHER")).await.unwrap_err();
     assert!(e.to_string().contains("10055"), "{e}");
 }
+
+/// One `DIRECT.GET.<stream>` by sequence: (`Nats-Stream`, `Nats-Sequence` or status).
+async fn direct_get(client: &async_nats::Client, stream: &str, seq: u64) -> (String, String) {
+    let subject = format!("$JS.API.DIRECT.GET.{stream}");
+    let body = format!(r#"{{"seq":{seq}}}"#);
+    let m = client.request(subject, body.into()).await.unwrap();
+    let h = m.headers.unwrap_or_default();
+    let get = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
+    match m.status {
+        Some(s) if s.as_u16() != 200 => (String::new(), s.as_u16().to_string()),
+        _ => (get("Nats-Stream"), get("Nats-Sequence")),
+    }
+}
+
+#[tokio::test]
+async fn a_mirror_answers_the_origins_direct_gets() {
+    let s = spawn_jetstream().await;
+    let client = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        allow_direct: true,
+        ..config("O", &["o.>"])
+    })
+    .await
+    .unwrap();
+    publish(&js, "o.a", 5).await;
+    // As nats-server: a mirror takes mirror_direct from its origin's allow_direct.
+    let m = js.create_stream(mirror_of("M", "O")).await.unwrap();
+    assert!(m.cached_info().config.mirror_direct);
+    wait_last(&js, "M", 5).await;
+    // The origin and its caught-up mirror form one queue group: both answer.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..500 {
+        let (stream, seq) = direct_get(&client, "O", 1).await;
+        assert_eq!(seq, "1");
+        seen.insert(stream);
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["M".to_string(), "O".to_string()].into());
+    // The mirror still answers for the origin once it is gone.
+    js.delete_stream("O").await.unwrap();
+    assert_eq!(direct_get(&client, "O", 2).await, ("M".into(), "2".into()));
+    assert_eq!(
+        direct_get(&client, "O", 9).await,
+        (String::new(), "404".into())
+    );
+    // Mirrors of a stream that does not exist (yet) keep what they were given; without a
+    // mirror, mirror_direct is refused.
+    let lone = js.create_stream(mirror_of("M2", "NOPE")).await.unwrap();
+    assert!(!lone.cached_info().config.mirror_direct);
+    let wrong = stream::Config {
+        mirror_direct: true,
+        ..config("M3", &["m3"])
+    };
+    let e = js.create_stream(wrong).await.unwrap_err();
+    assert_eq!(api_code(&e), 10052);
+    assert!(
+        e.to_string()
+            .contains("stream has no mirror but does have mirror direct"),
+        "{e}"
+    );
+}

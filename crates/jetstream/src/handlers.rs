@@ -4,7 +4,6 @@
 //! event queue). Each only queues work for JetStream's own tasks and reports back-pressure
 //! ([`Flow`]); a refused publish is answered here with the error nats-server sends.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -44,13 +43,13 @@ impl Handler for ApiHandler {
         if let Some(names) = msg.subject.strip_prefix(NEXT_PREFIX) {
             return js.pull_request(names, msg.reply, msg.payload);
         }
+        let mut answer = None;
         if let Some(rest) = msg.subject.strip_prefix(DIRECT_PREFIX) {
-            // nats-server subscribes DIRECT.GET only for streams that allow it.
+            // nats-server subscribes DIRECT.GET only for streams that allow it (and their
+            // mirrors with mirror_direct, in one queue group).
             let name = rest.split('.').next().unwrap_or_default();
-            let direct = js
-                .stream(name)
-                .is_some_and(|s| s.allow_direct.load(Ordering::Relaxed));
-            if !direct {
+            answer = crate::sourcing::direct::responder(&js, name);
+            if answer.is_none() {
                 return Flow::NoResponders;
             }
         }
@@ -58,6 +57,7 @@ impl Handler for ApiHandler {
             subject: msg.subject.to_string(),
             reply: msg.reply.map(str::to_string),
             payload: msg.payload,
+            answer,
         };
         let size = req.size();
         match js.api.push(req, size) {

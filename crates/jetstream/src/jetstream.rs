@@ -99,6 +99,8 @@ pub struct JetStream {
     pub(crate) limits: ResourceLimits,
     pub(crate) port: Arc<dyn Port>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// How many mirrors answer their origin's direct gets (none: no scan per request).
+    pub(crate) direct_mirrors: std::sync::atomic::AtomicUsize,
     /// API requests waiting for the API task.
     pub(crate) api: Arc<Backlog<ApiRequest>>,
     /// The `$JS.API.>` subscription.
@@ -156,6 +158,7 @@ impl JetStream {
             limits,
             port,
             streams: RwLock::new(BTreeMap::new()),
+            direct_mirrors: std::sync::atomic::AtomicUsize::new(0),
             api: Arc::new(Backlog::new(API_LIMITS)),
             api_sub: Mutex::new(None),
             store_problem: Mutex::new(None),
@@ -199,7 +202,7 @@ impl JetStream {
         let _ = self.shutdown_tx.send(true);
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for s in streams {
-            crate::sourcing::task::stop(&s);
+            crate::sourcing::task::stop(self, &s);
             let (j, s2) = (self.me.clone(), s.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(j) = j.upgrade() {

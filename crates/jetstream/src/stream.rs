@@ -119,6 +119,8 @@ pub(crate) struct Stream {
     pub stored: tokio::sync::Notify,
     /// The tasks of this stream's `sources`.
     pub sources: Mutex<Vec<crate::sourcing::task::Running>>,
+    /// The origin whose direct gets this mirror answers (`mirror_direct`, caught up).
+    pub direct_for: Mutex<Option<String>>,
     msgs: AtomicU64,
     bytes: AtomicU64,
 }
@@ -252,6 +254,7 @@ impl Stream {
             consumers: RwLock::new(BTreeMap::new()),
             stored: tokio::sync::Notify::new(),
             sources: Mutex::new(Vec::new()),
+            direct_for: Mutex::new(None),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };

@@ -19,11 +19,13 @@ use crate::jetstream::JetStream;
 use crate::json::encode;
 
 /// A request taken off the `$JS.API.>` subscription.
-#[derive(Debug)]
 pub(crate) struct ApiRequest {
     pub subject: String,
     pub reply: Option<String>,
     pub payload: Bytes,
+    /// For a `DIRECT.GET`, the stream picked to answer it when it was received (the
+    /// stream itself or a mirror with `mirror_direct`); looked up again when `None`.
+    pub answer: Option<std::sync::Arc<crate::stream::Stream>>,
 }
 
 impl ApiRequest {
@@ -171,12 +173,28 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["CONSUMER", "DELETE", stream, name] => consumers::delete(js, stream, name),
         ["CONSUMER", "NAMES", stream] => consumers::names(js, stream, p),
         ["CONSUMER", "LIST", stream] => consumers::list(js, stream, p),
-        ["DIRECT", "GET", name] => return msgs::direct_get(js, name, p, None),
+        ["DIRECT", "GET", name] => {
+            let answer = direct(js, req, name)?;
+            return msgs::direct_get(&answer, p, None);
+        }
         ["DIRECT", "GET", name, subject @ ..] if !subject.is_empty() => {
-            return msgs::direct_get(js, name, p, Some(subject.join(".")))
+            let answer = direct(js, req, name)?;
+            return msgs::direct_get(&answer, p, Some(subject.join(".")));
         }
         _ => return None,
     })
+}
+
+/// The stream answering a `DIRECT.GET.<name>`: the one picked on arrival, else one picked
+/// now; `None` when no stream answers.
+fn direct(
+    js: &JetStream,
+    req: &ApiRequest,
+    name: &str,
+) -> Option<std::sync::Arc<crate::stream::Stream>> {
+    req.answer
+        .clone()
+        .or_else(|| crate::sourcing::direct::responder(js, name))
 }
 
 #[derive(Serialize)]

@@ -12,7 +12,7 @@ use super::{is_empty_request, parse_body, respond, ApiResponse};
 use crate::errors::{self, ApiError};
 use crate::jetstream::JetStream;
 use crate::json::null_default;
-use crate::stream::MsgGetRequest;
+use crate::stream::{MsgGetRequest, Stream};
 use crate::time::rfc3339_nano;
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,18 +169,15 @@ fn raw_message(stream: &str, m: StoredMsg) -> ApiResponse {
     }
 }
 
-/// `DIRECT.GET.<name>` (JSON body) or `DIRECT.GET.<name>.<subject>` (last for subject).
-/// No reply when the stream is missing or does not allow direct gets (no responder).
+/// `DIRECT.GET.<name>` (JSON body) or `DIRECT.GET.<name>.<subject>` (last for subject),
+/// answered from `stream` (the named stream, or a mirror of it with `mirror_direct`, which
+/// names itself in `Nats-Stream`).
 pub(super) fn direct_get(
-    js: &JetStream,
-    name: &str,
+    stream: &Stream,
     payload: &[u8],
     last_for: Option<String>,
 ) -> Option<ApiResponse> {
-    let stream = js.stream(name)?;
-    if !stream.config().allow_direct {
-        return None;
-    }
+    let name = stream.name.as_str();
     let req = match last_for {
         Some(subject) => MsgGetRequest {
             last_by_subj: subject,

@@ -127,7 +127,8 @@ fn create_inner(
     name: &str,
     payload: &[u8],
 ) -> Result<(StreamInfo, bool), ApiError> {
-    let cfg = parse_config(name, payload)?;
+    let mut cfg = parse_config(name, payload)?;
+    crate::sourcing::direct::inherit(js, &mut cfg);
     if let Some(existing) = js.stream(name) {
         if existing.config() == cfg {
             let (info, _) = existing.info(&InfoRequest::default())?;
@@ -140,6 +141,7 @@ fn create_inner(
             "stream configuration for create can not be sealed",
         ));
     }
+    crate::sourcing::direct::check_create(&cfg)?;
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg)?;
     crate::sourcing::config::check_cycle(&cfg, |n| js.stream(n).map(|s| s.config()))?;
@@ -196,7 +198,8 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     }
     let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let old = stream.config();
-    let cfg = requested.normalize()?.check_update(&old)?;
+    let mut cfg = requested.normalize()?.check_update(&old)?;
+    crate::sourcing::direct::inherit(js, &mut cfg);
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg)?;
     crate::sourcing::config::check_cycle(&cfg, |n| js.stream(n).map(|s| s.config()))?;
@@ -221,6 +224,10 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
         .cloned()
         .collect();
     let sources_changed = old.sources != cfg.sources || old.mirror != cfg.mirror;
+    if old.mirror_direct != cfg.mirror_direct {
+        // Withdrawn now; the mirror task offers it again once caught up.
+        crate::sourcing::direct::set_ready(js, &stream, None);
+    }
     stream.apply_config(cfg)?;
     js.unsubscribe(&stream, Some(&removed));
     js.subscribe(&stream, &added);
@@ -255,7 +262,7 @@ pub(super) fn info(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
 pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
     let result = (|| {
         let stream = js.unregister(name).ok_or_else(ApiError::stream_not_found)?;
-        crate::sourcing::task::stop(&stream);
+        crate::sourcing::task::stop(js, &stream);
         js.close_consumers(&stream);
         // The ingest task stores what is queued, closes the store and stops.
         if stream.request_close().blocking_recv().is_err() {

@@ -98,6 +98,7 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
     let sources = config.mirror.into_iter().chain(config.sources);
     let mut running = stream.sources.lock();
     running.clear();
+    super::direct::set_ready(js, stream, None);
     for source in sources {
         let status = Arc::new(Mutex::new(Status::default()));
         let task = Task {
@@ -125,8 +126,9 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
 }
 
 /// Stops them (stream deleted or closing).
-pub(crate) fn stop(stream: &Stream) {
+pub(crate) fn stop(js: &JetStream, stream: &Stream) {
     stream.sources.lock().clear();
+    super::direct::set_ready(js, stream, None);
 }
 
 struct Task {
@@ -152,12 +154,18 @@ struct Moved {
 }
 
 impl Task {
-    /// Records progress for `STREAM.INFO`: `next` is the next origin sequence to read.
-    fn report(&self, lag: u64, next: u64) {
-        let mut st = self.status.lock();
-        st.lag = lag;
-        st.seq = next.saturating_sub(1);
-        st.active = Some(Instant::now());
+    /// Records progress for `STREAM.INFO` (`next` is the next origin sequence to read),
+    /// and for a mirror whether it has caught up enough to answer direct gets.
+    fn report(&self, js: &JetStream, target: &Stream, lag: u64, next: u64) {
+        {
+            let mut st = self.status.lock();
+            st.lag = lag;
+            st.seq = next.saturating_sub(1);
+            st.active = Some(Instant::now());
+        }
+        if self.mirror {
+            super::direct::set_ready(js, target, Some((&self.source.name, lag)));
+        }
     }
 
     async fn run(mut self) {
@@ -203,7 +211,7 @@ impl Task {
             };
             if batch.is_empty() {
                 next = Some(after);
-                self.report(lag, after);
+                self.report(&js, &target, lag, after);
                 drop((js, target));
                 let _ = tokio::time::timeout(RETRY, woken).await;
                 continue;
@@ -217,7 +225,7 @@ impl Task {
                 match tokio::task::spawn_blocking(move || t.store_mirrored(batch)).await {
                     Ok(Some((resume, refused))) => {
                         next = Some(resume);
-                        self.report(lag, resume);
+                        self.report(&js, &target, lag, resume);
                         if refused {
                             drop((js, target));
                             tokio::time::sleep(RETRY).await;
@@ -241,7 +249,7 @@ impl Task {
                         js.port
                             .publish(&r.subject, None, Some(r.headers), r.payload);
                     }
-                    self.report(lag, done);
+                    self.report(&js, &target, lag, done);
                 }
                 // The sourcing stream is closed: deleted or shutting down.
                 _ => return,
