@@ -18,6 +18,7 @@ mod container;
 mod dashboard;
 mod dead_letters;
 mod docker_support;
+mod domains;
 mod headers;
 mod jetstream;
 mod jetstream_limits;

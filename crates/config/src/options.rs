@@ -35,6 +35,9 @@ pub struct JetStreamOptions {
     pub max_file: Option<u64>,
     /// Durability mode.
     pub sync: SyncMode,
+    /// The JetStream domain (`domain`): clients reach this JetStream at
+    /// `$JS.<domain>.API` too, and PubAcks and stream infos name it.
+    pub domain: Option<String>,
 }
 
 impl Default for JetStreamOptions {
@@ -44,6 +47,7 @@ impl Default for JetStreamOptions {
             max_memory: None,
             max_file: None,
             sync: SyncMode::Always,
+            domain: None,
         }
     }
 }

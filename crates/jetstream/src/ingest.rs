@@ -59,6 +59,8 @@ enum Outcome {
 #[derive(Serialize)]
 struct PubAck<'a> {
     stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
     seq: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
@@ -348,11 +350,13 @@ impl Stream {
                 let body = match o {
                     Outcome::Stored { seq, .. } => encode(&PubAck {
                         stream: &self.name,
+                        domain: self.domain.get().map(String::as_str),
                         seq,
                         duplicate: false,
                     }),
                     Outcome::Duplicate(seq) => encode(&PubAck {
                         stream: &self.name,
+                        domain: self.domain.get().map(String::as_str),
                         seq,
                         duplicate: true,
                     }),

@@ -58,6 +58,8 @@ pub struct JetStreamConfig {
     pub sync: SyncMode,
     /// The server's name, for advisories.
     pub server_name: String,
+    /// The JetStream domain, named in PubAcks and stream infos.
+    pub domain: Option<String>,
     /// The I/O layer every file goes through (`StdBackend`; tests inject faults).
     pub backend: Arc<dyn petrel_store::Backend>,
 }
@@ -287,6 +289,9 @@ impl JetStream {
 
     /// Adds a stream: map entry, ingest task, subscriptions on its subjects.
     pub(crate) fn register(&self, stream: Arc<Stream>) {
+        if let Some(d) = &self.config.domain {
+            let _ = stream.domain.set(d.clone());
+        }
         self.streams
             .write()
             .insert(stream.name.clone(), stream.clone());

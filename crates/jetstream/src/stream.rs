@@ -121,6 +121,9 @@ pub(crate) struct Stream {
     pub sources: Mutex<Vec<crate::sourcing::task::Running>>,
     /// The origin whose direct gets this mirror answers (`mirror_direct`, caught up).
     pub direct_for: Mutex<Option<String>>,
+    /// The server's JetStream domain (set when the stream is registered), for PubAcks and
+    /// stream infos.
+    pub domain: std::sync::OnceLock<String>,
     msgs: AtomicU64,
     bytes: AtomicU64,
 }
@@ -175,6 +178,9 @@ pub(crate) struct StreamInfo {
     pub config: StreamConfig,
     pub created: String,
     pub state: StateJson,
+    /// The JetStream domain, if the server has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     /// Petrel: why the stream stopped taking messages; absent while it works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
@@ -255,6 +261,7 @@ impl Stream {
             stored: tokio::sync::Notify::new(),
             sources: Mutex::new(Vec::new()),
             direct_for: Mutex::new(None),
+            domain: std::sync::OnceLock::new(),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };
@@ -381,6 +388,7 @@ impl Stream {
                 config: inner.config.clone(),
                 created: rfc3339_nano(self.created),
                 state,
+                domain: self.domain.get().cloned(),
                 failed: inner.failed.clone(),
                 mirror: running.iter().find(|r| r.mirror).map(|r| r.info()),
                 sources: running

@@ -93,6 +93,8 @@ pub(crate) struct JsConfig {
     pub max_storage: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub store_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 impl JsConfig {
@@ -103,6 +105,7 @@ impl JsConfig {
             max_memory: st.max_memory,
             max_storage: st.max_storage,
             store_dir: store_dir(&js.store_dir),
+            domain: js.domain.clone(),
         }
     }
 }

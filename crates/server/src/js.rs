@@ -36,6 +36,7 @@ pub(crate) async fn start(
             SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
         },
         server_name: shared.server_name.clone(),
+        domain: opts.domain.clone(),
         backend,
     };
     let js = JetStream::start(config, port.clone())

@@ -27,6 +27,7 @@ mod conn;
 mod ident;
 mod internal;
 mod js;
+mod mapping;
 mod monitoring;
 mod outbound;
 mod perms;

@@ -177,7 +177,20 @@ impl Router {
 
     /// Deliver `msg` to every matching subscription.
     pub fn publish(&mut self, shared: &Shared, from: Publisher<'_>, msg: &MsgRef<'_>) {
-        self.publish_on(shared, from, msg.subject, msg);
+        let mapped = shared
+            .js_domain_api
+            .as_deref()
+            .and_then(|prefix| crate::mapping::map_domain(prefix, msg.subject));
+        match mapped {
+            Some(subject) => {
+                let msg = MsgRef {
+                    subject: &subject,
+                    ..*msg
+                };
+                self.publish_on(shared, from, &subject, &msg);
+            }
+            None => self.publish_on(shared, from, msg.subject, msg),
+        }
     }
 
     /// Deliver `msg` to every subscription matching `route`, showing `msg.subject` in the

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub server_name: String,
     pub listen: SocketAddr,
     pub sublist: RwLock<Sublist<SubRef>>,
+    /// `$JS.<domain>.API.` when JetStream runs with a domain (mapped before routing).
+    pub js_domain_api: Option<Vec<u8>>,
     pub generation: Arc<AtomicU64>,
     pub stats: Arc<Stats>,
     /// Start time, config load time and the monitoring HTTP address.
@@ -243,6 +245,13 @@ impl ServerBuilder {
         if let Some(js) = self.opts.jetstream.as_mut() {
             js.max_memory = max_memory;
             js.max_file = max_file;
+        }
+        self
+    }
+    /// The JetStream domain (`jetstream { domain }`). Call after [`Self::jetstream`].
+    pub fn jetstream_domain(mut self, domain: impl Into<String>) -> Self {
+        if let Some(js) = self.opts.jetstream.as_mut() {
+            js.domain = Some(domain.into());
         }
         self
     }
@@ -436,6 +445,11 @@ impl Server {
             server_id,
             listen,
             sublist: RwLock::new(sublist),
+            js_domain_api: opts
+                .jetstream
+                .as_ref()
+                .and_then(|js| js.domain.as_deref())
+                .map(crate::mapping::domain_prefix),
             generation,
             stats,
             tls,
@@ -458,6 +472,9 @@ impl Server {
                 "  Store Directory: {:?}",
                 js.store_dir.display().to_string()
             );
+            if let Some(d) = &js.domain {
+                tracing::info!("  Domain:          {d}");
+            }
             let runtime = crate::js::start(&shared, js, self.backend.clone()).await?;
             let stats = runtime.js.stats();
             tracing::info!(

@@ -42,6 +42,7 @@ fn world() -> &'static World {
             max_file: Some(64 << 20),
             sync: SyncMode::Interval(std::time::Duration::from_secs(60)),
             server_name: "fuzz".into(),
+            domain: None,
             backend: Arc::new(petrel_store::StdBackend),
         };
         let js = rt.block_on(JetStream::start(cfg, Arc::new(NullPort))).unwrap();

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::convert::{
-    boolean, bounded, client_port, duplicate_store_dir, duration, host_port, int, ip, limit,
-    monitor_port, port_number, string, sync_mode, type_error, unsigned,
+    boolean, bounded, client_port, domain, duplicate_store_dir, duration, host_port, int, ip,
+    limit, monitor_port, port_number, string, sync_mode, type_error, unsigned,
 };
 use super::error::ConfigError;
 use super::value::{Map, Pos, Value, ValueKind};
@@ -252,8 +252,8 @@ impl Applier<'_> {
                 "sync_interval" | "sync" => js.sync = sync_mode(mv, &name)?,
                 "enabled" | "enable" => enabled = boolean(mv, &name)?,
                 "disabled" | "disable" => enabled = !boolean(mv, &name)?,
-                "domain"
-                | "key"
+                "domain" => js.domain = domain(mv, &name)?,
+                "key"
                 | "ek"
                 | "encryption_key"
                 | "prev_key"
@@ -584,9 +584,17 @@ mod tests {
             .expect("js");
         assert_eq!(js.store_dir, PathBuf::from("/top"));
         assert!(apply_str("store_dir: /a\njetstream { store_dir: /b }").is_err());
-        let (_, w) = ok("jetstream { domain: hub }");
+        let (o, w) = ok("jetstream { domain: hub, cipher: aes }");
         assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(o.jetstream.expect("js").domain.as_deref(), Some("hub"));
         assert!(apply_str("jetstream { domain: hub, bogus: 1 }").is_err());
+        for (bad, why) in [
+            ("a.b", "may not contain ., * or >"),
+            ("\"a b\"", "is not a valid subject"),
+        ] {
+            let e = apply_str(&format!("jetstream {{ domain: {bad} }}")).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -236,3 +236,28 @@ pub(super) fn sync_mode(v: &Value, key: &str) -> Result<SyncMode, ConfigError> {
     }
     Ok(SyncMode::Interval(d))
 }
+
+/// A JetStream domain: empty for none; else it must make `$JS.<domain>.API.>` a valid
+/// subject and hold no `.`, `*` or `>` (nats-server's checks and texts).
+pub(super) fn domain(v: &Value, key: &str) -> Result<Option<String>, ConfigError> {
+    let d = string(v, key)?;
+    if d.is_empty() {
+        return Ok(None);
+    }
+    let derived = format!("$JS.{d}.API.>");
+    if !petrel_subject::is_valid_subject(derived.as_bytes()) {
+        return Err(ConfigError::invalid(
+            &v.pos,
+            key,
+            format!("invalid domain name: derived {derived:?} is not a valid subject"),
+        ));
+    }
+    if d.contains(['.', '*', '>']) {
+        return Err(ConfigError::invalid(
+            &v.pos,
+            key,
+            "invalid domain name: may not contain ., * or >",
+        ));
+    }
+    Ok(Some(d.to_string()))
+}

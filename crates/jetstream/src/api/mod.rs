@@ -216,7 +216,7 @@ struct ApiStats {
 }
 
 #[derive(Serialize)]
-struct AccountInfo {
+struct AccountInfo<'a> {
     memory: u64,
     storage: u64,
     /// Sent by 2.10 (the level Petrel advertises); async-nats requires it.
@@ -225,6 +225,8 @@ struct AccountInfo {
     streams: u64,
     consumers: u64,
     limits: AccountLimits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
     api: ApiStats,
 }
 
@@ -248,6 +250,7 @@ fn account_info(js: &JetStream) -> ApiResponse {
             storage_max_stream_bytes: -1,
             max_bytes_required: false,
         },
+        domain: js.config.domain.as_deref(),
         api: ApiStats {
             total: st.api_total,
             errors: st.api_errors,

@@ -174,7 +174,9 @@ fn create_inner(
     };
     js.register(stream.clone());
     tracing::info!(stream = name, "stream created");
-    let (info, _) = stream.info(&InfoRequest::default())?;
+    let (mut info, _) = stream.info(&InfoRequest::default())?;
+    // nats-server's create response (unlike info and update) does not name the domain.
+    info.domain = None;
     Ok((info, true))
 }
 

@@ -87,6 +87,7 @@ pub fn config(dir: &Path) -> JetStreamConfig {
         max_file: None,
         sync: SyncMode::Always,
         server_name: "test".to_string(),
+        domain: None,
         backend: Arc::new(petrel_store::StdBackend),
     }
 }
