@@ -5,12 +5,14 @@
 //! in nats-server's order of precedence. The file is nats.conf or, for a `.toml` file, TOML
 //! with the same keys ([`load_file`]). Nothing here touches the network or the runtime.
 
+mod accounts;
 pub mod conf;
 mod options;
 mod permissions;
 
 use std::path::Path;
 
+pub use accounts::{AccountConfig, AccountJetStream, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
 pub use conf::ConfigError;
 pub use options::{
     Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,

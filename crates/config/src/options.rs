@@ -132,6 +132,8 @@ pub struct User {
     pub nkey: Option<String>,
     /// This user's permissions (`None`: the `default_permissions`, else unrestricted).
     pub permissions: Option<crate::Permissions>,
+    /// The account the user belongs to (`None`: the global account `$G`).
+    pub account: Option<String>,
 }
 
 /// Every setting the server runs with.
@@ -174,6 +176,12 @@ pub struct Options {
     pub tls: Option<TlsOptions>,
     /// JetStream, when enabled.
     pub jetstream: Option<JetStreamOptions>,
+    /// Configured accounts (`accounts {}`); their users are in [`Auth::Users`].
+    pub accounts: Vec<crate::AccountConfig>,
+    /// The user a client without credentials is logged in as (`no_auth_user`).
+    pub no_auth_user: Option<String>,
+    /// The system account (`system_account`; `$SYS` when unset).
+    pub system_account: Option<String>,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
@@ -213,6 +221,9 @@ impl Default for Options {
             default_permissions: None,
             tls: None,
             jetstream: None,
+            accounts: Vec::new(),
+            no_auth_user: None,
+            system_account: None,
             debug: false,
             trace: false,
             log_file: None,

@@ -16,6 +16,8 @@ use super::error::ConfigError;
 use super::value::{Map, Pos, Value, ValueKind};
 use crate::{Auth, Options, User};
 
+mod accounts;
+
 /// nats-server top-level keys Petrel does not implement yet (reported, then ignored).
 const NOT_YET: &[&str] = &[
     "cluster",
@@ -25,7 +27,6 @@ const NOT_YET: &[&str] = &[
     "websocket",
     "ws",
     "mqtt",
-    "accounts",
     "https",
     "https_port",
     "http_base_path",
@@ -42,9 +43,7 @@ const NOT_YET: &[&str] = &[
     "operators",
     "resolver",
     "resolver_preload",
-    "system_account",
     "no_system_account",
-    "no_auth_user",
     "max_traced_msg_len",
     "max_sub_tokens",
     "prof_port",
@@ -73,7 +72,6 @@ const NOT_YET: &[&str] = &[
     "accounts_resolver",
     "resolver_tls",
     "resolver_pinned_accounts",
-    "system",
     "no_system",
     "no_sys_acc",
     "trusted",
@@ -96,6 +94,9 @@ pub fn apply(root: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError>
         warnings: Vec::new(),
         top_store_dir: None,
         js_store_dir: None,
+        account_users: Vec::new(),
+        no_auth_user: None,
+        system_account: None,
     };
     for e in root.entries() {
         a.top_level(&e.key, &e.key_pos, &e.value, e.used_as_variable)?;
@@ -111,6 +112,11 @@ struct Applier<'o> {
     top_store_dir: Option<(PathBuf, Pos)>,
     /// Where a `jetstream { store_dir }` was set.
     js_store_dir: Option<Pos>,
+    /// Users of `accounts {}` (with where their account is), added to the users at the end.
+    account_users: Vec<(User, Pos)>,
+    /// `no_auth_user` and `system_account`, checked at the end.
+    no_auth_user: Option<(String, Pos)>,
+    system_account: Option<(String, Pos)>,
 }
 
 impl Applier<'_> {
@@ -177,6 +183,13 @@ impl Applier<'_> {
             }
             "jetstream" => self.jetstream(key, v)?,
             "authorization" => self.authorization(key, v)?,
+            "accounts" => self.accounts(key, v)?,
+            "no_auth_user" => {
+                self.no_auth_user = Some((accounts::name_value(v, key)?, v.pos.clone()));
+            }
+            "system_account" | "system" => {
+                self.system_account = Some((accounts::name_value(v, key)?, v.pos.clone()));
+            }
             "tls" => {
                 let mut warnings = Vec::new();
                 let t = super::tls::tls(v, key, &mut |pos, msg| warnings.push((pos.clone(), msg)))?;
@@ -446,6 +459,7 @@ impl Applier<'_> {
                 password,
                 nkey,
                 permissions,
+                account: None,
             });
         }
         Ok(users)
@@ -453,6 +467,7 @@ impl Applier<'_> {
 
     /// Settles what depends on several keys.
     fn finish(&mut self) -> Result<(), ConfigError> {
+        self.finish_accounts()?;
         if let Some((dir, pos)) = self.top_store_dir.take() {
             match &mut self.opts.jetstream {
                 Some(js) => js.store_dir = dir,

@@ -18,6 +18,8 @@ mod value;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_accounts;
+#[cfg(test)]
 mod tests_examples;
 #[cfg(test)]
 mod tests_toml;

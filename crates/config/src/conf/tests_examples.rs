@@ -111,6 +111,7 @@ fn secure_conf_loads() {
                 user: "service".into(),
                 password: Some("service-change-me".into()),
                 nkey: None,
+                account: None,
                 permissions: Some(Permissions {
                     publish: Some(SubjectPermission {
                         allow: Vec::new(),
@@ -127,6 +128,7 @@ fn secure_conf_loads() {
                 user: "client".into(),
                 password: Some("client-change-me".into()),
                 nkey: None,
+                account: None,
                 permissions: Some(Permissions {
                     publish: allow(&["svc.>"]),
                     subscribe: allow(&["_INBOX.>"]),

@@ -208,6 +208,7 @@ nkey = "{nkey}"
                 user: "a".into(),
                 password: Some("pa".into()),
                 nkey: None,
+                account: None,
                 permissions: Some(Permissions {
                     publish: allow(&["a.>"]),
                     ..Permissions::default()
@@ -219,6 +220,7 @@ nkey = "{nkey}"
                     "$2a$11$W2zko751KUvVy59mUTWmpOdWjQ1sCNJ1F/UAp8Q09bsAQxBRsZOMC".into()
                 ),
                 nkey: None,
+                account: None,
                 permissions: Some(Permissions {
                     subscribe: allow(&["b.*", "b.q workers"]),
                     allow_responses: Some(ResponsePermission {
@@ -232,6 +234,7 @@ nkey = "{nkey}"
                 user: nkey.into(),
                 password: None,
                 nkey: Some(nkey.into()),
+                account: None,
                 permissions: None,
             },
         ])

@@ -1,0 +1,186 @@
+//! `accounts { NAME: { users, jetstream, default_permissions } }`, `no_auth_user` and
+//! `system_account`: accounts become [`AccountConfig`]s, their users join the users list
+//! with their account named, and the cross-key rules are checked once everything is read.
+
+use super::{Applier, ConfigError, Value, ValueKind};
+use crate::conf::convert::{boolean, limit, string, type_error, unsigned};
+use crate::{AccountConfig, AccountJetStream, Auth, User, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
+
+impl Applier<'_> {
+    /// `accounts { NAME: { ... }, ... }`.
+    pub(super) fn accounts(&mut self, key: &str, v: &Value) -> Result<(), ConfigError> {
+        let Some(map) = v.as_map() else {
+            return Err(type_error(v, key, "a block of accounts"));
+        };
+        for e in map.entries() {
+            let name = e.key.clone();
+            let field = format!("{key}.{name}");
+            if name == GLOBAL_ACCOUNT || self.opts.accounts.iter().any(|a| a.name == name) {
+                return Err(ConfigError::invalid(
+                    &e.key_pos,
+                    &field,
+                    format!("duplicate account \"{}\"", name.escape_default()),
+                ));
+            }
+            let Some(body) = e.value.as_map() else {
+                return Err(type_error(&e.value, &field, "an account block"));
+            };
+            let mut account = AccountConfig {
+                name: name.clone(),
+                jetstream: None,
+            };
+            let mut users = Vec::new();
+            let mut defaults = None;
+            for f in body.entries() {
+                let (sub, mv) = (f.key.to_ascii_lowercase(), &f.value);
+                let fname = format!("{field}.{}", f.key);
+                match sub.as_str() {
+                    "users" => users = self.users(mv, &fname)?,
+                    "jetstream" => account.jetstream = account_jetstream(self, mv, &fname)?,
+                    "default_permissions" | "default_permission" => {
+                        defaults = Some(crate::conf::permissions::permissions(mv, &fname)?);
+                    }
+                    "exports" | "imports" | "mappings" | "maps" | "nkey" | "limits"
+                    | "msg_trace" | "trace_dest" => self.warn(
+                        &f.key_pos,
+                        format!("{fname} is not supported yet and is ignored"),
+                    ),
+                    _ if f.used_as_variable => {}
+                    _ => return Err(ConfigError::unknown_field(&f.key_pos, &f.key)),
+                }
+            }
+            for mut u in users {
+                u.account = Some(name.clone());
+                if u.permissions.is_none() {
+                    u.permissions.clone_from(&defaults);
+                }
+                self.account_users.push((u, e.key_pos.clone()));
+            }
+            self.opts.accounts.push(account);
+        }
+        Ok(())
+    }
+
+    /// Adds the accounts' users to the users list and checks `no_auth_user` and
+    /// `system_account` against what is configured.
+    pub(super) fn finish_accounts(&mut self) -> Result<(), ConfigError> {
+        let account_users = std::mem::take(&mut self.account_users);
+        if let Some((_, pos)) = account_users.first() {
+            let mut all: Vec<User> = match std::mem::take(&mut self.opts.auth) {
+                Auth::None => Vec::new(),
+                Auth::Users(users) => users,
+                Auth::UserPass { .. } | Auth::Token(_) => {
+                    return Err(ConfigError::invalid(
+                        pos,
+                        "accounts",
+                        "can not have a single user/pass or token and account users",
+                    ))
+                }
+            };
+            for (u, pos) in account_users {
+                if all.iter().any(|o| o.user == u.user) {
+                    return Err(ConfigError::invalid(
+                        &pos,
+                        "accounts",
+                        format!("duplicate user \"{}\" detected", u.user.escape_default()),
+                    ));
+                }
+                all.push(u);
+            }
+            self.opts.auth = Auth::Users(all);
+        }
+        if let Some((user, pos)) = &self.no_auth_user {
+            let known = matches!(&self.opts.auth, Auth::Users(list) if list.iter().any(|u| &u.user == user));
+            if !known {
+                return Err(ConfigError::invalid(
+                    pos,
+                    "no_auth_user",
+                    format!("no_auth_user: \"{user}\" not present as user or nkey in authorization block or account configuration"),
+                ));
+            }
+            self.opts.no_auth_user = Some(user.clone());
+        }
+        if let Some((name, pos)) = &self.system_account {
+            let known = name == DEFAULT_SYSTEM_ACCOUNT
+                || self.opts.accounts.iter().any(|a| &a.name == name);
+            if !known {
+                return Err(ConfigError::invalid(
+                    pos,
+                    "system_account",
+                    format!("system account \"{name}\" not found"),
+                ));
+            }
+            self.opts.system_account = Some(name.clone());
+        }
+        Ok(())
+    }
+}
+
+/// An account's `jetstream`: `enabled`/`disabled`, a boolean, or a limits block.
+fn account_jetstream(
+    a: &mut Applier<'_>,
+    v: &Value,
+    key: &str,
+) -> Result<Option<AccountJetStream>, ConfigError> {
+    let map = match &v.kind {
+        ValueKind::Bool(on) => return Ok(on.then(AccountJetStream::default)),
+        ValueKind::String(s) => {
+            return match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" | "true" => Ok(Some(AccountJetStream::default())),
+                "disabled" | "disable" | "false" => Ok(None),
+                _ => Err(type_error(v, key, "\"enabled\", \"disabled\" or a block")),
+            }
+        }
+        ValueKind::Map(m) => m,
+        _ => return Err(type_error(v, key, "\"enabled\", \"disabled\" or a block")),
+    };
+    let mut js = AccountJetStream::default();
+    for e in map.entries() {
+        let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
+        let name = format!("{key}.{}", e.key);
+        match sub.as_str() {
+            "max_mem" | "max_memory" | "max_mem_store" => js.max_memory = limit(mv, &name)?,
+            "max_file" | "max_store" | "max_file_store" | "max_disk" => {
+                js.max_file = limit(mv, &name)?;
+            }
+            "max_streams" => js.max_streams = count(mv, &name)?,
+            "max_consumers" => js.max_consumers = count(mv, &name)?,
+            "max_bytes_required" | "max_bytes" => js.max_bytes_required = boolean(mv, &name)?,
+            "enabled" | "enable" => {
+                if !boolean(mv, &name)? {
+                    return Ok(None);
+                }
+            }
+            "max_ack_pending"
+            | "max_stream_bytes"
+            | "memory_max_stream_bytes"
+            | "store_max_stream_bytes"
+            | "cluster_traffic"
+            | "tiers"
+            | "limits" => a.warn(
+                &e.key_pos,
+                format!("{name} is not supported yet and is ignored"),
+            ),
+            _ if e.used_as_variable => {}
+            _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
+        }
+    }
+    Ok(Some(js))
+}
+
+/// A count limit: negative means unlimited.
+fn count(v: &Value, key: &str) -> Result<Option<u64>, ConfigError> {
+    if super::int(v, key)? < 0 {
+        return Ok(None);
+    }
+    unsigned(v, key).map(Some)
+}
+
+/// `no_auth_user` / `system_account`: a non-empty name.
+pub(super) fn name_value(v: &Value, key: &str) -> Result<String, ConfigError> {
+    let s = string(v, key)?;
+    if s.is_empty() {
+        return Err(type_error(v, key, "a name"));
+    }
+    Ok(s.to_string())
+}

@@ -1,0 +1,101 @@
+//! `accounts {}`, `no_auth_user` and `system_account` read from nats.conf.
+
+use super::apply;
+use super::parse_str;
+use crate::{AccountJetStream, Auth, Options};
+
+fn load(text: &str) -> Result<(Options, Vec<String>), String> {
+    let map = parse_str(text, "a.conf").map_err(|e| e.to_string())?;
+    let mut o = Options::default();
+    let w = apply(&map, &mut o).map_err(|e| e.to_string())?;
+    Ok((o, w))
+}
+
+const TWO: &str = r#"
+accounts {
+  A: { users: [ { user: a, password: a } ], jetstream: enabled }
+  B: {
+    users: [ { user: b, password: b }, { user: b2, password: b2, permissions: { publish: "x" } } ]
+    default_permissions: { publish: "y" }
+    jetstream: { max_mem: 1M, max_file: 10M, max_streams: 2, max_consumers: -1 }
+  }
+  C: {}
+}
+no_auth_user: a
+"#;
+
+#[test]
+fn accounts_users_and_limits() {
+    let (o, w) = load(TWO).expect("loads");
+    assert!(w.is_empty(), "{w:?}");
+    let names: Vec<&str> = o.accounts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["A", "B", "C"]);
+    assert_eq!(o.accounts[0].jetstream, Some(AccountJetStream::default()));
+    assert_eq!(
+        o.accounts[1].jetstream,
+        Some(AccountJetStream {
+            max_memory: Some(1_000_000),
+            max_file: Some(10_000_000),
+            max_streams: Some(2),
+            max_consumers: None,
+            max_bytes_required: false,
+        })
+    );
+    assert_eq!(o.accounts[2].jetstream, None);
+    let Auth::Users(users) = &o.auth else {
+        panic!("users expected: {:?}", o.auth);
+    };
+    let who: Vec<(&str, Option<&str>)> = users
+        .iter()
+        .map(|u| (u.user.as_str(), u.account.as_deref()))
+        .collect();
+    assert_eq!(who, [("a", Some("A")), ("b", Some("B")), ("b2", Some("B"))]);
+    // The account's default permissions apply to its users without their own.
+    let publish = |i: usize| {
+        users[i]
+            .permissions
+            .as_ref()
+            .and_then(|p| p.publish.as_ref())
+            .map(|p| p.allow.clone())
+    };
+    assert_eq!(publish(1), Some(vec!["y".to_string()]));
+    assert_eq!(publish(2), Some(vec!["x".to_string()]));
+    assert_eq!(o.no_auth_user.as_deref(), Some("a"));
+}
+
+#[test]
+fn top_level_users_stay_in_the_global_account() {
+    let text = "authorization { users: [ { user: g, password: g } ] }\naccounts { A: { users: [ { user: a, password: a } ] } }";
+    let (o, _) = load(text).expect("loads");
+    let Auth::Users(users) = &o.auth else {
+        panic!("users expected");
+    };
+    assert_eq!(users[0].account, None);
+    assert_eq!(users[1].account.as_deref(), Some("A"));
+}
+
+#[test]
+fn account_config_errors() {
+    for (text, why) in [
+        (
+            "accounts { A: { users: [ {user: a, password: a} ] }, B: { users: [ {user: a, password: b} ] } }",
+            "duplicate user \"a\"",
+        ),
+        (
+            "accounts { A: { users: [ {user: a, password: a} ] } }\nno_auth_user: nobody",
+            "no_auth_user: \"nobody\" not present as user or nkey",
+        ),
+        ("system_account: NOPE", "system account \"NOPE\" not found"),
+        ("accounts { A: { bogus: 1 } }", "unknown field"),
+        ("accounts { A: { jetstream: maybe } }", "expected"),
+        (
+            "authorization { token: t }\naccounts { A: { users: [ {user: a, password: a} ] } }",
+            "can not have a single user/pass or token and account users",
+        ),
+    ] {
+        let e = load(text).expect_err(text);
+        assert!(e.contains(why), "{text}: {e}");
+    }
+    let (o, _) = load("accounts { SYS: {} }\nsystem_account: SYS").expect("loads");
+    assert_eq!(o.system_account.as_deref(), Some("SYS"));
+}
