@@ -51,6 +51,8 @@ table! {
     MAXIMUM_CONSUMERS = 400, 10026, "maximum consumers limit reached";
     /// Maximum streams reached.
     MAXIMUM_STREAMS = 400, 10027, "maximum number of streams reached";
+    /// The account requires `max_bytes` on every stream.
+    STREAM_MAX_BYTES_REQUIRED = 400, 10113, "account requires a stream config to have max bytes set";
     /// Memory storage would exceed `max_memory`.
     MEMORY_RESOURCES_EXCEEDED = 500, 10028, "insufficient memory resources available";
     /// No message found (MSG.GET).
@@ -282,6 +284,14 @@ impl ApiError {
     /// 10026: maximum consumers limit reached
     pub fn maximum_consumers() -> Self {
         MAXIMUM_CONSUMERS.into()
+    }
+    /// 10027: maximum number of streams reached
+    pub fn maximum_streams() -> Self {
+        MAXIMUM_STREAMS.into()
+    }
+    /// 10113: account requires a stream config to have max bytes set
+    pub fn stream_max_bytes_required() -> Self {
+        STREAM_MAX_BYTES_REQUIRED.into()
     }
     /// 10079: consumer deliver subject has wildcards
     pub fn consumer_deliver_to_wildcards() -> Self {

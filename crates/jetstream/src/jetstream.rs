@@ -48,7 +48,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Settings of [`JetStream::start`].
 #[derive(Debug, Clone)]
 pub struct JetStreamConfig {
-    /// Root directory; streams live in `<store_dir>/jetstream/$G/streams/<name>/`.
+    /// Root directory; streams live in `<store_dir>/jetstream/<account>/streams/<name>/`.
     pub store_dir: PathBuf,
     /// Server-wide limit on memory-stream bytes (`max_memory_store`), `None` = unlimited.
     pub max_memory: Option<u64>,
@@ -60,8 +60,36 @@ pub struct JetStreamConfig {
     pub server_name: String,
     /// The JetStream domain, named in PubAcks and stream infos.
     pub domain: Option<String>,
+    /// The account this JetStream belongs to (`$G` without accounts).
+    pub account: String,
+    /// The account's own limits.
+    pub account_limits: crate::limits::AccountLimits,
+    /// The server's JetStreams (one per account), sharing the storage limits; `None`: this
+    /// one alone, with `max_memory` / `max_file`.
+    pub group: Option<Arc<crate::limits::JsGroup>>,
     /// The I/O layer every file goes through (`StdBackend`; tests inject faults).
     pub backend: Arc<dyn petrel_store::Backend>,
+}
+
+impl JetStreamStats {
+    /// The numbers of several JetStreams (one per account) as one: counters added, the
+    /// server-wide limits kept.
+    pub fn add(self, other: JetStreamStats) -> JetStreamStats {
+        JetStreamStats {
+            streams: self.streams + other.streams,
+            consumers: self.consumers + other.consumers,
+            messages: self.messages + other.messages,
+            bytes: self.bytes + other.bytes,
+            memory: self.memory + other.memory,
+            storage: self.storage + other.storage,
+            api_total: self.api_total + other.api_total,
+            api_errors: self.api_errors + other.api_errors,
+            max_memory: self.max_memory.max(other.max_memory),
+            max_storage: self.max_storage.max(other.max_storage),
+            reserved_memory: self.reserved_memory + other.reserved_memory,
+            reserved_storage: self.reserved_storage + other.reserved_storage,
+        }
+    }
 }
 
 /// Numbers for monitoring (`/jsz`, `/varz`).
@@ -99,6 +127,8 @@ pub struct JetStream {
     pub(crate) config: JetStreamConfig,
     /// The resource limits in force (configured, else measured at start).
     pub(crate) limits: ResourceLimits,
+    /// The server's JetStreams, for the server-wide reservations.
+    pub(crate) group: Arc<crate::limits::JsGroup>,
     pub(crate) port: Arc<dyn Port>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// How many mirrors answer their origin's direct gets (none: no scan per request).
@@ -138,9 +168,9 @@ impl JetStream {
     ) -> Result<Arc<JetStream>, JetStreamError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| JetStreamError::NoRuntime)?;
-        let dir = meta::streams_dir(&config.store_dir);
+        let dir = meta::streams_dir(&config.store_dir, &config.account);
         // Snapshots and restores a previous run left behind.
-        let staging = config.store_dir.join("jetstream").join(".backup");
+        let staging = meta::account_dir(&config.store_dir, &config.account).join(".backup");
         if config.backend.exists(&staging) {
             let _ = config.backend.remove_dir_all(&staging);
         }
@@ -154,10 +184,18 @@ impl JetStream {
                 cause: std::io::Error::other(e.to_string()),
             })??;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let limits = ResourceLimits::resolve(config.max_memory, config.max_file, &config.store_dir);
+        let group = config.group.clone().unwrap_or_else(|| {
+            crate::limits::JsGroup::new(ResourceLimits::resolve(
+                config.max_memory,
+                config.max_file,
+                &config.store_dir,
+            ))
+        });
+        let limits = group.limits();
         let js = Arc::new_cyclic(|me| JetStream {
             config,
             limits,
+            group: group.clone(),
             port,
             streams: RwLock::new(BTreeMap::new()),
             direct_mirrors: std::sync::atomic::AtomicUsize::new(0),
@@ -171,6 +209,7 @@ impl JetStream {
             runtime,
             me: me.clone(),
         });
+        group.join(js.weak());
         let api = ApiHandler {
             js: js.weak(),
             limit_gate: Default::default(),

@@ -20,7 +20,7 @@
 //! * one **task per consumer** applies acks and pull requests, redelivers after ack_wait /
 //!   backoff / nak delays, and delivers to push subscribers or waiting pull requests.
 //!
-//! Streams persist in `<store_dir>/jetstream/$G/streams/<name>/` (`meta.json` plus the file
+//! Streams persist in `<store_dir>/jetstream/<account>/streams/<name>/` (`meta.json` plus the file
 //! store's blocks, durable consumers under `obs/<consumer>/`); memory streams are not
 //! persisted.
 //!
@@ -63,6 +63,7 @@ mod transform;
 pub use config::StreamConfig;
 pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
+pub use limits::{AccountLimits, JsGroup, ResourceLimits};
 pub use monitor::{ConsumerReport, SequencePair, StreamReport, StreamStateReport};
 pub use petrel_store::SyncMode;
 pub use port::{Accept, Delivery, Flow, Handler, Incoming, Port, Pressure, ServerMsg, SubId};

@@ -5,8 +5,12 @@
 //! is refused (10028 for memory, 10047 for file).
 
 use std::path::Path;
+use std::sync::{Arc, Weak};
+
+use parking_lot::RwLock;
 
 use crate::config::{StorageType, StreamConfig};
+use crate::jetstream::JetStream;
 
 /// nats-server's memory limit when the machine's memory cannot be read: 256 MiB.
 const FALLBACK_MAX_MEMORY: u64 = 256 * 1024 * 1024;
@@ -43,6 +47,141 @@ impl ResourceLimits {
     }
 }
 
+/// One account's own JetStream limits (`None`: unlimited), enforced with nats-server's
+/// errors: streams (10027), consumers per stream (10026), reserved bytes per storage type
+/// (10028 / 10047), and `max_bytes` on every stream when required (10113).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// Bytes its memory streams may reserve.
+    pub max_memory: Option<u64>,
+    /// Bytes its file streams may reserve.
+    pub max_storage: Option<u64>,
+    /// Streams it may have.
+    pub max_streams: Option<u64>,
+    /// Consumers each of its streams may have.
+    pub max_consumers: Option<u64>,
+    /// Every stream must set `max_bytes`.
+    pub max_bytes_required: bool,
+}
+
+impl AccountLimits {
+    /// The byte limit of `storage`, if any.
+    fn of(&self, storage: StorageType) -> Option<u64> {
+        match storage {
+            StorageType::Memory => self.max_memory,
+            StorageType::File => self.max_storage,
+        }
+    }
+
+    /// A limit as nats-server reports it: -1 for none.
+    pub(crate) fn report(limit: Option<u64>) -> i64 {
+        limit.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+/// The JetStreams of one server, one per account: they share its storage limits, so a
+/// stream's reservation is checked against every account's streams.
+pub struct JsGroup {
+    limits: ResourceLimits,
+    members: RwLock<Vec<Weak<JetStream>>>,
+}
+
+impl std::fmt::Debug for JsGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsGroup")
+            .field("limits", &self.limits)
+            .field("members", &self.members.read().len())
+            .finish()
+    }
+}
+
+impl JsGroup {
+    /// A group under the server-wide `limits`.
+    pub fn new(limits: ResourceLimits) -> Arc<JsGroup> {
+        Arc::new(JsGroup {
+            limits,
+            members: RwLock::new(Vec::new()),
+        })
+    }
+
+    /// The server-wide limits.
+    pub fn limits(&self) -> ResourceLimits {
+        self.limits
+    }
+
+    /// Adds a JetStream (dropped ones are forgotten).
+    pub(crate) fn join(&self, js: Weak<JetStream>) {
+        let mut members = self.members.write();
+        members.retain(|m| m.strong_count() > 0);
+        members.push(js);
+    }
+
+    /// What every stream of `storage` reserves, but `(account, stream)`.
+    fn reserved(&self, storage: StorageType, account: &str, stream: &str) -> u64 {
+        let members: Vec<Arc<JetStream>> = self
+            .members
+            .read()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        members
+            .iter()
+            .map(|js| {
+                let mine = js.config.account == account;
+                reserved_by(js, storage, mine.then_some(stream))
+            })
+            .sum()
+    }
+}
+
+/// What the streams of `js` with `storage` reserve, leaving out the stream `except`.
+fn reserved_by(js: &JetStream, storage: StorageType, except: Option<&str>) -> u64 {
+    js.streams
+        .read()
+        .values()
+        .filter(|s| Some(s.name.as_str()) != except)
+        .map(|s| s.config())
+        .filter(|c| c.storage == storage)
+        .map(|c| reservation(&c))
+        .sum()
+}
+
+/// nats-server's account and server checks of a stream create (`old` = `None`) or update:
+/// `max_bytes` when required, the account's stream count, its byte limit of the stream's
+/// storage type, then the server's.
+pub(crate) fn check_stream(
+    js: &JetStream,
+    cfg: &StreamConfig,
+    old: Option<&StreamConfig>,
+) -> Result<(), crate::ApiError> {
+    let account = &js.config.account_limits;
+    if account.max_bytes_required && cfg.max_bytes <= 0 {
+        return Err(crate::ApiError::stream_max_bytes_required());
+    }
+    if let Some(max) = account.max_streams.filter(|_| old.is_none()) {
+        if js.streams.read().len() as u64 >= max {
+            return Err(crate::ApiError::maximum_streams());
+        }
+    }
+    if let (Some(max), true) = (account.max_consumers, cfg.max_consumers > 0) {
+        if cfg.max_consumers as u64 > max {
+            return Err(crate::ApiError::maximum_consumers());
+        }
+    }
+    if let Some(limit) = account.of(cfg.storage) {
+        check(
+            limit,
+            cfg,
+            old,
+            reserved_by(js, cfg.storage, Some(&cfg.name)),
+        )?;
+    }
+    let others = js
+        .group
+        .reserved(cfg.storage, &js.config.account, &cfg.name);
+    check(js.limits.of(cfg.storage), cfg, old, others)
+}
+
 /// What a stream reserves: its `max_bytes` when set.
 pub(crate) fn reservation(cfg: &StreamConfig) -> u64 {
     u64::try_from(cfg.max_bytes).unwrap_or(0)
@@ -51,13 +190,12 @@ pub(crate) fn reservation(cfg: &StreamConfig) -> u64 {
 /// Checks that `cfg` fits next to `others_reserved` (what the other streams of its storage
 /// type reserve). `old` is the stream's current config on update: only growth is checked,
 /// as nats-server does; a stream without `max_bytes` needs one byte of room.
-pub(crate) fn check(
-    limits: &ResourceLimits,
+fn check(
+    limit: u64,
     cfg: &StreamConfig,
     old: Option<&StreamConfig>,
     others_reserved: u64,
 ) -> Result<(), crate::ApiError> {
-    let limit = limits.of(cfg.storage);
     let want = reservation(cfg);
     let add = match old {
         None => want.max(1),
@@ -119,14 +257,56 @@ mod tests {
             max_memory: 100,
             max_storage: 1000,
         };
-        assert!(check(&l, &cfg(StorageType::File, 1000), None, 0).is_ok());
-        assert!(check(&l, &cfg(StorageType::File, 1001), None, 0).is_err());
-        assert!(check(&l, &cfg(StorageType::File, 600), None, 500).is_err());
-        assert!(check(&l, &cfg(StorageType::File, -1), None, 999).is_ok());
-        assert!(check(&l, &cfg(StorageType::File, -1), None, 1000).is_err());
-        let e = check(&l, &cfg(StorageType::Memory, 101), None, 0).unwrap_err();
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 1000),
+            None,
+            0
+        )
+        .is_ok());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 1001),
+            None,
+            0
+        )
+        .is_err());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 600),
+            None,
+            500
+        )
+        .is_err());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, -1),
+            None,
+            999
+        )
+        .is_ok());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, -1),
+            None,
+            1000
+        )
+        .is_err());
+        let e = check(
+            l.of(StorageType::Memory),
+            &cfg(StorageType::Memory, 101),
+            None,
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.err_code, 10028);
-        let e = check(&l, &cfg(StorageType::File, 1 << 60), None, 0).unwrap_err();
+        let e = check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 1 << 60),
+            None,
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.err_code, 10047);
     }
 
@@ -138,10 +318,34 @@ mod tests {
         };
         let old = cfg(StorageType::File, 400);
         // Others reserve 500: growing to 500 fits, to 501 does not; shrinking always does.
-        assert!(check(&l, &cfg(StorageType::File, 500), Some(&old), 500).is_ok());
-        assert!(check(&l, &cfg(StorageType::File, 501), Some(&old), 500).is_err());
-        assert!(check(&l, &cfg(StorageType::File, 100), Some(&old), 900).is_ok());
-        assert!(check(&l, &cfg(StorageType::File, -1), Some(&old), 900).is_ok());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 500),
+            Some(&old),
+            500
+        )
+        .is_ok());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 501),
+            Some(&old),
+            500
+        )
+        .is_err());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, 100),
+            Some(&old),
+            900
+        )
+        .is_ok());
+        assert!(check(
+            l.of(StorageType::File),
+            &cfg(StorageType::File, -1),
+            Some(&old),
+            900
+        )
+        .is_ok());
     }
 
     #[test]

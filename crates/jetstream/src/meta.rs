@@ -1,4 +1,4 @@
-//! Stream metadata on disk: `<store_dir>/jetstream/$G/streams/<name>/meta.json` holds the
+//! Stream metadata on disk: `<store_dir>/jetstream/<account>/streams/<name>/meta.json` holds the
 //! config and the creation time. It goes through the store's I/O [`Backend`] (so fault
 //! injection covers it) with [`petrel_store::write_atomic`]: a temporary file, fsynced,
 //! renamed over the old one and the directory fsynced, so a crash leaves either the old or
@@ -45,9 +45,14 @@ pub enum MetaError {
     },
 }
 
-/// The directory holding one directory per stream of the (only) account `$G`.
-pub fn streams_dir(store_dir: &Path) -> PathBuf {
-    store_dir.join("jetstream").join("$G").join("streams")
+/// The directory of `account`'s JetStream (`<store_dir>/jetstream/<account>`).
+pub fn account_dir(store_dir: &Path, account: &str) -> PathBuf {
+    store_dir.join("jetstream").join(account)
+}
+
+/// The directory holding one directory per stream of `account`.
+pub fn streams_dir(store_dir: &Path, account: &str) -> PathBuf {
+    account_dir(store_dir, account).join("streams")
 }
 
 /// Writes `meta` into `stream_dir` crash-safely (tmp, fsync, rename, fsync dir; the
@@ -105,7 +110,7 @@ mod tests {
     #[test]
     fn roundtrip_and_bad_file() {
         let dir = tempfile::tempdir().unwrap();
-        let sdir = streams_dir(dir.path()).join("S");
+        let sdir = streams_dir(dir.path(), "$G").join("S");
         let meta = StreamMeta {
             config: StreamConfig {
                 name: "S".into(),
@@ -121,7 +126,7 @@ mod tests {
         std::fs::write(sdir.join(META_FILE), b"{not json").unwrap();
         assert!(matches!(read_meta(&b, &sdir), Err(MetaError::Json { .. })));
         assert_eq!(
-            list_stream_dirs(&b, &streams_dir(dir.path())).unwrap(),
+            list_stream_dirs(&b, &streams_dir(dir.path(), "$G")).unwrap(),
             vec![sdir]
         );
     }

@@ -70,7 +70,7 @@ struct Varz {
     subscriptions: u64,
     http_req_stats: BTreeMap<&'static str, u64>,
     config_load_time: String,
-    system_account: &'static str,
+    system_account: String,
 }
 
 /// `{}`.
@@ -233,7 +233,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
         subscriptions: st.subscriptions,
         http_req_stats: state.request_counts(),
         config_load_time: rfc3339(view.config_load_time()),
-        system_account: "$SYS",
+        system_account: view.system_account(),
     };
     json(&varz)
 }

@@ -38,11 +38,13 @@ pub(crate) async fn check(
         .flatten()
 }
 
-/// Who authenticated: the user name (for logs) and the permissions in force.
+/// Who authenticated: the user name (for logs), the permissions in force and the account
+/// (`None`: the global account).
 #[derive(Debug, Default)]
 pub(crate) struct Authed {
     pub user: Option<String>,
     pub permissions: Option<Permissions>,
+    pub account: Option<String>,
 }
 
 /// Check the CONNECT credentials against `opts`; `None` means Authorization Violation.
@@ -57,7 +59,7 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
             let pass_ok = secret_matches(want, pass);
             (user_ok & pass_ok).then(|| Authed {
                 user: Some(user.clone()),
-                permissions: None,
+                ..Authed::default()
             })
         }
         Auth::Token(token) => connect
@@ -85,7 +87,7 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
                         }
                     }
                 }
-                (None, None) => return None,
+                (None, None) => no_auth_user(opts, users, connect)?,
             };
             Some(Authed {
                 user: Some(user.user.clone()),
@@ -93,9 +95,17 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
                     .permissions
                     .clone()
                     .or_else(|| opts.default_permissions.clone()),
+                account: user.account.clone(),
             })
         }
     }
+}
+
+/// The `no_auth_user` a client that sent no credentials at all is logged in as.
+fn no_auth_user<'u>(opts: &Options, users: &'u [User], connect: &ConnectInfo) -> Option<&'u User> {
+    let name = opts.no_auth_user.as_deref()?;
+    let anonymous = connect.pass.is_none() && connect.auth_token.is_none() && connect.sig.is_none();
+    users.iter().find(|u| anonymous && u.user == name)
 }
 
 /// Whether any configured user authenticates with an nkey (INFO must carry a nonce).

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::account::Account;
 use crate::conn::writer::{advance, fill_iov, MAX_IOV};
 use crate::monitoring::ConnMeta;
 use crate::outbound::{MsgRef, Outbound};
@@ -159,6 +160,8 @@ pub(crate) struct Client {
     has_resp_perm: AtomicBool,
     /// Start, last activity, RTT, client library, user and TLS, for `/connz`.
     pub meta: ConnMeta,
+    /// The account it belongs to, once known (set at CONNECT; accounts outlive clients).
+    account: OnceLock<Weak<Account>>,
 }
 
 impl Client {
@@ -193,7 +196,23 @@ impl Client {
             resp_perm: Mutex::new(None),
             has_resp_perm: AtomicBool::new(false),
             meta: ConnMeta::new(),
+            account: OnceLock::new(),
         }
+    }
+
+    /// Binds the client to `account` (once; later calls are ignored).
+    pub fn set_account(&self, account: &Arc<Account>) {
+        self.set_account_weak(Arc::downgrade(account));
+    }
+
+    /// [`Client::set_account`] from a weak handle (an account's own internal client).
+    pub fn set_account_weak(&self, account: Weak<Account>) {
+        let _ = self.account.set(account);
+    }
+
+    /// The account it belongs to, once bound.
+    pub fn account(&self) -> Option<Arc<Account>> {
+        self.account.get().and_then(Weak::upgrade)
     }
 
     /// Set (or clear) the `allow_responses` permission of this client.

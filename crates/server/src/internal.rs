@@ -1,7 +1,8 @@
-//! The server side of JetStream's [`Port`]: internal subscriptions whose messages go to
-//! the [`Handler`] they carry instead of a socket, and publishing from inside the server
-//! through the same router clients use — as the system client, so nothing published here
-//! reaches a subscription that accepts only clients.
+//! The server side of JetStream's [`Port`], one per account: internal subscriptions in
+//! the account's Sublist whose messages go to the [`Handler`] they carry instead of a
+//! socket, and publishing from inside the server through the same router clients use — as
+//! the account's system client, so nothing published here reaches a subscription that
+//! accepts only clients.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -10,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use petrel_jetstream::{Accept, Delivery, Handler, Port, SubId};
 
+use crate::account::Account;
 use crate::client::Client;
 use crate::outbound::MsgRef;
 use crate::router::{Publisher, Router};
@@ -19,6 +21,8 @@ use crate::sub::{Internal, SubRef, Subscription};
 /// Routes JetStream's publishes and subscriptions through the server.
 pub(crate) struct ServerPort {
     shared: Weak<Shared>,
+    /// The account it serves.
+    account: Arc<Account>,
     /// The internal client every internal subscription and publish belongs to.
     system: Arc<Client>,
     /// Routing context for internal publishes (one at a time).
@@ -27,10 +31,11 @@ pub(crate) struct ServerPort {
 }
 
 impl ServerPort {
-    pub fn new(shared: &Arc<Shared>, system: Arc<Client>) -> Arc<ServerPort> {
+    pub fn new(shared: &Arc<Shared>, account: Arc<Account>) -> Arc<ServerPort> {
         Arc::new(ServerPort {
             shared: Arc::downgrade(shared),
-            system,
+            system: account.system.clone(),
+            account,
             router: Mutex::new(Router::new()),
             next_id: AtomicU64::new(1),
         })
@@ -56,6 +61,7 @@ impl ServerPort {
             return;
         };
         let from = Publisher {
+            account: &self.account,
             client: &self.system,
             echo: true,
             no_responders: false,
@@ -123,10 +129,9 @@ impl Port for ServerPort {
     }
 
     fn has_interest(&self, subject: &str) -> bool {
-        let Some(shared) = self.shared.upgrade() else {
-            return false;
-        };
-        self.router.lock().has_interest(&shared, subject.as_bytes())
+        self.router
+            .lock()
+            .has_interest(&self.account, subject.as_bytes())
     }
 
     fn subscribe(
@@ -137,9 +142,9 @@ impl Port for ServerPort {
         handler: Arc<dyn Handler>,
     ) -> SubId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let Some(shared) = self.shared.upgrade() else {
+        if self.shared.strong_count() == 0 {
             return id;
-        };
+        }
         let sub = Arc::new(Subscription {
             internal: Some(Internal { handler, accept }),
             ..Subscription::new(
@@ -149,11 +154,11 @@ impl Port for ServerPort {
                 Bytes::from(id.to_string()),
             )
         });
-        let inserted =
-            shared
-                .sublist
-                .write()
-                .insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
+        let inserted = self.account.sublist.write().insert(
+            &sub.subject,
+            sub.queue.as_deref(),
+            SubRef(sub.clone()),
+        );
         if inserted.is_ok() {
             self.system.subs.lock().insert(sub.sid.clone(), sub);
         } else {

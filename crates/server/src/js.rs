@@ -1,59 +1,92 @@
-//! JetStream inside the server: started with the server when `-js` / `jetstream {}` is on,
-//! wired to the router through [`ServerPort`], stopped (stores committed and closed) on
-//! shutdown.
+//! JetStream inside the server: one JetStream per account that has it, started with the
+//! server when `-js` / `jetstream {}` is on, each wired to its account's subject space
+//! through a [`ServerPort`]; all of them share the server-wide storage limits and the
+//! lock on the store directory, and stop (stores committed and closed) on shutdown.
 
 use std::sync::Arc;
 
-use petrel_config::{JetStreamOptions, SyncMode};
-use petrel_jetstream::{JetStream, JetStreamConfig};
+use petrel_config::{AccountJetStream, JetStreamOptions, SyncMode};
+use petrel_jetstream::{AccountLimits, JetStream, JetStreamConfig, JsGroup, ResourceLimits};
 
+use crate::account::Account;
 use crate::internal::ServerPort;
 use crate::server::{ServerError, Shared};
 use crate::store_lock::StoreLock;
 
-/// The running JetStream, its port, and the lock on its store directory (released once
-/// the stores are closed).
+/// One account's running JetStream and its port.
 pub(crate) struct JsRuntime {
     pub js: Arc<JetStream>,
     pub port: Arc<ServerPort>,
-    lock: parking_lot::Mutex<Option<StoreLock>>,
 }
 
-/// Recover the streams under the store directory and start serving `$JS.API`.
+/// Locks the store directory, then recovers and starts the JetStream of every account
+/// that has it.
 pub(crate) async fn start(
     shared: &Arc<Shared>,
     opts: &JetStreamOptions,
     backend: Arc<dyn petrel_store::Backend>,
-) -> Result<JsRuntime, ServerError> {
+) -> Result<(), ServerError> {
     let lock = StoreLock::acquire(&opts.store_dir)?;
-    let port = ServerPort::new(shared, shared.system.clone());
-    let config = JetStreamConfig {
-        store_dir: opts.store_dir.clone(),
-        max_memory: opts.max_memory,
-        max_file: opts.max_file,
-        sync: match opts.sync {
-            SyncMode::Always => petrel_store::SyncMode::Always,
-            SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
-        },
-        server_name: shared.server_name.clone(),
-        domain: opts.domain.clone(),
-        backend,
-    };
-    let js = JetStream::start(config, port.clone())
-        .await
-        .map_err(|e| ServerError::JetStream(e.to_string()))?;
-    Ok(JsRuntime {
-        js,
-        port,
-        lock: parking_lot::Mutex::new(Some(lock)),
-    })
+    *shared.js_lock.lock() = Some(lock);
+    let limits = ResourceLimits::resolve(opts.max_memory, opts.max_file, &opts.store_dir);
+    let group = JsGroup::new(limits);
+    for account in shared.accounts.iter() {
+        let Some(account_js) = account.jetstream else {
+            continue;
+        };
+        let port = ServerPort::new(shared, account.clone());
+        let config = JetStreamConfig {
+            store_dir: opts.store_dir.clone(),
+            max_memory: opts.max_memory,
+            max_file: opts.max_file,
+            sync: match opts.sync {
+                SyncMode::Always => petrel_store::SyncMode::Always,
+                SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
+            },
+            server_name: shared.server_name.clone(),
+            domain: opts.domain.clone(),
+            account: account.name.clone(),
+            account_limits: account_limits(&account_js),
+            group: Some(group.clone()),
+            backend: backend.clone(),
+        };
+        let js = JetStream::start(config, port.clone())
+            .await
+            .map_err(|e| ServerError::JetStream(e.to_string()))?;
+        log_recovered(account, &js);
+        let _ = account.js.set(JsRuntime { js, port });
+    }
+    Ok(())
 }
 
-impl JsRuntime {
-    /// Stop routing to JetStream, then commit and close every store.
-    pub async fn shutdown(&self) {
-        self.port.clear();
-        self.js.shutdown().await;
-        self.lock.lock().take();
+fn log_recovered(account: &Account, js: &JetStream) {
+    let stats = js.stats();
+    tracing::info!(
+        "  Recovered {} streams with {} messages ({} bytes) in account {}",
+        stats.streams,
+        stats.messages,
+        stats.bytes,
+        account.name
+    );
+}
+
+/// An account's configured JetStream limits.
+fn account_limits(c: &AccountJetStream) -> AccountLimits {
+    AccountLimits {
+        max_memory: c.max_memory,
+        max_storage: c.max_file,
+        max_streams: c.max_streams,
+        max_consumers: c.max_consumers,
+        max_bytes_required: c.max_bytes_required,
     }
+}
+
+/// Stops every account's JetStream (routing to it first, then its stores), then releases
+/// the store directory.
+pub(crate) async fn shutdown(shared: &Shared) {
+    for (_, rt) in shared.accounts.jetstreams() {
+        rt.port.clear();
+        rt.js.shutdown().await;
+    }
+    shared.js_lock.lock().take();
 }

@@ -21,6 +21,7 @@
 //! [`ServerHandle::monitor_view`]; the `petrel-monitor` crate serves them over HTTP
 //! (`/varz`, `/connz`, `/jsz`, `/metrics`...) when `http_port` is set.
 
+mod account;
 mod auth;
 mod client;
 mod conn;

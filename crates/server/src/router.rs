@@ -10,6 +10,7 @@ use petrel_jetstream::{Accept, Flow, Incoming, Pressure, ServerMsg};
 use petrel_subject::{Admission, MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
+use crate::account::Account;
 use crate::client::{Client, ClientKind, Queued};
 use crate::outbound::{MsgRef, SHARE_THRESHOLD};
 use crate::server::Shared;
@@ -67,6 +68,8 @@ impl Stall {
 /// How the publishing connection wants its messages handled.
 #[derive(Clone, Copy)]
 pub(crate) struct Publisher<'a> {
+    /// The account it publishes in: only that account's subscriptions hear it.
+    pub account: &'a Arc<Account>,
     pub client: &'a Arc<Client>,
     pub echo: bool,
     pub no_responders: bool,
@@ -76,6 +79,9 @@ pub(crate) struct Publisher<'a> {
 /// the current read batch.
 pub(crate) struct Router {
     cache: MatchCache<SubRef>,
+    /// The account whose Sublist `cache` holds results of (a router serves one account;
+    /// the cache is cleared if it is handed another).
+    cache_account: Option<std::sync::Weak<Account>>,
     /// Keeps subjects looked up only once (inboxes, ack subjects) out of `cache`.
     admission: Admission,
     to_flush: Vec<Arc<Client>>,
@@ -97,6 +103,7 @@ impl Router {
     pub fn new() -> Self {
         Self {
             cache: MatchCache::new(CACHE_SIZE),
+            cache_account: None,
             admission: Admission::new(4 * CACHE_SIZE),
             to_flush: Vec::new(),
             stalled: Vec::new(),
@@ -109,8 +116,8 @@ impl Router {
 
     /// Whether a message the server publishes on `subject` would reach any subscription
     /// (internal subscriptions that accept only clients do not count).
-    pub fn has_interest(&mut self, shared: &Shared, subject: &[u8]) -> bool {
-        let result = self.lookup(shared, subject);
+    pub fn has_interest(&mut self, account: &Arc<Account>, subject: &[u8]) -> bool {
+        let result = self.lookup(account, subject);
         let hears = |s: &SubRef| {
             s.internal
                 .as_ref()
@@ -123,13 +130,21 @@ impl Router {
                 .any(|(_, group)| group.iter().any(hears))
     }
 
-    fn lookup(&mut self, shared: &Shared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
-        let generation = shared.generation.load(Ordering::Acquire);
+    fn lookup(&mut self, account: &Arc<Account>, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
+        let same = self
+            .cache_account
+            .as_ref()
+            .is_some_and(|a| std::ptr::eq(a.as_ptr(), Arc::as_ptr(account)));
+        if !same {
+            self.cache = MatchCache::new(CACHE_SIZE);
+            self.cache_account = Some(Arc::downgrade(account));
+        }
+        let generation = account.generation.load(Ordering::Acquire);
         if let Some(r) = self.cache.get(subject, generation) {
             self.tally.lookup(true);
             return r;
         }
-        let r = Arc::new(shared.sublist.read().match_subject(subject));
+        let r = Arc::new(account.sublist.read().match_subject(subject));
         self.tally.lookup(false);
         self.tally.computed(r.psubs.len() + r.qsubs.len());
         if self.admission.seen_again(subject) {
@@ -202,7 +217,7 @@ impl Router {
         route: &[u8],
         msg: &MsgRef<'_>,
     ) {
-        let result = self.lookup(shared, route);
+        let result = self.lookup(from.account, route);
         // A mid-sized payload is queued by reference: copy it out of the publisher's read
         // buffer once, so a slow subscriber holding it does not pin the whole buffer.
         let detached;
@@ -241,19 +256,20 @@ impl Router {
         // denied or full) gets the 503 status when its publisher asked for it.
         if !delivered && from.no_responders {
             if let Some(reply) = msg.reply {
-                self.no_responders(shared, from.client, reply);
+                self.no_responders(from.account, from.client, reply);
             }
         }
         if !self.answers.is_empty() {
-            self.send_answers(shared);
+            self.send_answers(shared, from.account);
         }
     }
 
     /// Publishes, as the server, what internal handlers answered (refusals, advisories).
     /// An answer has no reply subject, so it cannot be refused with another answer.
-    fn send_answers(&mut self, shared: &Shared) {
+    fn send_answers(&mut self, shared: &Shared, account: &Arc<Account>) {
         let system = Publisher {
-            client: &shared.system,
+            account,
+            client: &account.system,
             echo: true,
             no_responders: false,
         };
@@ -340,8 +356,8 @@ impl Router {
     }
 
     /// Send the 503 status to the publisher's own subscription on `reply`, if it has one.
-    fn no_responders(&mut self, shared: &Shared, client: &Arc<Client>, reply: &[u8]) {
-        let result = self.lookup(shared, reply);
+    fn no_responders(&mut self, account: &Arc<Account>, client: &Arc<Client>, reply: &[u8]) {
+        let result = self.lookup(account, reply);
         let own = result
             .psubs
             .iter()

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use petrel_config::{Auth, JetStreamOptions, Options, OptionsError};
-use petrel_subject::Sublist;
 use petrel_wire::ServerInfo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{Client, ClientKind, CloseReason};
+use crate::client::{Client, CloseReason};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::sub::SubRef;
 
@@ -78,10 +77,10 @@ fn not_writable(e: &std::io::Error) -> bool {
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    /// The internal client JetStream's subscriptions and publishes belong to.
-    pub system: Arc<Client>,
-    /// JetStream, when enabled.
-    pub js: std::sync::OnceLock<crate::js::JsRuntime>,
+    /// Every account (fixed at start): subject spaces, internal clients, JetStreams.
+    pub accounts: crate::account::Accounts,
+    /// The lock on JetStream's store directory, held while any account's JetStream runs.
+    pub js_lock: Mutex<Option<crate::store_lock::StoreLock>>,
     /// Why configured JetStream did not start (its store directory takes no writes).
     pub js_down: std::sync::OnceLock<String>,
     /// Options in force; replaced as a whole on reload.
@@ -93,10 +92,8 @@ pub(crate) struct Shared {
     pub server_id: String,
     pub server_name: String,
     pub listen: SocketAddr,
-    pub sublist: RwLock<Sublist<SubRef>>,
     /// `$JS.<domain>.API.` when JetStream runs with a domain (mapped before routing).
     pub js_domain_api: Option<Vec<u8>>,
-    pub generation: Arc<AtomicU64>,
     pub stats: Arc<Stats>,
     /// Start time, config load time and the monitoring HTTP address.
     pub monitor: crate::monitoring::MonitorState,
@@ -148,9 +145,10 @@ impl Shared {
         self.clients.lock().remove(&cid);
     }
 
-    /// Remove a subscription from the Sublist and from its client.
+    /// Remove a subscription from its account's Sublist and from its client.
     pub fn remove_sub(&self, sub: &SubRef) {
-        let removed = self
+        let account = self.accounts.of(&sub.client);
+        let removed = account
             .sublist
             .write()
             .remove(&sub.subject, sub.queue.as_deref(), sub);
@@ -160,6 +158,11 @@ impl Shared {
                 subs.remove(&sub.sid);
             }
         }
+    }
+
+    /// Subscriptions in every account.
+    pub fn subscription_count(&self) -> u64 {
+        self.accounts.iter().map(|a| a.subscriptions() as u64).sum()
     }
 
     /// The INFO sent to `client` on accept.
@@ -178,7 +181,7 @@ impl Shared {
             tls_required: self.tls.is_some(),
             tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
             max_payload: opts.max_payload,
-            jetstream: self.js.get().is_some(),
+            jetstream: self.accounts.jetstreams().next().is_some(),
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
             nonce: client.nonce.clone(),
@@ -423,20 +426,11 @@ impl Server {
             .local_addr()
             .map_err(|cause| ServerError::Bind { addr: bind, cause })?;
         tracing::info!("Listening for client connections on {listen}");
-        let sublist = Sublist::new();
-        let generation = sublist.generation_handle();
         let stats = Arc::new(Stats::default());
-        let system = Arc::new(Client::new(
-            ClientKind::System,
-            0,
-            SocketAddr::from(([0, 0, 0, 0], 0)),
-            usize::MAX / 4,
-            stats.clone(),
-            String::new(),
-        ));
+        let accounts = crate::account::Accounts::new(&opts, &stats);
         let shared = Arc::new(Shared {
-            system,
-            js: std::sync::OnceLock::new(),
+            accounts,
+            js_lock: Mutex::new(None),
             js_down: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
@@ -444,13 +438,11 @@ impl Server {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             listen,
-            sublist: RwLock::new(sublist),
             js_domain_api: opts
                 .jetstream
                 .as_ref()
                 .and_then(|js| js.domain.as_deref())
                 .map(crate::mapping::domain_prefix),
-            generation,
             stats,
             tls,
             clients: Mutex::new(HashMap::new()),
@@ -475,15 +467,7 @@ impl Server {
             if let Some(d) = &js.domain {
                 tracing::info!("  Domain:          {d}");
             }
-            let runtime = crate::js::start(&shared, js, self.backend.clone()).await?;
-            let stats = runtime.js.stats();
-            tracing::info!(
-                "  Recovered {} streams with {} messages ({} bytes)",
-                stats.streams,
-                stats.messages,
-                stats.bytes
-            );
-            let _ = shared.js.set(runtime);
+            crate::js::start(&shared, js, self.backend.clone()).await?;
         }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         tracing::info!("Server is ready");
@@ -570,6 +554,10 @@ impl ServerHandle {
             ),
             ("tls", merged.tls != old.tls),
             ("jetstream", merged.jetstream != old.jetstream),
+            (
+                "accounts",
+                merged.accounts != old.accounts || merged.system_account != old.system_account,
+            ),
         ] {
             if changed {
                 tracing::warn!(
@@ -581,6 +569,8 @@ impl ServerHandle {
         merged.port = old.port;
         merged.tls = old.tls.clone();
         merged.jetstream = old.jetstream.clone();
+        merged.accounts = old.accounts.clone();
+        merged.system_account = old.system_account.clone();
         self.shared.reload(merged);
         self.shared.monitor.config_loaded();
         tracing::info!("Reloaded server configuration");
@@ -590,8 +580,9 @@ impl ServerHandle {
     /// Current counters.
     pub fn stats(&self) -> StatsSnapshot {
         let connections = self.shared.clients.lock().len() as u64;
-        let subscriptions = self.shared.sublist.read().count() as u64;
-        self.shared.stats.snapshot(connections, subscriptions)
+        self.shared
+            .stats
+            .snapshot(connections, self.shared.subscription_count())
     }
 
     /// Stop accepting, let every connection flush what is queued (up to the shutdown
@@ -678,9 +669,7 @@ impl ServerHandle {
         {
             tracing::warn!("Shutdown grace period over with connections still flushing");
         }
-        if let Some(js) = self.shared.js.get() {
-            js.shutdown().await;
-        }
+        crate::js::shutdown(&self.shared).await;
         tracing::info!("Server Exiting..");
     }
 }

@@ -43,6 +43,9 @@ fn world() -> &'static World {
             sync: SyncMode::Interval(std::time::Duration::from_secs(60)),
             server_name: "fuzz".into(),
             domain: None,
+            account: "$G".into(),
+            account_limits: Default::default(),
+            group: None,
             backend: Arc::new(petrel_store::StdBackend),
         };
         let js = rt.block_on(JetStream::start(cfg, Arc::new(NullPort))).unwrap();

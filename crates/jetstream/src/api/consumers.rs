@@ -156,9 +156,17 @@ fn create_inner(
     if req.action == "update" {
         return Err(ApiError::consumer_does_not_exist());
     }
-    if stream_cfg.max_consumers > 0
-        && stream.consumers.read().len() as i64 >= stream_cfg.max_consumers
-    {
+    // The stream's limit, or the account's when lower (nats-server counts either per
+    // stream).
+    let account_max = js.config.account_limits.max_consumers;
+    let stream_max = u64::try_from(stream_cfg.max_consumers)
+        .ok()
+        .filter(|m| *m > 0);
+    let max = match (stream_max, account_max) {
+        (Some(s), Some(a)) => Some(s.min(a)),
+        (s, a) => s.or(a),
+    };
+    if max.is_some_and(|m| stream.consumers.read().len() as u64 >= m) {
         return Err(ApiError::maximum_consumers());
     }
     if stream_cfg.retention == RetentionPolicy::Workqueue {

@@ -230,9 +230,11 @@ struct AccountInfo<'a> {
     api: ApiStats,
 }
 
-/// `$JS.API.INFO`: usage of the (only) account and its limits (none).
+/// `$JS.API.INFO`: the account's usage and its limits.
 fn account_info(js: &JetStream) -> ApiResponse {
     let st = js.stats();
+    let lim = &js.config.account_limits;
+    let report = crate::limits::AccountLimits::report;
     let info = AccountInfo {
         memory: st.memory,
         storage: st.storage,
@@ -241,14 +243,14 @@ fn account_info(js: &JetStream) -> ApiResponse {
         streams: st.streams,
         consumers: st.consumers,
         limits: AccountLimits {
-            max_memory: -1,
-            max_storage: -1,
-            max_streams: -1,
-            max_consumers: -1,
+            max_memory: report(lim.max_memory),
+            max_storage: report(lim.max_storage),
+            max_streams: report(lim.max_streams),
+            max_consumers: report(lim.max_consumers),
             max_ack_pending: -1,
             memory_max_stream_bytes: -1,
             storage_max_stream_bytes: -1,
-            max_bytes_required: false,
+            max_bytes_required: lim.max_bytes_required,
         },
         domain: js.config.domain.as_deref(),
         api: ApiStats {

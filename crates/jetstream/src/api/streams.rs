@@ -96,16 +96,7 @@ pub(crate) fn check_resources(
     cfg: &StreamConfig,
     old: Option<&StreamConfig>,
 ) -> Result<(), ApiError> {
-    let others: u64 = js
-        .streams
-        .read()
-        .values()
-        .filter(|s| s.name != cfg.name)
-        .map(|s| s.config())
-        .filter(|c| c.storage == cfg.storage)
-        .map(|c| limits::reservation(&c))
-        .sum();
-    limits::check(&js.limits, cfg, old, others)
+    limits::check_stream(js, cfg, old)
 }
 
 /// `STREAM.CREATE.<name>`.
@@ -147,7 +138,7 @@ fn create_inner(
     crate::sourcing::config::check_cycle(&cfg, |n| js.stream(n).map(|s| s.config()))?;
     check_resources(js, &cfg, None)?;
     let created = now_nanos();
-    let streams_dir = meta::streams_dir(&js.config.store_dir);
+    let streams_dir = meta::streams_dir(&js.config.store_dir, &js.config.account);
     let stream_dir = streams_dir.join(name);
     if cfg.storage == StorageType::File {
         let m = StreamMeta {

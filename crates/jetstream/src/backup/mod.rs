@@ -34,7 +34,7 @@ const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The staging directory of snapshots and restores (removed at start).
 pub(crate) fn staging_dir(js: &JetStream) -> PathBuf {
-    js.config.store_dir.join("jetstream").join(".backup")
+    crate::meta::account_dir(&js.config.store_dir, &js.config.account).join(".backup")
 }
 
 /// A random token for subjects and staging names.

@@ -245,7 +245,7 @@ fn install(js: &JetStream, cfg: StreamConfig, dir: &Path) -> Result<StreamInfo, 
     if js.stream(&name).is_some() {
         return Err(ApiError::stream_name_exist_restore_failed());
     }
-    let streams_dir = meta::streams_dir(&js.config.store_dir);
+    let streams_dir = meta::streams_dir(&js.config.store_dir, &js.config.account);
     let target = streams_dir.join(&name);
     backend
         .create_dir_all(&streams_dir)

@@ -88,6 +88,9 @@ pub fn config(dir: &Path) -> JetStreamConfig {
         sync: SyncMode::Always,
         server_name: "test".to_string(),
         domain: None,
+        account: "$G".into(),
+        account_limits: Default::default(),
+        group: None,
         backend: Arc::new(petrel_store::StdBackend),
     }
 }

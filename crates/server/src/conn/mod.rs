@@ -94,7 +94,8 @@ where
 fn cleanup(shared: &Shared, client: &Client) {
     let subs = std::mem::take(&mut *client.subs.lock());
     if !subs.is_empty() {
-        let mut sublist = shared.sublist.write();
+        let account = shared.accounts.of(client);
+        let mut sublist = account.sublist.write();
         for sub in subs.into_values() {
             let sub = SubRef(sub);
             sublist.remove(&sub.subject, sub.queue.as_deref(), &sub);

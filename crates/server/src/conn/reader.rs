@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use petrel_subject::{is_valid_literal_subject, is_valid_subject};
 use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
 
+use crate::account::Account;
 use crate::auth::{self, Authed};
 use crate::client::{Client, CloseReason};
 use crate::outbound::MsgRef;
@@ -39,6 +40,8 @@ struct ConnOpts {
 struct Reader<'a> {
     shared: &'a Shared,
     client: &'a Arc<Client>,
+    /// The account it publishes and subscribes in (`$G` until CONNECT says otherwise).
+    account: Arc<Account>,
     router: Router,
     /// The server options this connection last applied (replaced on reload).
     opts: Arc<petrel_config::Options>,
@@ -75,6 +78,7 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
     let mut r = Reader {
         shared,
         client,
+        account: shared.accounts.global().clone(),
         router: Router::new(),
         opts: opts.clone(),
         connect_info: None,
@@ -326,7 +330,10 @@ impl Reader<'_> {
         } else {
             Authed::default()
         };
-        self.set_authed(authed);
+        if !self.set_authed(authed) {
+            self.auth_violation();
+            return false;
+        }
         self.conn = ConnOpts {
             verbose: info.verbose,
             pedantic: info.pedantic,
@@ -345,8 +352,24 @@ impl Reader<'_> {
         true
     }
 
-    /// Adopt the identity and permissions of an authentication.
-    fn set_authed(&mut self, authed: Authed) {
+    /// Adopt the identity, account and permissions of an authentication; `false` when its
+    /// account does not exist, or differs from the one the connection is bound to (a
+    /// reload that moved the user).
+    fn set_authed(&mut self, authed: Authed) -> bool {
+        let accounts = &self.shared.accounts;
+        let account = match &authed.account {
+            Some(name) => match accounts.get(name) {
+                Some(a) => a.clone(),
+                None => return false,
+            },
+            None => accounts.global().clone(),
+        };
+        match self.client.account() {
+            Some(bound) if !Arc::ptr_eq(&bound, &account) => return false,
+            Some(_) => {}
+            None => self.client.set_account(&account),
+        }
+        self.account = account;
         self.perms = authed
             .permissions
             .as_ref()
@@ -356,6 +379,7 @@ impl Reader<'_> {
         self.client.meta.set_user(self.user.as_deref());
         self.client
             .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
+        true
     }
 
     /// Check credentials (bcrypt on the server's bounded pool, off the reactor).
@@ -435,6 +459,7 @@ impl Reader<'_> {
         }
         self.ok();
         let from = Publisher {
+            account: &self.account,
             client: self.client,
             echo: self.conn.echo,
             no_responders: self.conn.no_responders,
@@ -494,7 +519,7 @@ impl Reader<'_> {
             deny_check,
             ..Subscription::new(self.client.clone(), subject, queue, sid.clone())
         });
-        let inserted = self.shared.sublist.write().insert(
+        let inserted = self.account.sublist.write().insert(
             &sub.subject,
             sub.queue.as_deref(),
             SubRef(sub.clone()),

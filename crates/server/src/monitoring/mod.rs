@@ -122,8 +122,9 @@ impl MonitorView {
     /// Server-wide counters.
     pub fn stats(&self) -> StatsSnapshot {
         let connections = self.shared.clients.lock().len() as u64;
-        let subscriptions = self.shared.sublist.read().count() as u64;
-        self.shared.stats.snapshot(connections, subscriptions)
+        self.shared
+            .stats
+            .snapshot(connections, self.shared.subscription_count())
     }
 
     /// Every open client connection, by connection id; with their subscriptions when
@@ -149,6 +150,11 @@ impl MonitorView {
         subs::subscriptions(&self.shared, test)
     }
 
+    /// The system account's name.
+    pub fn system_account(&self) -> String {
+        self.shared.accounts.system().name.clone()
+    }
+
     /// JetStream's settings when it is configured.
     pub fn jetstream_options(&self) -> Option<JetStreamOptions> {
         self.shared.opts().jetstream.clone()
@@ -159,28 +165,36 @@ impl MonitorView {
     /// full or read-only volume). `None` when JetStream is not configured or healthy.
     pub fn jetstream_problem(&self) -> Option<String> {
         self.shared.opts().jetstream.as_ref()?;
-        match self.shared.js.get() {
-            Some(rt) => rt.js.store_problem(),
-            None => Some(
-                self.shared
-                    .js_down
-                    .get()
-                    .cloned()
-                    .unwrap_or_else(|| "JetStream not enabled".to_string()),
-            ),
+        if let Some(why) = self.shared.js_down.get() {
+            return Some(why.clone());
         }
+        // Every account's JetStream shares the store directory: one probe says it all.
+        self.shared
+            .accounts
+            .jetstreams()
+            .find_map(|(_, rt)| rt.js.store_problem())
     }
 
     /// JetStream's counters, when it runs. Never blocks.
     pub fn jetstream_stats(&self) -> Option<JetStreamStats> {
-        self.shared.js.get().map(|rt| rt.js.stats())
+        self.shared
+            .accounts
+            .jetstreams()
+            .map(|(_, rt)| rt.js.stats())
+            .reduce(JetStreamStats::add)
     }
 
     /// Every stream (with its consumers when `with_consumers`), when JetStream runs.
     /// Blocking: it takes each stream's store lock, which can be held across an fsync, so
     /// call it from `spawn_blocking`.
     pub fn jetstream_report(&self, with_consumers: bool) -> Option<Vec<StreamReport>> {
-        self.shared.js.get().map(|rt| rt.js.report(with_consumers))
+        let mut running = self.shared.accounts.jetstreams().peekable();
+        running.peek()?;
+        Some(
+            running
+                .flat_map(|(_, rt)| rt.js.report(with_consumers))
+                .collect(),
+        )
     }
 
     /// Record where the monitoring HTTP server listens (the first call wins).

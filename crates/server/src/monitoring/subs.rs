@@ -79,10 +79,13 @@ pub(crate) fn sid_order(a: &str, b: &str) -> CmpOrdering {
 
 /// The Sublist's counters plus the routers' lookup statistics.
 pub(crate) fn sublist_stats(shared: &Shared) -> SublistStats {
-    let (count, inserts, removes) = {
-        let sl = shared.sublist.read();
-        (sl.count() as u64, sl.inserts(), sl.removes())
-    };
+    let (mut count, mut inserts, mut removes) = (0, 0, 0);
+    for account in shared.accounts.iter() {
+        let sl = account.sublist.read();
+        count += sl.count() as u64;
+        inserts += sl.inserts();
+        removes += sl.removes();
+    }
     let st = &shared.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let matches = load(&st.sub_matches);
@@ -109,14 +112,16 @@ pub(crate) fn subscriptions(shared: &Shared, test: Option<&str>) -> Vec<SubSnaps
     let mut out = Vec::new();
     match test {
         Some(subject) => {
-            let r = shared.sublist.read().match_subject(subject.as_bytes());
-            let mut add = |s: &SubRef| out.push(SubSnapshot::of(s));
-            r.psubs.iter().for_each(&mut add);
-            r.qsubs.iter().flat_map(|(_, g)| g).for_each(&mut add);
+            for account in shared.accounts.iter() {
+                let r = account.sublist.read().match_subject(subject.as_bytes());
+                let mut add = |s: &SubRef| out.push(SubSnapshot::of(s));
+                r.psubs.iter().for_each(&mut add);
+                r.qsubs.iter().flat_map(|(_, g)| g).for_each(&mut add);
+            }
         }
         None => {
             let mut clients: Vec<Arc<Client>> = shared.clients.lock().values().cloned().collect();
-            clients.push(shared.system.clone());
+            clients.extend(shared.accounts.iter().map(|a| a.system.clone()));
             for c in clients {
                 let subs: Vec<Arc<Subscription>> = c.subs.lock().values().cloned().collect();
                 out.extend(subs.iter().map(|s| SubSnapshot::of(s)));

@@ -44,7 +44,16 @@ impl Reader<'_> {
         } else {
             Authed::default()
         };
-        self.set_authed(authed);
+        if !self.set_authed(authed) {
+            tracing::warn!(
+                cid = self.client.cid,
+                client = %self.client.addr,
+                "Authorization Violation: account changed by reload"
+            );
+            self.client
+                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+            return false;
+        }
         self.recheck_subscriptions();
         true
     }
@@ -102,7 +111,7 @@ impl Reader<'_> {
             internal: old.internal.clone(),
             ..fresh
         });
-        let mut sublist = self.shared.sublist.write();
+        let mut sublist = self.account.sublist.write();
         if sublist.remove(&old.subject, old.queue.as_deref(), &SubRef(old.clone())) {
             let _ = sublist.insert(&new.subject, new.queue.as_deref(), SubRef(new.clone()));
             drop(sublist);

@@ -1,0 +1,135 @@
+//! Accounts: isolated subject spaces. Each account has its own Sublist (a message
+//! published in one account reaches only subscriptions of that account), its own internal
+//! client (what the server publishes there, e.g. JetStream's replies, comes from it), and
+//! — when JetStream is enabled for it — its own JetStream with its own streams, store
+//! directory (`<store_dir>/jetstream/<account>/`) and limits. The set of accounts is fixed
+//! when the server starts: the global account `$G` (clients of no configured account),
+//! the system account, and every configured one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+use petrel_config::{AccountJetStream, Options, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
+use petrel_subject::Sublist;
+
+use crate::client::{Client, ClientKind};
+use crate::js::JsRuntime;
+use crate::stats::Stats;
+use crate::sub::SubRef;
+
+/// One account.
+pub(crate) struct Account {
+    pub name: String,
+    /// Its subscriptions: clients', and the internal ones of its JetStream.
+    pub sublist: RwLock<Sublist<SubRef>>,
+    /// Bumped by every change of `sublist` (match caches check it).
+    pub generation: Arc<AtomicU64>,
+    /// The server's own client in this account: internal subscriptions belong to it and
+    /// what the server publishes here comes from it (never a request).
+    pub system: Arc<Client>,
+    /// JetStream's limits for this account, when JetStream is enabled for it.
+    pub jetstream: Option<AccountJetStream>,
+    /// Its JetStream, once started.
+    pub js: OnceLock<JsRuntime>,
+}
+
+impl Account {
+    fn new(name: &str, jetstream: Option<AccountJetStream>, stats: &Arc<Stats>) -> Arc<Account> {
+        let sublist = Sublist::new();
+        let generation = sublist.generation_handle();
+        Arc::new_cyclic(|me| {
+            let system = Arc::new(Client::new(
+                ClientKind::System,
+                0,
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                usize::MAX / 4,
+                stats.clone(),
+                String::new(),
+            ));
+            system.set_account_weak(me.clone());
+            Account {
+                name: name.to_string(),
+                sublist: RwLock::new(sublist),
+                generation,
+                system,
+                jetstream,
+                js: OnceLock::new(),
+            }
+        })
+    }
+
+    /// Subscriptions in this account.
+    pub fn subscriptions(&self) -> usize {
+        self.sublist.read().count()
+    }
+}
+
+/// Every account of the server, by name.
+pub(crate) struct Accounts {
+    by_name: BTreeMap<String, Arc<Account>>,
+    global: Arc<Account>,
+    system: Arc<Account>,
+}
+
+impl Accounts {
+    /// The accounts `opts` configures, plus `$G` and the system account. With no
+    /// configured accounts, JetStream (when on) belongs to `$G`; otherwise to the accounts
+    /// that enable it, as in nats-server.
+    pub fn new(opts: &Options, stats: &Arc<Stats>) -> Accounts {
+        let js_on = opts.jetstream.is_some();
+        let global_js = (js_on && opts.accounts.is_empty()).then(AccountJetStream::default);
+        let global = Account::new(GLOBAL_ACCOUNT, global_js, stats);
+        let mut by_name = BTreeMap::new();
+        by_name.insert(global.name.clone(), global.clone());
+        for a in &opts.accounts {
+            let js = a.jetstream.filter(|_| js_on);
+            by_name.insert(a.name.clone(), Account::new(&a.name, js, stats));
+        }
+        let sys_name = opts
+            .system_account
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_string());
+        let system = by_name
+            .entry(sys_name.clone())
+            .or_insert_with(|| Account::new(&sys_name, None, stats))
+            .clone();
+        Accounts {
+            by_name,
+            global,
+            system,
+        }
+    }
+
+    /// The account called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
+        self.by_name.get(name)
+    }
+
+    /// `$G`: clients of no configured account.
+    pub fn global(&self) -> &Arc<Account> {
+        &self.global
+    }
+
+    /// The system account.
+    pub fn system(&self) -> &Arc<Account> {
+        &self.system
+    }
+
+    /// Every account, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Account>> {
+        self.by_name.values()
+    }
+
+    /// The JetStreams that run, with their accounts.
+    pub fn jetstreams(&self) -> impl Iterator<Item = (&Arc<Account>, &JsRuntime)> {
+        self.iter().filter_map(|a| a.js.get().map(|js| (a, js)))
+    }
+
+    /// The account `client` belongs to (`$G` until it authenticated into another).
+    pub fn of(&self, client: &Client) -> Arc<Account> {
+        client.account().unwrap_or_else(|| self.global.clone())
+    }
+}
