@@ -1,6 +1,7 @@
 //! Black-box tests over real sockets: raw protocol bytes and the async-nats client against
 //! an in-process Petrel server.
 
+mod accounts;
 mod adversarial_auth;
 mod adversarial_disk;
 mod adversarial_memory;

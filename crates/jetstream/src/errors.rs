@@ -33,6 +33,8 @@ macro_rules! table {
 }
 
 table! {
+    /// A publish would take the account past its `max_mem` / `max_file`.
+    ACCOUNT_RESOURCES_EXCEEDED = 400, 10002, "resource limits exceeded for account";
     /// Generic bad request (malformed or contradictory request fields).
     BAD_REQUEST = 400, 10003, "bad request";
     /// Consumer creation failed (free text).
@@ -285,6 +287,10 @@ impl ApiError {
     pub fn maximum_consumers() -> Self {
         MAXIMUM_CONSUMERS.into()
     }
+    /// 10002: resource limits exceeded for account
+    pub fn account_resources_exceeded() -> Self {
+        ACCOUNT_RESOURCES_EXCEEDED.into()
+    }
     /// 10027: maximum number of streams reached
     pub fn maximum_streams() -> Self {
         MAXIMUM_STREAMS.into()
@@ -535,6 +541,10 @@ impl ApiError {
     /// 10074 replicas > 1 not supported in non-clustered mode.
     pub fn replicas_not_supported() -> Self {
         STREAM_REPLICAS_NOT_SUPPORTED.into()
+    }
+    /// 10039 JetStream not enabled for account.
+    pub fn not_enabled_for_account() -> Self {
+        NOT_ENABLED_FOR_ACCOUNT.into()
     }
     /// 10076 JetStream not enabled.
     pub fn not_enabled() -> Self {

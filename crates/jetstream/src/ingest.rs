@@ -13,7 +13,7 @@ use petrel_store::{PurgeRequest, StoreError};
 use serde::Serialize;
 
 use crate::backlog::Backlog;
-use crate::config::RetentionPolicy;
+use crate::config::{RetentionPolicy, StorageType};
 use crate::consumer::engine::catch;
 use crate::dedup::MSG_ID;
 use crate::errors::ApiError;
@@ -284,6 +284,29 @@ impl Stream {
         }
     }
 
+    /// The refusal of `m` when storing it would take the account past its byte limit
+    /// for this stream's storage (`appended_from`: the store's bytes before this batch).
+    fn over_account_limit(
+        &self,
+        inner: &Inner,
+        m: &Inbound,
+        appended_from: u64,
+    ) -> Option<ApiError> {
+        let usage = self.usage.get()?;
+        if !usage.limited(self.storage) {
+            return None;
+        }
+        let headers = m.headers.as_deref();
+        let size = match self.storage {
+            StorageType::Memory => petrel_store::mem_msg_size(&m.subject, headers, &m.payload),
+            StorageType::File => petrel_store::file_msg_size(&m.subject, headers, &m.payload),
+        };
+        let pending = inner.store.state().bytes.saturating_sub(appended_from);
+        usage
+            .would_exceed(self.storage, pending, size)
+            .then(ApiError::account_resources_exceeded)
+    }
+
     /// Stores a batch with one commit and returns the PubAcks to publish (reply, body);
     /// the replies are taken out of `batch`. The committed messages' republished copies
     /// are added to `republished`. Blocking: run it on a blocking thread.
@@ -302,7 +325,12 @@ impl Stream {
         let rollbacks = inner.store.rollbacks();
         let last_msg_id = inner.last_msg_id.clone();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+        let bytes_before = inner.store.state().bytes;
         for m in batch.iter() {
+            if let Some(refused) = self.over_account_limit(&inner, m, bytes_before) {
+                outcomes.push(Outcome::Failed(refused));
+                continue;
+            }
             outcomes.push(
                 inner
                     .try_store(&self.name, m, now)

@@ -74,7 +74,7 @@ pub struct JetStreamConfig {
 impl JetStreamStats {
     /// The numbers of several JetStreams (one per account) as one: counters added, the
     /// server-wide limits kept.
-    pub fn add(self, other: JetStreamStats) -> JetStreamStats {
+    pub fn combine(self, other: JetStreamStats) -> JetStreamStats {
         JetStreamStats {
             streams: self.streams + other.streams,
             consumers: self.consumers + other.consumers,
@@ -129,6 +129,8 @@ pub struct JetStream {
     pub(crate) limits: ResourceLimits,
     /// The server's JetStreams, for the server-wide reservations.
     pub(crate) group: Arc<crate::limits::JsGroup>,
+    /// What this account's streams hold, against its byte limits.
+    pub(crate) usage: Arc<crate::limits::AccountUsage>,
     pub(crate) port: Arc<dyn Port>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// How many mirrors answer their origin's direct gets (none: no scan per request).
@@ -192,10 +194,12 @@ impl JetStream {
             ))
         });
         let limits = group.limits();
+        let usage = Arc::new(crate::limits::AccountUsage::new(config.account_limits));
         let js = Arc::new_cyclic(|me| JetStream {
             config,
             limits,
             group: group.clone(),
+            usage: usage.clone(),
             port,
             streams: RwLock::new(BTreeMap::new()),
             direct_mirrors: std::sync::atomic::AtomicUsize::new(0),
@@ -330,6 +334,10 @@ impl JetStream {
     pub(crate) fn register(&self, stream: Arc<Stream>) {
         if let Some(d) = &self.config.domain {
             let _ = stream.domain.set(d.clone());
+        }
+        if stream.usage.set(self.usage.clone()).is_ok() {
+            let (_, bytes) = stream.counters();
+            self.usage.changed(stream.storage, 0, bytes);
         }
         self.streams
             .write()

@@ -40,6 +40,7 @@ pub mod config;
 pub mod consumer;
 mod cycles;
 mod dedup;
+mod disabled;
 pub mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -61,6 +62,7 @@ mod time;
 mod transform;
 
 pub use config::StreamConfig;
+pub use disabled::NotEnabled;
 pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};
 pub use limits::{AccountLimits, JsGroup, ResourceLimits};

@@ -79,6 +79,59 @@ impl AccountLimits {
     }
 }
 
+/// What an account's streams hold, per storage type, against its `max_mem` / `max_file`
+/// (checked at publish: nats-server refuses the message with 10002).
+#[derive(Debug, Default)]
+pub(crate) struct AccountUsage {
+    limits: AccountLimits,
+    memory: std::sync::atomic::AtomicU64,
+    storage: std::sync::atomic::AtomicU64,
+}
+
+impl AccountUsage {
+    pub fn new(limits: AccountLimits) -> AccountUsage {
+        AccountUsage {
+            limits,
+            ..AccountUsage::default()
+        }
+    }
+
+    fn counter(&self, storage: StorageType) -> &std::sync::atomic::AtomicU64 {
+        match storage {
+            StorageType::Memory => &self.memory,
+            StorageType::File => &self.storage,
+        }
+    }
+
+    /// A stream of `storage` went from `old` to `new` bytes.
+    pub fn changed(&self, storage: StorageType, old: u64, new: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.counter(storage);
+        if new >= old {
+            c.fetch_add(new - old, Relaxed);
+        } else {
+            c.fetch_sub((old - new).min(c.load(Relaxed)), Relaxed);
+        }
+    }
+
+    /// Whether `add` more bytes of `storage` (`pending` already appended but not yet
+    /// counted) would pass the account's limit.
+    pub fn would_exceed(&self, storage: StorageType, pending: u64, add: u64) -> bool {
+        let Some(limit) = self.limits.of(storage) else {
+            return false;
+        };
+        let used = self
+            .counter(storage)
+            .load(std::sync::atomic::Ordering::Relaxed);
+        used.saturating_add(pending).saturating_add(add) > limit
+    }
+
+    /// Whether the account limits `storage` at all.
+    pub fn limited(&self, storage: StorageType) -> bool {
+        self.limits.of(storage).is_some()
+    }
+}
+
 /// The JetStreams of one server, one per account: they share its storage limits, so a
 /// stream's reservation is checked against every account's streams.
 pub struct JsGroup {

@@ -124,6 +124,8 @@ pub(crate) struct Stream {
     /// The server's JetStream domain (set when the stream is registered), for PubAcks and
     /// stream infos.
     pub domain: std::sync::OnceLock<String>,
+    /// Its account's usage (set when the stream is registered).
+    pub(crate) usage: std::sync::OnceLock<Arc<crate::limits::AccountUsage>>,
     msgs: AtomicU64,
     bytes: AtomicU64,
 }
@@ -262,6 +264,7 @@ impl Stream {
             sources: Mutex::new(Vec::new()),
             direct_for: Mutex::new(None),
             domain: std::sync::OnceLock::new(),
+            usage: std::sync::OnceLock::new(),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };
@@ -322,7 +325,10 @@ impl Stream {
     pub fn refresh_counters(&self, inner: &Inner) {
         let st = inner.store.state();
         self.msgs.store(st.msgs, Ordering::Relaxed);
-        self.bytes.store(st.bytes, Ordering::Relaxed);
+        let old = self.bytes.swap(st.bytes, Ordering::Relaxed);
+        if let Some(usage) = self.usage.get() {
+            usage.changed(self.storage, old, st.bytes);
+        }
     }
 
     /// The current config. Blocking.

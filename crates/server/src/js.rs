@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use petrel_config::{AccountJetStream, JetStreamOptions, SyncMode};
-use petrel_jetstream::{AccountLimits, JetStream, JetStreamConfig, JsGroup, ResourceLimits};
+use petrel_jetstream::{AccountLimits, JetStream, JetStreamConfig, JsGroup, Port, ResourceLimits};
 
 use crate::account::Account;
 use crate::internal::ServerPort;
@@ -32,6 +32,7 @@ pub(crate) async fn start(
     let group = JsGroup::new(limits);
     for account in shared.accounts.iter() {
         let Some(account_js) = account.jetstream else {
+            not_enabled(shared, account);
             continue;
         };
         let port = ServerPort::new(shared, account.clone());
@@ -57,6 +58,17 @@ pub(crate) async fn start(
         let _ = account.js.set(JsRuntime { js, port });
     }
     Ok(())
+}
+
+/// An account without JetStream answers its API requests with 10039, as nats-server.
+fn not_enabled(shared: &Arc<Shared>, account: &Arc<Account>) {
+    let port = ServerPort::new(shared, account.clone());
+    port.subscribe(
+        petrel_jetstream::API_SUBSCRIPTION,
+        None,
+        petrel_jetstream::Accept::ClientsOnly,
+        Arc::new(petrel_jetstream::NotEnabled),
+    );
 }
 
 fn log_recovered(account: &Account, js: &JetStream) {

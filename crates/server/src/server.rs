@@ -177,7 +177,8 @@ impl Shared {
             host: self.listen.ip().to_string(),
             port: self.listen.port(),
             headers: true,
-            auth_required: opts.auth.required(),
+            // nats-server: with no_auth_user, credentials are optional.
+            auth_required: opts.auth.required() && opts.no_auth_user.is_none(),
             tls_required: self.tls.is_some(),
             tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
             max_payload: opts.max_payload,

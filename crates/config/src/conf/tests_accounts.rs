@@ -79,15 +79,27 @@ fn account_config_errors() {
     for (text, why) in [
         (
             "accounts { A: { users: [ {user: a, password: a} ] }, B: { users: [ {user: a, password: b} ] } }",
-            "duplicate user \"a\"",
+            "Duplicate user \"a\" detected",
         ),
         (
             "accounts { A: { users: [ {user: a, password: a} ] } }\nno_auth_user: nobody",
             "no_auth_user: \"nobody\" not present as user or nkey",
         ),
-        ("system_account: NOPE", "system account \"NOPE\" not found"),
+        ("system_account: NOPE", "error resolving system account: account missing"),
         ("accounts { A: { bogus: 1 } }", "unknown field"),
-        ("accounts { A: { jetstream: maybe } }", "expected"),
+        (
+            "accounts { A: { jetstream: maybe } }",
+            "Expected 'enabled' or 'disabled' for string value, got 'maybe'",
+        ),
+        ("accounts { $G: {} }", "\"$G\" is a Reserved Account"),
+        (
+            "no_auth_user: nobody",
+            "no_auth_user: \"nobody\" present, but users/nkeys are not defined",
+        ),
+        (
+            "accounts { S: { jetstream: enabled } }\nsystem_account: S",
+            "Not allowed to enable JetStream on the system account",
+        ),
         (
             "authorization { token: t }\naccounts { A: { users: [ {user: a, password: a} ] } }",
             "can not have a single user/pass or token and account users",
@@ -98,4 +110,13 @@ fn account_config_errors() {
     }
     let (o, _) = load("accounts { SYS: {} }\nsystem_account: SYS").expect("loads");
     assert_eq!(o.system_account.as_deref(), Some("SYS"));
+    // Defined twice: the last definition wins (its users only), as in nats-server.
+    let twice = "accounts { A: { users: [ {user: a, password: a} ] }, A: { users: [ {user: b, password: b} ] } }";
+    let (o, _) = load(twice).expect("loads");
+    assert_eq!(o.accounts.len(), 1);
+    let Auth::Users(users) = &o.auth else {
+        panic!("users expected");
+    };
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].user, "b");
 }

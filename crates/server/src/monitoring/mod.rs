@@ -181,7 +181,7 @@ impl MonitorView {
             .accounts
             .jetstreams()
             .map(|(_, rt)| rt.js.stats())
-            .reduce(JetStreamStats::add)
+            .reduce(JetStreamStats::combine)
     }
 
     /// Every stream (with its consumers when `with_consumers`), when JetStream runs.

@@ -15,13 +15,17 @@ impl Applier<'_> {
         for e in map.entries() {
             let name = e.key.clone();
             let field = format!("{key}.{name}");
-            if name == GLOBAL_ACCOUNT || self.opts.accounts.iter().any(|a| a.name == name) {
+            if name == GLOBAL_ACCOUNT {
                 return Err(ConfigError::invalid(
                     &e.key_pos,
                     &field,
-                    format!("duplicate account \"{}\"", name.escape_default()),
+                    format!("\"{GLOBAL_ACCOUNT}\" is a Reserved Account"),
                 ));
             }
+            // As nats-server: an account defined twice is the last definition.
+            self.opts.accounts.retain(|a| a.name != name);
+            self.account_users
+                .retain(|(u, _)| u.account.as_deref() != Some(name.as_str()));
             let Some(body) = e.value.as_map() else {
                 return Err(type_error(&e.value, &field, "an account block"));
             };
@@ -82,7 +86,7 @@ impl Applier<'_> {
                     return Err(ConfigError::invalid(
                         &pos,
                         "accounts",
-                        format!("duplicate user \"{}\" detected", u.user.escape_default()),
+                        format!("Duplicate user \"{}\" detected", u.user.escape_default()),
                     ));
                 }
                 all.push(u);
@@ -90,8 +94,14 @@ impl Applier<'_> {
             self.opts.auth = Auth::Users(all);
         }
         if let Some((user, pos)) = &self.no_auth_user {
-            let known = matches!(&self.opts.auth, Auth::Users(list) if list.iter().any(|u| &u.user == user));
-            if !known {
+            let Auth::Users(list) = &self.opts.auth else {
+                return Err(ConfigError::invalid(
+                    pos,
+                    "no_auth_user",
+                    format!("no_auth_user: \"{user}\" present, but users/nkeys are not defined"),
+                ));
+            };
+            if !list.iter().any(|u| &u.user == user) {
                 return Err(ConfigError::invalid(
                     pos,
                     "no_auth_user",
@@ -107,7 +117,19 @@ impl Applier<'_> {
                 return Err(ConfigError::invalid(
                     pos,
                     "system_account",
-                    format!("system account \"{name}\" not found"),
+                    "error resolving system account: account missing",
+                ));
+            }
+            let with_js = self
+                .opts
+                .accounts
+                .iter()
+                .any(|a| &a.name == name && a.jetstream.is_some());
+            if with_js {
+                return Err(ConfigError::invalid(
+                    pos,
+                    "system_account",
+                    "Not allowed to enable JetStream on the system account",
                 ));
             }
             self.opts.system_account = Some(name.clone());
@@ -128,7 +150,14 @@ fn account_jetstream(
             return match s.to_ascii_lowercase().as_str() {
                 "enabled" | "enable" | "true" => Ok(Some(AccountJetStream::default())),
                 "disabled" | "disable" | "false" => Ok(None),
-                _ => Err(type_error(v, key, "\"enabled\", \"disabled\" or a block")),
+                _ => Err(ConfigError::invalid(
+                    &v.pos,
+                    key,
+                    format!(
+                        "Expected 'enabled' or 'disabled' for string value, got '{}'",
+                        s.escape_default()
+                    ),
+                )),
             }
         }
         ValueKind::Map(m) => m,
@@ -139,25 +168,26 @@ fn account_jetstream(
         let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
         let name = format!("{key}.{}", e.key);
         match sub.as_str() {
-            "max_mem" | "max_memory" | "max_mem_store" => js.max_memory = limit(mv, &name)?,
-            "max_file" | "max_store" | "max_file_store" | "max_disk" => {
+            "max_memory" | "max_mem" | "mem" | "memory" => js.max_memory = limit(mv, &name)?,
+            "max_store" | "max_file" | "max_disk" | "store" | "disk" => {
                 js.max_file = limit(mv, &name)?;
             }
-            "max_streams" => js.max_streams = count(mv, &name)?,
-            "max_consumers" => js.max_consumers = count(mv, &name)?,
-            "max_bytes_required" | "max_bytes" => js.max_bytes_required = boolean(mv, &name)?,
+            "max_streams" | "streams" => js.max_streams = count(mv, &name)?,
+            "max_consumers" | "consumers" => js.max_consumers = count(mv, &name)?,
+            "max_bytes_required" | "max_stream_bytes" | "max_bytes" => {
+                js.max_bytes_required = boolean(mv, &name)?;
+            }
             "enabled" | "enable" => {
                 if !boolean(mv, &name)? {
                     return Ok(None);
                 }
             }
             "max_ack_pending"
-            | "max_stream_bytes"
+            | "mem_max_stream_bytes"
             | "memory_max_stream_bytes"
+            | "disk_max_stream_bytes"
             | "store_max_stream_bytes"
-            | "cluster_traffic"
-            | "tiers"
-            | "limits" => a.warn(
+            | "cluster_traffic" => a.warn(
                 &e.key_pos,
                 format!("{name} is not supported yet and is ignored"),
             ),

@@ -1,0 +1,196 @@
+//! Accounts through async-nats, configured as in config/accounts.conf: isolation (the
+//! same subject in two accounts never crosses), no_auth_user, one JetStream per account
+//! (same stream names, separate stores), the accounts' JetStream limits and the account
+//! without JetStream, with nats-server 2.15.1's errors.
+
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
+use petrel_testkit::{spawn_with_store, TestServer};
+
+use crate::support::{api_code, config};
+
+const ACCOUNTS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/accounts.conf");
+
+/// A server with config/accounts.conf (on a free port, its store in a temporary
+/// directory), `edit` applied to the file's text first.
+async fn server(edit: impl FnOnce(String) -> String) -> TestServer {
+    let text = edit(std::fs::read_to_string(ACCOUNTS_CONF).expect("read accounts.conf"));
+    let loaded = petrel_config::load_str(&text, "accounts.conf").expect("accounts.conf loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    spawn_with_store(move |b, dir| {
+        let mut o = loaded.options;
+        o.http_port = None;
+        if let Some(js) = o.jetstream.as_mut() {
+            js.store_dir = dir.to_path_buf();
+        }
+        b.options(o)
+            .host(std::net::Ipv4Addr::LOCALHOST.into())
+            .port(0)
+    })
+    .await
+}
+
+async fn login(s: &TestServer, user: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-change-me"))
+        .connect(s.client_url())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_subject_never_crosses_accounts() {
+    let s = server(|t| t).await;
+    let workflow = login(&s, "workflow").await;
+    let ops = login(&s, "ops").await;
+    let anonymous = async_nats::connect(s.client_url()).await.unwrap();
+    let mut in_ops = ops.subscribe("events.>").await.unwrap();
+    let mut in_workflow = anonymous.subscribe("events.>").await.unwrap();
+    ops.flush().await.unwrap();
+    anonymous.flush().await.unwrap();
+    workflow
+        .publish("events.a", "from workflow".into())
+        .await
+        .unwrap();
+    ops.publish("events.b", "from ops".into()).await.unwrap();
+    workflow.flush().await.unwrap();
+    ops.flush().await.unwrap();
+    // The anonymous client is `workflow` (no_auth_user): it hears only its account.
+    let m = in_workflow.next().await.unwrap();
+    assert_eq!(
+        (m.subject.as_str(), &m.payload[..]),
+        ("events.a", &b"from workflow"[..])
+    );
+    let m = in_ops.next().await.unwrap();
+    assert_eq!(
+        (m.subject.as_str(), &m.payload[..]),
+        ("events.b", &b"from ops"[..])
+    );
+    // A request across accounts finds no responder.
+    let _responder = ops.subscribe("svc.time").await.unwrap();
+    ops.flush().await.unwrap();
+    let e = workflow.request("svc.time", "".into()).await.unwrap_err();
+    assert_eq!(e.kind(), async_nats::client::RequestErrorKind::NoResponders);
+    // Nothing else arrived meanwhile: the next message on each is a fresh marker.
+    workflow.publish("events.z", "marker".into()).await.unwrap();
+    ops.publish("events.z", "marker".into()).await.unwrap();
+    assert_eq!(&in_workflow.next().await.unwrap().payload[..], b"marker");
+    assert_eq!(&in_ops.next().await.unwrap().payload[..], b"marker");
+}
+
+#[tokio::test]
+async fn each_account_has_its_own_jetstream() {
+    let s = server(|t| t).await;
+    let workflow = jetstream::new(login(&s, "workflow").await);
+    let security = jetstream::new(login(&s, "dashboard").await);
+    for js in [&workflow, &security] {
+        js.create_stream(config("EVENTS", &["events.>"]))
+            .await
+            .unwrap();
+    }
+    workflow
+        .publish("events.1", "w".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        security
+            .publish("events.1", "s".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let count = |js: jetstream::Context| async move {
+        let mut st = js.get_stream("EVENTS").await.unwrap();
+        st.info().await.unwrap().state.messages
+    };
+    assert_eq!(count(workflow.clone()).await, 1);
+    assert_eq!(count(security.clone()).await, 3);
+    // Separate stores: each account's directory holds its own stream.
+    for account in ["WORKFLOW", "SECURITY"] {
+        let dir = s
+            .store_dir()
+            .join("jetstream")
+            .join(account)
+            .join("streams/EVENTS");
+        assert!(dir.is_dir(), "{}", dir.display());
+    }
+    // The account without JetStream gets nats-server's 10039 for any API.
+    let ops = jetstream::new(login(&s, "ops").await);
+    let e = ops.create_stream(config("X", &["x"])).await.unwrap_err();
+    assert_eq!(api_code(&e), 10039);
+    let ops = login(&s, "ops").await;
+    let reply = ops.request("$JS.API.INFO", "".into()).await.unwrap();
+    assert_eq!(
+        &reply.payload[..],
+        &br#"{"type":"io.nats.jetstream.api.v1.account_info_response","error":{"code":503,"err_code":10039,"description":"JetStream not enabled for account"}}"#[..]
+    );
+}
+
+#[tokio::test]
+async fn account_limits_refuse_as_nats_server_does() {
+    let s = server(|t| {
+        t.replace("max_mem: 64M", "max_mem: 1M")
+            .replace("max_streams: 10", "max_streams: 2")
+            .replace("max_consumers: 20", "max_consumers: 1")
+    })
+    .await;
+    let js = jetstream::new(login(&s, "dashboard").await);
+    let account = js.query_account().await.unwrap();
+    assert_eq!(
+        (
+            account.limits.max_memory,
+            account.limits.max_streams,
+            account.limits.max_consumers
+        ),
+        (Some(1_000_000), Some(2), Some(1))
+    );
+    let memory = |name: &str, max_bytes: i64| stream::Config {
+        storage: stream::StorageType::Memory,
+        max_bytes,
+        ..config(name, &[&format!("{}.>", name.to_lowercase())])
+    };
+    let e = js
+        .create_stream(memory("BIG", 2_000_000))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 10028);
+    let mem = js.create_stream(memory("MEM", -1)).await.unwrap();
+    js.create_stream(config("ALERTS", &["alerts.>"]))
+        .await
+        .unwrap();
+    let e = js
+        .create_stream(config("THIRD", &["third"]))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 10027);
+    // max_consumers counts per stream, as nats-server.
+    let consumer = |name: &str| jetstream::consumer::pull::Config {
+        durable_name: Some(name.into()),
+        ..Default::default()
+    };
+    mem.create_consumer(consumer("c1")).await.unwrap();
+    let e = mem.create_consumer(consumer("c2")).await.unwrap_err();
+    assert!(e.to_string().contains("10026"), "{e}");
+    let alerts = js.get_stream("ALERTS").await.unwrap();
+    alerts.create_consumer(consumer("c1")).await.unwrap();
+    // Publishing past max_mem: refused with 10002 once the account's memory is used up.
+    let payload = bytes::Bytes::from(vec![b'x'; 100_000]);
+    let mut refused = None;
+    for i in 0..20 {
+        let ack = js.publish("mem.a", payload.clone()).await.unwrap().await;
+        if let Err(e) = ack {
+            refused = Some((i, e.to_string()));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("the account limit refuses a publish");
+    assert_eq!(i, 9, "nine 100 kB messages fit in 1 MB");
+    assert!(
+        e.contains("10002") || e.contains("resource limits exceeded for account"),
+        "{e}"
+    );
+    let mut mem = js.get_stream("MEM").await.unwrap();
+    assert_eq!(mem.info().await.unwrap().state.messages, 9);
+}
