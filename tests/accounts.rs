@@ -5,21 +5,21 @@
 
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
-use petrel_testkit::{spawn_with_store, TestServer};
+use petrel_testkit::{http_get, spawn_with_store, TestServer};
 
 use crate::support::{api_code, config};
 
 const ACCOUNTS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/accounts.conf");
 
 /// A server with config/accounts.conf (on a free port, its store in a temporary
-/// directory), `edit` applied to the file's text first.
+/// directory, monitoring on a free port), `edit` applied to the file's text first.
 async fn server(edit: impl FnOnce(String) -> String) -> TestServer {
     let text = edit(std::fs::read_to_string(ACCOUNTS_CONF).expect("read accounts.conf"));
     let loaded = petrel_config::load_str(&text, "accounts.conf").expect("accounts.conf loads");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     spawn_with_store(move |b, dir| {
         let mut o = loaded.options;
-        o.http_port = None;
+        o.http_port = Some(0);
         if let Some(js) = o.jetstream.as_mut() {
             js.store_dir = dir.to_path_buf();
         }
@@ -193,4 +193,79 @@ async fn account_limits_refuse_as_nats_server_does() {
     );
     let mut mem = js.get_stream("MEM").await.unwrap();
     assert_eq!(mem.info().await.unwrap().state.messages, 9);
+}
+
+async fn get_json(s: &TestServer, path: &str) -> serde_json::Value {
+    let addr = s.monitor_addr().expect("monitoring on");
+    let r = http_get(addr, path).await.unwrap();
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+#[tokio::test]
+async fn monitoring_shows_the_accounts() {
+    let s = server(|t| t).await;
+    let _workflow = login(&s, "workflow").await;
+    let _anonymous = async_nats::connect(s.client_url()).await.unwrap();
+    let ops = login(&s, "ops").await;
+    let _sub = ops.subscribe("x").await.unwrap();
+    ops.flush().await.unwrap();
+    let security = jetstream::new(login(&s, "dashboard").await);
+    security
+        .create_stream(config("ALERTS", &["alerts.>"]))
+        .await
+        .unwrap();
+
+    let accountz = get_json(&s, "/accountz").await;
+    let mut names: Vec<String> = accountz["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["$G", "$SYS", "OPS", "SECURITY", "WORKFLOW"]);
+    assert_eq!(accountz["system_account"], "$SYS");
+    let detail = get_json(&s, "/accountz?acc=WORKFLOW").await;
+    let d = &detail["account_detail"];
+    assert_eq!(
+        (d["account_name"].as_str(), d["client_connections"].as_u64()),
+        (Some("WORKFLOW"), Some(2))
+    );
+    assert_eq!(d["jetstream_enabled"], true);
+    let r = http_get(s.monitor_addr().unwrap(), "/accountz?acc=NOPE")
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (400, "Account NOPE does not exist")
+    );
+
+    // /connz: the account with auth=1 (left out for $G), acc= filters.
+    let connz = get_json(&s, "/connz?auth=1&acc=OPS").await;
+    assert_eq!(connz["num_connections"], 1);
+    let c = &connz["connections"][0];
+    assert_eq!(
+        (
+            c["authorized_user"].as_str(),
+            c["account"].as_str(),
+            c["name_tag"].as_str()
+        ),
+        (Some("ops"), Some("OPS"), Some("OPS"))
+    );
+    let plain = get_json(&s, "/connz?acc=OPS").await;
+    assert!(plain["connections"][0].get("account").is_none());
+
+    // /jsz: the JetStream accounts, their limits as reservations, their streams.
+    let jsz = get_json(&s, "/jsz?accounts=1").await;
+    assert_eq!(jsz["accounts"], 2);
+    let details = jsz["account_details"].as_array().unwrap();
+    let sec = details.iter().find(|d| d["name"] == "SECURITY").unwrap();
+    assert_eq!(sec["reserved_memory"], 64_000_000u64);
+    let wf = details.iter().find(|d| d["name"] == "WORKFLOW").unwrap();
+    assert_eq!(wf["reserved_memory"], u64::MAX);
+    let one = get_json(&s, "/jsz?acc=SECURITY&streams=1").await;
+    let only = one["account_details"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["stream_detail"][0]["name"], "ALERTS");
 }

@@ -88,6 +88,7 @@ impl JetStreamStats {
             max_storage: self.max_storage.max(other.max_storage),
             reserved_memory: self.reserved_memory + other.reserved_memory,
             reserved_storage: self.reserved_storage + other.reserved_storage,
+            accounts: self.accounts + other.accounts,
         }
     }
 }
@@ -120,6 +121,8 @@ pub struct JetStreamStats {
     pub reserved_memory: u64,
     /// Bytes file streams reserve with `max_bytes`.
     pub reserved_storage: u64,
+    /// Accounts these numbers cover (1 for one JetStream).
+    pub accounts: u64,
 }
 
 /// JetStream: streams, the API and their tasks.
@@ -301,6 +304,7 @@ impl JetStream {
     /// a store.
     pub fn stats(&self) -> JetStreamStats {
         let mut st = JetStreamStats {
+            accounts: 1,
             api_total: self.api_total.load(Ordering::Relaxed),
             api_errors: self.api_errors.load(Ordering::Relaxed),
             max_memory: self.limits.max_memory,

@@ -98,6 +98,11 @@ pub struct ConsumerReport {
 }
 
 impl JetStream {
+    /// The account's own limits.
+    pub fn account_limits(&self) -> crate::limits::AccountLimits {
+        self.config.account_limits
+    }
+
     /// Every stream (by name), with its consumers when `with_consumers`. Blocking: takes
     /// each stream's store lock (see the module docs).
     pub fn report(&self, with_consumers: bool) -> Vec<StreamReport> {

@@ -3,7 +3,8 @@
 //! Query: `subs` (`1`/`true`: subject list, `detail`: full subscription objects), `sort`
 //! (`cid`, `start`, `subs`, `pending`, `msgs_to`, `msgs_from`, `bytes_to`, `bytes_from`,
 //! `last`, `idle`, `uptime`, `rtt`; all but `cid`/`start` largest first), `offset`,
-//! `limit` (default 1024), `cid` (one connection), `auth` (show `authorized_user`),
+//! `limit` (default 1024), `cid` (one connection), `auth` (show `authorized_user`, and
+//! `account` / `name_tag`), `acc` (one account's connections),
 //! `state` (`open`, `closed`, `any`; Petrel keeps no closed connections).
 
 use std::cmp::Reverse;
@@ -64,17 +65,23 @@ struct ConnInfo {
     tls_cipher_suite: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<String>,
+    /// With `auth`; left out for `$G`, as nats-server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions_list: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions_list_detail: Option<Vec<SubDetail>>,
+    /// With `auth`: the account's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_tag: Option<String>,
 }
 
 /// One subscription in `subscriptions_list_detail` (and, with `account`, in `/subsz`).
 #[derive(Serialize)]
 pub(crate) struct SubDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<&'static str>,
+    pub account: Option<String>,
     pub subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qgroup: Option<String>,
@@ -176,6 +183,8 @@ struct Opts {
     limit: usize,
     cid: Option<u64>,
     closed_only: bool,
+    /// Only this account's connections (`acc`).
+    account: Option<String>,
 }
 
 fn parse(p: &Params) -> Result<Opts, BadParam> {
@@ -207,6 +216,7 @@ fn parse(p: &Params) -> Result<Opts, BadParam> {
         limit,
         cid,
         closed_only,
+        account: p.get("acc").filter(|a| !a.is_empty()).map(str::to_string),
     })
 }
 
@@ -230,6 +240,8 @@ fn info(c: ConnSnapshot, o: &Opts, now: i64) -> ConnInfo {
         ),
     };
     let authorized_user = c.authorized_user.filter(|_| o.auth);
+    let account = (o.auth && c.account != petrel_server::GLOBAL_ACCOUNT).then(|| c.account.clone());
+    let name_tag = o.auth.then(|| c.account.clone());
     ConnInfo {
         cid: c.cid,
         kind: "Client",
@@ -253,8 +265,10 @@ fn info(c: ConnSnapshot, o: &Opts, now: i64) -> ConnInfo {
         tls_version: c.tls_version,
         tls_cipher_suite: c.tls_cipher,
         authorized_user,
+        account,
         subscriptions_list: list.and_then(non_empty),
         subscriptions_list_detail: detail.and_then(non_empty),
+        name_tag,
     }
 }
 
@@ -276,6 +290,9 @@ pub(crate) async fn handler(
     };
     if o.closed_only {
         conns.clear();
+    }
+    if let Some(acc) = &o.account {
+        conns.retain(|c| &c.account == acc);
     }
     let total = conns.len();
     let (offset, limit) = match o.cid {

@@ -1,4 +1,4 @@
-//! `/healthz` and `/accountz`.
+//! `/healthz`.
 //!
 //! `/healthz` answers `{"status":"ok"}` (200, on one line as nats-server writes it). As nats-server 2.9.10, JetStream is only
 //! checked when it is configured: a server configured with JetStream whose JetStream is
@@ -9,16 +9,13 @@
 //! `js-enabled-only=true` (nats-server 2.9.10 answers the same). `js-enabled-only`,
 //! `js-enabled` and `js-server-only` are accepted (booleans); Petrel has no clustered
 //! assets to check beyond that.
-//!
-//! `/accountz` lists the accounts: Petrel has the global account `$G` and names `$SYS` as
-//! the system account, as nats-server does by default.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use crate::format::{json, json_compact, rfc3339};
+use crate::format::json_compact;
 use crate::query::Params;
 use crate::AppState;
 
@@ -62,23 +59,4 @@ pub(crate) async fn healthz(
             error: None,
         },
     )
-}
-
-#[derive(Serialize)]
-struct Accountz {
-    server_id: String,
-    now: String,
-    system_account: &'static str,
-    accounts: [&'static str; 2],
-}
-
-/// `GET /accountz`.
-pub(crate) async fn accountz(State(state): State<AppState>) -> Response {
-    state.count_request("/accountz");
-    json(&Accountz {
-        server_id: state.view().server_id().to_string(),
-        now: rfc3339(crate::format::now_ns()),
-        system_account: "$SYS",
-        accounts: [petrel_server::GLOBAL_ACCOUNT, "$SYS"],
-    })
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use petrel_server::{ConsumerConfig, SequencePair, StreamConfig, StreamReport};
+use petrel_server::{ConsumerConfig, JsAccountReport, SequencePair, StreamConfig, StreamReport};
 
 use crate::format::{error, is_default, json, rfc3339};
 use crate::query::{BadParam, Params};
@@ -35,8 +35,8 @@ struct Jsz {
 
 #[derive(Serialize)]
 struct AccountDetail {
-    name: &'static str,
-    id: &'static str,
+    name: String,
+    id: String,
     memory: u64,
     storage: u64,
     reserved_memory: u64,
@@ -117,6 +117,8 @@ impl From<SequencePair> for Sequence {
 
 /// What the query asks for.
 struct Opts {
+    /// Only this account (`acc`).
+    account: Option<String>,
     accounts: bool,
     streams: bool,
     consumers: bool,
@@ -126,8 +128,10 @@ struct Opts {
 fn parse(p: &Params) -> Result<Opts, BadParam> {
     let consumers = p.bool("consumers")?;
     let streams = p.bool("streams")? || consumers;
+    let account = p.get("acc").filter(|a| !a.is_empty()).map(str::to_string);
     Ok(Opts {
-        accounts: p.bool("accounts")? || streams,
+        accounts: p.bool("accounts")? || streams || account.is_some(),
+        account,
         streams,
         consumers,
         config: p.bool("config")?,
@@ -173,6 +177,30 @@ fn stream_detail(r: StreamReport, leader: &str, config: bool) -> StreamDetail {
     }
 }
 
+/// One account's entry in `account_details`: its usage, its limits as `reserved_*`
+/// (nats-server shows "no limit" as Go's -1 in a uint64) and its streams.
+fn account_detail(r: JsAccountReport, leader: &str, config: bool) -> AccountDetail {
+    AccountDetail {
+        id: r.name.clone(),
+        name: r.name,
+        memory: r.stats.memory,
+        storage: r.stats.storage,
+        reserved_memory: r.limits.max_memory.unwrap_or(u64::MAX),
+        reserved_storage: r.limits.max_storage.unwrap_or(u64::MAX),
+        accounts: 0,
+        ha_assets: 0,
+        api: ApiStats {
+            total: r.stats.api_total,
+            errors: r.stats.api_errors,
+        },
+        stream_detail: r
+            .streams
+            .into_iter()
+            .map(|s| stream_detail(s, leader, config))
+            .collect(),
+    }
+}
+
 /// `GET /jsz`.
 pub(crate) async fn handler(
     State(state): State<AppState>,
@@ -199,46 +227,28 @@ pub(crate) async fn handler(
             account_details: None,
         });
     };
-    let reports = if o.streams {
-        let with_consumers = o.consumers;
-        match state
-            .heavy(move |v| v.jetstream_report(with_consumers))
-            .await
-        {
-            Some(r) => r.unwrap_or_default(),
-            None => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Error reading streams: server shutting down",
-                )
-            }
-        }
-    } else {
-        Vec::new()
-    };
     let usage = JsStats::of(&st);
-    let account_details = o.accounts.then(|| {
+    let account_details = if o.accounts {
+        let (acc, streams, with_consumers) = (o.account.clone(), o.streams, o.consumers);
+        let fetched = state
+            .heavy(move |v| v.jetstream_accounts(acc.as_deref(), streams, with_consumers))
+            .await;
+        let Some(reports) = fetched else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error reading streams: server shutting down",
+            );
+        };
         let leader = view.server_name().to_string();
-        vec![AccountDetail {
-            name: petrel_server::GLOBAL_ACCOUNT,
-            id: petrel_server::GLOBAL_ACCOUNT,
-            memory: st.memory,
-            storage: st.storage,
-            // nats-server shows "no reservation" as Go's -1 in a uint64.
-            reserved_memory: u64::MAX,
-            reserved_storage: u64::MAX,
-            accounts: 0,
-            ha_assets: 0,
-            api: ApiStats {
-                total: st.api_total,
-                errors: st.api_errors,
-            },
-            stream_detail: reports
+        Some(
+            reports
                 .into_iter()
-                .map(|r| stream_detail(r, &leader, o.config))
+                .map(|r| account_detail(r, &leader, o.config))
                 .collect(),
-        }]
-    });
+        )
+    } else {
+        None
+    };
     json(&Jsz {
         server_id: view.server_id().to_string(),
         now,

@@ -10,7 +10,7 @@
 //! | `/subsz`, `/subscriptionsz` | Sublist statistics (`subs`, `test`, `limit`, `offset`) |
 //! | `/jsz` | JetStream (`accounts`, `streams`, `consumers`, `config`) |
 //! | `/healthz` | `{"status":"ok"}` (`js-enabled-only`, `js-server-only`) |
-//! | `/accountz` | the accounts (`$G`, `$SYS`) |
+//! | `/accountz` | the accounts (`$G`, the system account, configured ones); `acc=` one in detail |
 //! | `/metrics` | Prometheus text exposition of the same numbers |
 //!
 //! The crate sits above the server (the server never serves HTTP): [`start`] reads the
@@ -35,6 +35,7 @@
 //! and byte rates over the last five minutes, and tables of connections, streams and
 //! consumers; endpoint errors appear in its status line.
 
+mod accountz;
 mod connz;
 mod dashboard;
 mod format;
@@ -142,7 +143,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/subscriptionsz", get(subsz::handler_alias))
         .route("/jsz", get(jsz::handler))
         .route("/healthz", get(health::healthz))
-        .route("/accountz", get(health::accountz))
+        .route("/accountz", get(accountz::handler))
         .route("/metrics", get(metrics::handler))
         .fallback(not_found)
         .with_state(state)

@@ -136,12 +136,14 @@ pub(crate) struct ApiStats {
 }
 
 impl JsStats {
-    /// Usage of a running JetStream (one account).
+    /// Usage of the running JetStreams (every account's together).
     pub fn of(st: &JetStreamStats) -> Self {
         JsStats {
             memory: st.memory,
             storage: st.storage,
-            accounts: 1,
+            reserved_memory: st.reserved_memory,
+            reserved_storage: st.reserved_storage,
+            accounts: st.accounts,
             api: ApiStats {
                 total: st.api_total,
                 errors: st.api_errors,

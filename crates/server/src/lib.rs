@@ -40,7 +40,10 @@ mod sub;
 mod tls;
 
 pub use client::CloseReason;
-pub use monitoring::{ConnSnapshot, MonitorView, SubSnapshot, SublistStats, GLOBAL_ACCOUNT};
+pub use monitoring::{
+    AccountSnapshot, ConnSnapshot, JsAccountReport, MonitorView, SubSnapshot, SublistStats,
+    GLOBAL_ACCOUNT,
+};
 pub use petrel_config::{
     Auth, HandshakeFirst, JetStreamOptions, Options, Permissions, ResponsePermission,
     SubjectPermission, TlsOptions, User,
@@ -51,8 +54,8 @@ pub use petrel_jetstream::civil_from_days;
 /// JetStream types monitoring reads through [`MonitorView`], the wall clock in Unix ns and
 /// Go's RFC3339Nano format.
 pub use petrel_jetstream::{
-    consumer::config::ConsumerConfig, now_nanos, rfc3339_nano, ConsumerReport, JetStreamStats,
-    SequencePair, StreamConfig, StreamReport, StreamStateReport,
+    consumer::config::ConsumerConfig, now_nanos, rfc3339_nano, AccountLimits, ConsumerReport,
+    JetStreamStats, SequencePair, StreamConfig, StreamReport, StreamStateReport,
 };
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,

@@ -160,6 +160,8 @@ pub struct ConnSnapshot {
     pub tls_cipher: Option<String>,
     /// The authenticated user, when authentication is on.
     pub authorized_user: Option<String>,
+    /// The account it is in.
+    pub account: String,
     /// The connection's subscriptions, when asked for.
     pub subs: Vec<SubSnapshot>,
 }
@@ -202,6 +204,10 @@ pub(crate) fn snapshot(client: &Arc<Client>, with_subs: bool) -> ConnSnapshot {
         tls_version: details.tls_version,
         tls_cipher: details.tls_cipher,
         authorized_user: details.user,
+        account: client.account().map_or_else(
+            || petrel_config::GLOBAL_ACCOUNT.to_string(),
+            |a| a.name.clone(),
+        ),
         subs,
     }
 }

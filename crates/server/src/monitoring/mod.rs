@@ -5,6 +5,7 @@
 //! it); it keeps the facts and remembers where the monitor listens
 //! ([`ServerHandle::monitor_addr`]).
 
+mod accounts;
 mod conn;
 mod subs;
 
@@ -18,6 +19,7 @@ use petrel_jetstream::{JetStreamStats, StreamReport};
 use crate::server::{ServerHandle, Shared};
 use crate::stats::StatsSnapshot;
 
+pub use accounts::{AccountSnapshot, JsAccountReport};
 pub(crate) use conn::ConnMeta;
 pub use conn::ConnSnapshot;
 pub use subs::{SubSnapshot, SublistStats, GLOBAL_ACCOUNT};

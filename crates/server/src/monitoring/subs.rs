@@ -9,8 +9,7 @@ use crate::client::Client;
 use crate::server::Shared;
 use crate::sub::{SubRef, Subscription};
 
-/// The only account Petrel has: nats-server's global account.
-pub const GLOBAL_ACCOUNT: &str = "$G";
+pub use petrel_config::GLOBAL_ACCOUNT;
 
 /// Sublist statistics in nats-server's `/subsz` terms.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -36,8 +35,8 @@ pub struct SublistStats {
 /// One subscription as monitoring shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubSnapshot {
-    /// Account (`$G`).
-    pub account: &'static str,
+    /// The account it is in.
+    pub account: String,
     /// Subject (may hold wildcards).
     pub subject: String,
     /// Queue group, if any.
@@ -56,7 +55,10 @@ impl SubSnapshot {
     pub(crate) fn of(sub: &Subscription) -> Self {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         SubSnapshot {
-            account: GLOBAL_ACCOUNT,
+            account: sub
+                .client
+                .account()
+                .map_or_else(|| GLOBAL_ACCOUNT.to_string(), |a| a.name.clone()),
             subject: text(&sub.subject),
             queue: sub.queue.as_deref().map(text),
             sid: text(&sub.sid),

@@ -1,0 +1,88 @@
+//! Per-account views for monitoring: `/accountz` ([`AccountSnapshot`]) and the accounts
+//! of `/jsz` ([`JsAccountReport`]).
+
+use petrel_jetstream::{AccountLimits, JetStreamStats, StreamReport};
+
+use super::MonitorView;
+
+/// One account as `/accountz?acc=` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSnapshot {
+    /// Its name.
+    pub name: String,
+    /// Whether JetStream runs for it.
+    pub jetstream_enabled: bool,
+    /// Client connections in it.
+    pub client_connections: u64,
+    /// Its subscriptions (internal ones included).
+    pub subscriptions: u64,
+    /// Subscriptions inserted and removed since start.
+    pub inserts: u64,
+    /// See `inserts`.
+    pub removes: u64,
+}
+
+/// One account's JetStream for `/jsz?accounts=1`.
+#[derive(Debug, Clone)]
+pub struct JsAccountReport {
+    /// The account.
+    pub name: String,
+    /// Its counters.
+    pub stats: JetStreamStats,
+    /// Its limits.
+    pub limits: AccountLimits,
+    /// Its streams, when asked for.
+    pub streams: Vec<StreamReport>,
+}
+
+impl MonitorView {
+    /// Every account, by name.
+    pub fn accounts(&self) -> Vec<AccountSnapshot> {
+        let clients: Vec<_> = self.shared.clients.lock().values().cloned().collect();
+        self.shared
+            .accounts
+            .iter()
+            .map(|a| {
+                let sl = a.sublist.read();
+                let connections = clients
+                    .iter()
+                    .filter(|c| c.account().is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, a)))
+                    .count() as u64;
+                AccountSnapshot {
+                    name: a.name.clone(),
+                    jetstream_enabled: a.js.get().is_some(),
+                    client_connections: connections,
+                    subscriptions: sl.count() as u64,
+                    inserts: sl.inserts(),
+                    removes: sl.removes(),
+                }
+            })
+            .collect()
+    }
+
+    /// Each account's JetStream (only `account` when given), with its streams when
+    /// `streams` (and their consumers when `with_consumers`). Blocking when `streams`:
+    /// call it from `spawn_blocking`.
+    pub fn jetstream_accounts(
+        &self,
+        account: Option<&str>,
+        streams: bool,
+        with_consumers: bool,
+    ) -> Vec<JsAccountReport> {
+        self.shared
+            .accounts
+            .jetstreams()
+            .filter(|(a, _)| account.is_none_or(|want| a.name == want))
+            .map(|(a, rt)| JsAccountReport {
+                name: a.name.clone(),
+                stats: rt.js.stats(),
+                limits: rt.js.account_limits(),
+                streams: if streams {
+                    rt.js.report(with_consumers)
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
+    }
+}
