@@ -12,7 +12,10 @@ mod permissions;
 
 use std::path::Path;
 
-pub use accounts::{AccountConfig, AccountJetStream, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
+pub use accounts::{
+    AccountConfig, AccountJetStream, Export, Import, ImportKind, ResponseType,
+    DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
+};
 pub use conf::ConfigError;
 pub use options::{
     Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,

@@ -8,9 +8,11 @@
 
 mod cache;
 mod hash;
+mod mapping;
 mod sublist;
 pub mod token;
 
 pub use cache::{Admission, MatchCache};
+pub use mapping::StrictMapping;
 pub use sublist::{InvalidSubject, Sublist, SublistResult};
 pub use token::{is_subset, is_valid_literal_subject, is_valid_subject, matches, subjects_collide};

@@ -17,6 +17,7 @@ use super::value::{Map, Pos, Value, ValueKind};
 use crate::{Auth, Options, User};
 
 mod accounts;
+mod imports;
 
 /// nats-server top-level keys Petrel does not implement yet (reported, then ignored).
 const NOT_YET: &[&str] = &[
@@ -95,6 +96,7 @@ pub fn apply(root: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError>
         top_store_dir: None,
         js_store_dir: None,
         account_users: Vec::new(),
+        account_pos: Vec::new(),
         no_auth_user: None,
         system_account: None,
     };
@@ -114,6 +116,8 @@ struct Applier<'o> {
     js_store_dir: Option<Pos>,
     /// Users of `accounts {}` (with where their account is), added to the users at the end.
     account_users: Vec<(User, Pos)>,
+    /// Where each account was defined (imports and exports are checked at the end).
+    account_pos: Vec<(String, Pos)>,
     /// `no_auth_user` and `system_account`, checked at the end.
     no_auth_user: Option<(String, Pos)>,
     system_account: Option<(String, Pos)>,

@@ -120,3 +120,87 @@ fn account_config_errors() {
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].user, "b");
 }
+
+const SHARING: &str = r#"
+accounts {
+  A: {
+    exports: [
+      { stream: "events.>" }
+      { service: "svc.echo" }
+      { service: "svc.stream", response: stream }
+      { stream: "private.>", accounts: [B] }
+    ]
+  }
+  B: {
+    imports: [
+      { stream: { account: A, subject: "events.>" }, prefix: "fromA" }
+      { stream: { account: A, subject: "private.>" }, to: "p.>" }
+      { service: { account: A, subject: "svc.echo" }, to: "echo" }
+      { service: { account: A, subject: "svc.stream" }, share: true }
+    ]
+  }
+}
+"#;
+
+#[test]
+fn exports_and_imports() {
+    use crate::{Export, Import, ImportKind, ResponseType};
+    let (o, w) = load(SHARING).expect("loads");
+    assert!(w.is_empty(), "{w:?}");
+    let a = &o.accounts[0];
+    assert_eq!(
+        a.exports[3],
+        Export {
+            subject: "private.>".into(),
+            service: None,
+            accounts: vec!["B".into()],
+        }
+    );
+    assert_eq!(a.exports[2].service, Some(ResponseType::Stream));
+    assert_eq!(a.exports[1].service, Some(ResponseType::Singleton));
+    let b = &o.accounts[1];
+    let locals: Vec<String> = b.imports.iter().map(Import::local_subject).collect();
+    assert_eq!(locals, ["fromA.events.>", "p.>", "echo", "svc.stream"]);
+    assert_eq!(
+        b.imports[3].kind,
+        ImportKind::Service {
+            to: None,
+            share: true
+        }
+    );
+}
+
+#[test]
+fn import_errors_are_nats_servers() {
+    let with = |imports: &str| {
+        format!(
+            "accounts {{ A: {{ exports: [ {{stream: \"events.>\"}}, {{service: \"svc.echo\"}}, {{stream: \"private.>\", accounts: [B]}} ] }}, B: {{}}, C: {{ imports: [ {imports} ] }} }}"
+        )
+    };
+    for (imports, why) in [
+        ("{stream: {account: A, subject: \"foo.>\"}}", "Error adding stream import \"foo.>\": stream import not authorized"),
+        ("{service: {account: A, subject: \"svc.nope\"}}", "Error adding service import \"svc.nope\": service import not authorized"),
+        ("{stream: {account: A, subject: \"private.>\"}}", "Error adding stream import \"private.>\": stream import not authorized"),
+        ("{service: {account: A, subject: \"svc.*\"}}", "Error adding service import \"svc.*\": service import not authorized"),
+        ("{stream: {account: A, subject: \"events.>\"}}, {stream: {account: A, subject: \"events.>\"}, prefix: x}", "Error adding stream import \"events.>\": stream import already exists"),
+        ("{stream: {account: A, subject: \"events.>\"}, prefix: \"x.*\"}", "stream import prefix can not contain wildcard tokens"),
+        ("{stream: {account: A, subject: \"events.>\"}, to: \"ev.*\"}", "failed to create mapping transform for stream import subject from \"events.>\" to \"ev.*\": invalid subject"),
+        ("{stream: {account: Z, subject: \"x\"}}", "\"Z\" account not defined for stream import"),
+        ("{stream: {account: A, subject: \"events.>\"}, prefix: p, to: \"t.>\"}", "Stream import can not have a 'prefix' and a 'to' property"),
+    ] {
+        let text = with(imports);
+        let e = load(&text).expect_err(imports);
+        assert!(e.contains(why), "{imports}: {e}");
+    }
+    // A subset of a stream export may be imported.
+    load(&with(
+        "{stream: {account: A, subject: \"events.orders.*\"}}",
+    ))
+    .expect("subset import");
+    let e =
+        load("accounts { A: { exports: [ {stream: x, accounts: [Z]} ] } }").expect_err("unknown");
+    assert!(
+        e.contains("\"Z\" account not defined for stream export"),
+        "{e}"
+    );
+}

@@ -4,7 +4,10 @@
 
 use super::{Applier, ConfigError, Value, ValueKind};
 use crate::conf::convert::{boolean, limit, string, type_error, unsigned};
-use crate::{AccountConfig, AccountJetStream, Auth, User, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
+use crate::{
+    AccountConfig, AccountJetStream, Auth, Export, Import, ImportKind, ResponseType, User,
+    DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
+};
 
 impl Applier<'_> {
     /// `accounts { NAME: { ... }, ... }`.
@@ -31,8 +34,10 @@ impl Applier<'_> {
             };
             let mut account = AccountConfig {
                 name: name.clone(),
-                jetstream: None,
+                ..AccountConfig::default()
             };
+            self.account_pos.retain(|(n, _)| n != &name);
+            self.account_pos.push((name.clone(), e.key_pos.clone()));
             let mut users = Vec::new();
             let mut defaults = None;
             for f in body.entries() {
@@ -44,11 +49,13 @@ impl Applier<'_> {
                     "default_permissions" | "default_permission" => {
                         defaults = Some(crate::conf::permissions::permissions(mv, &fname)?);
                     }
-                    "exports" | "imports" | "mappings" | "maps" | "nkey" | "limits"
-                    | "msg_trace" | "trace_dest" => self.warn(
-                        &f.key_pos,
-                        format!("{fname} is not supported yet and is ignored"),
-                    ),
+                    "exports" => account.exports = exports(self, mv, &fname)?,
+                    "imports" => account.imports = imports(self, mv, &fname)?,
+                    "mappings" | "maps" | "nkey" | "limits" | "msg_trace" | "trace_dest" => self
+                        .warn(
+                            &f.key_pos,
+                            format!("{fname} is not supported yet and is ignored"),
+                        ),
                     _ if f.used_as_variable => {}
                     _ => return Err(ConfigError::unknown_field(&f.key_pos, &f.key)),
                 }
@@ -65,9 +72,15 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Adds the accounts' users to the users list and checks `no_auth_user` and
-    /// `system_account` against what is configured.
+    /// Adds the accounts' users to the users list and checks imports and exports,
+    /// `no_auth_user` and `system_account` against what is configured.
     pub(super) fn finish_accounts(&mut self) -> Result<(), ConfigError> {
+        for (name, pos) in &self.account_pos {
+            if let Some(acc) = self.opts.accounts.iter().find(|a| &a.name == name) {
+                super::imports::check(&self.opts.accounts, acc)
+                    .map_err(|why| ConfigError::invalid(pos, "accounts", why))?;
+            }
+        }
         let account_users = std::mem::take(&mut self.account_users);
         if let Some((_, pos)) = account_users.first() {
             let mut all: Vec<User> = match std::mem::take(&mut self.opts.auth) {
@@ -213,4 +226,172 @@ pub(super) fn name_value(v: &Value, key: &str) -> Result<String, ConfigError> {
         return Err(type_error(v, key, "a name"));
     }
     Ok(s.to_string())
+}
+
+/// `exports: [ {stream: S} | {service: S, response: R}, with optional accounts: [...] ]`.
+fn exports(a: &mut Applier<'_>, v: &Value, key: &str) -> Result<Vec<Export>, ConfigError> {
+    let Some(items) = v.as_array() else {
+        return Err(type_error(v, key, "an array of exports"));
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = format!("{key}[{i}]");
+        let Some(map) = item.as_map() else {
+            return Err(type_error(item, &name, "an export block"));
+        };
+        let (mut subject, mut service, mut response, mut accounts) = (None, false, None, vec![]);
+        for e in map.entries() {
+            let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
+            let field = format!("{name}.{}", e.key);
+            match sub.as_str() {
+                "stream" => subject = Some(string(mv, &field)?.to_string()),
+                "service" => {
+                    subject = Some(string(mv, &field)?.to_string());
+                    service = true;
+                }
+                "response" | "response_type" => response = Some(response_type(mv, &field)?),
+                "accounts" => accounts = names(mv, &field)?,
+                "response_threshold"
+                | "threshold"
+                | "allow_trace"
+                | "account_token_position"
+                | "advertise"
+                | "latency" => a.warn(
+                    &e.key_pos,
+                    format!("{field} is not supported yet and is ignored"),
+                ),
+                _ if e.used_as_variable => {}
+                _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
+            }
+        }
+        let Some(subject) = subject else {
+            return Err(ConfigError::invalid(
+                &item.pos,
+                &name,
+                "an export needs a 'stream' or a 'service' subject",
+            ));
+        };
+        if !petrel_subject::is_valid_subject(subject.as_bytes()) {
+            return Err(ConfigError::invalid(
+                &item.pos,
+                &name,
+                format!("invalid export subject \"{subject}\""),
+            ));
+        }
+        out.push(Export {
+            subject,
+            service: service.then(|| response.unwrap_or_default()),
+            accounts,
+        });
+    }
+    Ok(out)
+}
+
+fn response_type(v: &Value, key: &str) -> Result<ResponseType, ConfigError> {
+    let s = string(v, key)?;
+    match s.to_ascii_lowercase().as_str() {
+        "singleton" | "single" => Ok(ResponseType::Singleton),
+        "stream" | "streamed" => Ok(ResponseType::Stream),
+        "chunked" | "chunk" => Ok(ResponseType::Chunked),
+        _ => Err(ConfigError::invalid(
+            &v.pos,
+            key,
+            format!("Unknown response type: \"{s}\""),
+        )),
+    }
+}
+
+fn names(v: &Value, key: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(items) = v.as_array() else {
+        return Err(type_error(v, key, "an array of account names"));
+    };
+    items
+        .iter()
+        .map(|i| string(i, key).map(str::to_string))
+        .collect()
+}
+
+/// `imports: [ {stream: {account, subject}, prefix|to} | {service: {account, subject}, to, share} ]`.
+fn imports(a: &mut Applier<'_>, v: &Value, key: &str) -> Result<Vec<Import>, ConfigError> {
+    let Some(items) = v.as_array() else {
+        return Err(type_error(v, key, "an array of imports"));
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = format!("{key}[{i}]");
+        let Some(map) = item.as_map() else {
+            return Err(type_error(item, &name, "an import block"));
+        };
+        let (mut source, mut service) = (None, false);
+        let (mut prefix, mut to, mut share) = (None, None, false);
+        for e in map.entries() {
+            let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
+            let field = format!("{name}.{}", e.key);
+            match sub.as_str() {
+                "stream" | "service" => {
+                    service = sub == "service";
+                    source = Some(import_source(mv, &field)?);
+                }
+                "prefix" => prefix = Some(string(mv, &field)?.to_string()),
+                "to" => to = Some(string(mv, &field)?.to_string()),
+                "share" => share = boolean(mv, &field)?,
+                "allow_trace" | "latency" => a.warn(
+                    &e.key_pos,
+                    format!("{field} is not supported yet and is ignored"),
+                ),
+                _ if e.used_as_variable => {}
+                _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
+            }
+        }
+        let Some((account, subject)) = source else {
+            return Err(ConfigError::invalid(
+                &item.pos,
+                &name,
+                "an import needs a 'stream' or a 'service' source",
+            ));
+        };
+        if !service && prefix.is_some() && to.is_some() {
+            return Err(ConfigError::invalid(
+                &item.pos,
+                &name,
+                "Stream import can not have a 'prefix' and a 'to' property",
+            ));
+        }
+        let kind = if service {
+            ImportKind::Service { to, share }
+        } else {
+            ImportKind::Stream { prefix, to }
+        };
+        out.push(Import {
+            account,
+            subject,
+            kind,
+        });
+    }
+    Ok(out)
+}
+
+/// `{account: A, subject: S}`.
+fn import_source(v: &Value, key: &str) -> Result<(String, String), ConfigError> {
+    let Some(map) = v.as_map() else {
+        return Err(type_error(v, key, "a block with 'account' and 'subject'"));
+    };
+    let (mut account, mut subject) = (None, None);
+    for e in map.entries() {
+        let field = format!("{key}.{}", e.key);
+        match e.key.to_ascii_lowercase().as_str() {
+            "account" => account = Some(string(&e.value, &field)?.to_string()),
+            "subject" => subject = Some(string(&e.value, &field)?.to_string()),
+            _ if e.used_as_variable => {}
+            _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
+        }
+    }
+    match (account, subject) {
+        (Some(a), Some(s)) => Ok((a, s)),
+        _ => Err(ConfigError::invalid(
+            &v.pos,
+            key,
+            "an import source needs 'account' and 'subject'",
+        )),
+    }
 }

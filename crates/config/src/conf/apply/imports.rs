@@ -1,0 +1,72 @@
+//! nats-server's checks of an account's imports against the other accounts' exports:
+//! the exporter exists, exports the subject (a stream import may take a subset) to this
+//! account, no stream import twice, a literal prefix, a `to` that maps every wildcard.
+
+use petrel_subject::{is_subset, StrictMapping};
+
+use crate::{AccountConfig, ImportKind};
+
+/// Why `acc`'s imports (or exports) cannot be set up, in nats-server's words.
+pub(super) fn check(accounts: &[AccountConfig], acc: &AccountConfig) -> Result<(), String> {
+    for export in &acc.exports {
+        let kind = if export.service.is_some() {
+            "service"
+        } else {
+            "stream"
+        };
+        if let Some(missing) = export
+            .accounts
+            .iter()
+            .find(|n| !accounts.iter().any(|a| &a.name == *n))
+        {
+            return Err(format!(
+                "\"{missing}\" account not defined for {kind} export"
+            ));
+        }
+    }
+    let mut seen = Vec::new();
+    for import in &acc.imports {
+        let (kind, service) = match import.kind {
+            ImportKind::Stream { .. } => ("stream", false),
+            ImportKind::Service { .. } => ("service", true),
+        };
+        let subject = &import.subject;
+        let Some(exporter) = accounts.iter().find(|a| a.name == import.account) else {
+            return Err(format!(
+                "\"{}\" account not defined for {kind} import",
+                import.account
+            ));
+        };
+        let fail = |why: &str| Err(format!("Error adding {kind} import \"{subject}\": {why}"));
+        let authorized = exporter.exports.iter().any(|e| {
+            e.service.is_some() == service
+                && is_subset(subject.as_bytes(), e.subject.as_bytes())
+                && (e.accounts.is_empty() || e.accounts.contains(&acc.name))
+        });
+        if !authorized {
+            return fail(&format!("{kind} import not authorized"));
+        }
+        if let ImportKind::Stream { prefix, to } = &import.kind {
+            if seen.contains(&(&import.account, subject)) {
+                return fail("stream import already exists");
+            }
+            seen.push((&import.account, subject));
+            if prefix.as_deref().is_some_and(|p| p.contains(['*', '>'])) {
+                return fail("stream import prefix can not contain wildcard tokens");
+            }
+            if let Some(to) = to.as_deref().filter(|t| *t != subject) {
+                if StrictMapping::new(subject, to).is_none() {
+                    return fail(&format!("failed to create mapping transform for stream import subject from \"{subject}\" to \"{to}\": invalid subject"));
+                }
+            }
+        }
+        if let ImportKind::Service { to: Some(to), .. } = &import.kind {
+            if to != subject && StrictMapping::new(to, subject).is_none() {
+                return fail(&format!(
+                    "invalid service import mapping from \"{to}\" to \"{subject}\""
+                ));
+            }
+        }
+    }
+    Ok(())
+}
