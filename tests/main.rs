@@ -21,6 +21,7 @@ mod dead_letters;
 mod docker_support;
 mod domains;
 mod headers;
+mod imports;
 mod jetstream;
 mod jetstream_limits;
 mod js_client_compat;

@@ -34,6 +34,11 @@ pub(crate) struct Account {
     pub jetstream: Option<AccountJetStream>,
     /// Its JetStream, once started.
     pub js: OnceLock<JsRuntime>,
+    /// Pending responses of the services other accounts import from this one, by
+    /// importing account.
+    pub response_routes: parking_lot::Mutex<BTreeMap<String, Arc<crate::imports::Responses>>>,
+    /// Internal subscription ids.
+    next_sid: AtomicU64,
 }
 
 impl Account {
@@ -57,6 +62,8 @@ impl Account {
                 system,
                 jetstream,
                 js: OnceLock::new(),
+                response_routes: parking_lot::Mutex::new(BTreeMap::new()),
+                next_sid: AtomicU64::new(1),
             }
         })
     }
@@ -64,6 +71,35 @@ impl Account {
     /// Subscriptions in this account.
     pub fn subscriptions(&self) -> usize {
         self.sublist.read().count()
+    }
+
+    /// Subscribes an import's internal subscription on `subject` (owned by this account's
+    /// internal client).
+    pub fn subscribe_import(&self, subject: &str, import: Arc<dyn crate::imports::Importer>) {
+        let sid = format!(
+            "import.{}",
+            self.next_sid
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let sub = Arc::new(crate::sub::Subscription {
+            import: Some(import),
+            ..crate::sub::Subscription::new(
+                self.system.clone(),
+                bytes::Bytes::copy_from_slice(subject.as_bytes()),
+                None,
+                bytes::Bytes::from(sid),
+            )
+        });
+        let inserted = self
+            .sublist
+            .write()
+            .insert(&sub.subject, None, SubRef(sub.clone()));
+        match inserted {
+            Ok(_) => {
+                self.system.subs.lock().insert(sub.sid.clone(), sub);
+            }
+            Err(_) => tracing::warn!(account = %self.name, subject, "invalid import subject"),
+        }
     }
 }
 

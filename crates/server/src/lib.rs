@@ -26,6 +26,7 @@ mod auth;
 mod client;
 mod conn;
 mod ident;
+mod imports;
 mod internal;
 mod js;
 mod mapping;

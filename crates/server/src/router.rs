@@ -12,11 +12,14 @@ use petrel_wire::headers::NO_RESPONDERS;
 
 use crate::account::Account;
 use crate::client::{Client, ClientKind, Queued};
+use crate::imports::Forward;
 use crate::outbound::{MsgRef, SHARE_THRESHOLD};
 use crate::server::Shared;
 use crate::stats::MatchTally;
 use crate::sub::{Internal, SubRef};
 
+/// How many imports a message may pass through (A → B → C …).
+const MAX_IMPORT_DEPTH: u8 = 4;
 /// Most connections a reader flushes inline at the end of a batch.
 const INLINE_TARGETS: usize = 4;
 /// Match-cache entries per reader.
@@ -97,6 +100,10 @@ pub(crate) struct Router {
     out_bytes: u64,
     /// Lookup statistics for `/subsz`, published with the counters.
     tally: MatchTally,
+    /// Messages imports hand to other accounts, published after the current publish.
+    forwards: Vec<Forward>,
+    /// How many imports deep the current publish is (bounded: import cycles end).
+    depth: u8,
 }
 
 impl Router {
@@ -111,6 +118,8 @@ impl Router {
             out_msgs: 0,
             out_bytes: 0,
             tally: MatchTally::default(),
+            forwards: Vec::new(),
+            depth: 0,
         }
     }
 
@@ -131,13 +140,17 @@ impl Router {
     }
 
     fn lookup(&mut self, account: &Arc<Account>, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
-        let same = self
-            .cache_account
-            .as_ref()
-            .is_some_and(|a| std::ptr::eq(a.as_ptr(), Arc::as_ptr(account)));
-        if !same {
-            self.cache = MatchCache::new(CACHE_SIZE);
-            self.cache_account = Some(Arc::downgrade(account));
+        let home = match &self.cache_account {
+            Some(a) => std::ptr::eq(a.as_ptr(), Arc::as_ptr(account)),
+            None => {
+                self.cache_account = Some(Arc::downgrade(account));
+                true
+            }
+        };
+        if !home {
+            // Another account (an import's destination): looked up, not cached.
+            self.tally.lookup(false);
+            return Arc::new(account.sublist.read().match_subject(subject));
         }
         let generation = account.generation.load(Ordering::Acquire);
         if let Some(r) = self.cache.get(subject, generation) {
@@ -217,6 +230,7 @@ impl Router {
         route: &[u8],
         msg: &MsgRef<'_>,
     ) {
+        let forwards_from = self.forwards.len();
         let result = self.lookup(from.account, route);
         // A mid-sized payload is queued by reference: copy it out of the publisher's read
         // buffer once, so a slow subscriber holding it does not pin the whole buffer.
@@ -262,6 +276,37 @@ impl Router {
         if !self.answers.is_empty() {
             self.send_answers(shared, from.account);
         }
+        if self.forwards.len() > forwards_from {
+            self.send_forwards(shared, from, forwards_from);
+        }
+    }
+
+    /// Publishes in their accounts what imports took from this publish, keeping the
+    /// publisher (a client's message stays a client's). At most [`MAX_IMPORT_DEPTH`]
+    /// imports deep, so import cycles end.
+    fn send_forwards(&mut self, shared: &Shared, from: Publisher<'_>, start: usize) {
+        let forwards: Vec<Forward> = self.forwards.drain(start..).collect();
+        if self.depth >= MAX_IMPORT_DEPTH {
+            tracing::debug!(dropped = forwards.len(), "import depth reached");
+            return;
+        }
+        self.depth += 1;
+        for f in forwards {
+            let msg = MsgRef {
+                subject: &f.subject,
+                reply: f.reply.as_deref(),
+                hdr_len: f.hdr_len,
+                data: &f.data,
+            };
+            let to = Publisher {
+                account: &f.account,
+                client: from.client,
+                echo: true,
+                no_responders: false,
+            };
+            self.publish_on(shared, to, &f.subject, &msg);
+        }
+        self.depth -= 1;
     }
 
     /// Publishes, as the server, what internal handlers answered (refusals, advisories).
@@ -310,6 +355,15 @@ impl Router {
         route: &[u8],
         msg: &MsgRef<'_>,
     ) -> bool {
+        if let Some(import) = &sub.import {
+            if import.accept() == Accept::ClientsOnly && from.client.kind != ClientKind::Client {
+                return false;
+            }
+            if let Some(f) = import.forward(route, msg, from.client) {
+                self.forwards.push(f);
+            }
+            return true;
+        }
         // The trust boundary: what the server emits never reaches a request subject.
         if let Some(internal) = &sub.internal {
             if internal.accept == Accept::ClientsOnly && from.client.kind != ClientKind::Client {

@@ -457,6 +457,7 @@ impl Server {
             config_gen: tokio::sync::watch::channel(0).0,
             monitor: crate::monitoring::MonitorState::new(),
         });
+        crate::imports::install(&shared.accounts, &shared.opts().accounts);
         if let Some(why) = js_down {
             let _ = shared.js_down.set(why);
         } else if let Some(js) = &shared.opts().jetstream {

@@ -24,6 +24,8 @@ pub(crate) struct Subscription {
     /// For an internal subscription (JetStream): the handler matching messages go to
     /// instead of a socket.
     pub internal: Option<Internal>,
+    /// For an account import: what to publish in the other account.
+    pub import: Option<Arc<dyn crate::imports::Importer>>,
 }
 
 /// The target of an internal subscription: the handler it carries and which publishers
@@ -46,6 +48,7 @@ impl Subscription {
             delivered: AtomicU64::new(0),
             deny_check: None,
             internal: None,
+            import: None,
         }
     }
 

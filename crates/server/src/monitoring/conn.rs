@@ -54,6 +54,16 @@ impl ConnMeta {
         }
     }
 
+    /// The last measured round-trip time in ns (0: not measured yet).
+    pub fn rtt_nanos(&self) -> u64 {
+        self.rtt.load(Ordering::Relaxed)
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<String> {
+        self.details.lock().user.clone()
+    }
+
     /// Bytes moved in or out just now.
     pub fn touch(&self) {
         self.touch_at(now_ns());

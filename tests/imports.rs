@@ -1,0 +1,176 @@
+//! Account exports and imports through async-nats, configured as in config/sharing.conf:
+//! stream imports (prefix, `to` mapping, unchanged, one way only), service imports (the
+//! exporter sees its own subject, a `_R_` reply and `Nats-Request-Info`; singleton and
+//! streamed responses), and another account's JetStream through an imported API — as
+//! nats-server 2.15.1 behaves on loopback.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use petrel_testkit::{spawn_with_store, TestServer};
+
+use crate::support::config;
+
+const SHARING_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/sharing.conf");
+
+async fn server() -> TestServer {
+    let text = std::fs::read_to_string(SHARING_CONF).expect("read sharing.conf");
+    let loaded = petrel_config::load_str(&text, "sharing.conf").expect("sharing.conf loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    spawn_with_store(move |b, dir| {
+        let mut o = loaded.options;
+        if let Some(js) = o.jetstream.as_mut() {
+            js.store_dir = dir.to_path_buf();
+        }
+        b.options(o)
+            .host(std::net::Ipv4Addr::LOCALHOST.into())
+            .port(0)
+    })
+    .await
+}
+
+async fn login(s: &TestServer, user: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-change-me"))
+        .connect(s.client_url())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stream_imports_map_subjects_one_way() {
+    let s = server().await;
+    let orders = login(&s, "orders").await;
+    let billing = login(&s, "billing").await;
+    let other = login(&s, "other").await;
+    let mut in_billing = billing.subscribe(">").await.unwrap();
+    let mut in_orders = orders.subscribe(">").await.unwrap();
+    let mut in_other = other.subscribe(">").await.unwrap();
+    for c in [&billing, &orders, &other] {
+        c.flush().await.unwrap();
+    }
+    for subject in ["events.x.y", "metrics.cpu", "audit.login", "private.p"] {
+        orders.publish(subject, "hi".into()).await.unwrap();
+    }
+    orders.publish("done", "end".into()).await.unwrap();
+    orders.flush().await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(in_billing.next().await.unwrap().subject.to_string());
+    }
+    assert_eq!(got, ["orders.events.x.y", "m.cpu", "audit.login"]);
+    // ORDERS saw its own five; the last is the marker.
+    let mut own = Vec::new();
+    for _ in 0..5 {
+        own.push(in_orders.next().await.unwrap().subject.to_string());
+    }
+    assert_eq!(own.last().map(String::as_str), Some("done"));
+    // One way: BILLING publishing under the imported subjects reaches only BILLING.
+    billing
+        .publish("orders.events.b", "back".into())
+        .await
+        .unwrap();
+    billing.publish("events.b", "back".into()).await.unwrap();
+    billing.flush().await.unwrap();
+    assert_eq!(
+        in_billing.next().await.unwrap().subject.as_str(),
+        "orders.events.b"
+    );
+    orders.publish("marker", "m".into()).await.unwrap();
+    orders.flush().await.unwrap();
+    // The next thing ORDERS sees is its own marker, not BILLING's messages; OTHER sees
+    // nothing of ORDERS at all (its first message is its own).
+    assert_eq!(in_orders.next().await.unwrap().subject.as_str(), "marker");
+    other.publish("mine", "x".into()).await.unwrap();
+    assert_eq!(in_other.next().await.unwrap().subject.as_str(), "mine");
+}
+
+#[tokio::test]
+async fn service_imports_carry_requests_and_responses() {
+    let s = server().await;
+    let orders = login(&s, "orders").await;
+    let billing = login(&s, "billing").await;
+    let mut price = orders.subscribe("svc.>").await.unwrap();
+    orders.flush().await.unwrap();
+    let request = tokio::spawn({
+        let billing = billing.clone();
+        async move { billing.request("price", "sku-1".into()).await }
+    });
+    let m = price.next().await.unwrap();
+    // The exporter sees its own subject, a reply of the import's own and who asked.
+    assert_eq!(m.subject.as_str(), "svc.price");
+    let reply = m.reply.clone().unwrap();
+    let parts: Vec<&str> = reply.split('.').collect();
+    assert_eq!(
+        (parts.len(), parts[0], parts[1].len(), parts[2].len()),
+        (3, "_R_", 6, 6)
+    );
+    let info = m
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Request-Info"))
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(info.as_str()).unwrap();
+    assert_eq!(info["acc"], "BILLING");
+    // Singleton: the first response goes back, a second one is dropped.
+    orders.publish(reply.clone(), "42".into()).await.unwrap();
+    orders.publish(reply, "43".into()).await.unwrap();
+    let answer = request.await.unwrap().unwrap();
+    assert_eq!(&answer.payload[..], b"42");
+
+    // Streamed: every response reaches the requester's inbox.
+    let inbox = billing.new_inbox();
+    let mut responses = billing.subscribe(inbox.clone()).await.unwrap();
+    billing
+        .publish_with_reply("svc.quotes", inbox, "q".into())
+        .await
+        .unwrap();
+    billing.flush().await.unwrap();
+    let m = price.next().await.unwrap();
+    assert_eq!(m.subject.as_str(), "svc.quotes");
+    let reply = m.reply.unwrap();
+    for i in 0..3 {
+        orders
+            .publish(reply.clone(), format!("quote {i}").into())
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        let r = tokio::time::timeout(Duration::from_secs(5), responses.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.payload, format!("quote {i}"));
+    }
+    // Not imported: no responders.
+    let e = billing.request("svc.price", "x".into()).await.unwrap_err();
+    assert_eq!(e.kind(), async_nats::client::RequestErrorKind::NoResponders);
+}
+
+#[tokio::test]
+async fn another_accounts_jetstream_through_an_imported_api() {
+    let s = server().await;
+    let orders = jetstream::new(login(&s, "orders").await);
+    orders
+        .create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    orders
+        .publish("orders.1", "o1".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let billing = jetstream::with_prefix(login(&s, "billing").await, "ORDERS.API");
+    let mut stream = billing.get_stream("ORDERS").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    let m = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(&m.payload[..], b"o1");
+    // BILLING's own JetStream: none (10039), while ORDERS' is reachable.
+    let own = jetstream::new(login(&s, "billing").await);
+    let e = own.get_stream("ORDERS").await.unwrap_err();
+    assert!(
+        e.to_string().contains("10039") || e.to_string().contains("not enabled"),
+        "{e}"
+    );
+}
