@@ -20,6 +20,7 @@ mod dashboard;
 mod dead_letters;
 mod docker_support;
 mod domains;
+mod external_sources;
 mod headers;
 mod imports;
 mod jetstream;

@@ -46,8 +46,11 @@ pub enum Accept {
 /// One message handed to an internal subscription's [`Handler`].
 #[derive(Debug)]
 pub struct Incoming<'a> {
-    /// The subject it was published on.
+    /// The subject it was routed on (what the subscription matched).
     pub subject: &'a str,
+    /// The subject the message shows (a consumer delivery's stored subject; else the
+    /// same as `subject`).
+    pub shown: &'a str,
     /// Its reply subject, if any.
     pub reply: Option<&'a str>,
     /// The raw `NATS/1.0` header block, if any.
@@ -124,6 +127,14 @@ pub trait Port: Send + Sync + 'static {
         for (subject, payload) in replies {
             self.publish(&subject, None, None, payload);
         }
+    }
+
+    /// Publish a request JetStream itself makes (a stream reading an origin in another
+    /// account or domain through its API, flow-control replies to the origin's consumer).
+    /// Unlike [`Port::publish`] it reaches subscriptions that accept only clients. The
+    /// default publishes as [`Port::publish`] does.
+    fn request(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
+        self.publish(subject, reply, headers, payload);
     }
 
     /// Route consumer deliveries (one flush for the batch). The default publishes each on

@@ -113,6 +113,17 @@ pub(crate) enum ClientKind {
     /// The server itself (JetStream's PubAcks, replies, statuses, advisories,
     /// deliveries): never a request.
     System,
+    /// JetStream's own requests (a stream reading an origin in another account or domain
+    /// through its API): requests, as a client's are.
+    JetStream,
+}
+
+impl ClientKind {
+    /// Whether what this publisher sends may reach request subjects (subscriptions that
+    /// accept only clients).
+    pub fn may_request(self) -> bool {
+        matches!(self, ClientKind::Client | ClientKind::JetStream)
+    }
 }
 
 /// Outcome of queueing a message for a client.

@@ -37,7 +37,11 @@ const REQUEST_INFO: &str = "Nats-Request-Info";
 /// A message to publish in another account.
 pub(crate) struct Forward {
     pub account: Arc<Account>,
+    /// The subject it is routed on there.
     pub subject: Bytes,
+    /// The subject it shows, when not `subject` (a consumer delivery keeps its stored
+    /// subject).
+    pub shown: Option<Bytes>,
     pub reply: Option<Bytes>,
     pub hdr_len: Option<usize>,
     pub data: Bytes,
@@ -176,6 +180,7 @@ impl Importer for StreamImport {
         Some(Forward {
             account,
             subject: Bytes::from(local),
+            shown: (msg.subject != route).then(|| Bytes::copy_from_slice(msg.subject)),
             reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
             data: Bytes::copy_from_slice(msg.data),
@@ -277,6 +282,7 @@ impl Importer for ServiceImport {
         Some(Forward {
             account,
             subject: Bytes::from(subject),
+            shown: None,
             reply,
             hdr_len: Some(hdr_len),
             data,
@@ -343,6 +349,7 @@ impl Importer for ResponseImport {
         Some(Forward {
             account,
             subject: reply,
+            shown: None,
             reply: None,
             hdr_len: msg.hdr_len,
             data: Bytes::copy_from_slice(msg.data),

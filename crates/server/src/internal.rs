@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use petrel_jetstream::{Accept, Delivery, Handler, Port, SubId};
 
 use crate::account::Account;
-use crate::client::Client;
+use crate::client::{Client, ClientKind};
 use crate::outbound::MsgRef;
 use crate::router::{Publisher, Router};
 use crate::server::Shared;
@@ -25,6 +25,8 @@ pub(crate) struct ServerPort {
     account: Arc<Account>,
     /// The internal client every internal subscription and publish belongs to.
     system: Arc<Client>,
+    /// The internal client JetStream's own requests come from ([`Port::request`]).
+    requester: Arc<Client>,
     /// Routing context for internal publishes (one at a time).
     router: Mutex<Router>,
     next_id: AtomicU64,
@@ -32,8 +34,18 @@ pub(crate) struct ServerPort {
 
 impl ServerPort {
     pub fn new(shared: &Arc<Shared>, account: Arc<Account>) -> Arc<ServerPort> {
+        let requester = Arc::new(Client::new(
+            ClientKind::JetStream,
+            0,
+            std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            usize::MAX / 4,
+            shared.stats.clone(),
+            String::new(),
+        ));
+        requester.set_account(&account);
         Arc::new(ServerPort {
             shared: Arc::downgrade(shared),
+            requester,
             system: account.system.clone(),
             account,
             router: Mutex::new(Router::new()),
@@ -57,12 +69,21 @@ impl ServerPort {
     /// the publisher), then flushes every touched connection once. Internal publishers never
     /// stall; slow consumers are cut off as usual.
     fn route(&self, publish: impl FnOnce(&mut Router, &Shared, Publisher<'_>)) {
+        self.route_as(&self.system, publish);
+    }
+
+    /// [`ServerPort::route`] as `client`.
+    fn route_as(
+        &self,
+        client: &Arc<Client>,
+        publish: impl FnOnce(&mut Router, &Shared, Publisher<'_>),
+    ) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
         let from = Publisher {
             account: &self.account,
-            client: &self.system,
+            client,
             echo: true,
             no_responders: false,
         };
@@ -96,6 +117,19 @@ impl Port for ServerPort {
             data: &data,
         };
         self.route(|router, shared, from| router.publish(shared, from, &msg));
+    }
+
+    fn request(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
+        let (data, hdr_len) = join(headers.as_ref(), &payload);
+        let msg = MsgRef {
+            subject: subject.as_bytes(),
+            reply: reply.map(str::as_bytes),
+            hdr_len,
+            data: &data,
+        };
+        self.route_as(&self.requester, |router, shared, from| {
+            router.publish(shared, from, &msg);
+        });
     }
 
     fn publish_replies(&self, replies: Vec<(String, Bytes)>) {

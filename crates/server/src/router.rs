@@ -11,7 +11,7 @@ use petrel_subject::{Admission, MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
 use crate::account::Account;
-use crate::client::{Client, ClientKind, Queued};
+use crate::client::{Client, Queued};
 use crate::imports::Forward;
 use crate::outbound::{MsgRef, SHARE_THRESHOLD};
 use crate::server::Shared;
@@ -293,7 +293,7 @@ impl Router {
         self.depth += 1;
         for f in forwards {
             let msg = MsgRef {
-                subject: &f.subject,
+                subject: f.shown.as_deref().unwrap_or(&f.subject),
                 reply: f.reply.as_deref(),
                 hdr_len: f.hdr_len,
                 data: &f.data,
@@ -356,7 +356,7 @@ impl Router {
         msg: &MsgRef<'_>,
     ) -> bool {
         if let Some(import) = &sub.import {
-            if import.accept() == Accept::ClientsOnly && from.client.kind != ClientKind::Client {
+            if import.accept() == Accept::ClientsOnly && !from.client.kind.may_request() {
                 return false;
             }
             if let Some(f) = import.forward(route, msg, from.client) {
@@ -366,7 +366,7 @@ impl Router {
         }
         // The trust boundary: what the server emits never reaches a request subject.
         if let Some(internal) = &sub.internal {
-            if internal.accept == Accept::ClientsOnly && from.client.kind != ClientKind::Client {
+            if internal.accept == Accept::ClientsOnly && !from.client.kind.may_request() {
                 return false;
             }
         }
@@ -436,8 +436,9 @@ impl Router {
 /// on (subjects that are not UTF-8 cannot name a stream and are skipped: `None`). Small
 /// payloads are copied out of the publisher's read buffer first ([`DETACH_BELOW`]).
 fn deliver_internal(internal: &Internal, route: &[u8], msg: &MsgRef<'_>) -> Option<Flow> {
-    let (Ok(subject), Ok(reply)) = (
+    let (Ok(subject), Ok(shown), Ok(reply)) = (
         std::str::from_utf8(route),
+        std::str::from_utf8(msg.subject),
         msg.reply.map(std::str::from_utf8).transpose(),
     ) else {
         return None;
@@ -453,6 +454,7 @@ fn deliver_internal(internal: &Internal, route: &[u8], msg: &MsgRef<'_>) -> Opti
     };
     Some(internal.handler.handle(Incoming {
         subject,
+        shown,
         reply,
         headers,
         payload,

@@ -38,12 +38,71 @@ pub struct StreamSource {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub subject_transforms: Vec<SubjectTransformConfig>,
-    /// Another domain or account (not supported yet).
+    /// The origin is in another account or domain, reached through its API prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external: Option<serde_json::Value>,
+    pub external: Option<External>,
     /// A durable source consumer (2.12; not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<serde_json::Value>,
+}
+
+/// Where an origin in another account or domain is reached (`external`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct External {
+    /// The origin's JetStream API prefix as seen from here (e.g. `$JS.hub.API`, or the
+    /// `to` of an imported `$JS.API.>`).
+    #[serde(default, rename = "api", deserialize_with = "null_default")]
+    pub api: String,
+    /// The prefix of the subjects the origin's consumer delivers on (imported here).
+    #[serde(default, rename = "deliver", deserialize_with = "null_default")]
+    pub deliver: String,
+}
+
+/// nats-server's checks of an `external` block: a literal delivery prefix (10024), a
+/// literal API prefix (10052) that is not this JetStream's own API (10021).
+fn check_external(ext: &External) -> Result<(), ApiError> {
+    if !ext.deliver.is_empty() && !petrel_subject::is_valid_literal_subject(ext.deliver.as_bytes())
+    {
+        return Err(err(
+            400,
+            10024,
+            format!(
+                "stream external delivery prefix {} must not contain wildcards",
+                ext.deliver
+            ),
+        ));
+    }
+    if !ext.api.is_empty() {
+        if !petrel_subject::is_valid_literal_subject(ext.api.as_bytes()) {
+            return Err(ApiError::stream_invalid_config(format!(
+                "stream external api prefix {:?} must be a valid subject without wildcards",
+                ext.api
+            )));
+        }
+        if petrel_subject::subjects_collide(ext.api.as_bytes(), b"$JS.API") {
+            return Err(err(
+                400,
+                10021,
+                format!(
+                    "stream external api prefix {} must not overlap with $JS.API",
+                    ext.api
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The 8-character hash nats-server appends to an external source's name in its
+/// identity (`<name>:<hash of the API prefix>`, in `Nats-Stream-Source` headers).
+pub(crate) fn api_hash(api: &str) -> String {
+    use sha2::Digest;
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let sum = sha2::Sha256::digest(api.as_bytes());
+    sum.iter()
+        .take(8)
+        .map(|b| DIGITS[usize::from(*b) % DIGITS.len()] as char)
+        .collect()
 }
 
 /// One filter of a source and what it turns matching subjects into.
@@ -61,6 +120,7 @@ impl StreamSource {
     /// The identity nats-server keys a source by: `<name> <filter> <destination>` (`>` for
     /// none), one per transform; it is written into `Nats-Stream-Source` headers.
     pub fn iname(&self) -> String {
+        let name = self.origin_id();
         let (filter, dest) = match self.subject_transforms.as_slice() {
             [] => (self.filter_subject.as_str(), ">"),
             [t] => (t.src.as_str(), t.dest.as_str()),
@@ -84,9 +144,18 @@ impl StreamSource {
                 .iter()
                 .map(|t| t.dest.as_str())
                 .collect();
-            return format!("{} {} {}", self.name, srcs.join(","), dests.join(","));
+            return format!("{name} {} {}", srcs.join(","), dests.join(","));
         }
-        format!("{} {} {}", self.name, or_all(filter), or_all(dest))
+        format!("{name} {} {}", or_all(filter), or_all(dest))
+    }
+
+    /// The origin as `Nats-Stream-Source` headers name it: its name, with
+    /// `:<hash of the API prefix>` when it is external.
+    pub fn origin_id(&self) -> String {
+        match &self.external {
+            Some(e) => format!("{}:{}", self.name, api_hash(&e.api)),
+            None => self.name.clone(),
+        }
     }
 
     /// The source's filters: one per transform, else its `filter_subject` (or `>`).
@@ -193,10 +262,8 @@ pub(crate) fn check(sources: &[StreamSource]) -> Result<(), ApiError> {
         if src.consumer.is_some() {
             return Err(err(400, 10215, "stream source consumer config is invalid: durable source consumers are not supported by this server yet"));
         }
-        if src.external.is_some() {
-            return Err(ApiError::stream_invalid_config(
-                "sources in another JetStream domain or account (external) are not supported by this server yet",
-            ));
+        if let Some(ext) = &src.external {
+            check_external(ext)?;
         }
         if let Some(t) = &src.opt_start_time {
             if crate::time::parse_rfc3339(t).is_none() {
@@ -242,10 +309,11 @@ pub(crate) fn check_mirror(cfg: &crate::config::StreamConfig) -> Result<(), ApiE
         return Err(err(400, 10142, "mirrored stream name is invalid"));
     }
     check_filters(m, &MIRROR_CODES)?;
-    if m.external.is_some() || m.consumer.is_some() {
-        return Err(ApiError::stream_invalid_config(
-            "mirrors in another JetStream domain or account (external), and durable mirror consumers, are not supported by this server yet",
-        ));
+    if m.consumer.is_some() {
+        return Err(err(400, 10215, "stream mirror consumer config is invalid: durable mirror consumers are not supported by this server yet"));
+    }
+    if let Some(ext) = &m.external {
+        check_external(ext)?;
     }
     Ok(())
 }
@@ -285,5 +353,17 @@ fn or_all(s: &str) -> String {
         ">".into()
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_origins_are_named_as_nats_server_names_them() {
+        // nats-server 2.15.1 wrote `Nats-Stream-Source: ORDERS:tn1TIyF1 ...` for a source
+        // with `external.api` "ORDERS.API".
+        assert_eq!(api_hash("ORDERS.API"), "tn1TIyF1");
     }
 }

@@ -1,10 +1,11 @@
 //! Streams that source or mirror other streams: the configuration and its checks
 //! (`config`), one task per source moving messages (`task`), and mirrors answering their
-//! origin's direct gets (`direct`). Sources in another domain or account come with
-//! accounts.
+//! origin's direct gets (`direct`); origins in another account or domain are read through
+//! their API and a push consumer (`remote`).
 
 pub mod config;
 pub(crate) mod direct;
+mod remote;
 pub(crate) mod task;
 
 pub use config::StreamSource;

@@ -57,6 +57,8 @@ pub(crate) struct SourceInfo {
     filter_subject: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subject_transforms: Vec<crate::config::SubjectTransformConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external: Option<super::config::External>,
     lag: u64,
     /// The origin sequence read up to (2.11+).
     #[serde(skip_serializing_if = "crate::json::is_default")]
@@ -75,6 +77,7 @@ impl Running {
             name: self.source.name.clone(),
             filter_subject: self.source.filter_subject.clone(),
             subject_transforms: self.source.subject_transforms.clone(),
+            external: self.source.external.clone(),
             lag: st.lag,
             seq: st.seq,
             active: st.active.map_or(-1, |t| {
@@ -107,7 +110,7 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
             inames: source
                 .filters()
                 .iter()
-                .map(|f| format!("{} {} {}", source.name, f.filter, f.dest))
+                .map(|f| format!("{} {} {}", source.origin_id(), f.filter, f.dest))
                 .collect(),
             filters: source.filters(),
             source: source.clone(),
@@ -115,7 +118,11 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
             taken: BTreeSet::new(),
             mirror,
         };
-        let handle = js.runtime.spawn(task.run());
+        let handle = if source.external.is_some() {
+            js.runtime.spawn(super::remote::run(task))
+        } else {
+            js.runtime.spawn(task.run())
+        };
         running.push(Running {
             mirror,
             source,
@@ -131,32 +138,32 @@ pub(crate) fn stop(js: &JetStream, stream: &Stream) {
     super::direct::set_ready(js, stream, None);
 }
 
-struct Task {
-    js: Weak<JetStream>,
-    target: Weak<Stream>,
-    source: StreamSource,
-    filters: Vec<Filter>,
+pub(super) struct Task {
+    pub(super) js: Weak<JetStream>,
+    pub(super) target: Weak<Stream>,
+    pub(super) source: StreamSource,
+    pub(super) filters: Vec<Filter>,
     /// `<origin> <filter> <dest>` of each filter, as its source headers name it.
-    inames: Vec<String>,
-    status: Arc<Mutex<Status>>,
+    pub(super) inames: Vec<String>,
+    pub(super) status: Arc<Mutex<Status>>,
     /// Origin sequences above the resume point already stored (a batch stored past a
     /// refused message); skipped when the refused one is retried.
     taken: BTreeSet<u64>,
     /// A mirror: origin sequences, times and headers kept as they are.
-    mirror: bool,
+    pub(super) mirror: bool,
 }
 
 /// One origin message ready for the sourcing stream.
-struct Moved {
-    origin_seq: u64,
-    origin_ts: i64,
-    inbound: Inbound,
+pub(super) struct Moved {
+    pub(super) origin_seq: u64,
+    pub(super) origin_ts: i64,
+    pub(super) inbound: Inbound,
 }
 
 impl Task {
     /// Records progress for `STREAM.INFO` (`next` is the next origin sequence to read),
     /// and for a mirror whether it has caught up enough to answer direct gets.
-    fn report(&self, js: &JetStream, target: &Stream, lag: u64, next: u64) {
+    pub(super) fn report(&self, js: &JetStream, target: &Stream, lag: u64, next: u64) {
         {
             let mut st = self.status.lock();
             st.lag = lag;
@@ -299,7 +306,7 @@ fn start_seq(
 
 /// The origin sequence of the newest message of the sourcing stream that came from the
 /// source (any of its `inames`).
-fn last_taken(target: &Stream, inames: &[String]) -> Option<u64> {
+pub(super) fn last_taken(target: &Stream, inames: &[String]) -> Option<u64> {
     let inner = target.inner.lock();
     let st = inner.store.state();
     let mut seq = st.last_seq;
@@ -362,7 +369,7 @@ fn read(
 }
 
 /// The message as the sourcing stream stores it, if a filter matches.
-fn moved(origin: &str, m: StoredMsg, filters: &[Filter], mirror: bool) -> Option<Moved> {
+pub(super) fn moved(origin: &str, m: StoredMsg, filters: &[Filter], mirror: bool) -> Option<Moved> {
     let f = filters
         .iter()
         .find(|f| petrel_subject::matches(f.filter.as_bytes(), m.subject.as_bytes()))?;
@@ -407,7 +414,7 @@ fn moved(origin: &str, m: StoredMsg, filters: &[Filter], mirror: bool) -> Option
 /// Stores a batch in the sourcing stream (one commit). Returns the origin sequence to read
 /// from next (the first refused one, else past the batch), the origin sequences stored,
 /// and the republished copies; `None` when the stream is closed.
-fn store(
+pub(super) fn store(
     target: &Stream,
     origin: &str,
     batch: Vec<Moved>,

@@ -132,6 +132,7 @@ impl Harness {
             .map(|h| {
                 h.handle(Incoming {
                     subject,
+                    shown: subject,
                     reply,
                     headers: headers.map(Bytes::copy_from_slice),
                     payload: Bytes::copy_from_slice(payload),

@@ -1,0 +1,229 @@
+//! Sources and mirrors of a stream in another account (`external`), configured as in
+//! config/cross-account-sourcing.conf, through async-nats: every origin message arrives
+//! once, in order, with nats-server's `Nats-Stream-Source` header (the origin named with
+//! the hash of its API prefix); a mirror keeps the origin's sequences; both resume after
+//! a restart without duplicates or gaps; KV buckets source across accounts too; bad
+//! `external` blocks get nats-server's errors.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use petrel_testkit::{spawn_with_store, TestServer};
+
+use crate::support::{api_code, config, publish};
+
+const CONF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../config/cross-account-sourcing.conf"
+);
+
+async fn server(store: &std::path::Path) -> TestServer {
+    let text = std::fs::read_to_string(CONF).expect("read the config");
+    let loaded = petrel_config::load_str(&text, "cross-account-sourcing.conf").expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let store = store.to_path_buf();
+    spawn_with_store(move |b, _| {
+        let mut o = loaded.options;
+        if let Some(js) = o.jetstream.as_mut() {
+            js.store_dir = store;
+        }
+        b.options(o)
+            .host(std::net::Ipv4Addr::LOCALHOST.into())
+            .port(0)
+    })
+    .await
+}
+
+async fn js_of(s: &TestServer, user: &str) -> jetstream::Context {
+    let c = async_nats::ConnectOptions::with_user_and_password(
+        user.into(),
+        format!("{user}-change-me"),
+    )
+    .connect(s.client_url())
+    .await
+    .unwrap();
+    jetstream::new(c)
+}
+
+fn external() -> Option<stream::External> {
+    Some(stream::External {
+        api_prefix: "ORDERS.API".into(),
+        delivery_prefix: Some("deliver.billing".into()),
+    })
+}
+
+/// Waits until `stream` holds `n` messages.
+async fn wait_messages(js: &jetstream::Context, stream: &str, n: u64) {
+    let mut s = js.get_stream(stream).await.unwrap();
+    for _ in 0..500 {
+        if s.info().await.unwrap().state.messages >= n {
+            assert_eq!(
+                s.cached_info().state.messages,
+                n,
+                "{stream}: more than expected"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{stream} never reached {n} messages: {:?}",
+        s.cached_info().state
+    );
+}
+
+#[tokio::test]
+async fn a_stream_sources_and_mirrors_another_accounts_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let orders = js_of(&s, "orders").await;
+    let billing = js_of(&s, "billing").await;
+    orders
+        .create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    publish(&orders, "orders.new", 10).await;
+    billing
+        .create_stream(stream::Config {
+            name: "ALL".into(),
+            sources: Some(vec![stream::Source {
+                name: "ORDERS".into(),
+                external: external(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    billing
+        .create_stream(stream::Config {
+            name: "COPY".into(),
+            mirror: Some(stream::Source {
+                name: "ORDERS".into(),
+                external: external(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_messages(&billing, "ALL", 10).await;
+    wait_messages(&billing, "COPY", 10).await;
+    let all = billing.get_stream("ALL").await.unwrap();
+    let first = all.get_raw_message(1).await.unwrap();
+    let source = first.headers.get("Nats-Stream-Source").unwrap().to_string();
+    let parts: Vec<&str> = source.split(' ').collect();
+    assert!(
+        parts[0].starts_with("ORDERS:") && parts[0].len() == "ORDERS:".len() + 8,
+        "{source}"
+    );
+    assert_eq!(&parts[1..], ["1", ">", ">", "orders.new"]);
+    // The mirror keeps the origin's sequences.
+    let copy = billing.get_stream("COPY").await.unwrap();
+    assert_eq!(copy.get_raw_message(7).await.unwrap().sequence, 7);
+    // Following: new origin messages arrive.
+    publish(&orders, "orders.paid", 5).await;
+    wait_messages(&billing, "ALL", 15).await;
+    wait_messages(&billing, "COPY", 15).await;
+    // The status shows the external origin.
+    let mut all = billing.get_stream("ALL").await.unwrap();
+    let info = all.info().await.unwrap();
+    let src = &info.sources[0];
+    assert_eq!((src.name.as_str(), src.lag), ("ORDERS", 0));
+    s.shutdown().await;
+
+    // After a restart: what was published meanwhile arrives, nothing twice.
+    let s = server(dir.path()).await;
+    let orders = js_of(&s, "orders").await;
+    let billing = js_of(&s, "billing").await;
+    publish(&orders, "orders.late", 3).await;
+    wait_messages(&billing, "ALL", 18).await;
+    wait_messages(&billing, "COPY", 18).await;
+    let copy = billing.get_stream("COPY").await.unwrap();
+    let m = copy.get_raw_message(18).await.unwrap();
+    assert_eq!(m.subject.as_str(), "orders.late");
+}
+
+#[tokio::test]
+async fn a_kv_bucket_sources_another_accounts_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let orders = js_of(&s, "orders").await;
+    let billing = js_of(&s, "billing").await;
+    let prices = orders
+        .create_key_value(kv::Config {
+            bucket: "prices".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    prices.put("sku1", "10".into()).await.unwrap();
+    prices.put("sku2", "20".into()).await.unwrap();
+    let local = billing
+        .create_key_value(kv::Config {
+            bucket: "prices_copy".into(),
+            sources: Some(vec![stream::Source {
+                name: "prices".into(),
+                external: external(),
+                // As nats.go sets it up (async-nats keeps the origin's key subjects).
+                subject_transforms: vec![stream::SubjectTransform {
+                    source: "$KV.prices.>".into(),
+                    destination: "$KV.prices_copy.>".into(),
+                }],
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_messages(&billing, "KV_prices_copy", 2).await;
+    let v = local.get("sku2").await.unwrap();
+    assert_eq!(v.as_deref(), Some(&b"20"[..]));
+}
+
+#[tokio::test]
+async fn bad_external_blocks_are_refused_as_nats_server_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let billing = js_of(&s, "billing").await;
+    let with = |api: &str, deliver: &str| stream::Config {
+        name: "X".into(),
+        sources: Some(vec![stream::Source {
+            name: "ORDERS".into(),
+            external: Some(stream::External {
+                api_prefix: api.into(),
+                delivery_prefix: Some(deliver.into()),
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let code = |e| api_code(&e);
+    assert_eq!(
+        code(
+            billing
+                .create_stream(with("$JS.API", "d"))
+                .await
+                .unwrap_err()
+        ),
+        10021
+    );
+    assert_eq!(
+        code(
+            billing
+                .create_stream(with("ORDERS.API", "d.*"))
+                .await
+                .unwrap_err()
+        ),
+        10024
+    );
+    assert_eq!(
+        code(
+            billing
+                .create_stream(with("ORDERS.*", "d"))
+                .await
+                .unwrap_err()
+        ),
+        10052
+    );
+}
