@@ -227,3 +227,59 @@ async fn bad_external_blocks_are_refused_as_nats_server_does() {
         10052
     );
 }
+
+/// Regression (trust boundary): what arrives on the deliver subject is data. A client of
+/// the sourcing account that learns the deliver subject and sends a fake flow-control
+/// request whose reply is an API subject does not make the source publish there.
+#[tokio::test]
+async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let orders = js_of(&s, "orders").await;
+    let billing = js_of(&s, "billing").await;
+    orders
+        .create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    billing
+        .create_stream(stream::Config {
+            name: "ALL".into(),
+            sources: Some(vec![stream::Source {
+                name: "ORDERS".into(),
+                external: external(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let spy = async_nats::ConnectOptions::with_user_and_password("billing".into(), "billing-change-me".into())
+        .connect(s.client_url())
+        .await
+        .unwrap();
+    let mut seen = spy.subscribe("deliver.billing.>").await.unwrap();
+    spy.flush().await.unwrap();
+    // The consumer's idle heartbeat shows the deliver subject.
+    let hb = futures::StreamExt::next(&mut seen).await.unwrap();
+    // A status message as the origin's consumer sends them, with an API reply subject
+    // (async-nats cannot publish a status line: raw protocol).
+    let mut raw = petrel_testkit::RawClient::connect_with(
+        s.addr(),
+        r#"{"user":"billing","pass":"billing-change-me","headers":true,"verbose":false}"#,
+    )
+    .await;
+    let hdr = "NATS/1.0 100 FlowControl Request\r\n\r\n";
+    let stalled = format!("NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 0\r\nNats-Consumer-Stalled: $JS.API.STREAM.DELETE.ALL\r\n\r\n");
+    let mut ops = format!(
+        "HPUB {} $JS.API.STREAM.DELETE.ALL {} {}\r\n{hdr}\r\n",
+        hb.subject,
+        hdr.len(),
+        hdr.len()
+    );
+    ops += &format!("HPUB {} {} {}\r\n{stalled}\r\nPING\r\n", hb.subject, stalled.len(), stalled.len());
+    raw.send(ops.as_bytes()).await;
+    raw.expect(b"PONG\r\n").await;
+    publish(&orders, "orders.after", 1).await;
+    wait_messages(&billing, "ALL", 1).await;
+    assert!(billing.get_stream("ALL").await.is_ok(), "the stream was deleted");
+}
