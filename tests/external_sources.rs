@@ -253,10 +253,13 @@ async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
         })
         .await
         .unwrap();
-    let spy = async_nats::ConnectOptions::with_user_and_password("billing".into(), "billing-change-me".into())
-        .connect(s.client_url())
-        .await
-        .unwrap();
+    let spy = async_nats::ConnectOptions::with_user_and_password(
+        "billing".into(),
+        "billing-change-me".into(),
+    )
+    .connect(s.client_url())
+    .await
+    .unwrap();
     let mut seen = spy.subscribe("deliver.billing.>").await.unwrap();
     spy.flush().await.unwrap();
     // The consumer's idle heartbeat shows the deliver subject.
@@ -269,17 +272,25 @@ async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
     )
     .await;
     let hdr = "NATS/1.0 100 FlowControl Request\r\n\r\n";
-    let stalled = format!("NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 0\r\nNats-Consumer-Stalled: $JS.API.STREAM.DELETE.ALL\r\n\r\n");
+    let stalled = "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 0\r\nNats-Consumer-Stalled: $JS.API.STREAM.DELETE.ALL\r\n\r\n";
     let mut ops = format!(
         "HPUB {} $JS.API.STREAM.DELETE.ALL {} {}\r\n{hdr}\r\n",
         hb.subject,
         hdr.len(),
         hdr.len()
     );
-    ops += &format!("HPUB {} {} {}\r\n{stalled}\r\nPING\r\n", hb.subject, stalled.len(), stalled.len());
+    ops += &format!(
+        "HPUB {} {} {}\r\n{stalled}\r\nPING\r\n",
+        hb.subject,
+        stalled.len(),
+        stalled.len()
+    );
     raw.send(ops.as_bytes()).await;
     raw.expect(b"PONG\r\n").await;
     publish(&orders, "orders.after", 1).await;
     wait_messages(&billing, "ALL", 1).await;
-    assert!(billing.get_stream("ALL").await.is_ok(), "the stream was deleted");
+    assert!(
+        billing.get_stream("ALL").await.is_ok(),
+        "the stream was deleted"
+    );
 }

@@ -6,7 +6,8 @@
 //! output of X reaches a subject Y captures) with the change applied, and refuse a change
 //! that closes a loop.
 //!
-//! Runs on the API task (one request at a time), so the graph cannot change underneath.
+//! Built on the API task (create/update checks) and on publishers' tasks (pull requests and
+//! `+NXT` whose reply a stream captures); it copies what it reads, one lock at a time.
 
 use crate::config::StreamConfig;
 use crate::consumer::config::ConsumerConfig;
@@ -63,24 +64,35 @@ pub(crate) struct Closing {
     pub deliver: String,
 }
 
+/// One stream's node, one lock at a time (docs/LOCKS.md): the config (the stream's store
+/// lock) first, then copies of the subjects and the consumer list, then each consumer's
+/// state. Holding `subjects` or `consumers` while waiting for the store lock would invert
+/// the order config updates and commits take them (a deadlock).
+fn node_of(s: &crate::stream::Stream) -> Node {
+    let republish = republish_output(&s.config());
+    let subjects = s.subjects.read().clone();
+    let consumers: Vec<_> = s.consumers.read().values().cloned().collect();
+    let outputs = consumers
+        .iter()
+        .flat_map(|c| consumer_outputs(&c.name, &c.state.lock().config))
+        .chain(republish)
+        .collect();
+    Node {
+        name: s.name.clone(),
+        subjects,
+        outputs,
+    }
+}
+
 impl Graph {
     /// The graph as it is now.
     pub fn of(js: &JetStream) -> Graph {
         let streams: Vec<_> = js.streams.read().values().cloned().collect();
-        let nodes = streams
-            .iter()
-            .map(|s| Node {
-                name: s.name.clone(),
-                subjects: s.subjects.read().clone(),
-                outputs: s
-                    .consumers
-                    .read()
-                    .values()
-                    .flat_map(|c| consumer_outputs(&c.name, &c.state.lock().config))
-                    .chain(republish_output(&s.config()))
-                    .collect(),
-            })
-            .collect();
+        // One lock at a time (docs/LOCKS.md): the config (the stream's store lock) first,
+        // then copies of the subjects and the consumer list, then each consumer's state.
+        // Holding `subjects` or `consumers` while taking the store lock would invert the
+        // order of config updates and commits (a deadlock).
+        let nodes = streams.iter().map(|s| node_of(s)).collect();
         Graph { nodes }
     }
 
@@ -216,6 +228,38 @@ mod tests {
                 .map(|(c, d)| (c.to_string(), d.to_string()))
                 .collect(),
         }
+    }
+
+    /// Regression: building a node held the stream's subjects (read) while it waited for
+    /// the store lock, which a config update holds while it writes the subjects.
+    #[test]
+    fn a_node_waits_for_the_store_lock_holding_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StreamConfig {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            ..StreamConfig::default()
+        };
+        let stream = crate::testing::open_stream(cfg, dir.path());
+        let store = stream.inner.lock();
+        let s = stream.clone();
+        let (started, waiting) = std::sync::mpsc::channel();
+        let builder = std::thread::spawn(move || {
+            started.send(()).unwrap();
+            node_of(&s).subjects
+        });
+        waiting.recv().unwrap();
+        // What a config update does under the store lock: write the subjects.
+        let writable = stream
+            .subjects
+            .try_write_for(std::time::Duration::from_secs(5))
+            .is_some();
+        drop(store);
+        assert!(
+            writable,
+            "node_of held the subjects while waiting for the store lock"
+        );
+        assert_eq!(builder.join().unwrap(), ["s.>"]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::config::{StorageType, StreamConfig};
 use crate::errors::JetStreamError;
 use crate::handlers::{ApiHandler, StreamHandler};
 use crate::ingest;
-use crate::limits::{reservation, ResourceLimits};
+use crate::limits::ResourceLimits;
 use crate::meta::{self, StreamMeta};
 use crate::port::{Accept, Port, SubId};
 use crate::stream::Stream;
@@ -313,8 +313,8 @@ impl JetStream {
         };
         for s in self.streams.read().values() {
             match s.storage {
-                StorageType::Memory => st.reserved_memory += reservation(&s.config()),
-                StorageType::File => st.reserved_storage += reservation(&s.config()),
+                StorageType::Memory => st.reserved_memory += s.reserved.load(Ordering::Relaxed),
+                StorageType::File => st.reserved_storage += s.reserved.load(Ordering::Relaxed),
             }
             let (msgs, bytes) = s.counters();
             st.streams += 1;

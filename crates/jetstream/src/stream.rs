@@ -113,6 +113,10 @@ pub(crate) struct Stream {
     pub subjects: RwLock<Vec<String>>,
     /// `allow_direct`, readable without the store lock (DIRECT.GET routing).
     pub allow_direct: AtomicBool,
+    /// `mirror_direct`, readable without the store lock.
+    pub mirror_direct: AtomicBool,
+    /// What its `max_bytes` reserves, readable without the store lock (monitoring).
+    pub reserved: AtomicU64,
     /// Consumers by name.
     pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
     /// Woken after each commit that stored messages (streams sourcing this one wait on it).
@@ -239,6 +243,8 @@ impl Stream {
         let state = store.state();
         let subjects = RwLock::new(config.subjects.clone());
         let allow_direct = AtomicBool::new(config.allow_direct);
+        let mirror_direct = AtomicBool::new(config.mirror_direct);
+        let reserved = AtomicU64::new(crate::limits::reservation(&config));
         let stream = Stream {
             name: config.name.clone(),
             created,
@@ -259,6 +265,8 @@ impl Stream {
             subs: Mutex::new(Vec::new()),
             subjects,
             allow_direct,
+            mirror_direct,
+            reserved,
             consumers: RwLock::new(BTreeMap::new()),
             stored: tokio::sync::Notify::new(),
             sources: Mutex::new(Vec::new()),
@@ -485,6 +493,10 @@ impl Stream {
         *self.subjects.write() = config.subjects.clone();
         self.allow_direct
             .store(config.allow_direct, Ordering::Relaxed);
+        self.mirror_direct
+            .store(config.mirror_direct, Ordering::Relaxed);
+        self.reserved
+            .store(crate::limits::reservation(&config), Ordering::Relaxed);
         inner.config = config;
         self.refresh_counters(&inner);
         self.removed_messages();

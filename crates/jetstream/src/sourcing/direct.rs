@@ -67,7 +67,7 @@ pub(crate) fn responder(js: &JetStream, name: &str) -> Option<Arc<Stream>> {
 pub(crate) fn set_ready(js: &JetStream, stream: &Stream, origin_lag: Option<(&str, u64)>) {
     let answers = origin_lag
         .filter(|&(_, lag)| lag < CAUGHT_UP)
-        .filter(|_| stream.config().mirror_direct)
+        .filter(|_| stream.mirror_direct.load(Ordering::Relaxed))
         .map(|(origin, _)| origin.to_string());
     let mut direct_for = stream.direct_for.lock();
     match (direct_for.is_some(), answers.is_some()) {
