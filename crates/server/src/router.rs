@@ -356,13 +356,7 @@ impl Router {
         msg: &MsgRef<'_>,
     ) -> bool {
         if let Some(import) = &sub.import {
-            if import.accept() == Accept::ClientsOnly && !from.client.kind.may_request() {
-                return false;
-            }
-            if let Some(f) = import.forward(route, msg, from.client) {
-                self.forwards.push(f);
-            }
-            return true;
+            return self.deliver_import(import.as_ref(), from, route, msg);
         }
         // The trust boundary: what the server emits never reaches a request subject.
         if let Some(internal) = &sub.internal {
@@ -406,6 +400,25 @@ impl Router {
         self.out_msgs += 1;
         self.out_bytes += msg.data.len() as u64;
         self.mark(&sub.client);
+        true
+    }
+
+    /// Hands `msg` to an import (kept out of [`Router::deliver`]'s client path); `false`
+    /// when the import does not hear this publisher.
+    #[inline(never)]
+    fn deliver_import(
+        &mut self,
+        import: &dyn crate::imports::Importer,
+        from: Publisher<'_>,
+        route: &[u8],
+        msg: &MsgRef<'_>,
+    ) -> bool {
+        if import.accept() == Accept::ClientsOnly && !from.client.kind.may_request() {
+            return false;
+        }
+        if let Some(f) = import.forward(route, msg, from.client) {
+            self.forwards.push(f);
+        }
         true
     }
 
