@@ -5,36 +5,13 @@
 
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
-use petrel_testkit::{http_get, spawn_with_store, TestServer};
+use petrel_testkit::{http_get, TestServer};
 
-use crate::support::{api_code, config};
+use crate::support::{api_code, config, login, spawn_config};
 
-const ACCOUNTS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/accounts.conf");
-
-/// A server with config/accounts.conf (on a free port, its store in a temporary
-/// directory, monitoring on a free port), `edit` applied to the file's text first.
+/// config/accounts.conf (its text through `edit`), monitoring on.
 async fn server(edit: impl FnOnce(String) -> String) -> TestServer {
-    let text = edit(std::fs::read_to_string(ACCOUNTS_CONF).expect("read accounts.conf"));
-    let loaded = petrel_config::load_str(&text, "accounts.conf").expect("accounts.conf loads");
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    spawn_with_store(move |b, dir| {
-        let mut o = loaded.options;
-        o.http_port = Some(0);
-        if let Some(js) = o.jetstream.as_mut() {
-            js.store_dir = dir.to_path_buf();
-        }
-        b.options(o)
-            .host(std::net::Ipv4Addr::LOCALHOST.into())
-            .port(0)
-    })
-    .await
-}
-
-async fn login(s: &TestServer, user: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-change-me"))
-        .connect(s.client_url())
-        .await
-        .unwrap()
+    spawn_config("accounts.conf", edit, None, true).await
 }
 
 #[tokio::test]

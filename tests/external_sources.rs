@@ -8,41 +8,16 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
-use petrel_testkit::{spawn_with_store, TestServer};
+use petrel_testkit::TestServer;
 
-use crate::support::{api_code, config, publish};
-
-const CONF: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../config/cross-account-sourcing.conf"
-);
+use crate::support::{api_code, config, login, publish, spawn_config};
 
 async fn server(store: &std::path::Path) -> TestServer {
-    let text = std::fs::read_to_string(CONF).expect("read the config");
-    let loaded = petrel_config::load_str(&text, "cross-account-sourcing.conf").expect("loads");
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    let store = store.to_path_buf();
-    spawn_with_store(move |b, _| {
-        let mut o = loaded.options;
-        if let Some(js) = o.jetstream.as_mut() {
-            js.store_dir = store;
-        }
-        b.options(o)
-            .host(std::net::Ipv4Addr::LOCALHOST.into())
-            .port(0)
-    })
-    .await
+    spawn_config("cross-account-sourcing.conf", |t| t, Some(store), false).await
 }
 
 async fn js_of(s: &TestServer, user: &str) -> jetstream::Context {
-    let c = async_nats::ConnectOptions::with_user_and_password(
-        user.into(),
-        format!("{user}-change-me"),
-    )
-    .connect(s.client_url())
-    .await
-    .unwrap();
-    jetstream::new(c)
+    jetstream::new(login(s, user).await)
 }
 
 fn external() -> Option<stream::External> {
@@ -50,6 +25,33 @@ fn external() -> Option<stream::External> {
         api_prefix: "ORDERS.API".into(),
         delivery_prefix: Some("deliver.billing".into()),
     })
+}
+
+/// The server, both accounts' JetStream, and the stream ORDERS (`orders.>`) in ORDERS.
+async fn with_orders(
+    store: &std::path::Path,
+) -> (TestServer, jetstream::Context, jetstream::Context) {
+    let s = server(store).await;
+    let orders = js_of(&s, "orders").await;
+    let billing = js_of(&s, "billing").await;
+    orders
+        .create_stream(config("ORDERS", &["orders.>"]))
+        .await
+        .unwrap();
+    (s, orders, billing)
+}
+
+/// A stream `name` sourcing ORDERS from the ORDERS account.
+fn sourcing_orders(name: &str) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        sources: Some(vec![stream::Source {
+            name: "ORDERS".into(),
+            external: external(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
 }
 
 /// Waits until `stream` holds `n` messages.
@@ -75,26 +77,9 @@ async fn wait_messages(js: &jetstream::Context, stream: &str, n: u64) {
 #[tokio::test]
 async fn a_stream_sources_and_mirrors_another_accounts_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path()).await;
-    let orders = js_of(&s, "orders").await;
-    let billing = js_of(&s, "billing").await;
-    orders
-        .create_stream(config("ORDERS", &["orders.>"]))
-        .await
-        .unwrap();
+    let (s, orders, billing) = with_orders(dir.path()).await;
     publish(&orders, "orders.new", 10).await;
-    billing
-        .create_stream(stream::Config {
-            name: "ALL".into(),
-            sources: Some(vec![stream::Source {
-                name: "ORDERS".into(),
-                external: external(),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    billing.create_stream(sourcing_orders("ALL")).await.unwrap();
     billing
         .create_stream(stream::Config {
             name: "COPY".into(),
@@ -234,32 +219,9 @@ async fn bad_external_blocks_are_refused_as_nats_server_does() {
 #[tokio::test]
 async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path()).await;
-    let orders = js_of(&s, "orders").await;
-    let billing = js_of(&s, "billing").await;
-    orders
-        .create_stream(config("ORDERS", &["orders.>"]))
-        .await
-        .unwrap();
-    billing
-        .create_stream(stream::Config {
-            name: "ALL".into(),
-            sources: Some(vec![stream::Source {
-                name: "ORDERS".into(),
-                external: external(),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let spy = async_nats::ConnectOptions::with_user_and_password(
-        "billing".into(),
-        "billing-change-me".into(),
-    )
-    .connect(s.client_url())
-    .await
-    .unwrap();
+    let (s, orders, billing) = with_orders(dir.path()).await;
+    billing.create_stream(sourcing_orders("ALL")).await.unwrap();
+    let spy = login(&s, "billing").await;
     let mut seen = spy.subscribe("deliver.billing.>").await.unwrap();
     spy.flush().await.unwrap();
     // The consumer's idle heartbeat shows the deliver subject.

@@ -8,33 +8,12 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt;
-use petrel_testkit::{spawn_with_store, TestServer};
+use petrel_testkit::TestServer;
 
-use crate::support::config;
-
-const SHARING_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/sharing.conf");
+use crate::support::{config, login, spawn_config};
 
 async fn server() -> TestServer {
-    let text = std::fs::read_to_string(SHARING_CONF).expect("read sharing.conf");
-    let loaded = petrel_config::load_str(&text, "sharing.conf").expect("sharing.conf loads");
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    spawn_with_store(move |b, dir| {
-        let mut o = loaded.options;
-        if let Some(js) = o.jetstream.as_mut() {
-            js.store_dir = dir.to_path_buf();
-        }
-        b.options(o)
-            .host(std::net::Ipv4Addr::LOCALHOST.into())
-            .port(0)
-    })
-    .await
-}
-
-async fn login(s: &TestServer, user: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-change-me"))
-        .connect(s.client_url())
-        .await
-        .unwrap()
+    spawn_config("sharing.conf", |t| t, None, false).await
 }
 
 #[tokio::test]

@@ -70,3 +70,38 @@ pub(crate) fn api_code(err: &jetstream::context::CreateStreamError) -> u64 {
         other => panic!("expected an API error, got {other}"),
     }
 }
+
+/// A server running the example config `config/<file>` (its text through `edit` first) on
+/// a free port, with its store in `store` (else the server's temporary directory) and
+/// monitoring on a free port when `monitor`.
+pub(crate) async fn spawn_config(
+    file: &str,
+    edit: impl FnOnce(String) -> String,
+    store: Option<&std::path::Path>,
+    monitor: bool,
+) -> petrel_testkit::TestServer {
+    let path = format!("{}/../config/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = edit(std::fs::read_to_string(&path).expect("read the example config"));
+    let loaded = petrel_config::load_str(&text, file).expect("the example config loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let store = store.map(std::path::Path::to_path_buf);
+    petrel_testkit::spawn_with_store(move |b, dir| {
+        let mut o = loaded.options;
+        o.http_port = monitor.then_some(0);
+        if let Some(js) = o.jetstream.as_mut() {
+            js.store_dir = store.unwrap_or_else(|| dir.to_path_buf());
+        }
+        b.options(o)
+            .host(std::net::Ipv4Addr::LOCALHOST.into())
+            .port(0)
+    })
+    .await
+}
+
+/// A connection as `user` with the example configs' password (`<user>-change-me`).
+pub(crate) async fn login(s: &petrel_testkit::TestServer, user: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-change-me"))
+        .connect(s.client_url())
+        .await
+        .expect("log in")
+}

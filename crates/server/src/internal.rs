@@ -94,6 +94,29 @@ impl ServerPort {
     }
 }
 
+impl ServerPort {
+    /// Publishes one message as `client` (the system client, or JetStream's requester).
+    fn publish_one(
+        &self,
+        client: &Arc<Client>,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        let (data, hdr_len) = join(headers.as_ref(), &payload);
+        let msg = MsgRef {
+            subject: subject.as_bytes(),
+            reply: reply.map(str::as_bytes),
+            hdr_len,
+            data: &data,
+        };
+        self.route_as(client, |router, shared, from| {
+            router.publish(shared, from, &msg);
+        });
+    }
+}
+
 /// One buffer holding the header block then the payload, and the header length.
 fn join(headers: Option<&Bytes>, payload: &Bytes) -> (Bytes, Option<usize>) {
     match headers {
@@ -109,27 +132,11 @@ fn join(headers: Option<&Bytes>, payload: &Bytes) -> (Bytes, Option<usize>) {
 
 impl Port for ServerPort {
     fn publish(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
-        let (data, hdr_len) = join(headers.as_ref(), &payload);
-        let msg = MsgRef {
-            subject: subject.as_bytes(),
-            reply: reply.map(str::as_bytes),
-            hdr_len,
-            data: &data,
-        };
-        self.route(|router, shared, from| router.publish(shared, from, &msg));
+        self.publish_one(&self.system, subject, reply, headers, payload);
     }
 
     fn request(&self, subject: &str, reply: Option<&str>, headers: Option<Bytes>, payload: Bytes) {
-        let (data, hdr_len) = join(headers.as_ref(), &payload);
-        let msg = MsgRef {
-            subject: subject.as_bytes(),
-            reply: reply.map(str::as_bytes),
-            hdr_len,
-            data: &data,
-        };
-        self.route_as(&self.requester, |router, shared, from| {
-            router.publish(shared, from, &msg);
-        });
+        self.publish_one(&self.requester, subject, reply, headers, payload);
     }
 
     fn publish_replies(&self, replies: Vec<(String, Bytes)>) {
