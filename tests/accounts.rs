@@ -170,6 +170,14 @@ async fn account_limits_refuse_as_nats_server_does() {
     );
     let mut mem = js.get_stream("MEM").await.unwrap();
     assert_eq!(mem.info().await.unwrap().state.messages, 9);
+    // Regression: a deleted stream gave its bytes back to the account only at restart.
+    js.delete_stream("MEM").await.unwrap();
+    js.create_stream(memory("MEM", -1)).await.unwrap();
+    js.publish("mem.a", payload.clone())
+        .await
+        .unwrap()
+        .await
+        .expect("the deleted stream's bytes are free again");
 }
 
 async fn get_json(s: &TestServer, path: &str) -> serde_json::Value {

@@ -255,4 +255,15 @@ async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
         billing.get_stream("ALL").await.is_ok(),
         "the stream was deleted"
     );
+    // Regression: the origin's consumer outlived the sourcing stream (an import counted as
+    // interest forever, and an aborted task never deleted it).
+    billing.delete_stream("ALL").await.unwrap();
+    let mut origin = orders.get_stream("ORDERS").await.unwrap();
+    for _ in 0..250 {
+        if origin.info().await.unwrap().state.consumer_count == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the origin's consumer is still there");
 }

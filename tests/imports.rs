@@ -16,6 +16,79 @@ async fn server() -> TestServer {
     spawn_config("sharing.conf", |t| t, None, false).await
 }
 
+/// sharing.conf plus: OTHER exports the service `cmd.run`, BILLING imports it and also
+/// imports ORDERS' stream `cmd.>` (so ORDERS' `cmd.run` messages appear in BILLING).
+async fn crossed_server() -> TestServer {
+    let edit = |t: String| {
+        t.replace(
+            "users: [ { user: other, password: \"other-change-me\" } ]",
+            "users: [ { user: other, password: \"other-change-me\" } ]\n    exports: [ { service: \"cmd.run\" } ]",
+        )
+        .replace(
+            "{ stream: \"events.>\" }",
+            "{ stream: \"events.>\" }\n      { stream: \"cmd.>\" }",
+        )
+        .replace(
+            "{ stream: { account: ORDERS, subject: \"events.>\" }, prefix: \"orders\" }",
+            "{ stream: { account: ORDERS, subject: \"events.>\" }, prefix: \"orders\" }\n      { stream: { account: ORDERS, subject: \"cmd.>\" } }\n      { service: { account: OTHER, subject: \"cmd.run\" } }",
+        )
+    };
+    spawn_config("sharing.conf", edit, None, false).await
+}
+
+/// Regression: a message a stream import brought into an account was a client's request
+/// there, so it went on through that account's service imports (nats-server never lets
+/// stream-imported messages reach service imports).
+#[tokio::test]
+async fn stream_imported_messages_do_not_reach_service_imports() {
+    let s = crossed_server().await;
+    let orders = login(&s, "orders").await;
+    let billing = login(&s, "billing").await;
+    let other = login(&s, "other").await;
+    let mut run = other.subscribe("cmd.run").await.unwrap();
+    let mut seen = billing.subscribe("cmd.run").await.unwrap();
+    other.flush().await.unwrap();
+    billing.flush().await.unwrap();
+    orders
+        .publish("cmd.run", "from orders".into())
+        .await
+        .unwrap();
+    orders.flush().await.unwrap();
+    // BILLING sees ORDERS' message (the stream import)…
+    assert_eq!(&seen.next().await.unwrap().payload[..], b"from orders");
+    // …but OTHER's service gets only BILLING's own request.
+    billing
+        .publish("cmd.run", "from billing".into())
+        .await
+        .unwrap();
+    billing.flush().await.unwrap();
+    assert_eq!(&run.next().await.unwrap().payload[..], b"from billing");
+}
+
+/// Regression: responses lost their own reply subject on the way back.
+#[tokio::test]
+async fn responses_keep_their_reply_subject() {
+    let s = server().await;
+    let orders = login(&s, "orders").await;
+    let billing = login(&s, "billing").await;
+    let mut price = orders.subscribe("svc.price").await.unwrap();
+    orders.flush().await.unwrap();
+    let inbox = billing.new_inbox();
+    let mut answers = billing.subscribe(inbox.clone()).await.unwrap();
+    billing
+        .publish_with_reply("price", inbox, "sku".into())
+        .await
+        .unwrap();
+    billing.flush().await.unwrap();
+    let m = price.next().await.unwrap();
+    orders
+        .publish_with_reply(m.reply.unwrap(), "ack.me", "42".into())
+        .await
+        .unwrap();
+    let answer = answers.next().await.unwrap();
+    assert_eq!(answer.reply.as_deref(), Some("ack.me"));
+}
+
 #[tokio::test]
 async fn stream_imports_map_subjects_one_way() {
     let s = server().await;

@@ -312,6 +312,15 @@ impl Stream {
         }
     }
 
+    /// Gives the stream's bytes back to its account (the stream is deleted and closed).
+    pub fn release_usage(&self) {
+        let _held = self.inner.lock();
+        let bytes = self.bytes.swap(0, Ordering::Relaxed);
+        if let Some(usage) = self.usage.get() {
+            usage.changed(self.storage, bytes, 0);
+        }
+    }
+
     /// Messages and bytes as of the last mutation.
     pub fn counters(&self) -> (u64, u64) {
         (
@@ -331,6 +340,9 @@ impl Stream {
 
     /// Refreshes the monitoring counters from the store.
     pub fn refresh_counters(&self, inner: &Inner) {
+        if inner.closed {
+            return;
+        }
         let st = inner.store.state();
         self.msgs.store(st.msgs, Ordering::Relaxed);
         let old = self.bytes.swap(st.bytes, Ordering::Relaxed);

@@ -104,7 +104,11 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
 /// The `no_auth_user` a client that sent no credentials at all is logged in as.
 fn no_auth_user<'u>(opts: &Options, users: &'u [User], connect: &ConnectInfo) -> Option<&'u User> {
     let name = opts.no_auth_user.as_deref()?;
-    let anonymous = connect.pass.is_none() && connect.auth_token.is_none() && connect.sig.is_none();
+    let anonymous = connect.pass.is_none()
+        && connect.auth_token.is_none()
+        && connect.sig.is_none()
+        && connect.jwt.is_none()
+        && connect.nkey.is_none();
     users.iter().find(|u| anonymous && u.user == name)
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct Forward {
     /// The subject it shows, when not `subject` (a consumer delivery keeps its stored
     /// subject).
     pub shown: Option<Bytes>,
+    /// Published as the destination account's server client (a stream import: what it
+    /// carries is never a request there), else as the original publisher.
+    pub as_server: bool,
     pub reply: Option<Bytes>,
     pub hdr_len: Option<usize>,
     pub data: Bytes,
@@ -54,6 +57,11 @@ pub(crate) trait Importer: Send + Sync {
     /// The message to publish in the other account, if any; `route` is the subject the
     /// message was routed on.
     fn forward(&self, route: &[u8], msg: &MsgRef<'_>, from: &Client) -> Option<Forward>;
+    /// Whether a message on `subject` would reach anyone through this import (push
+    /// consumers deliver, and go inactive, by it).
+    fn has_interest(&self, _subject: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Sets up every configured import (the configuration was checked when it was read).
@@ -164,21 +172,41 @@ struct StreamImport {
     mapping: Option<StrictMapping>,
 }
 
+impl StreamImport {
+    /// `subject` as the importer sees it.
+    fn local(&self, subject: &[u8]) -> Option<String> {
+        let subject = std::str::from_utf8(subject).ok()?;
+        match (&self.prefix, &self.mapping) {
+            (Some(p), _) => Some(format!("{p}{subject}")),
+            (None, Some(m)) => m.apply(subject),
+            (None, None) => Some(subject.to_string()),
+        }
+    }
+}
+
 impl Importer for StreamImport {
     fn accept(&self) -> Accept {
         Accept::Everyone
     }
 
+    fn has_interest(&self, subject: &[u8]) -> bool {
+        let (Some(account), Some(local)) = (self.importer.upgrade(), self.local(subject)) else {
+            return false;
+        };
+        let heard = !account
+            .sublist
+            .read()
+            .match_subject(local.as_bytes())
+            .is_empty();
+        heard
+    }
+
     fn forward(&self, route: &[u8], msg: &MsgRef<'_>, _from: &Client) -> Option<Forward> {
         let account = self.importer.upgrade()?;
-        let subject = std::str::from_utf8(route).ok()?;
-        let local = match (&self.prefix, &self.mapping) {
-            (Some(p), _) => format!("{p}{subject}"),
-            (None, Some(m)) => m.apply(subject)?,
-            (None, None) => subject.to_string(),
-        };
+        let local = self.local(route)?;
         Some(Forward {
             account,
+            as_server: true,
             subject: Bytes::from(local),
             shown: (msg.subject != route).then(|| Bytes::copy_from_slice(msg.subject)),
             reply: msg.reply.map(Bytes::copy_from_slice),
@@ -283,6 +311,7 @@ impl Importer for ServiceImport {
             account,
             subject: Bytes::from(subject),
             shown: None,
+            as_server: false,
             reply,
             hdr_len: Some(hdr_len),
             data,
@@ -322,7 +351,14 @@ fn with_request_info(msg: &MsgRef<'_>, info: &str) -> (usize, Bytes) {
     };
     let kept = headers.strip_suffix(b"\r\n").unwrap_or(headers);
     let mut out = BytesMut::with_capacity(kept.len() + info.len() + payload.len() + 32);
-    out.extend_from_slice(kept);
+    // The requester's own `Nats-Request-Info` lines are dropped: only the server says who
+    // asked.
+    for line in kept.split_inclusive(|b| *b == b'\n') {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        if !name.eq_ignore_ascii_case(REQUEST_INFO.as_bytes()) {
+            out.extend_from_slice(line);
+        }
+    }
     out.extend_from_slice(REQUEST_INFO.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(info.as_bytes());
@@ -350,7 +386,8 @@ impl Importer for ResponseImport {
             account,
             subject: reply,
             shown: None,
-            reply: None,
+            as_server: false,
+            reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
             data: Bytes::copy_from_slice(msg.data),
         })
@@ -385,6 +422,26 @@ mod tests {
         };
         let (h, out) = with_request_info(&msg, "{}");
         assert_eq!(&out[..h], b"NATS/1.0\r\nNats-Request-Info: {}\r\n\r\n");
+    }
+
+    /// Regression: a requester could send its own `Nats-Request-Info` ahead of the
+    /// server's and name another account.
+    #[test]
+    fn a_forged_request_info_is_dropped() {
+        let data = Bytes::from_static(
+            b"NATS/1.0\r\nnats-request-info: {\"acc\":\"ADMIN\"}\r\nX: 1\r\n\r\nping",
+        );
+        let msg = MsgRef {
+            subject: b"s",
+            reply: None,
+            hdr_len: Some(data.len() - 4),
+            data: &data,
+        };
+        let (h, out) = with_request_info(&msg, "{\"acc\":\"B\"}");
+        assert_eq!(
+            &out[..h],
+            b"NATS/1.0\r\nX: 1\r\nNats-Request-Info: {\"acc\":\"B\"}\r\n\r\n"
+        );
     }
 
     #[test]

@@ -60,8 +60,20 @@ pub(crate) async fn start(
     Ok(())
 }
 
-/// An account without JetStream answers its API requests with 10039, as nats-server.
+/// An account without JetStream answers its API requests with 10039, as nats-server —
+/// unless it imports a JetStream API under `$JS.API` itself (the import answers).
 fn not_enabled(shared: &Arc<Shared>, account: &Arc<Account>) {
+    let opts = shared.opts();
+    let imported = opts
+        .accounts
+        .iter()
+        .filter(|a| a.name == account.name)
+        .flat_map(|a| &a.imports)
+        .filter(|i| matches!(i.kind, petrel_config::ImportKind::Service { .. }))
+        .any(|i| petrel_subject::subjects_collide(i.local_subject().as_bytes(), b"$JS.API.>"));
+    if imported {
+        return;
+    }
     let port = ServerPort::new(shared, account.clone());
     port.subscribe(
         petrel_jetstream::API_SUBSCRIPTION,

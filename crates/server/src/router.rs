@@ -127,10 +127,12 @@ impl Router {
     /// (internal subscriptions that accept only clients do not count).
     pub fn has_interest(&mut self, account: &Arc<Account>, subject: &[u8]) -> bool {
         let result = self.lookup(account, subject);
+        // An import counts when the other account hears it there.
         let hears = |s: &SubRef| {
             s.internal
                 .as_ref()
                 .is_none_or(|i| i.accept == Accept::Everyone)
+                && s.import.as_ref().is_none_or(|i| i.has_interest(subject))
         };
         result.psubs.iter().any(hears)
             || result
@@ -300,7 +302,11 @@ impl Router {
             };
             let to = Publisher {
                 account: &f.account,
-                client: from.client,
+                client: if f.as_server {
+                    &f.account.system
+                } else {
+                    from.client
+                },
                 echo: true,
                 no_responders: false,
             };

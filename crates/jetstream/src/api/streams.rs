@@ -261,6 +261,7 @@ pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
         if stream.request_close().blocking_recv().is_err() {
             stream.close_store();
         }
+        stream.release_usage();
         if let Some(dir) = &stream.dir {
             meta::remove_stream_dir(js.config.backend.as_ref(), dir)
                 .map_err(ApiError::stream_delete)?;

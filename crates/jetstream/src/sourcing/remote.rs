@@ -10,6 +10,7 @@
 //! Only replies to the origin's flow control (`$JS.FC.` subjects) are ever published from
 //! what arrives: deliveries are data, never requests.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,9 +38,11 @@ const INACTIVE: Duration = Duration::from_secs(10);
 /// Pauses between attempts: doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// Deliveries queued between the router and the task (a full queue drops, which shows as
-/// a gap and restarts the consumer: bounded, and nothing lost).
-const QUEUE: usize = 4096;
+/// Bytes of deliveries queued between the router and the task: above the origin's largest
+/// flow-control window (32 MiB; flow control is answered only once what came before is
+/// stored), so only a sender ignoring flow control fills it. Past it deliveries are
+/// dropped, which shows as a gap and restarts the consumer: bounded, and nothing lost.
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Most deliveries stored by one commit.
 const BATCH: usize = 256;
 
@@ -49,19 +52,36 @@ struct Delivered {
     reply: Option<String>,
     headers: Option<Bytes>,
     payload: Bytes,
+    /// What it counts against [`QUEUE_BYTES`].
+    size: usize,
 }
 
-/// The deliver subject's handler: queues deliveries for the task.
-struct Inbox(mpsc::Sender<Delivered>);
+/// The deliver subject's handler: queues deliveries for the task, within [`QUEUE_BYTES`].
+struct Inbox {
+    tx: mpsc::UnboundedSender<Delivered>,
+    queued: Arc<AtomicUsize>,
+}
 
 impl Handler for Inbox {
     fn handle(&self, msg: Incoming<'_>) -> Flow {
-        let _ = self.0.try_send(Delivered {
+        let size = msg.shown.len()
+            + msg.reply.map_or(0, str::len)
+            + msg.headers.as_ref().map_or(0, Bytes::len)
+            + msg.payload.len();
+        if self.queued.fetch_add(size, Ordering::AcqRel) + size > QUEUE_BYTES {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Flow::Ok;
+        }
+        let sent = self.tx.send(Delivered {
             subject: msg.shown.to_string(),
             reply: msg.reply.map(str::to_string),
             headers: msg.headers,
             payload: msg.payload,
+            size,
         });
+        if sent.is_err() {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+        }
         Flow::Ok
     }
 }
@@ -239,10 +259,15 @@ async fn session(task: &Task, js: &Arc<JetStream>, target: &Arc<Stream>) -> Ende
         (true, true) => format!("$JS.M.{token}"),
         (true, false) => format!("$JS.S.{token}"),
     };
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let inbox = Inbox {
+        tx,
+        queued: queued.clone(),
+    };
     let id = js
         .port
-        .subscribe(&deliver, None, Accept::Everyone, Arc::new(Inbox(tx)));
+        .subscribe(&deliver, None, Accept::Everyone, Arc::new(inbox));
     let _sub = Sub(js.port.clone(), id);
     let name = match create_consumer(task, js, &ext, &deliver, &start).await {
         Ok(name) => name,
@@ -252,11 +277,35 @@ async fn session(task: &Task, js: &Arc<JetStream>, target: &Arc<Stream>) -> Ende
         }
     };
     task.status.lock().error = None;
-    let ended = follow(task, js, target, rx, &name).await;
-    // Tell the origin at once (it would also drop the consumer once inactive).
-    let delete = format!("{}.CONSUMER.DELETE.{}.{name}", ext.api, task.source.name);
-    js.port.request(&delete, None, None, Bytes::new());
-    ended
+    // Tell the origin at once when this consumer ends, also when the task is aborted (it
+    // would drop the consumer once inactive anyway).
+    let _delete = DeleteOnDrop(
+        js.port.clone(),
+        format!("{}.CONSUMER.DELETE.{}.{name}", ext.api, task.source.name),
+    );
+    follow(task, js, target, Queue { rx, queued }, &name).await
+}
+
+/// The task's end of the deliveries queue.
+struct Queue {
+    rx: mpsc::UnboundedReceiver<Delivered>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    fn taken(&self, d: Delivered) -> Delivered {
+        self.queued.fetch_sub(d.size, Ordering::AcqRel);
+        d
+    }
+}
+
+/// Deletes the origin's consumer when dropped.
+struct DeleteOnDrop(Arc<dyn crate::port::Port>, String);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        self.0.request(&self.1, None, None, Bytes::new());
+    }
 }
 
 /// What a delivery's ack subject says.
@@ -305,28 +354,31 @@ async fn follow(
     task: &Task,
     js: &Arc<JetStream>,
     target: &Arc<Stream>,
-    mut rx: mpsc::Receiver<Delivered>,
+    mut queue: Queue,
     consumer: &str,
 ) -> Ended {
     let (mut dseq, mut sseq, mut moved_any) = (0u64, 0u64, false);
+    // What the last delivery said was still pending (control messages say nothing).
+    let mut lag = u64::MAX;
     let origin = task.source.origin_id();
     loop {
-        let Ok(Some(first)) = tokio::time::timeout(STALE, rx.recv()).await else {
+        let Ok(Some(first)) = tokio::time::timeout(STALE, queue.rx.recv()).await else {
             return Ended::Retry { moved: moved_any };
         };
-        let mut batch = vec![first];
+        let mut batch = vec![queue.taken(first)];
         while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
+            match queue.rx.try_recv() {
+                Ok(d) => batch.push(queue.taken(d)),
                 Err(_) => break,
             }
         }
         let mut out: Vec<Moved> = Vec::new();
         let mut lost = false;
-        let mut lag = 0;
+        // Flow-control answers wait until what came before them is stored.
+        let mut answers = Vec::new();
         for d in batch {
             if is_control(&d) {
-                lost |= control(js, &d, dseq);
+                lost |= control(&d, dseq, &mut answers);
                 if lost {
                     break;
                 }
@@ -367,8 +419,11 @@ async fn follow(
                 }
                 None => return Ended::Closed,
             }
-        } else if !lost {
+        } else if !lost && lag != u64::MAX {
             task.report(js, target, lag, sseq + 1);
+        }
+        for reply in answers {
+            js.port.request(&reply, None, None, Bytes::new());
         }
         if lost {
             return Ended::Retry { moved: moved_any };
@@ -376,22 +431,20 @@ async fn follow(
     }
 }
 
-/// Answers a flow-control request, checks a heartbeat: `true` when the heartbeat shows
-/// deliveries were missed.
-fn control(js: &JetStream, d: &Delivered, dseq: u64) -> bool {
+/// Notes the flow-control answer a status message asks for (in `answers`) and checks a
+/// heartbeat: `true` when it shows deliveries were missed.
+fn control(d: &Delivered, dseq: u64, answers: &mut Vec<String>) -> bool {
     // Only flow-control subjects are answered: nothing that arrives here is a request.
     let fc = |s: &str| s.starts_with("$JS.FC.");
     if let Some(reply) = d.reply.as_deref().filter(|r| fc(r)) {
-        js.port.request(reply, None, None, Bytes::new());
+        answers.push(reply.to_string());
         return false;
     }
     let last = header(d, "Nats-Last-Consumer").and_then(|v| v.parse::<u64>().ok());
     if last.is_some_and(|l| l != dseq) {
         return true;
     }
-    if let Some(stalled) = header(d, "Nats-Consumer-Stalled").filter(|s| fc(s)) {
-        js.port.request(&stalled, None, None, Bytes::new());
-    }
+    answers.extend(header(d, "Nats-Consumer-Stalled").filter(|s| fc(s)));
     false
 }
 
