@@ -226,3 +226,13 @@ async fn another_accounts_jetstream_through_an_imported_api() {
         "{e}"
     );
 }
+
+/// Regression: a service request nobody in the exporter took waited for its timeout (and
+/// its reply mapping for 2 minutes); nats-server answers 503 at once.
+#[tokio::test]
+async fn a_service_without_responders_answers_no_responders() {
+    let s = server().await;
+    let billing = login(&s, "billing").await;
+    let e = billing.request("price", "sku".into()).await.unwrap_err();
+    assert_eq!(e.kind(), async_nats::client::RequestErrorKind::NoResponders);
+}

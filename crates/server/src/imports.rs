@@ -45,9 +45,26 @@ pub(crate) struct Forward {
     /// Published as the destination account's server client (a stream import: what it
     /// carries is never a request there), else as the original publisher.
     pub as_server: bool,
+    /// For a service request with a reply: its pending response.
+    pub request: Option<Waiting>,
     pub reply: Option<Bytes>,
     pub hdr_len: Option<usize>,
     pub data: Bytes,
+}
+
+/// A service request's pending response, forgotten when nobody took the request.
+pub(crate) struct Waiting {
+    responses: Arc<Responses>,
+    token: String,
+    /// The requester's own reply subject.
+    pub reply: Bytes,
+}
+
+impl Waiting {
+    /// Drops the pending response (the request reached nobody).
+    pub fn forget(&self) {
+        self.responses.pending.lock().remove(&self.token);
+    }
 }
 
 /// What an import subscription does with a message.
@@ -207,6 +224,7 @@ impl Importer for StreamImport {
         Some(Forward {
             account,
             as_server: true,
+            request: None,
             subject: Bytes::from(local),
             shown: (msg.subject != route).then(|| Bytes::copy_from_slice(msg.subject)),
             reply: msg.reply.map(Bytes::copy_from_slice),
@@ -230,9 +248,9 @@ struct Pending {
 }
 
 impl Responses {
-    /// A reply subject for a request whose requester listens on `reply`; `None` when too
-    /// many requests are waiting.
-    fn register(&self, reply: &[u8], response_type: ResponseType) -> Option<Bytes> {
+    /// A reply subject for a request whose requester listens on `reply`, and its token;
+    /// `None` when too many requests are waiting.
+    fn register(&self, reply: &[u8], response_type: ResponseType) -> Option<(Bytes, String)> {
         let now = Instant::now();
         let mut pending = self.pending.lock();
         if pending.len() >= MAX_PENDING_RESPONSES {
@@ -260,7 +278,7 @@ impl Responses {
                 until: now + RESPONSE_THRESHOLD,
             },
         );
-        Some(Bytes::from(format!("{}{token}", self.prefix)))
+        Some((Bytes::from(format!("{}{token}", self.prefix)), token))
     }
 
     /// Where a response on `subject` goes, if its request is still waiting.
@@ -302,9 +320,17 @@ impl Importer for ServiceImport {
             Some(m) => m.apply(local)?,
             None => local.to_string(),
         };
-        let reply = match msg.reply {
-            Some(r) => Some(self.responses.register(r, self.response_type)?),
-            None => None,
+        let (reply, request) = match msg.reply {
+            Some(r) => {
+                let (mapped, token) = self.responses.register(r, self.response_type)?;
+                let waiting = Waiting {
+                    responses: self.responses.clone(),
+                    token,
+                    reply: Bytes::copy_from_slice(r),
+                };
+                (Some(mapped), Some(waiting))
+            }
+            None => (None, None),
         };
         let (hdr_len, data) = with_request_info(msg, &self.request_info(from));
         Some(Forward {
@@ -312,6 +338,7 @@ impl Importer for ServiceImport {
             subject: Bytes::from(subject),
             shown: None,
             as_server: false,
+            request,
             reply,
             hdr_len: Some(hdr_len),
             data,
@@ -387,6 +414,7 @@ impl Importer for ResponseImport {
             subject: reply,
             shown: None,
             as_server: false,
+            request: None,
             reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
             data: Bytes::copy_from_slice(msg.data),
@@ -452,8 +480,8 @@ mod tests {
         };
         let one = r.register(b"_INBOX.1", ResponseType::Singleton).unwrap();
         let many = r.register(b"_INBOX.2", ResponseType::Stream).unwrap();
-        let one = std::str::from_utf8(&one).unwrap().to_string();
-        let many = std::str::from_utf8(&many).unwrap().to_string();
+        let one = std::str::from_utf8(&one.0).unwrap().to_string();
+        let many = std::str::from_utf8(&many.0).unwrap().to_string();
         assert_eq!(r.take(&one).as_deref(), Some(&b"_INBOX.1"[..]));
         assert_eq!(r.take(&one), None);
         assert_eq!(r.take(&many).as_deref(), Some(&b"_INBOX.2"[..]));

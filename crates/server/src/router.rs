@@ -219,19 +219,22 @@ impl Router {
                 };
                 self.publish_on(shared, from, &subject, &msg);
             }
-            None => self.publish_on(shared, from, msg.subject, msg),
+            None => {
+                self.publish_on(shared, from, msg.subject, msg);
+            }
         }
     }
 
     /// Deliver `msg` to every subscription matching `route`, showing `msg.subject` in the
-    /// `MSG` line (JetStream consumer deliveries keep the stored subject).
+    /// `MSG` line (JetStream consumer deliveries keep the stored subject). Returns whether
+    /// anything took it.
     pub fn publish_on(
         &mut self,
         shared: &Shared,
         from: Publisher<'_>,
         route: &[u8],
         msg: &MsgRef<'_>,
-    ) {
+    ) -> bool {
         let forwards_from = self.forwards.len();
         let result = self.lookup(from.account, route);
         // A mid-sized payload is queued by reference: copy it out of the publisher's read
@@ -281,6 +284,7 @@ impl Router {
         if self.forwards.len() > forwards_from {
             self.send_forwards(shared, from, forwards_from);
         }
+        delivered
     }
 
     /// Publishes in their accounts what imports took from this publish, keeping the
@@ -310,7 +314,15 @@ impl Router {
                 echo: true,
                 no_responders: false,
             };
-            self.publish_on(shared, to, &f.subject, &msg);
+            let delivered = self.publish_on(shared, to, &f.subject, &msg);
+            // A service request nobody in the exporter took: forget its reply mapping and,
+            // as nats-server, tell a requester that asked for it (503).
+            if let (false, Some(waiting)) = (delivered, &f.request) {
+                waiting.forget();
+                if from.no_responders {
+                    self.no_responders(from.account, from.client, &waiting.reply);
+                }
+            }
         }
         self.depth -= 1;
     }

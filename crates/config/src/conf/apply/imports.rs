@@ -60,6 +60,9 @@ pub(super) fn check(accounts: &[AccountConfig], acc: &AccountConfig) -> Result<(
                 }
             }
         }
+        if forms_cycle(accounts, &acc.name, &import.account, subject, service) {
+            return fail("import forms a cycle");
+        }
         if let ImportKind::Service { to: Some(to), .. } = &import.kind {
             if to != subject && StrictMapping::new(to, subject).is_none() {
                 return fail(&format!(
@@ -69,4 +72,48 @@ pub(super) fn check(accounts: &[AccountConfig], acc: &AccountConfig) -> Result<(
         }
     }
     Ok(())
+}
+
+/// nats-server's cycle check: following `subject` from the exporter through its own
+/// imports of the same kind (stream or service) whose local subjects collide with it,
+/// reaching `importer` again is a cycle.
+fn forms_cycle(
+    accounts: &[AccountConfig],
+    importer: &str,
+    exporter: &str,
+    subject: &str,
+    service: bool,
+) -> bool {
+    let mut visited = vec![importer.to_string()];
+    let mut todo = vec![(exporter.to_string(), subject.to_string())];
+    while let Some((name, subject)) = todo.pop() {
+        if visited.len() > 32 {
+            return true;
+        }
+        let Some(acc) = accounts.iter().find(|a| a.name == name) else {
+            continue;
+        };
+        let exported = acc.exports.iter().any(|e| {
+            e.service.is_some() == service
+                && petrel_subject::subjects_collide(e.subject.as_bytes(), subject.as_bytes())
+        });
+        if !exported {
+            continue;
+        }
+        for i in &acc.imports {
+            let same_kind = matches!(i.kind, ImportKind::Service { .. }) == service;
+            let local = i.local_subject();
+            if !same_kind
+                || !petrel_subject::subjects_collide(local.as_bytes(), subject.as_bytes())
+            {
+                continue;
+            }
+            if visited.contains(&i.account) {
+                return true;
+            }
+            todo.push((i.account.clone(), i.subject.clone()));
+        }
+        visited.push(name);
+    }
+    false
 }
