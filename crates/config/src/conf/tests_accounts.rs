@@ -195,7 +195,10 @@ fn import_errors_are_nats_servers() {
     // Two accounts importing each other's `foo`: a cycle (nats-server's text).
     let cycle = "accounts { A: { exports: [ {stream: foo} ], imports: [ {stream: {account: B, subject: foo}} ] }, B: { exports: [ {stream: foo} ], imports: [ {stream: {account: A, subject: foo}} ] } }";
     let e = load(cycle).expect_err("cycle");
-    assert!(e.contains("Error adding stream import \"foo\": import forms a cycle"), "{e}");
+    assert!(
+        e.contains("Error adding stream import \"foo\": import forms a cycle"),
+        "{e}"
+    );
     let services = "accounts { A: { exports: [ {service: q} ], imports: [ {service: {account: B, subject: q}} ] }, B: { exports: [ {service: q} ], imports: [ {service: {account: A, subject: q}} ] } }";
     let e = load(services).expect_err("service cycle");
     assert!(e.contains("import forms a cycle"), "{e}");

@@ -63,8 +63,22 @@ pub(crate) fn responder(js: &JetStream, name: &str) -> Option<Arc<Stream>> {
 }
 
 /// Records whether `stream` (a mirror) answers its origin's direct gets: called by its
-/// mirror task with the lag it sees, and with `None` when the task stops.
+/// mirror task with the lag it sees, and with `None` when the task stops (then with the
+/// stream's `sources` lock held by the caller).
 pub(crate) fn set_ready(js: &JetStream, stream: &Stream, origin_lag: Option<(&str, u64)>) {
+    // A task's last report may come after it was stopped: a stream whose tasks are gone
+    // (deleted, closing) is not offered. The `sources` lock is held while deciding, so a
+    // stop cannot slip in between (order: `sources` → `direct_for`).
+    let _running = match origin_lag {
+        Some(_) => {
+            let running = stream.sources.lock();
+            if running.is_empty() {
+                return;
+            }
+            Some(running)
+        }
+        None => None,
+    };
     let answers = origin_lag
         .filter(|&(_, lag)| lag < CAUGHT_UP)
         .filter(|_| stream.mirror_direct.load(Ordering::Relaxed))

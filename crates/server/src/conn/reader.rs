@@ -519,6 +519,12 @@ impl Reader<'_> {
             deny_check,
             ..Subscription::new(self.client.clone(), subject, queue, sid.clone())
         });
+        // A subscription made before CONNECT (no auth) binds the connection to its
+        // account: a later CONNECT into another one is refused, so no subscription is left
+        // behind in an account the connection does not belong to.
+        if self.client.account().is_none() {
+            self.client.set_account(&self.account);
+        }
         let inserted = self.account.sublist.write().insert(
             &sub.subject,
             sub.queue.as_deref(),

@@ -103,8 +103,7 @@ fn forms_cycle(
         for i in &acc.imports {
             let same_kind = matches!(i.kind, ImportKind::Service { .. }) == service;
             let local = i.local_subject();
-            if !same_kind
-                || !petrel_subject::subjects_collide(local.as_bytes(), subject.as_bytes())
+            if !same_kind || !petrel_subject::subjects_collide(local.as_bytes(), subject.as_bytes())
             {
                 continue;
             }
