@@ -249,6 +249,34 @@ async fn monitoring_shows_the_accounts() {
     assert_eq!(sec["reserved_memory"], 64_000_000u64);
     let wf = details.iter().find(|d| d["name"] == "WORKFLOW").unwrap();
     assert_eq!(wf["reserved_memory"], u64::MAX);
+    // /accstatz: connections and traffic per account; unused accounts only on request.
+    let mut in_ops = ops.subscribe("y").await.unwrap();
+    for _ in 0..3 {
+        ops.publish("y", "12345".into()).await.unwrap();
+    }
+    for _ in 0..3 {
+        in_ops.next().await.unwrap();
+    }
+    let statz = get_json(&s, "/accstatz").await;
+    let list = statz["account_statz"].as_array().unwrap();
+    let ops_stat = list.iter().find(|a| a["acc"] == "OPS").unwrap();
+    assert_eq!(
+        (ops_stat["conns"].as_u64(), ops_stat["total_conns"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(ops_stat["received"]["msgs"], 3);
+    assert_eq!(ops_stat["sent"]["msgs"], 3);
+    assert_eq!(ops_stat["sent"]["bytes"], 15);
+    assert!(
+        list.iter().all(|a| a["acc"] != "$SYS"),
+        "unused accounts are left out"
+    );
+    let all = get_json(&s, "/accstatz?unused=1").await;
+    assert!(all["account_statz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["acc"] == "$SYS"));
     let one = get_json(&s, "/jsz?acc=SECURITY&streams=1").await;
     let only = one["account_details"].as_array().unwrap();
     assert_eq!(only.len(), 1);

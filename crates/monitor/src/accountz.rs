@@ -1,6 +1,6 @@
 //! `/accountz`: the accounts (`$G`, the system account and every configured one) and, with
-//! `acc=NAME`, one account's detail, in nats-server's shapes. An unknown account is a 400
-//! with nats-server's text.
+//! `acc=NAME`, one account's detail, in nats-server's shapes (an unknown account is a 400
+//! with nats-server's text); `/accstatz`: each account's connections and traffic.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::format::{error, json, rfc3339};
 use crate::query::Params;
 use crate::AppState;
+use petrel_server::MonitorView;
 
 #[derive(Serialize)]
 struct Accountz {
@@ -100,5 +101,94 @@ pub(crate) async fn handler(
             .is_none()
             .then(|| accounts.into_iter().map(|a| a.name).collect()),
         account_detail,
+    })
+}
+
+#[derive(Serialize)]
+struct Accstatz {
+    server_id: String,
+    now: String,
+    account_statz: Vec<AccStat>,
+}
+
+#[derive(Serialize)]
+struct AccStat {
+    acc: String,
+    name: String,
+    conns: u64,
+    leafnodes: u64,
+    total_conns: u64,
+    num_subscriptions: u64,
+    sent: Traffic,
+    received: Traffic,
+    slow_consumers: u64,
+}
+
+/// Messages and bytes, and the same through routes, gateways and leafnodes (none yet).
+#[derive(Serialize)]
+struct Traffic {
+    msgs: u64,
+    bytes: u64,
+    gateways: Counts,
+    routes: Counts,
+    leafs: Counts,
+}
+
+#[derive(Serialize, Default)]
+struct Counts {
+    msgs: u64,
+    bytes: u64,
+}
+
+impl Traffic {
+    fn of((msgs, bytes): (u64, u64)) -> Self {
+        Traffic {
+            msgs,
+            bytes,
+            gateways: Counts::default(),
+            routes: Counts::default(),
+            leafs: Counts::default(),
+        }
+    }
+}
+
+/// `GET /accstatz`: each account's connections and traffic; accounts without connections
+/// only with `unused=1`, one account with `acc=` (as nats-server).
+pub(crate) async fn accstatz(
+    State(state): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    state.count_request("/accstatz");
+    let p = Params(q);
+    let unused = match p.bool("unused") {
+        Ok(u) => u,
+        Err(bad) => return bad.response(),
+    };
+    let only = p.get("acc").filter(|a| !a.is_empty()).map(str::to_string);
+    let view = state.view();
+    // Reads every connection's counters: on the heavy-request thread.
+    let Some(all) = state.heavy(MonitorView::account_statz).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+    };
+    let account_statz = all
+        .into_iter()
+        .filter(|a| only.as_ref().is_none_or(|o| &a.name == o))
+        .filter(|a| unused || only.is_some() || a.conns > 0)
+        .map(|a| AccStat {
+            acc: a.name.clone(),
+            name: a.name,
+            conns: a.conns,
+            leafnodes: 0,
+            total_conns: a.total_conns,
+            num_subscriptions: a.subscriptions,
+            sent: Traffic::of(a.sent),
+            received: Traffic::of(a.received),
+            slow_consumers: a.slow_consumers,
+        })
+        .collect();
+    json(&Accstatz {
+        server_id: view.server_id().to_string(),
+        now: rfc3339(crate::format::now_ns()),
+        account_statz,
     })
 }

@@ -11,6 +11,7 @@
 //! | `/jsz` | JetStream (`accounts`, `streams`, `consumers`, `config`) |
 //! | `/healthz` | `{"status":"ok"}` (`js-enabled-only`, `js-server-only`) |
 //! | `/accountz` | the accounts (`$G`, the system account, configured ones); `acc=` one in detail |
+//! | `/accstatz` | each account's connections and messages sent and received (`unused=1`, `acc=`) |
 //! | `/metrics` | Prometheus text exposition of the same numbers |
 //!
 //! The crate sits above the server (the server never serves HTTP): [`start`] reads the
@@ -144,6 +145,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/jsz", get(jsz::handler))
         .route("/healthz", get(health::healthz))
         .route("/accountz", get(accountz::handler))
+        .route("/accstatz", get(accountz::accstatz))
         .route("/metrics", get(metrics::handler))
         .fallback(not_found)
         .with_state(state)

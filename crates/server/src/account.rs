@@ -20,6 +20,23 @@ use crate::js::JsRuntime;
 use crate::stats::Stats;
 use crate::sub::SubRef;
 
+/// An account's traffic counters (`/accstatz`). Messages received are added once per read
+/// batch; messages sent are added from each connection when it closes (open connections
+/// are counted from their own counters when asked), so no delivery touches a shared
+/// counter.
+#[derive(Debug, Default)]
+pub(crate) struct AccountStats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    /// Sent to connections that have closed.
+    pub closed_out_msgs: AtomicU64,
+    pub closed_out_bytes: AtomicU64,
+    /// Client connections bound to the account since start.
+    pub total_conns: AtomicU64,
+    /// Its connections closed as slow consumers.
+    pub slow_consumers: AtomicU64,
+}
+
 /// One account.
 pub(crate) struct Account {
     pub name: String,
@@ -39,6 +56,8 @@ pub(crate) struct Account {
     pub response_routes: parking_lot::Mutex<BTreeMap<String, Arc<crate::imports::Responses>>>,
     /// Internal subscription ids.
     next_sid: AtomicU64,
+    /// Traffic counters.
+    pub stats: AccountStats,
 }
 
 impl Account {
@@ -64,6 +83,7 @@ impl Account {
                 js: OnceLock::new(),
                 response_routes: parking_lot::Mutex::new(BTreeMap::new()),
                 next_sid: AtomicU64::new(1),
+                stats: AccountStats::default(),
             }
         })
     }

@@ -85,6 +85,14 @@ impl CloseReason {
         }
     }
 
+    /// Whether the connection was closed as a slow consumer.
+    pub fn is_slow_consumer(self) -> bool {
+        matches!(
+            self,
+            CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline
+        )
+    }
+
     /// Whether what is already queued should still be written before closing.
     fn flushes(self) -> bool {
         !matches!(

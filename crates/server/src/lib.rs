@@ -42,8 +42,8 @@ mod tls;
 
 pub use client::CloseReason;
 pub use monitoring::{
-    AccountSnapshot, ConnSnapshot, JsAccountReport, MonitorView, SubSnapshot, SublistStats,
-    GLOBAL_ACCOUNT,
+    AccountSnapshot, AccountStatz, ConnSnapshot, JsAccountReport, MonitorView, SubSnapshot,
+    SublistStats, GLOBAL_ACCOUNT,
 };
 pub use petrel_config::{
     Auth, HandshakeFirst, JetStreamOptions, Options, Permissions, ResponsePermission,

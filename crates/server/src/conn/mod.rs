@@ -7,6 +7,7 @@ mod trace;
 pub(crate) mod writer;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
@@ -103,5 +104,17 @@ fn cleanup(shared: &Shared, client: &Client) {
     }
     shared.unregister(client.cid);
     let reason = client.close_reason().unwrap_or(CloseReason::ClientClosed);
+    if let Some(account) = client.account() {
+        let (msgs, bytes) = {
+            let out = client.outbound();
+            (out.out_msgs, out.out_bytes)
+        };
+        let st = &account.stats;
+        st.closed_out_msgs.fetch_add(msgs, Ordering::Relaxed);
+        st.closed_out_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if reason.is_slow_consumer() {
+            st.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     tracing::debug!(cid = client.cid, client = %client.addr, reason = reason.as_str(), "Client connection closed");
 }

@@ -185,6 +185,8 @@ impl Reader<'_> {
             self.shared.stats.in_bytes.fetch_add(b, Ordering::Relaxed);
             self.client.stats.in_msgs.fetch_add(m, Ordering::Relaxed);
             self.client.stats.in_bytes.fetch_add(b, Ordering::Relaxed);
+            self.account.stats.in_msgs.fetch_add(m, Ordering::Relaxed);
+            self.account.stats.in_bytes.fetch_add(b, Ordering::Relaxed);
             self.in_msgs = 0;
             self.in_bytes = 0;
         }
@@ -352,6 +354,12 @@ impl Reader<'_> {
         true
     }
 
+    /// Binds the connection to `account` for good.
+    fn bind(&self, account: &Arc<Account>) {
+        self.client.set_account(account);
+        account.stats.total_conns.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adopt the identity, account and permissions of an authentication; `false` when its
     /// account does not exist, or differs from the one the connection is bound to (a
     /// reload that moved the user).
@@ -367,7 +375,7 @@ impl Reader<'_> {
         match self.client.account() {
             Some(bound) if !Arc::ptr_eq(&bound, &account) => return false,
             Some(_) => {}
-            None => self.client.set_account(&account),
+            None => self.bind(&account),
         }
         self.account = account;
         self.perms = authed
@@ -523,7 +531,8 @@ impl Reader<'_> {
         // account: a later CONNECT into another one is refused, so no subscription is left
         // behind in an account the connection does not belong to.
         if self.client.account().is_none() {
-            self.client.set_account(&self.account);
+            let account = self.account.clone();
+            self.bind(&account);
         }
         let inserted = self.account.sublist.write().insert(
             &sub.subject,

@@ -22,6 +22,25 @@ pub struct AccountSnapshot {
     pub removes: u64,
 }
 
+/// One account's traffic for `/accstatz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountStatz {
+    /// The account.
+    pub name: String,
+    /// Client connections open now.
+    pub conns: u64,
+    /// Client connections since start.
+    pub total_conns: u64,
+    /// Its subscriptions.
+    pub subscriptions: u64,
+    /// Messages and bytes its connections were sent.
+    pub sent: (u64, u64),
+    /// Messages and bytes its connections published.
+    pub received: (u64, u64),
+    /// Its connections closed as slow consumers.
+    pub slow_consumers: u64,
+}
+
 /// One account's JetStream for `/jsz?accounts=1`.
 #[derive(Debug, Clone)]
 pub struct JsAccountReport {
@@ -55,6 +74,43 @@ impl MonitorView {
                     subscriptions: sl.count() as u64,
                     inserts: sl.inserts(),
                     removes: sl.removes(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every account's traffic.
+    pub fn account_statz(&self) -> Vec<AccountStatz> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let clients: Vec<_> = self.shared.clients.lock().values().cloned().collect();
+        self.shared
+            .accounts
+            .iter()
+            .map(|a| {
+                let mine: Vec<_> = clients
+                    .iter()
+                    .filter(|c| c.account().is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, a)))
+                    .collect();
+                let (mut msgs, mut bytes) = (
+                    a.stats.closed_out_msgs.load(Relaxed),
+                    a.stats.closed_out_bytes.load(Relaxed),
+                );
+                for c in &mine {
+                    let out = c.outbound();
+                    msgs += out.out_msgs;
+                    bytes += out.out_bytes;
+                }
+                AccountStatz {
+                    name: a.name.clone(),
+                    conns: mine.len() as u64,
+                    total_conns: a.stats.total_conns.load(Relaxed),
+                    subscriptions: a.subscriptions() as u64,
+                    sent: (msgs, bytes),
+                    received: (
+                        a.stats.in_msgs.load(Relaxed),
+                        a.stats.in_bytes.load(Relaxed),
+                    ),
+                    slow_consumers: a.stats.slow_consumers.load(Relaxed),
                 }
             })
             .collect()

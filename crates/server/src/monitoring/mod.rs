@@ -19,7 +19,7 @@ use petrel_jetstream::{JetStreamStats, StreamReport};
 use crate::server::{ServerHandle, Shared};
 use crate::stats::StatsSnapshot;
 
-pub use accounts::{AccountSnapshot, JsAccountReport};
+pub use accounts::{AccountSnapshot, AccountStatz, JsAccountReport};
 pub(crate) use conn::ConnMeta;
 pub use conn::ConnSnapshot;
 pub use subs::{SubSnapshot, SublistStats, GLOBAL_ACCOUNT};
