@@ -277,6 +277,20 @@ async fn monitoring_shows_the_accounts() {
         .unwrap()
         .iter()
         .any(|a| a["acc"] == "$SYS"));
+    // /metrics: per-account numbers, streams labelled with their account.
+    let addr = s.monitor_addr().unwrap();
+    let metrics = http_get(addr, "/metrics").await.unwrap().body;
+    for line in [
+        "petrel_account_in_msgs_total{account=\"OPS\"} 3",
+        "petrel_account_out_bytes_total{account=\"OPS\"} 15",
+        "petrel_account_connections{account=\"WORKFLOW\"} 2",
+        "petrel_stream_messages{account=\"SECURITY\",stream=\"ALERTS\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
     let one = get_json(&s, "/jsz?acc=SECURITY&streams=1").await;
     let only = one["account_details"].as_array().unwrap();
     assert_eq!(only.len(), 1);

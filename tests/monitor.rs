@@ -404,10 +404,16 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(value("petrel_jetstream_enabled"), 1.0);
     assert_eq!(value("petrel_jetstream_streams"), 1.0);
     assert_eq!(value("petrel_jetstream_messages"), 5.0);
-    assert_eq!(value("petrel_stream_messages{stream=\"ORDERS\"}"), 5.0);
-    assert!(value("petrel_stream_bytes{stream=\"ORDERS\"}") > 0.0);
-    assert_eq!(value("petrel_stream_last_seq{stream=\"ORDERS\"}"), 5.0);
-    let consumer = "{stream=\"ORDERS\",consumer=\"worker\"}";
+    assert_eq!(
+        value("petrel_stream_messages{account=\"$G\",stream=\"ORDERS\"}"),
+        5.0
+    );
+    assert!(value("petrel_stream_bytes{account=\"$G\",stream=\"ORDERS\"}") > 0.0);
+    assert_eq!(
+        value("petrel_stream_last_seq{account=\"$G\",stream=\"ORDERS\"}"),
+        5.0
+    );
+    let consumer = "{account=\"$G\",stream=\"ORDERS\",consumer=\"worker\"}";
     assert_eq!(
         value(&format!("petrel_consumer_num_pending{consumer}")),
         3.0

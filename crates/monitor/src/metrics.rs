@@ -1,6 +1,7 @@
 //! `/metrics`: the server's counters, JetStream usage and every stream's and consumer's
 //! numbers in the Prometheus text format. Names start with `petrel_`; counters end in
-//! `_total`; streams carry a `stream` label, consumers `stream` and `consumer`.
+//! `_total`; per-account numbers carry an `account` label, streams `account` and `stream`,
+//! consumers `account`, `stream` and `consumer` (stream names are unique per account only).
 //!
 //! | metric | type |
 //! |---|---|
@@ -13,14 +14,16 @@
 //! | `petrel_jetstream_enabled` | gauge |
 //! | `petrel_jetstream_streams`, `_consumers`, `_messages`, `_bytes`, `_memory_bytes`, `_storage_bytes` | gauge |
 //! | `petrel_jetstream_api_requests_total`, `petrel_jetstream_api_errors_total` | counter |
-//! | `petrel_stream_messages`, `_bytes`, `_first_seq`, `_last_seq`, `_consumers` `{stream}` | gauge |
-//! | `petrel_consumer_num_pending`, `_num_ack_pending`, `_num_redelivered`, `_num_waiting`, `_delivered_stream_seq`, `_ack_floor_stream_seq` `{stream,consumer}` | gauge |
+//! | `petrel_account_connections`, `petrel_account_subscriptions` `{account}` | gauge |
+//! | `petrel_account_connections_total`, `_in_msgs_total`, `_out_msgs_total`, `_in_bytes_total`, `_out_bytes_total`, `_slow_consumers_total` `{account}` | counter |
+//! | `petrel_stream_messages`, `_bytes`, `_first_seq`, `_last_seq`, `_consumers` `{account,stream}` | gauge |
+//! | `petrel_consumer_num_pending`, `_num_ack_pending`, `_num_redelivered`, `_num_waiting`, `_delivered_stream_seq`, `_ack_floor_stream_seq` `{account,stream,consumer}` | gauge |
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use petrel_server::{ConsumerReport, MonitorView, StreamReport};
+use petrel_server::{AccountStatz, ConsumerReport, MonitorView, StreamReport};
 
 use crate::format::{error, since};
 use crate::prom::{Kind, PromWriter, CONTENT_TYPE};
@@ -30,20 +33,35 @@ use crate::AppState;
 pub(crate) async fn handler(State(state): State<AppState>) -> Response {
     state.count_request("/metrics");
     let view = state.view().clone();
-    let Some(streams) = state.heavy(|v| v.jetstream_report(true)).await else {
+    let read = |v: &MonitorView| {
+        let streams: Vec<Owned> = v
+            .jetstream_accounts(None, true, true)
+            .into_iter()
+            .flat_map(|a| {
+                let name = a.name;
+                a.streams.into_iter().map(move |s| (name.clone(), s))
+            })
+            .collect();
+        (streams, v.account_statz())
+    };
+    let Some((streams, accounts)) = state.heavy(read).await else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error reading streams: server shutting down",
         );
     };
-    let body = render(&view, streams.as_deref());
+    let body = render(&view, &accounts, &streams);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
-/// The exposition body; `streams` is `None` when JetStream is off.
-fn render(view: &MonitorView, streams: Option<&[StreamReport]>) -> String {
+/// A stream with its account.
+type Owned = (String, StreamReport);
+
+/// The exposition body.
+fn render(view: &MonitorView, accounts: &[AccountStatz], streams: &[Owned]) -> String {
     let mut w = PromWriter::new();
     server(&mut w, view);
+    account_metrics(&mut w, accounts);
     let js = view.jetstream_stats();
     w.single(
         "petrel_jetstream_enabled",
@@ -87,11 +105,72 @@ fn render(view: &MonitorView, streams: Option<&[StreamReport]>) -> String {
             js.api_errors,
         );
     }
-    if let Some(streams) = streams {
+    if !streams.is_empty() {
         stream_metrics(&mut w, streams);
         consumer_metrics(&mut w, streams);
     }
     w.finish()
+}
+
+/// Each account's connections, subscriptions and traffic.
+fn account_metrics(w: &mut PromWriter, accounts: &[AccountStatz]) {
+    type Get = fn(&AccountStatz) -> u64;
+    let families: [(&str, &str, Kind, Get); 8] = [
+        (
+            "petrel_account_connections",
+            "Client connections open in the account.",
+            Kind::Gauge,
+            |a| a.conns,
+        ),
+        (
+            "petrel_account_subscriptions",
+            "Subscriptions in the account.",
+            Kind::Gauge,
+            |a| a.subscriptions,
+        ),
+        (
+            "petrel_account_connections_total",
+            "Client connections of the account since start.",
+            Kind::Counter,
+            |a| a.total_conns,
+        ),
+        (
+            "petrel_account_in_msgs_total",
+            "Messages the account's connections published.",
+            Kind::Counter,
+            |a| a.received.0,
+        ),
+        (
+            "petrel_account_in_bytes_total",
+            "Payload bytes the account's connections published.",
+            Kind::Counter,
+            |a| a.received.1,
+        ),
+        (
+            "petrel_account_out_msgs_total",
+            "Messages sent to the account's connections.",
+            Kind::Counter,
+            |a| a.sent.0,
+        ),
+        (
+            "petrel_account_out_bytes_total",
+            "Payload bytes sent to the account's connections.",
+            Kind::Counter,
+            |a| a.sent.1,
+        ),
+        (
+            "petrel_account_slow_consumers_total",
+            "The account's connections closed as slow consumers.",
+            Kind::Counter,
+            |a| a.slow_consumers,
+        ),
+    ];
+    for (name, help, kind, get) in families {
+        w.family(name, help, kind);
+        for a in accounts {
+            w.sample(name, &[("account", &a.name)], get(a));
+        }
+    }
 }
 
 /// Identity, uptime and the core counters.
@@ -174,7 +253,7 @@ fn server(w: &mut PromWriter, view: &MonitorView) {
     }
 }
 
-fn stream_metrics(w: &mut PromWriter, streams: &[StreamReport]) {
+fn stream_metrics(w: &mut PromWriter, streams: &[Owned]) {
     type Get = fn(&StreamReport) -> u64;
     let families: [(&str, &str, Get); 5] = [
         (
@@ -201,13 +280,13 @@ fn stream_metrics(w: &mut PromWriter, streams: &[StreamReport]) {
     ];
     for (name, help, get) in families {
         w.family(name, help, Kind::Gauge);
-        for s in streams {
-            w.sample(name, &[("stream", &s.name)], get(s));
+        for (account, s) in streams {
+            w.sample(name, &[("account", account), ("stream", &s.name)], get(s));
         }
     }
 }
 
-fn consumer_metrics(w: &mut PromWriter, streams: &[StreamReport]) {
+fn consumer_metrics(w: &mut PromWriter, streams: &[Owned]) {
     type Get = fn(&ConsumerReport) -> u64;
     let families: [(&str, &str, Get); 6] = [
         (
@@ -243,9 +322,14 @@ fn consumer_metrics(w: &mut PromWriter, streams: &[StreamReport]) {
     ];
     for (name, help, get) in families {
         w.family(name, help, Kind::Gauge);
-        for s in streams {
+        for (account, s) in streams {
             for c in &s.consumers {
-                w.sample(name, &[("stream", &s.name), ("consumer", &c.name)], get(c));
+                let labels = [
+                    ("account", account.as_str()),
+                    ("stream", &s.name),
+                    ("consumer", &c.name),
+                ];
+                w.sample(name, &labels, get(c));
             }
         }
     }
