@@ -189,3 +189,57 @@ async fn bad_dead_letter_subjects_are_refused_saying_why() {
         .expect_err("loop");
     assert!(e.to_string().contains("forms a cycle"), "{e}");
 }
+
+/// Regression: a dead-letter copy kept the publisher's instructions to its stream
+/// (`Nats-Rollup`, `Nats-Expected-*`, `Nats-Msg-Id`), so the dead-letter stream acted on
+/// them — a rolled-up poison message purged the dead letters before it on its subject.
+#[tokio::test]
+async fn dead_letter_copies_carry_no_instructions_for_the_dead_letter_stream() {
+    let s = spawn_jetstream().await;
+    let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
+    let rollups = |c: stream::Config| stream::Config {
+        allow_rollup: true,
+        ..c
+    };
+    js.create_stream(rollups(config("IN", &["in.>"])))
+        .await
+        .unwrap();
+    js.create_stream(rollups(config("DLQ", &["dlq.>"])))
+        .await
+        .unwrap();
+    let worker = js
+        .create_consumer_on_stream(worker_config("dlq.in"), "IN")
+        .await
+        .unwrap();
+    for body in ["first", "second"] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Rollup", "sub");
+        js.publish_with_headers(format!("in.{body}"), headers, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let m = fetch_within(&worker, 1, Duration::from_secs(5)).await;
+        m[0].ack_with(AckKind::Term).await.unwrap();
+    }
+    let dlq = js.get_stream("DLQ").await.unwrap();
+    for _ in 0..250 {
+        let mut d = dlq.clone();
+        if d.info().await.unwrap().state.messages >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = dlq.get_raw_message(2).await.unwrap();
+    assert!(
+        second.headers.get("Nats-Rollup").is_none(),
+        "{:?}",
+        second.headers
+    );
+    let first = dlq.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        &first.payload[..],
+        b"first",
+        "the second copy rolled the first up"
+    );
+}

@@ -144,10 +144,13 @@ async fn service_imports_carry_requests_and_responses() {
     let billing = login(&s, "billing").await;
     let mut price = orders.subscribe("svc.>").await.unwrap();
     orders.flush().await.unwrap();
-    let request = tokio::spawn({
-        let billing = billing.clone();
-        async move { billing.request("price", "sku-1".into()).await }
-    });
+    let asker = billing.new_inbox();
+    let mut answers = billing.subscribe(asker.clone()).await.unwrap();
+    billing
+        .publish_with_reply("price", asker.clone(), "sku-1".into())
+        .await
+        .unwrap();
+    billing.flush().await.unwrap();
     let m = price.next().await.unwrap();
     // The exporter sees its own subject, a reply of the import's own and who asked.
     assert_eq!(m.subject.as_str(), "svc.price");
@@ -167,8 +170,11 @@ async fn service_imports_carry_requests_and_responses() {
     // Singleton: the first response goes back, a second one is dropped.
     orders.publish(reply.clone(), "42".into()).await.unwrap();
     orders.publish(reply, "43".into()).await.unwrap();
-    let answer = request.await.unwrap().unwrap();
-    assert_eq!(&answer.payload[..], b"42");
+    orders.flush().await.unwrap();
+    assert_eq!(&answers.next().await.unwrap().payload[..], b"42");
+    // The next thing on the inbox is BILLING's own marker, not "43".
+    billing.publish(asker, "marker".into()).await.unwrap();
+    assert_eq!(&answers.next().await.unwrap().payload[..], b"marker");
 
     // Streamed: every response reaches the requester's inbox.
     let inbox = billing.new_inbox();
@@ -221,10 +227,7 @@ async fn another_accounts_jetstream_through_an_imported_api() {
     // BILLING's own JetStream: none (10039), while ORDERS' is reachable.
     let own = jetstream::new(login(&s, "billing").await);
     let e = own.get_stream("ORDERS").await.unwrap_err();
-    assert!(
-        e.to_string().contains("10039") || e.to_string().contains("not enabled"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("10039"), "{e}");
 }
 
 /// Regression: a service request nobody in the exporter took waited for its timeout (and
@@ -235,4 +238,35 @@ async fn a_service_without_responders_answers_no_responders() {
     let billing = login(&s, "billing").await;
     let e = billing.request("price", "sku".into()).await.unwrap_err();
     assert_eq!(e.kind(), async_nats::client::RequestErrorKind::NoResponders);
+}
+
+/// Regression (trust boundary): a response came back into the requester's account as the
+/// responder's client message, on a reply subject the requester chose — so it could act as
+/// a request there (here: the account's `$JS.API`, which answered the responder's own
+/// reply subject). Responses now come back as the server's.
+#[tokio::test]
+async fn a_response_is_never_a_request_in_the_importing_account() {
+    let s = server().await;
+    let orders = login(&s, "orders").await;
+    let billing = login(&s, "billing").await;
+    let mut price = orders.subscribe("svc.price").await.unwrap();
+    orders.flush().await.unwrap();
+    let mut watch = billing.subscribe("_INBOX.watch").await.unwrap();
+    billing
+        .publish_with_reply("price", "$JS.API.INFO", "sku".into())
+        .await
+        .unwrap();
+    billing.flush().await.unwrap();
+    let m = price.next().await.unwrap();
+    orders
+        .publish_with_reply(m.reply.unwrap(), "_INBOX.watch", "42".into())
+        .await
+        .unwrap();
+    orders.flush().await.unwrap();
+    billing
+        .publish("_INBOX.watch", "marker".into())
+        .await
+        .unwrap();
+    // Nothing answered the response as an API request: the first message is the marker.
+    assert_eq!(&watch.next().await.unwrap().payload[..], b"marker");
 }

@@ -229,7 +229,7 @@ impl Importer for StreamImport {
             shown: (msg.subject != route).then(|| Bytes::copy_from_slice(msg.subject)),
             reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
-            data: Bytes::copy_from_slice(msg.data),
+            data: msg.data.clone(),
         })
     }
 }
@@ -395,7 +395,8 @@ fn with_request_info(msg: &MsgRef<'_>, info: &str) -> (usize, Bytes) {
     (hdr_len, out.freeze())
 }
 
-/// Responses from the exporter back to the importer's requesters.
+/// Responses from the exporter back to the importer's requesters: published there as the
+/// server (a response is never a request, whatever reply subject the requester chose).
 struct ResponseImport {
     importer: Weak<Account>,
     responses: Arc<Responses>,
@@ -413,11 +414,11 @@ impl Importer for ResponseImport {
             account,
             subject: reply,
             shown: None,
-            as_server: false,
+            as_server: true,
             request: None,
             reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
-            data: Bytes::copy_from_slice(msg.data),
+            data: msg.data.clone(),
         })
     }
 }

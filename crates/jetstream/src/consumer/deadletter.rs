@@ -113,7 +113,21 @@ pub(crate) fn headers(stream: &str, consumer: &str, msg: &StoredMsg, dead: &Dead
         let one_line: String = why.chars().filter(|c| *c != '\r' && *c != '\n').collect();
         let _ = write!(h, "{HDR_TERM_REASON}: {one_line}\r\n");
     }
-    crate::hdr::extend(msg.headers.as_ref(), &h)
+    // The publisher's instructions to its stream (roll-ups, expectations, dedup ids) are
+    // not instructions to the dead-letter stream: the copy is data.
+    let own = msg
+        .headers
+        .as_ref()
+        .map(|hb| crate::hdr::without(hb, is_directive));
+    crate::hdr::extend(own.as_ref(), &h)
+}
+
+/// Headers a stream acts on when it stores a message.
+fn is_directive(name: &str) -> bool {
+    name.starts_with("Nats-Expected-")
+        || ["Nats-Rollup", "Nats-Msg-Id", "Nats-TTL"]
+            .iter()
+            .any(|d| name.eq_ignore_ascii_case(d))
 }
 
 /// The copies to publish for `dead` messages of `consumer` (subject, headers, payload),

@@ -361,6 +361,7 @@ async fn follow(
     // What the last delivery said was still pending (control messages say nothing).
     let mut lag = u64::MAX;
     let origin = task.source.origin_id();
+    let fc_prefix = format!("$JS.FC.{}.{consumer}.", task.source.name);
     loop {
         let Ok(Some(first)) = tokio::time::timeout(STALE, queue.rx.recv()).await else {
             return Ended::Retry { moved: moved_any };
@@ -378,7 +379,7 @@ async fn follow(
         let mut answers = Vec::new();
         for d in batch {
             if is_control(&d) {
-                lost |= control(&d, dseq, &mut answers);
+                lost |= control(&d, dseq, &fc_prefix, &mut answers);
                 if lost {
                     break;
                 }
@@ -433,9 +434,10 @@ async fn follow(
 
 /// Notes the flow-control answer a status message asks for (in `answers`) and checks a
 /// heartbeat: `true` when it shows deliveries were missed.
-fn control(d: &Delivered, dseq: u64, answers: &mut Vec<String>) -> bool {
-    // Only flow-control subjects are answered: nothing that arrives here is a request.
-    let fc = |s: &str| s.starts_with("$JS.FC.");
+fn control(d: &Delivered, dseq: u64, fc_prefix: &str, answers: &mut Vec<String>) -> bool {
+    // Only the origin consumer's own flow-control subjects are answered: nothing that
+    // arrives here is a request.
+    let fc = |s: &str| s.starts_with(fc_prefix);
     if let Some(reply) = d.reply.as_deref().filter(|r| fc(r)) {
         answers.push(reply.to_string());
         return false;
