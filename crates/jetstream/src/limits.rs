@@ -192,10 +192,8 @@ fn reserved_by(js: &JetStream, storage: StorageType, except: Option<&str>) -> u6
     js.streams
         .read()
         .values()
-        .filter(|s| Some(s.name.as_str()) != except)
-        .map(|s| s.config())
-        .filter(|c| c.storage == storage)
-        .map(|c| reservation(&c))
+        .filter(|s| Some(s.name.as_str()) != except && s.storage == storage)
+        .map(|s| s.reserved.load(std::sync::atomic::Ordering::Relaxed))
         .sum()
 }
 

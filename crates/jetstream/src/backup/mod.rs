@@ -36,11 +36,3 @@ const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) fn staging_dir(js: &JetStream) -> PathBuf {
     crate::meta::account_dir(&js.config.store_dir, &js.config.account).join(".backup")
 }
-
-/// A random token for subjects and staging names.
-fn token() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..16)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
-}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::{archive, staging_dir, token, IDLE};
+use super::{archive, staging_dir, IDLE};
 use crate::api::streams::{check_overlap, check_resources};
 use crate::api::{is_empty_request, respond, ApiResponse, Then};
 use crate::config::{StorageType, StreamConfig};
@@ -75,7 +75,7 @@ pub(crate) fn restore(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse
             Err::<(), _>(ApiError::stream_restore("shutting down")),
         );
     };
-    let id = token();
+    let id = crate::advisory::next_id();
     let deliver_subject = format!("$JS.SNAPSHOT.RESTORE.{name}.{id}");
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));

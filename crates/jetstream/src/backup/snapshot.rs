@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use super::archive::ArchiveWriter;
-use super::{staging_dir, token, IDLE};
+use super::{staging_dir, IDLE};
 use crate::api::{is_empty_request, respond, ApiResponse, Then};
 use crate::config::StreamConfig;
 use crate::consumer::persist;
@@ -58,7 +58,7 @@ pub(crate) fn snapshot(js: &JetStream, name: &str, payload: &[u8]) -> ApiRespons
             .dir
             .clone()
             .ok_or_else(|| ApiError::stream_snapshot("memory streams keep no files to snapshot"))?;
-        let file = staging_dir(js).join(format!("{}.snap", token()));
+        let file = staging_dir(js).join(format!("{}.snap", crate::advisory::next_id()));
         write_archive(&stream, &dir, &file, !req.no_consumers).map_err(|e| {
             let _ = std::fs::remove_file(&file);
             ApiError::stream_snapshot(e)
@@ -177,7 +177,7 @@ async fn send(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let slots = Arc::new(Semaphore::new(max));
-    let ack_subject = format!("$JS.SNAPSHOT.ACK.{name}.{}", token());
+    let ack_subject = format!("$JS.SNAPSHOT.ACK.{name}.{}", crate::advisory::next_id());
     let handler = Arc::new(Acks {
         slots: slots.clone(),
         max,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use petrel_config::{JetStreamOptions, Options};
-use petrel_jetstream::{JetStreamStats, StreamReport};
+use petrel_jetstream::JetStreamStats;
 
 use crate::server::{ServerHandle, Shared};
 use crate::stats::StatsSnapshot;
@@ -184,19 +184,6 @@ impl MonitorView {
             .jetstreams()
             .map(|(_, rt)| rt.js.stats())
             .reduce(JetStreamStats::combine)
-    }
-
-    /// Every stream (with its consumers when `with_consumers`), when JetStream runs.
-    /// Blocking: it takes each stream's store lock, which can be held across an fsync, so
-    /// call it from `spawn_blocking`.
-    pub fn jetstream_report(&self, with_consumers: bool) -> Option<Vec<StreamReport>> {
-        let mut running = self.shared.accounts.jetstreams().peekable();
-        running.peek()?;
-        Some(
-            running
-                .flat_map(|(_, rt)| rt.js.report(with_consumers))
-                .collect(),
-        )
     }
 
     /// Record where the monitoring HTTP server listens (the first call wins).
