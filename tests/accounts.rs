@@ -293,3 +293,50 @@ async fn monitoring_shows_the_accounts() {
     assert_eq!(only.len(), 1);
     assert_eq!(only[0]["stream_detail"][0]["name"], "ALERTS");
 }
+
+/// Regression: mirrored messages were stored without the account's byte limit.
+#[tokio::test]
+async fn a_mirror_stays_within_the_accounts_bytes() {
+    let s = server(|t| t.replace("max_mem: 64M", "max_mem: 250K")).await;
+    let client = login(&s, "dashboard").await;
+    let js = jetstream::new(client.clone());
+    let memory = |c: stream::Config| stream::Config {
+        storage: stream::StorageType::Memory,
+        ..c
+    };
+    js.create_stream(memory(config("SRC", &["src.>"])))
+        .await
+        .unwrap();
+    let payload = bytes::Bytes::from(vec![b'x'; 100_000]);
+    for _ in 0..2 {
+        js.publish("src.a", payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    js.create_stream(memory(stream::Config {
+        name: "MIR".into(),
+        mirror: Some(stream::Source {
+            name: "SRC".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    // Wait for the mirror to have tried (its status says when it last looked).
+    for _ in 0..250 {
+        let raw = client
+            .request("$JS.API.STREAM.INFO.MIR", "".into())
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap();
+        if v["mirror"]["active"].as_i64().is_some_and(|a| a >= 0) {
+            assert_eq!(v["state"]["messages"], 0, "{v}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the mirror never reported");
+}

@@ -225,7 +225,13 @@ async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
     let mut seen = spy.subscribe("deliver.billing.>").await.unwrap();
     spy.flush().await.unwrap();
     // The consumer's idle heartbeat shows the deliver subject.
-    let hb = futures::StreamExt::next(&mut seen).await.unwrap();
+    let hb = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut seen))
+        .await
+        .expect("a heartbeat on the deliver subject")
+        .unwrap();
+    // Anything published on the API subject the fakes name is seen here.
+    let mut api = spy.subscribe("$JS.API.STREAM.DELETE.>").await.unwrap();
+    spy.flush().await.unwrap();
     // A status message as the origin's consumer sends them, with an API reply subject
     // (async-nats cannot publish a status line: raw protocol).
     let mut raw = petrel_testkit::RawClient::connect_with(
@@ -251,6 +257,12 @@ async fn a_fake_flow_control_request_is_not_answered_on_an_api_subject() {
     raw.expect(b"PONG\r\n").await;
     publish(&orders, "orders.after", 1).await;
     wait_messages(&billing, "ALL", 1).await;
+    // Nothing was published on the API subject before the spy's own marker.
+    spy.publish("$JS.API.STREAM.DELETE.MARKER", "".into())
+        .await
+        .unwrap();
+    let first = futures::StreamExt::next(&mut api).await.unwrap();
+    assert_eq!(first.subject.as_str(), "$JS.API.STREAM.DELETE.MARKER");
     assert!(
         billing.get_stream("ALL").await.is_ok(),
         "the stream was deleted"

@@ -414,6 +414,7 @@ impl Stream {
         }
         let first = msgs.first().map_or(0, |m| m.0);
         let msgs_before = inner.store.state().msgs;
+        let bytes_before = inner.store.state().bytes;
         let mut outcomes = Vec::new();
         let mut next = first;
         let mut refused = false;
@@ -421,6 +422,12 @@ impl Stream {
             if seq <= inner.store.state().last_seq {
                 next = seq + 1;
                 continue;
+            }
+            // The account's byte limits hold for mirrored messages as for published ones.
+            if let Some(e) = self.over_account_limit(&inner, &m, bytes_before) {
+                tracing::warn!(stream = %self.name, seq, error = %e, "mirrored message refused");
+                refused = true;
+                break;
             }
             let stored = inner.store.skip_to(seq, ts).and_then(|()| {
                 inner
