@@ -221,7 +221,7 @@ const FLAGS: &[Flag] = &[
 ];
 
 /// Parsed flags by canonical name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Parsed {
     values: HashMap<&'static str, String>,
 }

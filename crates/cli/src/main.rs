@@ -142,6 +142,19 @@ fn run(opts: petrel_server::Options, flags: &flags::Parsed) -> anyhow::Result<()
             handle.shutdown().await;
             return Err(e.into());
         }
+        petrel_monitor::serve_system(&handle);
+        let reload_flags = flags.clone();
+        handle.set_reload_hook(std::sync::Arc::new(move || {
+            tracing::info!("Reloading server configuration ($SYS request)");
+            options::build(&reload_flags)
+                .map(|built| {
+                    for w in &built.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    built.options
+                })
+                .map_err(|e| format!("{e:#}"))
+        }));
         let _ports = match &ports_dir {
             Some(dir) => Some(lifecycle::PortsFile::write(
                 dir,

@@ -7,6 +7,7 @@
 
 mod accounts;
 pub mod conf;
+mod operator;
 mod options;
 mod permissions;
 
@@ -16,7 +17,8 @@ pub use accounts::{
     AccountConfig, AccountJetStream, Export, Import, ImportKind, ResponseType,
     DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
 };
-pub use conf::ConfigError;
+pub use conf::{retain_valid_imports, ConfigError};
+pub use operator::{OperatorMode, ResolverConfig, TrustedOperator};
 pub use options::{
     Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_PENDING,

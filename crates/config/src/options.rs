@@ -182,6 +182,8 @@ pub struct Options {
     pub no_auth_user: Option<String>,
     /// The system account (`system_account`; `$SYS` when unset).
     pub system_account: Option<String>,
+    /// Operator (JWT) mode: `operator`, `resolver`, `resolver_preload`.
+    pub operator: Option<crate::OperatorMode>,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
@@ -224,6 +226,7 @@ impl Default for Options {
             accounts: Vec::new(),
             no_auth_user: None,
             system_account: None,
+            operator: None,
             debug: false,
             trace: false,
             log_file: None,
@@ -265,6 +268,11 @@ pub enum OptionsError {
 }
 
 impl Options {
+    /// Whether clients must authenticate: configured users, or operator mode (JWTs).
+    pub fn auth_required(&self) -> bool {
+        self.auth.required() || self.operator.is_some()
+    }
+
     /// Check the settings that nats-server also refuses.
     pub fn validate(&self) -> Result<(), OptionsError> {
         if self.max_payload == 0 || self.max_payload > self.max_pending {

@@ -61,6 +61,7 @@ mod testing;
 mod time;
 mod transform;
 
+pub use advisory::next_id as advisory_id;
 pub use config::StreamConfig;
 pub use disabled::NotEnabled;
 pub use errors::{ApiError, JetStreamError};

@@ -57,6 +57,9 @@ pub struct Incoming<'a> {
     pub headers: Option<Bytes>,
     /// Body.
     pub payload: Bytes,
+    /// The connection id of the client that published it (0: published inside the
+    /// server).
+    pub sender: u64,
 }
 
 /// A queue that can ask its publishers to slow down: it is "pressed" past half of its

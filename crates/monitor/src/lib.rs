@@ -47,6 +47,7 @@ pub mod prom;
 mod query;
 mod subsz;
 mod sys;
+mod system;
 mod varz;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
 use petrel_server::{MonitorView, ServerHandle};
+pub use system::{serve_system, SystemMonitor};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 

@@ -2,9 +2,10 @@
 //! published in one account reaches only subscriptions of that account), its own internal
 //! client (what the server publishes there, e.g. JetStream's replies, comes from it), and
 //! — when JetStream is enabled for it — its own JetStream with its own streams, store
-//! directory (`<store_dir>/jetstream/<account>/`) and limits. The set of accounts is fixed
-//! when the server starts: the global account `$G` (clients of no configured account),
-//! the system account, and every configured one.
+//! directory (`<store_dir>/jetstream/<account>/`) and limits. The server starts with the
+//! global account `$G` (clients of no configured account), the system account, and every
+//! configured one; in operator mode, accounts whose JWTs are pushed later are added while
+//! it runs (never removed: a connection bound to an account keeps it).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -125,7 +126,8 @@ impl Account {
 
 /// Every account of the server, by name.
 pub(crate) struct Accounts {
-    by_name: BTreeMap<String, Arc<Account>>,
+    by_name: RwLock<BTreeMap<String, Arc<Account>>>,
+    stats: Arc<Stats>,
     global: Arc<Account>,
     system: Arc<Account>,
 }
@@ -153,15 +155,28 @@ impl Accounts {
             .or_insert_with(|| Account::new(&sys_name, None, stats))
             .clone();
         Accounts {
-            by_name,
+            by_name: RwLock::new(by_name),
+            stats: stats.clone(),
             global,
             system,
         }
     }
 
     /// The account called `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
-        self.by_name.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<Account>> {
+        self.by_name.read().get(name).cloned()
+    }
+
+    /// Adds the account `name` (operator mode: a JWT pushed while running), or returns
+    /// the one that exists; `true` when it is new.
+    pub fn add(&self, name: &str, jetstream: Option<AccountJetStream>) -> (Arc<Account>, bool) {
+        let mut by_name = self.by_name.write();
+        if let Some(a) = by_name.get(name) {
+            return (a.clone(), false);
+        }
+        let account = Account::new(name, jetstream, &self.stats);
+        by_name.insert(name.to_string(), account.clone());
+        (account, true)
     }
 
     /// `$G`: clients of no configured account.
@@ -174,14 +189,16 @@ impl Accounts {
         &self.system
     }
 
-    /// Every account, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Account>> {
-        self.by_name.values()
+    /// Every account, by name (a snapshot).
+    pub fn iter(&self) -> impl Iterator<Item = Arc<Account>> {
+        let all: Vec<Arc<Account>> = self.by_name.read().values().cloned().collect();
+        all.into_iter()
     }
 
     /// The JetStreams that run, with their accounts.
-    pub fn jetstreams(&self) -> impl Iterator<Item = (&Arc<Account>, &JsRuntime)> {
-        self.iter().filter_map(|a| a.js.get().map(|js| (a, js)))
+    pub fn jetstreams(&self) -> impl Iterator<Item = (Arc<Account>, JsRuntime)> {
+        self.iter()
+            .filter_map(|a| a.js.get().cloned().map(|js| (a, js)))
     }
 
     /// The account `client` belongs to (`$G` until it authenticated into another).

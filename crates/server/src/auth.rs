@@ -45,6 +45,23 @@ pub(crate) struct Authed {
     pub user: Option<String>,
     pub permissions: Option<Permissions>,
     pub account: Option<String>,
+    /// What a user JWT (operator mode) says beyond permissions.
+    pub jwt: Option<JwtUser>,
+}
+
+/// A JWT user's name, issuer, expiry and connection limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JwtUser {
+    /// The JWT's `name`.
+    pub name: String,
+    /// The key that signed it (the account or one of its signing keys).
+    pub issuer: String,
+    /// When the user's (or its account's) JWT expires, Unix seconds.
+    pub expires: Option<i64>,
+    /// Subscriptions allowed.
+    pub max_subs: Option<u64>,
+    /// Largest payload allowed.
+    pub max_payload: Option<u64>,
 }
 
 /// Check the CONNECT credentials against `opts`; `None` means Authorization Violation.
@@ -96,6 +113,7 @@ pub(crate) fn authenticate(opts: &Options, connect: &ConnectInfo, nonce: &str) -
                     .clone()
                     .or_else(|| opts.default_permissions.clone()),
                 account: user.account.clone(),
+                jwt: None,
             })
         }
     }
@@ -119,7 +137,14 @@ pub(crate) fn needs_nonce(auth: &Auth) -> bool {
 
 /// Verify the CONNECT `sig` (base64url of the nonce signed with the user's seed).
 fn nkey_signed(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
-    let (Some(key), Some(sig)) = (user.nkey.as_deref(), connect.sig.as_deref()) else {
+    user.nkey
+        .as_deref()
+        .is_some_and(|key| signed_nonce(key, connect.sig.as_deref(), nonce))
+}
+
+/// Whether `sig` (base64url, or standard base64) is `key`'s signature of `nonce`.
+pub(crate) fn signed_nonce(key: &str, sig: Option<&str>, nonce: &str) -> bool {
+    let Some(sig) = sig else {
         return false;
     };
     if nonce.is_empty() {

@@ -60,6 +60,10 @@ pub enum CloseReason {
     TlsRequired,
     /// The TLS handshake failed or timed out.
     TlsHandshakeError,
+    /// The user's (or its account's) JWT expired.
+    AuthenticationExpired,
+    /// The account revoked the user's JWT.
+    Revocation,
 }
 
 impl CloseReason {
@@ -82,6 +86,8 @@ impl CloseReason {
             CloseReason::ReadError => "Read Error",
             CloseReason::TlsRequired => "Secure Connection - TLS Required",
             CloseReason::TlsHandshakeError => "TLS Handshake Error",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::Revocation => "Credentials Revoked",
         }
     }
 

@@ -118,30 +118,45 @@ pub(crate) fn install(accounts: &Accounts, configs: &[AccountConfig]) {
                         _ => None,
                     };
                     let imp = StreamImport {
-                        importer: Arc::downgrade(importer),
+                        importer: Arc::downgrade(&importer),
                         prefix,
                         mapping,
                     };
                     exporter.subscribe_import(&import.subject, Arc::new(imp));
                 }
-                ImportKind::Service { share, .. } => {
-                    let local = import.local_subject();
-                    let responses = responses_for(importer, exporter);
-                    let imp = ServiceImport {
-                        exporter: Arc::downgrade(exporter),
-                        importer: importer.name.clone(),
-                        mapping: (local != import.subject)
-                            .then(|| StrictMapping::new(&local, &import.subject))
-                            .flatten(),
-                        responses,
-                        response_type,
-                        share: *share,
-                    };
-                    importer.subscribe_import(&local, Arc::new(imp));
-                }
+                ImportKind::Service { share, .. } => service(
+                    &importer,
+                    &exporter,
+                    &import.local_subject(),
+                    &import.subject,
+                    response_type,
+                    *share,
+                ),
             }
         }
     }
+}
+
+/// A service import: requests on `local` in `importer` go to `remote` in `exporter`.
+pub(crate) fn service(
+    importer: &Arc<Account>,
+    exporter: &Arc<Account>,
+    local: &str,
+    remote: &str,
+    response_type: ResponseType,
+    share: bool,
+) {
+    let imp = ServiceImport {
+        exporter: Arc::downgrade(exporter),
+        importer: importer.name.clone(),
+        mapping: (local != remote)
+            .then(|| StrictMapping::new(local, remote))
+            .flatten(),
+        responses: responses_for(importer, exporter),
+        response_type,
+        share,
+    };
+    importer.subscribe_import(local, Arc::new(imp));
 }
 
 /// The pending responses from `exporter` to `importer`, creating the exporter's
@@ -157,7 +172,7 @@ fn responses_for(importer: &Arc<Account>, exporter: &Arc<Account>) -> Arc<Respon
         pending: Mutex::new(HashMap::new()),
     });
     let imp = ResponseImport {
-        importer: Arc::downgrade(importer),
+        importer: Arc::downgrade(&importer),
         responses: responses.clone(),
     };
     exporter.subscribe_import(&format!("_R_.{tag}.>"), Arc::new(imp));

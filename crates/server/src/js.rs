@@ -14,6 +14,7 @@ use crate::server::{ServerError, Shared};
 use crate::store_lock::StoreLock;
 
 /// One account's running JetStream and its port.
+#[derive(Clone)]
 pub(crate) struct JsRuntime {
     pub js: Arc<JetStream>,
     pub port: Arc<ServerPort>,
@@ -29,34 +30,48 @@ pub(crate) async fn start(
     let lock = StoreLock::acquire(&opts.store_dir)?;
     *shared.js_lock.lock() = Some(lock);
     let limits = ResourceLimits::resolve(opts.max_memory, opts.max_file, &opts.store_dir);
-    let group = JsGroup::new(limits);
+    let _ = shared.js_group.set((JsGroup::new(limits), backend));
     for account in shared.accounts.iter() {
-        let Some(account_js) = account.jetstream else {
-            not_enabled(shared, account);
-            continue;
-        };
-        let port = ServerPort::new(shared, account.clone());
-        let config = JetStreamConfig {
-            store_dir: opts.store_dir.clone(),
-            max_memory: opts.max_memory,
-            max_file: opts.max_file,
-            sync: match opts.sync {
-                SyncMode::Always => petrel_store::SyncMode::Always,
-                SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
-            },
-            server_name: shared.server_name.clone(),
-            domain: opts.domain.clone(),
-            account: account.name.clone(),
-            account_limits: account_limits(&account_js),
-            group: Some(group.clone()),
-            backend: backend.clone(),
-        };
-        let js = JetStream::start(config, port.clone())
-            .await
-            .map_err(|e| ServerError::JetStream(e.to_string()))?;
-        log_recovered(account, &js);
-        let _ = account.js.set(JsRuntime { js, port });
+        start_account(shared, &account).await?;
     }
+    Ok(())
+}
+
+/// Starts `account`'s JetStream if it has one and the server runs JetStream (at start,
+/// and for an account added while running); else its API answers 10039.
+pub(crate) async fn start_account(
+    shared: &Arc<Shared>,
+    account: &Arc<Account>,
+) -> Result<(), ServerError> {
+    let (Some(account_js), Some((group, backend)), Some(opts)) = (
+        account.jetstream,
+        shared.js_group.get(),
+        shared.opts().jetstream.clone(),
+    ) else {
+        not_enabled(shared, account);
+        return Ok(());
+    };
+    let port = ServerPort::new(shared, account.clone());
+    let config = JetStreamConfig {
+        store_dir: opts.store_dir.clone(),
+        max_memory: opts.max_memory,
+        max_file: opts.max_file,
+        sync: match opts.sync {
+            SyncMode::Always => petrel_store::SyncMode::Always,
+            SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
+        },
+        server_name: shared.server_name.clone(),
+        domain: opts.domain.clone(),
+        account: account.name.clone(),
+        account_limits: account_limits(&account_js),
+        group: Some(group.clone()),
+        backend: backend.clone(),
+    };
+    let js = JetStream::start(config, port.clone())
+        .await
+        .map_err(|e| ServerError::JetStream(e.to_string()))?;
+    log_recovered(account, &js);
+    let _ = account.js.set(JsRuntime { js, port });
     Ok(())
 }
 

@@ -31,6 +31,7 @@ mod internal;
 mod js;
 mod mapping;
 mod monitoring;
+mod operator;
 mod outbound;
 mod perms;
 mod router;
@@ -38,6 +39,7 @@ mod server;
 mod stats;
 mod store_lock;
 mod sub;
+mod sys;
 mod tls;
 
 pub use client::CloseReason;
@@ -63,4 +65,5 @@ pub use server::{
 };
 pub use stats::StatsSnapshot;
 pub use store_lock::StoreLockError;
+pub use sys::{MonitorService, ReloadHook, SysFuture, SysReply};
 pub use tls::TlsError;

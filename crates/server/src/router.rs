@@ -397,7 +397,7 @@ impl Router {
             shared.remove_sub(sub);
         }
         if let Some(internal) = &sub.internal {
-            match deliver_internal(internal, route, msg) {
+            match deliver_internal(internal, route, msg, from.client.cid) {
                 Some(Flow::Ok) => {}
                 Some(Flow::Stall(p)) => self.stall(Stall::Queue(p)),
                 Some(Flow::Answer(m)) => self.answers.push(m),
@@ -466,7 +466,12 @@ impl Router {
 /// Hands a message to an internal subscription's handler under the subject it was routed
 /// on (subjects that are not UTF-8 cannot name a stream and are skipped: `None`). Small
 /// payloads are copied out of the publisher's read buffer first ([`DETACH_BELOW`]).
-fn deliver_internal(internal: &Internal, route: &[u8], msg: &MsgRef<'_>) -> Option<Flow> {
+fn deliver_internal(
+    internal: &Internal,
+    route: &[u8],
+    msg: &MsgRef<'_>,
+    sender: u64,
+) -> Option<Flow> {
     let (Ok(subject), Ok(shown), Ok(reply)) = (
         std::str::from_utf8(route),
         std::str::from_utf8(msg.subject),
@@ -489,6 +494,7 @@ fn deliver_internal(internal: &Internal, route: &[u8], msg: &MsgRef<'_>) -> Opti
         reply,
         headers,
         payload,
+        sender,
     }))
 }
 
@@ -534,7 +540,7 @@ mod tests {
                 data,
             };
             assert!(matches!(
-                deliver_internal(&internal, b"routed.on", &msg),
+                deliver_internal(&internal, b"routed.on", &msg, 0),
                 Some(Flow::Ok)
             ));
         }

@@ -49,6 +49,9 @@ pub enum ServerError {
     /// TLS could not be configured.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The account resolver's directory could not be read or created.
+    #[error("cannot open the account resolver's directory: {0}")]
+    Resolver(std::io::Error),
     /// The JetStream store directory could not be created.
     #[error("cannot create store directory {dir}: {cause}")]
     StoreDir {
@@ -77,12 +80,22 @@ fn not_writable(e: &std::io::Error) -> bool {
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    /// Every account (fixed at start): subject spaces, internal clients, JetStreams.
+    /// Every account: subject spaces, internal clients, JetStreams.
     pub accounts: crate::account::Accounts,
+    /// Operator mode: the trusted operators and account JWTs.
+    pub trust: Option<Arc<crate::operator::Trust>>,
     /// The lock on JetStream's store directory, held while any account's JetStream runs.
     pub js_lock: Mutex<Option<crate::store_lock::StoreLock>>,
     /// Why configured JetStream did not start (its store directory takes no writes).
     pub js_down: std::sync::OnceLock<String>,
+    /// The server-wide JetStream limits and the store's I/O layer, once JetStream runs
+    /// (accounts added later start theirs with them).
+    pub js_group: std::sync::OnceLock<(
+        Arc<petrel_jetstream::JsGroup>,
+        Arc<dyn petrel_store::Backend>,
+    )>,
+    /// The system account's services.
+    pub sys: std::sync::OnceLock<Arc<crate::sys::System>>,
     /// Options in force; replaced as a whole on reload.
     opts: RwLock<Arc<Options>>,
     /// Bumped by every reload; every connection watches it.
@@ -123,6 +136,11 @@ impl Shared {
     /// Replace the options in force and tell every connection.
     fn reload(&self, opts: Options) {
         *self.opts.write() = Arc::new(opts);
+        self.config_gen.send_modify(|g| *g += 1);
+    }
+
+    /// Every connection checks its login again (an account JWT changed).
+    pub fn recheck_logins(&self) {
         self.config_gen.send_modify(|g| *g += 1);
     }
 
@@ -178,7 +196,7 @@ impl Shared {
             port: self.listen.port(),
             headers: true,
             // nats-server: with no_auth_user, credentials are optional.
-            auth_required: opts.auth.required() && opts.no_auth_user.is_none(),
+            auth_required: opts.auth_required() && opts.no_auth_user.is_none(),
             tls_required: self.tls.is_some(),
             tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
             max_payload: opts.max_payload,
@@ -376,8 +394,9 @@ impl Server {
 
     /// Bind the listener and start accepting clients.
     pub async fn start(self) -> Result<ServerHandle, ServerError> {
-        let opts = self.opts;
+        let mut opts = self.opts;
         opts.validate()?;
+        let trust = crate::operator::trust(&mut opts)?;
         let server_id = crate::ident::server_id();
         tracing::info!("Starting petrel");
         tracing::info!(
@@ -431,8 +450,11 @@ impl Server {
         let accounts = crate::account::Accounts::new(&opts, &stats);
         let shared = Arc::new(Shared {
             accounts,
+            trust,
             js_lock: Mutex::new(None),
             js_down: std::sync::OnceLock::new(),
+            js_group: std::sync::OnceLock::new(),
+            sys: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
                 .clone()
@@ -458,6 +480,10 @@ impl Server {
             monitor: crate::monitoring::MonitorState::new(),
         });
         crate::imports::install(&shared.accounts, &shared.opts().accounts);
+        for account in shared.accounts.iter() {
+            crate::sys::install_account_imports(&shared.accounts, &account);
+        }
+        let _ = shared.sys.set(crate::sys::start(&shared));
         if let Some(why) = js_down {
             let _ = shared.js_down.set(why);
         } else if let Some(js) = &shared.opts().jetstream {
@@ -502,6 +528,44 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// [`ServerHandle::reload`] on the shared state (also run by `$SYS.REQ.SERVER.<id>.RELOAD`).
+pub(crate) fn reload(shared: &Shared, new: Options) -> Result<(), ServerError> {
+    new.validate()?;
+    let old = shared.opts();
+    let mut merged = new;
+    for (what, changed) in [
+        (
+            "listen address",
+            merged.host != old.host || (merged.port != old.port && merged.port != 0),
+        ),
+        ("tls", merged.tls != old.tls),
+        ("jetstream", merged.jetstream != old.jetstream),
+        (
+            "accounts",
+            (merged.accounts != old.accounts && old.operator.is_none())
+                || merged.system_account != old.system_account,
+        ),
+        ("operator", merged.operator != old.operator),
+    ] {
+        if changed {
+            tracing::warn!(
+                "Reload: {what} cannot change without a restart; keeping the current setting"
+            );
+        }
+    }
+    merged.host = old.host;
+    merged.port = old.port;
+    merged.tls = old.tls.clone();
+    merged.jetstream = old.jetstream.clone();
+    merged.accounts = old.accounts.clone();
+    merged.system_account = old.system_account.clone();
+    merged.operator = old.operator.clone();
+    shared.reload(merged);
+    shared.monitor.config_loaded();
+    tracing::info!("Reloaded server configuration");
+    Ok(())
+}
+
 /// A running server. Dropping it stops the server without waiting.
 pub struct ServerHandle {
     pub(crate) shared: Arc<Shared>,
@@ -541,42 +605,28 @@ impl ServerHandle {
         self.shared.opts()
     }
 
+    /// Install what answers the system account's monitoring requests (`$SYS.REQ.SERVER.PING.VARZ`
+    /// and the like, and the STATSZ heartbeat); `petrel_monitor::serve_system` does.
+    /// `false` if one is installed already.
+    pub fn set_monitor_service(&self, service: Arc<dyn crate::sys::MonitorService>) -> bool {
+        self.shared
+            .sys
+            .get()
+            .is_some_and(|s| s.set_monitor(service))
+    }
+
+    /// Install what `$SYS.REQ.SERVER.<id>.RELOAD` runs (the petrel binary re-reads its
+    /// configuration file). `false` if one is installed already.
+    pub fn set_reload_hook(&self, hook: crate::sys::ReloadHook) -> bool {
+        self.shared.sys.get().is_some_and(|s| s.set_reload(hook))
+    }
+
     /// Apply a new configuration (SIGHUP): authentication, permissions and limits change
     /// for new and existing connections; connections no longer allowed are closed and
     /// subscriptions no longer permitted are dropped. The listen address, TLS and JetStream
     /// settings need a restart (a warning says so).
     pub fn reload(&self, new: Options) -> Result<(), ServerError> {
-        new.validate()?;
-        let old = self.shared.opts();
-        let mut merged = new;
-        for (what, changed) in [
-            (
-                "listen address",
-                merged.host != old.host || (merged.port != old.port && merged.port != 0),
-            ),
-            ("tls", merged.tls != old.tls),
-            ("jetstream", merged.jetstream != old.jetstream),
-            (
-                "accounts",
-                merged.accounts != old.accounts || merged.system_account != old.system_account,
-            ),
-        ] {
-            if changed {
-                tracing::warn!(
-                    "Reload: {what} cannot change without a restart; keeping the current setting"
-                );
-            }
-        }
-        merged.host = old.host;
-        merged.port = old.port;
-        merged.tls = old.tls.clone();
-        merged.jetstream = old.jetstream.clone();
-        merged.accounts = old.accounts.clone();
-        merged.system_account = old.system_account.clone();
-        self.shared.reload(merged);
-        self.shared.monitor.config_loaded();
-        tracing::info!("Reloaded server configuration");
-        Ok(())
+        reload(&self.shared, new)
     }
 
     /// Current counters.

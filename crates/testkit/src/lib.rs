@@ -143,6 +143,7 @@ pub async fn spawn_with_store(
     petrel_monitor::start(&handle)
         .await
         .expect("start the monitoring endpoints");
+    petrel_monitor::serve_system(&handle);
     TestServer {
         handle: Some(handle),
         store,

@@ -18,6 +18,8 @@ use crate::{Auth, Options, User};
 
 mod accounts;
 mod imports;
+pub use imports::retain_valid_imports;
+mod operator;
 
 /// nats-server top-level keys Petrel does not implement yet (reported, then ignored).
 const NOT_YET: &[&str] = &[
@@ -40,10 +42,6 @@ const NOT_YET: &[&str] = &[
     "trace_headers",
     "mappings",
     "maps",
-    "operator",
-    "operators",
-    "resolver",
-    "resolver_preload",
     "no_system_account",
     "max_traced_msg_len",
     "max_sub_tokens",
@@ -65,12 +63,6 @@ const NOT_YET: &[&str] = &[
     "prof_block_rate",
     "proxy_protocol",
     "max_subscription_tokens",
-    "roots",
-    "root",
-    "root_operators",
-    "root_operator",
-    "account_resolver",
-    "accounts_resolver",
     "resolver_tls",
     "resolver_pinned_accounts",
     "no_system",
@@ -99,6 +91,7 @@ pub fn apply(root: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError>
         account_pos: Vec::new(),
         no_auth_user: None,
         system_account: None,
+        operator_pos: None,
     };
     for e in root.entries() {
         a.top_level(&e.key, &e.key_pos, &e.value, e.used_as_variable)?;
@@ -121,6 +114,8 @@ struct Applier<'o> {
     /// `no_auth_user` and `system_account`, checked at the end.
     no_auth_user: Option<(String, Pos)>,
     system_account: Option<(String, Pos)>,
+    /// Where operator mode was first configured (its errors point there).
+    operator_pos: Option<Pos>,
 }
 
 impl Applier<'_> {
@@ -188,6 +183,11 @@ impl Applier<'_> {
             "jetstream" => self.jetstream(key, v)?,
             "authorization" => self.authorization(key, v)?,
             "accounts" => self.accounts(key, v)?,
+            "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {
+                self.operator(key, v)?;
+            }
+            "resolver" | "account_resolver" | "accounts_resolver" => self.resolver(key, v)?,
+            "resolver_preload" => self.resolver_preload(key, v)?,
             "no_auth_user" => {
                 self.no_auth_user = Some((accounts::name_value(v, key)?, v.pos.clone()));
             }
@@ -471,6 +471,7 @@ impl Applier<'_> {
 
     /// Settles what depends on several keys.
     fn finish(&mut self) -> Result<(), ConfigError> {
+        self.finish_operator()?;
         self.finish_accounts()?;
         if let Some((dir, pos)) = self.top_store_dir.take() {
             match &mut self.opts.jetstream {

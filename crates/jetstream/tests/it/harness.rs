@@ -136,6 +136,7 @@ impl Harness {
                     reply,
                     headers: headers.map(Bytes::copy_from_slice),
                     payload: Bytes::copy_from_slice(payload),
+                    sender: 1,
                 })
             })
             .collect()

@@ -22,7 +22,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
     let _ = stream.set_nodelay(true);
     let cid = shared.next_cid();
     let opts = shared.opts();
-    let nonce = if crate::auth::needs_nonce(&opts.auth) {
+    let nonce = if crate::auth::needs_nonce(&opts.auth) || opts.operator.is_some() {
         match crate::auth::nonce() {
             Some(n) => n,
             None => return,
@@ -92,7 +92,7 @@ where
 }
 
 /// Drop the connection's subscriptions and registration.
-fn cleanup(shared: &Shared, client: &Client) {
+fn cleanup(shared: &Shared, client: &Arc<Client>) {
     let subs = std::mem::take(&mut *client.subs.lock());
     if !subs.is_empty() {
         let account = shared.accounts.of(client);
@@ -104,6 +104,9 @@ fn cleanup(shared: &Shared, client: &Client) {
     }
     shared.unregister(client.cid);
     let reason = client.close_reason().unwrap_or(CloseReason::ClientClosed);
+    if client.meta.is_connected() {
+        crate::sys::client_disconnected(shared, client, reason);
+    }
     if let Some(account) = client.account() {
         let (msgs, bytes) = {
             let out = client.outbound();

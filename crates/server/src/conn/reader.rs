@@ -55,6 +55,10 @@ struct Reader<'a> {
     user: Option<String>,
     /// Permissions of the authenticated user (`None` = unrestricted).
     perms: Option<Arc<ClientPerms>>,
+    /// A JWT user's limits and expiry (operator mode).
+    jwt: Option<auth::JwtUser>,
+    /// The expiry timer is armed.
+    expiry_armed: bool,
     /// Publish permission decisions by subject (bounded).
     pub_cache: HashMap<Box<[u8]>, bool>,
     /// Log every inbound op at trace level (`-V`).
@@ -91,9 +95,11 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
             no_responders: false,
         },
         connected: false,
-        auth_required: opts.auth.required(),
+        auth_required: opts.auth_required(),
         user: None,
         perms: None,
+        jwt: None,
+        expiry_armed: false,
         pub_cache: HashMap::new(),
         trace: opts.trace,
         in_msgs: 0,
@@ -161,6 +167,10 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
                         break 'read;
                     }
                     parser.set_headers(r.conn.headers);
+                    if let Some(max) = r.jwt.as_ref().and_then(|j| j.max_payload) {
+                        let max = usize::try_from(max).unwrap_or(usize::MAX);
+                        parser.set_limits(r.opts.max_control_line, max.min(r.opts.max_payload));
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -351,6 +361,9 @@ impl Reader<'_> {
         self.connect_info = Some(info);
         self.connected = true;
         self.ok();
+        if self.client.meta.set_connected() {
+            crate::sys::client_connected(self.shared, self.client);
+        }
         true
     }
 
@@ -387,11 +400,44 @@ impl Reader<'_> {
         self.client.meta.set_user(self.user.as_deref());
         self.client
             .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
+        self.jwt = authed.jwt;
+        self.arm_expiry();
         true
+    }
+
+    /// Close the connection when its user JWT (or account JWT) expires, as nats-server
+    /// does: `-ERR 'User Authentication Expired'`.
+    fn arm_expiry(&mut self) {
+        let Some(at) = self.jwt.as_ref().and_then(|j| j.expires) else {
+            return;
+        };
+        if std::mem::replace(&mut self.expiry_armed, true) {
+            return;
+        }
+        let secs = u64::try_from(at - crate::operator::unix_now()).unwrap_or(0);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = client.cancelled() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {
+                    tracing::debug!(cid = client.cid, "User Authentication Expired");
+                    client.err_and_close("User Authentication Expired", CloseReason::AuthenticationExpired);
+                }
+            }
+        });
     }
 
     /// Check credentials (bcrypt on the server's bounded pool, off the reactor).
     async fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
+        if let Some(trust) = &self.shared.trust {
+            return match trust.login(info, &self.client.nonce) {
+                Ok(authed) => Some(authed),
+                Err(e) => {
+                    tracing::debug!(cid = self.client.cid, client = %self.client.addr, "JWT login refused: {e}");
+                    None
+                }
+            };
+        }
         auth::check(
             &self.shared.auth_pool,
             self.opts.clone(),
@@ -505,7 +551,10 @@ impl Reader<'_> {
             .as_ref()
             .filter(|p| p.needs_delivery_check(&subject))
             .cloned();
-        let max = self.opts.max_subscriptions;
+        let max = match self.jwt.as_ref().and_then(|j| j.max_subs) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => self.opts.max_subscriptions,
+        };
         {
             let subs = self.client.subs.lock();
             if subs.contains_key(&sid) {

@@ -65,7 +65,10 @@ impl MonitorView {
                 let sl = a.sublist.read();
                 let connections = clients
                     .iter()
-                    .filter(|c| c.account().is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, a)))
+                    .filter(|c| {
+                        c.account()
+                            .is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, &a))
+                    })
                     .count() as u64;
                 AccountSnapshot {
                     name: a.name.clone(),
@@ -89,7 +92,10 @@ impl MonitorView {
             .map(|a| {
                 let mine: Vec<_> = clients
                     .iter()
-                    .filter(|c| c.account().is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, a)))
+                    .filter(|c| {
+                        c.account()
+                            .is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, &a))
+                    })
                     .collect();
                 let (mut msgs, mut bytes) = (
                     a.stats.closed_out_msgs.load(Relaxed),

@@ -39,6 +39,8 @@ pub(crate) struct ConnMeta {
     /// When the outstanding keep-alive PING was queued.
     ping_sent: Mutex<Option<Instant>>,
     details: Mutex<Details>,
+    /// CONNECT was accepted (its CONNECT event was sent; a DISCONNECT event follows).
+    connected: std::sync::atomic::AtomicBool,
 }
 
 impl ConnMeta {
@@ -51,7 +53,18 @@ impl ConnMeta {
             rtt: AtomicU64::new(0),
             ping_sent: Mutex::new(None),
             details: Mutex::new(Details::default()),
+            connected: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// CONNECT was accepted; `true` the first time.
+    pub fn set_connected(&self) -> bool {
+        !self.connected.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether CONNECT was accepted.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
     }
 
     /// The last measured round-trip time in ns (0: not measured yet).

@@ -20,8 +20,8 @@ use crate::server::{ServerHandle, Shared};
 use crate::stats::StatsSnapshot;
 
 pub use accounts::{AccountSnapshot, AccountStatz, JsAccountReport};
-pub(crate) use conn::ConnMeta;
 pub use conn::ConnSnapshot;
+pub(crate) use conn::{snapshot, ConnMeta};
 pub use subs::{SubSnapshot, SublistStats, GLOBAL_ACCOUNT};
 
 /// Server-wide facts kept for monitoring.

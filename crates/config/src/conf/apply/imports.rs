@@ -116,3 +116,26 @@ fn forms_cycle(
     }
     false
 }
+
+/// Removes every import [`check`] refuses (operator mode: account JWTs are not checked
+/// when the file is read); returns why each was removed, per account.
+pub fn retain_valid_imports(accounts: &mut [AccountConfig]) -> Vec<(String, String)> {
+    let mut dropped = Vec::new();
+    for i in 0..accounts.len() {
+        let imports = std::mem::take(&mut accounts[i].imports);
+        let mut kept = Vec::new();
+        for import in imports {
+            let probe = AccountConfig {
+                imports: vec![import.clone()],
+                exports: Vec::new(),
+                ..accounts[i].clone()
+            };
+            match check(accounts, &probe) {
+                Ok(()) => kept.push(import),
+                Err(why) => dropped.push((accounts[i].name.clone(), why)),
+            }
+        }
+        accounts[i].imports = kept;
+    }
+    dropped
+}

@@ -17,10 +17,18 @@ impl Reader<'_> {
         let opts = self.shared.opts();
         parser.set_limits(opts.max_control_line, opts.max_payload);
         self.trace = opts.trace;
-        self.auth_required = opts.auth.required();
+        self.auth_required = opts.auth_required();
         self.opts = opts;
         if !self.connected {
             return true;
+        }
+        if let (Some(trust), Some(info)) = (&self.shared.trust, &self.connect_info) {
+            if trust.is_revoked(info) {
+                tracing::debug!(cid = self.client.cid, client = %self.client.addr, "User Authentication Revoked");
+                self.client
+                    .err_and_close("User Authentication Revoked", CloseReason::Revocation);
+                return false;
+            }
         }
         let authed = if self.auth_required {
             let info = self.connect_info.clone();

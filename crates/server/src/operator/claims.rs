@@ -1,0 +1,109 @@
+//! Account and user JWT claims as the server's own configuration: an account JWT becomes
+//! an [`AccountConfig`], a JWT's permissions become [`Permissions`].
+
+use std::time::Duration;
+
+use petrel_config::{
+    AccountConfig, AccountJetStream, Export, Import, ImportKind, Permissions, ResponsePermission,
+    ResponseType, SubjectPermission,
+};
+use petrel_jwt::{Account as AccountClaims, Claims, Permission};
+
+/// The account an account JWT describes, named by its public key.
+pub(crate) fn account_config(c: &Claims<AccountClaims>) -> AccountConfig {
+    let nats = &c.nats;
+    AccountConfig {
+        name: c.sub.clone(),
+        jetstream: nats.limits.jetstream().map(|t| AccountJetStream {
+            max_memory: bytes_limit(t.mem_storage),
+            max_file: bytes_limit(t.disk_storage),
+            max_streams: count_limit(t.streams),
+            max_consumers: count_limit(t.consumer),
+            max_bytes_required: t.max_bytes_required,
+        }),
+        exports: nats.exports.iter().filter_map(export).collect(),
+        imports: nats.imports.iter().filter_map(import).collect(),
+    }
+}
+
+/// A storage limit: -1 unlimited, else bytes (0: none of that kind).
+fn bytes_limit(n: i64) -> Option<u64> {
+    u64::try_from(n).ok()
+}
+
+/// A count limit: -1 and 0 unlimited (nats-server checks `> 0`).
+fn count_limit(n: i64) -> Option<u64> {
+    u64::try_from(n).ok().filter(|&n| n > 0)
+}
+
+fn export(e: &petrel_jwt::Export) -> Option<Export> {
+    let service = match e.kind.as_str() {
+        "stream" => None,
+        "service" => Some(match e.response_type.as_deref() {
+            Some("Stream") => ResponseType::Stream,
+            Some("Chunked") => ResponseType::Chunked,
+            _ => ResponseType::Singleton,
+        }),
+        other => {
+            tracing::warn!(subject = %e.subject, "export of unknown type {other:?} ignored");
+            return None;
+        }
+    };
+    if e.token_req {
+        // Activation tokens are not checked yet: a private export is imported by nobody
+        // (refusing is the safe side).
+        tracing::warn!(subject = %e.subject, "private export (token_req) is not supported yet; no account may import it");
+        return None;
+    }
+    Some(Export {
+        subject: e.subject.clone(),
+        service,
+        accounts: Vec::new(),
+    })
+}
+
+fn import(i: &petrel_jwt::Import) -> Option<Import> {
+    let local = i.local_subject.clone().filter(|s| !s.is_empty());
+    let to = i.to.clone().filter(|s| !s.is_empty());
+    let kind = match i.kind.as_str() {
+        // A stream import's deprecated `to` is a prefix; `local_subject` a mapping.
+        "stream" => ImportKind::Stream {
+            prefix: to,
+            to: local,
+        },
+        "service" => ImportKind::Service {
+            to: local.or(to),
+            share: i.share,
+        },
+        other => {
+            tracing::warn!(subject = %i.subject, "import of unknown type {other:?} ignored");
+            return None;
+        }
+    };
+    Some(Import {
+        account: i.account.clone(),
+        subject: i.subject.clone(),
+        kind,
+    })
+}
+
+/// A JWT's permissions; `None` when it restricts nothing.
+pub(crate) fn permissions(p: &petrel_jwt::Permissions) -> Option<Permissions> {
+    if p.is_empty() {
+        return None;
+    }
+    let rules = |r: &Permission| {
+        (!r.is_empty()).then(|| SubjectPermission {
+            allow: r.allow.clone(),
+            deny: r.deny.clone(),
+        })
+    };
+    Some(Permissions {
+        publish: rules(&p.publish),
+        subscribe: rules(&p.subscribe),
+        allow_responses: p.resp.map(|r| ResponsePermission {
+            max: usize::try_from(r.max).ok().filter(|&m| m > 0).unwrap_or(1),
+            expires: Duration::from_nanos(u64::try_from(r.ttl).unwrap_or(0)),
+        }),
+    })
+}

@@ -1,0 +1,143 @@
+//! Account JWT pushes and lookups over `$SYS` (operator mode), as nats-server's resolvers
+//! answer them: `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE` (and the older
+//! `$SYS.ACCOUNT.<acc>.CLAIMS.UPDATE`) for every resolver; `$SYS.REQ.CLAIMS.UPDATE`,
+//! `…CLAIMS.LOOKUP` and `$SYS.REQ.CLAIMS.LIST` for a directory resolver.
+//!
+//! Deliberately stricter than nats-server: a JWT that does not verify against the trusted
+//! operators, or that is older than the one held, is refused (nats-server's full resolver
+//! stores it and only logs the failure), so a push can neither plant an untrusted account
+//! nor roll a revocation back.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::envelope::{self, ServerInfo};
+use super::Task;
+use crate::operator::{ResolverError, Stored};
+use crate::server::Shared;
+
+impl Task {
+    /// A pushed account JWT; `None` (no reply) when this server takes no pushes there.
+    pub(super) fn claims_update(
+        &self,
+        shared: &Arc<Shared>,
+        subject_account: Option<String>,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
+        let trust = shared.trust.as_ref()?;
+        if subject_account.is_none() && !trust.is_directory() {
+            return None;
+        }
+        let jwt = std::str::from_utf8(payload).unwrap_or("").trim();
+        let named = subject_account.clone().unwrap_or_else(|| "n/a".into());
+        if jwt.is_empty() {
+            return Some(self.claim_error(
+                shared,
+                &named,
+                "jwt update error - request body is empty",
+            ));
+        }
+        let Some(key) = petrel_jwt::peek_subject(jwt) else {
+            return Some(self.claim_error(
+                shared,
+                "n/a",
+                "jwt update resulted in error - invalid JWT format",
+            ));
+        };
+        if subject_account.as_ref().is_some_and(|a| *a != key) {
+            return Some(self.claim_error(
+                shared,
+                &named,
+                "jwt update resulted in error - subject does not match jwt content",
+            ));
+        }
+        if !trust.is_directory() && trust.account(&key).is_none() {
+            return Some(self.claim_ok(shared, &key, "jwt update skipped"));
+        }
+        Some(match trust.update(jwt) {
+            Ok(stored) => {
+                let key = stored.account.claims.sub.clone();
+                apply(shared, stored);
+                self.claim_ok(shared, &key, "jwt updated")
+            }
+            Err(ResolverError::Invalid(why)) => self.claim_error(
+                shared,
+                &key,
+                &format!("jwt update resulted in error - account validation failed: {why}"),
+            ),
+            Err(e) => {
+                self.claim_error(shared, &key, &format!("jwt update resulted in error - {e}"))
+            }
+        })
+    }
+
+    /// `…CLAIMS.LOOKUP`: the JWT itself (empty when unknown); a directory resolver only.
+    pub(super) fn claims_lookup(&self, shared: &Shared, account: &str) -> Option<Vec<u8>> {
+        let trust = shared.trust.as_ref().filter(|t| t.is_directory())?;
+        Some(
+            trust
+                .account(account)
+                .map(|a| a.jwt.clone().into_bytes())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// `$SYS.REQ.CLAIMS.LIST`: every account held; a directory resolver only.
+    pub(super) fn claims_list(&self, shared: &Shared) -> Option<Vec<u8>> {
+        let trust = shared.trust.as_ref().filter(|t| t.is_directory())?;
+        let keys: Vec<String> = trust
+            .accounts()
+            .iter()
+            .map(|a| a.claims.sub.clone())
+            .collect();
+        let server = ServerInfo::of(shared, self.system.next_seq());
+        Some(envelope::with(&server, json!({ "data": keys })))
+    }
+
+    fn claim_ok(&self, shared: &Shared, account: &str, message: &str) -> Vec<u8> {
+        let server = ServerInfo::of(shared, self.system.next_seq());
+        envelope::with(
+            &server,
+            json!({ "data": { "account": account, "code": 200, "message": message } }),
+        )
+    }
+
+    fn claim_error(&self, shared: &Shared, account: &str, description: &str) -> Vec<u8> {
+        tracing::error!("{description} ({account})");
+        let server = ServerInfo::of(shared, self.system.next_seq());
+        envelope::with(
+            &server,
+            json!({ "error": { "account": account, "code": 500, "description": description } }),
+        )
+    }
+}
+
+/// Put a stored account JWT in force: a new account is created (its JetStream started,
+/// its imports installed); every connection re-checks its login, so revoked users, users
+/// of removed signing keys and new permissions take effect at once.
+fn apply(shared: &Arc<Shared>, stored: Stored) {
+    let config = stored.config;
+    let js = config
+        .jetstream
+        .filter(|_| shared.opts().jetstream.is_some());
+    let (account, created) = shared.accounts.add(&config.name, js);
+    if created {
+        tracing::info!(account = %config.name, "account added from a pushed JWT");
+        let mut configs = vec![config];
+        for (account, why) in petrel_config::retain_valid_imports(&mut configs) {
+            tracing::warn!(%account, "import ignored: {why}");
+        }
+        crate::imports::install(&shared.accounts, &configs);
+        super::install_account_imports(&shared.accounts, &account);
+        if shared.js_group.get().is_some() {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::js::start_account(&shared, &account).await {
+                    tracing::error!(account = %account.name, "cannot start JetStream: {e}");
+                }
+            });
+        }
+    }
+    shared.recheck_logins();
+}
