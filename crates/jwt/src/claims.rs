@@ -282,7 +282,7 @@ pub enum SigningKey {
     /// A public account nkey.
     Key(String),
     /// `{"kind":"user_scope","key":...,"role":...,"template":{...}}`.
-    Scoped(ScopedKey),
+    Scoped(Box<ScopedKey>),
 }
 
 impl SigningKey {

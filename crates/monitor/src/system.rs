@@ -100,6 +100,17 @@ fn options_query(options: &[u8]) -> Result<Vec<(String, String)>, String> {
             _ => continue,
         };
         let key = match k.as_str() {
+            // nats-server's ConnState: 0 open, 1 closed, 2 all.
+            "state" => {
+                let state = match v.as_i64() {
+                    Some(0) => "open",
+                    Some(1) => "closed",
+                    Some(2) => "all",
+                    _ => return Err(format!("json: cannot unmarshal {v} into Go struct field ConnzOptions.state of type server.ConnState")),
+                };
+                q.push(("state".into(), state.into()));
+                continue;
+            }
             "subscriptions_detail" if v == Value::Bool(true) => {
                 q.push(("subs".into(), "detail".into()));
                 continue;

@@ -64,6 +64,8 @@ pub enum CloseReason {
     AuthenticationExpired,
     /// The account revoked the user's JWT.
     Revocation,
+    /// Over the account's connection limit (its JWT's `conn`).
+    MaxAccountConnectionsExceeded,
 }
 
 impl CloseReason {
@@ -88,6 +90,7 @@ impl CloseReason {
             CloseReason::TlsHandshakeError => "TLS Handshake Error",
             CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::Revocation => "Credentials Revoked",
+            CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
         }
     }
 

@@ -172,7 +172,7 @@ fn responses_for(importer: &Arc<Account>, exporter: &Arc<Account>) -> Arc<Respon
         pending: Mutex::new(HashMap::new()),
     });
     let imp = ResponseImport {
-        importer: Arc::downgrade(&importer),
+        importer: Arc::downgrade(importer),
         responses: responses.clone(),
     };
     exporter.subscribe_import(&format!("_R_.{tag}.>"), Arc::new(imp));

@@ -104,9 +104,7 @@ fn cleanup(shared: &Shared, client: &Arc<Client>) {
     }
     shared.unregister(client.cid);
     let reason = client.close_reason().unwrap_or(CloseReason::ClientClosed);
-    if client.meta.is_connected() {
-        crate::sys::client_disconnected(shared, client, reason);
-    }
+    crate::sys::client_disconnected(shared, client, reason);
     if let Some(account) = client.account() {
         let (msgs, bytes) = {
             let out = client.outbound();

@@ -342,6 +342,13 @@ impl Reader<'_> {
         } else {
             Authed::default()
         };
+        if self.account_full(authed.account.as_deref()) {
+            self.client.err_and_close(
+                "maximum account active connections exceeded",
+                CloseReason::MaxAccountConnectionsExceeded,
+            );
+            return false;
+        }
         if !self.set_authed(authed) {
             self.auth_violation();
             return false;
@@ -365,6 +372,29 @@ impl Reader<'_> {
             crate::sys::client_connected(self.shared, self.client);
         }
         true
+    }
+
+    /// Whether `account` (operator mode) already has as many client connections as its
+    /// JWT allows (`conn`; -1 is unlimited).
+    fn account_full(&self, account: Option<&str>) -> bool {
+        let (Some(trust), Some(name)) = (&self.shared.trust, account) else {
+            return false;
+        };
+        let Some(limit) = trust
+            .account(name)
+            .and_then(|a| u64::try_from(a.claims.nats.limits.conn).ok())
+        else {
+            return false;
+        };
+        let open = self
+            .shared
+            .clients
+            .lock()
+            .values()
+            .filter(|c| c.cid != self.client.cid)
+            .filter(|c| c.account().is_some_and(|a| a.name == name))
+            .count() as u64;
+        open >= limit
     }
 
     /// Binds the connection to `account` for good.
@@ -400,6 +430,9 @@ impl Reader<'_> {
         self.client.meta.set_user(self.user.as_deref());
         self.client
             .set_response_permission(self.perms.as_ref().and_then(|p| p.responses));
+        self.client
+            .meta
+            .set_user_name(authed.jwt.as_ref().map(|j| j.name.as_str()));
         self.jwt = authed.jwt;
         self.arm_expiry();
         true

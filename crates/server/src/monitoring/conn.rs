@@ -23,6 +23,8 @@ struct Details {
     lang: String,
     version: String,
     user: Option<String>,
+    /// A JWT user's name (`name` of its JWT).
+    user_name: Option<String>,
     tls_version: Option<String>,
     tls_cipher: Option<String>,
 }
@@ -39,7 +41,7 @@ pub(crate) struct ConnMeta {
     /// When the outstanding keep-alive PING was queued.
     ping_sent: Mutex<Option<Instant>>,
     details: Mutex<Details>,
-    /// CONNECT was accepted (its CONNECT event was sent; a DISCONNECT event follows).
+    /// CONNECT was accepted (its CONNECT event was sent).
     connected: std::sync::atomic::AtomicBool,
 }
 
@@ -62,10 +64,6 @@ impl ConnMeta {
         !self.connected.swap(true, Ordering::AcqRel)
     }
 
-    /// Whether CONNECT was accepted.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
-    }
 
     /// The last measured round-trip time in ns (0: not measured yet).
     pub fn rtt_nanos(&self) -> u64 {
@@ -113,6 +111,16 @@ impl ConnMeta {
     /// The authenticated user (`None` without authentication).
     pub fn set_user(&self, user: Option<&str>) {
         self.details.lock().user = user.map(str::to_string);
+    }
+
+    /// A JWT user's name.
+    pub fn set_user_name(&self, name: Option<&str>) {
+        self.details.lock().user_name = name.filter(|n| !n.is_empty()).map(str::to_string);
+    }
+
+    /// A JWT user's name, if it has one.
+    pub fn user_name(&self) -> Option<String> {
+        self.details.lock().user_name.clone()
     }
 
     /// The negotiated TLS protocol and cipher suite.

@@ -1,6 +1,7 @@
-//! System events: `$SYS.ACCOUNT.<acc>.CONNECT` / `DISCONNECT` for every client that
-//! completed CONNECT, and the `$SYS.SERVER.<id>.STATSZ` heartbeat, with nats-server's
-//! payloads (`io.nats.server.advisory.v1.client_connect` / `client_disconnect`).
+//! System events, with nats-server's payloads: `$SYS.ACCOUNT.<acc>.CONNECT` when a
+//! client's CONNECT is accepted, `$SYS.ACCOUNT.<acc>.DISCONNECT` when any client
+//! connection closes (`$G` for one that never logged in), `$SYS.SERVER.<id>.CLIENT.AUTH.ERR`
+//! when credentials are refused, and the `$SYS.SERVER.<id>.STATSZ` heartbeat.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,8 @@ pub(super) enum Event {
         sent: Counts,
         received: Counts,
         reason: &'static str,
+        /// Refused credentials: an AUTH.ERR event goes first.
+        auth_error: bool,
     },
 }
 
@@ -89,7 +92,7 @@ pub(crate) fn client_connected(shared: &Shared, client: &Arc<Client>) {
     }
 }
 
-/// `client`, which had completed CONNECT, closed.
+/// `client` closed.
 pub(crate) fn client_disconnected(shared: &Shared, client: &Arc<Client>, reason: CloseReason) {
     let Some(sys) = shared.sys.get() else {
         return;
@@ -106,6 +109,7 @@ pub(crate) fn client_disconnected(shared: &Shared, client: &Arc<Client>, reason:
             bytes: snap.in_bytes,
         },
         reason: reason.as_str(),
+        auth_error: reason == CloseReason::AuthFailure,
     });
 }
 
@@ -128,14 +132,21 @@ impl Task {
                 sent,
                 received,
                 reason,
-            } => (
-                format!("$SYS.ACCOUNT.{}.DISCONNECT", client.acc),
-                json!({
+                auth_error,
+            } => {
+                let body = json!({
                     "type": "io.nats.server.advisory.v1.client_disconnect",
                     "id": id, "timestamp": timestamp, "server": server, "client": client,
                     "sent": sent, "received": received, "reason": reason,
-                }),
-            ),
+                });
+                if auth_error {
+                    let subject = format!("$SYS.SERVER.{}.CLIENT.AUTH.ERR", shared.server_id);
+                    if let Ok(b) = serde_json::to_vec(&body) {
+                        self.send(&subject, b);
+                    }
+                }
+                (format!("$SYS.ACCOUNT.{}.DISCONNECT", client.acc), body)
+            }
         };
         if let Ok(body) = serde_json::to_vec(&body) {
             self.send(&subject, body);

@@ -74,7 +74,7 @@ struct Job {
 /// Work for the system task.
 enum Work {
     Request(Job),
-    Event(events::Event),
+    Event(Box<events::Event>),
 }
 
 /// The system services of one server.
@@ -93,7 +93,7 @@ pub type ReloadHook = Arc<dyn Fn() -> Result<petrel_config::Options, String> + S
 impl System {
     /// Queue an event (dropped, with a debug line, when the queue is full).
     fn event(&self, e: events::Event) {
-        if self.queue.try_send(Work::Event(e)).is_err() {
+        if self.queue.try_send(Work::Event(Box::new(e))).is_err() {
             tracing::debug!("system event queue full: event dropped");
         }
     }
@@ -213,7 +213,7 @@ impl Task {
             };
             match work {
                 Work::Request(job) => self.request(&shared, job).await,
-                Work::Event(e) => self.publish_event(&shared, e),
+                Work::Event(e) => self.publish_event(&shared, *e),
             }
         }
     }

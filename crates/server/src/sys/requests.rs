@@ -87,6 +87,9 @@ impl Task {
         let Some(reply) = job.reply.clone() else {
             return;
         };
+        if !filter_matches(shared, &job.payload) {
+            return;
+        }
         let payload = match req {
             Request::Server(ep) if ep == "IDZ" => serde_json::to_vec(&json!({
                 "name": shared.server_name,
@@ -155,6 +158,30 @@ impl Task {
     }
 }
 
+/// Whether the request's filter (`server_name`, `host`, `cluster`, `domain`, `tags` of
+/// nats-server's EventFilterOptions, sent by the `nats` CLI) selects this server; a server
+/// it does not select stays silent.
+fn filter_matches(shared: &Shared, payload: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(payload)
+    else {
+        return true;
+    };
+    let given = |k: &str| o.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+    let domain = shared
+        .opts()
+        .jetstream
+        .as_ref()
+        .and_then(|j| j.domain.clone());
+    let host = shared.listen.ip().to_string();
+    given("server_name").is_none_or(|n| n == shared.server_name)
+        && given("host").is_none_or(|h| h == host)
+        && given("cluster").is_none()
+        && given("domain").is_none_or(|d| Some(d) == domain.as_deref())
+        && o.get("tags")
+            .and_then(|t| t.as_array())
+            .is_none_or(|t| t.is_empty())
+}
+
 /// `USER.INFO`: the requesting connection's user and account.
 fn user_info(shared: &Shared, sender: u64) -> SysReply {
     let client = shared.clients.lock().get(&sender).cloned();
@@ -163,11 +190,21 @@ fn user_info(shared: &Shared, sender: u64) -> SysReply {
     };
     let account = shared.accounts.of(&client).name.clone();
     let user = client.meta.user().unwrap_or_default();
-    SysReply::Data(json!({
+    // Operator mode: the account JWT's name; else the account's own.
+    let account_name = shared
+        .trust
+        .as_ref()
+        .and_then(|t| t.account(&account))
+        .map_or_else(|| account.clone(), |a| a.claims.name.clone());
+    let mut data = json!({
         "user": user,
         "account": account,
-        "account_name": account,
-    }))
+        "account_name": account_name,
+    });
+    if let (Some(name), serde_json::Value::Object(m)) = (client.meta.user_name(), &mut data) {
+        m.insert("user_name".into(), name.into());
+    }
+    SysReply::Data(data)
 }
 
 /// The service imports every account but the system account gets, so its clients can ask
