@@ -89,6 +89,13 @@ impl Account {
         })
     }
 
+    /// A subscription id for an internal subscription, unique in the account (its
+    /// internal subscriptions all belong to one client, keyed by id).
+    pub fn next_internal_sid(&self) -> u64 {
+        self.next_sid
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Subscriptions in this account.
     pub fn subscriptions(&self) -> usize {
         self.sublist.read().count()
@@ -97,11 +104,7 @@ impl Account {
     /// Subscribes an import's internal subscription on `subject` (owned by this account's
     /// internal client).
     pub fn subscribe_import(&self, subject: &str, import: Arc<dyn crate::imports::Importer>) {
-        let sid = format!(
-            "import.{}",
-            self.next_sid
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let sid = format!("import.{}", self.next_internal_sid());
         let sub = Arc::new(crate::sub::Subscription {
             import: Some(import),
             ..crate::sub::Subscription::new(

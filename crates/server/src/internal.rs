@@ -4,7 +4,7 @@
 //! the account's system client, so nothing published here reaches a subscription that
 //! accepts only clients.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
@@ -29,7 +29,6 @@ pub(crate) struct ServerPort {
     requester: Arc<Client>,
     /// Routing context for internal publishes (one at a time).
     router: Mutex<Router>,
-    next_id: AtomicU64,
 }
 
 impl ServerPort {
@@ -49,7 +48,6 @@ impl ServerPort {
             system: account.system.clone(),
             account,
             router: Mutex::new(Router::new()),
-            next_id: AtomicU64::new(1),
         })
     }
 
@@ -182,7 +180,9 @@ impl Port for ServerPort {
         accept: Accept,
         handler: Arc<dyn Handler>,
     ) -> SubId {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Ids come from the account: several ports (JetStream's, the system services')
+        // share its internal client, whose subscriptions are keyed by id.
+        let id = self.account.next_internal_sid();
         if self.shared.strong_count() == 0 {
             return id;
         }

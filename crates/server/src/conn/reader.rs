@@ -386,11 +386,11 @@ impl Reader<'_> {
         else {
             return false;
         };
-        let open = self
-            .shared
-            .clients
-            .lock()
-            .values()
+        // Copied out first (docs/LOCKS.md rule 1).
+        let clients: Vec<Arc<crate::client::Client>> =
+            self.shared.clients.lock().values().cloned().collect();
+        let open = clients
+            .iter()
             .filter(|c| c.cid != self.client.cid)
             .filter(|c| c.account().is_some_and(|a| a.name == name))
             .count() as u64;
