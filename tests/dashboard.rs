@@ -246,6 +246,7 @@ async fn counters(addr: std::net::SocketAddr) -> Value {
         "varz": [v["in_msgs"], v["out_msgs"], v["in_bytes"], v["out_bytes"], v["subscriptions"]],
         "connz": json(addr, "/connz").await["connections"],
         "jsz": json(addr, "/jsz?streams=true&consumers=true").await["account_details"],
+        "accstatz": json(addr, "/accstatz?unused=1").await["account_statz"],
     });
     strip(&mut all);
     all
@@ -450,6 +451,7 @@ async fn dashboard_in_headless_chromium() {
     let connz = json(m, "/connz?subs=1").await;
     let subsz = json(m, "/subsz").await;
     let jsz = json(m, "/jsz?streams=true&consumers=true&config=true").await;
+    let accstatz = json(m, "/accstatz?unused=1").await;
     assert_eq!(counters(m).await, settled, "counters moved meanwhile");
 
     check_status(&dom, &html);
@@ -457,6 +459,7 @@ async fn dashboard_in_headless_chromium() {
     check_totals(&dom, &varz, &subsz);
     check_connections(&dom, &connz);
     check_jetstream(&dom, &jsz);
+    check_accounts(&dom, &accstatz);
     assert!(html.contains("orders.*"), "stream subjects shown");
     drains.iter().for_each(|d| d.abort());
 }
@@ -540,6 +543,30 @@ fn check_connections(dom: &Dom, connz: &Value) {
         let lang = c["lang"].as_str().unwrap();
         let version = c["version"].as_str().unwrap();
         assert_eq!(cell("client").text, format!("{lang} {version}"));
+    }
+}
+
+/// The accounts table shows `/accstatz?unused=1`'s numbers, one row per account.
+fn check_accounts(dom: &Dom, accstatz: &Value) {
+    let accounts = accstatz["account_statz"].as_array().unwrap();
+    assert!(accounts
+        .iter()
+        .any(|a| a["acc"] == "$G" && u(&a["conns"]) == 3));
+    for a in accounts {
+        let acc = a["acc"].as_str().unwrap();
+        let cell = |field: &str| dom.find(&[("data-account", acc), ("data-field", field)]);
+        for (field, want) in [
+            ("conns", &a["conns"]),
+            ("total_conns", &a["total_conns"]),
+            ("num_subscriptions", &a["num_subscriptions"]),
+            ("received_msgs", &a["received"]["msgs"]),
+            ("sent_msgs", &a["sent"]["msgs"]),
+            ("received_bytes", &a["received"]["bytes"]),
+            ("sent_bytes", &a["sent"]["bytes"]),
+            ("slow_consumers", &a["slow_consumers"]),
+        ] {
+            assert_eq!(cell(field).value(), u(want), "{acc} {field}");
+        }
     }
 }
 

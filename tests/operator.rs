@@ -326,6 +326,30 @@ async fn the_full_resolver_takes_pushes_and_keeps_them() {
         String::from_utf8_lossy(&rest),
         "-ERR 'User Authentication Revoked'\r\n"
     );
+    // A running account's JetStream limits change with its JWT.
+    let (jwt, seed) = user(APP_SEED, None, "js-user", |_| {});
+    let app_js = jetstream::new(connect(&s.client_url(), &jwt, &seed).await.unwrap());
+    app_js
+        .create_stream(config("FIRST", &["first"]))
+        .await
+        .unwrap();
+    let one_stream = account_jwt(APP_SEED, "APP", |c| {
+        c.nats.limits.streams = 1;
+        c.nats.revocations = petrel_jwt::Account::default().revocations;
+    });
+    let r = sys_request(
+        &sys,
+        format!("$SYS.REQ.ACCOUNT.{app_key}.CLAIMS.UPDATE"),
+        one_stream.clone(),
+    )
+    .await;
+    assert_eq!(r["data"]["code"], 200, "{r}");
+    let e = app_js
+        .create_stream(config("SECOND", &["second"]))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 10027);
+
     // Lookup and list.
     let m = sys
         .request(
@@ -334,7 +358,7 @@ async fn the_full_resolver_takes_pushes_and_keeps_them() {
         )
         .await
         .unwrap();
-    assert_eq!(std::str::from_utf8(&m.payload).unwrap(), revoking);
+    assert_eq!(std::str::from_utf8(&m.payload).unwrap(), one_stream);
     let r = sys_request(&sys, "$SYS.REQ.CLAIMS.LIST".into(), String::new()).await;
     let listed: Vec<&str> = r["data"]
         .as_array()

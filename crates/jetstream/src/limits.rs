@@ -83,7 +83,8 @@ impl AccountLimits {
 /// (checked at publish: nats-server refuses the message with 10002).
 #[derive(Debug, Default)]
 pub(crate) struct AccountUsage {
-    limits: AccountLimits,
+    /// The account's limits; replaced as a whole when its JWT is updated.
+    limits: RwLock<AccountLimits>,
     memory: std::sync::atomic::AtomicU64,
     storage: std::sync::atomic::AtomicU64,
 }
@@ -91,9 +92,19 @@ pub(crate) struct AccountUsage {
 impl AccountUsage {
     pub fn new(limits: AccountLimits) -> AccountUsage {
         AccountUsage {
-            limits,
+            limits: RwLock::new(limits),
             ..AccountUsage::default()
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> AccountLimits {
+        *self.limits.read()
+    }
+
+    /// New limits, for what is created or stored from now on (what exceeds them stays).
+    pub fn set_limits(&self, limits: AccountLimits) {
+        *self.limits.write() = limits;
     }
 
     fn counter(&self, storage: StorageType) -> &std::sync::atomic::AtomicU64 {
@@ -117,7 +128,7 @@ impl AccountUsage {
     /// Whether `add` more bytes of `storage` (`pending` already appended but not yet
     /// counted) would pass the account's limit.
     pub fn would_exceed(&self, storage: StorageType, pending: u64, add: u64) -> bool {
-        let Some(limit) = self.limits.of(storage) else {
+        let Some(limit) = self.limits().of(storage) else {
             return false;
         };
         let used = self
@@ -128,7 +139,7 @@ impl AccountUsage {
 
     /// Whether the account limits `storage` at all.
     pub fn limited(&self, storage: StorageType) -> bool {
-        self.limits.of(storage).is_some()
+        self.limits().of(storage).is_some()
     }
 }
 
@@ -205,7 +216,7 @@ pub(crate) fn check_stream(
     cfg: &StreamConfig,
     old: Option<&StreamConfig>,
 ) -> Result<(), crate::ApiError> {
-    let account = &js.config.account_limits;
+    let account = &js.usage.limits();
     if account.max_bytes_required && cfg.max_bytes <= 0 {
         return Err(crate::ApiError::stream_max_bytes_required());
     }

@@ -100,7 +100,13 @@ pub struct ConsumerReport {
 impl JetStream {
     /// The account's own limits.
     pub fn account_limits(&self) -> crate::limits::AccountLimits {
-        self.config.account_limits
+        self.usage.limits()
+    }
+
+    /// Replace the account's limits (its JWT was updated): streams and consumers created,
+    /// and messages stored, from now on are checked against them.
+    pub fn set_account_limits(&self, limits: crate::limits::AccountLimits) {
+        self.usage.set_limits(limits);
     }
 
     /// Every stream (by name), with its consumers when `with_consumers`. Blocking: takes

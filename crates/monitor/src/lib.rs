@@ -32,9 +32,12 @@
 //!
 //! The dashboard on `/` (`dashboard.html`, embedded at compile time) needs nothing but a
 //! browser: inline CSS and JavaScript, no external assets. It polls `/varz`, `/connz`,
-//! `/subsz` and `/jsz` every second and shows the server's identity and counters, message
-//! and byte rates over the last five minutes, and tables of connections, streams and
-//! consumers; endpoint errors appear in its status line.
+//! `/subsz`, `/jsz` and `/accstatz` every second and shows the server's identity and
+//! counters, message and byte rates over the last five minutes, and tables of
+//! connections, streams, accounts and consumers; endpoint errors appear in its status line.
+//!
+//! [`serve_system`] answers the system account's `$SYS.REQ` monitoring requests with the
+//! same handlers.
 
 mod accountz;
 mod connz;

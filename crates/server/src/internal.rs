@@ -4,7 +4,6 @@
 //! the account's system client, so nothing published here reaches a subscription that
 //! accepts only clients.
 
-
 use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};

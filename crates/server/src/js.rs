@@ -110,7 +110,7 @@ fn log_recovered(account: &Account, js: &JetStream) {
 }
 
 /// An account's configured JetStream limits.
-fn account_limits(c: &AccountJetStream) -> AccountLimits {
+pub(crate) fn account_limits(c: &AccountJetStream) -> AccountLimits {
     AccountLimits {
         max_memory: c.max_memory,
         max_storage: c.max_file,

@@ -158,7 +158,7 @@ fn create_inner(
     }
     // The stream's limit, or the account's when lower (nats-server counts either per
     // stream).
-    let account_max = js.config.account_limits.max_consumers;
+    let account_max = js.usage.limits().max_consumers;
     let stream_max = u64::try_from(stream_cfg.max_consumers)
         .ok()
         .filter(|m| *m > 0);

@@ -233,7 +233,7 @@ struct AccountInfo<'a> {
 /// `$JS.API.INFO`: the account's usage and its limits.
 fn account_info(js: &JetStream) -> ApiResponse {
     let st = js.stats();
-    let lim = &js.config.account_limits;
+    let lim = &js.usage.limits();
     let report = crate::limits::AccountLimits::report;
     let info = AccountInfo {
         memory: st.memory,

@@ -64,7 +64,6 @@ impl ConnMeta {
         !self.connected.swap(true, Ordering::AcqRel)
     }
 
-
     /// The last measured round-trip time in ns (0: not measured yet).
     pub fn rtt_nanos(&self) -> u64 {
         self.rtt.load(Ordering::Relaxed)

@@ -114,14 +114,19 @@ impl Task {
 }
 
 /// Put a stored account JWT in force: a new account is created (its JetStream started,
-/// its imports installed); every connection re-checks its login, so revoked users, users
-/// of removed signing keys and new permissions take effect at once.
+/// its imports installed); a running account's JetStream limits change; every connection
+/// re-checks its login, so revoked users, users of removed signing keys and new
+/// permissions take effect at once. (Exports and imports of a running account, and
+/// JetStream turned on or off, change at the next start.)
 fn apply(shared: &Arc<Shared>, stored: Stored) {
     let config = stored.config;
     let js = config
         .jetstream
         .filter(|_| shared.opts().jetstream.is_some());
     let (account, created) = shared.accounts.add(&config.name, js);
+    if let (false, Some(rt), Some(limits)) = (created, account.js.get(), &js) {
+        rt.js.set_account_limits(crate::js::account_limits(limits));
+    }
     if created {
         tracing::info!(account = %config.name, "account added from a pushed JWT");
         let mut configs = vec![config];
