@@ -36,6 +36,7 @@ mod operator_support;
 mod permissions;
 mod protocol;
 mod pubsub;
+mod py_clients;
 mod queue;
 mod reload;
 mod republish;
