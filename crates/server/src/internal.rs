@@ -7,7 +7,6 @@
 use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
 use petrel_jetstream::{Accept, Delivery, Handler, Port, SubId};
 
 use crate::account::Account;
@@ -26,8 +25,41 @@ pub(crate) struct ServerPort {
     system: Arc<Client>,
     /// The internal client JetStream's own requests come from ([`Port::request`]).
     requester: Arc<Client>,
-    /// Routing context for internal publishes (one at a time).
-    router: Mutex<Router>,
+}
+
+/// Routing contexts for internal publishes kept per worker thread, one per account
+/// (so each JetStream task routes with its thread's context and no task waits on another's
+/// publish; match caches stay warm).
+const THREAD_ROUTERS: usize = 16;
+
+thread_local! {
+    static ROUTERS: std::cell::RefCell<Vec<(Weak<Account>, Router)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's routing context for `account`. A nested call on the same
+/// thread (a handler publishing while a publish is routed) gets a fresh context.
+fn with_router<R>(account: &Arc<Account>, f: impl FnOnce(&mut Router) -> R) -> R {
+    ROUTERS.with(|cell| {
+        let Ok(mut routers) = cell.try_borrow_mut() else {
+            return f(&mut Router::new());
+        };
+        let found = routers
+            .iter()
+            .position(|(a, _)| std::ptr::eq(a.as_ptr(), Arc::as_ptr(account)));
+        let i = match found {
+            Some(i) => i,
+            None => {
+                routers.retain(|(a, _)| a.strong_count() > 0);
+                if routers.len() >= THREAD_ROUTERS {
+                    routers.remove(0);
+                }
+                routers.push((Arc::downgrade(account), Router::new()));
+                routers.len() - 1
+            }
+        };
+        f(&mut routers[i].1)
+    })
 }
 
 impl ServerPort {
@@ -46,7 +78,6 @@ impl ServerPort {
             requester,
             system: account.system.clone(),
             account,
-            router: Mutex::new(Router::new()),
         })
     }
 
@@ -84,10 +115,11 @@ impl ServerPort {
             echo: true,
             no_responders: false,
         };
-        let mut router = self.router.lock();
-        publish(&mut router, &shared, from);
-        router.flush(&shared);
-        router.stalled.clear();
+        with_router(&self.account, |router| {
+            publish(router, &shared, from);
+            router.flush(&shared);
+            router.stalled.clear();
+        });
     }
 }
 
@@ -167,9 +199,9 @@ impl Port for ServerPort {
     }
 
     fn has_interest(&self, subject: &str) -> bool {
-        self.router
-            .lock()
-            .has_interest(&self.account, subject.as_bytes())
+        with_router(&self.account, |router| {
+            router.has_interest(&self.account, subject.as_bytes())
+        })
     }
 
     fn subscribe(
