@@ -57,7 +57,10 @@ async fn nats_py_logs_in_with_a_creds_file() {
         return;
     };
     let s = spawn_config("operator-memory.conf", |t| t, None, false).await;
-    let creds = format!("{}/../config/operator/alice.creds", env!("CARGO_MANIFEST_DIR"));
+    let creds = format!(
+        "{}/../config/operator/alice.creds",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let out = tokio::process::Command::new(py)
         .args(["-c", CREDS_LOGIN, &s.client_url(), &creds])
         .output()
@@ -71,5 +74,8 @@ async fn nats_py_logs_in_with_a_creds_file() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
     assert_eq!(v["payload"], "from nats.py");
     assert_eq!(v["me"]["user_name"], "alice");
-    assert_eq!(v["me"]["account"], public(crate::operator_support::APP_SEED).as_str());
+    assert_eq!(
+        v["me"]["account"],
+        public(crate::operator_support::APP_SEED).as_str()
+    );
 }

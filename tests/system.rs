@@ -237,6 +237,66 @@ async fn refused_credentials_are_reported() {
 }
 
 #[tokio::test]
+async fn kick_and_lame_duck_one_client() {
+    let s = server().await;
+    let admin = login(&s, "admin").await;
+    let id = s.handle().server_id().to_string();
+    let mut raw = petrel_testkit::RawClient::connect(s.addr()).await;
+    let cid = raw.info()["client_id"].as_u64().unwrap();
+    raw.send(
+        b"CONNECT {\"user\":\"app\",\"pass\":\"app-change-me\",\"verbose\":false}\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(raw.read_line().await, "PONG");
+
+    let r = ask(
+        &admin,
+        &format!("$SYS.REQ.SERVER.{id}.LDM"),
+        &format!("{{\"cid\":{cid}}}"),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let info = raw.read_line().await;
+    assert!(
+        info.starts_with("INFO ") && info.contains("\"ldm\":true"),
+        "{info}"
+    );
+
+    let mut events = admin
+        .subscribe("$SYS.ACCOUNT.APP.DISCONNECT")
+        .await
+        .unwrap();
+    admin.flush().await.unwrap();
+    let r = ask(
+        &admin,
+        &format!("$SYS.REQ.SERVER.{id}.KICK"),
+        &format!("{{\"cid\":{cid}}}"),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    raw.read_until_closed_or(std::time::Duration::from_secs(5))
+        .await;
+    let e: Value = serde_json::from_slice(&events.next().await.unwrap().payload).unwrap();
+    assert_eq!(e["reason"], "Kicked");
+    assert_eq!(e["client"]["id"], cid);
+
+    let r = ask(
+        &admin,
+        &format!("$SYS.REQ.SERVER.{id}.KICK"),
+        r#"{"cid":99999}"#,
+    )
+    .await;
+    assert_eq!(r["error"]["description"], "no such client or leafnode id");
+    let r = ask(
+        &admin,
+        &format!("$SYS.REQ.SERVER.{id}.LDM"),
+        r#"{"cid":99999}"#,
+    )
+    .await;
+    assert_eq!(r["error"]["description"], "no such client id");
+}
+
+#[tokio::test]
 async fn statsz_heartbeat() {
     let s = server().await;
     let admin = login(&s, "admin").await;

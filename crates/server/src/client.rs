@@ -66,6 +66,8 @@ pub enum CloseReason {
     Revocation,
     /// Over the account's connection limit (its JWT's `conn`).
     MaxAccountConnectionsExceeded,
+    /// Closed by a system account request (`$SYS.REQ.SERVER.<id>.KICK`).
+    Kicked,
 }
 
 impl CloseReason {
@@ -91,6 +93,7 @@ impl CloseReason {
             CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::Revocation => "Credentials Revoked",
             CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            CloseReason::Kicked => "Kicked",
         }
     }
 

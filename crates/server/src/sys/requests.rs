@@ -25,6 +25,10 @@ pub(super) enum Request {
     Server(String),
     /// `RELOAD` this server.
     Reload,
+    /// Close a client (`KICK`).
+    Kick,
+    /// Tell a client this server is going away (`LDM`: an INFO with `ldm`).
+    Ldm,
     /// An endpoint about one account.
     Account(String, String),
     /// `$SYS.REQ.ACCOUNT.PING.<EP>`: every account.
@@ -50,6 +54,8 @@ impl Request {
                 Some(Request::Server((*ep).into()))
             }
             ["$SYS", "REQ", "SERVER", id, "RELOAD"] if *id == server_id => Some(Request::Reload),
+            ["$SYS", "REQ", "SERVER", id, "KICK"] if *id == server_id => Some(Request::Kick),
+            ["$SYS", "REQ", "SERVER", id, "LDM"] if *id == server_id => Some(Request::Ldm),
             ["$SYS", "REQ", "SERVER", id, ep]
                 if *id == server_id && known(SERVER_ENDPOINTS, ep) =>
             {
@@ -111,6 +117,7 @@ impl Task {
             }
             Request::UserInfo => self.wrapped(shared, user_info(shared, job.sender)),
             Request::Reload => Some(self.reload(shared)),
+            Request::Kick | Request::Ldm => self.client_action(shared, &req, &job.payload),
             Request::ClaimsUpdate(acc) => self.claims_update(shared, acc, &job.payload),
             Request::ClaimsLookup(acc) => self.claims_lookup(shared, &acc),
             Request::ClaimsList => self.claims_list(shared),
@@ -136,6 +143,46 @@ impl Task {
         let monitor = self.system.monitor()?;
         let reply = monitor.call(endpoint, account, options).await;
         self.wrapped(shared, reply)
+    }
+
+    /// `KICK` / `LDM` `{"cid":N}`: close the client, or send it a lame-duck INFO. No reply
+    /// to a body without a cid (nats-server's too).
+    fn client_action(&self, shared: &Shared, req: &Request, body: &[u8]) -> Option<Vec<u8>> {
+        #[derive(serde::Deserialize)]
+        struct Target {
+            cid: u64,
+        }
+        let Ok(Target { cid }) = serde_json::from_slice::<Target>(body) else {
+            tracing::debug!("system request without a client id ignored");
+            return None;
+        };
+        let client = shared.clients.lock().get(&cid).cloned();
+        let server = ServerInfo::of(shared, self.system.next_seq());
+        let Some(client) = client else {
+            let why = if *req == Request::Kick {
+                "no such client or leafnode id"
+            } else {
+                "no such client id"
+            };
+            return Some(envelope::with(
+                &server,
+                json!({ "error": { "code": 500, "description": why } }),
+            ));
+        };
+        if *req == Request::Kick {
+            tracing::info!(cid, "client kicked by a system account request");
+            client.close(crate::client::CloseReason::Kicked);
+        } else {
+            let mut info = shared.info_for(&client);
+            info.ldm = true;
+            let mut buf = bytes::BytesMut::new();
+            petrel_wire::encode::info(&mut buf, &info);
+            client.queue_raw(&buf);
+            if client.mark_dirty() {
+                client.flush(false);
+            }
+        }
+        Some(envelope::with(&server, json!({})))
     }
 
     /// `RELOAD`: the embedder's reload hook (the petrel binary re-reads its file).
@@ -256,6 +303,8 @@ mod tests {
         );
         assert_eq!(p("$SYS.REQ.SERVER.OTHER.CONNZ"), None);
         assert_eq!(p("$SYS.REQ.SERVER.NID.RELOAD"), Some(Request::Reload));
+        assert_eq!(p("$SYS.REQ.SERVER.NID.KICK"), Some(Request::Kick));
+        assert_eq!(p("$SYS.REQ.SERVER.PING.KICK"), None);
         assert_eq!(p("$SYS.REQ.SERVER.PING.NOPE"), None);
         assert_eq!(
             p("$SYS.REQ.ACCOUNT.APP.INFO"),
