@@ -165,6 +165,12 @@ async fn bad_logins_get_authorization_violation() {
         let (unlisted, unlisted_seed) =
             user(&stranger_seed, Some(&public(APP_SEED)), "unlisted", |_| {});
         let other_user = nkeys::KeyPair::new_user().seed().unwrap();
+        let (ws_only, ws_seed) = user(APP_SEED, None, "ws", |c| {
+            c.nats.limits.allowed_connection_types = vec!["WEBSOCKET".into()];
+        });
+        let (elsewhere, elsewhere_seed) = user(APP_SEED, None, "far", |c| {
+            c.nats.limits.src = vec!["10.0.0.0/8".into()];
+        });
         vec![
             ("no signature", ok_jwt.clone(), None),
             ("another key's signature", ok_jwt, Some(other_user)),
@@ -177,6 +183,8 @@ async fn bad_logins_get_authorization_violation() {
                 Some(unlisted_seed),
             ),
             ("not a JWT", "eyJ.bad.jwt".into(), Some(ok_seed)),
+            ("websocket connections only", ws_only, Some(ws_seed)),
+            ("another network", elsewhere, Some(elsewhere_seed)),
         ]
     };
     for (what, jwt, seed) in cases {
@@ -186,6 +194,13 @@ async fn bad_logins_get_authorization_violation() {
     // No JWT at all.
     let (_raw, line) = raw_login(s.addr(), "", None).await;
     assert_eq!(line, "-ERR 'Authorization Violation'");
+    // The same restrictions, met.
+    let (jwt, seed) = user(APP_SEED, None, "local", |c| {
+        c.nats.limits.allowed_connection_types = vec!["STANDARD".into(), "WEBSOCKET".into()];
+        c.nats.limits.src = vec!["127.0.0.0/8".into()];
+    });
+    let (_raw, line) = raw_login(s.addr(), &jwt, Some(&seed)).await;
+    assert_eq!(line, "PONG");
 }
 
 #[tokio::test]
@@ -272,8 +287,8 @@ async fn an_expiring_user_is_disconnected() {
 #[tokio::test]
 async fn jetstream_limits_come_from_the_account_jwt() {
     let app = account_jwt(APP_SEED, "APP", |c| {
-        c.nats.limits.streams = 1;
-        c.nats.limits.max_bytes_required = false;
+        c.nats.limits.js.streams = 1;
+        c.nats.limits.js.max_bytes_required = false;
     });
     let s = memory_with_app(app).await;
     let (jwt, seed) = user(APP_SEED, None, "js", |_| {});
@@ -334,7 +349,7 @@ async fn the_full_resolver_takes_pushes_and_keeps_them() {
         .await
         .unwrap();
     let one_stream = account_jwt(APP_SEED, "APP", |c| {
-        c.nats.limits.streams = 1;
+        c.nats.limits.js.streams = 1;
         c.nats.revocations = petrel_jwt::Account::default().revocations;
     });
     let r = sys_request(
@@ -371,8 +386,8 @@ async fn the_full_resolver_takes_pushes_and_keeps_them() {
     // A new account pushed while running: its users log in and use JetStream.
     let new_seed = nkeys::KeyPair::new_account().seed().unwrap();
     let new_jwt = account_jwt(&new_seed, "NEW", |c| {
-        c.nats.limits.disk_storage = -1;
-        c.nats.limits.mem_storage = -1;
+        c.nats.limits.js.disk_storage = -1;
+        c.nats.limits.js.mem_storage = -1;
     });
     let r = sys_request(&sys, "$SYS.REQ.CLAIMS.UPDATE".into(), new_jwt).await;
     assert_eq!(r["data"]["message"], "jwt updated", "{r}");
@@ -432,4 +447,69 @@ async fn the_full_resolver_takes_pushes_and_keeps_them() {
     connect(&s.client_url(), &jwt, &seed)
         .await
         .expect("the pushed account survives a restart");
+}
+
+#[tokio::test]
+async fn pushed_account_jwts_change_imports_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server("operator-full.conf", Some(dir.path())).await;
+    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
+    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
+    let app_key = public(APP_SEED);
+    let push = |jwt: String| {
+        let sys = sys.clone();
+        async move {
+            let r = sys_request(&sys, "$SYS.REQ.CLAIMS.UPDATE".into(), jwt).await;
+            assert_eq!(r["data"]["code"], 200, "{r}");
+        }
+    };
+    // APP exports its events; a new account imports them.
+    push(account_jwt(APP_SEED, "APP", |c| {
+        c.nats.exports.push(petrel_jwt::Export {
+            subject: "events.>".into(),
+            kind: "stream".into(),
+            ..Default::default()
+        });
+    }))
+    .await;
+    let watcher_seed = nkeys::KeyPair::new_account().seed().unwrap();
+    let importing = |with_import: bool| {
+        let app_key = app_key.clone();
+        account_jwt(&watcher_seed, "WATCHER", move |c| {
+            if with_import {
+                c.nats.imports.push(petrel_jwt::Import {
+                    subject: "events.>".into(),
+                    account: app_key,
+                    kind: "stream".into(),
+                    ..Default::default()
+                });
+            }
+        })
+    };
+    push(importing(true)).await;
+    let (jwt, seed) = user(&watcher_seed, None, "w", |_| {});
+    let watcher = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+    let mut events = watcher.subscribe("events.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    let (jwt, seed) = user(APP_SEED, None, "p", |_| {});
+    let app = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+    app.publish("events.1", "one".into()).await.unwrap();
+    app.flush().await.unwrap();
+    let m = futures::StreamExt::next(&mut events).await.unwrap();
+    assert_eq!(
+        (m.subject.as_str(), &m.payload[..]),
+        ("events.1", &b"one"[..])
+    );
+
+    // The import is removed by the next push: APP's events stop; WATCHER's own marker is
+    // the next thing its subscriber sees.
+    push(importing(false)).await;
+    app.publish("events.2", "two".into()).await.unwrap();
+    app.flush().await.unwrap();
+    watcher
+        .publish("events.marker", "marker".into())
+        .await
+        .unwrap();
+    let m = futures::StreamExt::next(&mut events).await.unwrap();
+    assert_eq!(m.subject.as_str(), "events.marker");
 }

@@ -58,10 +58,10 @@ pub(crate) fn account_claims(seed: &str, name: &str) -> Claims<Account> {
         ..Account::default()
     };
     if seed == APP_SEED {
-        nats.limits.mem_storage = -1;
-        nats.limits.disk_storage = -1;
-        nats.limits.streams = -1;
-        nats.limits.consumer = -1;
+        nats.limits.js.mem_storage = -1;
+        nats.limits.js.disk_storage = -1;
+        nats.limits.js.streams = -1;
+        nats.limits.js.consumer = -1;
         nats.signing_keys = vec![SigningKey::Key(public(APP_SIGNING_SEED))];
     }
     Claims::new(public(seed), name, nats)

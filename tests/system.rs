@@ -129,12 +129,21 @@ async fn server_requests_answer_like_nats_server() {
     );
 
     // What nobody answers gets a 503, as from nats-server.
-    for subject in [
-        "$SYS.REQ.SERVER.PING.NOPE",
-        "$SYS.REQ.SERVER.NOTME.VARZ",
-        "$SYS.REQ.ACCOUNT.APP.NOPE",
-    ] {
-        let e = admin.request(subject, "".into()).await.unwrap_err();
+    no_responders(
+        &admin,
+        &[
+            "$SYS.REQ.SERVER.PING.NOPE",
+            "$SYS.REQ.SERVER.NOTME.VARZ",
+            "$SYS.REQ.ACCOUNT.APP.NOPE",
+        ],
+    )
+    .await;
+}
+
+/// Each subject's request gets the no-responders status.
+async fn no_responders(c: &async_nats::Client, subjects: &[&str]) {
+    for subject in subjects {
+        let e = c.request(subject.to_string(), "".into()).await.unwrap_err();
         assert_eq!(
             e.kind(),
             async_nats::client::RequestErrorKind::NoResponders,
@@ -163,18 +172,15 @@ async fn other_accounts_see_only_themselves() {
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0]["acc"], "APP");
     // The server-wide requests belong to the system account.
-    for subject in [
-        "$SYS.REQ.SERVER.PING",
-        "$SYS.REQ.SERVER.PING.VARZ",
-        "$SYS.REQ.ACCOUNT.APP.INFO",
-    ] {
-        let e = app.request(subject, "".into()).await.unwrap_err();
-        assert_eq!(
-            e.kind(),
-            async_nats::client::RequestErrorKind::NoResponders,
-            "{subject}"
-        );
-    }
+    no_responders(
+        &app,
+        &[
+            "$SYS.REQ.SERVER.PING",
+            "$SYS.REQ.SERVER.PING.VARZ",
+            "$SYS.REQ.ACCOUNT.APP.INFO",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ pub struct Delivery {
     pub headers: Option<Bytes>,
     /// Body.
     pub payload: Bytes,
+    /// `headers` then `payload` in one buffer, when the store had them so (sent as is,
+    /// no copy); `None` otherwise.
+    pub raw: Option<Bytes>,
 }
 
 /// Which publishers an internal subscription hears.

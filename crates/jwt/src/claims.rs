@@ -143,21 +143,10 @@ pub struct AccountLimits {
     /// Leafnode connections.
     #[serde(default = "no_limit")]
     pub leaf: i64,
-    /// JetStream memory storage bytes (0: JetStream off unless `disk_storage`).
-    #[serde(default)]
-    pub mem_storage: i64,
-    /// JetStream file storage bytes.
-    #[serde(default)]
-    pub disk_storage: i64,
-    /// JetStream streams.
-    #[serde(default)]
-    pub streams: i64,
-    /// JetStream consumers.
-    #[serde(default)]
-    pub consumer: i64,
-    /// Streams must set max_bytes.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub max_bytes_required: bool,
+    /// JetStream limits (`mem_storage`, `disk_storage`, `streams`, `consumer`,
+    /// `max_bytes_required` at the top level of `limits`).
+    #[serde(flatten)]
+    pub js: JetStreamTier,
     /// Per-replication-tier JetStream limits (`R1`, `R3`); R1's apply here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tiered_limits: BTreeMap<String, JetStreamTier>,
@@ -179,17 +168,13 @@ impl Default for AccountLimits {
             disallow_bearer: false,
             conn: NO_LIMIT,
             leaf: NO_LIMIT,
-            mem_storage: 0,
-            disk_storage: 0,
-            streams: 0,
-            consumer: 0,
-            max_bytes_required: false,
+            js: JetStreamTier::default(),
             tiered_limits: BTreeMap::new(),
         }
     }
 }
 
-/// One tier of JetStream limits.
+/// One tier of JetStream limits (0 storage of both kinds: JetStream off).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JetStreamTier {
     /// Memory storage bytes.
@@ -205,7 +190,7 @@ pub struct JetStreamTier {
     #[serde(default)]
     pub consumer: i64,
     /// Streams must set max_bytes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub max_bytes_required: bool,
 }
 
@@ -213,16 +198,9 @@ impl AccountLimits {
     /// The JetStream limits in force: the top-level ones, else tier `R1`; `None` when
     /// JetStream is off for the account (no storage of either kind).
     pub fn jetstream(&self) -> Option<JetStreamTier> {
-        let top = JetStreamTier {
-            mem_storage: self.mem_storage,
-            disk_storage: self.disk_storage,
-            streams: self.streams,
-            consumer: self.consumer,
-            max_bytes_required: self.max_bytes_required,
-        };
         let on = |t: &JetStreamTier| t.mem_storage != 0 || t.disk_storage != 0;
-        if on(&top) {
-            return Some(top);
+        if on(&self.js) {
+            return Some(self.js);
         }
         self.tiered_limits.get("R1").copied().filter(on)
     }
@@ -374,6 +352,9 @@ pub struct UserLimits {
     /// Connection types allowed (empty: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_connection_types: Vec<String>,
+    /// Client addresses allowed, as CIDRs or addresses (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub src: Vec<String>,
 }
 
 impl Default for UserLimits {
@@ -385,6 +366,7 @@ impl Default for UserLimits {
             payload: NO_LIMIT,
             bearer_token: false,
             allowed_connection_types: Vec::new(),
+            src: Vec::new(),
         }
     }
 }

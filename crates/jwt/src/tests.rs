@@ -22,7 +22,7 @@ fn round_trip_and_signature() {
     let op = operator();
     let acc = nkeys::KeyPair::new_account();
     let mut c = account_claims(&acc.public_key());
-    c.nats.limits.disk_storage = 1 << 20;
+    c.nats.limits.js.disk_storage = 1 << 20;
     let token = encode(&mut c, &op, 1_700_000_000).unwrap();
     let back: Claims<Account> = decode(&token).unwrap();
     assert_eq!(back, c);

@@ -102,9 +102,14 @@ impl Account {
     }
 
     /// Subscribes an import's internal subscription on `subject` (owned by this account's
-    /// internal client).
-    pub fn subscribe_import(&self, subject: &str, import: Arc<dyn crate::imports::Importer>) {
-        let sid = format!("import.{}", self.next_internal_sid());
+    /// internal client), its id starting with `kind`'s prefix.
+    pub fn subscribe_import(
+        &self,
+        subject: &str,
+        import: Arc<dyn crate::imports::Importer>,
+        kind: ImportSubs,
+    ) {
+        let sid = format!("{}{}", kind.prefix(), self.next_internal_sid());
         let sub = Arc::new(crate::sub::Subscription {
             import: Some(import),
             ..crate::sub::Subscription::new(
@@ -123,6 +128,48 @@ impl Account {
                 self.system.subs.lock().insert(sub.sid.clone(), sub);
             }
             Err(_) => tracing::warn!(account = %self.name, subject, "invalid import subject"),
+        }
+    }
+
+    /// Removes this account's import subscriptions of one kind (the account JWTs changed:
+    /// they are installed again).
+    pub fn remove_imports(&self, kind: ImportSubs) {
+        let subs: Vec<Arc<crate::sub::Subscription>> = self
+            .system
+            .subs
+            .lock()
+            .iter()
+            .filter(|(sid, _)| sid.starts_with(kind.prefix().as_bytes()))
+            .map(|(_, s)| s.clone())
+            .collect();
+        for sub in subs {
+            self.sublist
+                .write()
+                .remove(&sub.subject, None, &SubRef(sub.clone()));
+            self.system.subs.lock().remove(&sub.sid);
+        }
+    }
+}
+
+/// The kinds of import subscription an account holds (their ids say which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ImportSubs {
+    /// Configured imports (or an account JWT's), in the importer (services) or the
+    /// exporter (streams).
+    Configured,
+    /// The system account's service imports every account gets.
+    System,
+    /// Response imports (in exporters), shared by every service import between two
+    /// accounts.
+    Responses,
+}
+
+impl ImportSubs {
+    fn prefix(self) -> &'static str {
+        match self {
+            ImportSubs::Configured => "import.",
+            ImportSubs::System => "sysimport.",
+            ImportSubs::Responses => "response.",
         }
     }
 }

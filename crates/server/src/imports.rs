@@ -22,7 +22,7 @@ use petrel_config::{AccountConfig, ImportKind, ResponseType};
 use petrel_jetstream::Accept;
 use petrel_subject::StrictMapping;
 
-use crate::account::{Account, Accounts};
+use crate::account::{Account, Accounts, ImportSubs};
 use crate::client::Client;
 use crate::outbound::MsgRef;
 
@@ -122,29 +122,34 @@ pub(crate) fn install(accounts: &Accounts, configs: &[AccountConfig]) {
                         prefix,
                         mapping,
                     };
-                    exporter.subscribe_import(&import.subject, Arc::new(imp));
+                    exporter.subscribe_import(
+                        &import.subject,
+                        Arc::new(imp),
+                        ImportSubs::Configured,
+                    );
                 }
                 ImportKind::Service { share, .. } => service(
                     &importer,
                     &exporter,
                     &import.local_subject(),
                     &import.subject,
-                    response_type,
-                    *share,
+                    (response_type, *share),
+                    ImportSubs::Configured,
                 ),
             }
         }
     }
 }
 
-/// A service import: requests on `local` in `importer` go to `remote` in `exporter`.
+/// A service import: requests on `local` in `importer` go to `remote` in `exporter`,
+/// with its response type and whether it shares the requester's details.
 pub(crate) fn service(
     importer: &Arc<Account>,
     exporter: &Arc<Account>,
     local: &str,
     remote: &str,
-    response_type: ResponseType,
-    share: bool,
+    (response_type, share): (ResponseType, bool),
+    kind: ImportSubs,
 ) {
     let imp = ServiceImport {
         exporter: Arc::downgrade(exporter),
@@ -156,7 +161,7 @@ pub(crate) fn service(
         response_type,
         share,
     };
-    importer.subscribe_import(local, Arc::new(imp));
+    importer.subscribe_import(local, Arc::new(imp), kind);
 }
 
 /// The pending responses from `exporter` to `importer`, creating the exporter's
@@ -175,7 +180,11 @@ fn responses_for(importer: &Arc<Account>, exporter: &Arc<Account>) -> Arc<Respon
         importer: Arc::downgrade(importer),
         responses: responses.clone(),
     };
-    exporter.subscribe_import(&format!("_R_.{tag}.>"), Arc::new(imp));
+    exporter.subscribe_import(
+        &format!("_R_.{tag}.>"),
+        Arc::new(imp),
+        ImportSubs::Responses,
+    );
     routes.insert(importer.name.clone(), responses.clone());
     responses
 }

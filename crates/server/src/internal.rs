@@ -186,7 +186,11 @@ impl Port for ServerPort {
     fn deliver(&self, msgs: Vec<Delivery>) {
         self.route(|router, shared, from| {
             for m in &msgs {
-                let (data, hdr_len) = join(m.headers.as_ref(), &m.payload);
+                let (data, hdr_len) = match (&m.raw, &m.headers) {
+                    // Stored contiguously: sent as read, no copy.
+                    (Some(raw), Some(h)) => (raw.clone(), Some(h.len())),
+                    _ => join(m.headers.as_ref(), &m.payload),
+                };
                 let msg = MsgRef {
                     subject: m.subject.as_bytes(),
                     reply: m.reply.as_deref().map(str::as_bytes),

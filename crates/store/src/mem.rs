@@ -41,6 +41,7 @@ impl MemStore {
             subject: e.subject.to_string(),
             headers: e.loc.headers.clone(),
             payload: e.loc.payload.clone(),
+            raw: None,
         })
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// One message as returned by reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StoredMsg {
     /// Stream sequence.
     pub seq: u64,
@@ -24,7 +24,24 @@ pub struct StoredMsg {
     pub headers: Option<Bytes>,
     /// Message body.
     pub payload: Bytes,
+    /// `headers` then `payload` in one buffer, when the store read them that way (a file
+    /// store record): deliveries then send it without copying. Not part of equality.
+    pub raw: Option<Bytes>,
 }
+
+impl PartialEq for StoredMsg {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.seq,
+            self.ts,
+            &self.subject,
+            &self.headers,
+            &self.payload,
+        ) == (o.seq, o.ts, &o.subject, &o.headers, &o.payload)
+    }
+}
+
+impl Eq for StoredMsg {}
 
 /// Data cut by recovery because it was torn or corrupt (`state.lost` in StreamInfo).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -196,6 +196,7 @@ mod tests {
             subject: "orders.1".into(),
             headers: Some(Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n")),
             payload: Bytes::from_static(b"x"),
+            raw: None,
         };
         let dead = Dead {
             sseq: 9,

@@ -401,13 +401,14 @@ fn deliver(
         }
         st.dirty = true;
         st.last_delivery_wall = wall;
-        let (headers, payload) = if st.config.headers_only {
+        let (headers, payload, raw) = if st.config.headers_only {
             (
                 Some(headers_only(msg.headers.as_ref(), msg.payload.len())),
                 Bytes::new(),
+                None,
             )
         } else {
-            (msg.headers, msg.payload)
+            (msg.headers, msg.payload, msg.raw)
         };
         out.deliveries.push(Delivery {
             route,
@@ -415,6 +416,7 @@ fn deliver(
             reply: Some(reply),
             headers,
             payload,
+            raw,
         });
         sent += 1;
         if push {
@@ -462,6 +464,7 @@ fn send_flow_control(c: &Consumer, st: &mut State, now: Instant, out: &mut StepO
         reply: Some(fc),
         headers: Some(Bytes::from_static(pull::FLOW_CONTROL_REQUEST)),
         payload: Bytes::new(),
+        raw: None,
     });
 }
 

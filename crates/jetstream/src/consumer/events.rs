@@ -105,6 +105,7 @@ pub(super) fn push_status(out: &mut StepOut, route: String, headers: Bytes) {
         reply: None,
         headers: Some(headers),
         payload: Bytes::new(),
+        raw: None,
     });
 }
 

@@ -81,6 +81,7 @@ impl JetStream {
                     reply: None,
                     headers: Some(pull::status("409 Consumer Deleted")),
                     payload: Bytes::new(),
+                    raw: None,
                 })
                 .collect();
             self.port.deliver(statuses);

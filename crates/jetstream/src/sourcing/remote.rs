@@ -407,6 +407,7 @@ async fn follow(
                 subject: d.subject,
                 headers: d.headers,
                 payload: d.payload,
+                raw: None,
             };
             out.extend(moved(&origin, msg, &task.filters, task.mirror));
         }

@@ -463,7 +463,7 @@ impl Reader<'_> {
     /// Check credentials (bcrypt on the server's bounded pool, off the reactor).
     async fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
         if let Some(trust) = &self.shared.trust {
-            return match trust.login(info, &self.client.nonce) {
+            return match trust.login(info, &self.client.nonce, self.client.addr.ip()) {
                 Ok(authed) => Some(authed),
                 Err(e) => {
                     tracing::debug!(cid = self.client.cid, client = %self.client.addr, "JWT login refused: {e}");

@@ -107,3 +107,53 @@ pub(crate) fn permissions(p: &petrel_jwt::Permissions) -> Option<Permissions> {
         }),
     })
 }
+
+/// Whether `ip` is in `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+pub(crate) fn in_cidr(ip: std::net::IpAddr, cidr: &str) -> bool {
+    use std::net::IpAddr;
+    let (addr, bits) = match cidr.trim().split_once('/') {
+        Some((a, b)) => (a, b.parse::<u32>().ok()),
+        None => (cidr.trim(), None),
+    };
+    let Ok(net) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    // An IPv4 client seen over IPv6 (::ffff:a.b.c.d) is its IPv4 address.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_cidr;
+
+    #[test]
+    fn cidrs() {
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(in_cidr(ip("10.1.2.3"), "10.0.0.0/8"));
+        assert!(!in_cidr(ip("11.1.2.3"), "10.0.0.0/8"));
+        assert!(in_cidr(ip("127.0.0.1"), "127.0.0.1"));
+        assert!(!in_cidr(ip("127.0.0.2"), "127.0.0.1"));
+        assert!(in_cidr(ip("1.2.3.4"), "0.0.0.0/0"));
+        assert!(in_cidr(ip("::ffff:10.0.0.1"), "10.0.0.0/24"));
+        assert!(in_cidr(ip("2001:db8::1"), "2001:db8::/32"));
+        assert!(!in_cidr(ip("2001:db9::1"), "2001:db8::/32"));
+        assert!(!in_cidr(ip("10.0.0.1"), "2001:db8::/32"));
+        assert!(!in_cidr(ip("10.0.0.1"), "nonsense"));
+    }
+}

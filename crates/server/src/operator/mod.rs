@@ -55,6 +55,10 @@ pub(crate) enum LoginError {
     BearerDisallowed(String),
     #[error("nonce signature missing or invalid")]
     Signature,
+    #[error("client connections (STANDARD) are not among the user's allowed connection types")]
+    ConnectionType,
+    #[error("the client's address is not in the user's src list")]
+    Source,
 }
 
 /// The trusted operators and the account JWTs in force.
@@ -197,7 +201,12 @@ impl Trust {
     }
 
     /// Check a CONNECT's user JWT and nonce signature; what the user may do.
-    pub fn login(&self, connect: &ConnectInfo, nonce: &str) -> Result<Authed, LoginError> {
+    pub fn login(
+        &self,
+        connect: &ConnectInfo,
+        nonce: &str,
+        peer: std::net::IpAddr,
+    ) -> Result<Authed, LoginError> {
         let now = unix_now();
         let jwt = connect.jwt.as_deref().ok_or(LoginError::NoJwt)?;
         let user = petrel_jwt::decode::<UserClaims>(jwt)?;
@@ -228,6 +237,13 @@ impl Trust {
             return Err(LoginError::Revoked(user.sub.clone()));
         }
         let limits = scope.unwrap_or_else(|| user.nats.limits.clone());
+        let types = &limits.allowed_connection_types;
+        if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case("STANDARD")) {
+            return Err(LoginError::ConnectionType);
+        }
+        if !limits.src.is_empty() && !limits.src.iter().any(|c| claims::in_cidr(peer, c)) {
+            return Err(LoginError::Source);
+        }
         if limits.bearer_token {
             if account.claims.nats.limits.disallow_bearer {
                 return Err(LoginError::BearerDisallowed(account_key));

@@ -113,11 +113,28 @@ impl Task {
     }
 }
 
-/// Put a stored account JWT in force: a new account is created (its JetStream started,
-/// its imports installed); a running account's JetStream limits change; every connection
-/// re-checks its login, so revoked users, users of removed signing keys and new
-/// permissions take effect at once. (Exports and imports of a running account, and
-/// JetStream turned on or off, change at the next start.)
+/// Every account's exports and imports as the account JWTs now say: the import
+/// subscriptions are removed and installed again (pending responses are kept: they live
+/// with the response imports, which stay).
+fn reinstall_imports(shared: &Shared) {
+    let Some(trust) = &shared.trust else {
+        return;
+    };
+    let mut configs = trust.account_configs();
+    for (account, why) in petrel_config::retain_valid_imports(&mut configs) {
+        tracing::warn!(%account, "import ignored: {why}");
+    }
+    for account in shared.accounts.iter() {
+        account.remove_imports(crate::account::ImportSubs::Configured);
+    }
+    crate::imports::install(&shared.accounts, &configs);
+}
+
+/// Put a stored account JWT in force: a new account is created (its JetStream started);
+/// a running account's JetStream limits change; every account's imports are installed
+/// again as the JWTs now say; every connection re-checks its login, so revoked users,
+/// users of removed signing keys and new permissions take effect at once. (JetStream
+/// turned on or off for a running account changes at the next start.)
 fn apply(shared: &Arc<Shared>, stored: Stored) {
     let config = stored.config;
     let js = config
@@ -127,13 +144,9 @@ fn apply(shared: &Arc<Shared>, stored: Stored) {
     if let (false, Some(rt), Some(limits)) = (created, account.js.get(), &js) {
         rt.js.set_account_limits(crate::js::account_limits(limits));
     }
+    reinstall_imports(shared);
     if created {
         tracing::info!(account = %config.name, "account added from a pushed JWT");
-        let mut configs = vec![config];
-        for (account, why) in petrel_config::retain_valid_imports(&mut configs) {
-            tracing::warn!(%account, "import ignored: {why}");
-        }
-        crate::imports::install(&shared.accounts, &configs);
         super::install_account_imports(&shared.accounts, &account);
         if shared.js_group.get().is_some() {
             let shared = shared.clone();

@@ -276,8 +276,8 @@ pub(crate) fn install_account_imports(accounts: &Accounts, account: &Arc<Account
             system,
             local,
             remote,
-            ResponseType::Singleton,
-            share,
+            (ResponseType::Singleton, share),
+            crate::account::ImportSubs::System,
         );
     }
 }

@@ -364,6 +364,7 @@ impl FileStore {
                     ts: e.ts,
                     headers: (h > 0).then(|| body.slice(..h)),
                     payload: body.slice(h..),
+                    raw: (h > 0).then(|| body.clone()),
                     subject,
                 }));
             }
@@ -379,6 +380,7 @@ impl FileStore {
             ts: e.ts,
             headers: (hdr_len > 0).then(|| buf.slice(h..p)),
             payload: buf.slice(p..p + payload_len),
+            raw: (hdr_len > 0).then(|| buf.slice(h..p + payload_len)),
             subject,
         }))
     }

@@ -670,3 +670,31 @@ fn cut_at_a_record_boundary_is_caught_by_the_checkpoint() {
     );
     assert_eq!(s.append("m.2", None, payload(11), 11).unwrap().0, 11);
 }
+
+/// A message with headers is read as one buffer (`raw`: headers then payload) that the
+/// header and payload views point into, so a delivery sends it without a copy.
+#[test]
+fn headers_and_payload_are_read_contiguously() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path(), &FileStoreConfig::default());
+    let hdr = Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n");
+    s.append("h.1", Some(hdr.clone()), Bytes::from_static(b"body"), 1)
+        .unwrap();
+    s.append("h.2", None, Bytes::from_static(b"plain"), 2)
+        .unwrap();
+    s.commit().unwrap();
+    let m = s.get(1).unwrap().unwrap();
+    let raw = m.raw.clone().expect("contiguous");
+    assert_eq!(&raw[..], b"NATS/1.0\r\nA: b\r\n\r\nbody");
+    let h = m.headers.clone().unwrap();
+    assert_eq!(h.as_ptr(), raw.as_ptr(), "headers are a view of raw");
+    assert_eq!(
+        m.payload.as_ptr(),
+        raw[h.len()..].as_ptr(),
+        "so is the payload"
+    );
+    assert!(
+        s.get(2).unwrap().unwrap().raw.is_none(),
+        "no headers: nothing to join"
+    );
+}
