@@ -513,3 +513,79 @@ async fn pushed_account_jwts_change_imports_at_once() {
     let m = futures::StreamExt::next(&mut events).await.unwrap();
     assert_eq!(m.subject.as_str(), "events.marker");
 }
+
+#[tokio::test]
+async fn private_exports_need_an_activation_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server("operator-full.conf", Some(dir.path())).await;
+    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
+    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
+    let push = |jwt: String| {
+        let sys = sys.clone();
+        async move {
+            let r = sys_request(&sys, "$SYS.REQ.CLAIMS.UPDATE".into(), jwt).await;
+            assert_eq!(r["data"]["code"], 200, "{r}");
+        }
+    };
+    push(account_jwt(APP_SEED, "APP", |c| {
+        c.nats.exports.push(petrel_jwt::Export {
+            subject: "secret.>".into(),
+            kind: "stream".into(),
+            token_req: true,
+            ..Default::default()
+        });
+    }))
+    .await;
+    let watcher_seed = nkeys::KeyPair::new_account().seed().unwrap();
+    let watcher_key = public(&watcher_seed);
+    let with_token = |token: Option<String>| {
+        account_jwt(&watcher_seed, "WATCHER", move |c| {
+            c.nats.imports.push(petrel_jwt::Import {
+                subject: "secret.>".into(),
+                account: public(APP_SEED),
+                kind: "stream".into(),
+                token,
+                ..Default::default()
+            });
+        })
+    };
+    let (jwt, seed) = user(APP_SEED, None, "p", |_| {});
+    let app = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+    // No token, then a token for another account: nothing arrives (the marker, published
+    // in WATCHER itself, is the next message).
+    let someone_else = public(&nkeys::KeyPair::new_account().seed().unwrap());
+    for token in [
+        None,
+        Some(activation(APP_SEED, &someone_else, "secret.>", "stream")),
+    ] {
+        push(with_token(token)).await;
+        let (jwt, seed) = user(&watcher_seed, None, "w", |_| {});
+        let watcher = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+        let mut got = watcher.subscribe("secret.>").await.unwrap();
+        watcher.flush().await.unwrap();
+        app.publish("secret.1", "hidden".into()).await.unwrap();
+        app.flush().await.unwrap();
+        watcher.publish("secret.marker", "m".into()).await.unwrap();
+        let m = futures::StreamExt::next(&mut got).await.unwrap();
+        assert_eq!(m.subject.as_str(), "secret.marker");
+    }
+    // Its own token: the import works.
+    push(with_token(Some(activation(
+        APP_SEED,
+        &watcher_key,
+        "secret.>",
+        "stream",
+    ))))
+    .await;
+    let (jwt, seed) = user(&watcher_seed, None, "w", |_| {});
+    let watcher = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+    let mut got = watcher.subscribe("secret.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    app.publish("secret.2", "shared".into()).await.unwrap();
+    app.flush().await.unwrap();
+    let m = futures::StreamExt::next(&mut got).await.unwrap();
+    assert_eq!(
+        (m.subject.as_str(), &m.payload[..]),
+        ("secret.2", &b"shared"[..])
+    );
+}

@@ -186,3 +186,20 @@ pub(crate) fn alice_creds() -> String {
     let jwt = petrel_jwt::encode(&mut c, &kp(APP_SEED), now()).expect("sign");
     petrel_jwt::format_creds(&jwt, ALICE_SEED)
 }
+
+/// An activation token: the account `exporter_seed` lets `importer` import `subject` (a
+/// `kind` export, "stream" or "service").
+pub(crate) fn activation(exporter_seed: &str, importer: &str, subject: &str, kind: &str) -> String {
+    let mut c = Claims::new(
+        importer,
+        "activation",
+        petrel_jwt::Activation {
+            kind: "activation".into(),
+            subject: subject.into(),
+            export_kind: kind.into(),
+            version: 2,
+            ..Default::default()
+        },
+    );
+    petrel_jwt::encode(&mut c, &kp(exporter_seed), now()).expect("sign")
+}

@@ -223,6 +223,39 @@ pub struct Export {
     /// `"Singleton"`, `"Stream"` or `"Chunked"` (services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_type: Option<String>,
+    /// Revoked activations: importing account (or `*`) → activations issued at or before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revocations: BTreeMap<String, i64>,
+}
+
+impl Export {
+    /// Whether an activation for `importer` issued at `iat` is revoked.
+    pub fn is_revoked(&self, importer: &str, iat: i64) -> bool {
+        [importer, "*"]
+            .iter()
+            .any(|k| self.revocations.get(*k).is_some_and(|&ts| iat <= ts))
+    }
+}
+
+/// An activation JWT's `nats`: the exporter lets one account (`sub`) import a private
+/// export.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    /// `"activation"`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The subject it allows importing.
+    #[serde(default)]
+    pub subject: String,
+    /// `"stream"` or `"service"`.
+    #[serde(rename = "kind", default)]
+    pub export_kind: String,
+    /// The exporting account, when one of its signing keys issued the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_account: Option<String>,
+    /// Claims version (2).
+    #[serde(default)]
+    pub version: u8,
 }
 
 /// A subject an account takes from another.

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512_256};
 
 pub use claims::{
-    Account, AccountLimits, Claims, Export, Import, JetStreamTier, Operator, Permission,
-    Permissions, ResponsePermission, ScopedKey, SigningKey, User, UserLimits, NO_LIMIT,
+    Account, AccountLimits, Activation, Claims, Export, Import, JetStreamTier, Operator,
+    Permission, Permissions, ResponsePermission, ScopedKey, SigningKey, User, UserLimits, NO_LIMIT,
 };
 pub use creds::{format_creds, parse_creds, parse_decorated, Creds};
 
@@ -76,7 +76,7 @@ fn may_issue(kind: &str, iss: &str) -> bool {
     let prefix = match kind {
         "operator" => 'O',
         "account" => 'O',
-        "user" => 'A',
+        "user" | "activation" => 'A',
         _ => return false,
     };
     iss.starts_with(prefix)
@@ -98,6 +98,12 @@ impl Kind for Operator {
 }
 impl Kind for Account {
     const KIND: &'static str = "account";
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+impl Kind for Activation {
+    const KIND: &'static str = "activation";
     fn kind(&self) -> &str {
         &self.kind
     }

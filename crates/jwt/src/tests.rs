@@ -131,3 +131,36 @@ proptest! {
         let _ = decode::<Account>(&s);
     }
 }
+
+#[test]
+fn activations_and_export_revocations() {
+    let exporter = nkeys::KeyPair::new_account();
+    let importer = nkeys::KeyPair::new_account().public_key();
+    let mut c = Claims::new(
+        importer.clone(),
+        "act",
+        Activation {
+            kind: "activation".into(),
+            subject: "svc.>".into(),
+            export_kind: "service".into(),
+            version: 2,
+            ..Activation::default()
+        },
+    );
+    let token = encode(&mut c, &exporter, 100).unwrap();
+    let back = decode::<Activation>(&token).unwrap();
+    assert_eq!(
+        (back.sub.as_str(), back.nats.export_kind.as_str()),
+        (importer.as_str(), "service")
+    );
+    assert!(token.split('.').nth(1).is_some_and(|p| {
+        let json = URL_SAFE_NO_PAD.decode(p).unwrap();
+        String::from_utf8(json)
+            .unwrap()
+            .contains(r#""kind":"service""#)
+    }));
+    let export: Export =
+        serde_json::from_str(&format!(r#"{{"subject":"svc.>","type":"service","token_req":true,"revocations":{{"{importer}":100}}}}"#))
+            .unwrap();
+    assert!(export.is_revoked(&importer, 100) && !export.is_revoked(&importer, 101));
+}

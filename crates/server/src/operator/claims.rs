@@ -26,6 +26,82 @@ pub(crate) fn account_config(c: &Claims<AccountClaims>) -> AccountConfig {
     }
 }
 
+/// The importer list of a private export nobody may import (no account has this name).
+pub(crate) const NOBODY: &str = "";
+
+/// Opens `exporter`'s private exports to the importers whose imports carry a valid
+/// activation token (nats-server's `checkActivation`): issued by the exporter or one of
+/// its signing keys, for that importer, kind and subject, not expired, not revoked by the
+/// export.
+pub(crate) fn private_exports(
+    config: &mut AccountConfig,
+    exporter: &Claims<AccountClaims>,
+    all: &[&Claims<AccountClaims>],
+    now: i64,
+) {
+    let jwt_exports = exporter
+        .nats
+        .exports
+        .iter()
+        .filter(|e| e.kind == "stream" || e.kind == "service");
+    for (export, jwt_export) in config.exports.iter_mut().zip(jwt_exports) {
+        if !jwt_export.token_req {
+            continue;
+        }
+        let allowed: Vec<String> = all
+            .iter()
+            .filter(|importer| {
+                importer.nats.imports.iter().any(|i| {
+                    i.account == exporter.sub
+                        && i.kind == jwt_export.kind
+                        && petrel_subject::is_subset(
+                            i.subject.as_bytes(),
+                            jwt_export.subject.as_bytes(),
+                        )
+                        && i.token.as_deref().is_some_and(|t| {
+                            activation_valid(
+                                t,
+                                exporter,
+                                jwt_export,
+                                &importer.sub,
+                                &i.subject,
+                                now,
+                            )
+                        })
+                })
+            })
+            .map(|importer| importer.sub.clone())
+            .collect();
+        if !allowed.is_empty() {
+            export.accounts = allowed;
+        }
+    }
+}
+
+/// Whether `token` lets `importer` import `subject` from `export` of `exporter`.
+fn activation_valid(
+    token: &str,
+    exporter: &Claims<AccountClaims>,
+    export: &petrel_jwt::Export,
+    importer: &str,
+    subject: &str,
+    now: i64,
+) -> bool {
+    let Ok(act) = petrel_jwt::decode::<petrel_jwt::Activation>(token) else {
+        tracing::warn!(%importer, "activation token does not verify");
+        return false;
+    };
+    let issuer_ok = act.iss == exporter.sub
+        || (act.nats.issuer_account.as_deref() == Some(exporter.sub.as_str())
+            && exporter.nats.signing_key(&act.iss).is_some());
+    issuer_ok
+        && act.sub == importer
+        && act.nats.export_kind == export.kind
+        && petrel_subject::is_subset(subject.as_bytes(), act.nats.subject.as_bytes())
+        && !act.expired(now)
+        && !export.is_revoked(importer, act.iat)
+}
+
 /// A storage limit: -1 unlimited, else bytes (0: none of that kind).
 fn bytes_limit(n: i64) -> Option<u64> {
     u64::try_from(n).ok()
@@ -49,16 +125,16 @@ fn export(e: &petrel_jwt::Export) -> Option<Export> {
             return None;
         }
     };
-    if e.token_req {
-        // Activation tokens are not checked yet: a private export is imported by nobody
-        // (refusing is the safe side).
-        tracing::warn!(subject = %e.subject, "private export (token_req) is not supported yet; no account may import it");
-        return None;
-    }
     Some(Export {
         subject: e.subject.clone(),
         service,
-        accounts: Vec::new(),
+        // A private export: only importers with a valid activation token, filled in by
+        // `private_exports` (until then, nobody).
+        accounts: if e.token_req {
+            vec![NOBODY.to_string()]
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -130,12 +130,18 @@ impl Trust {
         self.accounts.read().values().cloned().collect()
     }
 
-    /// The accounts the held JWTs describe.
+    /// The accounts the held JWTs describe (private exports opened to the importers
+    /// that hold activation tokens).
     pub fn account_configs(&self) -> Vec<AccountConfig> {
-        self.accounts
-            .read()
-            .values()
-            .map(|a| claims::account_config(&a.claims))
+        let held = self.accounts.read();
+        let all: Vec<&Claims<AccountClaims>> = held.values().map(|a| &a.claims).collect();
+        let now = unix_now();
+        all.iter()
+            .map(|c| {
+                let mut config = claims::account_config(c);
+                claims::private_exports(&mut config, c, &all, now);
+                config
+            })
             .collect()
     }
 
