@@ -589,3 +589,60 @@ async fn private_exports_need_an_activation_token() {
         ("secret.2", &b"shared"[..])
     );
 }
+
+#[tokio::test]
+async fn an_account_update_enforces_its_new_limits() {
+    // The MEMORY resolver takes updates of the accounts it holds.
+    let s = server("operator-memory.conf", None).await;
+    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
+    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
+    let app_key = public(APP_SEED);
+    let (jwt, seed) = user(APP_SEED, None, "u", |_| {});
+    let (mut first, line) = raw_login(s.addr(), &jwt, Some(&seed)).await;
+    assert_eq!(line, "PONG");
+    let (mut second, line) = raw_login(s.addr(), &jwt, Some(&seed)).await;
+    assert_eq!(line, "PONG");
+    first.send(b"SUB a 1\r\nSUB b 2\r\nPING\r\n").await;
+    assert_eq!(first.read_line().await, "PONG");
+
+    // One connection allowed: the newest goes.
+    let one_conn = account_jwt(APP_SEED, "APP", |c| c.nats.limits.conn = 1);
+    let r = sys_request(
+        &sys,
+        format!("$SYS.REQ.ACCOUNT.{app_key}.CLAIMS.UPDATE"),
+        one_conn,
+    )
+    .await;
+    assert_eq!(r["data"]["message"], "jwt updated", "{r}");
+    let rest = second.read_until_closed_or(Duration::from_secs(5)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    // One subscription per connection: the first holds two.
+    let one_sub = account_jwt(APP_SEED, "APP", |c| {
+        c.nats.limits.conn = 1;
+        c.nats.limits.subs = 1;
+    });
+    let r = sys_request(
+        &sys,
+        format!("$SYS.REQ.ACCOUNT.{app_key}.CLAIMS.UPDATE"),
+        one_sub,
+    )
+    .await;
+    assert_eq!(r["data"]["message"], "jwt updated", "{r}");
+    let rest = first.read_until_closed_or(Duration::from_secs(5)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "-ERR 'maximum subscriptions exceeded'\r\n"
+    );
+    // An account the MEMORY resolver does not hold is not taken.
+    let stranger = nkeys::KeyPair::new_account().seed().unwrap();
+    let r = sys_request(
+        &sys,
+        format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", public(&stranger)),
+        account_jwt(&stranger, "NEW", |_| {}),
+    )
+    .await;
+    assert_eq!(r["data"]["message"], "jwt update skipped", "{r}");
+}

@@ -68,6 +68,8 @@ pub enum CloseReason {
     MaxAccountConnectionsExceeded,
     /// Closed by a system account request (`$SYS.REQ.SERVER.<id>.KICK`).
     Kicked,
+    /// Holds more subscriptions than its (updated) JWT limits allow.
+    MaxSubscriptionsExceeded,
 }
 
 impl CloseReason {
@@ -94,6 +96,7 @@ impl CloseReason {
             CloseReason::Revocation => "Credentials Revoked",
             CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
             CloseReason::Kicked => "Kicked",
+            CloseReason::MaxSubscriptionsExceeded => "Maximum Subscriptions Exceeded",
         }
     }
 

@@ -272,8 +272,8 @@ impl Trust {
                 name: user.name.clone(),
                 issuer: user.iss.clone(),
                 expires,
-                max_subs: positive(limits.subs),
-                max_payload: positive(limits.payload),
+                max_subs: tighter(limits.subs, account.claims.nats.limits.subs),
+                max_payload: tighter(limits.payload, account.claims.nats.limits.payload),
             }),
         })
     }
@@ -306,6 +306,14 @@ pub(crate) fn trust(
 /// A JWT limit as a bound: -1 (and 0) are unlimited.
 fn positive(n: i64) -> Option<u64> {
     u64::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// The tighter of a user's and its account's limit (nats-server applies both).
+fn tighter(user: i64, account: i64) -> Option<u64> {
+    match (positive(user), positive(account)) {
+        (Some(u), Some(a)) => Some(u.min(a)),
+        (u, a) => u.or(a),
+    }
 }
 
 #[cfg(test)]

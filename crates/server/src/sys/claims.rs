@@ -130,6 +130,23 @@ fn reinstall_imports(shared: &Shared) {
     crate::imports::install(&shared.accounts, &configs);
 }
 
+/// Closes `account`'s newest client connections beyond `limit` (its JWT's `conn`).
+fn enforce_conn_limit(shared: &Shared, account: &Arc<crate::account::Account>, limit: usize) {
+    let clients: Vec<Arc<crate::client::Client>> =
+        shared.clients.lock().values().cloned().collect();
+    let mut mine: Vec<_> = clients
+        .into_iter()
+        .filter(|c| c.account().is_some_and(|a| Arc::ptr_eq(&a, account)))
+        .collect();
+    mine.sort_by_key(|c| c.cid);
+    for c in mine.iter().skip(limit) {
+        c.err_and_close(
+            "maximum account active connections exceeded",
+            crate::client::CloseReason::MaxAccountConnectionsExceeded,
+        );
+    }
+}
+
 /// Put a stored account JWT in force: a new account is created (its JetStream started);
 /// a running account's JetStream limits change; every account's imports are installed
 /// again as the JWTs now say; every connection re-checks its login, so revoked users,
@@ -145,6 +162,9 @@ fn apply(shared: &Arc<Shared>, stored: Stored) {
         rt.js.set_account_limits(crate::js::account_limits(limits));
     }
     reinstall_imports(shared);
+    if let Ok(limit) = usize::try_from(stored.account.claims.nats.limits.conn) {
+        enforce_conn_limit(shared, &account, limit);
+    }
     if created {
         tracing::info!(account = %config.name, "account added from a pushed JWT");
         super::install_account_imports(&shared.accounts, &account);

@@ -63,6 +63,21 @@ impl Reader<'_> {
             return false;
         }
         self.recheck_subscriptions();
+        // Over a (new) JWT subscription limit: closed, as nats-server does (which also
+        // closes a client exactly at the limit; Petrel lets that one stay).
+        let held = self.client.subs.lock().len() as u64;
+        if self
+            .jwt
+            .as_ref()
+            .and_then(|j| j.max_subs)
+            .is_some_and(|max| held > max)
+        {
+            self.client.err_and_close(
+                "maximum subscriptions exceeded",
+                CloseReason::MaxSubscriptionsExceeded,
+            );
+            return false;
+        }
         true
     }
 
