@@ -17,6 +17,9 @@ use crate::types::{
 struct Body {
     headers: Option<Bytes>,
     payload: Bytes,
+    /// `headers` then `payload` in one buffer (joined once at append, so deliveries of a
+    /// headered message need no copy); `None` without headers.
+    raw: Option<Bytes>,
 }
 
 /// A stream store that keeps everything in memory. Byte accounting follows nats-server's
@@ -41,7 +44,7 @@ impl MemStore {
             subject: e.subject.to_string(),
             headers: e.loc.headers.clone(),
             payload: e.loc.payload.clone(),
-            raw: None,
+            raw: e.loc.raw.clone(),
         })
     }
 }
@@ -67,8 +70,25 @@ impl StreamStore for MemStore {
         )?;
         let size = mem_msg_size(subject, headers.as_deref(), &payload);
         let seq = self.index.next_seq()?;
-        self.index
-            .insert(seq, ts_nanos, subject, size, Body { headers, payload });
+        let body = match headers {
+            Some(h) => {
+                let mut joined = bytes::BytesMut::with_capacity(h.len() + payload.len());
+                joined.extend_from_slice(&h);
+                joined.extend_from_slice(&payload);
+                let raw = joined.freeze();
+                Body {
+                    headers: Some(raw.slice(..h.len())),
+                    payload: raw.slice(h.len()..),
+                    raw: Some(raw),
+                }
+            }
+            None => Body {
+                headers: None,
+                payload,
+                raw: None,
+            },
+        };
+        self.index.insert(seq, ts_nanos, subject, size, body);
         limits::enforce(&mut self.index, &self.limits, Some(subject), |_, _| {});
         Ok((seq, ts_nanos))
     }

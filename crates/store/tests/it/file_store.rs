@@ -698,3 +698,21 @@ fn headers_and_payload_are_read_contiguously() {
         "no headers: nothing to join"
     );
 }
+
+/// A memory store joins a headered message once, when it is stored: every read shares it.
+#[test]
+fn memory_store_keeps_headered_messages_contiguous() {
+    let mut s = petrel_store::MemStore::new();
+    let hdr = Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n");
+    s.append("h.1", Some(hdr), Bytes::from_static(b"body"), 1)
+        .unwrap();
+    let (a, b) = (s.get(1).unwrap().unwrap(), s.get(1).unwrap().unwrap());
+    let raw = a.raw.clone().expect("contiguous");
+    assert_eq!(&raw[..], b"NATS/1.0\r\nA: b\r\n\r\nbody");
+    assert_eq!(
+        b.raw.unwrap().as_ptr(),
+        raw.as_ptr(),
+        "reads share one buffer"
+    );
+    assert_eq!(a.headers.unwrap().as_ptr(), raw.as_ptr());
+}
