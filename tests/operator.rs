@@ -303,6 +303,20 @@ async fn jetstream_limits_come_from_the_account_jwt() {
     assert_eq!(api_code(&e), 10039);
 }
 
+/// A full-resolver server (JWTs in `dir`) and a connection of a system account user.
+async fn full_with_admin(dir: &std::path::Path) -> (TestServer, async_nats::Client) {
+    let s = server("operator-full.conf", Some(dir)).await;
+    let (jwt, seed) = user(SYS_SEED, None, "admin", |_| {});
+    let sys = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+    (s, sys)
+}
+
+/// Push an account JWT over `$SYS.REQ.CLAIMS.UPDATE`; it must be taken.
+async fn push(sys: &async_nats::Client, jwt: String) {
+    let r = sys_request(sys, "$SYS.REQ.CLAIMS.UPDATE".into(), jwt).await;
+    assert_eq!(r["data"]["code"], 200, "{r}");
+}
+
 /// A `$SYS` request's JSON reply.
 async fn sys_request(c: &async_nats::Client, subject: String, body: String) -> serde_json::Value {
     let m = c.request(subject, body.into()).await.expect("a reply");
@@ -312,9 +326,7 @@ async fn sys_request(c: &async_nats::Client, subject: String, body: String) -> s
 #[tokio::test]
 async fn the_full_resolver_takes_pushes_and_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server("operator-full.conf", Some(dir.path())).await;
-    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
-    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
+    let (s, sys) = full_with_admin(dir.path()).await;
     let (alice_jwt, alice_seed) = user(APP_SEED, None, "alice", |_| {});
     let (mut alice, line) = raw_login(s.addr(), &alice_jwt, Some(&alice_seed)).await;
     assert_eq!(line, "PONG");
@@ -452,25 +464,19 @@ async fn the_full_resolver_takes_pushes_and_keeps_them() {
 #[tokio::test]
 async fn pushed_account_jwts_change_imports_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server("operator-full.conf", Some(dir.path())).await;
-    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
-    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
+    let (s, sys) = full_with_admin(dir.path()).await;
     let app_key = public(APP_SEED);
-    let push = |jwt: String| {
-        let sys = sys.clone();
-        async move {
-            let r = sys_request(&sys, "$SYS.REQ.CLAIMS.UPDATE".into(), jwt).await;
-            assert_eq!(r["data"]["code"], 200, "{r}");
-        }
-    };
     // APP exports its events; a new account imports them.
-    push(account_jwt(APP_SEED, "APP", |c| {
-        c.nats.exports.push(petrel_jwt::Export {
-            subject: "events.>".into(),
-            kind: "stream".into(),
-            ..Default::default()
-        });
-    }))
+    push(
+        &sys,
+        account_jwt(APP_SEED, "APP", |c| {
+            c.nats.exports.push(petrel_jwt::Export {
+                subject: "events.>".into(),
+                kind: "stream".into(),
+                ..Default::default()
+            });
+        }),
+    )
     .await;
     let watcher_seed = nkeys::KeyPair::new_account().seed().unwrap();
     let importing = |with_import: bool| {
@@ -486,7 +492,7 @@ async fn pushed_account_jwts_change_imports_at_once() {
             }
         })
     };
-    push(importing(true)).await;
+    push(&sys, importing(true)).await;
     let (jwt, seed) = user(&watcher_seed, None, "w", |_| {});
     let watcher = connect(&s.client_url(), &jwt, &seed).await.unwrap();
     let mut events = watcher.subscribe("events.>").await.unwrap();
@@ -503,7 +509,7 @@ async fn pushed_account_jwts_change_imports_at_once() {
 
     // The import is removed by the next push: APP's events stop; WATCHER's own marker is
     // the next thing its subscriber sees.
-    push(importing(false)).await;
+    push(&sys, importing(false)).await;
     app.publish("events.2", "two".into()).await.unwrap();
     app.flush().await.unwrap();
     watcher
@@ -517,24 +523,18 @@ async fn pushed_account_jwts_change_imports_at_once() {
 #[tokio::test]
 async fn private_exports_need_an_activation_token() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server("operator-full.conf", Some(dir.path())).await;
-    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
-    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
-    let push = |jwt: String| {
-        let sys = sys.clone();
-        async move {
-            let r = sys_request(&sys, "$SYS.REQ.CLAIMS.UPDATE".into(), jwt).await;
-            assert_eq!(r["data"]["code"], 200, "{r}");
-        }
-    };
-    push(account_jwt(APP_SEED, "APP", |c| {
-        c.nats.exports.push(petrel_jwt::Export {
-            subject: "secret.>".into(),
-            kind: "stream".into(),
-            token_req: true,
-            ..Default::default()
-        });
-    }))
+    let (s, sys) = full_with_admin(dir.path()).await;
+    push(
+        &sys,
+        account_jwt(APP_SEED, "APP", |c| {
+            c.nats.exports.push(petrel_jwt::Export {
+                subject: "secret.>".into(),
+                kind: "stream".into(),
+                token_req: true,
+                ..Default::default()
+            });
+        }),
+    )
     .await;
     let watcher_seed = nkeys::KeyPair::new_account().seed().unwrap();
     let watcher_key = public(&watcher_seed);
@@ -558,7 +558,7 @@ async fn private_exports_need_an_activation_token() {
         None,
         Some(activation(APP_SEED, &someone_else, "secret.>", "stream")),
     ] {
-        push(with_token(token)).await;
+        push(&sys, with_token(token)).await;
         let (jwt, seed) = user(&watcher_seed, None, "w", |_| {});
         let watcher = connect(&s.client_url(), &jwt, &seed).await.unwrap();
         let mut got = watcher.subscribe("secret.>").await.unwrap();
@@ -570,12 +570,15 @@ async fn private_exports_need_an_activation_token() {
         assert_eq!(m.subject.as_str(), "secret.marker");
     }
     // Its own token: the import works.
-    push(with_token(Some(activation(
-        APP_SEED,
-        &watcher_key,
-        "secret.>",
-        "stream",
-    ))))
+    push(
+        &sys,
+        with_token(Some(activation(
+            APP_SEED,
+            &watcher_key,
+            "secret.>",
+            "stream",
+        ))),
+    )
     .await;
     let (jwt, seed) = user(&watcher_seed, None, "w", |_| {});
     let watcher = connect(&s.client_url(), &jwt, &seed).await.unwrap();
