@@ -649,3 +649,43 @@ async fn an_account_update_enforces_its_new_limits() {
     .await;
     assert_eq!(r["data"]["message"], "jwt update skipped", "{r}");
 }
+
+#[tokio::test]
+async fn a_push_turns_jetstream_on_for_a_running_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, sys) = full_with_admin(dir.path()).await;
+    let seed = nkeys::KeyPair::new_account().seed().unwrap();
+    push(&sys, account_jwt(&seed, "LATER", |_| {})).await;
+    let (jwt, user_seed) = user(&seed, None, "u", |_| {});
+    let js = jetstream::new(connect(&s.client_url(), &jwt, &user_seed).await.unwrap());
+    let e = js.create_stream(config("L", &["l.>"])).await.unwrap_err();
+    assert_eq!(api_code(&e), 10039);
+    push(
+        &sys,
+        account_jwt(&seed, "LATER", |c| {
+            c.nats.limits.js.disk_storage = -1;
+            c.nats.limits.js.mem_storage = -1;
+        }),
+    )
+    .await;
+    // JetStream starts in the background: the API answers once it runs.
+    let mut created = None;
+    for _ in 0..50 {
+        match js.create_stream(config("L", &["l.>"])).await {
+            Ok(s) => {
+                created = Some(s);
+                break;
+            }
+            Err(e) if api_code(&e) == 10039 => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(created.is_some(), "JetStream turned on by the push");
+    js.publish("l.1", "x".into()).await.unwrap().await.unwrap();
+    // The 10039 responder is gone: every request now gets JetStream's answer.
+    for _ in 0..10 {
+        js.query_account().await.expect("account info, not 10039");
+    }
+}

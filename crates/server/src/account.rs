@@ -52,6 +52,12 @@ pub(crate) struct Account {
     pub jetstream: Option<AccountJetStream>,
     /// Its JetStream, once started.
     pub js: OnceLock<JsRuntime>,
+    /// While JetStream is off for it: the internal subscription answering its API with
+    /// 10039 (removed when a pushed JWT turns JetStream on).
+    pub js_off:
+        parking_lot::Mutex<Option<(Arc<crate::internal::ServerPort>, petrel_jetstream::SubId)>>,
+    /// Its JetStream is being started while the server runs (one start at a time).
+    pub js_starting: std::sync::atomic::AtomicBool,
     /// Pending responses of the services other accounts import from this one, by
     /// importing account.
     pub response_routes: parking_lot::Mutex<BTreeMap<String, Arc<crate::imports::Responses>>>,
@@ -82,6 +88,8 @@ impl Account {
                 system,
                 jetstream,
                 js: OnceLock::new(),
+                js_off: parking_lot::Mutex::new(None),
+                js_starting: std::sync::atomic::AtomicBool::new(false),
                 response_routes: parking_lot::Mutex::new(BTreeMap::new()),
                 next_sid: AtomicU64::new(1),
                 stats: AccountStats::default(),

@@ -32,25 +32,31 @@ pub(crate) async fn start(
     let limits = ResourceLimits::resolve(opts.max_memory, opts.max_file, &opts.store_dir);
     let _ = shared.js_group.set((JsGroup::new(limits), backend));
     for account in shared.accounts.iter() {
-        start_account(shared, &account).await?;
+        start_account(shared, &account, account.jetstream).await?;
     }
     Ok(())
 }
 
-/// Starts `account`'s JetStream if it has one and the server runs JetStream (at start,
-/// and for an account added while running); else its API answers 10039.
+/// Starts `account`'s JetStream with `limits` if it has them and the server runs
+/// JetStream (at start, for an account added while running, and for one whose pushed JWT
+/// enables JetStream); else its API answers 10039.
 pub(crate) async fn start_account(
     shared: &Arc<Shared>,
     account: &Arc<Account>,
+    limits: Option<AccountJetStream>,
 ) -> Result<(), ServerError> {
     let (Some(account_js), Some((group, backend)), Some(opts)) = (
-        account.jetstream,
+        limits,
         shared.js_group.get(),
         shared.opts().jetstream.clone(),
     ) else {
         not_enabled(shared, account);
         return Ok(());
     };
+    // The 10039 responder, if the account had one, gives way.
+    if let Some((port, id)) = account.js_off.lock().take() {
+        port.unsubscribe(id);
+    }
     let port = ServerPort::new(shared, account.clone());
     let config = JetStreamConfig {
         store_dir: opts.store_dir.clone(),
@@ -89,13 +95,18 @@ fn not_enabled(shared: &Arc<Shared>, account: &Arc<Account>) {
     if imported {
         return;
     }
+    let mut off = account.js_off.lock();
+    if off.is_some() {
+        return;
+    }
     let port = ServerPort::new(shared, account.clone());
-    port.subscribe(
+    let id = port.subscribe(
         petrel_jetstream::API_SUBSCRIPTION,
         None,
         petrel_jetstream::Accept::ClientsOnly,
         Arc::new(petrel_jetstream::NotEnabled),
     );
+    *off = Some((port, id));
 }
 
 fn log_recovered(account: &Account, js: &JetStream) {

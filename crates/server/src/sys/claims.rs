@@ -150,8 +150,8 @@ fn enforce_conn_limit(shared: &Shared, account: &Arc<crate::account::Account>, l
 /// Put a stored account JWT in force: a new account is created (its JetStream started);
 /// a running account's JetStream limits change; every account's imports are installed
 /// again as the JWTs now say; every connection re-checks its login, so revoked users,
-/// users of removed signing keys and new permissions take effect at once. (JetStream
-/// turned on or off for a running account changes at the next start.)
+/// users of removed signing keys and new permissions take effect at once; JetStream turned
+/// on starts. (JetStream turned off for a running account stops at the next start.)
 fn apply(shared: &Arc<Shared>, stored: Stored) {
     let config = stored.config;
     let js = config
@@ -168,14 +168,30 @@ fn apply(shared: &Arc<Shared>, stored: Stored) {
     if created {
         tracing::info!(account = %config.name, "account added from a pushed JWT");
         super::install_account_imports(&shared.accounts, &account);
-        if shared.js_group.get().is_some() {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::js::start_account(&shared, &account).await {
-                    tracing::error!(account = %account.name, "cannot start JetStream: {e}");
-                }
-            });
-        }
+    }
+    // A new account, or one whose JWT now turns JetStream on: its JetStream starts.
+    let turned_on = js.is_some()
+        && account.js.get().is_none()
+        && !Arc::ptr_eq(&account, shared.accounts.system());
+    let first = || {
+        !account
+            .js_starting
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    };
+    if shared.js_group.get().is_some() && (created || turned_on) && first() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::js::start_account(&shared, &account, js).await {
+                tracing::error!(account = %account.name, "cannot start JetStream: {e}");
+            }
+            // Without JetStream yet (off in this JWT, or it failed): a later push may
+            // start it.
+            if account.js.get().is_none() {
+                account
+                    .js_starting
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
+        });
     }
     shared.recheck_logins();
 }
