@@ -32,6 +32,7 @@ mod limits;
 mod mirrors;
 mod monitor;
 mod operator;
+mod operator_pushes;
 mod operator_support;
 mod permissions;
 mod protocol;

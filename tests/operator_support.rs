@@ -4,6 +4,9 @@
 //! JWTs and log in with them. Demo keys only: never use these seeds anywhere else.
 
 use petrel_jwt::{Account, Claims, Operator, SigningKey, User};
+use petrel_testkit::TestServer;
+
+use crate::support::spawn_config;
 
 pub(crate) const OPERATOR_SEED: &str = "SOAGFMTX3BCEJW7FFIDR57WX4IN3GSS5GZ2L55FYQNFR4CCBCOKAJGIUZU";
 pub(crate) const OPERATOR_SIGNING_SEED: &str =
@@ -202,4 +205,43 @@ pub(crate) fn activation(exporter_seed: &str, importer: &str, subject: &str, kin
         },
     );
     petrel_jwt::encode(&mut c, &kp(exporter_seed), now()).expect("sign")
+}
+
+/// An example operator config (`file`), its resolver directory `dir` when given.
+pub(crate) async fn server(file: &str, dir: Option<&std::path::Path>) -> TestServer {
+    let dir = dir.map(|d| d.display().to_string());
+    spawn_config(
+        file,
+        move |t| match dir {
+            Some(d) => t.replace("./data/jwt", &d),
+            None => t,
+        },
+        None,
+        true,
+    )
+    .await
+}
+
+/// A full-resolver server (JWTs in `dir`) and a connection of a system account user.
+pub(crate) async fn full_with_admin(dir: &std::path::Path) -> (TestServer, async_nats::Client) {
+    let s = server("operator-full.conf", Some(dir)).await;
+    let (jwt, seed) = user(SYS_SEED, None, "admin", |_| {});
+    let sys = connect(&s.client_url(), &jwt, &seed).await.unwrap();
+    (s, sys)
+}
+
+/// Push an account JWT over `$SYS.REQ.CLAIMS.UPDATE`; it must be taken.
+pub(crate) async fn push(sys: &async_nats::Client, jwt: String) {
+    let r = sys_request(sys, "$SYS.REQ.CLAIMS.UPDATE".into(), jwt).await;
+    assert_eq!(r["data"]["code"], 200, "{r}");
+}
+
+/// A `$SYS` request's JSON reply.
+pub(crate) async fn sys_request(
+    c: &async_nats::Client,
+    subject: String,
+    body: String,
+) -> serde_json::Value {
+    let m = c.request(subject, body.into()).await.expect("a reply");
+    serde_json::from_slice(&m.payload).expect("JSON")
 }

@@ -420,3 +420,12 @@ pub struct User {
     #[serde(default)]
     pub version: u8,
 }
+
+/// A generic JWT's `nats`: any data (nats-server's account delete request carries
+/// `{"accounts": [...]}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Generic {
+    /// The data.
+    #[serde(flatten)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}

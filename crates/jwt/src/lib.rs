@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512_256};
 
 pub use claims::{
-    Account, AccountLimits, Activation, Claims, Export, Import, JetStreamTier, Operator,
+    Account, AccountLimits, Activation, Claims, Export, Generic, Import, JetStreamTier, Operator,
     Permission, Permissions, ResponsePermission, ScopedKey, SigningKey, User, UserLimits, NO_LIMIT,
 };
 pub use creds::{format_creds, parse_creds, parse_decorated, Creds};
@@ -74,6 +74,7 @@ struct Header {
 /// Which nkey prefixes may issue claims whose subject has this prefix.
 fn may_issue(kind: &str, iss: &str) -> bool {
     let prefix = match kind {
+        "generic" => return true,
         "operator" => 'O',
         "account" => 'O',
         "user" | "activation" => 'A',
@@ -100,6 +101,13 @@ impl Kind for Account {
     const KIND: &'static str = "account";
     fn kind(&self) -> &str {
         &self.kind
+    }
+}
+impl Kind for Generic {
+    const KIND: &'static str = "generic";
+    /// Any type: a generic JWT is whatever its issuer signed.
+    fn kind(&self) -> &str {
+        Self::KIND
     }
 }
 impl Kind for Activation {

@@ -186,6 +186,29 @@ impl Trust {
         })
     }
 
+    /// Whether `$SYS.REQ.CLAIMS.DELETE` is allowed (`allow_delete` of a directory
+    /// resolver).
+    pub fn allows_delete(&self) -> bool {
+        self.resolver.allows_delete()
+    }
+
+    /// Whether `key` is a trusted operator's identity or signing key.
+    pub fn is_operator_key(&self, key: &str) -> bool {
+        self.operators
+            .iter()
+            .any(|op| op.claims.sub == key || op.claims.nats.signing_keys.iter().any(|k| k == key))
+    }
+
+    /// Forget `key`'s account JWT (its file is set aside): its users can no longer log
+    /// in. `false` when it was not held.
+    pub fn remove(&self, key: &str) -> std::io::Result<bool> {
+        if self.accounts.write().remove(key).is_none() {
+            return Ok(false);
+        }
+        self.resolver.delete(key)?;
+        Ok(true)
+    }
+
     /// Whether account JWTs may be pushed and looked up over `$SYS` (a directory
     /// resolver; MEMORY updates accounts it already holds only).
     pub fn is_directory(&self) -> bool {

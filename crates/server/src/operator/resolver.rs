@@ -60,6 +60,30 @@ impl Resolver {
         self.dir().is_some()
     }
 
+    /// Whether `$SYS.REQ.CLAIMS.DELETE` may remove JWTs (`allow_delete`).
+    pub fn allows_delete(&self) -> bool {
+        matches!(
+            self.config,
+            Some(ResolverConfig::Dir {
+                allow_delete: true,
+                ..
+            })
+        )
+    }
+
+    /// Set `key`'s JWT file aside as `<key>.jwt.deleted` (nats-server's soft delete).
+    pub fn delete(&self, key: &str) -> std::io::Result<()> {
+        let Some((dir, _)) = self.dir() else {
+            return Ok(());
+        };
+        if !is_account_key(key) {
+            return Err(std::io::Error::other("not an account public key"));
+        }
+        let from = dir.join(format!("{key}.jwt"));
+        std::fs::rename(&from, dir.join(format!("{key}.jwt.deleted")))?;
+        petrel_store::Backend::sync_dir(&petrel_store::StdBackend, dir)
+    }
+
     /// Every `<key>.jwt` of the directory (created when missing), as (key, JWT).
     pub fn load(&self) -> std::io::Result<Vec<(String, String)>> {
         let Some((dir, _)) = self.dir() else {

@@ -95,6 +95,55 @@ impl Task {
         Some(envelope::with(&server, json!({ "data": keys })))
     }
 
+    /// `$SYS.REQ.CLAIMS.DELETE`: a generic JWT that a trusted operator key signed about
+    /// itself, listing `accounts`; their JWTs are set aside and their clients closed with
+    /// `Account Authentication Expired`. A directory resolver only.
+    pub(super) fn claims_delete(&self, shared: &Shared, payload: &[u8]) -> Option<Vec<u8>> {
+        let trust = shared.trust.as_ref().filter(|t| t.is_directory())?;
+        let jwt = std::str::from_utf8(payload).unwrap_or("").trim();
+        let (by, accounts) = match delete_request(trust, shared, jwt) {
+            Ok(r) => r,
+            Err((by, why)) => {
+                let description = format!("delete accounts request by {by} failed - {why}");
+                tracing::error!("{description}");
+                return Some(self.claims_reply(
+                    shared,
+                    json!({ "error": { "code": 500, "description": description } }),
+                ));
+            }
+        };
+        let mut failed = Vec::new();
+        let mut deleted = 0;
+        for key in &accounts {
+            match trust.remove(key) {
+                Ok(true) => deleted += 1,
+                Ok(false) => failed.push(format!("account {key} not found")),
+                Err(e) => failed.push(format!("account {key}: {e}")),
+            }
+            if let Some(account) = shared.accounts.get(key) {
+                close_clients(shared, &account);
+            }
+        }
+        reinstall_imports(shared);
+        tracing::info!(by, deleted, "account JWTs deleted");
+        let reply = if failed.is_empty() {
+            json!({ "data": { "code": 200, "message": format!("deleted {deleted} accounts") } })
+        } else {
+            let description = format!(
+                "deleted {deleted} accounts, failed for {} - {}",
+                failed.len(),
+                failed.join("\n")
+            );
+            json!({ "error": { "code": 500, "description": description } })
+        };
+        Some(self.claims_reply(shared, reply))
+    }
+
+    fn claims_reply(&self, shared: &Shared, body: serde_json::Value) -> Vec<u8> {
+        let server = ServerInfo::of(shared, self.system.next_seq());
+        envelope::with(&server, body)
+    }
+
     fn claim_ok(&self, shared: &Shared, account: &str, message: &str) -> Vec<u8> {
         let server = ServerInfo::of(shared, self.system.next_seq());
         envelope::with(
@@ -128,6 +177,60 @@ fn reinstall_imports(shared: &Shared) {
         account.remove_imports(crate::account::ImportSubs::Configured);
     }
     crate::imports::install(&shared.accounts, &configs);
+}
+
+/// The checks of nats-server's `handleDeleteRequest`: who asks (the JWT's subject) and
+/// the accounts to delete, or who asked and why not.
+fn delete_request(
+    trust: &crate::operator::Trust,
+    shared: &Shared,
+    jwt: &str,
+) -> Result<(String, Vec<String>), (String, String)> {
+    let claims = petrel_jwt::decode::<petrel_jwt::Generic>(jwt)
+        .map_err(|e| (String::new(), e.to_string()))?;
+    let by = claims.sub.clone();
+    let fail = |why: &str| Err((by.clone(), why.to_string()));
+    if !trust.allows_delete() {
+        return fail("delete must be enabled in server config");
+    }
+    if claims.sub != claims.iss {
+        return fail("not self signed");
+    }
+    if !trust.is_operator_key(&claims.iss) {
+        return fail("not trusted");
+    }
+    let Some(list) = claims.nats.data.get("accounts").and_then(|v| v.as_array()) else {
+        return fail("malformed request");
+    };
+    let mut accounts = Vec::new();
+    for entry in list {
+        let Some(key) = entry
+            .as_str()
+            .filter(|k| k.starts_with('A') && nkeys::KeyPair::from_public_key(k).is_ok())
+        else {
+            return fail("malformed request");
+        };
+        if key == shared.accounts.system().name {
+            return fail("not allowed to delete system account");
+        }
+        accounts.push(key.to_string());
+    }
+    Ok((by, accounts))
+}
+
+/// Closes every client connection of `account` (its JWT was deleted).
+fn close_clients(shared: &Shared, account: &Arc<crate::account::Account>) {
+    let clients: Vec<Arc<crate::client::Client>> =
+        shared.clients.lock().values().cloned().collect();
+    for c in clients
+        .iter()
+        .filter(|c| c.account().is_some_and(|a| Arc::ptr_eq(&a, account)))
+    {
+        c.err_and_close(
+            "Account Authentication Expired",
+            crate::client::CloseReason::AuthenticationExpired,
+        );
+    }
 }
 
 /// Closes `account`'s newest client connections beyond `limit` (its JWT's `conn`).

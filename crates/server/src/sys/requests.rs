@@ -41,6 +41,8 @@ pub(super) enum Request {
     ClaimsLookup(String),
     /// Every account JWT held.
     ClaimsList,
+    /// Remove account JWTs (a generic JWT the operator signed, listing them).
+    ClaimsDelete,
 }
 
 impl Request {
@@ -76,6 +78,7 @@ impl Request {
             }
             ["$SYS", "REQ", "CLAIMS", "UPDATE"] => Some(Request::ClaimsUpdate(None)),
             ["$SYS", "REQ", "CLAIMS", "LIST"] => Some(Request::ClaimsList),
+            ["$SYS", "REQ", "CLAIMS", "DELETE"] => Some(Request::ClaimsDelete),
             ["$SYS", "REQ", "USER", "INFO"] | ["$SYS", "REQ", "USER", _, "INFO"] => {
                 Some(Request::UserInfo)
             }
@@ -121,6 +124,7 @@ impl Task {
             Request::ClaimsUpdate(acc) => self.claims_update(shared, acc, &job.payload),
             Request::ClaimsLookup(acc) => self.claims_lookup(shared, &acc),
             Request::ClaimsList => self.claims_list(shared),
+            Request::ClaimsDelete => self.claims_delete(shared, &job.payload),
         };
         if let Some(p) = payload {
             self.send(&reply, p);
