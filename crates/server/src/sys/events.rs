@@ -17,6 +17,19 @@ use crate::server::Shared;
 
 /// How often STATSZ is published (nats-server: every 10 s).
 pub(super) const STATSZ_INTERVAL: Duration = Duration::from_secs(10);
+/// The first STATSZ goes out this soon after start; the gap then doubles up to
+/// [`STATSZ_INTERVAL`] (nats-server's ramp: 0.25 s, then 1, 2, 4, 8, 10 s).
+const STATSZ_FIRST: Duration = Duration::from_millis(250);
+
+/// The wait before the STATSZ after one sent `previous` after the last (`None`: the
+/// first).
+pub(super) fn next_statsz(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => STATSZ_FIRST,
+        Some(d) if d < Duration::from_secs(1) => Duration::from_secs(1),
+        Some(d) => (d * 2).min(STATSZ_INTERVAL),
+    }
+}
 
 /// nats-server's `ClientInfo` of events.
 #[derive(Debug, Serialize)]
@@ -168,5 +181,20 @@ impl Task {
                 self.send(&subject, body);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statsz_ramps_up_like_nats_server() {
+        let mut gaps = vec![next_statsz(None)];
+        for _ in 0..6 {
+            gaps.push(next_statsz(gaps.last().copied()));
+        }
+        let secs: Vec<f64> = gaps.iter().map(Duration::as_secs_f64).collect();
+        assert_eq!(secs, vec![0.25, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]);
     }
 }

@@ -195,15 +195,18 @@ struct Task {
 
 impl Task {
     async fn run(self, mut rx: mpsc::Receiver<Work>) {
-        let mut heartbeat = tokio::time::interval(events::STATSZ_INTERVAL);
-        heartbeat.tick().await;
+        let mut gap = events::next_statsz(None);
+        let heartbeat = tokio::time::sleep(gap);
+        tokio::pin!(heartbeat);
         loop {
             let work = tokio::select! {
                 w = rx.recv() => match w {
                     Some(w) => w,
                     None => return,
                 },
-                _ = heartbeat.tick() => {
+                () = &mut heartbeat => {
+                    gap = events::next_statsz(Some(gap));
+                    heartbeat.as_mut().reset(tokio::time::Instant::now() + gap);
                     self.statsz().await;
                     continue;
                 }
