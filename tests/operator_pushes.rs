@@ -466,3 +466,33 @@ async fn the_operator_deletes_accounts() {
     let (_raw, line) = raw_login(s.addr(), &jwt, Some(&seed)).await;
     assert_eq!(line, "-ERR 'Authorization Violation'");
 }
+
+#[tokio::test]
+async fn a_users_payload_limit_holds_across_account_updates() {
+    let s = server("operator-memory.conf", None).await;
+    let (sys_jwt, sys_seed) = user(SYS_SEED, None, "admin", |_| {});
+    let sys = connect(&s.client_url(), &sys_jwt, &sys_seed).await.unwrap();
+    let (jwt, seed) = user(APP_SEED, None, "small", |c| c.nats.limits.payload = 4);
+    let (mut raw, line) = raw_login(s.addr(), &jwt, Some(&seed)).await;
+    assert_eq!(line, "PONG");
+    raw.send(b"PUB ok 4\r\nfour\r\nPING\r\n").await;
+    assert_eq!(raw.read_line().await, "PONG");
+    // An account update makes every connection check its login again; the user's own
+    // limit still applies afterwards (regression: the re-check restored the server's).
+    let app_key = public(APP_SEED);
+    let r = sys_request(
+        &sys,
+        format!("$SYS.REQ.ACCOUNT.{app_key}.CLAIMS.UPDATE"),
+        account_jwt(APP_SEED, "APP", |_| {}),
+    )
+    .await;
+    assert_eq!(r["data"]["message"], "jwt updated", "{r}");
+    raw.send(b"PING\r\n").await;
+    assert_eq!(raw.read_line().await, "PONG");
+    raw.send(b"PUB big 5\r\nfives\r\n").await;
+    let rest = raw.read_until_closed_or(Duration::from_secs(5)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "-ERR 'Maximum Payload Violation'\r\n"
+    );
+}

@@ -39,6 +39,13 @@ fn no_limit() -> i64 {
     NO_LIMIT
 }
 
+/// nats-io/jwt's revocation rule: `key` (or `*`) revoked at or after `iat`.
+fn revoked(revocations: &BTreeMap<String, i64>, key: &str, iat: i64) -> bool {
+    [key, "*"]
+        .iter()
+        .any(|k| revocations.get(*k).is_some_and(|&ts| iat <= ts))
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -231,9 +238,7 @@ pub struct Export {
 impl Export {
     /// Whether an activation for `importer` issued at `iat` is revoked.
     pub fn is_revoked(&self, importer: &str, iat: i64) -> bool {
-        [importer, "*"]
-            .iter()
-            .any(|k| self.revocations.get(*k).is_some_and(|&ts| iat <= ts))
+        revoked(&self.revocations, importer, iat)
     }
 }
 
@@ -353,9 +358,7 @@ pub struct Account {
 impl Account {
     /// Whether a user issued at `iat` is revoked (by its key or by `*`).
     pub fn is_revoked(&self, user: &str, iat: i64) -> bool {
-        [user, "*"]
-            .iter()
-            .any(|k| self.revocations.get(*k).is_some_and(|&ts| iat <= ts))
+        revoked(&self.revocations, user, iat)
     }
 
     /// The signing key `key`, if the account has it.

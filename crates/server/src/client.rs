@@ -249,6 +249,13 @@ impl Client {
         self.account.get().and_then(Weak::upgrade)
     }
 
+    /// Whether the connection is bound to `account`.
+    pub fn is_in(&self, account: &Account) -> bool {
+        self.account
+            .get()
+            .is_some_and(|a| std::ptr::eq(a.as_ptr(), account))
+    }
+
     /// Set (or clear) the `allow_responses` permission of this client.
     pub fn set_response_permission(&self, rp: Option<petrel_config::ResponsePermission>) {
         *self.resp_perm.lock() = rp;

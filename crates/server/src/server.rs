@@ -159,6 +159,13 @@ impl Shared {
         true
     }
 
+    /// The client connections bound to `account` (the map is copied out first,
+    /// docs/LOCKS.md rule 1).
+    pub fn clients_of(&self, account: &crate::account::Account) -> Vec<Arc<Client>> {
+        let all: Vec<Arc<Client>> = self.clients.lock().values().cloned().collect();
+        all.into_iter().filter(|c| c.is_in(account)).collect()
+    }
+
     pub fn unregister(&self, cid: u64) {
         self.clients.lock().remove(&cid);
     }

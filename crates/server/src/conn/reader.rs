@@ -37,6 +37,14 @@ struct ConnOpts {
     no_responders: bool,
 }
 
+/// Why credentials were refused: a revoked user JWT is told so when it is re-checked
+/// (`User Authentication Revoked`); every other refusal is an `Authorization Violation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Credentials,
+    Revoked,
+}
+
 struct Reader<'a> {
     shared: &'a Shared,
     client: &'a Arc<Client>,
@@ -153,13 +161,15 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
                         ClientOp::Connect(json) => {
                             r.trace_op(&ClientOp::Connect(json.clone()));
                             let waiting_auth = r.auth_required && !r.connected;
-                            tokio::select! {
+                            let open = tokio::select! {
                                 open = r.connect(&json) => open,
                                 () = auth_timer.as_mut(), if waiting_auth => {
                                     client.err_and_close("Authentication Timeout", CloseReason::AuthTimeout);
                                     false
                                 }
-                            }
+                            };
+                            parser.set_limits(r.opts.max_control_line, r.payload_limit());
+                            open
                         }
                         op => r.handle(op),
                     };
@@ -167,10 +177,6 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
                         break 'read;
                     }
                     parser.set_headers(r.conn.headers);
-                    if let Some(max) = r.jwt.as_ref().and_then(|j| j.max_payload) {
-                        let max = usize::try_from(max).unwrap_or(usize::MAX);
-                        parser.set_limits(r.opts.max_control_line, max.min(r.opts.max_payload));
-                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -333,8 +339,8 @@ impl Reader<'_> {
         }
         let authed = if self.auth_required {
             match self.authenticate(&info).await {
-                Some(a) => a,
-                None => {
+                Ok(a) => a,
+                Err(_) => {
                     self.auth_violation();
                     return false;
                 }
@@ -386,13 +392,14 @@ impl Reader<'_> {
         else {
             return false;
         };
-        // Copied out first (docs/LOCKS.md rule 1).
-        let clients: Vec<Arc<crate::client::Client>> =
-            self.shared.clients.lock().values().cloned().collect();
-        let open = clients
+        let Some(account) = self.shared.accounts.get(name) else {
+            return false;
+        };
+        let open = self
+            .shared
+            .clients_of(&account)
             .iter()
             .filter(|c| c.cid != self.client.cid)
-            .filter(|c| c.account().is_some_and(|a| a.name == name))
             .count() as u64;
         open >= limit
     }
@@ -438,6 +445,17 @@ impl Reader<'_> {
         true
     }
 
+    /// The largest payload this connection may publish: the server's `max_payload`, or a
+    /// JWT user's lower limit.
+    fn payload_limit(&self) -> usize {
+        let jwt = self.jwt.as_ref().and_then(|j| j.max_payload);
+        jwt.map_or(self.opts.max_payload, |max| {
+            usize::try_from(max)
+                .unwrap_or(usize::MAX)
+                .min(self.opts.max_payload)
+        })
+    }
+
     /// Close the connection when its user JWT (or account JWT) expires, as nats-server
     /// does: `-ERR 'User Authentication Expired'`.
     fn arm_expiry(&mut self) {
@@ -461,15 +479,17 @@ impl Reader<'_> {
     }
 
     /// Check credentials (bcrypt on the server's bounded pool, off the reactor).
-    async fn authenticate(&self, info: &ConnectInfo) -> Option<Authed> {
+    async fn authenticate(&self, info: &ConnectInfo) -> Result<Authed, Refused> {
         if let Some(trust) = &self.shared.trust {
-            return match trust.login(info, &self.client.nonce, self.client.addr.ip()) {
-                Ok(authed) => Some(authed),
-                Err(e) => {
+            return trust
+                .login(info, &self.client.nonce, self.client.addr.ip())
+                .map_err(|e| {
                     tracing::debug!(cid = self.client.cid, client = %self.client.addr, "JWT login refused: {e}");
-                    None
-                }
-            };
+                    match e {
+                        crate::operator::LoginError::Revoked(_) => Refused::Revoked,
+                        _ => Refused::Credentials,
+                    }
+                });
         }
         auth::check(
             &self.shared.auth_pool,
@@ -478,6 +498,7 @@ impl Reader<'_> {
             self.client.nonce.clone(),
         )
         .await
+        .ok_or(Refused::Credentials)
     }
 
     /// Publish permission for `subject`: the compiled rules (cached), else a response

@@ -63,13 +63,7 @@ impl MonitorView {
             .iter()
             .map(|a| {
                 let sl = a.sublist.read();
-                let connections = clients
-                    .iter()
-                    .filter(|c| {
-                        c.account()
-                            .is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, &a))
-                    })
-                    .count() as u64;
+                let connections = clients.iter().filter(|c| c.is_in(&a)).count() as u64;
                 AccountSnapshot {
                     name: a.name.clone(),
                     jetstream_enabled: a.js.get().is_some(),
@@ -90,13 +84,7 @@ impl MonitorView {
             .accounts
             .iter()
             .map(|a| {
-                let mine: Vec<_> = clients
-                    .iter()
-                    .filter(|c| {
-                        c.account()
-                            .is_some_and(|ca| std::sync::Arc::ptr_eq(&ca, &a))
-                    })
-                    .collect();
+                let mine: Vec<_> = clients.iter().filter(|c| c.is_in(&a)).collect();
                 let (mut msgs, mut bytes) = (
                     a.stats.closed_out_msgs.load(Relaxed),
                     a.stats.closed_out_bytes.load(Relaxed),

@@ -215,20 +215,6 @@ impl Trust {
         self.resolver.is_directory()
     }
 
-    /// Whether the account of a CONNECT's user JWT now revokes it.
-    pub fn is_revoked(&self, connect: &ConnectInfo) -> bool {
-        let Some(user) = connect
-            .jwt
-            .as_deref()
-            .and_then(|j| petrel_jwt::decode::<UserClaims>(j).ok())
-        else {
-            return false;
-        };
-        let account = user.nats.issuer_account.as_deref().unwrap_or(&user.iss);
-        self.account(account)
-            .is_some_and(|a| a.claims.nats.is_revoked(&user.sub, user.iat))
-    }
-
     /// Check a CONNECT's user JWT and nonce signature; what the user may do.
     pub fn login(
         &self,

@@ -220,12 +220,7 @@ fn delete_request(
 
 /// Closes every client connection of `account` (its JWT was deleted).
 fn close_clients(shared: &Shared, account: &Arc<crate::account::Account>) {
-    let clients: Vec<Arc<crate::client::Client>> =
-        shared.clients.lock().values().cloned().collect();
-    for c in clients
-        .iter()
-        .filter(|c| c.account().is_some_and(|a| Arc::ptr_eq(&a, account)))
-    {
+    for c in shared.clients_of(account) {
         c.err_and_close(
             "Account Authentication Expired",
             crate::client::CloseReason::AuthenticationExpired,
@@ -235,12 +230,7 @@ fn close_clients(shared: &Shared, account: &Arc<crate::account::Account>) {
 
 /// Closes `account`'s newest client connections beyond `limit` (its JWT's `conn`).
 fn enforce_conn_limit(shared: &Shared, account: &Arc<crate::account::Account>, limit: usize) {
-    let clients: Vec<Arc<crate::client::Client>> =
-        shared.clients.lock().values().cloned().collect();
-    let mut mine: Vec<_> = clients
-        .into_iter()
-        .filter(|c| c.account().is_some_and(|a| Arc::ptr_eq(&a, account)))
-        .collect();
+    let mut mine = shared.clients_of(account);
     mine.sort_by_key(|c| c.cid);
     for c in mine.iter().skip(limit) {
         c.err_and_close(

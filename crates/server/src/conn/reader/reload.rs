@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use petrel_wire::Parser;
 
-use super::Reader;
+use super::{Reader, Refused};
 use crate::auth::Authed;
 use crate::client::CloseReason;
 use crate::sub::{SubRef, Subscription};
@@ -15,30 +15,28 @@ impl Reader<'_> {
     /// Apply the options now in force; `false` when the connection must close.
     pub(super) async fn apply_reload(&mut self, parser: &mut Parser) -> bool {
         let opts = self.shared.opts();
-        parser.set_limits(opts.max_control_line, opts.max_payload);
         self.trace = opts.trace;
         self.auth_required = opts.auth_required();
         self.opts = opts;
+        parser.set_limits(self.opts.max_control_line, self.payload_limit());
         if !self.connected {
             return true;
-        }
-        if let (Some(trust), Some(info)) = (&self.shared.trust, &self.connect_info) {
-            if trust.is_revoked(info) {
-                tracing::debug!(cid = self.client.cid, client = %self.client.addr, "User Authentication Revoked");
-                self.client
-                    .err_and_close("User Authentication Revoked", CloseReason::Revocation);
-                return false;
-            }
         }
         let authed = if self.auth_required {
             let info = self.connect_info.clone();
             let authed = match info {
                 Some(i) => self.authenticate(&i).await,
-                None => None,
+                None => Err(Refused::Credentials),
             };
             match authed {
-                Some(a) => a,
-                None => {
+                Ok(a) => a,
+                Err(Refused::Revoked) => {
+                    tracing::debug!(cid = self.client.cid, client = %self.client.addr, "User Authentication Revoked");
+                    self.client
+                        .err_and_close("User Authentication Revoked", CloseReason::Revocation);
+                    return false;
+                }
+                Err(Refused::Credentials) => {
                     tracing::warn!(
                         cid = self.client.cid,
                         client = %self.client.addr,
@@ -62,6 +60,7 @@ impl Reader<'_> {
                 .err_and_close("Authorization Violation", CloseReason::AuthFailure);
             return false;
         }
+        parser.set_limits(self.opts.max_control_line, self.payload_limit());
         self.recheck_subscriptions();
         // Over a (new) JWT subscription limit: closed, as nats-server does (which also
         // closes a client exactly at the limit; Petrel lets that one stay).
