@@ -84,6 +84,20 @@ async fn server_requests_answer_like_nats_server() {
         missing["error"]["description"],
         "Account NOSUCH does not exist"
     );
+    let subsz = ask(
+        &admin,
+        "$SYS.REQ.SERVER.PING.SUBSZ",
+        r#"{"subscriptions":true}"#,
+    )
+    .await;
+    assert!(
+        subsz["data"]["num_subscriptions"].as_u64().unwrap() > 0,
+        "{subsz}"
+    );
+    let app_jsz = ask(&admin, "$SYS.REQ.ACCOUNT.APP.JSZ", "").await;
+    let details = app_jsz["data"]["account_details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "only APP: {app_jsz}");
+    assert_eq!(details[0]["name"], "APP");
     let statz = ask(&admin, "$SYS.REQ.ACCOUNT.APP.STATZ", "").await;
     assert_eq!(statz["data"]["account_statz"][0]["acc"], "APP");
     assert_eq!(statz["data"]["account_statz"][0]["conns"], 1);

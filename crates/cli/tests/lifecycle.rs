@@ -119,3 +119,57 @@ fn signal_errors_are_one_line() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `$SYS.REQ.SERVER.<id>.RELOAD` re-reads the binary's config file, and its monitoring
+/// requests are answered (the binary installs both).
+#[tokio::test]
+async fn system_account_reload_and_varz_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("petrel.conf");
+    let write = |max_payload: u32| {
+        std::fs::write(
+            &conf,
+            format!(
+                "max_payload: {max_payload}\naccounts {{ SYS: {{ users: [ {{user: admin, password: admin}} ] }} }}\nsystem_account: SYS\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(1000);
+    let mut child = Command::new(BIN)
+        .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ports = wait_ports_file(dir.path(), child.id());
+    let url = ports["nats"][0].as_str().unwrap().to_string();
+    let admin = async_nats::ConnectOptions::with_user_and_password("admin".into(), "admin".into())
+        .connect(url.as_str())
+        .await
+        .unwrap();
+    let ask = |subject: String| {
+        let admin = admin.clone();
+        async move {
+            let m = admin.request(subject, "".into()).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+        }
+    };
+    let varz = ask("$SYS.REQ.SERVER.PING.VARZ".into()).await;
+    assert_eq!(varz["data"]["max_payload"], 1000, "{varz}");
+    let id = varz["data"]["server_id"].as_str().unwrap().to_string();
+    write(2000);
+    let reload = ask(format!("$SYS.REQ.SERVER.{id}.RELOAD")).await;
+    assert!(reload.get("error").is_none(), "{reload}");
+    let varz = ask("$SYS.REQ.SERVER.PING.VARZ".into()).await;
+    assert_eq!(varz["data"]["max_payload"], 2000, "{varz}");
+    // A file that does not load: the error comes back, the running config stays.
+    std::fs::write(&conf, "max_payload: {").unwrap();
+    let reload = ask(format!("$SYS.REQ.SERVER.{id}.RELOAD")).await;
+    assert_eq!(reload["error"]["code"], 500, "{reload}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
