@@ -10,6 +10,7 @@ mod adversarial_perms;
 mod adversarial_trust;
 mod auth;
 mod backup;
+mod cluster;
 mod compression;
 mod consumers;
 mod consumers_policies;

@@ -6,6 +6,7 @@
 //! with the same keys ([`load_file`]). Nothing here touches the network or the runtime.
 
 mod accounts;
+mod cluster;
 pub mod conf;
 mod operator;
 mod options;
@@ -17,7 +18,8 @@ pub use accounts::{
     AccountConfig, AccountJetStream, Export, Import, ImportKind, ResponseType,
     DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
 };
-pub use conf::{retain_valid_imports, ConfigError};
+pub use cluster::{ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT};
+pub use conf::{parse_route_list, retain_valid_imports, ConfigError};
 pub use operator::{OperatorMode, ResolverConfig, TrustedOperator};
 pub use options::{
     Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,

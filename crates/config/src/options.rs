@@ -184,6 +184,8 @@ pub struct Options {
     pub system_account: Option<String>,
     /// Operator (JWT) mode: `operator`, `resolver`, `resolver_preload`.
     pub operator: Option<crate::OperatorMode>,
+    /// Routes to other nodes (`cluster {}`), when clustering is on.
+    pub cluster: Option<crate::ClusterOptions>,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
@@ -227,6 +229,7 @@ impl Default for Options {
             no_auth_user: None,
             system_account: None,
             operator: None,
+            cluster: None,
             debug: false,
             trace: false,
             log_file: None,

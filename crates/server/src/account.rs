@@ -19,7 +19,7 @@ use petrel_subject::Sublist;
 use crate::client::{Client, ClientKind};
 use crate::js::JsRuntime;
 use crate::stats::Stats;
-use crate::sub::SubRef;
+use crate::sub::{SubRef, Subscription};
 
 /// An account's traffic counters (`/accstatz`). Messages received are added once per read
 /// batch; messages sent are added from each connection when it closes (open connections
@@ -65,10 +65,19 @@ pub(crate) struct Account {
     next_sid: AtomicU64,
     /// Traffic counters.
     pub stats: AccountStats,
+    /// Its local subscriptions as route peers know them.
+    pub interest: crate::route::Interest,
+    /// The route peers (shared by every account).
+    peers: Arc<crate::route::Peers>,
 }
 
 impl Account {
-    fn new(name: &str, jetstream: Option<AccountJetStream>, stats: &Arc<Stats>) -> Arc<Account> {
+    fn new(
+        name: &str,
+        jetstream: Option<AccountJetStream>,
+        stats: &Arc<Stats>,
+        peers: &Arc<crate::route::Peers>,
+    ) -> Arc<Account> {
         let sublist = Sublist::new();
         let generation = sublist.generation_handle();
         Arc::new_cyclic(|me| {
@@ -93,6 +102,8 @@ impl Account {
                 response_routes: parking_lot::Mutex::new(BTreeMap::new()),
                 next_sid: AtomicU64::new(1),
                 stats: AccountStats::default(),
+                interest: crate::route::Interest::default(),
+                peers: peers.clone(),
             }
         })
     }
@@ -102,6 +113,49 @@ impl Account {
     pub fn next_internal_sid(&self) -> u64 {
         self.next_sid
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds `sub` to the Sublist and, for a local subscription, tells the route peers
+    /// when that is new interest.
+    pub fn insert_sub(
+        &self,
+        sub: &Arc<Subscription>,
+    ) -> Result<(), petrel_subject::InvalidSubject> {
+        let mut sublist = self.sublist.write();
+        sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()))?;
+        if sub.client.kind != ClientKind::Route {
+            self.interest.changed(
+                &self.name,
+                &self.peers,
+                &sub.subject,
+                sub.queue.as_ref(),
+                true,
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes subscriptions from the Sublist (telling the route peers of interest that
+    /// ended); returns how many were there.
+    pub fn remove_subs<'a>(&self, subs: impl IntoIterator<Item = &'a Arc<Subscription>>) -> usize {
+        let mut sublist = self.sublist.write();
+        let mut removed = 0;
+        for sub in subs {
+            if !sublist.remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone())) {
+                continue;
+            }
+            removed += 1;
+            if sub.client.kind != ClientKind::Route {
+                self.interest.changed(
+                    &self.name,
+                    &self.peers,
+                    &sub.subject,
+                    sub.queue.as_ref(),
+                    false,
+                );
+            }
+        }
+        removed
     }
 
     /// Subscriptions in this account.
@@ -127,11 +181,7 @@ impl Account {
                 bytes::Bytes::from(sid),
             )
         });
-        let inserted = self
-            .sublist
-            .write()
-            .insert(&sub.subject, None, SubRef(sub.clone()));
-        match inserted {
+        match self.insert_sub(&sub) {
             Ok(_) => {
                 self.system.subs.lock().insert(sub.sid.clone(), sub);
             }
@@ -151,9 +201,7 @@ impl Account {
             .map(|(_, s)| s.clone())
             .collect();
         for sub in subs {
-            self.sublist
-                .write()
-                .remove(&sub.subject, None, &SubRef(sub.clone()));
+            self.remove_subs([&sub]);
             self.system.subs.lock().remove(&sub.sid);
         }
     }
@@ -186,6 +234,8 @@ impl ImportSubs {
 pub(crate) struct Accounts {
     by_name: RwLock<BTreeMap<String, Arc<Account>>>,
     stats: Arc<Stats>,
+    /// The route peers every account tells of its interest.
+    pub peers: Arc<crate::route::Peers>,
     global: Arc<Account>,
     system: Arc<Account>,
 }
@@ -195,14 +245,15 @@ impl Accounts {
     /// configured accounts, JetStream (when on) belongs to `$G`; otherwise to the accounts
     /// that enable it, as in nats-server.
     pub fn new(opts: &Options, stats: &Arc<Stats>) -> Accounts {
+        let peers = Arc::new(crate::route::Peers::default());
         let js_on = opts.jetstream.is_some();
         let global_js = (js_on && opts.accounts.is_empty()).then(AccountJetStream::default);
-        let global = Account::new(GLOBAL_ACCOUNT, global_js, stats);
+        let global = Account::new(GLOBAL_ACCOUNT, global_js, stats, &peers);
         let mut by_name = BTreeMap::new();
         by_name.insert(global.name.clone(), global.clone());
         for a in &opts.accounts {
             let js = a.jetstream.filter(|_| js_on);
-            by_name.insert(a.name.clone(), Account::new(&a.name, js, stats));
+            by_name.insert(a.name.clone(), Account::new(&a.name, js, stats, &peers));
         }
         let sys_name = opts
             .system_account
@@ -210,11 +261,12 @@ impl Accounts {
             .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_string());
         let system = by_name
             .entry(sys_name.clone())
-            .or_insert_with(|| Account::new(&sys_name, None, stats))
+            .or_insert_with(|| Account::new(&sys_name, None, stats, &peers))
             .clone();
         Accounts {
             by_name: RwLock::new(by_name),
             stats: stats.clone(),
+            peers,
             global,
             system,
         }
@@ -232,7 +284,7 @@ impl Accounts {
         if let Some(a) = by_name.get(name) {
             return (a.clone(), false);
         }
-        let account = Account::new(name, jetstream, &self.stats);
+        let account = Account::new(name, jetstream, &self.stats, &self.peers);
         by_name.insert(name.to_string(), account.clone());
         (account, true)
     }

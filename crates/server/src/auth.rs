@@ -217,7 +217,7 @@ fn is_bcrypt(s: &str) -> bool {
 }
 
 /// Compare a configured secret (plain or bcrypt) with what the client sent.
-fn secret_matches(configured: &str, given: &str) -> bool {
+pub(crate) fn secret_matches(configured: &str, given: &str) -> bool {
     if is_bcrypt(configured) {
         bcrypt::verify(given, configured).unwrap_or(false)
     } else {
@@ -227,7 +227,7 @@ fn secret_matches(configured: &str, given: &str) -> bool {
 
 /// Constant-time comparison: no early exit on the first differing byte nor on a length
 /// difference (every byte of the longer string is visited).
-fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {

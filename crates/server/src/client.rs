@@ -139,13 +139,20 @@ pub(crate) enum ClientKind {
     /// JetStream's own requests (a stream reading an origin in another account or domain
     /// through its API): requests, as a client's are.
     JetStream,
+    /// A route to another server of the cluster: what it forwards was published by a
+    /// client there (as nats-server treats it); the server's own output is never routed
+    /// to request subjects (see `route::forwardable`).
+    Route,
 }
 
 impl ClientKind {
     /// Whether what this publisher sends may reach request subjects (subscriptions that
     /// accept only clients).
     pub fn may_request(self) -> bool {
-        matches!(self, ClientKind::Client | ClientKind::JetStream)
+        matches!(
+            self,
+            ClientKind::Client | ClientKind::JetStream | ClientKind::Route
+        )
     }
 }
 
@@ -177,6 +184,8 @@ pub(crate) struct Client {
     closed: Mutex<Option<CloseReason>>,
     /// Client understands HMSG (CONNECT headers:true).
     pub headers: AtomicBool,
+    /// Client takes async INFOs (CONNECT `protocol` ≥ 1): cluster URL updates.
+    pub async_info: AtomicBool,
     /// PINGs sent without a PONG back.
     pub pings_out: AtomicU32,
     pub max_pending: usize,
@@ -219,6 +228,7 @@ impl Client {
             cancel: CancellationToken::new(),
             closed: Mutex::new(None),
             headers: AtomicBool::new(false),
+            async_info: AtomicBool::new(false),
             pings_out: AtomicU32::new(0),
             max_pending,
             stats: ClientStats::default(),
@@ -300,6 +310,24 @@ impl Client {
             out.push_msg(msg, sid, headers);
             out.pending()
         };
+        self.queued(pending)
+    }
+
+    /// Queue a message for a route peer (`RMSG`/`HMSG` in `account`, for `queues`).
+    pub fn queue_routed(&self, account: &[u8], msg: &MsgRef<'_>, queues: &[&[u8]]) -> Queued {
+        if self.cancel.is_cancelled() {
+            return Queued::Dropped;
+        }
+        let pending = {
+            let mut out = self.out.lock();
+            out.push_routed(account, msg, queues);
+            out.pending()
+        };
+        self.queued(pending)
+    }
+
+    /// After queueing: closed as a slow consumer past `max_pending`, a stall past half.
+    fn queued(&self, pending: usize) -> Queued {
         if pending > self.max_pending {
             self.close_slow(CloseReason::SlowConsumerPendingBytes);
             return Queued::Dropped;

@@ -114,6 +114,7 @@ impl ServerPort {
             client,
             echo: true,
             no_responders: false,
+            queues: None,
         };
         with_router(&self.account, |router| {
             publish(router, &shared, from);
@@ -230,12 +231,7 @@ impl Port for ServerPort {
                 Bytes::from(id.to_string()),
             )
         });
-        let inserted = self.account.sublist.write().insert(
-            &sub.subject,
-            sub.queue.as_deref(),
-            SubRef(sub.clone()),
-        );
-        if inserted.is_ok() {
+        if self.account.insert_sub(&sub).is_ok() {
             self.system.subs.lock().insert(sub.sid.clone(), sub);
         } else {
             tracing::warn!(

@@ -34,6 +34,7 @@ mod monitoring;
 mod operator;
 mod outbound;
 mod perms;
+mod route;
 mod router;
 mod server;
 mod stats;
@@ -48,8 +49,8 @@ pub use monitoring::{
     SublistStats, GLOBAL_ACCOUNT,
 };
 pub use petrel_config::{
-    Auth, HandshakeFirst, JetStreamOptions, Options, Permissions, ResponsePermission,
-    SubjectPermission, TlsOptions, User,
+    Auth, ClusterOptions, HandshakeFirst, JetStreamOptions, Options, Permissions,
+    ResponsePermission, RouteUrl, SubjectPermission, TlsOptions, User,
 };
 /// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
 /// binary's log timestamps.

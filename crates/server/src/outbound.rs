@@ -76,6 +76,27 @@ impl Outbound {
                 msg.data.clone()
             }
         };
+        self.push_body(before, body, msg.data.len())
+    }
+
+    /// Queue a message for a route peer as `RMSG`/`HMSG` in `account`, for the queue
+    /// groups the peer was chosen for. Returns the bytes queued.
+    pub fn push_routed(&mut self, account: &[u8], msg: &MsgRef<'_>, queues: &[&[u8]]) -> usize {
+        let before = self.flat.len();
+        petrel_wire::route::msg_line(
+            &mut self.flat,
+            account,
+            msg.subject,
+            msg.reply,
+            queues,
+            msg.hdr_len,
+            msg.data.len(),
+        );
+        self.push_body(before, msg.data.clone(), msg.data.len())
+    }
+
+    /// Appends `body` and its CRLF after a control line that started at `before`.
+    fn push_body(&mut self, before: usize, body: Bytes, counted: usize) -> usize {
         let queued = self.flat.len() - before + body.len() + 2;
         if body.len() >= SHARE_THRESHOLD {
             let head = self.flat.split().freeze();
@@ -87,7 +108,7 @@ impl Outbound {
         self.flat.put_slice(encode::CRLF);
         self.pending += queued;
         self.out_msgs += 1;
-        self.out_bytes += msg.data.len() as u64;
+        self.out_bytes += counted as u64;
         queued
     }
 

@@ -11,7 +11,7 @@ use petrel_subject::{Admission, MatchCache, SublistResult};
 use petrel_wire::headers::NO_RESPONDERS;
 
 use crate::account::Account;
-use crate::client::{Client, Queued};
+use crate::client::{Client, ClientKind, Queued};
 use crate::imports::Forward;
 use crate::outbound::{MsgRef, SHARE_THRESHOLD};
 use crate::server::Shared;
@@ -76,6 +76,15 @@ pub(crate) struct Publisher<'a> {
     pub client: &'a Arc<Client>,
     pub echo: bool,
     pub no_responders: bool,
+    /// A message from a route: the queue groups the peer chose this server for (only
+    /// they get it, and only their local members; nothing goes back out to a route).
+    pub queues: Option<&'a [Bytes]>,
+}
+
+/// A route peer a publish goes to, with the queue groups it was chosen for.
+struct RouteTarget {
+    peer: Arc<Client>,
+    queues: Vec<Bytes>,
 }
 
 /// A reader's routing context: its match cache and the connections to wake at the end of
@@ -104,6 +113,8 @@ pub(crate) struct Router {
     forwards: Vec<Forward>,
     /// How many imports deep the current publish is (bounded: import cycles end).
     depth: u8,
+    /// Route peers the current publish goes to (one `RMSG` each).
+    routes: Vec<RouteTarget>,
 }
 
 impl Router {
@@ -120,6 +131,7 @@ impl Router {
             tally: MatchTally::default(),
             forwards: Vec::new(),
             depth: 0,
+            routes: Vec::new(),
         }
     }
 
@@ -251,25 +263,34 @@ impl Router {
             msg
         };
         let mut delivered = false;
+        let routes_from = self.routes.len();
+        // Route peers hear a client's message once each, and never one that came from a
+        // route (one hop) or the server's own output on a request subject.
+        let to_routes = from.queues.is_none() && crate::route::forwardable(from.client.kind, route);
         for sub in &result.psubs {
+            if sub.client.kind == ClientKind::Route {
+                if to_routes {
+                    self.route_to(&sub.client, None);
+                    delivered = true;
+                }
+                continue;
+            }
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;
             }
             delivered |= self.deliver(shared, from, sub, route, msg);
         }
-        for (_, group) in &result.qsubs {
-            let n = group.len();
-            let start = fastrand::usize(..n);
-            for i in 0..n {
-                let sub = &group[(start + i) % n];
-                if sub.client.is_closed() || (!from.echo && Arc::ptr_eq(&sub.client, from.client)) {
-                    continue;
-                }
-                if self.deliver(shared, from, sub, route, msg) {
-                    delivered = true;
-                    break;
-                }
+        for (name, group) in &result.qsubs {
+            if from
+                .queues
+                .is_some_and(|qs| !qs.iter().any(|q| q[..] == name[..]))
+            {
+                continue;
             }
+            delivered |= self.deliver_queue(shared, from, name, group, route, msg, to_routes);
+        }
+        if self.routes.len() > routes_from {
+            self.send_routed(from.account, msg, routes_from);
         }
         // As nats-server: a request nobody received (no match, or every match declined,
         // denied or full) gets the 503 status when its publisher asked for it.
@@ -285,6 +306,100 @@ impl Router {
             self.send_forwards(shared, from, forwards_from);
         }
         delivered
+    }
+
+    /// Delivers to one member of a queue group. A client's message goes to a member chosen
+    /// at random across the cluster, route peers weighted by their members (nats-server's
+    /// rule); a routed message to a local member, else — the one exception to one hop —
+    /// to another peer's member, never back to the sender.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_queue(
+        &mut self,
+        shared: &Shared,
+        from: Publisher<'_>,
+        name: &[u8],
+        group: &[SubRef],
+        route: &[u8],
+        msg: &MsgRef<'_>,
+        to_routes: bool,
+    ) -> bool {
+        let n = group.len();
+        let clustered = shared.cluster.get().is_some();
+        let start = if clustered && from.queues.is_none() {
+            weighted_start(group, to_routes)
+        } else {
+            fastrand::usize(..n)
+        };
+        for i in 0..n {
+            let sub = &group[(start + i) % n];
+            if sub.client.kind == ClientKind::Route {
+                if to_routes {
+                    self.route_to(&sub.client, Some(name));
+                    return true;
+                }
+                continue;
+            }
+            if sub.client.is_closed() || (!from.echo && Arc::ptr_eq(&sub.client, from.client)) {
+                continue;
+            }
+            if self.deliver(shared, from, sub, route, msg) {
+                return true;
+            }
+        }
+        if from.queues.is_none() {
+            return false;
+        }
+        // A routed message with no local member left: another peer's member.
+        let others = group
+            .iter()
+            .filter(|s| s.client.kind == ClientKind::Route && !Arc::ptr_eq(&s.client, from.client));
+        let total: u64 = others.clone().map(|s| u64::from(s.weight())).sum();
+        if total == 0 {
+            return false;
+        }
+        let mut pick = fastrand::u64(..total);
+        for sub in others {
+            let w = u64::from(sub.weight());
+            if pick < w {
+                self.route_to(&sub.client, Some(name));
+                return true;
+            }
+            pick -= w;
+        }
+        false
+    }
+
+    /// Adds `peer` to the current publish's route targets (once), with `queue`.
+    fn route_to(&mut self, peer: &Arc<Client>, queue: Option<&[u8]>) {
+        let t = match self.routes.iter().position(|t| Arc::ptr_eq(&t.peer, peer)) {
+            Some(i) => &mut self.routes[i],
+            None => {
+                self.routes.push(RouteTarget {
+                    peer: peer.clone(),
+                    queues: Vec::new(),
+                });
+                self.routes.last_mut().expect("just pushed")
+            }
+        };
+        if let Some(q) = queue {
+            t.queues.push(Bytes::copy_from_slice(q));
+        }
+    }
+
+    /// Queues the current publish for its route targets.
+    fn send_routed(&mut self, account: &Arc<Account>, msg: &MsgRef<'_>, start: usize) {
+        let targets: Vec<RouteTarget> = self.routes.drain(start..).collect();
+        for t in targets {
+            let queues: Vec<&[u8]> = t.queues.iter().map(|q| q.as_ref()).collect();
+            match t.peer.queue_routed(account.name.as_bytes(), msg, &queues) {
+                Queued::Dropped => continue,
+                Queued::Stall => self.stall(Stall::Client(t.peer.clone())),
+                Queued::Ok => {}
+            }
+            self.out_msgs += 1;
+            self.out_bytes += msg.data.len() as u64;
+            self.mark(&t.peer);
+        }
     }
 
     /// Publishes in their accounts what imports took from this publish, keeping the
@@ -313,6 +428,7 @@ impl Router {
                 },
                 echo: true,
                 no_responders: false,
+                queues: None,
             };
             let delivered = self.publish_on(shared, to, &f.subject, &msg);
             // A service request nobody in the exporter took: forget its reply mapping and,
@@ -335,6 +451,7 @@ impl Router {
             client: &account.system,
             echo: true,
             no_responders: false,
+            queues: None,
         };
         for m in std::mem::take(&mut self.answers) {
             let (data, hdr_len) = match &m.headers {
@@ -461,6 +578,29 @@ impl Router {
             }
         }
     }
+}
+
+/// Where a weighted random walk over a queue group starts: each local member weighs 1,
+/// each route peer's entry its members (`RS+` weight; 0 when routes are not eligible).
+fn weighted_start(group: &[SubRef], to_routes: bool) -> usize {
+    let weight = |s: &SubRef| match s.client.kind {
+        ClientKind::Route if to_routes => u64::from(s.weight()),
+        ClientKind::Route => 0,
+        _ => 1,
+    };
+    let total: u64 = group.iter().map(weight).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut pick = fastrand::u64(..total);
+    for (i, s) in group.iter().enumerate() {
+        let w = weight(s);
+        if pick < w {
+            return i;
+        }
+        pick -= w;
+    }
+    0
 }
 
 /// Hands a message to an internal subscription's handler under the subject it was routed

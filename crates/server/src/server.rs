@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     )>,
     /// The system account's services.
     pub sys: std::sync::OnceLock<Arc<crate::sys::System>>,
+    /// The cluster (routes), when `cluster {}` is configured.
+    pub cluster: std::sync::OnceLock<Arc<crate::route::Cluster>>,
     /// Options in force; replaced as a whole on reload.
     opts: RwLock<Arc<Options>>,
     /// Bumped by every reload; every connection watches it.
@@ -144,6 +146,14 @@ impl Shared {
         self.config_gen.send_modify(|g| *g += 1);
     }
 
+    /// Runs `task` as one of the server's tasks (shutdown waits for it).
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(task);
+    }
+
     pub fn next_cid(&self) -> u64 {
         self.next_cid.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -173,11 +183,7 @@ impl Shared {
     /// Remove a subscription from its account's Sublist and from its client.
     pub fn remove_sub(&self, sub: &SubRef) {
         let account = self.accounts.of(&sub.client);
-        let removed = account
-            .sublist
-            .write()
-            .remove(&sub.subject, sub.queue.as_deref(), sub);
-        if removed {
+        if account.remove_subs([&sub.0]) > 0 {
             let mut subs = sub.client.subs.lock();
             if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, &sub.0)) {
                 subs.remove(&sub.sid);
@@ -212,6 +218,8 @@ impl Shared {
             client_ip: client.addr.ip().to_string(),
             nonce: client.nonce.clone(),
             ldm: self.ldm.load(Ordering::Acquire),
+            connect_urls: crate::route::client_urls(self),
+            cluster: self.cluster.get().map(|c| c.name()).unwrap_or_default(),
         }
     }
 }
@@ -361,6 +369,11 @@ impl ServerBuilder {
         self.opts.http_host = Some(host);
         self
     }
+    /// Join a cluster: the route listener and the routes to dial.
+    pub fn cluster(mut self, cluster: petrel_config::ClusterOptions) -> Self {
+        self.opts.cluster = Some(cluster);
+        self
+    }
     /// Require a token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.opts.auth = Auth::Token(token.into());
@@ -462,6 +475,7 @@ impl Server {
             js_down: std::sync::OnceLock::new(),
             js_group: std::sync::OnceLock::new(),
             sys: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
                 .clone()
@@ -503,6 +517,10 @@ impl Server {
                 tracing::info!("  Domain:          {d}");
             }
             crate::js::start(&shared, js, self.backend.clone()).await?;
+        }
+        if let Some(c) = shared.opts().cluster.clone() {
+            let cluster = crate::route::start(&shared, &c).await?;
+            let _ = shared.cluster.set(cluster);
         }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         tracing::info!("Server is ready");
@@ -659,6 +677,7 @@ impl ServerHandle {
         let (duration, grace) = (opts.lame_duck_duration, opts.lame_duck_grace_period);
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         self.shared.ldm.store(true, Ordering::Release);
+        crate::route::lame_duck(&self.shared);
         self.shared.stop_accept.cancel();
         if let Some(accept) = self.accept.take() {
             let _ = accept.await;
@@ -704,6 +723,20 @@ impl ServerHandle {
         }
     }
 
+    /// The route listener's address, when clustering is on.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.shared.cluster.get().map(|c| c.listen)
+    }
+
+    /// Server ids of the peers with a registered route.
+    pub fn route_peers(&self) -> Vec<String> {
+        self.shared
+            .cluster
+            .get()
+            .map(|c| c.routes().iter().map(|r| r.remote_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether lame-duck mode is on.
     pub fn in_lame_duck_mode(&self) -> bool {
         self.shared.ldm.load(Ordering::Acquire)
@@ -718,6 +751,7 @@ impl ServerHandle {
         for c in &clients {
             c.close(CloseReason::ServerShutdown);
         }
+        crate::route::close_all(&self.shared);
         self.shared.tracker.close();
         if tokio::time::timeout(
             self.shared.opts().shutdown_grace,

@@ -1,6 +1,6 @@
 //! Subscriptions as stored in the Sublist.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +26,8 @@ pub(crate) struct Subscription {
     pub internal: Option<Internal>,
     /// For an account import: what to publish in the other account.
     pub import: Option<Arc<dyn crate::imports::Importer>>,
+    /// For a route peer's queue subscription: its members on the peer (`RS+` weight).
+    pub weight: AtomicU32,
 }
 
 /// The target of an internal subscription: the handler it carries and which publishers
@@ -49,7 +51,13 @@ impl Subscription {
             deny_check: None,
             internal: None,
             import: None,
+            weight: AtomicU32::new(1),
         }
+    }
+
+    /// The `RS+` weight of a route peer's queue subscription (1 for others).
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
     }
 
     /// Count one delivery. Returns `(deliver, now_done)`: whether to deliver this message

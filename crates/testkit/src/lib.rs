@@ -14,10 +14,13 @@
 //!   [`http_get`] fetches one of them.
 //! * [`spawn_binary`] starts the `petrel` executable as a child process on a free port and
 //!   kills it on drop (the same thing other languages' test fixtures do).
+//! * [`spawn_cluster`] starts several in-process servers joined by routes (a full mesh
+//!   once it returns).
 //! * [`RawClient`] speaks the protocol byte by byte for exact-bytes tests.
 
 mod binary;
 mod certs;
+mod cluster;
 mod http;
 mod raw;
 
@@ -25,11 +28,13 @@ use petrel_server::ServerHandle;
 
 pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, SpawnError};
 pub use certs::{CertError, TestCerts};
+pub use cluster::{spawn_cluster, spawn_cluster_with, wait_for_routes};
 pub use http::{http_get, HttpError, HttpResponse};
 /// The server types tests configure through [`spawn_with`], so a test needs no direct
 /// dependency on `petrel-server`.
 pub use petrel_server::{
-    Auth, Permissions, ResponsePermission, ServerBuilder, SubjectPermission, TlsOptions, User,
+    Auth, ClusterOptions, Permissions, ResponsePermission, RouteUrl, ServerBuilder,
+    SubjectPermission, TlsOptions, User,
 };
 pub use raw::RawClient;
 
@@ -80,6 +85,13 @@ impl TestServer {
         self.handle
             .as_ref()
             .expect("server handle present until shutdown")
+    }
+
+    /// `nats-route://127.0.0.1:<port>` of the route listener, when clustering is on.
+    pub fn route_url(&self) -> Option<String> {
+        self.handle()
+            .cluster_addr()
+            .map(|a| format!("nats-route://{a}"))
     }
 
     /// Shut down gracefully, flushing every connection.

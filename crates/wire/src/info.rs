@@ -47,6 +47,12 @@ pub struct ServerInfo {
     /// Lame duck mode.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ldm: bool,
+    /// Client URLs of every node of the cluster (gossip: clients fail over to them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
+    /// The cluster's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
 }
 
 fn is_false(b: &bool) -> bool {

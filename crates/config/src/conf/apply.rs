@@ -17,13 +17,14 @@ use super::value::{Map, Pos, Value, ValueKind};
 use crate::{Auth, Options, User};
 
 mod accounts;
+mod cluster;
+pub use cluster::parse_route_list;
 mod imports;
 pub use imports::retain_valid_imports;
 mod operator;
 
 /// nats-server top-level keys Petrel does not implement yet (reported, then ignored).
 const NOT_YET: &[&str] = &[
-    "cluster",
     "leafnodes",
     "leaf",
     "gateway",
@@ -181,6 +182,7 @@ impl Applier<'_> {
                 self.top_store_dir = Some((PathBuf::from(string(v, key)?), v.pos.clone()));
             }
             "jetstream" => self.jetstream(key, v)?,
+            "cluster" => self.cluster(key, v)?,
             "authorization" => self.authorization(key, v)?,
             "accounts" => self.accounts(key, v)?,
             "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {
@@ -661,10 +663,10 @@ mod tests {
 
     #[test]
     fn warnings_and_type_errors() {
-        let (_, w) = ok("cluster { port: 6222 }\nV: 2\nmax_payload: $V\n");
+        let (_, w) = ok("gateway { port: 7222 }\nV: 2\nmax_payload: $V\n");
         assert_eq!(
             w,
-            ["a.conf:1:1: cluster is not supported yet and is ignored"]
+            ["a.conf:1:1: gateway is not supported yet and is ignored"]
         );
         let e = apply_str("foo: 1").err().map(|e| e.to_string());
         assert_eq!(e.as_deref(), Some("a.conf:1:1: unknown field \"foo\""));

@@ -5,7 +5,7 @@
 //! [`crate::load_toml_str`] chain the two and validate the result.
 
 mod apply;
-pub use apply::retain_valid_imports;
+pub use apply::{parse_route_list, retain_valid_imports};
 mod convert;
 mod duration;
 mod error;

@@ -144,11 +144,11 @@ fn bad_inputs_report_positions() {
 
 #[test]
 fn warnings_carry_toml_positions() {
-    let l = load("\n\ncluster = { port = 6222 }\n[jetstream]\n  cipher = \"aes\"");
+    let l = load("\n\ngateway = { port = 7222 }\n[jetstream]\n  cipher = \"aes\"");
     assert_eq!(
         l.warnings,
         [
-            "t.toml:3:1: cluster is not supported yet and is ignored",
+            "t.toml:3:1: gateway is not supported yet and is ignored",
             "t.toml:5:3: jetstream.cipher is not supported yet and is ignored",
         ]
     );

@@ -15,7 +15,6 @@ use tokio::net::TcpStream;
 
 use crate::client::{Client, ClientKind, CloseReason};
 use crate::server::Shared;
-use crate::sub::SubRef;
 
 /// Serve one accepted TCP connection until it closes.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
@@ -95,12 +94,7 @@ where
 fn cleanup(shared: &Shared, client: &Arc<Client>) {
     let subs = std::mem::take(&mut *client.subs.lock());
     if !subs.is_empty() {
-        let account = shared.accounts.of(client);
-        let mut sublist = account.sublist.write();
-        for sub in subs.into_values() {
-            let sub = SubRef(sub);
-            sublist.remove(&sub.subject, sub.queue.as_deref(), &sub);
-        }
+        shared.accounts.of(client).remove_subs(subs.values());
     }
     shared.unregister(client.cid);
     let reason = client.close_reason().unwrap_or(CloseReason::ClientClosed);

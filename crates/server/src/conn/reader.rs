@@ -367,6 +367,9 @@ impl Reader<'_> {
             no_responders: info.no_responders,
         };
         self.client.headers.store(info.headers, Ordering::Release);
+        self.client
+            .async_info
+            .store(info.protocol >= 1, Ordering::Release);
         *self.client.name.lock() = info.name.clone().unwrap_or_default();
         self.client
             .meta
@@ -571,6 +574,7 @@ impl Reader<'_> {
             client: self.client,
             echo: self.conn.echo,
             no_responders: self.conn.no_responders,
+            queues: None,
         };
         let msg = MsgRef {
             subject,
@@ -637,12 +641,7 @@ impl Reader<'_> {
             let account = self.account.clone();
             self.bind(&account);
         }
-        let inserted = self.account.sublist.write().insert(
-            &sub.subject,
-            sub.queue.as_deref(),
-            SubRef(sub.clone()),
-        );
-        if inserted.is_err() {
+        if self.account.insert_sub(&sub).is_err() {
             self.err("Invalid Subject");
             return;
         }

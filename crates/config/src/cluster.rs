@@ -1,0 +1,170 @@
+//! The `cluster {}` block as data: the route listener, the routes to solicit, route
+//! authorization and what is advertised to clients.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::TlsOptions;
+
+/// nats-server's default cluster port.
+pub const DEFAULT_CLUSTER_PORT: u16 = 6222;
+
+/// A route to solicit: `nats://[user:pass@]host:port` (also `nats-route://`, `tls://`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RouteUrl {
+    /// Host name or address, as written (brackets removed from IPv6 literals).
+    pub host: String,
+    /// Port (6222 when the URL has none).
+    pub port: u16,
+    /// Credentials from the URL, sent in the route's CONNECT.
+    pub user: Option<String>,
+    /// Password from the URL.
+    pub pass: Option<String>,
+}
+
+impl RouteUrl {
+    /// Parses a route URL; the error says what is wrong with it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let rest = match s.split_once("://") {
+            Some((scheme, rest)) => {
+                let scheme = scheme.to_ascii_lowercase();
+                if !matches!(scheme.as_str(), "nats" | "nats-route" | "tls" | "route") {
+                    return Err(format!("unsupported route URL scheme \"{scheme}\""));
+                }
+                rest
+            }
+            None => s,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (creds, hostport) = match rest.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, rest),
+        };
+        let (user, pass) = match creds {
+            Some(c) => match c.split_once(':') {
+                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+                None => (Some(c.to_string()), None),
+            },
+            None => (None, None),
+        };
+        let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+            let (h, p) = r.split_once(']').ok_or("unclosed '[' in route URL")?;
+            (h, p.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("route URL \"{s}\" has no host"));
+        }
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("invalid port in route URL \"{s}\""))?,
+            None => DEFAULT_CLUSTER_PORT,
+        };
+        Ok(Self {
+            host: host.to_string(),
+            port,
+            user,
+            pass,
+        })
+    }
+
+    /// `host:port`, for connecting and logs.
+    pub fn host_port(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Debug for RouteUrl {
+    /// Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.user {
+            Some(u) => write!(f, "nats://{u}:***@{}", self.host_port()),
+            None => write!(f, "nats://{}", self.host_port()),
+        }
+    }
+}
+
+/// Route settings (`cluster {}`, `--cluster`, `--routes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOptions {
+    /// Cluster name; routes with another name are refused. `None`: the first peer's name
+    /// is taken (a dynamic name, as nats-server).
+    pub name: Option<String>,
+    /// Interface for route connections.
+    pub host: IpAddr,
+    /// Route port (0: a free port).
+    pub port: u16,
+    /// Routes to solicit.
+    pub routes: Vec<RouteUrl>,
+    /// Credentials peers must send (`authorization { user, password }`).
+    pub user: Option<String>,
+    /// Password peers must send.
+    pub password: Option<String>,
+    /// Time a peer has to send CONNECT.
+    pub auth_timeout: Duration,
+    /// TLS for route connections.
+    pub tls: Option<TlsOptions>,
+    /// `host:port` peers and clients are told to use for this node.
+    pub advertise: Option<String>,
+    /// Do not tell clients about the other nodes' client URLs.
+    pub no_advertise: bool,
+    /// Extra attempts to connect a route learned through gossip (explicit routes are
+    /// tried until they connect, as in nats-server).
+    pub connect_retries: u32,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            name: None,
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: DEFAULT_CLUSTER_PORT,
+            routes: Vec::new(),
+            user: None,
+            password: None,
+            auth_timeout: Duration::from_secs(2),
+            tls: None,
+            advertise: None,
+            no_advertise: false,
+            connect_retries: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_urls() {
+        let u = RouteUrl::parse("nats://ruser:T0p$ecret@nats-1:6222").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("nats-1", 6222));
+        assert_eq!(u.user.as_deref(), Some("ruser"));
+        assert_eq!(u.pass.as_deref(), Some("T0p$ecret"));
+        assert_eq!(format!("{u:?}"), "nats://ruser:***@nats-1:6222");
+        let u = RouteUrl::parse("nats-route://[::1]:7000/").unwrap();
+        assert_eq!(u.host_port(), "[::1]:7000");
+        assert_eq!(RouteUrl::parse("127.0.0.1").unwrap().port, 6222);
+        for bad in [
+            "http://a:1",
+            "nats://:1",
+            "nats://a:0",
+            "nats://a:x",
+            "nats://[::1",
+        ] {
+            assert!(RouteUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The route (server-to-server) protocol of nats-server: ops a peer sends
+//! (`INFO`, `CONNECT`, `PING`, `PONG`, `+OK`, `-ERR`, `RS+`, `RS-`, `RMSG`, `HMSG`),
+//! parsed from a buffer one at a time, and encoders for the ones a server sends. Payloads
+//! are zero-copy slices of the read buffer. The leafnode-origin forms (`LS+`, `LS-`,
+//! `LMSG`) are sent only to peers that ask for them with `lnoc`, which Petrel does not.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// One op from a route peer. Messages with headers are `HMSG` on routes (the client op's
+/// name with the route arguments); `HRMSG` is read too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteOp {
+    /// `INFO {json}`.
+    Info(Bytes),
+    /// `CONNECT {json}`.
+    Connect(Bytes),
+    /// `PING`.
+    Ping,
+    /// `PONG`.
+    Pong,
+    /// `+OK`.
+    Ok,
+    /// `-ERR <text>`.
+    Err(Bytes),
+    /// `RS+ <account> <subject> [<queue> <weight>]`: the peer has interest.
+    Sub(RemoteSub),
+    /// `RS- <account> <subject> [<queue>]`: the peer lost interest.
+    Unsub(RemoteSub),
+    /// `RMSG`/`HMSG`: a message for this server's subscribers.
+    Msg(RoutedMsg),
+}
+
+/// The subject of `RS+`/`RS-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSub {
+    /// Account name.
+    pub account: Bytes,
+    /// Subject, wildcards allowed.
+    pub subject: Bytes,
+    /// Queue group, with its weight (members on the peer; 1 when not given).
+    pub queue: Option<(Bytes, u32)>,
+}
+
+/// A routed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedMsg {
+    /// Account name.
+    pub account: Bytes,
+    /// Subject.
+    pub subject: Bytes,
+    /// Reply subject.
+    pub reply: Option<Bytes>,
+    /// Queue groups the sender chose this server for.
+    pub queues: Vec<Bytes>,
+    /// Length of the header block at the start of `data` (`HMSG`).
+    pub hdr_len: Option<usize>,
+    /// Headers and payload.
+    pub data: Bytes,
+}
+
+/// Why the bytes are not a route op.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteParseError {
+    /// A control line longer than the limit.
+    #[error("maximum control line exceeded")]
+    ControlLine,
+    /// A payload over the limit.
+    #[error("maximum payload exceeded")]
+    Payload,
+    /// Anything else.
+    #[error("unknown protocol operation")]
+    Unknown,
+}
+
+/// Parses the next complete op from `buf`, removing its bytes; `Ok(None)` when more bytes
+/// are needed.
+pub fn parse(
+    buf: &mut BytesMut,
+    max_line: usize,
+    max_payload: usize,
+) -> Result<Option<RouteOp>, RouteParseError> {
+    let Some(eol) = memchr::memchr(b'\n', buf) else {
+        return if buf.len() > max_line {
+            Err(RouteParseError::ControlLine)
+        } else {
+            Ok(None)
+        };
+    };
+    if eol > max_line {
+        return Err(RouteParseError::ControlLine);
+    }
+    let line_end = if eol > 0 && buf[eol - 1] == b'\r' {
+        eol - 1
+    } else {
+        eol
+    };
+    let line = &buf[..line_end];
+    let (verb, rest) = match line.iter().position(|b| *b == b' ' || *b == b'\t') {
+        Some(i) => (&line[..i], trim(&line[i + 1..])),
+        None => (line, &[][..]),
+    };
+    let verb = verb.to_ascii_uppercase();
+    let needs = match verb.as_slice() {
+        b"RMSG" | b"HMSG" | b"HRMSG" => msg_size(rest, verb[0] == b'H')?,
+        _ => None,
+    };
+    if let Some((total, _)) = needs {
+        if total > max_payload {
+            return Err(RouteParseError::Payload);
+        }
+        if buf.len() < eol + 1 + total + 2 {
+            return Ok(None);
+        }
+    }
+    let line = buf.split_to(eol + 1).freeze();
+    let rest = line.slice_ref(trim(line.get(verb.len()..line_end).unwrap_or_default()));
+    let op = match verb.as_slice() {
+        b"PING" => RouteOp::Ping,
+        b"PONG" => RouteOp::Pong,
+        b"+OK" => RouteOp::Ok,
+        b"-ERR" => RouteOp::Err(rest),
+        b"INFO" => RouteOp::Info(rest),
+        b"CONNECT" => RouteOp::Connect(rest),
+        b"RS+" => RouteOp::Sub(remote_sub(&rest, true)?),
+        b"RS-" => RouteOp::Unsub(remote_sub(&rest, false)?),
+        b"RMSG" | b"HMSG" | b"HRMSG" => {
+            let (total, hdr) = needs.ok_or(RouteParseError::Unknown)?;
+            let body = buf.split_to(total + 2).freeze();
+            if &body[total..] != b"\r\n" {
+                return Err(RouteParseError::Unknown);
+            }
+            RouteOp::Msg(routed(&rest, hdr, body.slice(..total))?)
+        }
+        _ => return Err(RouteParseError::Unknown),
+    };
+    Ok(Some(op))
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+fn fields(b: &Bytes) -> Vec<Bytes> {
+    b.split(|c| *c == b' ' || *c == b'\t')
+        .filter(|f| !f.is_empty())
+        .map(|f| b.slice_ref(f))
+        .collect()
+}
+
+fn number(b: &[u8]) -> Result<usize, RouteParseError> {
+    if b.is_empty() || b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
+        return Err(RouteParseError::Unknown);
+    }
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(RouteParseError::Unknown)
+}
+
+/// `(total, header length)` from the end of an `RMSG`/`HMSG` line.
+fn msg_size(rest: &[u8], headers: bool) -> Result<Option<(usize, Option<usize>)>, RouteParseError> {
+    let f: Vec<&[u8]> = rest
+        .split(|c| *c == b' ' || *c == b'\t')
+        .filter(|f| !f.is_empty())
+        .collect();
+    let min = if headers { 4 } else { 3 };
+    if f.len() < min {
+        return Err(RouteParseError::Unknown);
+    }
+    let total = number(f[f.len() - 1])?;
+    let hdr = if headers {
+        let h = number(f[f.len() - 2])?;
+        if h > total {
+            return Err(RouteParseError::Unknown);
+        }
+        Some(h)
+    } else {
+        None
+    };
+    Ok(Some((total, hdr)))
+}
+
+fn remote_sub(rest: &Bytes, with_weight: bool) -> Result<RemoteSub, RouteParseError> {
+    let f = fields(rest);
+    let queue = match (f.len(), with_weight) {
+        (2, _) => None,
+        (3, false) => Some((f[2].clone(), 1)),
+        (3, true) => Some((f[2].clone(), 1)),
+        (4, true) => {
+            let w = u32::try_from(number(&f[3])?).map_err(|_| RouteParseError::Unknown)?;
+            Some((f[2].clone(), w))
+        }
+        _ => return Err(RouteParseError::Unknown),
+    };
+    Ok(RemoteSub {
+        account: f[0].clone(),
+        subject: f[1].clone(),
+        queue,
+    })
+}
+
+/// The fields between account/subject and the sizes: `<reply>`, `+ <reply> <queues…>`
+/// or `| <queues…>`.
+fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, RouteParseError> {
+    let f = fields(rest);
+    let sizes = if hdr.is_some() { 2 } else { 1 };
+    if f.len() < 2 + sizes {
+        return Err(RouteParseError::Unknown);
+    }
+    let middle = &f[2..f.len() - sizes];
+    let (reply, queues) = match middle {
+        [] => (None, Vec::new()),
+        [r] => (Some(r.clone()), Vec::new()),
+        [plus, r, qs @ ..] if plus.as_ref() == b"+" => (Some(r.clone()), qs.to_vec()),
+        [bar, qs @ ..] if bar.as_ref() == b"|" => (None, qs.to_vec()),
+        _ => return Err(RouteParseError::Unknown),
+    };
+    Ok(RoutedMsg {
+        account: f[0].clone(),
+        subject: f[1].clone(),
+        reply,
+        queues,
+        hdr_len: hdr,
+        data,
+    })
+}
+
+/// Appends `RS+ <account> <subject>[ <queue> <weight>]\r\n`.
+pub fn sub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
+    buf.put_slice(b"RS+ ");
+    account_subject(buf, account, subject);
+    if let Some((q, w)) = queue {
+        buf.put_u8(b' ');
+        buf.put_slice(q);
+        buf.put_u8(b' ');
+        buf.put_slice(itoa::Buffer::new().format(w).as_bytes());
+    }
+    buf.put_slice(b"\r\n");
+}
+
+/// Appends `RS- <account> <subject>[ <queue>]\r\n`.
+pub fn unsub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
+    buf.put_slice(b"RS- ");
+    account_subject(buf, account, subject);
+    if let Some(q) = queue {
+        buf.put_u8(b' ');
+        buf.put_slice(q);
+    }
+    buf.put_slice(b"\r\n");
+}
+
+fn account_subject(buf: &mut BytesMut, account: &[u8], subject: &[u8]) {
+    buf.put_slice(account);
+    buf.put_u8(b' ');
+    buf.put_slice(subject);
+}
+
+/// Appends the control line of an `RMSG` (no headers) or `HMSG` (headers: `hdr_len` is
+/// the header block's length); the data and CRLF follow.
+pub fn msg_line(
+    buf: &mut BytesMut,
+    account: &[u8],
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    queues: &[&[u8]],
+    hdr_len: Option<usize>,
+    total: usize,
+) {
+    buf.reserve(
+        account.len()
+            + subject.len()
+            + reply.map_or(0, |r| r.len() + 3)
+            + queues.iter().map(|q| q.len() + 1).sum::<usize>()
+            + 32,
+    );
+    buf.put_slice(if hdr_len.is_some() {
+        b"HMSG "
+    } else {
+        b"RMSG "
+    });
+    account_subject(buf, account, subject);
+    buf.put_u8(b' ');
+    match (reply, queues.is_empty()) {
+        (Some(r), true) => {
+            buf.put_slice(r);
+            buf.put_u8(b' ');
+        }
+        (Some(r), false) => {
+            buf.put_slice(b"+ ");
+            buf.put_slice(r);
+            buf.put_u8(b' ');
+        }
+        (None, false) => buf.put_slice(b"| "),
+        (None, true) => {}
+    }
+    for q in queues {
+        buf.put_slice(q);
+        buf.put_u8(b' ');
+    }
+    let mut n = itoa::Buffer::new();
+    if let Some(h) = hdr_len {
+        buf.put_slice(n.format(h).as_bytes());
+        buf.put_u8(b' ');
+    }
+    buf.put_slice(n.format(total).as_bytes());
+    buf.put_slice(b"\r\n");
+}
+
+/// The route `INFO` JSON (nats-server's `Info` as routes use it). Unknown fields are
+/// ignored and absent ones take their defaults, so any nats-server version parses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RouteInfo {
+    /// Server id.
+    pub server_id: String,
+    /// Server name.
+    pub server_name: String,
+    /// nats-server version level.
+    pub version: String,
+    /// Protocol level.
+    pub proto: i32,
+    /// Toolchain.
+    pub go: String,
+    /// Route listen host.
+    pub host: String,
+    /// Route listen port.
+    pub port: u16,
+    /// Headers supported.
+    pub headers: bool,
+    /// Routes must authenticate.
+    #[serde(skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+    /// Routes must use TLS.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_required: bool,
+    /// Route certificates are verified.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
+    /// Maximum payload.
+    pub max_payload: i64,
+    /// JetStream enabled (Petrel says `false` on routes: its JetStream is not clustered).
+    #[serde(skip_serializing_if = "is_false")]
+    pub jetstream: bool,
+    /// `nats-route://host:port/` to reach this server (advertise, or gossip).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    /// Nonce (not signed by routes).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
+    /// Cluster name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// The cluster name was generated, not configured.
+    #[serde(rename = "cluster_dynamic", skip_serializing_if = "is_false")]
+    pub dynamic: bool,
+    /// Client URLs of this server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
+    /// WebSocket client URLs of this server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ws_connect_urls: Vec<String>,
+    /// Lame-duck mode.
+    #[serde(skip_serializing_if = "is_false")]
+    pub ldm: bool,
+    /// Route pool size (absent: one route, no pool).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub route_pool_size: i64,
+    /// Pool index of this connection.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub route_pool_idx: i64,
+    /// Account of a per-account route.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub route_account: String,
+    /// Compression mode (absent: not supported).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub compression: String,
+    /// Gossip mode of a forwarded INFO.
+    #[serde(skip_serializing_if = "is_zero_u8")]
+    pub gossip_mode: u8,
+    /// Gateway URL (gateways are not supported: only read).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway_url: String,
+    /// Leafnode URL of the server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leafnode_urls: Vec<String>,
+    /// The server's JetStream domain.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+}
+
+/// The route `CONNECT` JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RouteConnect {
+    /// Always true for routes.
+    pub echo: bool,
+    /// Always false for routes.
+    pub verbose: bool,
+    /// Always false for routes.
+    pub pedantic: bool,
+    /// Route user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Route password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<String>,
+    /// TLS in use.
+    pub tls_required: bool,
+    /// Headers supported.
+    pub headers: bool,
+    /// The soliciting server's id.
+    pub name: String,
+    /// Its cluster name.
+    pub cluster: String,
+    /// Its cluster name was generated.
+    #[serde(rename = "cluster_dynamic", skip_serializing_if = "is_false")]
+    pub dynamic: bool,
+    /// Leafnode-origin cluster support (Petrel does not ask for `LS+`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub lnoc: bool,
+    /// Set by a gateway that dialled the route port by mistake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Set by a client that dialled the route port by mistake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u8(n: &u8) -> bool {
+    *n == 0
+}
+
+/// Appends `INFO <json>\r\n` for a route.
+pub fn info(buf: &mut BytesMut, info: &RouteInfo) {
+    buf.put_slice(b"INFO ");
+    // A struct of strings, integers and bools always serializes.
+    buf.put_slice(&serde_json::to_vec(info).unwrap_or_default());
+    buf.put_slice(b"\r\n");
+}
+
+/// Appends `CONNECT <json>\r\n`.
+pub fn connect(buf: &mut BytesMut, c: &RouteConnect) {
+    buf.put_slice(b"CONNECT ");
+    buf.put_slice(&serde_json::to_vec(c).unwrap_or_default());
+    buf.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8]) -> Vec<RouteOp> {
+        let mut buf = BytesMut::from(input);
+        let mut ops = Vec::new();
+        while let Some(op) = parse(&mut buf, 4096, 1 << 20).unwrap() {
+            ops.push(op);
+        }
+        assert!(buf.is_empty(), "left: {buf:?}");
+        ops
+    }
+
+    #[test]
+    fn parses_what_nats_server_sends() {
+        let ops = all(b"INFO {\"a\":1} \r\nPING\r\nRS+ $G foo.*\r\nRS+ $G bar q 3\r\nRS- $G bar q\r\nRMSG $G foo.x 5\r\nhello\r\nRMSG $G foo.x _INBOX.1 2\r\nhi\r\nRMSG $G foo + _R q1 q2 0\r\n\r\nRMSG $G foo | q1 1\r\nx\r\nHMSG $G foo r 12 14\r\nNATS/1.0\r\n\r\nab\r\n");
+        assert_eq!(ops[0], RouteOp::Info(Bytes::from_static(b"{\"a\":1}")));
+        assert_eq!(ops[1], RouteOp::Ping);
+        let RouteOp::Sub(s) = &ops[3] else { panic!() };
+        assert_eq!(s.queue, Some((Bytes::from_static(b"q"), 3)));
+        let RouteOp::Unsub(s) = &ops[4] else { panic!() };
+        assert_eq!(
+            s.queue.as_ref().map(|q| q.0.clone()),
+            Some(Bytes::from_static(b"q"))
+        );
+        let RouteOp::Msg(m) = &ops[6] else { panic!() };
+        assert_eq!(m.reply.as_deref(), Some(&b"_INBOX.1"[..]));
+        assert_eq!(&m.data[..], b"hi");
+        let RouteOp::Msg(m) = &ops[7] else { panic!() };
+        assert_eq!((m.reply.as_deref(), m.queues.len()), (Some(&b"_R"[..]), 2));
+        let RouteOp::Msg(m) = &ops[8] else { panic!() };
+        assert_eq!((m.reply.is_none(), m.queues.len()), (true, 1));
+        let RouteOp::Msg(m) = &ops[9] else { panic!() };
+        assert_eq!((m.hdr_len, m.data.len()), (Some(12), 14));
+    }
+
+    #[test]
+    fn encoders_round_trip() {
+        let mut b = BytesMut::new();
+        sub(&mut b, b"$G", b"a.>", Some((b"q", 2)));
+        unsub(&mut b, b"$G", b"a.>", None);
+        msg_line(&mut b, b"A", b"s", Some(b"r"), &[b"q1"], None, 2);
+        b.put_slice(b"hi\r\n");
+        msg_line(&mut b, b"A", b"s", None, &[b"q1"], Some(12), 12);
+        b.put_slice(b"NATS/1.0\r\n\r\n\r\n");
+        msg_line(&mut b, b"A", b"s", None, &[], None, 0);
+        b.put_slice(b"\r\n");
+        let ops = all(&b);
+        assert_eq!(ops.len(), 5);
+        let RouteOp::Msg(m) = &ops[2] else { panic!() };
+        assert_eq!(
+            (m.reply.as_deref(), &m.queues[0][..]),
+            (Some(&b"r"[..]), &b"q1"[..])
+        );
+        let RouteOp::Msg(m) = &ops[3] else { panic!() };
+        assert_eq!((m.reply.as_deref(), m.hdr_len), (None, Some(12)));
+    }
+
+    #[test]
+    fn incomplete_and_bad_input() {
+        let mut b = BytesMut::from(&b"RMSG $G foo 5\r\nhel"[..]);
+        assert_eq!(parse(&mut b, 4096, 100), Ok(None));
+        b.put_slice(b"lo\r\n");
+        assert!(matches!(
+            parse(&mut b, 4096, 100),
+            Ok(Some(RouteOp::Msg(_)))
+        ));
+        for bad in [
+            &b"RMSG $G 5\r\n"[..],
+            b"RMSG $G foo x\r\n",
+            b"HMSG $G f 9 3\r\n",
+            b"RS+ a\r\n",
+            b"XX\r\n",
+            b"RMSG $G f 1\r\nab\r\n",
+            b"RS+ a b q x\r\n",
+        ] {
+            let mut b = BytesMut::from(bad);
+            assert!(parse(&mut b, 4096, 100).is_err(), "{bad:?}");
+        }
+        let mut b = BytesMut::from(&b"RMSG $G foo 500\r\n"[..]);
+        assert_eq!(parse(&mut b, 4096, 100), Err(RouteParseError::Payload));
+        let mut b = BytesMut::from(&[b'x'; 5000][..]);
+        assert_eq!(parse(&mut b, 4096, 100), Err(RouteParseError::ControlLine));
+    }
+}

@@ -1,0 +1,332 @@
+//! In-process Petrel clusters (routes), driven by async-nats connected to different
+//! nodes: pub/sub and wildcards across nodes, queue groups exactly once cluster-wide,
+//! request/reply and no-responders across nodes, unsubscribe propagation, a node
+//! restart, and a client that learns the other nodes from INFO and fails over.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use petrel_testkit::{spawn_cluster, wait_for_routes, TestServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn client(node: &TestServer) -> async_nats::Client {
+    async_nats::connect(node.client_url())
+        .await
+        .expect("connect")
+}
+
+/// Publishes `subject` from `publisher` until `sub` receives a message (interest crosses
+/// routes asynchronously); returns it. Only this subject's messages arrive on `sub`.
+async fn until_received(
+    publisher: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+    subject: &str,
+) -> async_nats::Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        publisher
+            .publish(subject.to_string(), "probe".into())
+            .await
+            .expect("publish");
+        publisher.flush().await.expect("flush");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message on {subject}"
+        );
+    }
+}
+
+/// Drains `sub` until `marker` arrives; returns the payloads before it.
+async fn until_marker(sub: &mut async_nats::Subscriber, marker: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let m = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("marker in time")
+            .expect("subscription open");
+        let body = String::from_utf8_lossy(&m.payload).to_string();
+        if body == marker {
+            return got;
+        }
+        got.push(body);
+    }
+}
+
+/// Waits until `sub` (on a plain marker subject) receives a message `publisher` sends
+/// after everything else: whatever was routed to that connection before is then queued
+/// in its subscriptions, and [`drain_now`] sees all of it without waiting.
+async fn settle(publisher: &async_nats::Client, sub: &mut async_nats::Subscriber, subject: &str) {
+    publisher
+        .publish(subject.to_string(), "done".into())
+        .await
+        .unwrap();
+    publisher.flush().await.unwrap();
+    loop {
+        let m = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("marker")
+            .expect("open");
+        if &m.payload[..] == b"done" {
+            return;
+        }
+    }
+}
+
+/// The payloads already queued on `sub` (no waiting), probes left out. Unconstrained:
+/// tokio's cooperative budget would otherwise report "pending" after 128 messages.
+fn drain_now(sub: &mut async_nats::Subscriber) -> Vec<String> {
+    use futures::FutureExt;
+    let mut got = Vec::new();
+    while let Some(Some(m)) = tokio::task::unconstrained(sub.next()).now_or_never() {
+        if &m.payload[..] != b"probe" {
+            got.push(String::from_utf8_lossy(&m.payload).to_string());
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn messages_and_wildcards_cross_the_cluster() {
+    let nodes = spawn_cluster(3).await;
+    let (a, b, c) = (
+        client(&nodes[0]).await,
+        client(&nodes[1]).await,
+        client(&nodes[2]).await,
+    );
+    let mut exact = b.subscribe("medisync.etl.job1.completed").await.unwrap();
+    let mut wild = c.subscribe("medisync.etl.*.completed").await.unwrap();
+    let mut all = c.subscribe("*.*").await.unwrap();
+    b.flush().await.unwrap();
+    c.flush().await.unwrap();
+    until_received(&a, &mut exact, "medisync.etl.job1.completed").await;
+    until_received(&a, &mut all, "SECURITY.ALERTS").await;
+    // Interest is in place everywhere now: every message arrives exactly once per sub.
+    for i in 0..100 {
+        a.publish("medisync.etl.job1.completed", format!("{i}").into())
+            .await
+            .unwrap();
+    }
+    a.publish("medisync.etl.job1.completed", "end".into())
+        .await
+        .unwrap();
+    a.flush().await.unwrap();
+    let want: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let got = until_marker(&mut exact, "end").await;
+    assert_eq!(
+        got.iter()
+            .filter(|p| *p != "probe")
+            .cloned()
+            .collect::<Vec<_>>(),
+        want
+    );
+    let got = until_marker(&mut wild, "end").await;
+    assert_eq!(
+        got.iter()
+            .filter(|p| *p != "probe")
+            .cloned()
+            .collect::<Vec<_>>(),
+        want
+    );
+    // Headers survive the route (HRMSG).
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "abc");
+    a.publish_with_headers("medisync.etl.job2.completed", headers, "h".into())
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(WAIT, wild.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        m.headers.unwrap().get("Nats-Msg-Id").unwrap().as_str(),
+        "abc"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_group_gets_each_message_once_across_nodes() {
+    let nodes = spawn_cluster(3).await;
+    let clients = [
+        client(&nodes[0]).await,
+        client(&nodes[1]).await,
+        client(&nodes[2]).await,
+    ];
+    // Two workers on node 1, two on node 2, none on node 0 (the publisher's); a marker
+    // subscription on each worker connection.
+    let mut workers = Vec::new();
+    for c in [&clients[1], &clients[1], &clients[2], &clients[2]] {
+        workers.push(c.queue_subscribe("jobs", "workers".into()).await.unwrap());
+    }
+    let mut markers = Vec::new();
+    for (i, c) in clients[1..].iter().enumerate() {
+        let subject = format!("marker.{i}");
+        let mut m = c.subscribe(subject.clone()).await.unwrap();
+        c.flush().await.unwrap();
+        until_received(&clients[0], &mut m, &subject).await;
+        markers.push((subject, m));
+    }
+    // The queue interest went out before the markers' on the same connections.
+    let n = 400;
+    for i in 0..n {
+        clients[0]
+            .publish("jobs", format!("{i}").into())
+            .await
+            .unwrap();
+    }
+    for (subject, m) in &mut markers {
+        settle(&clients[0], m, subject).await;
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut per_worker = Vec::new();
+    for w in &mut workers {
+        let got = drain_now(w);
+        per_worker.push(got.len());
+        for body in got {
+            *counts.entry(body).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        counts.len(),
+        n,
+        "every message reached the group: {per_worker:?}"
+    );
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a message reached the group twice"
+    );
+    assert!(per_worker.iter().all(|k| *k > 0), "{per_worker:?}");
+}
+
+#[tokio::test]
+async fn queue_members_are_chosen_across_the_cluster() {
+    // As nats-server: a client's message goes to a member anywhere in the cluster (not
+    // only on the publisher's node), each message to one member.
+    let nodes = spawn_cluster(2).await;
+    let (a, b) = (client(&nodes[0]).await, client(&nodes[1]).await);
+    let mut remote = b.queue_subscribe("work", "q".into()).await.unwrap();
+    let mut marker = b.subscribe("work.marker").await.unwrap();
+    b.flush().await.unwrap();
+    until_received(&a, &mut marker, "work.marker").await;
+    let mut local = a.queue_subscribe("work", "q".into()).await.unwrap();
+    let mut local_marker = a.subscribe("work.local").await.unwrap();
+    a.flush().await.unwrap();
+    let n = 200;
+    for i in 0..n {
+        a.publish("work", format!("{i}").into()).await.unwrap();
+    }
+    settle(&a, &mut marker, "work.marker").await;
+    settle(&a, &mut local_marker, "work.local").await;
+    let counts = [drain_now(&mut local).len(), drain_now(&mut remote).len()];
+    assert_eq!(counts[0] + counts[1], n, "{counts:?}");
+    assert!(
+        counts[0] > 0 && counts[1] > 0,
+        "both nodes' members work: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn requests_and_no_responders_cross_nodes() {
+    let nodes = spawn_cluster(3).await;
+    let (a, c) = (client(&nodes[0]).await, client(&nodes[2]).await);
+    let mut service = c.subscribe("svc.echo").await.unwrap();
+    c.flush().await.unwrap();
+    let responder = tokio::spawn({
+        let c = c.clone();
+        async move {
+            while let Some(m) = service.next().await {
+                if let Some(reply) = m.reply {
+                    c.publish(reply, m.payload).await.unwrap();
+                }
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let reply = loop {
+        match a.request("svc.echo", "ping".into()).await {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "no reply: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(&reply.payload[..], b"ping");
+    // Nobody anywhere: no responders at once, not a timeout.
+    let err = a.request("svc.nobody", "x".into()).await.unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    responder.abort();
+}
+
+#[tokio::test]
+async fn unsubscribe_reaches_the_other_nodes() {
+    let nodes = spawn_cluster(2).await;
+    let (a, b) = (client(&nodes[0]).await, client(&nodes[1]).await);
+    let mut sub = b.subscribe("svc.gone").await.unwrap();
+    b.flush().await.unwrap();
+    until_received(&a, &mut sub, "svc.gone").await;
+    sub.unsubscribe().await.unwrap();
+    b.flush().await.unwrap();
+    // Once node 0 has heard the RS-, a request there finds no responders.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = tokio::time::timeout(
+            Duration::from_millis(500),
+            a.request("svc.gone", "x".into()),
+        )
+        .await;
+        if let Ok(Err(e)) = r {
+            if e.kind() == async_nats::RequestErrorKind::NoResponders {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "interest never went away"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_node_rejoins_and_clients_fail_over() {
+    let mut nodes = spawn_cluster(3).await;
+    // This client knows only node 2's URL; the INFO tells it about the others.
+    let moving = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(nodes[2].client_url())
+        .await
+        .unwrap();
+    let mut sub = moving.subscribe("failover.test").await.unwrap();
+    moving.flush().await.unwrap();
+    let a = client(&nodes[0]).await;
+    until_received(&a, &mut sub, "failover.test").await;
+    let gone = nodes.pop().expect("three nodes");
+    gone.shutdown().await;
+    let rest: Vec<_> = nodes.iter().map(TestServer::handle).collect();
+    wait_for_routes(&rest, 1).await;
+    // The client reconnects to a node it learned from gossip and resubscribes.
+    until_received(&a, &mut sub, "failover.test").await;
+    // A new node joins through node 0 and the mesh is full again.
+    let seed =
+        petrel_testkit::RouteUrl::parse(&nodes[0].handle().cluster_addr().unwrap().to_string())
+            .unwrap();
+    let joined = petrel_testkit::spawn_with(|b| {
+        b.server_name("node-new")
+            .cluster(petrel_testkit::ClusterOptions {
+                name: Some("petrel-test".into()),
+                host: std::net::Ipv4Addr::LOCALHOST.into(),
+                port: 0,
+                routes: vec![seed],
+                ..Default::default()
+            })
+    })
+    .await;
+    let all = [nodes[0].handle(), nodes[1].handle(), joined.handle()];
+    wait_for_routes(&all, 2).await;
+    let mut on_new = client(&joined).await.subscribe("after.join").await.unwrap();
+    until_received(&client(&nodes[1]).await, &mut on_new, "after.join").await;
+}
