@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use petrel_testkit::{spawn_cluster, wait_for_routes, TestServer};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-async fn client(node: &TestServer) -> async_nats::Client {
+pub(crate) async fn client(node: &TestServer) -> async_nats::Client {
     async_nats::connect(node.client_url())
         .await
         .expect("connect")
@@ -19,7 +19,7 @@ async fn client(node: &TestServer) -> async_nats::Client {
 
 /// Publishes `subject` from `publisher` until `sub` receives a message (interest crosses
 /// routes asynchronously); returns it. Only this subject's messages arrive on `sub`.
-async fn until_received(
+pub(crate) async fn until_received(
     publisher: &async_nats::Client,
     sub: &mut async_nats::Subscriber,
     subject: &str,
@@ -42,7 +42,7 @@ async fn until_received(
 }
 
 /// Drains `sub` until `marker` arrives; returns the payloads before it.
-async fn until_marker(sub: &mut async_nats::Subscriber, marker: &str) -> Vec<String> {
+pub(crate) async fn until_marker(sub: &mut async_nats::Subscriber, marker: &str) -> Vec<String> {
     let mut got = Vec::new();
     loop {
         let m = tokio::time::timeout(WAIT, sub.next())
@@ -60,7 +60,11 @@ async fn until_marker(sub: &mut async_nats::Subscriber, marker: &str) -> Vec<Str
 /// Waits until `sub` (on a plain marker subject) receives a message `publisher` sends
 /// after everything else: whatever was routed to that connection before is then queued
 /// in its subscriptions, and [`drain_now`] sees all of it without waiting.
-async fn settle(publisher: &async_nats::Client, sub: &mut async_nats::Subscriber, subject: &str) {
+pub(crate) async fn settle(
+    publisher: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+    subject: &str,
+) {
     publisher
         .publish(subject.to_string(), "done".into())
         .await
@@ -79,7 +83,7 @@ async fn settle(publisher: &async_nats::Client, sub: &mut async_nats::Subscriber
 
 /// The payloads already queued on `sub` (no waiting), probes left out. Unconstrained:
 /// tokio's cooperative budget would otherwise report "pending" after 128 messages.
-fn drain_now(sub: &mut async_nats::Subscriber) -> Vec<String> {
+pub(crate) fn drain_now(sub: &mut async_nats::Subscriber) -> Vec<String> {
     use futures::FutureExt;
     let mut got = Vec::new();
     while let Some(Some(m)) = tokio::task::unconstrained(sub.next()).now_or_never() {

@@ -11,6 +11,8 @@ mod adversarial_trust;
 mod auth;
 mod backup;
 mod cluster;
+mod cluster_admin;
+mod cluster_interop;
 mod compression;
 mod consumers;
 mod consumers_policies;

@@ -183,6 +183,36 @@ const FLAGS: &[Flag] = &[
         help: "Client certificate CA for verification",
     },
     Flag {
+        names: &["cluster", "cluster_listen"],
+        kind: Kind::Value,
+        arg: "<url>",
+        help: "Cluster URL for solicited routes (e.g. nats://0.0.0.0:6222)",
+    },
+    Flag {
+        names: &["cluster_name"],
+        kind: Kind::Value,
+        arg: "<string>",
+        help: "Cluster name (routes with another name are refused)",
+    },
+    Flag {
+        names: &["routes"],
+        kind: Kind::Value,
+        arg: "<rurl-1, rurl-2>",
+        help: "Routes to solicit and connect",
+    },
+    Flag {
+        names: &["cluster_advertise"],
+        kind: Kind::Value,
+        arg: "<string>",
+        help: "Cluster URL to advertise to other servers",
+    },
+    Flag {
+        names: &["no_advertise"],
+        kind: Kind::Bool,
+        arg: "",
+        help: "Do not advertise known cluster information to clients",
+    },
+    Flag {
         names: &["signal", "sl"],
         kind: Kind::Value,
         arg: "<signal>[=<pid>]",

@@ -127,6 +127,8 @@ struct Ports {
     nats: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     monitoring: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cluster: Vec<String>,
 }
 
 /// The URL for `addr` (an unspecified bind address is reached on loopback).
@@ -147,11 +149,13 @@ fn url(scheme: &str, addr: SocketAddr) -> String {
 }
 
 impl PortsFile {
-    /// Writes `<dir>/<exe>_<pid>.ports` like nats-server: `{"nats":[...],"monitoring":[...]}`.
+    /// Writes `<dir>/<exe>_<pid>.ports` like nats-server:
+    /// `{"nats":[...],"monitoring":[...],"cluster":[...]}`.
     pub fn write(
         dir: &Path,
         client: SocketAddr,
         monitoring: Option<SocketAddr>,
+        cluster: Option<SocketAddr>,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()
             .ok()
@@ -161,6 +165,7 @@ impl PortsFile {
         let ports = Ports {
             nats: vec![url("nats", client)],
             monitoring: monitoring.map(|m| url("http", m)).into_iter().collect(),
+            cluster: cluster.map(|c| url("nats", c)).into_iter().collect(),
         };
         let body = serde_json::to_vec(&ports).context("encoding the ports file")?;
         let tmp = path.with_extension("ports.tmp");
@@ -201,8 +206,13 @@ mod tests {
     fn ports_file_shape_and_removal() {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "0.0.0.0:4222".parse().unwrap();
-        let f =
-            PortsFile::write(dir.path(), addr, Some("127.0.0.1:8222".parse().unwrap())).unwrap();
+        let f = PortsFile::write(
+            dir.path(),
+            addr,
+            Some("127.0.0.1:8222".parse().unwrap()),
+            None,
+        )
+        .unwrap();
         let path = f.path.clone();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(

@@ -160,6 +160,7 @@ fn run(opts: petrel_server::Options, flags: &flags::Parsed) -> anyhow::Result<()
                 dir,
                 handle.addr(),
                 handle.monitor_addr(),
+                handle.cluster_addr(),
             )?),
             None => None,
         };

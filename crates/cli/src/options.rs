@@ -87,6 +87,7 @@ pub fn build(f: &Parsed) -> anyhow::Result<Built> {
         }
     }
     apply_tls(f, &mut o)?;
+    apply_cluster(f, &mut o)?;
     match (f.get("user"), f.get("pass"), f.get("auth")) {
         (Some(_), Some(_), Some(_)) => bail!("--auth cannot be combined with --user/--pass"),
         (Some(u), Some(p), None) => {
@@ -134,6 +135,54 @@ fn apply_tls(f: &Parsed, o: &mut Options) -> anyhow::Result<()> {
         bail!("TLS needs both --tlscert and --tlskey");
     }
     o.tls = Some(t);
+    Ok(())
+}
+
+/// `--cluster --cluster_name --routes --cluster_advertise --no_advertise`, over any
+/// `cluster {}` from the file (`--routes` alone needs a cluster listener, as nats-server).
+fn apply_cluster(f: &Parsed, o: &mut Options) -> anyhow::Result<()> {
+    let any = ["cluster", "cluster_name", "routes", "cluster_advertise"]
+        .iter()
+        .any(|k| f.get(k).is_some())
+        || f.given("no_advertise");
+    if !any {
+        return Ok(());
+    }
+    let mut c = o.cluster.clone().unwrap_or_default();
+    if let Some(url) = f.get("cluster") {
+        // nats-server: port -1 picks a free one.
+        let (given, random) = match url.strip_suffix(":-1") {
+            Some(rest) => (format!("{rest}:1"), true),
+            None => (url.to_string(), false),
+        };
+        let u = petrel_config::RouteUrl::parse(&given)
+            .map_err(|e| anyhow::anyhow!("invalid value {url:?} for --cluster: {e}"))?;
+        c.host = resolve_host(&u.host)?;
+        c.port = if random { 0 } else { u.port };
+        if u.user.is_some() {
+            c.user = u.user;
+            c.password = u.pass;
+        }
+    } else if o.cluster.is_none() && f.get("routes").is_some() {
+        bail!("--routes needs a cluster listener: add --cluster nats://0.0.0.0:6222");
+    }
+    if let Some(n) = f.get("cluster_name") {
+        if n.contains(' ') {
+            bail!("invalid value {n:?} for --cluster_name: cluster name cannot contain spaces");
+        }
+        c.name = Some(n.to_string());
+    }
+    if let Some(r) = f.get("routes") {
+        c.routes = petrel_config::parse_route_list(r)
+            .map_err(|e| anyhow::anyhow!("invalid value {r:?} for --routes: {e}"))?;
+    }
+    if let Some(a) = f.get("cluster_advertise") {
+        c.advertise = Some(a.to_string());
+    }
+    if f.given("no_advertise") {
+        c.no_advertise = f.on("no_advertise");
+    }
+    o.cluster = Some(c);
     Ok(())
 }
 
@@ -207,6 +256,30 @@ mod tests {
         assert_eq!(port(&["-m", "0"]), None);
         assert_eq!(port(&[]), None);
         assert!(build_args(&["-m", "x"]).is_err());
+    }
+
+    #[test]
+    fn cluster_flags() {
+        let b = build_args(&[
+            "--cluster",
+            "nats://ruser:rpass@127.0.0.1:6333",
+            "--cluster_name",
+            "medisync-cluster",
+            "--routes",
+            "nats://nats-1:6222, nats://nats-2:6222",
+            "--no_advertise",
+        ])
+        .unwrap();
+        let c = b.options.cluster.unwrap();
+        assert_eq!((c.port, c.user.as_deref()), (6333, Some("ruser")));
+        assert_eq!(c.name.as_deref(), Some("medisync-cluster"));
+        assert_eq!(c.routes.len(), 2);
+        assert!(c.no_advertise);
+        assert!(build_args(&["--routes", "nats://a:1"]).is_err());
+        assert!(build_args(&["--cluster", "http://x:1"]).is_err());
+        assert!(
+            build_args(&["--cluster", "nats://0.0.0.0:6222", "--cluster_name", "a b"]).is_err()
+        );
     }
 
     #[test]

@@ -426,11 +426,11 @@ fn config_test_mode_matches_a_real_run() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown field \"max_payloud\""), "{err}");
     let later = dir.path().join("later.conf");
-    std::fs::write(&later, "port: 4222\ncluster { port: 6222 }\n").unwrap();
+    std::fs::write(&later, "port: 4222\ngateway { port: 7222 }\n").unwrap();
     let (code, out, err) = run(&["-t", "-c", later.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("test is successful"), "{out}");
-    assert!(err.contains("cluster is not supported yet"), "{err}");
+    assert!(err.contains("gateway is not supported yet"), "{err}");
 }
 
 /// A second server on a store directory in use refuses to start and names the holder.

@@ -173,3 +173,59 @@ async fn system_account_reload_and_varz_through_the_binary() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `--cluster`, `--cluster_name` and `--routes` form a cluster of two processes; the
+/// ports file names the route listener as nats-server's does.
+#[tokio::test]
+async fn cluster_flags_join_two_processes() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .arg(dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = start(&["--cluster", "nats://127.0.0.1:-1", "--cluster_name", "cli"]);
+    let ports = wait_ports_file(dir.path(), first.id());
+    let route = ports["cluster"][0]
+        .as_str()
+        .expect("cluster URL")
+        .to_string();
+    let mut second = start(&[
+        "--cluster",
+        "nats://127.0.0.1:-1",
+        "--cluster_name",
+        "cli",
+        "--routes",
+        &route,
+    ]);
+    let ports2 = wait_ports_file(dir.path(), second.id());
+    let a = async_nats::connect(ports["nats"][0].as_str().unwrap())
+        .await
+        .unwrap();
+    let b = async_nats::connect(ports2["nats"][0].as_str().unwrap())
+        .await
+        .unwrap();
+    let mut sub = b.subscribe("across").await.unwrap();
+    b.flush().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        a.publish("across", "hi".into()).await.unwrap();
+        a.flush().await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            assert_eq!(&m.payload[..], b"hi");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message across the route");
+    }
+    for child in [&mut first, &mut second] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -1,10 +1,9 @@
 //! The `cluster {}` block as data: the route listener, the routes to solicit, route
-//! authorization and what is advertised to clients.
+//! authorization and what is advertised to clients. (Route TLS is refused when configured:
+//! it is not implemented yet.)
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-
-use crate::TlsOptions;
 
 /// nats-server's default cluster port.
 pub const DEFAULT_CLUSTER_PORT: u16 = 6222;
@@ -114,8 +113,6 @@ pub struct ClusterOptions {
     pub password: Option<String>,
     /// Time a peer has to send CONNECT.
     pub auth_timeout: Duration,
-    /// TLS for route connections.
-    pub tls: Option<TlsOptions>,
     /// `host:port` peers and clients are told to use for this node.
     pub advertise: Option<String>,
     /// Do not tell clients about the other nodes' client URLs.
@@ -135,7 +132,6 @@ impl Default for ClusterOptions {
             user: None,
             password: None,
             auth_timeout: Duration::from_secs(2),
-            tls: None,
             advertise: None,
             no_advertise: false,
             connect_retries: 0,

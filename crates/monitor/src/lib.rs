@@ -48,6 +48,7 @@ mod jsz;
 mod metrics;
 pub mod prom;
 mod query;
+mod routez;
 mod subsz;
 mod sys;
 mod system;
@@ -145,6 +146,7 @@ pub fn api_router(state: AppState) -> Router {
     Router::new()
         .route("/varz", get(varz::handler))
         .route("/connz", get(connz::handler))
+        .route("/routez", get(routez::handler))
         .route("/subsz", get(subsz::handler))
         .route("/subscriptionsz", get(subsz::handler_alias))
         .route("/jsz", get(jsz::handler))

@@ -11,6 +11,7 @@
 //! | `petrel_connections_total` (accepted since start) | counter |
 //! | `petrel_in_msgs_total`, `petrel_out_msgs_total`, `petrel_in_bytes_total`, `petrel_out_bytes_total` | counter |
 //! | `petrel_slow_consumers_total` | counter |
+//! | `petrel_routes` (route connections), `petrel_route_remotes` (peer servers) | gauge |
 //! | `petrel_jetstream_enabled` | gauge |
 //! | `petrel_jetstream_streams`, `_consumers`, `_messages`, `_bytes`, `_memory_bytes`, `_storage_bytes` | gauge |
 //! | `petrel_jetstream_api_requests_total`, `petrel_jetstream_api_errors_total` | counter |
@@ -62,6 +63,15 @@ fn render(view: &MonitorView, accounts: &[AccountStatz], streams: &[Owned]) -> S
     let mut w = PromWriter::new();
     server(&mut w, view);
     account_metrics(&mut w, accounts);
+    let routes = view.routes().len() as u64;
+    let remotes = view.cluster().map_or(0, |c| c.remotes as u64);
+    w.single("petrel_routes", "Route connections.", Kind::Gauge, routes);
+    w.single(
+        "petrel_route_remotes",
+        "Servers of the cluster with a route.",
+        Kind::Gauge,
+        remotes,
+    );
     let js = view.jetstream_stats();
     w.single(
         "petrel_jetstream_enabled",

@@ -1,5 +1,5 @@
-//! `/varz`: identity, options, counters and JetStream's config and stats, in nats-server
-//! 2.9.10's field order (cluster, gateway, leaf, mqtt and websocket are empty objects:
+//! `/varz`: identity, options, counters, the cluster and JetStream's config and stats, in
+//! nats-server 2.9.10's field order (gateway, leaf, mqtt and websocket are empty objects:
 //! Petrel has none of them).
 
 use std::collections::BTreeMap;
@@ -42,7 +42,7 @@ struct Varz {
     max_control_line: usize,
     max_payload: usize,
     max_pending: usize,
-    cluster: Empty,
+    cluster: ClusterVarz,
     gateway: Empty,
     leaf: Empty,
     mqtt: Empty,
@@ -61,6 +61,8 @@ struct Varz {
     total_connections: u64,
     routes: u64,
     remotes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    connect_urls: Vec<String>,
     leafnodes: u64,
     in_msgs: u64,
     out_msgs: u64,
@@ -76,6 +78,23 @@ struct Varz {
 /// `{}`.
 #[derive(Serialize)]
 struct Empty {}
+
+/// `cluster` of `/varz`: `{}` without a cluster.
+#[derive(Serialize, Default)]
+struct ClusterVarz {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_timeout: Option<GoFloat>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_timeout: Option<GoFloat>,
+}
 
 /// `jetstream` of `/varz`: `{}` when JetStream is off.
 #[derive(Serialize)]
@@ -177,6 +196,8 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
     let (tls_required, tls_verify) = view.tls();
     let http = view.monitor_addr();
     let cores = sys::cores();
+    let cluster = view.cluster();
+    let route_count = view.routes().len() as u64;
     let varz = Varz {
         server_id: view.server_id().to_string(),
         server_name: view.server_name().to_string(),
@@ -203,7 +224,16 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
         max_control_line: opts.max_control_line,
         max_payload: opts.max_payload,
         max_pending: opts.max_pending,
-        cluster: Empty {},
+        cluster: cluster
+            .as_ref()
+            .map_or_else(ClusterVarz::default, |c| ClusterVarz {
+                name: Some(c.name.clone()),
+                addr: Some(c.addr.ip().to_string()),
+                cluster_port: Some(c.addr.port()),
+                auth_timeout: Some(secs(c.auth_timeout)),
+                urls: c.urls.clone(),
+                tls_timeout: Some(GoFloat(2.0)),
+            }),
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
@@ -224,8 +254,9 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
         cpu: GoFloat(state.cpu_percent()),
         connections: st.connections,
         total_connections: st.total_connections,
-        routes: 0,
-        remotes: 0,
+        routes: route_count,
+        remotes: cluster.as_ref().map_or(0, |c| c.remotes as u64),
+        connect_urls: cluster.map(|c| c.connect_urls).unwrap_or_default(),
         leafnodes: 0,
         in_msgs: st.in_msgs,
         out_msgs: st.out_msgs,

@@ -45,8 +45,8 @@ mod tls;
 
 pub use client::CloseReason;
 pub use monitoring::{
-    AccountSnapshot, AccountStatz, ConnSnapshot, JsAccountReport, MonitorView, SubSnapshot,
-    SublistStats, GLOBAL_ACCOUNT,
+    AccountSnapshot, AccountStatz, ClusterSnapshot, ConnSnapshot, JsAccountReport, MonitorView,
+    RouteSnapshot, SubSnapshot, SublistStats, GLOBAL_ACCOUNT,
 };
 pub use petrel_config::{
     Auth, ClusterOptions, HandshakeFirst, JetStreamOptions, Options, Permissions,

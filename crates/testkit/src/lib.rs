@@ -16,12 +16,15 @@
 //!   kills it on drop (the same thing other languages' test fixtures do).
 //! * [`spawn_cluster`] starts several in-process servers joined by routes (a full mesh
 //!   once it returns).
+//! * [`spawn_nats_server`] starts a real nats-server (found by [`find_nats_server`]) on
+//!   free ports, optionally in a cluster with Petrel nodes (mixed meshes).
 //! * [`RawClient`] speaks the protocol byte by byte for exact-bytes tests.
 
 mod binary;
 mod certs;
 mod cluster;
 mod http;
+mod nats_server;
 mod raw;
 
 use petrel_server::ServerHandle;
@@ -30,6 +33,7 @@ pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, Spa
 pub use certs::{CertError, TestCerts};
 pub use cluster::{spawn_cluster, spawn_cluster_with, wait_for_routes};
 pub use http::{http_get, HttpError, HttpResponse};
+pub use nats_server::{find_nats_server, spawn_nats_server, NatsServer, NatsServerError};
 /// The server types tests configure through [`spawn_with`], so a test needs no direct
 /// dependency on `petrel-server`.
 pub use petrel_server::{

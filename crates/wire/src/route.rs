@@ -67,9 +67,12 @@ pub enum RouteParseError {
     /// A payload over the limit.
     #[error("maximum payload exceeded")]
     Payload,
-    /// Anything else.
+    /// An op this protocol does not have.
     #[error("unknown protocol operation")]
     Unknown,
+    /// A known op with arguments that do not parse.
+    #[error("invalid arguments")]
+    BadArgs,
 }
 
 /// Parses the next complete op from `buf`, removing its bytes; `Ok(None)` when more bytes
@@ -124,10 +127,10 @@ pub fn parse(
         b"RS+" => RouteOp::Sub(remote_sub(&rest, true)?),
         b"RS-" => RouteOp::Unsub(remote_sub(&rest, false)?),
         b"RMSG" | b"HMSG" | b"HRMSG" => {
-            let (total, hdr) = needs.ok_or(RouteParseError::Unknown)?;
+            let (total, hdr) = needs.ok_or(RouteParseError::BadArgs)?;
             let body = buf.split_to(total + 2).freeze();
             if &body[total..] != b"\r\n" {
-                return Err(RouteParseError::Unknown);
+                return Err(RouteParseError::BadArgs);
             }
             RouteOp::Msg(routed(&rest, hdr, body.slice(..total))?)
         }
@@ -157,12 +160,12 @@ fn fields(b: &Bytes) -> Vec<Bytes> {
 
 fn number(b: &[u8]) -> Result<usize, RouteParseError> {
     if b.is_empty() || b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
-        return Err(RouteParseError::Unknown);
+        return Err(RouteParseError::BadArgs);
     }
     std::str::from_utf8(b)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or(RouteParseError::Unknown)
+        .ok_or(RouteParseError::BadArgs)
 }
 
 /// `(total, header length)` from the end of an `RMSG`/`HMSG` line.
@@ -173,13 +176,13 @@ fn msg_size(rest: &[u8], headers: bool) -> Result<Option<(usize, Option<usize>)>
         .collect();
     let min = if headers { 4 } else { 3 };
     if f.len() < min {
-        return Err(RouteParseError::Unknown);
+        return Err(RouteParseError::BadArgs);
     }
     let total = number(f[f.len() - 1])?;
     let hdr = if headers {
         let h = number(f[f.len() - 2])?;
         if h > total {
-            return Err(RouteParseError::Unknown);
+            return Err(RouteParseError::BadArgs);
         }
         Some(h)
     } else {
@@ -195,10 +198,10 @@ fn remote_sub(rest: &Bytes, with_weight: bool) -> Result<RemoteSub, RouteParseEr
         (3, false) => Some((f[2].clone(), 1)),
         (3, true) => Some((f[2].clone(), 1)),
         (4, true) => {
-            let w = u32::try_from(number(&f[3])?).map_err(|_| RouteParseError::Unknown)?;
+            let w = u32::try_from(number(&f[3])?).map_err(|_| RouteParseError::BadArgs)?;
             Some((f[2].clone(), w))
         }
-        _ => return Err(RouteParseError::Unknown),
+        _ => return Err(RouteParseError::BadArgs),
     };
     Ok(RemoteSub {
         account: f[0].clone(),
@@ -213,7 +216,7 @@ fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, Ro
     let f = fields(rest);
     let sizes = if hdr.is_some() { 2 } else { 1 };
     if f.len() < 2 + sizes {
-        return Err(RouteParseError::Unknown);
+        return Err(RouteParseError::BadArgs);
     }
     let middle = &f[2..f.len() - sizes];
     let (reply, queues) = match middle {
@@ -221,7 +224,7 @@ fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, Ro
         [r] => (Some(r.clone()), Vec::new()),
         [plus, r, qs @ ..] if plus.as_ref() == b"+" => (Some(r.clone()), qs.to_vec()),
         [bar, qs @ ..] if bar.as_ref() == b"|" => (None, qs.to_vec()),
-        _ => return Err(RouteParseError::Unknown),
+        _ => return Err(RouteParseError::BadArgs),
     };
     Ok(RoutedMsg {
         account: f[0].clone(),
@@ -545,5 +548,40 @@ mod tests {
         assert_eq!(parse(&mut b, 4096, 100), Err(RouteParseError::Payload));
         let mut b = BytesMut::from(&[b'x'; 5000][..]);
         assert_eq!(parse(&mut b, 4096, 100), Err(RouteParseError::ControlLine));
+    }
+
+    fn run(input: &[u8], cut: usize) -> (Vec<RouteOp>, Option<RouteParseError>) {
+        let mut ops = Vec::new();
+        let mut buf = BytesMut::from(&input[..cut]);
+        for part in [None, Some(&input[cut..])] {
+            if let Some(rest) = part {
+                buf.extend_from_slice(rest);
+            }
+            loop {
+                match parse(&mut buf, 64, 32) {
+                    Ok(Some(op)) => ops.push(op),
+                    Ok(None) => break,
+                    Err(e) => return (ops, Some(e)),
+                }
+            }
+        }
+        (ops, None)
+    }
+
+    proptest::proptest! {
+        /// However the bytes are split, the same ops and error come out.
+        #[test]
+        fn any_split_parses_the_same(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "RS+ $G a.b\r\n", "RS+ A q.* grp 3\r\n", "RS- $G a.b\r\n", "PING\r\n",
+                "RMSG $G s r 2\r\nhi\r\n", "HMSG $G s | q 12 12\r\nNATS/1.0\r\n\r\n\r\n",
+                "RMSG $G s + r q 0\r\n\r\n", "INFO {}\r\n", "X\r\n", "RMSG $G s 99\r\n", "RS+\r\n",
+            ]), 0..8),
+            cut in 0usize..400,
+        ) {
+            let input: Vec<u8> = parts.concat().into_bytes();
+            let cut = cut.min(input.len());
+            proptest::prop_assert_eq!(run(&input, cut), run(&input, input.len()));
+        }
     }
 }

@@ -64,7 +64,12 @@ impl ConnMeta {
         !self.connected.swap(true, Ordering::AcqRel)
     }
 
-    /// The last measured round-trip time in ns (0: not measured yet).
+    /// Last inbound read or outbound flush (Unix ns).
+    pub fn last_activity(&self) -> i64 {
+        self.last_activity.load(Ordering::Relaxed)
+    }
+
+    /// Round-trip time of the last answered keep-alive PING (ns; 0 = not measured yet).
     pub fn rtt_nanos(&self) -> u64 {
         self.rtt.load(Ordering::Relaxed)
     }

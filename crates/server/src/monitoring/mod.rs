@@ -7,6 +7,7 @@
 
 mod accounts;
 mod conn;
+mod routes;
 mod subs;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use crate::stats::StatsSnapshot;
 pub use accounts::{AccountSnapshot, AccountStatz, JsAccountReport};
 pub use conn::ConnSnapshot;
 pub(crate) use conn::{snapshot, ConnMeta};
+pub use routes::{ClusterSnapshot, RouteSnapshot};
 pub use subs::{SubSnapshot, SublistStats, GLOBAL_ACCOUNT};
 
 /// Server-wide facts kept for monitoring.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use petrel_config::RouteUrl;
-use petrel_wire::route::{RemoteSub, RouteConnect, RouteInfo, RouteOp, RoutedMsg};
+use petrel_wire::route::{RemoteSub, RouteConnect, RouteInfo, RouteOp, RouteParseError, RoutedMsg};
 use tokio::net::TcpStream;
 
 use super::{Cluster, Route};
@@ -242,8 +242,24 @@ impl RouteReader<'_> {
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(route = %client.addr, "Route protocol error: {e}");
-                        client
-                            .err_and_close(&format!("Parser Error: {e}"), CloseReason::ParseError);
+                        let (text, reason) = match e {
+                            RouteParseError::ControlLine => (
+                                "Maximum Control Line Exceeded",
+                                CloseReason::MaxControlLineExceeded,
+                            ),
+                            RouteParseError::Payload => {
+                                ("Maximum Payload Exceeded", CloseReason::MaxPayloadExceeded)
+                            }
+                            RouteParseError::Unknown => {
+                                ("Unknown Protocol Operation", CloseReason::ParseError)
+                            }
+                            // nats-server closes without a word here.
+                            RouteParseError::BadArgs => {
+                                client.close(CloseReason::ParseError);
+                                break 'read;
+                            }
+                        };
+                        client.err_and_close(text, reason);
                         break 'read;
                     }
                 }
@@ -254,6 +270,12 @@ impl RouteReader<'_> {
 
     /// Applies one op; `false` ends the connection.
     fn handle(&mut self, op: RouteOp) -> bool {
+        // An accepted route's first op must be its CONNECT (nats-server's expectConnect).
+        if self.dial.is_none() && !self.connected && !matches!(op, RouteOp::Connect(_)) {
+            self.client
+                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+            return false;
+        }
         match op {
             RouteOp::Ping => {
                 self.client.queue_raw(petrel_wire::encode::PONG);
@@ -267,7 +289,13 @@ impl RouteReader<'_> {
             }
             RouteOp::Ok => true,
             RouteOp::Err(text) => {
-                tracing::warn!(route = %self.client.addr, "Route error: {}", String::from_utf8_lossy(&text));
+                let text = String::from_utf8_lossy(&text);
+                if self.route.is_some() {
+                    tracing::warn!(route = %self.client.addr, "Route error: {text}");
+                } else {
+                    // e.g. nats-server 2.10+ trying a dedicated $SYS route first.
+                    tracing::debug!(route = %self.client.addr, "Route refused: {text}");
+                }
                 self.client.close(CloseReason::ProtocolViolation);
                 false
             }
@@ -302,7 +330,7 @@ impl RouteReader<'_> {
         };
         if c.lang.is_some() {
             self.client.err_and_close(
-                "Attempted To Connect To Route Port",
+                "attempted to connect to route port",
                 CloseReason::ProtocolViolation,
             );
             return false;
@@ -419,7 +447,7 @@ impl RouteReader<'_> {
             solicited: self.dial.is_some(),
             info: parking_lot::Mutex::new(info.clone()),
             subs: parking_lot::Mutex::new(HashMap::new()),
-            since: std::time::SystemTime::now(),
+            since: petrel_jetstream::now_nanos(),
             url,
         });
         if !self.cluster.register(&route) {

@@ -65,8 +65,8 @@ pub(crate) struct Route {
     pub info: Mutex<RouteInfo>,
     /// The peer's subscriptions, by account, subject and queue.
     pub subs: Mutex<HashMap<conn::SubKey, conn::RemoteSubEntry>>,
-    /// When the route was registered (for `/routez`).
-    pub since: std::time::SystemTime,
+    /// When the route was registered (Unix ns, for `/routez`).
+    pub since: i64,
     /// The peer's route URL as this server would dial it.
     pub url: String,
 }
@@ -131,7 +131,7 @@ impl Cluster {
     }
 
     /// Whether `host:port` is one of the configured routes.
-    fn is_configured(&self, host: &str, port: u16) -> bool {
+    pub fn is_configured(&self, host: &str, port: u16) -> bool {
         self.opts
             .routes
             .iter()
@@ -284,7 +284,7 @@ async fn solicit(shared: Arc<Shared>, url: RouteUrl, explicit: bool) {
 
 /// Errors on the first attempt and every 60th after, as nats-server reports them.
 fn log_dial_error(addr: &str, attempt: u32, why: &str) {
-    if attempt == 1 || attempt % 60 == 0 {
+    if attempt == 1 || attempt.is_multiple_of(60) {
         tracing::error!("Error trying to connect to route {addr} (attempt {attempt}): {why}");
     } else {
         tracing::debug!("Error trying to connect to route {addr} (attempt {attempt}): {why}");

@@ -51,15 +51,14 @@ impl Applier<'_> {
                 }
                 "routes" => c.routes = routes(mv, &name)?,
                 "authorization" => self.route_authorization(mv, &name, &mut c)?,
+                // Refused rather than ignored: a cluster configured for TLS must not
+                // silently run its routes in the clear.
                 "tls" => {
-                    let mut warnings = Vec::new();
-                    let t = crate::conf::tls::tls(mv, &name, &mut |pos, msg| {
-                        warnings.push((pos.clone(), msg))
-                    })?;
-                    for (pos, msg) in warnings {
-                        self.warn(&pos, msg);
-                    }
-                    c.tls = Some(t);
+                    return Err(ConfigError::invalid(
+                        &e.key_pos,
+                        &name,
+                        "TLS between routes is not supported yet: remove it and keep the routes on a private network",
+                    ))
                 }
                 "advertise" | "cluster_advertise" => {
                     c.advertise = Some(string(mv, &name)?.to_string())
@@ -175,6 +174,8 @@ mod tests {
         assert!(load_str("cluster { name: \"a b\" }", "c.conf").is_err());
         assert!(load_str("cluster { routes: [\"http://x:1\"] }", "c.conf").is_err());
         assert!(load_str("cluster { bogus: 1 }", "c.conf").is_err());
+        let e = load_str("cluster { tls { cert_file: a, key_file: b } }", "c.conf").unwrap_err();
+        assert!(e.to_string().contains("not supported yet"), "{e}");
         assert!(load_str("cluster { authorization { users: [] } }", "c.conf").is_err());
         let l = load_str("cluster { port: -1 }", "c.conf").unwrap();
         assert_eq!(l.options.cluster.unwrap().port, 0);
