@@ -50,3 +50,4 @@ mod sources;
 mod support;
 mod system;
 mod tls;
+mod websocket;

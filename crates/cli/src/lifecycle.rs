@@ -129,6 +129,8 @@ struct Ports {
     monitoring: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     cluster: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    websocket: Vec<String>,
 }
 
 /// The URL for `addr` (an unspecified bind address is reached on loopback).
@@ -156,6 +158,7 @@ impl PortsFile {
         client: SocketAddr,
         monitoring: Option<SocketAddr>,
         cluster: Option<SocketAddr>,
+        websocket: Option<(SocketAddr, bool)>,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()
             .ok()
@@ -166,6 +169,10 @@ impl PortsFile {
             nats: vec![url("nats", client)],
             monitoring: monitoring.map(|m| url("http", m)).into_iter().collect(),
             cluster: cluster.map(|c| url("nats", c)).into_iter().collect(),
+            websocket: websocket
+                .map(|(w, tls)| url(if tls { "wss" } else { "ws" }, w))
+                .into_iter()
+                .collect(),
         };
         let body = serde_json::to_vec(&ports).context("encoding the ports file")?;
         let tmp = path.with_extension("ports.tmp");
@@ -210,6 +217,7 @@ mod tests {
             dir.path(),
             addr,
             Some("127.0.0.1:8222".parse().unwrap()),
+            None,
             None,
         )
         .unwrap();

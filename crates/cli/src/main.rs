@@ -161,6 +161,14 @@ fn run(opts: petrel_server::Options, flags: &flags::Parsed) -> anyhow::Result<()
                 handle.addr(),
                 handle.monitor_addr(),
                 handle.cluster_addr(),
+                handle.websocket_addr().map(|a| {
+                    let tls = handle
+                        .options()
+                        .websocket
+                        .as_ref()
+                        .is_some_and(|w| w.tls.is_some());
+                    (a, tls)
+                }),
             )?),
             None => None,
         };

@@ -11,6 +11,7 @@ pub mod conf;
 mod operator;
 mod options;
 mod permissions;
+mod websocket;
 
 use std::path::Path;
 
@@ -30,6 +31,7 @@ pub use permissions::{
     Permissions, ResponsePermission, SubjectPermission, DEFAULT_RESPONSES_EXPIRES,
     DEFAULT_RESPONSES_MAX,
 };
+pub use websocket::{WebSocketOptions, WsCookies, DEFAULT_HANDSHAKE_TIMEOUT};
 
 /// Options read from a configuration file, with the warnings met on the way (unknown keys,
 /// features not supported yet), each as `file:line:col: message`.

@@ -186,6 +186,8 @@ pub struct Options {
     pub operator: Option<crate::OperatorMode>,
     /// Routes to other nodes (`cluster {}`), when clustering is on.
     pub cluster: Option<crate::ClusterOptions>,
+    /// The WebSocket client listener (`websocket {}`), when on.
+    pub websocket: Option<crate::WebSocketOptions>,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
@@ -230,6 +232,7 @@ impl Default for Options {
             system_account: None,
             operator: None,
             cluster: None,
+            websocket: None,
             debug: false,
             trace: false,
             log_file: None,

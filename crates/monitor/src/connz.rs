@@ -245,7 +245,7 @@ fn info(c: ConnSnapshot, o: &Opts, now: i64) -> ConnInfo {
     ConnInfo {
         cid: c.cid,
         kind: "Client",
-        kind_type: "nats",
+        kind_type: if c.websocket { "websocket" } else { "nats" },
         ip: c.addr.ip().to_string(),
         port: c.addr.port(),
         start: rfc3339(c.start),

@@ -46,7 +46,7 @@ struct Varz {
     gateway: Empty,
     leaf: Empty,
     mqtt: Empty,
-    websocket: Empty,
+    websocket: WsVarz,
     jetstream: JetStreamVarz,
     tls_timeout: GoFloat,
     write_deadline: i64,
@@ -63,6 +63,8 @@ struct Varz {
     remotes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     connect_urls: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ws_connect_urls: Vec<String>,
     leafnodes: u64,
     in_msgs: u64,
     out_msgs: u64,
@@ -78,6 +80,46 @@ struct Varz {
 /// `{}`.
 #[derive(Serialize)]
 struct Empty {}
+
+/// `websocket` of `/varz` (nats-server's fields, each left out when empty): `{}` when off.
+#[derive(Serialize, Default)]
+struct WsVarz {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertise: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_cookie: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    handshake_timeout: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_timeout: Option<GoFloat>,
+    #[serde(skip_serializing_if = "is_default")]
+    no_tls: bool,
+    #[serde(skip_serializing_if = "is_default")]
+    same_origin: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_origins: Vec<String>,
+}
+
+fn websocket(view: &MonitorView, opts: &petrel_server::Options) -> WsVarz {
+    let (Some(w), Some(addr)) = (&opts.websocket, view.websocket_addr()) else {
+        return WsVarz::default();
+    };
+    WsVarz {
+        host: Some(addr.ip().to_string()),
+        port: addr.port(),
+        advertise: w.advertise.clone(),
+        jwt_cookie: w.cookies.jwt.clone(),
+        handshake_timeout: nanos(w.handshake_timeout),
+        auth_timeout: w.auth_timeout.map(secs),
+        no_tls: w.tls.is_none(),
+        same_origin: w.same_origin,
+        allowed_origins: w.allowed_origins.clone(),
+    }
+}
 
 /// `cluster` of `/varz`: `{}` without a cluster.
 #[derive(Serialize, Default)]
@@ -237,7 +279,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
-        websocket: Empty {},
+        websocket: websocket(view, &opts),
         jetstream: jetstream(view),
         tls_timeout: secs(
             opts.tls
@@ -256,6 +298,10 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
         total_connections: st.total_connections,
         routes: route_count,
         remotes: cluster.as_ref().map_or(0, |c| c.remotes as u64),
+        ws_connect_urls: cluster
+            .as_ref()
+            .map(|c| c.ws_connect_urls.clone())
+            .unwrap_or_default(),
         connect_urls: cluster.map(|c| c.connect_urls).unwrap_or_default(),
         leafnodes: 0,
         in_msgs: st.in_msgs,

@@ -156,6 +156,22 @@ impl ClientKind {
     }
 }
 
+/// What the WebSocket listener adds to a client's login: credentials from its cookies
+/// (filling CONNECT fields it left empty) and the listener's own `authorization`, which
+/// replaces the server's for WebSocket clients (nats-server's auth override).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WsDefaults {
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub token: Option<String>,
+    /// The user JWT from the `jwt_cookie` cookie.
+    pub jwt: Option<String>,
+    /// `websocket { authorization {} }`.
+    pub auth: Option<petrel_config::Auth>,
+    /// Its `timeout`.
+    pub auth_timeout: Option<std::time::Duration>,
+}
+
 /// Outcome of queueing a message for a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Queued {
@@ -205,6 +221,8 @@ pub(crate) struct Client {
     pub meta: ConnMeta,
     /// The account it belongs to, once known (set at CONNECT; accounts outlive clients).
     account: OnceLock<Weak<Account>>,
+    /// For a WebSocket client: the listener's default credentials.
+    ws: OnceLock<WsDefaults>,
 }
 
 impl Client {
@@ -241,6 +259,58 @@ impl Client {
             has_resp_perm: AtomicBool::new(false),
             meta: ConnMeta::new(),
             account: OnceLock::new(),
+            ws: OnceLock::new(),
+        }
+    }
+
+    /// Marks this client as a WebSocket one, with its listener's default credentials.
+    pub fn set_ws_defaults(&self, d: WsDefaults) {
+        let _ = self.ws.set(d);
+    }
+
+    /// Whether the client came through the WebSocket listener.
+    pub fn is_websocket(&self) -> bool {
+        self.ws.get().is_some()
+    }
+
+    /// Completes a WebSocket client's CONNECT with the listener's credentials when it
+    /// sent none (nats-server's websocket `username`/`password`/`token`, `jwt_cookie`).
+    pub fn complete_connect(&self, mut info: petrel_wire::ConnectInfo) -> petrel_wire::ConnectInfo {
+        let Some(d) = self.ws.get() else {
+            return info;
+        };
+        let fill = |field: &mut Option<String>, cookie: &Option<String>| {
+            if field.as_deref().is_none_or(str::is_empty) {
+                if let Some(v) = cookie {
+                    *field = Some(v.clone());
+                }
+            }
+        };
+        fill(&mut info.user, &d.user);
+        fill(&mut info.pass, &d.pass);
+        fill(&mut info.auth_token, &d.token);
+        fill(&mut info.jwt, &d.jwt);
+        info
+    }
+
+    /// The options this client logs in with: the server's, or for a WebSocket client of a
+    /// listener with its own `authorization`, those credentials and timeout instead.
+    pub fn effective_opts(&self, opts: Arc<petrel_config::Options>) -> Arc<petrel_config::Options> {
+        match self.ws.get() {
+            Some(WsDefaults {
+                auth: Some(auth),
+                auth_timeout,
+                ..
+            }) => {
+                let mut o = (*opts).clone();
+                o.auth = auth.clone();
+                o.no_auth_user = None;
+                if let Some(t) = auth_timeout {
+                    o.auth_timeout = *t;
+                }
+                Arc::new(o)
+            }
+            _ => opts,
         }
     }
 

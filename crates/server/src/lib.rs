@@ -42,6 +42,7 @@ mod store_lock;
 mod sub;
 mod sys;
 mod tls;
+mod websocket;
 
 pub use client::CloseReason;
 pub use monitoring::{
@@ -50,7 +51,7 @@ pub use monitoring::{
 };
 pub use petrel_config::{
     Auth, ClusterOptions, HandshakeFirst, JetStreamOptions, Options, Permissions,
-    ResponsePermission, RouteUrl, SubjectPermission, TlsOptions, User,
+    ResponsePermission, RouteUrl, SubjectPermission, TlsOptions, User, WebSocketOptions, WsCookies,
 };
 /// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
 /// binary's log timestamps.

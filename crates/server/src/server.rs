@@ -98,6 +98,9 @@ pub(crate) struct Shared {
     pub sys: std::sync::OnceLock<Arc<crate::sys::System>>,
     /// The cluster (routes), when `cluster {}` is configured.
     pub cluster: std::sync::OnceLock<Arc<crate::route::Cluster>>,
+    /// The WebSocket listener's address, this server's WebSocket URLs and whether it
+    /// has TLS, when on.
+    pub websocket: std::sync::OnceLock<(SocketAddr, Vec<String>, bool)>,
     /// Options in force; replaced as a whole on reload.
     opts: RwLock<Arc<Options>>,
     /// Bumped by every reload; every connection watches it.
@@ -144,6 +147,11 @@ impl Shared {
     /// Every connection checks its login again (an account JWT changed).
     pub fn recheck_logins(&self) {
         self.config_gen.send_modify(|g| *g += 1);
+    }
+
+    /// Resolves when the server stops accepting clients (shutdown or lame-duck mode).
+    pub async fn accepting_stopped(&self) {
+        self.stop_accept.cancelled().await;
     }
 
     /// Runs `task` as one of the server's tasks (shutdown waits for it).
@@ -198,27 +206,41 @@ impl Shared {
 
     /// The INFO sent to `client` on accept.
     pub fn info_for(&self, client: &Client) -> ServerInfo {
-        let opts = self.opts();
+        let opts = client.effective_opts(self.opts());
+        // A WebSocket client is told the WebSocket listener, its TLS and its URLs.
+        let ws = self.websocket.get().filter(|_| client.is_websocket());
+        let (listen, tls, verify) = match ws {
+            Some(w) => (w.0, w.2, false),
+            None => (
+                self.listen,
+                self.tls.is_some(),
+                self.tls.as_ref().is_some_and(|(_, t)| t.verify),
+            ),
+        };
         ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
             version: NATS_COMPAT_VERSION.to_string(),
             proto: 1,
             go: format!("petrel{PETREL_VERSION}"),
-            host: self.listen.ip().to_string(),
-            port: self.listen.port(),
+            host: listen.ip().to_string(),
+            port: listen.port(),
             headers: true,
             // nats-server: with no_auth_user, credentials are optional.
             auth_required: opts.auth_required() && opts.no_auth_user.is_none(),
-            tls_required: self.tls.is_some(),
-            tls_verify: self.tls.as_ref().is_some_and(|(_, t)| t.verify),
+            tls_required: tls,
+            tls_verify: verify,
             max_payload: opts.max_payload,
             jetstream: self.accounts.jetstreams().next().is_some(),
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
             nonce: client.nonce.clone(),
             ldm: self.ldm.load(Ordering::Acquire),
-            connect_urls: crate::route::client_urls(self),
+            connect_urls: if ws.is_some() {
+                crate::route::ws_urls(self)
+            } else {
+                crate::route::client_urls(self)
+            },
             cluster: self.cluster.get().map(|c| c.name()).unwrap_or_default(),
         }
     }
@@ -369,6 +391,11 @@ impl ServerBuilder {
         self.opts.http_host = Some(host);
         self
     }
+    /// Serve WebSocket clients (`websocket {}`).
+    pub fn websocket(mut self, ws: petrel_config::WebSocketOptions) -> Self {
+        self.opts.websocket = Some(ws);
+        self
+    }
     /// Join a cluster: the route listener and the routes to dial.
     pub fn cluster(mut self, cluster: petrel_config::ClusterOptions) -> Self {
         self.opts.cluster = Some(cluster);
@@ -476,6 +503,7 @@ impl Server {
             js_group: std::sync::OnceLock::new(),
             sys: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
+            websocket: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
                 .clone()
@@ -517,6 +545,13 @@ impl Server {
                 tracing::info!("  Domain:          {d}");
             }
             crate::js::start(&shared, js, self.backend.clone()).await?;
+        }
+        if let Some(w) = shared.opts().websocket.clone() {
+            let addr = crate::websocket::start(&shared, &w).await?;
+            let tls = w.tls.is_some();
+            let _ = shared
+                .websocket
+                .set((addr, crate::websocket::own_urls(&w, addr), tls));
         }
         if let Some(c) = shared.opts().cluster.clone() {
             let cluster = crate::route::start(&shared, &c).await?;
@@ -721,6 +756,11 @@ impl ServerHandle {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The WebSocket listener's address, when it is on.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.shared.websocket.get().map(|w| w.0)
     }
 
     /// The route listener's address, when clustering is on.

@@ -38,7 +38,7 @@ pub use nats_server::{find_nats_server, spawn_nats_server, NatsServer, NatsServe
 /// dependency on `petrel-server`.
 pub use petrel_server::{
     Auth, ClusterOptions, Permissions, ResponsePermission, RouteUrl, ServerBuilder,
-    SubjectPermission, TlsOptions, User,
+    SubjectPermission, TlsOptions, User, WebSocketOptions, WsCookies,
 };
 pub use raw::RawClient;
 

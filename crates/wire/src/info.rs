@@ -47,7 +47,8 @@ pub struct ServerInfo {
     /// Lame duck mode.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ldm: bool,
-    /// Client URLs of every node of the cluster (gossip: clients fail over to them).
+    /// Client URLs of every node of the cluster (gossip: clients fail over to them); a
+    /// WebSocket client is told the nodes' WebSocket URLs here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_urls: Vec<String>,
     /// The cluster's name.

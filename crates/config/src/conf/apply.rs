@@ -20,6 +20,7 @@ mod accounts;
 mod cluster;
 pub use cluster::parse_route_list;
 mod imports;
+mod websocket;
 pub use imports::retain_valid_imports;
 mod operator;
 
@@ -28,8 +29,6 @@ const NOT_YET: &[&str] = &[
     "leafnodes",
     "leaf",
     "gateway",
-    "websocket",
-    "ws",
     "mqtt",
     "https",
     "https_port",
@@ -183,6 +182,7 @@ impl Applier<'_> {
             }
             "jetstream" => self.jetstream(key, v)?,
             "cluster" => self.cluster(key, v)?,
+            "websocket" | "ws" => self.websocket(key, v)?,
             "authorization" => self.authorization(key, v)?,
             "accounts" => self.accounts(key, v)?,
             "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {

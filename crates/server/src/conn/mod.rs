@@ -5,6 +5,7 @@ pub(crate) mod io;
 mod reader;
 mod trace;
 pub(crate) mod writer;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -19,24 +20,10 @@ use crate::server::Shared;
 /// Serve one accepted TCP connection until it closes.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let cid = shared.next_cid();
-    let opts = shared.opts();
-    let nonce = if crate::auth::needs_nonce(&opts.auth) || opts.operator.is_some() {
-        match crate::auth::nonce() {
-            Some(n) => n,
-            None => return,
-        }
-    } else {
-        String::new()
+    let Some(client) = new_client(&shared, addr) else {
+        return;
     };
-    let client = Arc::new(Client::new(
-        ClientKind::Client,
-        cid,
-        addr,
-        opts.max_pending,
-        shared.stats.clone(),
-        nonce,
-    ));
+    let cid = client.cid;
     let mut greeting = bytes::BytesMut::new();
     petrel_wire::encode::info(&mut greeting, &shared.info_for(&client));
 
@@ -75,6 +62,109 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
         }
     }
     cleanup(&shared, &client);
+}
+
+/// Serve one accepted WebSocket connection (TLS first when the listener has it, then the
+/// HTTP upgrade) until it closes.
+pub(crate) async fn serve_ws(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    ws: Arc<petrel_config::WebSocketOptions>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = ws.handshake_timeout;
+    match tls {
+        Some(acceptor) => {
+            let upgraded = tokio::time::timeout(deadline, async {
+                let tls_stream = acceptor.accept(stream).await.map_err(|e| e.to_string())?;
+                let mut buffered = tokio::io::BufReader::new(tls_stream);
+                let up = ws::handshake(&mut buffered, &ws, true).await?;
+                Ok::<_, String>((buffered, up))
+            })
+            .await;
+            match upgraded {
+                Ok(Ok((s, up))) => serve_upgraded(shared, s, addr, &ws, up).await,
+                Ok(Err(why)) => tracing::debug!(client = %addr, "WebSocket upgrade failed: {why}"),
+                Err(_) => tracing::debug!(client = %addr, "WebSocket handshake timed out"),
+            }
+        }
+        None => {
+            let mut buffered = tokio::io::BufReader::new(stream);
+            let up = tokio::time::timeout(deadline, ws::handshake(&mut buffered, &ws, false)).await;
+            match up {
+                Ok(Ok(up)) => serve_upgraded(shared, buffered, addr, &ws, up).await,
+                Ok(Err(why)) => tracing::debug!(client = %addr, "WebSocket upgrade failed: {why}"),
+                Err(_) => tracing::debug!(client = %addr, "WebSocket handshake timed out"),
+            }
+        }
+    }
+}
+
+/// The NATS protocol over an upgraded WebSocket stream.
+async fn serve_upgraded<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    addr: SocketAddr,
+    opts: &petrel_config::WebSocketOptions,
+    up: ws::Upgrade,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(client) = new_client(&shared, addr) else {
+        return;
+    };
+    let cookie = |name: &Option<String>| {
+        name.as_ref().and_then(|name| {
+            up.cookies
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let c = &opts.cookies;
+    client.set_ws_defaults(crate::client::WsDefaults {
+        user: cookie(&c.user),
+        pass: cookie(&c.pass),
+        token: cookie(&c.token),
+        jwt: cookie(&c.jwt),
+        auth: opts.auth.clone(),
+        auth_timeout: opts.auth_timeout,
+    });
+    let (rd, wr) = ws::split(stream, client.clone());
+    let mut greeting = bytes::BytesMut::new();
+    petrel_wire::encode::info(&mut greeting, &shared.info_for(&client));
+    if !shared.register(&client) {
+        petrel_wire::encode::err(&mut greeting, "maximum connections exceeded");
+        let mut wr = wr;
+        let _ = io::WriteSink::write_iov(&mut wr, &[std::io::IoSlice::new(&greeting)]).await;
+        let _ = io::WriteSink::finish(&mut wr).await;
+        return;
+    }
+    tracing::debug!(cid = client.cid, client = %addr, "WebSocket client connection created");
+    client.queue_raw(&greeting);
+    run(&shared, &client, rd, wr).await;
+    cleanup(&shared, &client);
+}
+
+/// A client connection's shared state (with its nonce when logins sign one); `None` when
+/// no nonce could be made.
+fn new_client(shared: &Shared, addr: SocketAddr) -> Option<Arc<Client>> {
+    let opts = shared.opts();
+    let nonce = if crate::auth::needs_nonce(&opts.auth) || opts.operator.is_some() {
+        crate::auth::nonce()?
+    } else {
+        String::new()
+    };
+    Some(Arc::new(Client::new(
+        ClientKind::Client,
+        shared.next_cid(),
+        addr,
+        opts.max_pending,
+        shared.stats.clone(),
+        nonce,
+    )))
 }
 
 /// Run the writer task and the reader until the connection closes.

@@ -84,7 +84,7 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
     client: &Arc<Client>,
     mut rd: R,
 ) {
-    let opts = shared.opts();
+    let opts = client.effective_opts(shared.opts());
     let mut parser = Parser::new(opts.max_control_line, opts.max_payload);
     parser.set_headers(false);
     let mut r = Reader {
@@ -325,6 +325,7 @@ impl Reader<'_> {
                 return false;
             }
         };
+        let info = self.client.complete_connect(info);
         if !(0..=1).contains(&info.protocol) {
             self.client
                 .err_and_close("invalid client protocol", CloseReason::ProtocolViolation);

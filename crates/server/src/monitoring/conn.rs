@@ -197,6 +197,8 @@ pub struct ConnSnapshot {
     pub authorized_user: Option<String>,
     /// The account it is in.
     pub account: String,
+    /// It came through the WebSocket listener.
+    pub websocket: bool,
     /// The connection's subscriptions, when asked for.
     pub subs: Vec<SubSnapshot>,
 }
@@ -239,6 +241,7 @@ pub(crate) fn snapshot(client: &Arc<Client>, with_subs: bool) -> ConnSnapshot {
         tls_version: details.tls_version,
         tls_cipher: details.tls_cipher,
         authorized_user: details.user,
+        websocket: client.is_websocket(),
         account: client.account().map_or_else(
             || petrel_config::GLOBAL_ACCOUNT.to_string(),
             |a| a.name.clone(),

@@ -57,6 +57,8 @@ pub struct ClusterSnapshot {
     pub connect_urls: Vec<String>,
     /// Distinct peers with a route.
     pub remotes: usize,
+    /// WebSocket URLs of every node.
+    pub ws_connect_urls: Vec<String>,
 }
 
 impl MonitorView {
@@ -118,6 +120,11 @@ impl MonitorView {
         out
     }
 
+    /// The WebSocket listener's address, when it is on.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.shared.websocket.get().map(|(a, _, _)| *a)
+    }
+
     /// The cluster's settings, when clustering is on.
     pub fn cluster(&self) -> Option<ClusterSnapshot> {
         let cluster = self.shared.cluster.get()?;
@@ -132,6 +139,7 @@ impl MonitorView {
                 .collect(),
             auth_timeout: cluster.opts.auth_timeout,
             connect_urls: crate::route::client_urls(&self.shared),
+            ws_connect_urls: crate::route::ws_urls(&self.shared),
             remotes: cluster.routes().len(),
         })
     }

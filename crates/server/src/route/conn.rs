@@ -83,6 +83,10 @@ pub(super) fn route_info(shared: &Shared, cluster: &Cluster) -> RouteInfo {
         } else {
             cluster.own_client_urls.clone()
         },
+        ws_connect_urls: match shared.websocket.get() {
+            Some((_, urls, _)) if !opts.no_advertise => urls.clone(),
+            _ => Vec::new(),
+        },
         ldm: shared.ldm.load(Ordering::Acquire),
         ..RouteInfo::default()
     }

@@ -14,8 +14,14 @@ use crate::server::Shared;
 /// This server's client URLs: the listen address, or every global unicast address of
 /// the machine when it listens on all of them (as nats-server).
 pub(super) fn own_client_urls(shared: &Shared) -> Vec<String> {
-    let port = shared.listen.port();
-    let ip = shared.listen.ip();
+    local_urls(shared.listen)
+}
+
+/// `host:port`s reaching a listener bound to `addr` (every global unicast address of the
+/// machine when it is bound to all of them).
+pub(crate) fn local_urls(addr: std::net::SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let ip = addr.ip();
     if !ip.is_unspecified() {
         return vec![super::conn::host_port(&ip.to_string(), port)];
     }
@@ -65,6 +71,34 @@ pub(crate) fn client_urls(shared: &Shared) -> Vec<String> {
     urls
 }
 
+/// The WebSocket URLs clients are told: this server's and every peer's (as
+/// [`client_urls`]).
+pub(crate) fn ws_urls(shared: &Shared) -> Vec<String> {
+    let Some(cluster) = shared.cluster.get() else {
+        return Vec::new();
+    };
+    if cluster.opts.no_advertise {
+        return Vec::new();
+    }
+    let mut urls = shared
+        .websocket
+        .get()
+        .map(|(_, urls, _)| urls.clone())
+        .unwrap_or_default();
+    for r in cluster.routes() {
+        let info = r.info.lock();
+        if info.ldm {
+            continue;
+        }
+        for u in &info.ws_connect_urls {
+            if !urls.contains(u) {
+                urls.push(u.clone());
+            }
+        }
+    }
+    urls
+}
+
 /// Sends every client that takes async INFOs (CONNECT `protocol` ≥ 1) the current INFO.
 pub(crate) fn announce_to_clients(shared: &Shared) {
     if shared.cluster.get().is_some_and(|c| c.opts.no_advertise) {
@@ -103,14 +137,17 @@ pub(super) fn route_added(
             other.client.flush(false);
         }
     }
-    if !info.connect_urls.is_empty() {
+    if !info.connect_urls.is_empty() || !info.ws_connect_urls.is_empty() {
         announce_to_clients(shared);
     }
 }
 
 /// A route went away: clients stop being told its URLs.
 pub(super) fn route_removed(shared: &Shared, route: &Route) {
-    if !route.info.lock().connect_urls.is_empty() {
+    let info = route.info.lock();
+    let had_urls = !info.connect_urls.is_empty() || !info.ws_connect_urls.is_empty();
+    drop(info);
+    if had_urls {
         announce_to_clients(shared);
     }
 }
@@ -119,7 +156,9 @@ pub(super) fn route_removed(shared: &Shared, route: &Route) {
 pub(super) fn peer_updated(shared: &Shared, route: &Route, info: RouteInfo) {
     let changed = {
         let mut old = route.info.lock();
-        let changed = old.ldm != info.ldm || old.connect_urls != info.connect_urls;
+        let changed = old.ldm != info.ldm
+            || old.connect_urls != info.connect_urls
+            || old.ws_connect_urls != info.ws_connect_urls;
         if info.ldm && !old.ldm {
             tracing::info!(remote = %route.remote_name, "Peer entered lame duck mode");
         }

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use crate::client::{Client, ClientKind, CloseReason};
 use crate::server::Shared;
 
-pub(crate) use gossip::client_urls;
+pub(crate) use gossip::{client_urls, local_urls, ws_urls};
 pub(crate) use interest::{Interest, Peers};
 
 /// Wait between attempts to connect a route (nats-server's `DEFAULT_ROUTE_CONNECT`).

@@ -14,7 +14,7 @@ use crate::sub::{SubRef, Subscription};
 impl Reader<'_> {
     /// Apply the options now in force; `false` when the connection must close.
     pub(super) async fn apply_reload(&mut self, parser: &mut Parser) -> bool {
-        let opts = self.shared.opts();
+        let opts = self.client.effective_opts(self.shared.opts());
         self.trace = opts.trace;
         self.auth_required = opts.auth_required();
         self.opts = opts;

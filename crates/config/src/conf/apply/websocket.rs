@@ -1,0 +1,183 @@
+//! `websocket { ... }` (alias `ws`), read as nats-server's `parseWebsocket` reads it, with
+//! its start-up refusal of a listener that has neither TLS nor `no_tls: true`.
+
+use super::{Applier, ConfigError, Value, ValueKind};
+use crate::conf::convert::{boolean, duration, host_port, ip, port_number, string, type_error};
+use crate::WebSocketOptions;
+
+/// nats-server websocket keys Petrel accepts and does not act on.
+const ACCEPTED: &[&str] = &[
+    "compression",
+    "compress",
+    "no_auth_user",
+    "headers",
+    "ping_interval",
+];
+
+impl Applier<'_> {
+    /// `websocket { ... }`.
+    pub(super) fn websocket(&mut self, key: &str, v: &Value) -> Result<(), ConfigError> {
+        let Some(map) = v.as_map() else {
+            return Err(type_error(v, key, "a websocket block"));
+        };
+        let mut w = WebSocketOptions::default();
+        for e in map.entries() {
+            let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
+            let name = format!("{key}.{}", e.key);
+            match sub.as_str() {
+                "listen" => {
+                    let (host, port) = host_port(mv, &name)?;
+                    if let Some(h) = host {
+                        w.host = h;
+                    }
+                    w.port = u16::try_from(port).unwrap_or(0);
+                }
+                "host" | "net" => w.host = ip(string(mv, &name)?, &mv.pos, &name)?,
+                "port" => {
+                    let p = match &mv.kind {
+                        ValueKind::Int(p) => port_number(mv, &name, *p)?,
+                        _ => return Err(type_error(mv, &name, "a port number")),
+                    };
+                    w.port = u16::try_from(p).unwrap_or(0);
+                }
+                "advertise" => w.advertise = Some(string(mv, &name)?.to_string()),
+                "no_tls" => w.no_tls = boolean(mv, &name)?,
+                "tls" => {
+                    let mut warnings = Vec::new();
+                    let t = crate::conf::tls::tls(mv, &name, &mut |pos, msg| {
+                        warnings.push((pos.clone(), msg))
+                    })?;
+                    for (pos, msg) in warnings {
+                        self.warn(&pos, msg);
+                    }
+                    w.tls = Some(t);
+                }
+                "same_origin" => w.same_origin = boolean(mv, &name)?,
+                "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin"
+                | "origins" | "origin" => {
+                    w.allowed_origins = match &mv.kind {
+                        ValueKind::Array(a) => a
+                            .iter()
+                            .map(|o| string(o, &name).map(str::to_string))
+                            .collect::<Result<_, _>>()?,
+                        _ => vec![string(mv, &name)?.to_string()],
+                    }
+                }
+                "handshake_timeout" => {
+                    let d = duration(mv, &name)?;
+                    if !d.is_zero() {
+                        w.handshake_timeout = d;
+                    }
+                }
+                "jwt_cookie" => w.cookies.jwt = Some(string(mv, &name)?.to_string()),
+                "user_cookie" => w.cookies.user = Some(string(mv, &name)?.to_string()),
+                "pass_cookie" => w.cookies.pass = Some(string(mv, &name)?.to_string()),
+                "token_cookie" => w.cookies.token = Some(string(mv, &name)?.to_string()),
+                "authorization" | "authentication" => ws_authorization(mv, &name, &mut w)?,
+                _ if ACCEPTED.contains(&sub.as_str()) => {
+                    self.warn(&e.key_pos, format!("{name} is accepted and ignored"))
+                }
+                _ if e.used_as_variable => {}
+                _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
+            }
+        }
+        if w.auth.is_some() && matches!(self.opts.auth, crate::Auth::Users(_)) {
+            return Err(ConfigError::invalid(
+                &v.pos,
+                key,
+                "websocket authentication username not compatible with presence of users/nkeys",
+            ));
+        }
+        if w.tls.is_none() && !w.no_tls {
+            return Err(ConfigError::invalid(
+                &v.pos,
+                key,
+                "websocket requires TLS configuration",
+            ));
+        }
+        self.opts.websocket = Some(w);
+        Ok(())
+    }
+}
+
+/// `websocket { authorization { user, password, token, timeout } }`.
+fn ws_authorization(v: &Value, key: &str, w: &mut WebSocketOptions) -> Result<(), ConfigError> {
+    let Some(map) = v.as_map() else {
+        return Err(type_error(v, key, "a block"));
+    };
+    let (mut user, mut pass, mut token) = (None, None, None);
+    for e in map.entries() {
+        let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
+        let name = format!("{key}.{}", e.key);
+        match sub.as_str() {
+            "user" | "username" => user = Some(string(mv, &name)?.to_string()),
+            "pass" | "password" => pass = Some(string(mv, &name)?.to_string()),
+            "token" => token = Some(string(mv, &name)?.to_string()),
+            "timeout" => w.auth_timeout = Some(duration(mv, &name)?),
+            _ if e.used_as_variable => {}
+            _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
+        }
+    }
+    w.auth = match (user, pass, token) {
+        (None, None, None) => None,
+        (Some(user), pass, None) => Some(crate::Auth::UserPass {
+            user,
+            pass: pass.unwrap_or_default(),
+        }),
+        (None, None, Some(t)) => Some(crate::Auth::Token(t)),
+        _ => {
+            return Err(ConfigError::invalid(
+                &v.pos,
+                key,
+                "websocket authorization takes a user and password, or a token",
+            ))
+        }
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load_str;
+
+    #[test]
+    fn websocket_block() {
+        let l = load_str(
+            "websocket { port: 8080, no_tls: true, same_origin: true, allowed_origins: [\"http://a.example\"], handshake_timeout: \"5s\", compression: true }",
+            "w.conf",
+        )
+        .unwrap();
+        let w = l.options.websocket.unwrap();
+        assert_eq!((w.port, w.no_tls, w.same_origin), (8080, true, true));
+        assert_eq!(w.allowed_origins, ["http://a.example"]);
+        assert_eq!(w.handshake_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        let e = load_str("websocket { port: 8080 }", "w.conf").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("websocket requires TLS configuration"),
+            "{e}"
+        );
+        assert!(load_str("websocket { port: 8080, no_tls: true, bogus: 1 }", "w.conf").is_err());
+        let e = load_str("websocket { no_tls: true, username: a }", "w.conf").unwrap_err();
+        assert!(e.to_string().contains("unknown field \"username\""), "{e}");
+        let l = load_str(
+            "websocket { no_tls: true, authorization { user: b, password: p, timeout: 3 }, user_cookie: u }",
+            "w.conf",
+        )
+        .unwrap();
+        let w = l.options.websocket.unwrap();
+        assert!(matches!(w.auth, Some(crate::Auth::UserPass { .. })));
+        assert_eq!(w.cookies.user.as_deref(), Some("u"));
+        let e = load_str(
+            "authorization { users: [{user: a, password: b}] }\nwebsocket { no_tls: true, authorization { user: b, password: p } }",
+            "w.conf",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not compatible with presence of users/nkeys"),
+            "{e}"
+        );
+    }
+}
