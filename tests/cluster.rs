@@ -334,3 +334,80 @@ async fn a_restarted_node_rejoins_and_clients_fail_over() {
     let mut on_new = client(&joined).await.subscribe("after.join").await.unwrap();
     until_received(&client(&nodes[1]).await, &mut on_new, "after.join").await;
 }
+
+/// A stream on the JetStream node reached from two other nodes' clients: created through
+/// `n1`'s, published to through `n2`'s (PubAcks back), pulled and acked through `n1`'s
+/// (deliveries show the stored subject across the route: nats-server's `@` encoding).
+pub(crate) async fn jetstream_across(n1: async_nats::Client, n2: async_nats::Client) {
+    use async_nats::jetstream::{self, consumer::pull, stream};
+    let js1 = jetstream::new(n1.clone());
+    let js2 = jetstream::new(n2.clone());
+    // The API's interest reaches the other nodes asynchronously.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let created = loop {
+        let r = js1
+            .create_stream(stream::Config {
+                name: "ORDERS".into(),
+                subjects: vec!["orders.>".into()],
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(s) => break s,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(created.cached_info().config.name, "ORDERS");
+    for i in 0..20 {
+        let ack = js2
+            .publish(format!("orders.{i}"), "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(ack.sequence, i + 1);
+    }
+    let consumer = js1
+        .get_stream("ORDERS")
+        .await
+        .unwrap()
+        .create_consumer(pull::Config {
+            durable_name: Some("worker".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = consumer.fetch().max_messages(20).messages().await.unwrap();
+    let mut subjects = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, msgs.next())
+        .await
+        .expect("deliveries")
+    {
+        let m = m.unwrap();
+        subjects.push(m.subject.to_string());
+        m.double_ack().await.unwrap();
+    }
+    let want: Vec<String> = (0..20).map(|i| format!("orders.{i}")).collect();
+    assert_eq!(subjects, want, "stored subjects, in order");
+    let mut c = js2
+        .get_stream("ORDERS")
+        .await
+        .unwrap()
+        .get_consumer::<pull::Config>("worker")
+        .await
+        .unwrap();
+    assert_eq!(c.info().await.unwrap().ack_floor.stream_sequence, 20);
+}
+
+#[tokio::test]
+async fn one_jetstream_node_serves_the_whole_cluster() {
+    // JetStream on node 0 only (JetStream is not clustered yet): clients of the other
+    // nodes reach its API, publish into its stream, pull and ack over the routes.
+    let nodes = petrel_testkit::spawn_cluster_with(
+        3,
+        |b, i, dir| if i == 0 { b.jetstream(dir) } else { b },
+    )
+    .await;
+    jetstream_across(client(&nodes[1]).await, client(&nodes[2]).await).await;
+}

@@ -216,16 +216,101 @@ async fn one_petrel_two_nats(var: &str) {
     mesh_checks([a.client_url(), b.client_url(), p.client_url()]).await;
 }
 
-/// Petrel node 1 (seed), a nats-server and Petrel node 2 both dialling it.
+/// Petrel node 1 (seed, with JetStream), a nats-server and Petrel node 2 both dialling it.
 async fn two_petrel_one_nats(var: &str) {
     let Some(bin) = binary(var) else { return };
-    let p1 = petrel("petrel-1", vec![]).await;
+    let p1 = petrel_js("petrel-1").await;
     let seed = route_of(&p1);
     let n = nats(&bin, "ns-a", std::slice::from_ref(&seed));
     let p2 = petrel("petrel-2", vec![seed]).await;
     petrel_routes(&[&p1, &p2], 2).await;
     mesh_checks([n.client_url(), p1.client_url(), p2.client_url()]).await;
     mesh_checks([p2.client_url(), n.client_url(), p1.client_url()]).await;
+    // Petrel's JetStream pushes to a client of the nats-server node: deliveries cross
+    // the route with the stored subject after the reply's `@`, which nats-server unpacks,
+    // and the client's acks come back.
+    push_to_nats_server_client(
+        connect(&p2.client_url()).await,
+        connect(&n.client_url()).await,
+    )
+    .await;
+}
+
+/// A push consumer on Petrel's JetStream delivering to `remote` (a nats-server node's
+/// client): the stored subjects arrive, in order, and every ack counts.
+async fn push_to_nats_server_client(api: async_nats::Client, remote: async_nats::Client) {
+    use async_nats::jetstream::{self, consumer::push, stream};
+    let js = jetstream::new(api.clone());
+    let mut deliveries = remote.subscribe("push.deliver").await.unwrap();
+    remote.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stream = loop {
+        let r = js
+            .create_stream(stream::Config {
+                name: "PUSHED".into(),
+                subjects: vec!["pushed.>".into()],
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(s) => break s,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let consumer = stream
+        .create_consumer(push::Config {
+            durable_name: Some("pusher".into()),
+            deliver_subject: "push.deliver".into(),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..20 {
+        js.publish(format!("pushed.{i}"), "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let mut subjects = Vec::new();
+    while subjects.len() < 20 {
+        let m = tokio::time::timeout(WAIT, deliveries.next())
+            .await
+            .expect("delivery")
+            .unwrap();
+        subjects.push(m.subject.to_string());
+        let reply = m.reply.clone().expect("an ack subject");
+        assert!(reply.starts_with("$JS.ACK.PUSHED.pusher."), "{reply}");
+        remote.publish(reply, "+ACK".into()).await.unwrap();
+    }
+    remote.flush().await.unwrap();
+    let want: Vec<String> = (0..20).map(|i| format!("pushed.{i}")).collect();
+    assert_eq!(subjects, want);
+    let mut consumer = consumer;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while consumer.info().await.unwrap().ack_floor.stream_sequence < 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acks did not all arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Petrel node with JetStream in the mixed cluster.
+async fn petrel_js(name: &str) -> TestServer {
+    petrel_testkit::spawn_with_store(|b, dir| {
+        b.server_name(name).jetstream(dir).cluster(ClusterOptions {
+            name: Some(CLUSTER.into()),
+            host: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 0,
+            routes: Vec::new(),
+            ..ClusterOptions::default()
+        })
+    })
+    .await
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ mod consumers_policies;
 mod consumers_pull;
 mod consumers_retention;
 mod container;
+mod container_cluster;
 mod dashboard;
 mod dead_letters;
 mod docker_support;

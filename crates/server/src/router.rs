@@ -290,7 +290,7 @@ impl Router {
             delivered |= self.deliver_queue(shared, from, name, group, route, msg, to_routes);
         }
         if self.routes.len() > routes_from {
-            self.send_routed(from.account, msg, routes_from);
+            self.send_routed(from.account, route, msg, routes_from);
         }
         // As nats-server: a request nobody received (no match, or every match declined,
         // denied or full) gets the 503 status when its publisher asked for it.
@@ -386,12 +386,41 @@ impl Router {
         }
     }
 
-    /// Queues the current publish for its route targets.
-    fn send_routed(&mut self, account: &Arc<Account>, msg: &MsgRef<'_>, start: usize) {
+    /// Queues the current publish for its route targets, on the subject it is routed on.
+    /// A message shown under another subject (a JetStream delivery) carries that subject
+    /// after an `@` in its `$JS.ACK` reply, as nats-server encodes it.
+    fn send_routed(
+        &mut self,
+        account: &Arc<Account>,
+        route: &[u8],
+        msg: &MsgRef<'_>,
+        start: usize,
+    ) {
         let targets: Vec<RouteTarget> = self.routes.drain(start..).collect();
+        let encoded;
+        let reply = match msg.reply {
+            Some(r)
+                if msg.subject != route
+                    && crate::route::js_ack_deliver_at(r).is_none()
+                    && r.starts_with(b"$JS.ACK.") =>
+            {
+                let mut b = Vec::with_capacity(r.len() + 1 + msg.subject.len());
+                b.extend_from_slice(r);
+                b.push(b'@');
+                b.extend_from_slice(msg.subject);
+                encoded = b;
+                Some(&encoded[..])
+            }
+            r => r,
+        };
+        let msg = MsgRef {
+            subject: route,
+            reply,
+            ..*msg
+        };
         for t in targets {
             let queues: Vec<&[u8]> = t.queues.iter().map(|q| q.as_ref()).collect();
-            match t.peer.queue_routed(account.name.as_bytes(), msg, &queues) {
+            match t.peer.queue_routed(account.name.as_bytes(), &msg, &queues) {
                 Queued::Dropped => continue,
                 Queued::Stall => self.stall(Stall::Client(t.peer.clone())),
                 Queued::Ok => {}

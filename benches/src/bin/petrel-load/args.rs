@@ -10,6 +10,7 @@ usage: petrel-load --scenario <pubsub|fanout|queue|reqrep|js-pub-sync|js-pub-asy
 
 options:
   --server <host:port>   server address (default 127.0.0.1:4222)
+  --sub-server <h:p>     subscribers connect here (another node of a cluster; pubsub, fanout, queue)
   --msgs <n>             messages to publish, or requests for reqrep
                          (default 2000000; reqrep 20000; js-pub-sync 20000;
                          js-pub-async 200000); js-consume: messages prefilled and
@@ -78,6 +79,9 @@ impl Scenario {
 pub(crate) struct Args {
     pub(crate) scenario: Scenario,
     pub(crate) server: String,
+    /// `--sub-server`: where subscribers connect (another node of a cluster); default
+    /// `--server`.
+    pub(crate) sub_server: Option<String>,
     pub(crate) msgs: Option<u64>,
     pub(crate) size: usize,
     pub(crate) subs: usize,
@@ -106,6 +110,7 @@ impl Args {
         let mut a = Args {
             scenario: Scenario::PubSub,
             server: "127.0.0.1:4222".into(),
+            sub_server: None,
             msgs: None,
             size: 128,
             subs: 4,
@@ -139,6 +144,7 @@ impl Args {
                     scenario_seen = true;
                 }
                 "--server" => a.server = value()?,
+                "--sub-server" => a.sub_server = Some(value()?),
                 "--msgs" => a.msgs = Some(parse_num(&value()?, &flag)?),
                 "--size" => a.size = parse_num(&value()?, &flag)?,
                 "--subs" => a.subs = parse_num(&value()?, &flag)?,

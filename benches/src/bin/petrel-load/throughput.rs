@@ -257,14 +257,19 @@ pub(crate) async fn run_throughput(a: &Args, tck: u64) -> Result<Report> {
     let progress = Arc::new(Progress::new(subs, target, queue.is_some()));
 
     let mut tasks: JoinSet<Result<Outcome>> = JoinSet::new();
+    let sub_server = a.sub_server.as_deref().unwrap_or(&a.server);
     for i in 0..subs {
-        let (mut stream, mut reader) = connect(&a.server).await?;
+        let (mut stream, mut reader) = connect(sub_server).await?;
         let sub = match queue {
             Some(q) => format!("SUB {subject} {q} 1\r\n"),
             None => format!("SUB {subject} 1\r\n"),
         };
         sync_ops(&mut stream, &mut reader, sub.as_bytes()).await?;
         tasks.spawn(subscriber(stream, reader, i, progress.clone()));
+    }
+    if a.sub_server.is_some() {
+        // The subscriptions reach the publisher's node over a route asynchronously.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (pstream, preader) = connect(&a.server).await?;
     let plan = PubPlan::new(a, &subject, msgs);

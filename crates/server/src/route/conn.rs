@@ -570,13 +570,32 @@ impl RouteReader<'_> {
             no_responders: false,
             queues: Some(&m.queues),
         };
-        let msg = MsgRef {
-            subject: &m.subject,
-            reply: m.reply.as_deref(),
-            hdr_len: m.hdr_len,
-            data: &m.data,
-        };
-        router.publish(self.shared, from, &msg);
+        // A JetStream delivery: shown under the subject after the reply's `@`.
+        let split = m.reply.as_deref().and_then(|r| {
+            super::js_ack_deliver_at(r)
+                .filter(|&i| i + 1 < r.len())
+                .map(|i| (r, i))
+        });
+        match split {
+            Some((r, i)) => {
+                let msg = MsgRef {
+                    subject: &r[i + 1..],
+                    reply: Some(&r[..i]),
+                    hdr_len: m.hdr_len,
+                    data: &m.data,
+                };
+                router.publish_on(self.shared, from, &m.subject, &msg);
+            }
+            None => {
+                let msg = MsgRef {
+                    subject: &m.subject,
+                    reply: m.reply.as_deref(),
+                    hdr_len: m.hdr_len,
+                    data: &m.data,
+                };
+                router.publish(self.shared, from, &msg);
+            }
+        }
     }
 
     /// End of a read batch: flush what was routed, count it, wait for stalled targets.

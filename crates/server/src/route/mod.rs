@@ -161,6 +161,24 @@ pub(crate) fn forwardable(kind: ClientKind, subject: &[u8]) -> bool {
     }
 }
 
+/// Where the `@<subject>` suffix of a routed JetStream delivery's reply starts
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>@<subject>`: the
+/// first `@` after the eighth dot), as nats-server's `jsAckDeliverIdx`.
+pub(crate) fn js_ack_deliver_at(reply: &[u8]) -> Option<usize> {
+    if !reply.starts_with(b"$JS.ACK.") {
+        return None;
+    }
+    let mut dots = 0;
+    for (i, b) in reply.iter().enumerate() {
+        match b {
+            b'.' => dots += 1,
+            b'@' if dots >= 8 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Binds the route listener, starts accepting routes and dialling the configured ones.
 pub(crate) async fn start(
     shared: &Arc<Shared>,
@@ -342,6 +360,14 @@ pub(crate) fn close_all(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn js_ack_replies_carry_the_delivered_subject() {
+        let r = b"$JS.ACK.S.C.1.2.3.1700000000.0@orders.new";
+        assert_eq!(js_ack_deliver_at(r), Some(r.len() - "@orders.new".len()));
+        assert_eq!(js_ack_deliver_at(b"$JS.ACK.S@x.C.1.2.3.4.0"), None);
+        assert_eq!(js_ack_deliver_at(b"_INBOX.a@b"), None);
+    }
 
     #[test]
     fn server_output_never_reaches_remote_request_subjects() {
