@@ -170,17 +170,20 @@ fn number(b: &[u8]) -> Result<usize, RouteParseError> {
 
 /// `(total, header length)` from the end of an `RMSG`/`HMSG` line.
 fn msg_size(rest: &[u8], headers: bool) -> Result<Option<(usize, Option<usize>)>, RouteParseError> {
-    let f: Vec<&[u8]> = rest
-        .split(|c| *c == b' ' || *c == b'\t')
-        .filter(|f| !f.is_empty())
-        .collect();
+    let mut back = rest
+        .rsplit(|c| *c == b' ' || *c == b'\t')
+        .filter(|f| !f.is_empty());
+    let (last, before) = (back.next(), back.next());
     let min = if headers { 4 } else { 3 };
-    if f.len() < min {
+    if back.count() + 2 < min {
         return Err(RouteParseError::BadArgs);
     }
-    let total = number(f[f.len() - 1])?;
+    let (Some(last), Some(before)) = (last, before) else {
+        return Err(RouteParseError::BadArgs);
+    };
+    let total = number(last)?;
     let hdr = if headers {
-        let h = number(f[f.len() - 2])?;
+        let h = number(before)?;
         if h > total {
             return Err(RouteParseError::BadArgs);
         }
@@ -211,17 +214,52 @@ fn remote_sub(rest: &Bytes, with_weight: bool) -> Result<RemoteSub, RouteParseEr
 }
 
 /// The fields between account/subject and the sizes: `<reply>`, `+ <reply> <queues…>`
-/// or `| <queues…>`.
+/// or `| <queues…>`. The common forms (no queues) allocate nothing.
 fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, RouteParseError> {
-    let f = fields(rest);
-    let sizes = if hdr.is_some() { 2 } else { 1 };
-    if f.len() < 2 + sizes {
-        return Err(RouteParseError::BadArgs);
+    let mut it = rest
+        .split(|c| *c == b' ' || *c == b'\t')
+        .filter(|f| !f.is_empty());
+    let mut first = [&[][..]; 6];
+    let mut n = 0;
+    for f in it.by_ref() {
+        first[n] = f;
+        n += 1;
+        if n == first.len() {
+            break;
+        }
     }
+    let sizes = if hdr.is_some() { 2 } else { 1 };
+    if n < first.len() {
+        // Everything fit: account, subject, [reply | + reply | |], sizes.
+        if n < 2 + sizes {
+            return Err(RouteParseError::BadArgs);
+        }
+        let middle = &first[2..n - sizes];
+        let (reply, queues) = match middle {
+            [] => (None, Vec::new()),
+            [r] if *r != b"+" && *r != b"|" => (Some(rest.slice_ref(r)), Vec::new()),
+            [plus, r, qs @ ..] if *plus == b"+" => (
+                Some(rest.slice_ref(r)),
+                qs.iter().map(|q| rest.slice_ref(q)).collect(),
+            ),
+            [bar, qs @ ..] if *bar == b"|" => {
+                (None, qs.iter().map(|q| rest.slice_ref(q)).collect())
+            }
+            _ => return Err(RouteParseError::BadArgs),
+        };
+        return Ok(RoutedMsg {
+            account: rest.slice_ref(first[0]),
+            subject: rest.slice_ref(first[1]),
+            reply,
+            queues,
+            hdr_len: hdr,
+            data,
+        });
+    }
+    // Many queue groups: the general form.
+    let f = fields(rest);
     let middle = &f[2..f.len() - sizes];
     let (reply, queues) = match middle {
-        [] => (None, Vec::new()),
-        [r] => (Some(r.clone()), Vec::new()),
         [plus, r, qs @ ..] if plus.as_ref() == b"+" => (Some(r.clone()), qs.to_vec()),
         [bar, qs @ ..] if bar.as_ref() == b"|" => (None, qs.to_vec()),
         _ => return Err(RouteParseError::BadArgs),

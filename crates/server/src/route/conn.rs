@@ -163,7 +163,7 @@ pub(super) async fn serve(
         route: None,
         remote_id: None,
         self_route: false,
-        routers: HashMap::new(),
+        routers: Vec::new(),
         in_msgs: 0,
         in_bytes: 0,
     };
@@ -194,8 +194,8 @@ struct RouteReader<'a> {
     route: Option<Arc<Route>>,
     remote_id: Option<String>,
     self_route: bool,
-    /// A routing context per account the peer publishes in.
-    routers: HashMap<Bytes, (Arc<Account>, Router)>,
+    /// A routing context per account the peer publishes in (a few: searched in order).
+    routers: Vec<(Bytes, Arc<Account>, Router)>,
     in_msgs: u64,
     in_bytes: u64,
 }
@@ -547,20 +547,23 @@ impl RouteReader<'_> {
 
     /// `RMSG`: publish in the account for local subscribers only.
     fn routed(&mut self, m: RoutedMsg) {
-        if !self.routers.contains_key(&m.account) {
-            let Some(account) = self
-                .shared
-                .accounts
-                .get(&String::from_utf8_lossy(&m.account))
-            else {
-                return;
-            };
-            self.routers
-                .insert(m.account.clone(), (account, Router::new()));
-        }
-        let Some((account, router)) = self.routers.get_mut(&m.account) else {
-            return;
+        let at = match self
+            .routers
+            .iter()
+            .position(|(name, _, _)| *name == m.account)
+        {
+            Some(i) => i,
+            None => {
+                let name = String::from_utf8_lossy(&m.account);
+                let Some(account) = self.shared.accounts.get(&name) else {
+                    return;
+                };
+                self.routers
+                    .push((m.account.clone(), account, Router::new()));
+                self.routers.len() - 1
+            }
         };
+        let (_, account, router) = &mut self.routers[at];
         self.in_msgs += 1;
         self.in_bytes += m.data.len() as u64;
         let from = Publisher {
@@ -616,7 +619,7 @@ impl RouteReader<'_> {
             self.in_bytes = 0;
         }
         let mut stalled = Vec::new();
-        for (_, router) in self.routers.values_mut() {
+        for (_, _, router) in self.routers.iter_mut() {
             router.flush(self.shared);
             stalled.append(&mut router.stalled);
         }
