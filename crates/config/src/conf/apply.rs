@@ -92,6 +92,7 @@ pub fn apply(root: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError>
         no_auth_user: None,
         system_account: None,
         operator_pos: None,
+        websocket_pos: None,
     };
     for e in root.entries() {
         a.top_level(&e.key, &e.key_pos, &e.value, e.used_as_variable)?;
@@ -116,6 +117,8 @@ struct Applier<'o> {
     system_account: Option<(String, Pos)>,
     /// Where operator mode was first configured (its errors point there).
     operator_pos: Option<Pos>,
+    /// Where `websocket {}` was (its checks against the users run at the end).
+    websocket_pos: Option<(String, Pos)>,
 }
 
 impl Applier<'_> {
@@ -475,6 +478,7 @@ impl Applier<'_> {
     fn finish(&mut self) -> Result<(), ConfigError> {
         self.finish_operator()?;
         self.finish_accounts()?;
+        self.finish_websocket()?;
         if let Some((dir, pos)) = self.top_store_dir.take() {
             match &mut self.opts.jetstream {
                 Some(js) => js.store_dir = dir,

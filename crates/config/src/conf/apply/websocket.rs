@@ -81,13 +81,6 @@ impl Applier<'_> {
                 _ => return Err(ConfigError::unknown_field(&e.key_pos, &e.key)),
             }
         }
-        if w.auth.is_some() && matches!(self.opts.auth, crate::Auth::Users(_)) {
-            return Err(ConfigError::invalid(
-                &v.pos,
-                key,
-                "websocket authentication username not compatible with presence of users/nkeys",
-            ));
-        }
         if w.tls.is_none() && !w.no_tls {
             return Err(ConfigError::invalid(
                 &v.pos,
@@ -96,6 +89,28 @@ impl Applier<'_> {
             ));
         }
         self.opts.websocket = Some(w);
+        self.websocket_pos = Some((key.to_string(), v.pos.clone()));
+        Ok(())
+    }
+
+    /// Once every user is known (accounts' included): the WebSocket listener's own
+    /// credentials cannot coexist with users, as in nats-server.
+    pub(super) fn finish_websocket(&mut self) -> Result<(), ConfigError> {
+        let has_override = self
+            .opts
+            .websocket
+            .as_ref()
+            .is_some_and(|w| w.auth.is_some());
+        let Some((key, pos)) = self.websocket_pos.clone() else {
+            return Ok(());
+        };
+        if has_override && matches!(self.opts.auth, crate::Auth::Users(_)) {
+            return Err(ConfigError::invalid(
+                &pos,
+                &key,
+                "websocket authentication username not compatible with presence of users/nkeys",
+            ));
+        }
         Ok(())
     }
 }
@@ -170,7 +185,7 @@ mod tests {
         assert!(matches!(w.auth, Some(crate::Auth::UserPass { .. })));
         assert_eq!(w.cookies.user.as_deref(), Some("u"));
         let e = load_str(
-            "authorization { users: [{user: a, password: b}] }\nwebsocket { no_tls: true, authorization { user: b, password: p } }",
+            "websocket { no_tls: true, authorization { user: b, password: p } }\naccounts { A: { users: [{user: a, password: b}] } }",
             "w.conf",
         )
         .unwrap_err();
