@@ -230,3 +230,84 @@ async fn the_route_port_refuses_what_nats_server_refuses() {
     let rest = raw.read_until_closed().await;
     assert!(!String::from_utf8_lossy(&rest).contains("-ERR"), "{rest:?}");
 }
+
+fn tls_cluster(certs: &petrel_testkit::TestCerts, routes: Vec<RouteUrl>) -> ClusterOptions {
+    ClusterOptions {
+        tls: Some(petrel_testkit::TlsOptions {
+            ca_file: Some(certs.ca.clone()),
+            verify: true,
+            ..petrel_testkit::TlsOptions::new(&certs.node_cert, &certs.node_key)
+        }),
+        ..cluster_opts(routes)
+    }
+}
+
+/// `localhost:<route port>` of `node` (the name the test certificate carries).
+fn tls_seed(node: &TestServer) -> RouteUrl {
+    RouteUrl::parse(&format!(
+        "localhost:{}",
+        node.handle().cluster_addr().unwrap().port()
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn routes_run_over_tls_and_gossip_keeps_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = petrel_testkit::TestCerts::generate(dir.path()).unwrap();
+    let a = petrel_testkit::spawn_with(|b| b.server_name("a").cluster(tls_cluster(&certs, vec![])))
+        .await;
+    let b = petrel_testkit::spawn_with(|b| {
+        b.server_name("b")
+            .cluster(tls_cluster(&certs, vec![tls_seed(&a)]))
+    })
+    .await;
+    // c learns of b through a's gossip (an IP address) and dials it as "localhost".
+    let c = petrel_testkit::spawn_with(|b| {
+        b.server_name("c")
+            .cluster(tls_cluster(&certs, vec![tls_seed(&a)]))
+    })
+    .await;
+    wait_for_routes(&[a.handle(), b.handle(), c.handle()], 2).await;
+    let (ca, cc) = (
+        async_nats::connect(a.client_url()).await.unwrap(),
+        async_nats::connect(c.client_url()).await.unwrap(),
+    );
+    let mut sub = cc.subscribe("over.tls").await.unwrap();
+    cc.flush().await.unwrap();
+    crate::cluster::until_received(&ca, &mut sub, "over.tls").await;
+}
+
+#[tokio::test]
+async fn tls_routes_interoperate_with_nats_server() {
+    let Some(bin) = std::env::var_os("PETREL_NATS_SERVER_215").map(std::path::PathBuf::from) else {
+        assert!(std::env::var_os("PETREL_REQUIRE_NATS_SERVER").is_none());
+        eprintln!("skipped: set PETREL_NATS_SERVER_215 to run the TLS route interop test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certs = petrel_testkit::TestCerts::generate(dir.path()).unwrap();
+    let p = petrel_testkit::spawn_with(|b| b.server_name("p").cluster(tls_cluster(&certs, vec![])))
+        .await;
+    let tls = format!(
+        "  tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+        certs.node_cert.display(),
+        certs.node_key.display(),
+        certs.ca.display()
+    );
+    let seed = format!("localhost:{}", p.handle().cluster_addr().unwrap().port());
+    let n =
+        petrel_testkit::spawn_nats_server_with(&bin, "n", Some("petrel-test"), &[seed], &tls, "")
+            .expect("start nats-server");
+    wait_for_routes(&[p.handle()], 1).await;
+    let (pc, nc) = (
+        async_nats::connect(p.client_url()).await.unwrap(),
+        async_nats::connect(n.client_url()).await.unwrap(),
+    );
+    let mut on_n = nc.subscribe("tls.to.nats").await.unwrap();
+    nc.flush().await.unwrap();
+    crate::cluster::until_received(&pc, &mut on_n, "tls.to.nats").await;
+    let mut on_p = pc.subscribe("tls.to.petrel").await.unwrap();
+    pc.flush().await.unwrap();
+    crate::cluster::until_received(&nc, &mut on_p, "tls.to.petrel").await;
+}

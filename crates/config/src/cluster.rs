@@ -1,6 +1,5 @@
 //! The `cluster {}` block as data: the route listener, the routes to solicit, route
-//! authorization and what is advertised to clients. (Route TLS is refused when configured:
-//! it is not implemented yet.)
+//! authorization and TLS, and what is advertised to clients.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -113,6 +112,9 @@ pub struct ClusterOptions {
     pub password: Option<String>,
     /// Time a peer has to send CONNECT.
     pub auth_timeout: Duration,
+    /// TLS on every route, both ways (the certificate serves as server and client
+    /// certificate; `ca_file` verifies peers).
+    pub tls: Option<crate::TlsOptions>,
     /// `host:port` peers and clients are told to use for this node.
     pub advertise: Option<String>,
     /// Do not tell clients about the other nodes' client URLs.
@@ -132,6 +134,7 @@ impl Default for ClusterOptions {
             user: None,
             password: None,
             auth_timeout: Duration::from_secs(2),
+            tls: None,
             advertise: None,
             no_advertise: false,
             connect_retries: 0,

@@ -85,6 +85,34 @@ pub(crate) fn acceptor(t: &TlsOptions) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A connector for routes this server dials: peers are verified against `ca_file`, and
+/// the configured certificate is presented as the client certificate.
+pub(crate) fn connector(t: &TlsOptions) -> Result<tokio_rustls::TlsConnector, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let Some(ca) = &t.ca_file else {
+        return Err(TlsError::Config("route TLS needs ca_file".into()));
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| load_err("CA", ca, e))? {
+        roots
+            .add(cert.map_err(|e| load_err("CA", ca, e))?)
+            .map_err(|e| load_err("CA", ca, e))?;
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert_file)
+        .map_err(|e| load_err("certificate", &t.cert_file, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| load_err("certificate", &t.cert_file, e))?;
+    let key = PrivateKeyDer::from_pem_file(&t.key_file)
+        .map_err(|e| load_err("private key", &t.key_file, e))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 /// Upgrade an accepted connection. Sends `greeting` (INFO) in plain text first unless the
 /// client starts with a TLS handshake (`handshake_first`). Returns the TLS stream and
 /// whether INFO still has to be sent (over TLS).

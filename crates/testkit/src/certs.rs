@@ -18,6 +18,11 @@ pub struct TestCerts {
     pub client_cert: PathBuf,
     /// Client private key.
     pub client_key: PathBuf,
+    /// A node certificate for `localhost`/`127.0.0.1` good for both ends of a connection
+    /// (server and client authentication): what route and leafnode TLS present.
+    pub node_cert: PathBuf,
+    /// Its private key.
+    pub node_key: PathBuf,
 }
 
 /// Why certificates could not be made.
@@ -59,6 +64,18 @@ impl TestCerts {
         let client_key = KeyPair::generate()?;
         let client = client_params.signed_by(&client_key, &ca, &ca_key)?;
 
+        let mut node_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        node_params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        node_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let node_key = KeyPair::generate()?;
+        let node = node_params.signed_by(&node_key, &ca, &ca_key)?;
+
         let write = |name: &str, pem: String| -> Result<PathBuf, std::io::Error> {
             let p = dir.join(name);
             std::fs::write(&p, pem)?;
@@ -70,6 +87,8 @@ impl TestCerts {
             server_key: write("server-key.pem", server_key.serialize_pem())?,
             client_cert: write("client-cert.pem", client.pem())?,
             client_key: write("client-key.pem", client_key.serialize_pem())?,
+            node_cert: write("node-cert.pem", node.pem())?,
+            node_key: write("node-key.pem", node_key.serialize_pem())?,
         })
     }
 }

@@ -33,7 +33,9 @@ pub use binary::{find_binary, spawn_binary, spawn_binary_with, BinaryServer, Spa
 pub use certs::{CertError, TestCerts};
 pub use cluster::{spawn_cluster, spawn_cluster_with, wait_for_routes};
 pub use http::{http_get, HttpError, HttpResponse};
-pub use nats_server::{find_nats_server, spawn_nats_server, NatsServer, NatsServerError};
+pub use nats_server::{
+    find_nats_server, spawn_nats_server, spawn_nats_server_with, NatsServer, NatsServerError,
+};
 /// The server types tests configure through [`spawn_with`], so a test needs no direct
 /// dependency on `petrel-server`.
 pub use petrel_server::{

@@ -79,6 +79,19 @@ pub fn spawn_nats_server(
     routes: &[String],
     extra: &str,
 ) -> Result<NatsServer, NatsServerError> {
+    spawn_nats_server_with(binary, name, cluster, routes, "", extra)
+}
+
+/// [`spawn_nats_server`] with `cluster_extra` added inside the `cluster {}` block (route
+/// TLS, authorization).
+pub fn spawn_nats_server_with(
+    binary: &Path,
+    name: &str,
+    cluster: Option<&str>,
+    routes: &[String],
+    cluster_extra: &str,
+    extra: &str,
+) -> Result<NatsServer, NatsServerError> {
     let dir = tempfile::tempdir().map_err(|cause| NatsServerError::Start {
         path: binary.to_path_buf(),
         cause,
@@ -90,7 +103,7 @@ pub fn spawn_nats_server(
     if let Some(c) = cluster {
         let routes: Vec<String> = routes.iter().map(|r| format!("nats-route://{r}")).collect();
         conf.push_str(&format!(
-            "cluster {{\n  name: {c}\n  host: 127.0.0.1\n  port: -1\n  routes: [{}]\n}}\n",
+            "cluster {{\n  name: {c}\n  host: 127.0.0.1\n  port: -1\n  routes: [{}]\n{cluster_extra}\n}}\n",
             routes.join(", ")
         ));
     }

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use super::{Cluster, Route};
 use crate::account::Account;
 use crate::client::{Client, ClientKind, CloseReason};
-use crate::conn::io::{ReadSource, SharedTcp};
+use crate::conn::io::{Half, ReadSource, SharedTcp, WriteSink};
 use crate::outbound::MsgRef;
 use crate::router::{Publisher, Router};
 use crate::server::Shared;
@@ -74,6 +74,8 @@ pub(super) fn route_info(shared: &Shared, cluster: &Cluster) -> RouteInfo {
         port,
         headers: true,
         auth_required: opts.user.is_some(),
+        tls_required: cluster.tls.is_some(),
+        tls_verify: cluster.tls.is_some(),
         max_payload: i64::try_from(shared.opts().max_payload).unwrap_or(i64::MAX),
         ip,
         cluster: cluster.name(),
@@ -109,23 +111,83 @@ pub(super) async fn serve(
     addr: SocketAddr,
     dial: Option<RouteUrl>,
 ) -> Outcome {
+    let not_served = Outcome::Served {
+        remote_id: None,
+        registered: false,
+    };
     let Some(cluster) = shared.cluster.get().cloned() else {
-        return Outcome::Served {
-            remote_id: None,
-            registered: false,
-        };
+        return not_served;
     };
     let _ = stream.set_nodelay(true);
-    let opts = shared.opts();
+    let client = route_client(&shared, addr);
+    let Some(tls) = cluster.tls.clone() else {
+        let tcp = SharedTcp(Arc::new(stream));
+        client.set_direct(tcp.0.clone());
+        return run_route(&shared, &cluster, &client, tcp.clone(), tcp, dial).await;
+    };
+    // Routes do TLS first, both ways (as nats-server).
+    match &dial {
+        Some(url) => {
+            let name = tls.server_name(&url.host);
+            let up = tokio::time::timeout(tls.timeout, tls.connector.connect(name, stream)).await;
+            match up {
+                Ok(Ok(s)) => {
+                    let (rd, wr) = tokio::io::split(s);
+                    run_route(&shared, &cluster, &client, Half(rd), Half(wr), dial).await
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(route = %addr, "Route TLS handshake failed: {e}");
+                    not_served
+                }
+                Err(_) => {
+                    tracing::error!(route = %addr, "Route TLS handshake timed out");
+                    not_served
+                }
+            }
+        }
+        None => {
+            let up = tokio::time::timeout(tls.timeout, tls.acceptor.accept(stream)).await;
+            match up {
+                Ok(Ok(s)) => {
+                    let (rd, wr) = tokio::io::split(s);
+                    run_route(&shared, &cluster, &client, Half(rd), Half(wr), dial).await
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(route = %addr, "Route TLS handshake failed: {e}");
+                    not_served
+                }
+                Err(_) => {
+                    tracing::error!(route = %addr, "Route TLS handshake timed out");
+                    not_served
+                }
+            }
+        }
+    }
+}
+
+/// A route connection's shared state.
+fn route_client(shared: &Shared, addr: SocketAddr) -> Arc<Client> {
     let client = Arc::new(Client::new(
         ClientKind::Route,
         shared.next_cid(),
         addr,
-        opts.max_pending.max(64 * 1024 * 1024),
+        shared.opts().max_pending.max(64 * 1024 * 1024),
         shared.stats.clone(),
         String::new(),
     ));
     client.headers.store(true, Ordering::Release);
+    client
+}
+
+/// The route protocol over a (plain or TLS) byte stream until it closes.
+async fn run_route<R: ReadSource, W: WriteSink>(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    client: &Arc<Client>,
+    rd: R,
+    wr: W,
+    dial: Option<RouteUrl>,
+) -> Outcome {
     let mut hello = BytesMut::new();
     if let Some(url) = &dial {
         petrel_wire::route::connect(
@@ -134,6 +196,7 @@ pub(super) async fn serve(
                 echo: true,
                 user: url.user.clone().or_else(|| cluster.opts.user.clone()),
                 pass: url.pass.clone().or_else(|| cluster.opts.password.clone()),
+                tls_required: cluster.tls.is_some(),
                 headers: true,
                 name: shared.server_id.clone(),
                 cluster: cluster.name(),
@@ -142,22 +205,20 @@ pub(super) async fn serve(
             },
         );
     }
-    let mut info = route_info(&shared, &cluster);
+    let mut info = route_info(shared, cluster);
     info.nonce = crate::auth::nonce().unwrap_or_default();
     petrel_wire::route::info(&mut hello, &info);
     client.queue_raw(&hello);
-    let tcp = SharedTcp(Arc::new(stream));
-    client.set_direct(tcp.0.clone());
     let writer = tokio::spawn(crate::conn::writer::write_loop(
         shared.clone(),
         client.clone(),
-        tcp.clone(),
+        wr,
     ));
     client.flush(false);
     let mut r = RouteReader {
-        shared: &shared,
-        cluster: &cluster,
-        client: &client,
+        shared,
+        cluster,
+        client,
         dial,
         connected: false,
         route: None,
@@ -167,7 +228,7 @@ pub(super) async fn serve(
         in_msgs: 0,
         in_bytes: 0,
     };
-    r.run(tcp).await;
+    r.run(rd).await;
     client.close(CloseReason::ClientClosed);
     let _ = writer.await;
     let registered = r.route.is_some();
@@ -201,7 +262,7 @@ struct RouteReader<'a> {
 }
 
 impl RouteReader<'_> {
-    async fn run(&mut self, mut rd: SharedTcp) {
+    async fn run<R: ReadSource>(&mut self, mut rd: R) {
         let client = self.client;
         let handshake = tokio::time::sleep(HANDSHAKE);
         tokio::pin!(handshake);

@@ -52,6 +52,33 @@ pub(crate) struct Cluster {
     pub changed: Notify,
     /// This server's client URLs (advertised to peers and clients).
     pub own_client_urls: Vec<String>,
+    /// TLS for every route, when configured.
+    pub tls: Option<Arc<RouteTls>>,
+}
+
+/// Route TLS: the acceptor for peers that dial us, the connector for those we dial.
+pub(crate) struct RouteTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub connector: tokio_rustls::TlsConnector,
+    pub timeout: Duration,
+    /// The first host name among the configured routes: the name checked in a peer's
+    /// certificate when it is dialled at an address learned through gossip (as
+    /// nats-server's saved route TLS name).
+    pub gossip_name: Option<String>,
+}
+
+impl RouteTls {
+    /// The name a peer at `host` must present in its certificate.
+    pub fn server_name(&self, host: &str) -> rustls::pki_types::ServerName<'static> {
+        use rustls::pki_types::ServerName;
+        let name = match (host.parse::<std::net::IpAddr>(), &self.gossip_name) {
+            (Ok(_), Some(n)) => n.as_str(),
+            _ => host,
+        };
+        ServerName::try_from(name.to_string()).unwrap_or_else(|_| {
+            ServerName::try_from("invalid.invalid".to_string()).expect("a valid name")
+        })
+    }
 }
 
 /// One registered route.
@@ -200,6 +227,19 @@ pub(crate) async fn start(
         tracing::warn!("Cluster name was dynamically generated, consider setting one");
     }
     tracing::info!("Listening for route connections on {listen}");
+    let tls = match &opts.tls {
+        Some(t) => Some(Arc::new(RouteTls {
+            acceptor: crate::tls::acceptor(t)?,
+            connector: crate::tls::connector(t)?,
+            timeout: t.timeout,
+            gossip_name: opts
+                .routes
+                .iter()
+                .map(|r| r.host.clone())
+                .find(|h| h.parse::<std::net::IpAddr>().is_err()),
+        })),
+        None => None,
+    };
     let cluster = Arc::new(Cluster {
         opts: opts.clone(),
         listen,
@@ -209,6 +249,7 @@ pub(crate) async fn start(
         dialing: Mutex::new(HashSet::new()),
         changed: Notify::new(),
         own_client_urls: gossip::own_client_urls(shared),
+        tls,
     });
     shared.spawn(accept_loop(shared.clone(), listener));
     for url in &opts.routes {

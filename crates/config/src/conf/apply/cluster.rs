@@ -51,14 +51,22 @@ impl Applier<'_> {
                 }
                 "routes" => c.routes = routes(mv, &name)?,
                 "authorization" => self.route_authorization(mv, &name, &mut c)?,
-                // Refused rather than ignored: a cluster configured for TLS must not
-                // silently run its routes in the clear.
                 "tls" => {
-                    return Err(ConfigError::invalid(
-                        &e.key_pos,
-                        &name,
-                        "TLS between routes is not supported yet: remove it and keep the routes on a private network",
-                    ))
+                    let mut warnings = Vec::new();
+                    let t = crate::conf::tls::tls(mv, &name, &mut |pos, msg| {
+                        warnings.push((pos.clone(), msg))
+                    })?;
+                    for (pos, msg) in warnings {
+                        self.warn(&pos, msg);
+                    }
+                    if t.ca_file.is_none() {
+                        return Err(ConfigError::invalid(
+                            &e.key_pos,
+                            &name,
+                            "route TLS needs ca_file to verify the other servers",
+                        ));
+                    }
+                    c.tls = Some(t);
                 }
                 "advertise" | "cluster_advertise" => {
                     c.advertise = Some(string(mv, &name)?.to_string())
@@ -175,7 +183,13 @@ mod tests {
         assert!(load_str("cluster { routes: [\"http://x:1\"] }", "c.conf").is_err());
         assert!(load_str("cluster { bogus: 1 }", "c.conf").is_err());
         let e = load_str("cluster { tls { cert_file: a, key_file: b } }", "c.conf").unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(e.to_string().contains("needs ca_file"), "{e}");
+        let l = load_str(
+            "cluster { tls { cert_file: a, key_file: b, ca_file: c, verify: true } }",
+            "c.conf",
+        )
+        .unwrap();
+        assert!(l.options.cluster.unwrap().tls.is_some());
         assert!(load_str("cluster { authorization { users: [] } }", "c.conf").is_err());
         let l = load_str("cluster { port: -1 }", "c.conf").unwrap();
         assert_eq!(l.options.cluster.unwrap().port, 0);
