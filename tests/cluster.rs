@@ -411,3 +411,109 @@ async fn one_jetstream_node_serves_the_whole_cluster() {
     .await;
     jetstream_across(client(&nodes[1]).await, client(&nodes[2]).await).await;
 }
+
+#[tokio::test]
+async fn interest_stays_exact_under_subscription_churn() {
+    use std::collections::BTreeSet;
+    // Two clients per node subscribe and unsubscribe at random (plain and queue, some
+    // subjects shared across nodes); once they stop, every node's view of each peer's
+    // interest (/routez) equals what that peer's clients hold: nothing leaked, nothing lost.
+    let nodes = petrel_testkit::spawn_cluster_with(3, |b, _, _| b.http_port(0)).await;
+    let mut rng = fastrand::Rng::with_seed(15);
+    let mut held: Vec<Vec<BTreeSet<String>>> = vec![vec![BTreeSet::new(); 2]; 3];
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for c in 0..2 {
+            let client = client(node).await;
+            let mut ops = Vec::new();
+            for _ in 0..150 {
+                ops.push((rng.u8(..8), rng.bool(), rng.u8(..3)));
+            }
+            // Replay the ops here to know the end state (the client keeps the latest
+            // subscription per key; an unsubscribe drops it).
+            let mut open: std::collections::HashMap<String, async_nats::Subscriber> =
+                std::collections::HashMap::new();
+            let mut keys = BTreeSet::new();
+            let mut plan = Vec::new();
+            for (s, subscribe, q) in ops {
+                let key = if q == 0 {
+                    format!("stress.{s}")
+                } else {
+                    format!("stress.{s} g{q}")
+                };
+                plan.push((key.clone(), subscribe));
+                if subscribe {
+                    keys.insert(key);
+                } else {
+                    keys.remove(&key);
+                }
+            }
+            held[n][c] = keys;
+            tasks.push(tokio::spawn(async move {
+                for (key, subscribe) in plan {
+                    if subscribe {
+                        if open.contains_key(&key) {
+                            continue;
+                        }
+                        let sub = match key.split_once(' ') {
+                            Some((s, q)) => {
+                                client.queue_subscribe(s.to_string(), q.to_string()).await
+                            }
+                            None => client.subscribe(key.clone()).await,
+                        };
+                        open.insert(key, sub.unwrap());
+                    } else if let Some(mut sub) = open.remove(&key) {
+                        sub.unsubscribe().await.unwrap();
+                    }
+                }
+                client.flush().await.unwrap();
+                (client, open)
+            }));
+        }
+    }
+    let mut keep = Vec::new();
+    for t in tasks {
+        keep.push(t.await.unwrap());
+    }
+    // Each node's expected interest: the union of its clients' keys.
+    let local: Vec<BTreeSet<String>> = held
+        .iter()
+        .map(|cs| cs.iter().flatten().cloned().collect())
+        .collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut ok = true;
+        let mut seen = Vec::new();
+        for node in &nodes {
+            let r = petrel_testkit::http_get(node.monitor_addr().unwrap(), "/routez?subs=1")
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            for route in v["routes"].as_array().unwrap() {
+                let peer = nodes
+                    .iter()
+                    .position(|n| n.handle().server_id() == route["remote_id"].as_str().unwrap())
+                    .unwrap();
+                let got: BTreeSet<String> = route["subscriptions_list"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|s| s.as_str()?.strip_prefix("$G "))
+                    .filter(|s| s.starts_with("stress."))
+                    .map(str::to_string)
+                    .collect();
+                ok &= got == local[peer];
+                seen.push((peer, got));
+            }
+        }
+        if ok {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "interest did not converge: want {local:?}, seen {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(keep);
+}
