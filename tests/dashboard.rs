@@ -675,3 +675,33 @@ fn thousands_and_tags() {
     assert_eq!(dom.id("a").text, "7 < 8");
     assert_eq!(dom.id("b").text, "");
 }
+
+/// A two-node cluster: the page draws this server and its peer and lists the route with
+/// the numbers `/routez` gives.
+#[tokio::test]
+#[ignore = "needs Chromium: cargo test -p petrel-tests -- --ignored (CI runs it)"]
+async fn dashboard_draws_the_cluster() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let nodes = petrel_testkit::spawn_cluster_with(2, |b, _, _| b.http_port(0)).await;
+    let m = nodes[0].monitor_addr().expect("monitoring on");
+    let html = chromium(
+        &browser,
+        &format!("http://{m}/"),
+        &["--virtual-time-budget=3000".into(), "--dump-dom".into()],
+    )
+    .await;
+    let dom = Dom(parse_tags(&html));
+    assert_eq!(dom.id("cluster-map").attr("data-peers"), "1", "{html}");
+    assert_eq!(dom.id("cluster-name-text").text, "petrel-test");
+    let routez = json(m, "/routez").await;
+    let route = &routez["routes"][0];
+    let rid = route["rid"].to_string();
+    let name = dom.find(&[("data-rid", rid.as_str()), ("data-field", "remote_name")]);
+    assert_eq!(name.text, "node-1");
+    assert!(
+        html.contains(">node-0<") && html.contains(">node-1<"),
+        "both nodes drawn"
+    );
+}
