@@ -422,8 +422,8 @@ async fn interest_stays_exact_under_subscription_churn() {
     let mut rng = fastrand::Rng::with_seed(15);
     let mut held: Vec<Vec<BTreeSet<String>>> = vec![vec![BTreeSet::new(); 2]; 3];
     let mut tasks = Vec::new();
-    for (n, node) in nodes.iter().enumerate() {
-        for c in 0..2 {
+    for (node, slots) in nodes.iter().zip(held.iter_mut()) {
+        for slot in slots.iter_mut() {
             let client = client(node).await;
             let mut ops = Vec::new();
             for _ in 0..150 {
@@ -448,7 +448,7 @@ async fn interest_stays_exact_under_subscription_churn() {
                     keys.remove(&key);
                 }
             }
-            held[n][c] = keys;
+            *slot = keys;
             tasks.push(tokio::spawn(async move {
                 for (key, subscribe) in plan {
                     if subscribe {
