@@ -175,19 +175,29 @@ async fn a_queue_group_gets_each_message_once_across_nodes() {
         markers.push((subject, m));
     }
     // The queue interest went out before the markers' on the same connections.
-    let n = 400;
+    queue_exactly_once(&clients[0], &mut workers, &mut markers, 400).await;
+}
+
+/// Publishes `n` jobs from `publisher`, waits on every worker connection's marker, and
+/// checks that each job reached exactly one worker and that every worker got some.
+pub(crate) async fn queue_exactly_once(
+    publisher: &async_nats::Client,
+    workers: &mut [async_nats::Subscriber],
+    markers: &mut [(String, async_nats::Subscriber)],
+    n: usize,
+) {
     for i in 0..n {
-        clients[0]
+        publisher
             .publish("jobs", format!("{i}").into())
             .await
             .unwrap();
     }
-    for (subject, m) in &mut markers {
-        settle(&clients[0], m, subject).await;
+    for (subject, m) in markers.iter_mut() {
+        settle(publisher, m, subject).await;
     }
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut per_worker = Vec::new();
-    for w in &mut workers {
+    for w in workers.iter_mut() {
         let got = drain_now(w);
         per_worker.push(got.len());
         for body in got {
@@ -197,11 +207,11 @@ async fn a_queue_group_gets_each_message_once_across_nodes() {
     assert_eq!(
         counts.len(),
         n,
-        "every message reached the group: {per_worker:?}"
+        "every job reached the group: {per_worker:?}"
     );
     assert!(
         counts.values().all(|c| *c == 1),
-        "a message reached the group twice"
+        "a job reached the group twice"
     );
     assert!(per_worker.iter().all(|k| *k > 0), "{per_worker:?}");
 }
@@ -233,37 +243,65 @@ async fn queue_members_are_chosen_across_the_cluster() {
     );
 }
 
+/// A service on node 2 answers node 0; unknown subjects get no-responders; once the
+/// service unsubscribes, node 0 gets no-responders for it too.
+pub(crate) async fn requests(c: &[async_nats::Client; 3]) {
+    let mut service = c[2].subscribe("svc.echo").await.unwrap();
+    c[2].flush().await.unwrap();
+    let responder = {
+        let c2 = c[2].clone();
+        tokio::spawn(async move {
+            while let Some(m) = service.next().await {
+                if let Some(reply) = m.reply {
+                    c2.publish(reply, m.payload).await.unwrap();
+                }
+            }
+        })
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match c[0].request("svc.echo", "ping".into()).await {
+            Ok(r) => {
+                assert_eq!(&r.payload[..], b"ping");
+                break;
+            }
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "no reply: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for client in c {
+        let err = client.request("svc.nobody", "x".into()).await.unwrap_err();
+        assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    }
+    responder.abort();
+    let _ = responder.await;
+    c[2].flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = tokio::time::timeout(
+            Duration::from_millis(500),
+            c[0].request("svc.echo", "x".into()),
+        )
+        .await;
+        if matches!(&r, Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "interest never went away"
+        );
+    }
+}
+
 #[tokio::test]
 async fn requests_and_no_responders_cross_nodes() {
     let nodes = spawn_cluster(3).await;
-    let (a, c) = (client(&nodes[0]).await, client(&nodes[2]).await);
-    let mut service = c.subscribe("svc.echo").await.unwrap();
-    c.flush().await.unwrap();
-    let responder = tokio::spawn({
-        let c = c.clone();
-        async move {
-            while let Some(m) = service.next().await {
-                if let Some(reply) = m.reply {
-                    c.publish(reply, m.payload).await.unwrap();
-                }
-            }
-        }
-    });
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let reply = loop {
-        match a.request("svc.echo", "ping".into()).await {
-            Ok(r) => break r,
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "no reply: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    assert_eq!(&reply.payload[..], b"ping");
-    // Nobody anywhere: no responders at once, not a timeout.
-    let err = a.request("svc.nobody", "x".into()).await.unwrap_err();
-    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
-    responder.abort();
+    let c = [
+        client(&nodes[0]).await,
+        client(&nodes[1]).await,
+        client(&nodes[2]).await,
+    ];
+    requests(&c).await;
 }
 
 #[tokio::test]
@@ -335,29 +373,38 @@ async fn a_restarted_node_rejoins_and_clients_fail_over() {
     until_received(&client(&nodes[1]).await, &mut on_new, "after.join").await;
 }
 
-/// A stream on the JetStream node reached from two other nodes' clients: created through
-/// `n1`'s, published to through `n2`'s (PubAcks back), pulled and acked through `n1`'s
-/// (deliveries show the stored subject across the route: nats-server's `@` encoding).
-pub(crate) async fn jetstream_across(n1: async_nats::Client, n2: async_nats::Client) {
-    use async_nats::jetstream::{self, consumer::pull, stream};
-    let js1 = jetstream::new(n1.clone());
-    let js2 = jetstream::new(n2.clone());
-    // The API's interest reaches the other nodes asynchronously.
+/// Creates stream `name` on `subject` through `js`, retrying while the JetStream API's
+/// interest is still on its way to this client's node.
+pub(crate) async fn create_stream_across(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subject: &str,
+) -> async_nats::jetstream::stream::Stream {
     let deadline = tokio::time::Instant::now() + WAIT;
-    let created = loop {
-        let r = js1
-            .create_stream(stream::Config {
-                name: "ORDERS".into(),
-                subjects: vec!["orders.>".into()],
+    loop {
+        let r = js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: name.into(),
+                subjects: vec![subject.into()],
                 ..Default::default()
             })
             .await;
         match r {
-            Ok(s) => break s,
+            Ok(s) => return s,
             Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+}
+
+/// A stream on the JetStream node reached from two other nodes' clients: created through
+/// `n1`'s, published to through `n2`'s (PubAcks back), pulled and acked through `n1`'s
+/// (deliveries show the stored subject across the route: nats-server's `@` encoding).
+pub(crate) async fn jetstream_across(n1: async_nats::Client, n2: async_nats::Client) {
+    use async_nats::jetstream::{self, consumer::pull};
+    let js1 = jetstream::new(n1.clone());
+    let js2 = jetstream::new(n2.clone());
+    let created = create_stream_across(&js1, "ORDERS", "orders.>").await;
     assert_eq!(created.cached_info().config.name, "ORDERS");
     for i in 0..20 {
         let ack = js2

@@ -7,14 +7,13 @@
 //! `PETREL_NATS_SERVER_29` and `PETREL_REQUIRE_NATS_SERVER`; elsewhere a missing binary
 //! skips the test with a message.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
 use petrel_testkit::{spawn_nats_server, ClusterOptions, NatsServer, RouteUrl, TestServer};
 
-use crate::cluster::{drain_now, settle, until_received, WAIT};
+use crate::cluster::{requests, until_received, WAIT};
 
 const CLUSTER: &str = "mixed";
 
@@ -125,82 +124,7 @@ async fn queue_once(c: &[async_nats::Client; 3]) {
         until_received(&c[0], &mut m, &subject).await;
         markers.push((subject, m));
     }
-    let n = 300;
-    for i in 0..n {
-        c[0].publish("jobs", format!("{i}").into()).await.unwrap();
-    }
-    for (subject, m) in &mut markers {
-        settle(&c[0], m, subject).await;
-    }
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let mut per_worker = Vec::new();
-    for w in &mut workers {
-        let got = drain_now(w);
-        per_worker.push(got.len());
-        for body in got {
-            *counts.entry(body).or_default() += 1;
-        }
-    }
-    assert_eq!(
-        counts.len(),
-        n,
-        "every job reached the group: {per_worker:?}"
-    );
-    assert!(
-        counts.values().all(|k| *k == 1),
-        "a job reached the group twice"
-    );
-    assert!(per_worker.iter().all(|k| *k > 0), "{per_worker:?}");
-}
-
-/// A service on node 2 answers node 0; unknown subjects get no-responders; once the
-/// service unsubscribes, node 0 gets no-responders for it too.
-async fn requests(c: &[async_nats::Client; 3]) {
-    let mut service = c[2].subscribe("svc.echo").await.unwrap();
-    c[2].flush().await.unwrap();
-    let responder = {
-        let c2 = c[2].clone();
-        tokio::spawn(async move {
-            while let Some(m) = service.next().await {
-                if let Some(reply) = m.reply {
-                    c2.publish(reply, m.payload).await.unwrap();
-                }
-            }
-        })
-    };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match c[0].request("svc.echo", "ping".into()).await {
-            Ok(r) => {
-                assert_eq!(&r.payload[..], b"ping");
-                break;
-            }
-            Err(e) => assert!(tokio::time::Instant::now() < deadline, "no reply: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for client in c {
-        let err = client.request("svc.nobody", "x".into()).await.unwrap_err();
-        assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
-    }
-    responder.abort();
-    let _ = responder.await;
-    c[2].flush().await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let r = tokio::time::timeout(
-            Duration::from_millis(500),
-            c[0].request("svc.echo", "x".into()),
-        )
-        .await;
-        if matches!(&r, Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "interest never went away"
-        );
-    }
+    crate::cluster::queue_exactly_once(&c[0], &mut workers, &mut markers, 300).await;
 }
 
 /// nats-server A (seed), nats-server B and a Petrel node both dialling A: gossip makes the
@@ -239,25 +163,11 @@ async fn two_petrel_one_nats(var: &str) {
 /// A push consumer on Petrel's JetStream delivering to `remote` (a nats-server node's
 /// client): the stored subjects arrive, in order, and every ack counts.
 async fn push_to_nats_server_client(api: async_nats::Client, remote: async_nats::Client) {
-    use async_nats::jetstream::{self, consumer::push, stream};
+    use async_nats::jetstream::{self, consumer::push};
     let js = jetstream::new(api.clone());
     let mut deliveries = remote.subscribe("push.deliver").await.unwrap();
     remote.flush().await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let stream = loop {
-        let r = js
-            .create_stream(stream::Config {
-                name: "PUSHED".into(),
-                subjects: vec!["pushed.>".into()],
-                ..Default::default()
-            })
-            .await;
-        match r {
-            Ok(s) => break s,
-            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let stream = crate::cluster::create_stream_across(&js, "PUSHED", "pushed.>").await;
     let consumer = stream
         .create_consumer(push::Config {
             durable_name: Some("pusher".into()),

@@ -20,6 +20,7 @@ mod accounts;
 mod cluster;
 pub use cluster::parse_route_list;
 mod imports;
+mod listener;
 mod websocket;
 pub use imports::retain_valid_imports;
 mod operator;
@@ -199,14 +200,7 @@ impl Applier<'_> {
             "system_account" | "system" => {
                 self.system_account = Some((accounts::name_value(v, key)?, v.pos.clone()));
             }
-            "tls" => {
-                let mut warnings = Vec::new();
-                let t = super::tls::tls(v, key, &mut |pos, msg| warnings.push((pos.clone(), msg)))?;
-                for (pos, msg) in warnings {
-                    self.warn(&pos, msg);
-                }
-                self.opts.tls = Some(t);
-            }
+            "tls" => self.opts.tls = Some(self.tls_block(v, key)?),
             _ if NOT_YET.contains(&k.as_str()) => {
                 self.warn(
                     key_pos,

@@ -129,38 +129,40 @@ pub(super) async fn serve(
     match &dial {
         Some(url) => {
             let name = tls.server_name(&url.host);
-            let up = tokio::time::timeout(tls.timeout, tls.connector.connect(name, stream)).await;
+            let up = tls_up(tls.timeout, tls.connector.connect(name, stream), addr).await;
             match up {
-                Ok(Ok(s)) => {
+                Some(s) => {
                     let (rd, wr) = tokio::io::split(s);
                     run_route(&shared, &cluster, &client, Half(rd), Half(wr), dial).await
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(route = %addr, "Route TLS handshake failed: {e}");
-                    not_served
-                }
-                Err(_) => {
-                    tracing::error!(route = %addr, "Route TLS handshake timed out");
-                    not_served
-                }
+                None => not_served,
             }
         }
-        None => {
-            let up = tokio::time::timeout(tls.timeout, tls.acceptor.accept(stream)).await;
-            match up {
-                Ok(Ok(s)) => {
-                    let (rd, wr) = tokio::io::split(s);
-                    run_route(&shared, &cluster, &client, Half(rd), Half(wr), dial).await
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(route = %addr, "Route TLS handshake failed: {e}");
-                    not_served
-                }
-                Err(_) => {
-                    tracing::error!(route = %addr, "Route TLS handshake timed out");
-                    not_served
-                }
+        None => match tls_up(tls.timeout, tls.acceptor.accept(stream), addr).await {
+            Some(s) => {
+                let (rd, wr) = tokio::io::split(s);
+                run_route(&shared, &cluster, &client, Half(rd), Half(wr), dial).await
             }
+            None => not_served,
+        },
+    }
+}
+
+/// A route's TLS handshake under its timeout; failures are logged.
+async fn tls_up<S>(
+    timeout: Duration,
+    handshake: impl std::future::Future<Output = std::io::Result<S>>,
+    addr: SocketAddr,
+) -> Option<S> {
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::error!(route = %addr, "Route TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::error!(route = %addr, "Route TLS handshake timed out");
+            None
         }
     }
 }

@@ -4,9 +4,7 @@
 //! uncompressed route per peer is used (nats-server negotiates down to it).
 
 use super::{Applier, ConfigError, Value, ValueKind};
-use crate::conf::convert::{
-    boolean, duration, host_port, ip, port_number, string, type_error, unsigned,
-};
+use crate::conf::convert::{boolean, duration, string, type_error, unsigned};
 use crate::{ClusterOptions, RouteUrl};
 
 /// nats-server cluster keys Petrel accepts and does not act on.
@@ -33,32 +31,12 @@ impl Applier<'_> {
             let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
             let name = format!("{key}.{}", e.key);
             match sub.as_str() {
+                _ if Self::listener_key(&sub, mv, &name, &mut c.host, &mut c.port)? => {}
                 "name" => c.name = Some(cluster_name(mv, &name)?),
-                "listen" => {
-                    let (host, port) = host_port(mv, &name)?;
-                    if let Some(h) = host {
-                        c.host = h;
-                    }
-                    c.port = route_port(port);
-                }
-                "host" | "net" => c.host = ip(string(mv, &name)?, &mv.pos, &name)?,
-                "port" => {
-                    let p = match &mv.kind {
-                        ValueKind::Int(p) => port_number(mv, &name, *p)?,
-                        _ => return Err(type_error(mv, &name, "a port number")),
-                    };
-                    c.port = route_port(p);
-                }
                 "routes" => c.routes = routes(mv, &name)?,
                 "authorization" => self.route_authorization(mv, &name, &mut c)?,
                 "tls" => {
-                    let mut warnings = Vec::new();
-                    let t = crate::conf::tls::tls(mv, &name, &mut |pos, msg| {
-                        warnings.push((pos.clone(), msg))
-                    })?;
-                    for (pos, msg) in warnings {
-                        self.warn(&pos, msg);
-                    }
+                    let t = self.tls_block(mv, &name)?;
                     if t.ca_file.is_none() {
                         return Err(ConfigError::invalid(
                             &e.key_pos,
@@ -128,11 +106,6 @@ fn cluster_name(v: &Value, key: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(s.to_string())
-}
-
-/// A route port: -1 means a free one (0 here).
-fn route_port(p: i32) -> u16 {
-    u16::try_from(p).unwrap_or(0)
 }
 
 /// `routes: [url, ...]` or a single URL.

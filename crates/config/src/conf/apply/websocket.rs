@@ -2,7 +2,7 @@
 //! its start-up refusal of a listener that has neither TLS nor `no_tls: true`.
 
 use super::{Applier, ConfigError, Value, ValueKind};
-use crate::conf::convert::{boolean, duration, host_port, ip, port_number, string, type_error};
+use crate::conf::convert::{boolean, duration, string, type_error};
 use crate::WebSocketOptions;
 
 /// nats-server websocket keys Petrel accepts and does not act on.
@@ -25,33 +25,10 @@ impl Applier<'_> {
             let (sub, mv) = (e.key.to_ascii_lowercase(), &e.value);
             let name = format!("{key}.{}", e.key);
             match sub.as_str() {
-                "listen" => {
-                    let (host, port) = host_port(mv, &name)?;
-                    if let Some(h) = host {
-                        w.host = h;
-                    }
-                    w.port = u16::try_from(port).unwrap_or(0);
-                }
-                "host" | "net" => w.host = ip(string(mv, &name)?, &mv.pos, &name)?,
-                "port" => {
-                    let p = match &mv.kind {
-                        ValueKind::Int(p) => port_number(mv, &name, *p)?,
-                        _ => return Err(type_error(mv, &name, "a port number")),
-                    };
-                    w.port = u16::try_from(p).unwrap_or(0);
-                }
+                _ if Self::listener_key(&sub, mv, &name, &mut w.host, &mut w.port)? => {}
                 "advertise" => w.advertise = Some(string(mv, &name)?.to_string()),
                 "no_tls" => w.no_tls = boolean(mv, &name)?,
-                "tls" => {
-                    let mut warnings = Vec::new();
-                    let t = crate::conf::tls::tls(mv, &name, &mut |pos, msg| {
-                        warnings.push((pos.clone(), msg))
-                    })?;
-                    for (pos, msg) in warnings {
-                        self.warn(&pos, msg);
-                    }
-                    w.tls = Some(t);
-                }
+                "tls" => w.tls = Some(self.tls_block(mv, &name)?),
                 "same_origin" => w.same_origin = boolean(mv, &name)?,
                 "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin"
                 | "origins" | "origin" => {
