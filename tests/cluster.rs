@@ -24,7 +24,17 @@ pub(crate) async fn until_received(
     sub: &mut async_nats::Subscriber,
     subject: &str,
 ) -> async_nats::Message {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    until_received_within(publisher, sub, subject, WAIT).await
+}
+
+/// [`until_received`] with its own patience (containers starting on a loaded machine).
+pub(crate) async fn until_received_within(
+    publisher: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+    subject: &str,
+    wait: Duration,
+) -> async_nats::Message {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         publisher
             .publish(subject.to_string(), "probe".into())

@@ -6,12 +6,15 @@
 
 use std::time::Duration;
 
-use crate::cluster::{drain_now, settle, until_received};
+use crate::cluster::{drain_now, settle, until_received_within};
 use crate::docker_support::{
     docker_ok, docker_or_skip, ensure_image, free_port, wait_health, Project,
 };
 
 const NODES: [&str; 3] = ["nats-1", "nats-2", "nats-3"];
+/// How long routes may take to (re)form: containers start and heal on a machine that may
+/// be running the rest of the tests too (a partition is noticed after ping_max PINGs).
+const CONVERGE: Duration = Duration::from_secs(40);
 
 async fn connect(port: u16) -> async_nats::Client {
     async_nats::ConnectOptions::new()
@@ -29,7 +32,7 @@ async fn full_mesh(clients: &[async_nats::Client], tag: &str) {
                 let subject = format!("mesh.{tag}.{i}.{j}");
                 let mut sub = to.subscribe(subject.clone()).await.unwrap();
                 to.flush().await.unwrap();
-                until_received(from, &mut sub, &subject).await;
+                until_received_within(from, &mut sub, &subject, CONVERGE).await;
             }
         }
     }
@@ -42,7 +45,7 @@ async fn exactly_once(from: &async_nats::Client, to: &async_nats::Client, tag: &
     let mut sub = to.subscribe(subject.clone()).await.unwrap();
     let mut done = to.subscribe(marker.clone()).await.unwrap();
     to.flush().await.unwrap();
-    until_received(from, &mut done, &marker).await;
+    until_received_within(from, &mut done, &marker, CONVERGE).await;
     for i in 0..n {
         from.publish(subject.clone(), i.to_string().into())
             .await
@@ -102,7 +105,7 @@ async fn a_container_cluster_heals_after_a_partition_and_a_restart() {
     docker_ok(&["kill", &second]);
     docker_ok(&["start", &second]);
     wait_health(&second, "healthy", Duration::from_secs(60));
-    until_received(&healed[2], &mut on_two, "after.restart").await;
+    until_received_within(&healed[2], &mut on_two, "after.restart", CONVERGE).await;
     full_mesh(&healed, "restarted").await;
     exactly_once(&healed[2], &clients[1], "restarted", 500).await;
 }
