@@ -291,3 +291,32 @@ async fn a_cluster_tells_clients_every_websocket_url() {
         .collect();
     assert_eq!(info["connect_urls"], serde_json::json!(tcp));
 }
+
+#[tokio::test]
+async fn a_websocket_no_auth_user_logs_in_websocket_clients_only() {
+    let users = vec![
+        petrel_testkit::User {
+            user: "app".into(),
+            password: Some("app-pw".into()),
+            ..Default::default()
+        },
+        petrel_testkit::User {
+            user: "guest".into(),
+            password: Some("guest-pw".into()),
+            ..Default::default()
+        },
+    ];
+    let opts = WebSocketOptions {
+        no_auth_user: Some("guest".into()),
+        ..plain()
+    };
+    let s = spawn_with(|b| b.auth(petrel_testkit::Auth::Users(users)).websocket(opts)).await;
+    // Without credentials over WebSocket: logged in as guest.
+    let addr = s.handle().websocket_addr().unwrap();
+    let (text, _) = raw_ws(addr, None, "CONNECT {\"verbose\":false}\r\nPING\r\n").await;
+    assert!(text.contains("PONG"), "{text}");
+    // Without credentials over TCP: refused (no server-wide no_auth_user).
+    let mut raw = RawClient::connect(s.addr()).await;
+    raw.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n").await;
+    raw.expect(b"-ERR 'Authorization Violation'\r\n").await;
+}

@@ -38,6 +38,9 @@ pub struct WebSocketOptions {
     pub auth: Option<crate::Auth>,
     /// `authorization { timeout }`: the auth timeout of WebSocket clients.
     pub auth_timeout: Option<Duration>,
+    /// The user a WebSocket client without credentials logs in as (instead of the
+    /// server's `no_auth_user`).
+    pub no_auth_user: Option<String>,
 }
 
 /// Cookie names of `websocket {}`.
@@ -67,6 +70,7 @@ impl Default for WebSocketOptions {
             cookies: WsCookies::default(),
             auth: None,
             auth_timeout: None,
+            no_auth_user: None,
         }
     }
 }

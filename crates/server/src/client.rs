@@ -170,6 +170,8 @@ pub(crate) struct WsDefaults {
     pub auth: Option<petrel_config::Auth>,
     /// Its `timeout`.
     pub auth_timeout: Option<std::time::Duration>,
+    /// `websocket { no_auth_user }`.
+    pub no_auth_user: Option<String>,
 }
 
 /// Outcome of queueing a message for a client.
@@ -294,24 +296,26 @@ impl Client {
     }
 
     /// The options this client logs in with: the server's, or for a WebSocket client of a
-    /// listener with its own `authorization`, those credentials and timeout instead.
+    /// listener with its own `authorization` or `no_auth_user`, those instead.
     pub fn effective_opts(&self, opts: Arc<petrel_config::Options>) -> Arc<petrel_config::Options> {
-        match self.ws.get() {
-            Some(WsDefaults {
-                auth: Some(auth),
-                auth_timeout,
-                ..
-            }) => {
-                let mut o = (*opts).clone();
-                o.auth = auth.clone();
-                o.no_auth_user = None;
-                if let Some(t) = auth_timeout {
-                    o.auth_timeout = *t;
-                }
-                Arc::new(o)
-            }
-            _ => opts,
+        let Some(ws) = self.ws.get() else {
+            return opts;
+        };
+        if ws.auth.is_none() && ws.no_auth_user.is_none() {
+            return opts;
         }
+        let mut o = (*opts).clone();
+        if let Some(auth) = &ws.auth {
+            o.auth = auth.clone();
+            o.no_auth_user = None;
+        }
+        if let Some(user) = &ws.no_auth_user {
+            o.no_auth_user = Some(user.clone());
+        }
+        if let Some(t) = ws.auth_timeout {
+            o.auth_timeout = t;
+        }
+        Arc::new(o)
     }
 
     /// Binds the client to `account` (once; later calls are ignored).

@@ -131,6 +131,7 @@ async fn serve_upgraded<S>(
         jwt: cookie(&c.jwt),
         auth: opts.auth.clone(),
         auth_timeout: opts.auth_timeout,
+        no_auth_user: opts.no_auth_user.clone(),
     });
     let (rd, wr) = ws::split(stream, client.clone());
     let mut greeting = bytes::BytesMut::new();

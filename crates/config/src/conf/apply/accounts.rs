@@ -107,20 +107,7 @@ impl Applier<'_> {
             self.opts.auth = Auth::Users(all);
         }
         if let Some((user, pos)) = &self.no_auth_user {
-            let Auth::Users(list) = &self.opts.auth else {
-                return Err(ConfigError::invalid(
-                    pos,
-                    "no_auth_user",
-                    format!("no_auth_user: \"{user}\" present, but users/nkeys are not defined"),
-                ));
-            };
-            if !list.iter().any(|u| &u.user == user) {
-                return Err(ConfigError::invalid(
-                    pos,
-                    "no_auth_user",
-                    format!("no_auth_user: \"{user}\" not present as user or nkey in authorization block or account configuration"),
-                ));
-            }
+            no_auth_user_known(&self.opts.auth, user, pos, "no_auth_user")?;
             self.opts.no_auth_user = Some(user.clone());
         }
         if let Some((name, pos)) = &self.system_account {
@@ -394,4 +381,29 @@ fn import_source(v: &Value, key: &str) -> Result<(String, String), ConfigError> 
             "an import source needs 'account' and 'subject'",
         )),
     }
+}
+
+/// nats-server's check of a `no_auth_user` (top level or a listener's): it must be one of
+/// the users.
+pub(super) fn no_auth_user_known(
+    auth: &Auth,
+    user: &str,
+    pos: &super::Pos,
+    key: &str,
+) -> Result<(), ConfigError> {
+    let Auth::Users(list) = auth else {
+        return Err(ConfigError::invalid(
+            pos,
+            key,
+            format!("no_auth_user: \"{user}\" present, but users/nkeys are not defined"),
+        ));
+    };
+    if !list.iter().any(|u| u.user == user) {
+        return Err(ConfigError::invalid(
+            pos,
+            key,
+            format!("no_auth_user: \"{user}\" not present as user or nkey in authorization block or account configuration"),
+        ));
+    }
+    Ok(())
 }

@@ -6,13 +6,7 @@ use crate::conf::convert::{boolean, duration, string, type_error};
 use crate::WebSocketOptions;
 
 /// nats-server websocket keys Petrel accepts and does not act on.
-const ACCEPTED: &[&str] = &[
-    "compression",
-    "compress",
-    "no_auth_user",
-    "headers",
-    "ping_interval",
-];
+const ACCEPTED: &[&str] = &["compression", "compress", "headers", "ping_interval"];
 
 impl Applier<'_> {
     /// `websocket { ... }`.
@@ -51,6 +45,7 @@ impl Applier<'_> {
                 "pass_cookie" => w.cookies.pass = Some(string(mv, &name)?.to_string()),
                 "token_cookie" => w.cookies.token = Some(string(mv, &name)?.to_string()),
                 "authorization" | "authentication" => ws_authorization(mv, &name, &mut w)?,
+                "no_auth_user" => w.no_auth_user = Some(string(mv, &name)?.to_string()),
                 _ if ACCEPTED.contains(&sub.as_str()) => {
                     self.warn(&e.key_pos, format!("{name} is accepted and ignored"))
                 }
@@ -81,6 +76,14 @@ impl Applier<'_> {
         let Some((key, pos)) = self.websocket_pos.clone() else {
             return Ok(());
         };
+        if let Some(user) = self
+            .opts
+            .websocket
+            .as_ref()
+            .and_then(|w| w.no_auth_user.clone())
+        {
+            super::accounts::no_auth_user_known(&self.opts.auth, &user, &pos, &key)?;
+        }
         if has_override && matches!(self.opts.auth, crate::Auth::Users(_)) {
             return Err(ConfigError::invalid(
                 &pos,
@@ -169,6 +172,20 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("not compatible with presence of users/nkeys"),
+            "{e}"
+        );
+        let users = "authorization { users: [{user: a, password: b}, {user: guest, password: g}] }";
+        let ok = format!("{users}\nwebsocket {{ no_tls: true, no_auth_user: guest }}");
+        let l = load_str(&ok, "w.conf").unwrap();
+        assert_eq!(
+            l.options.websocket.unwrap().no_auth_user.as_deref(),
+            Some("guest")
+        );
+        let bad = format!("{users}\nwebsocket {{ no_tls: true, no_auth_user: bob }}");
+        let e = load_str(&bad, "w.conf").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no_auth_user: \"bob\" not present as user"),
             "{e}"
         );
     }
