@@ -311,3 +311,35 @@ async fn tls_routes_interoperate_with_nats_server() {
     pc.flush().await.unwrap();
     crate::cluster::until_received(&nc, &mut on_p, "tls.to.petrel").await;
 }
+
+#[tokio::test]
+async fn advertise_and_no_advertise() {
+    // `advertise` is what the route INFO gives peers; `no_advertise` keeps the other nodes'
+    // URLs (and this one's) out of clients' INFO and out of the route INFO.
+    let a = petrel_testkit::spawn_with(|b| {
+        b.server_name("a").cluster(ClusterOptions {
+            advertise: Some("nats-a.example:7777".into()),
+            no_advertise: true,
+            ..cluster_opts(vec![])
+        })
+    })
+    .await;
+    let b =
+        petrel_testkit::spawn_with(|b| b.server_name("b").cluster(cluster_opts(vec![seed_of(&a)])))
+            .await;
+    wait_for_routes(&[a.handle(), b.handle()], 1).await;
+    let raw = RawClient::connect(a.handle().cluster_addr().unwrap()).await;
+    let info = raw.info();
+    assert_eq!(
+        (info["host"].as_str(), info["port"].as_u64()),
+        (Some("nats-a.example"), Some(7777))
+    );
+    assert_eq!(info["ip"], "nats-route://nats-a.example:7777/");
+    assert!(info.get("connect_urls").is_none(), "{info}");
+    let client = RawClient::connect(a.handle().addr()).await;
+    assert!(client.info().get("connect_urls").is_none());
+    // b advertises normally: its clients hear of both nodes... except a, which asked not to be.
+    let client = RawClient::connect(b.handle().addr()).await;
+    let urls = client.info()["connect_urls"].clone();
+    assert_eq!(urls, serde_json::json!([b.handle().addr().to_string()]));
+}

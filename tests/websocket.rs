@@ -260,9 +260,6 @@ async fn bad_upgrades_and_foreign_origins_are_refused() {
         "{resp}"
     );
     assert!(resp.contains("INFO {"), "{resp}");
-    // The TCP port is not a WebSocket one and vice versa.
-    let mut raw = RawClient::connect(s.addr()).await;
-    raw.send(b"PING\r\n").await;
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ pub use accounts::{
     AccountConfig, AccountJetStream, Export, Import, ImportKind, ResponseType,
     DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
 };
-pub use cluster::{ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT};
+pub use cluster::{join_host_port, ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT};
 pub use conf::{parse_route_list, retain_valid_imports, ConfigError};
 pub use operator::{OperatorMode, ResolverConfig, TrustedOperator};
 pub use options::{

@@ -596,6 +596,13 @@ impl Client {
         self.wake.notified()
     }
 
+    /// Bytes queued, and messages and bytes queued since the connection opened (for
+    /// monitoring).
+    pub fn out_counters(&self) -> (u64, u64, u64) {
+        let out = self.out.lock();
+        (out.pending() as u64, out.out_msgs, out.out_bytes)
+    }
+
     pub fn outbound(&self) -> parking_lot::MutexGuard<'_, Outbound> {
         self.out.lock()
     }

@@ -266,7 +266,9 @@ impl Router {
         let routes_from = self.routes.len();
         // Route peers hear a client's message once each, and never one that came from a
         // route (one hop) or the server's own output on a request subject.
-        let to_routes = from.queues.is_none() && crate::route::forwardable(from.client.kind, route);
+        let to_routes = from.queues.is_none()
+            && shared.cluster.get().is_some()
+            && crate::route::forwardable(from.client.kind, route);
         for sub in &result.psubs {
             if sub.client.kind == ClientKind::Route {
                 if to_routes {

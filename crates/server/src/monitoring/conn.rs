@@ -205,10 +205,7 @@ pub struct ConnSnapshot {
 
 /// Snapshot of `client`; its subscriptions too when `with_subs`.
 pub(crate) fn snapshot(client: &Arc<Client>, with_subs: bool) -> ConnSnapshot {
-    let (pending_bytes, out_msgs, out_bytes) = {
-        let out = client.outbound();
-        (out.pending() as u64, out.out_msgs, out.out_bytes)
-    };
+    let (pending_bytes, out_msgs, out_bytes) = client.out_counters();
     let (subscriptions, subs) = {
         let map = client.subs.lock();
         let subs = if with_subs {

@@ -72,10 +72,7 @@ impl MonitorView {
             .iter()
             .map(|r| {
                 let c = &r.client;
-                let (pending, out_msgs, out_bytes) = {
-                    let o = c.outbound();
-                    (o.pending() as u64, o.out_msgs, o.out_bytes)
-                };
+                let (pending, out_msgs, out_bytes) = c.out_counters();
                 let mut subscriptions: Vec<String> = r
                     .subs
                     .lock()

@@ -505,7 +505,10 @@ impl RouteReader<'_> {
                 Some(u) => u.host.clone(),
                 None => self.client.addr.ip().to_string(),
             };
-            format!("nats-route://{}/", host_port(&host, info.port))
+            format!(
+                "nats-route://{}/",
+                petrel_config::join_host_port(&host, info.port)
+            )
         };
         let route = Arc::new(Route {
             client: self.client.clone(),
@@ -535,7 +538,7 @@ impl RouteReader<'_> {
                 "The peer runs JetStream: Petrel's JetStream is not clustered yet, run it on one node of the cluster"
             );
         }
-        super::gossip::route_added(self.shared, self.cluster, &route, self.dial.is_some());
+        super::gossip::route_added(self.shared, self.cluster, &route);
         self.route = Some(route);
         true
     }
@@ -723,14 +726,5 @@ impl RouteReader<'_> {
             tracing::info!(remote = %route.remote_name, reason = reason.as_str(), "Route connection closed");
             super::gossip::route_removed(self.shared, &route);
         }
-    }
-}
-
-/// `host:port`, bracketing IPv6 literals.
-pub(super) fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }

@@ -9,6 +9,9 @@ use petrel_config::RouteUrl;
 use petrel_wire::route::RouteInfo;
 
 use super::{Cluster, Route};
+
+/// Most routes learned through gossip being dialled at once.
+const MAX_GOSSIP_DIALS: usize = 256;
 use crate::server::Shared;
 
 /// This server's client URLs: the listen address, or every global unicast address of
@@ -23,14 +26,14 @@ pub(crate) fn local_urls(addr: std::net::SocketAddr) -> Vec<String> {
     let port = addr.port();
     let ip = addr.ip();
     if !ip.is_unspecified() {
-        return vec![super::conn::host_port(&ip.to_string(), port)];
+        return vec![petrel_config::join_host_port(&ip.to_string(), port)];
     }
     let mut urls: Vec<String> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
         .map(|i| i.ip())
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && is_global_unicast(ip))
-        .map(|ip| super::conn::host_port(&ip.to_string(), port))
+        .map(|ip| petrel_config::join_host_port(&ip.to_string(), port))
         .collect();
     urls.dedup();
     if urls.is_empty() {
@@ -118,14 +121,9 @@ pub(crate) fn announce_to_clients(shared: &Shared) {
     }
 }
 
-/// A route was registered: the other peers hear of it (unless this server dialled it
-/// because of gossip), and clients get its client URLs.
-pub(super) fn route_added(
-    shared: &Shared,
-    cluster: &Cluster,
-    route: &Arc<Route>,
-    _solicited: bool,
-) {
+/// A route was registered: the other peers hear of it (each dials it unless it knows it),
+/// and clients get its client URLs.
+pub(super) fn route_added(shared: &Shared, cluster: &Cluster, route: &Arc<Route>) {
     let mut info = route.info.lock().clone();
     info.nonce.clear();
     info.ip = route.url.clone();
@@ -188,8 +186,12 @@ pub(super) fn implicit_route(shared: &Arc<Shared>, cluster: &Arc<Cluster>, info:
         return;
     }
     let key = url.host_port();
-    if !cluster.dialing.lock().insert(key.clone()) {
-        return;
+    {
+        // A peer's INFOs cannot start more dials than this at once.
+        let mut dialing = cluster.dialing.lock();
+        if dialing.len() >= MAX_GOSSIP_DIALS || !dialing.insert(key.clone()) {
+            return;
+        }
     }
     if info.auth_required {
         url.user = cluster.opts.user.clone();
