@@ -23,54 +23,12 @@ pub struct RouteUrl {
 impl RouteUrl {
     /// Parses a route URL; the error says what is wrong with it.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let rest = match s.split_once("://") {
-            Some((scheme, rest)) => {
-                let scheme = scheme.to_ascii_lowercase();
-                if !matches!(scheme.as_str(), "nats" | "nats-route" | "tls" | "route") {
-                    return Err(format!("unsupported route URL scheme \"{scheme}\""));
-                }
-                rest
-            }
-            None => s,
-        };
-        let rest = rest.trim_end_matches('/');
-        let (creds, hostport) = match rest.rsplit_once('@') {
-            Some((c, h)) => (Some(c), h),
-            None => (None, rest),
-        };
-        let (user, pass) = match creds {
-            Some(c) => match c.split_once(':') {
-                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-                None => (Some(c.to_string()), None),
-            },
-            None => (None, None),
-        };
-        let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
-            let (h, p) = r.split_once(']').ok_or("unclosed '[' in route URL")?;
-            (h, p.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("route URL \"{s}\" has no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("invalid port in route URL \"{s}\""))?,
-            None => DEFAULT_CLUSTER_PORT,
-        };
+        let u = parse_url(s, "route", &["nats", "nats-route", "tls", "route"], DEFAULT_CLUSTER_PORT)?;
         Ok(Self {
-            host: host.to_string(),
-            port,
-            user,
-            pass,
+            host: u.host,
+            port: u.port,
+            user: u.user,
+            pass: u.pass,
         })
     }
 
@@ -78,6 +36,81 @@ impl RouteUrl {
     pub fn host_port(&self) -> String {
         join_host_port(&self.host, self.port)
     }
+}
+
+/// A server URL's parts (routes and leafnode remotes share the syntax).
+pub(crate) struct UrlParts {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    /// The path after `host:port` (WebSocket remotes), without a trailing `/`.
+    pub path: String,
+}
+
+/// Parses `scheme://[user[:pass]@]host[:port][/path]` for one of `schemes` (a missing
+/// scheme is the first), `what` naming the URL in errors.
+pub(crate) fn parse_url(
+    s: &str,
+    what: &str,
+    schemes: &[&str],
+    default_port: u16,
+) -> Result<UrlParts, String> {
+    let s = s.trim();
+    let (scheme, rest) = match s.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = scheme.to_ascii_lowercase();
+            if !schemes.contains(&scheme.as_str()) {
+                return Err(format!("unsupported {what} URL scheme \"{scheme}\""));
+            }
+            (scheme, rest)
+        }
+        None => (schemes[0].to_string(), s),
+    };
+    let (rest, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (creds, hostport) = match rest.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, rest),
+    };
+    let (user, pass) = match creds {
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+            None => (Some(c.to_string()), None),
+        },
+        None => (None, None),
+    };
+    let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+        let (h, p) = r.split_once(']').ok_or(format!("unclosed '[' in {what} URL"))?;
+        (h, p.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{what} URL \"{s}\" has no host"));
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("invalid port in {what} URL \"{s}\""))?,
+        None => default_port,
+    };
+    Ok(UrlParts {
+        scheme,
+        host: host.to_string(),
+        port,
+        user,
+        pass,
+        path: path.to_string(),
+    })
 }
 
 /// `host:port`, bracketing an IPv6 literal (`[::1]:6222`).

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod cluster;
+mod leafnode;
 pub mod conf;
 mod operator;
 mod options;
@@ -20,6 +21,7 @@ pub use accounts::{
     DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
 };
 pub use cluster::{join_host_port, ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT};
+pub use leafnode::{LeafRemote, LeafUrl, LeafUser, LeafnodeOptions, DEFAULT_LEAFNODE_PORT};
 pub use conf::{parse_route_list, retain_valid_imports, ConfigError};
 pub use operator::{OperatorMode, ResolverConfig, TrustedOperator};
 pub use options::{

@@ -188,6 +188,8 @@ pub struct Options {
     pub cluster: Option<crate::ClusterOptions>,
     /// The WebSocket client listener (`websocket {}`), when on.
     pub websocket: Option<crate::WebSocketOptions>,
+    /// Leafnodes (`leafnodes {}`): the listener and the remotes.
+    pub leafnodes: Option<crate::LeafnodeOptions>,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
@@ -233,6 +235,7 @@ impl Default for Options {
             operator: None,
             cluster: None,
             websocket: None,
+            leafnodes: None,
             debug: false,
             trace: false,
             log_file: None,

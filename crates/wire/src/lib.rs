@@ -12,6 +12,7 @@ pub mod headers;
 mod info;
 mod op;
 mod parser;
+pub mod leaf;
 pub mod route;
 
 pub use info::{ConnectInfo, ServerInfo};

@@ -2,7 +2,9 @@
 //! (`INFO`, `CONNECT`, `PING`, `PONG`, `+OK`, `-ERR`, `RS+`, `RS-`, `RMSG`, `HMSG`),
 //! parsed from a buffer one at a time, and encoders for the ones a server sends. Payloads
 //! are zero-copy slices of the read buffer. The leafnode-origin forms (`LS+`, `LS-`,
-//! `LMSG`) are sent only to peers that ask for them with `lnoc`, which Petrel does not.
+//! `LMSG` with an origin) are sent only to route peers that ask for them with `lnoc`,
+//! which Petrel does not. Leafnode connections use the same ops without an account
+//! ([`parse_leaf`]; the encoders with an empty account).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -82,6 +84,27 @@ pub fn parse(
     max_line: usize,
     max_payload: usize,
 ) -> Result<Option<RouteOp>, RouteParseError> {
+    parse_as(buf, max_line, max_payload, false)
+}
+
+/// Parses the next op of a leafnode connection: `LS+ <subject>[ <queue> <weight>]`,
+/// `LS- <subject>[ <queue>]`, `LMSG`/`HMSG` without an account (the connection is bound
+/// to one), given as [`RouteOp::Sub`], [`RouteOp::Unsub`] and [`RouteOp::Msg`] with an
+/// empty account; the other ops as on routes.
+pub fn parse_leaf(
+    buf: &mut BytesMut,
+    max_line: usize,
+    max_payload: usize,
+) -> Result<Option<RouteOp>, RouteParseError> {
+    parse_as(buf, max_line, max_payload, true)
+}
+
+fn parse_as(
+    buf: &mut BytesMut,
+    max_line: usize,
+    max_payload: usize,
+    leaf: bool,
+) -> Result<Option<RouteOp>, RouteParseError> {
     let Some(eol) = memchr::memchr(b'\n', buf) else {
         return if buf.len() > max_line {
             Err(RouteParseError::ControlLine)
@@ -103,9 +126,16 @@ pub fn parse(
         None => (line, &[][..]),
     };
     let verb = verb.to_ascii_uppercase();
-    let needs = match verb.as_slice() {
-        b"RMSG" | b"HMSG" | b"HRMSG" => msg_size(rest, verb[0] == b'H')?,
-        _ => None,
+    let is_msg = match verb.as_slice() {
+        b"HMSG" => true,
+        b"RMSG" | b"HRMSG" => !leaf,
+        b"LMSG" => leaf,
+        _ => false,
+    };
+    let accounted = usize::from(!leaf);
+    let needs = match is_msg {
+        true => msg_size(rest, verb[0] == b'H', accounted)?,
+        false => None,
     };
     if let Some((total, _)) = needs {
         if total > max_payload {
@@ -124,15 +154,17 @@ pub fn parse(
         b"-ERR" => RouteOp::Err(rest),
         b"INFO" => RouteOp::Info(rest),
         b"CONNECT" => RouteOp::Connect(rest),
-        b"RS+" => RouteOp::Sub(remote_sub(&rest, true)?),
-        b"RS-" => RouteOp::Unsub(remote_sub(&rest, false)?),
-        b"RMSG" | b"HMSG" | b"HRMSG" => {
+        b"RS+" if !leaf => RouteOp::Sub(remote_sub(&rest, true, true)?),
+        b"RS-" if !leaf => RouteOp::Unsub(remote_sub(&rest, false, true)?),
+        b"LS+" if leaf => RouteOp::Sub(remote_sub(&rest, true, false)?),
+        b"LS-" if leaf => RouteOp::Unsub(remote_sub(&rest, false, false)?),
+        _ if is_msg => {
             let (total, hdr) = needs.ok_or(RouteParseError::BadArgs)?;
             let body = buf.split_to(total + 2).freeze();
             if &body[total..] != b"\r\n" {
                 return Err(RouteParseError::BadArgs);
             }
-            RouteOp::Msg(routed(&rest, hdr, body.slice(..total))?)
+            RouteOp::Msg(routed(&rest, hdr, body.slice(..total), accounted)?)
         }
         _ => return Err(RouteParseError::Unknown),
     };
@@ -168,13 +200,18 @@ fn number(b: &[u8]) -> Result<usize, RouteParseError> {
         .ok_or(RouteParseError::BadArgs)
 }
 
-/// `(total, header length)` from the end of an `RMSG`/`HMSG` line.
-fn msg_size(rest: &[u8], headers: bool) -> Result<Option<(usize, Option<usize>)>, RouteParseError> {
+/// `(total, header length)` from the end of an `RMSG`/`HMSG` line (`accounted`: 1 when
+/// an account comes before the subject).
+fn msg_size(
+    rest: &[u8],
+    headers: bool,
+    accounted: usize,
+) -> Result<Option<(usize, Option<usize>)>, RouteParseError> {
     let mut back = rest
         .rsplit(|c| *c == b' ' || *c == b'\t')
         .filter(|f| !f.is_empty());
     let (last, before) = (back.next(), back.next());
-    let min = if headers { 4 } else { 3 };
+    let min = if headers { 3 } else { 2 } + accounted;
     if back.count() + 2 < min {
         return Err(RouteParseError::BadArgs);
     }
@@ -194,28 +231,45 @@ fn msg_size(rest: &[u8], headers: bool) -> Result<Option<(usize, Option<usize>)>
     Ok(Some((total, hdr)))
 }
 
-fn remote_sub(rest: &Bytes, with_weight: bool) -> Result<RemoteSub, RouteParseError> {
-    let f = fields(rest);
+/// `RS±`/`LS±` arguments; `accounted`: an account comes first (routes). On leafnode
+/// connections a queue `LS+` must carry its weight (nats-server: 1 or 3 arguments).
+fn remote_sub(
+    rest: &Bytes,
+    with_weight: bool,
+    accounted: bool,
+) -> Result<RemoteSub, RouteParseError> {
+    let mut f = fields(rest);
+    let account = match accounted {
+        true if !f.is_empty() => f.remove(0),
+        true => return Err(RouteParseError::BadArgs),
+        false => Bytes::new(),
+    };
     let queue = match (f.len(), with_weight) {
-        (2, _) => None,
-        (3, false) => Some((f[2].clone(), 1)),
-        (3, true) => Some((f[2].clone(), 1)),
-        (4, true) => {
-            let w = u32::try_from(number(&f[3])?).map_err(|_| RouteParseError::BadArgs)?;
-            Some((f[2].clone(), w))
+        (1, _) => None,
+        (2, false) => Some((f[1].clone(), 1)),
+        (2, true) if accounted => Some((f[1].clone(), 1)),
+        (3, true) => {
+            let w = u32::try_from(number(&f[2])?).map_err(|_| RouteParseError::BadArgs)?;
+            Some((f[1].clone(), w))
         }
         _ => return Err(RouteParseError::BadArgs),
     };
     Ok(RemoteSub {
-        account: f[0].clone(),
-        subject: f[1].clone(),
+        account,
+        subject: f[0].clone(),
         queue,
     })
 }
 
 /// The fields between account/subject and the sizes: `<reply>`, `+ <reply> <queues…>`
-/// or `| <queues…>`. The common forms (no queues) allocate nothing.
-fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, RouteParseError> {
+/// or `| <queues…>`. The common forms (no queues) allocate nothing. `a` is 1 when an
+/// account comes first (routes), 0 on leafnode connections.
+fn routed(
+    rest: &Bytes,
+    hdr: Option<usize>,
+    data: Bytes,
+    a: usize,
+) -> Result<RoutedMsg, RouteParseError> {
     let mut it = rest
         .split(|c| *c == b' ' || *c == b'\t')
         .filter(|f| !f.is_empty());
@@ -231,10 +285,10 @@ fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, Ro
     let sizes = if hdr.is_some() { 2 } else { 1 };
     if n < first.len() {
         // Everything fit: account, subject, [reply | + reply | |], sizes.
-        if n < 2 + sizes {
+        if n < 1 + a + sizes {
             return Err(RouteParseError::BadArgs);
         }
-        let middle = &first[2..n - sizes];
+        let middle = &first[1 + a..n - sizes];
         let (reply, queues) = match middle {
             [] => (None, Vec::new()),
             [r] if *r != b"+" && *r != b"|" => (Some(rest.slice_ref(r)), Vec::new()),
@@ -248,8 +302,12 @@ fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, Ro
             _ => return Err(RouteParseError::BadArgs),
         };
         return Ok(RoutedMsg {
-            account: rest.slice_ref(first[0]),
-            subject: rest.slice_ref(first[1]),
+            account: if a == 1 {
+                rest.slice_ref(first[0])
+            } else {
+                Bytes::new()
+            },
+            subject: rest.slice_ref(first[a]),
             reply,
             queues,
             hdr_len: hdr,
@@ -258,15 +316,15 @@ fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, Ro
     }
     // Many queue groups: the general form.
     let f = fields(rest);
-    let middle = &f[2..f.len() - sizes];
+    let middle = &f[1 + a..f.len() - sizes];
     let (reply, queues) = match middle {
         [plus, r, qs @ ..] if plus.as_ref() == b"+" => (Some(r.clone()), qs.to_vec()),
         [bar, qs @ ..] if bar.as_ref() == b"|" => (None, qs.to_vec()),
         _ => return Err(RouteParseError::BadArgs),
     };
     Ok(RoutedMsg {
-        account: f[0].clone(),
-        subject: f[1].clone(),
+        account: if a == 1 { f[0].clone() } else { Bytes::new() },
+        subject: f[a].clone(),
         reply,
         queues,
         hdr_len: hdr,
@@ -274,9 +332,10 @@ fn routed(rest: &Bytes, hdr: Option<usize>, data: Bytes) -> Result<RoutedMsg, Ro
     })
 }
 
-/// Appends `RS+ <account> <subject>[ <queue> <weight>]\r\n`.
+/// Appends `RS+ <account> <subject>[ <queue> <weight>]\r\n`, or on a leafnode
+/// connection (an empty `account`) `LS+ <subject>[ <queue> <weight>]\r\n`.
 pub fn sub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
-    buf.put_slice(b"RS+ ");
+    buf.put_slice(if account.is_empty() { b"LS+ " } else { b"RS+ " });
     account_subject(buf, account, subject);
     if let Some((q, w)) = queue {
         buf.put_u8(b' ');
@@ -287,9 +346,9 @@ pub fn sub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[
     buf.put_slice(b"\r\n");
 }
 
-/// Appends `RS- <account> <subject>[ <queue>]\r\n`.
+/// Appends `RS- <account> <subject>[ <queue>]\r\n` (`LS- …` for an empty `account`).
 pub fn unsub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
-    buf.put_slice(b"RS- ");
+    buf.put_slice(if account.is_empty() { b"LS- " } else { b"RS- " });
     account_subject(buf, account, subject);
     if let Some(q) = queue {
         buf.put_u8(b' ');
@@ -299,13 +358,16 @@ pub fn unsub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<&
 }
 
 fn account_subject(buf: &mut BytesMut, account: &[u8], subject: &[u8]) {
-    buf.put_slice(account);
-    buf.put_u8(b' ');
+    if !account.is_empty() {
+        buf.put_slice(account);
+        buf.put_u8(b' ');
+    }
     buf.put_slice(subject);
 }
 
 /// Appends the control line of an `RMSG` (no headers) or `HMSG` (headers: `hdr_len` is
-/// the header block's length); the data and CRLF follow.
+/// the header block's length); the data and CRLF follow. An empty `account` gives the
+/// leafnode form (`LMSG`, or `HMSG` without an account).
 pub fn msg_line(
     buf: &mut BytesMut,
     account: &[u8],
@@ -322,10 +384,10 @@ pub fn msg_line(
             + queues.iter().map(|q| q.len() + 1).sum::<usize>()
             + 32,
     );
-    buf.put_slice(if hdr_len.is_some() {
-        b"HMSG "
-    } else {
-        b"RMSG "
+    buf.put_slice(match (hdr_len.is_some(), account.is_empty()) {
+        (true, _) => b"HMSG ",
+        (false, false) => b"RMSG ",
+        (false, true) => b"LMSG ",
     });
     account_subject(buf, account, subject);
     buf.put_u8(b' ');

@@ -18,6 +18,7 @@ use crate::{Auth, Options, User};
 
 mod accounts;
 mod cluster;
+mod leafnode;
 pub use cluster::parse_route_list;
 mod imports;
 mod listener;
@@ -27,8 +28,6 @@ mod operator;
 
 /// nats-server top-level keys Petrel does not implement yet (reported, then ignored).
 const NOT_YET: &[&str] = &[
-    "leafnodes",
-    "leaf",
     "gateway",
     "mqtt",
     "https",
@@ -187,6 +186,7 @@ impl Applier<'_> {
             "jetstream" => self.jetstream(key, v)?,
             "cluster" => self.cluster(key, v)?,
             "websocket" | "ws" => self.websocket(key, v)?,
+            "leafnodes" | "leaf" => self.leafnodes(key, v)?,
             "authorization" => self.authorization(key, v)?,
             "accounts" => self.accounts(key, v)?,
             "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {

@@ -403,9 +403,9 @@ fn example_file_loads() {
 
 #[test]
 fn unsupported_blocks_warn() {
-    let text = "leafnodes { port: 7422 }\ngateway {}\nmqtt { port: 1883 }\naccounts { A: {} }\n";
+    let text = "gateway {}\nmqtt { port: 1883 }\naccounts { A: {} }\n";
     let l = load(text);
-    let keys = ["leafnodes", "gateway", "mqtt"];
+    let keys = ["gateway", "mqtt"];
     assert_eq!(l.warnings.len(), keys.len(), "{:?}", l.warnings);
     for (w, k) in l.warnings.iter().zip(keys) {
         assert!(
