@@ -31,6 +31,7 @@ mod jetstream;
 mod jetstream_limits;
 mod js_client_compat;
 mod kv;
+mod leafnodes;
 mod lifecycle;
 mod limits;
 mod mirrors;

@@ -23,7 +23,12 @@ pub struct RouteUrl {
 impl RouteUrl {
     /// Parses a route URL; the error says what is wrong with it.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let u = parse_url(s, "route", &["nats", "nats-route", "tls", "route"], DEFAULT_CLUSTER_PORT)?;
+        let u = parse_url(
+            s,
+            "route",
+            &["nats", "nats-route", "tls", "route"],
+            DEFAULT_CLUSTER_PORT,
+        )?;
         Ok(Self {
             host: u.host,
             port: u.port,
@@ -84,7 +89,9 @@ pub(crate) fn parse_url(
         None => (None, None),
     };
     let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
-        let (h, p) = r.split_once(']').ok_or(format!("unclosed '[' in {what} URL"))?;
+        let (h, p) = r
+            .split_once(']')
+            .ok_or(format!("unclosed '[' in {what} URL"))?;
         (h, p.strip_prefix(':'))
     } else {
         match hostport.rsplit_once(':') {

@@ -159,7 +159,10 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.websocket), ("hub", 7000, false));
         assert_eq!(format!("{u:?}"), "nats-leaf://***@hub:7000");
         let u = LeafUrl::parse("ws://127.0.0.1/base/").unwrap();
-        assert_eq!((u.port, u.websocket, u.path.as_str()), (7422, true, "/base"));
+        assert_eq!(
+            (u.port, u.websocket, u.path.as_str()),
+            (7422, true, "/base")
+        );
         assert!(LeafUrl::parse("wss://h:1").unwrap().tls);
         assert_eq!(LeafUrl::parse("hub").unwrap().port, 7422);
         for bad in ["http://a:1", "nats://:1", "nats://a:0", "ws://[::1"] {

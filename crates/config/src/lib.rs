@@ -7,8 +7,8 @@
 
 mod accounts;
 mod cluster;
-mod leafnode;
 pub mod conf;
+mod leafnode;
 mod operator;
 mod options;
 mod permissions;
@@ -21,8 +21,8 @@ pub use accounts::{
     DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
 };
 pub use cluster::{join_host_port, ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT};
-pub use leafnode::{LeafRemote, LeafUrl, LeafUser, LeafnodeOptions, DEFAULT_LEAFNODE_PORT};
 pub use conf::{parse_route_list, retain_valid_imports, ConfigError};
+pub use leafnode::{LeafRemote, LeafUrl, LeafUser, LeafnodeOptions, DEFAULT_LEAFNODE_PORT};
 pub use operator::{OperatorMode, ResolverConfig, TrustedOperator};
 pub use options::{
     Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,

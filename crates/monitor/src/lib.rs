@@ -45,6 +45,7 @@ mod dashboard;
 mod format;
 mod health;
 mod jsz;
+mod leafz;
 mod metrics;
 pub mod prom;
 mod query;
@@ -147,6 +148,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/varz", get(varz::handler))
         .route("/connz", get(connz::handler))
         .route("/routez", get(routez::handler))
+        .route("/leafz", get(leafz::handler))
         .route("/subsz", get(subsz::handler))
         .route("/subscriptionsz", get(subsz::handler_alias))
         .route("/jsz", get(jsz::handler))

@@ -12,6 +12,7 @@
 //! | `petrel_in_msgs_total`, `petrel_out_msgs_total`, `petrel_in_bytes_total`, `petrel_out_bytes_total` | counter |
 //! | `petrel_slow_consumers_total` | counter |
 //! | `petrel_routes` (route connections), `petrel_route_remotes` (peer servers) | gauge |
+//! | `petrel_leafnodes` (leafnode connections, both roles) | gauge |
 //! | `petrel_jetstream_enabled` | gauge |
 //! | `petrel_jetstream_streams`, `_consumers`, `_messages`, `_bytes`, `_memory_bytes`, `_storage_bytes` | gauge |
 //! | `petrel_jetstream_api_requests_total`, `petrel_jetstream_api_errors_total` | counter |
@@ -71,6 +72,12 @@ fn render(view: &MonitorView, accounts: &[AccountStatz], streams: &[Owned]) -> S
         "Servers of the cluster with a route.",
         Kind::Gauge,
         remotes,
+    );
+    w.single(
+        "petrel_leafnodes",
+        "Leafnode connections (both roles).",
+        Kind::Gauge,
+        view.leafs().len() as u64,
     );
     let js = view.jetstream_stats();
     w.single(

@@ -44,7 +44,7 @@ struct Varz {
     max_pending: usize,
     cluster: ClusterVarz,
     gateway: Empty,
-    leaf: Empty,
+    leaf: LeafVarz,
     mqtt: Empty,
     websocket: WsVarz,
     jetstream: JetStreamVarz,
@@ -118,6 +118,46 @@ fn websocket(view: &MonitorView, opts: &petrel_server::Options) -> WsVarz {
         no_tls: w.tls.is_none(),
         same_origin: w.same_origin,
         allowed_origins: w.allowed_origins.clone(),
+    }
+}
+
+/// `leaf` of `/varz` (nats-server's fields, each left out when empty): `{}` without
+/// leafnodes.
+#[derive(Serialize, Default)]
+struct LeafVarz {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_timeout: Option<GoFloat>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remotes: Vec<LeafRemoteVarz>,
+}
+
+/// One remote in `leaf.remotes`.
+#[derive(Serialize)]
+struct LeafRemoteVarz {
+    local_account: String,
+    urls: Vec<String>,
+}
+
+fn leaf(view: &MonitorView) -> LeafVarz {
+    let Some(l) = view.leafnode_settings() else {
+        return LeafVarz::default();
+    };
+    LeafVarz {
+        host: l.addr.map(|a| a.ip().to_string()),
+        port: l.addr.map_or(0, |a| a.port()),
+        auth_timeout: l.addr.map(|_| secs(l.auth_timeout)),
+        remotes: l
+            .remotes
+            .into_iter()
+            .map(|(local_account, urls)| LeafRemoteVarz {
+                local_account,
+                urls,
+            })
+            .collect(),
     }
 }
 
@@ -277,7 +317,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
                 tls_timeout: Some(GoFloat(2.0)),
             }),
         gateway: Empty {},
-        leaf: Empty {},
+        leaf: leaf(view),
         mqtt: Empty {},
         websocket: websocket(view, &opts),
         jetstream: jetstream(view),
@@ -303,7 +343,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
             .map(|c| c.ws_connect_urls.clone())
             .unwrap_or_default(),
         connect_urls: cluster.map(|c| c.connect_urls).unwrap_or_default(),
-        leafnodes: 0,
+        leafnodes: view.leafs().len() as u64,
         in_msgs: st.in_msgs,
         out_msgs: st.out_msgs,
         in_bytes: st.in_bytes,

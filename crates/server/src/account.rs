@@ -69,6 +69,8 @@ pub(crate) struct Account {
     pub interest: crate::route::Interest,
     /// The route peers (shared by every account).
     peers: Arc<crate::route::Peers>,
+    /// The leafnode connections bound to this account (each told of its interest).
+    pub leafs: crate::leaf::AccountLeafs,
 }
 
 impl Account {
@@ -104,6 +106,7 @@ impl Account {
                 stats: AccountStats::default(),
                 interest: crate::route::Interest::default(),
                 peers: peers.clone(),
+                leafs: crate::leaf::AccountLeafs::default(),
             }
         })
     }
@@ -115,28 +118,20 @@ impl Account {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Adds `sub` to the Sublist and, for a local subscription, tells the route peers
-    /// when that is new interest.
+    /// Adds `sub` to the Sublist and tells the route peers and leafnodes when that is
+    /// interest they did not know of.
     pub fn insert_sub(
         &self,
         sub: &Arc<Subscription>,
     ) -> Result<(), petrel_subject::InvalidSubject> {
         let mut sublist = self.sublist.write();
         sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()))?;
-        if sub.client.kind != ClientKind::Route {
-            self.interest.changed(
-                &self.name,
-                &self.peers,
-                &sub.subject,
-                sub.queue.as_ref(),
-                true,
-            );
-        }
+        self.interest_changed(sub, i64::from(sub.weight()));
         Ok(())
     }
 
-    /// Removes subscriptions from the Sublist (telling the route peers of interest that
-    /// ended); returns how many were there.
+    /// Removes subscriptions from the Sublist (telling the route peers and leafnodes of
+    /// interest that ended); returns how many were there.
     pub fn remove_subs<'a>(&self, subs: impl IntoIterator<Item = &'a Arc<Subscription>>) -> usize {
         let mut sublist = self.sublist.write();
         let mut removed = 0;
@@ -145,17 +140,36 @@ impl Account {
                 continue;
             }
             removed += 1;
-            if sub.client.kind != ClientKind::Route {
-                self.interest.changed(
-                    &self.name,
-                    &self.peers,
-                    &sub.subject,
-                    sub.queue.as_ref(),
-                    false,
-                );
-            }
+            self.interest_changed(sub, -i64::from(sub.weight()));
         }
+        drop(sublist);
         removed
+    }
+
+    /// A remote queue subscription's weight (its members on the peer) became `weight`.
+    pub fn set_weight(&self, sub: &Arc<Subscription>, weight: u32) {
+        let _sublist = self.sublist.write();
+        let old = sub
+            .weight
+            .swap(weight, std::sync::atomic::Ordering::Relaxed);
+        if old != weight {
+            self.interest_changed(sub, i64::from(weight) - i64::from(old));
+        }
+    }
+
+    /// `sub`'s weight in the interest changed by `delta` (called under the Sublist write
+    /// lock, so peers hear of changes in the order they happened).
+    fn interest_changed(&self, sub: &Subscription, delta: i64) {
+        if crate::leaf::reaches_routes(sub) {
+            self.interest.changed(
+                &self.name,
+                &self.peers,
+                &sub.subject,
+                sub.queue.as_ref(),
+                delta,
+            );
+        }
+        self.leafs.changed(sub, delta);
     }
 
     /// Subscriptions in this account.

@@ -143,6 +143,9 @@ pub(crate) enum ClientKind {
     /// client there (as nats-server treats it); the server's own output is never routed
     /// to request subjects (see `route::forwardable`).
     Route,
+    /// A leafnode connection (either role; its [`crate::leaf::LeafLink`] says which):
+    /// what it sends was published by clients on the other side.
+    Leaf,
 }
 
 impl ClientKind {
@@ -151,7 +154,7 @@ impl ClientKind {
     pub fn may_request(self) -> bool {
         matches!(
             self,
-            ClientKind::Client | ClientKind::JetStream | ClientKind::Route
+            ClientKind::Client | ClientKind::JetStream | ClientKind::Route | ClientKind::Leaf
         )
     }
 }
@@ -225,6 +228,8 @@ pub(crate) struct Client {
     account: OnceLock<Weak<Account>>,
     /// For a WebSocket client: the listener's default credentials.
     ws: OnceLock<WsDefaults>,
+    /// For a leafnode connection, once it is registered: its role, peer and interest.
+    pub leaf: OnceLock<Arc<crate::leaf::LeafLink>>,
 }
 
 impl Client {
@@ -262,6 +267,7 @@ impl Client {
             meta: ConnMeta::new(),
             account: OnceLock::new(),
             ws: OnceLock::new(),
+            leaf: OnceLock::new(),
         }
     }
 

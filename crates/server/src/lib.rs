@@ -29,6 +29,7 @@ mod ident;
 mod imports;
 mod internal;
 mod js;
+mod leaf;
 mod mapping;
 mod monitoring;
 mod operator;
@@ -46,12 +47,13 @@ mod websocket;
 
 pub use client::CloseReason;
 pub use monitoring::{
-    AccountSnapshot, AccountStatz, ClusterSnapshot, ConnSnapshot, JsAccountReport, MonitorView,
-    RouteSnapshot, SubSnapshot, SublistStats, GLOBAL_ACCOUNT,
+    AccountSnapshot, AccountStatz, ClusterSnapshot, ConnSnapshot, JsAccountReport, LeafSnapshot,
+    LeafnodeSnapshot, MonitorView, RouteSnapshot, SubSnapshot, SublistStats, GLOBAL_ACCOUNT,
 };
 pub use petrel_config::{
-    Auth, ClusterOptions, HandshakeFirst, JetStreamOptions, Options, Permissions,
-    ResponsePermission, RouteUrl, SubjectPermission, TlsOptions, User, WebSocketOptions, WsCookies,
+    Auth, ClusterOptions, HandshakeFirst, JetStreamOptions, LeafRemote, LeafUrl, LeafUser,
+    LeafnodeOptions, Options, Permissions, ResponsePermission, RouteUrl, SubjectPermission,
+    TlsOptions, User, WebSocketOptions, WsCookies,
 };
 /// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
 /// binary's log timestamps.

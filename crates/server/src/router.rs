@@ -265,17 +265,28 @@ impl Router {
         let mut delivered = false;
         let routes_from = self.routes.len();
         // Route peers hear a client's message once each, and never one that came from a
-        // route (one hop) or the server's own output on a request subject.
-        let to_routes = from.queues.is_none()
-            && shared.cluster.get().is_some()
+        // route (one hop), a hub (learned as its spoke) or the server's own output on a
+        // request subject.
+        let to_routes = shared.cluster.get().is_some()
+            && crate::leaf::to_routes(from.client)
             && crate::route::forwardable(from.client.kind, route);
         for sub in &result.psubs {
-            if sub.client.kind == ClientKind::Route {
-                if to_routes {
-                    self.route_to(&sub.client, None);
-                    delivered = true;
+            match sub.client.kind {
+                ClientKind::Route => {
+                    if to_routes {
+                        self.route_to(&sub.client, None);
+                        delivered = true;
+                    }
+                    continue;
                 }
-                continue;
+                ClientKind::Leaf => {
+                    if crate::leaf::leaf_gets(from.client, &sub.client, route) {
+                        self.route_to(&sub.client, None);
+                        delivered = true;
+                    }
+                    continue;
+                }
+                _ => {}
             }
             if !from.echo && Arc::ptr_eq(&sub.client, from.client) {
                 continue;
@@ -312,8 +323,9 @@ impl Router {
 
     /// Delivers to one member of a queue group. A client's message goes to a member chosen
     /// at random across the cluster, route peers weighted by their members (nats-server's
-    /// rule); a routed message to a local member, else — the one exception to one hop —
-    /// to another peer's member, never back to the sender.
+    /// rule); a message from a route or leaf to a local member, else — the one exception
+    /// to one hop — to another peer's member, never back to the sender. Leaf members are
+    /// the last resort (nats-server prefers the cluster's own members).
     #[allow(clippy::too_many_arguments)]
     fn deliver_queue(
         &mut self,
@@ -326,20 +338,30 @@ impl Router {
         to_routes: bool,
     ) -> bool {
         let n = group.len();
-        let clustered = shared.cluster.get().is_some();
-        let start = if clustered && from.queues.is_none() {
+        let remote_origin = from.queues.is_some();
+        let start = if shared.cluster.get().is_some() && !remote_origin {
             weighted_start(group, to_routes)
         } else {
             fastrand::usize(..n)
         };
+        let mut leaf: Option<&SubRef> = None;
         for i in 0..n {
             let sub = &group[(start + i) % n];
-            if sub.client.kind == ClientKind::Route {
-                if to_routes {
-                    self.route_to(&sub.client, Some(name));
-                    return true;
+            match sub.client.kind {
+                ClientKind::Route => {
+                    if to_routes && !remote_origin {
+                        self.route_to(&sub.client, Some(name));
+                        return true;
+                    }
+                    continue;
                 }
-                continue;
+                ClientKind::Leaf => {
+                    if leaf.is_none() && crate::leaf::leaf_gets(from.client, &sub.client, route) {
+                        leaf = Some(sub);
+                    }
+                    continue;
+                }
+                _ => {}
             }
             if sub.client.is_closed() || (!from.echo && Arc::ptr_eq(&sub.client, from.client)) {
                 continue;
@@ -348,10 +370,21 @@ impl Router {
                 return true;
             }
         }
-        if from.queues.is_none() {
-            return false;
+        // A message from a route or leaf with no local member left: another route
+        // peer's member (from a route, or a spoke whose hub we are).
+        let other_routes = from.client.kind == ClientKind::Route || to_routes;
+        if remote_origin && other_routes && self.pick_route_member(from, name, group) {
+            return true;
         }
-        // A routed message with no local member left: another peer's member.
+        if let Some(sub) = leaf {
+            self.route_to(&sub.client, Some(name));
+            return true;
+        }
+        false
+    }
+
+    /// Sends to a route peer's member of `group` (weighted by members), not the sender.
+    fn pick_route_member(&mut self, from: Publisher<'_>, name: &[u8], group: &[SubRef]) -> bool {
         let others = group
             .iter()
             .filter(|s| s.client.kind == ClientKind::Route && !Arc::ptr_eq(&s.client, from.client));
@@ -422,11 +455,16 @@ impl Router {
         // By index, without draining into a new Vec: no allocation per publish.
         for i in start..self.routes.len() {
             let t = &self.routes[i];
+            // Leaf connections are bound to one account: none on the wire (`LMSG`).
+            let acc: &[u8] = match t.peer.kind {
+                ClientKind::Leaf => b"",
+                _ => account.name.as_bytes(),
+            };
             let queued = if t.queues.is_empty() {
-                t.peer.queue_routed(account.name.as_bytes(), &msg, &[])
+                t.peer.queue_routed(acc, &msg, &[])
             } else {
                 let queues: Vec<&[u8]> = t.queues.iter().map(|q| q.as_ref()).collect();
-                t.peer.queue_routed(account.name.as_bytes(), &msg, &queues)
+                t.peer.queue_routed(acc, &msg, &queues)
             };
             let peer = t.peer.clone();
             match queued {
@@ -620,11 +658,12 @@ impl Router {
 }
 
 /// Where a weighted random walk over a queue group starts: each local member weighs 1,
-/// each route peer's entry its members (`RS+` weight; 0 when routes are not eligible).
+/// each route peer's entry its members (`RS+` weight; 0 when routes are not eligible);
+/// leaf members 0 (they are the last resort).
 fn weighted_start(group: &[SubRef], to_routes: bool) -> usize {
     let weight = |s: &SubRef| match s.client.kind {
         ClientKind::Route if to_routes => u64::from(s.weight()),
-        ClientKind::Route => 0,
+        ClientKind::Route | ClientKind::Leaf => 0,
         _ => 1,
     };
     let total: u64 = group.iter().map(weight).sum();

@@ -60,6 +60,9 @@ pub enum ServerError {
         /// Underlying error.
         cause: std::io::Error,
     },
+    /// The leafnode configuration refers to something that does not exist.
+    #[error("invalid leafnode configuration: {0}")]
+    Leafnode(String),
 }
 
 impl From<OptionsError> for ServerError {
@@ -101,6 +104,8 @@ pub(crate) struct Shared {
     /// The WebSocket listener's address, this server's WebSocket URLs and whether it
     /// has TLS, when on.
     pub websocket: std::sync::OnceLock<(SocketAddr, Vec<String>, bool)>,
+    /// Leafnodes (listener and remotes), when `leafnodes {}` is configured.
+    pub leafnodes: std::sync::OnceLock<Arc<crate::leaf::Leafnodes>>,
     /// Options in force; replaced as a whole on reload.
     opts: RwLock<Arc<Options>>,
     /// Bumped by every reload; every connection watches it.
@@ -396,6 +401,12 @@ impl ServerBuilder {
         self.opts.websocket = Some(ws);
         self
     }
+    /// Leafnodes: a listener for spokes and remotes (hubs) to dial.
+    pub fn leafnodes(mut self, leafnodes: petrel_config::LeafnodeOptions) -> Self {
+        self.opts.leafnodes = Some(leafnodes);
+        self
+    }
+
     /// Join a cluster: the route listener and the routes to dial.
     pub fn cluster(mut self, cluster: petrel_config::ClusterOptions) -> Self {
         self.opts.cluster = Some(cluster);
@@ -504,6 +515,7 @@ impl Server {
             sys: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
             websocket: std::sync::OnceLock::new(),
+            leafnodes: std::sync::OnceLock::new(),
             server_name: opts
                 .server_name
                 .clone()
@@ -556,6 +568,11 @@ impl Server {
         if let Some(c) = shared.opts().cluster.clone() {
             let cluster = crate::route::start(&shared, &c).await?;
             let _ = shared.cluster.set(cluster);
+        }
+        if let Some(l) = shared.opts().leafnodes.clone() {
+            let leafs = crate::leaf::start(&shared, &l).await?;
+            let _ = shared.leafnodes.set(leafs);
+            crate::leaf::solicit_remotes(&shared);
         }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         tracing::info!("Server is ready");
@@ -768,6 +785,25 @@ impl ServerHandle {
         self.shared.cluster.get().map(|c| c.listen)
     }
 
+    /// The leafnode listener's address, when there is one.
+    pub fn leafnode_addr(&self) -> Option<SocketAddr> {
+        self.shared.leafnodes.get().and_then(|l| l.listen)
+    }
+
+    /// Server names of the registered leafnode connections (both roles).
+    pub fn leaf_peers(&self) -> Vec<String> {
+        self.shared
+            .leafnodes
+            .get()
+            .map(|l| {
+                l.conns()
+                    .iter()
+                    .filter_map(|c| c.leaf.get().map(|k| k.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Server ids of the peers with a registered route.
     pub fn route_peers(&self) -> Vec<String> {
         self.shared
@@ -792,6 +828,7 @@ impl ServerHandle {
             c.close(CloseReason::ServerShutdown);
         }
         crate::route::close_all(&self.shared);
+        crate::leaf::close_all(&self.shared);
         self.shared.tracker.close();
         if tokio::time::timeout(
             self.shared.opts().shutdown_grace,

@@ -39,8 +39,9 @@ pub use nats_server::{
 /// The server types tests configure through [`spawn_with`], so a test needs no direct
 /// dependency on `petrel-server`.
 pub use petrel_server::{
-    Auth, ClusterOptions, Permissions, ResponsePermission, RouteUrl, ServerBuilder,
-    SubjectPermission, TlsOptions, User, WebSocketOptions, WsCookies,
+    Auth, ClusterOptions, LeafRemote, LeafUrl, LeafUser, LeafnodeOptions, Permissions,
+    ResponsePermission, RouteUrl, ServerBuilder, SubjectPermission, TlsOptions, User,
+    WebSocketOptions, WsCookies,
 };
 pub use raw::RawClient;
 
@@ -98,6 +99,13 @@ impl TestServer {
         self.handle()
             .cluster_addr()
             .map(|a| format!("nats-route://{a}"))
+    }
+
+    /// `nats-leaf://127.0.0.1:<port>` of the leafnode listener, when there is one.
+    pub fn leaf_url(&self) -> Option<String> {
+        self.handle()
+            .leafnode_addr()
+            .map(|a| format!("nats-leaf://127.0.0.1:{}", a.port()))
     }
 
     /// Shut down gracefully, flushing every connection.

@@ -196,9 +196,15 @@ mod tests {
         let RouteOp::Unsub(s) = &ops[3] else { panic!() };
         assert_eq!(s.queue.as_ref().map(|q| &q.0[..]), Some(&b"q1"[..]));
         let RouteOp::Msg(m) = &ops[5] else { panic!() };
-        assert_eq!((&m.subject[..], m.reply.as_deref()), (&b"baz"[..], Some(&b"rep"[..])));
+        assert_eq!(
+            (&m.subject[..], m.reply.as_deref()),
+            (&b"baz"[..], Some(&b"rep"[..]))
+        );
         let RouteOp::Msg(m) = &ops[6] else { panic!() };
-        assert_eq!((m.reply.is_none(), &m.queues[..]), (true, &[Bytes::from_static(b"wq")][..]));
+        assert_eq!(
+            (m.reply.is_none(), &m.queues[..]),
+            (true, &[Bytes::from_static(b"wq")][..])
+        );
         let RouteOp::Msg(m) = &ops[7] else { panic!() };
         assert_eq!((m.hdr_len, m.data.len()), (Some(12), 14));
         let RouteOp::Msg(m) = &ops[8] else { panic!() };
@@ -254,6 +260,9 @@ mod tests {
                 ..LeafConnect::default()
             },
         );
-        assert_eq!(&b[..], b"CONNECT {\"name\":\"p\",\"headers\":false,\"deny_pub\":[\"x.>\"]}\r\n");
+        assert_eq!(
+            &b[..],
+            b"CONNECT {\"name\":\"p\",\"headers\":false,\"deny_pub\":[\"x.>\"]}\r\n"
+        );
     }
 }

@@ -10,9 +10,9 @@
 pub mod encode;
 pub mod headers;
 mod info;
+pub mod leaf;
 mod op;
 mod parser;
-pub mod leaf;
 pub mod route;
 
 pub use info::{ConnectInfo, ServerInfo};

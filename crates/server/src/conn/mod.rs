@@ -112,6 +112,10 @@ async fn serve_upgraded<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    if up.leaf {
+        crate::leaf::serve_ws(shared, stream, addr).await;
+        return;
+    }
     let Some(client) = new_client(&shared, addr) else {
         return;
     };
@@ -147,6 +151,25 @@ async fn serve_upgraded<S>(
     client.queue_raw(&greeting);
     run(&shared, &client, rd, wr).await;
     cleanup(&shared, &client);
+}
+
+/// An upgraded server-side WebSocket as the reader's and writer's halves (leafnodes).
+pub(crate) fn ws_split<S>(stream: S, client: Arc<Client>) -> (ws::WsRead<S>, ws::WsWrite<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    ws::split(stream, client)
+}
+
+/// A client-side WebSocket (a leafnode remote) as the reader's and writer's halves.
+pub(crate) fn ws_split_stream<S>(
+    ws: tokio_websockets::WebSocketStream<S>,
+    client: Arc<Client>,
+) -> (ws::WsRead<S>, ws::WsWrite<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    ws::split_stream(ws, client)
 }
 
 /// A client connection's shared state (with its nonce when logins sign one); `None` when

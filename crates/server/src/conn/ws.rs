@@ -26,6 +26,8 @@ const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub(crate) struct Upgrade {
     /// Cookies of the request (`jwt_cookie`).
     pub cookies: Vec<(String, String)>,
+    /// The path ends in `/leafnode`: a leafnode, not a client (nats-server's rule).
+    pub leaf: bool,
 }
 
 /// Reads the HTTP upgrade request from `stream`, checks it (and its origin) as nats-server
@@ -149,7 +151,10 @@ fn check(
                 .collect()
         })
         .unwrap_or_default();
-    Ok((key.to_string(), Upgrade { cookies }))
+    let leaf = req
+        .path
+        .is_some_and(|p| p.split('?').next().unwrap_or("").ends_with("/leafnode"));
+    Ok((key.to_string(), Upgrade { cookies, leaf }))
 }
 
 /// `same_origin` and `allowed_origins` (a request without `Origin` passes, as in
@@ -225,7 +230,17 @@ pub(crate) fn split<S>(stream: S, client: Arc<Client>) -> (WsRead<S>, WsWrite<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ws = tokio_websockets::ServerBuilder::new().serve(stream);
+    split_stream(tokio_websockets::ServerBuilder::new().serve(stream), client)
+}
+
+/// The halves of a WebSocket stream of either role.
+pub(crate) fn split_stream<S>(
+    ws: WebSocketStream<S>,
+    client: Arc<Client>,
+) -> (WsRead<S>, WsWrite<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sink, stream) = ws.split();
     (WsRead(stream), WsWrite(sink, client))
 }

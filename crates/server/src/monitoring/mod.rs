@@ -7,6 +7,7 @@
 
 mod accounts;
 mod conn;
+mod leafs;
 mod routes;
 mod subs;
 
@@ -23,6 +24,7 @@ use crate::stats::StatsSnapshot;
 pub use accounts::{AccountSnapshot, AccountStatz, JsAccountReport};
 pub use conn::ConnSnapshot;
 pub(crate) use conn::{snapshot, ConnMeta};
+pub use leafs::{LeafSnapshot, LeafnodeSnapshot};
 pub use routes::{ClusterSnapshot, RouteSnapshot};
 pub use subs::{SubSnapshot, SublistStats, GLOBAL_ACCOUNT};
 

@@ -568,8 +568,8 @@ impl RouteReader<'_> {
         };
         let key = (s.account, s.subject.clone(), queue.clone());
         let mut subs = route.subs.lock();
-        if let Some((_, existing)) = subs.get(&key) {
-            existing.weight.store(weight, Ordering::Relaxed);
+        if let Some((account, existing)) = subs.get(&key) {
+            account.set_weight(existing, weight);
             return true;
         }
         if subs.len() >= MAX_REMOTE_SUBS {
@@ -640,16 +640,11 @@ impl RouteReader<'_> {
             queues: Some(&m.queues),
         };
         // A JetStream delivery: shown under the subject after the reply's `@`.
-        let split = m.reply.as_deref().and_then(|r| {
-            super::js_ack_deliver_at(r)
-                .filter(|&i| i + 1 < r.len())
-                .map(|i| (r, i))
-        });
-        match split {
-            Some((r, i)) => {
+        match super::split_js_deliver(m.reply.as_deref()) {
+            Some((reply, shown)) => {
                 let msg = MsgRef {
-                    subject: &r[i + 1..],
-                    reply: Some(&r[..i]),
+                    subject: shown,
+                    reply: Some(reply),
                     hdr_len: m.hdr_len,
                     data: &m.data,
                 };

@@ -48,27 +48,24 @@ pub(crate) struct Interest {
 }
 
 impl Interest {
-    /// A local subscription on `subject` (in `queue`) came (`added`) or went; tells the
-    /// peers when that changes what they know. Called under the account's Sublist write
-    /// lock, so changes reach the peers in the order they happened.
+    /// Local interest in `subject` (in `queue`) changed by `delta` members (a leaf's
+    /// queue subscription counts its weight); tells the peers when that changes what
+    /// they know. Called under the account's Sublist write lock, so changes reach the
+    /// peers in the order they happened.
     pub fn changed(
         &self,
         account: &str,
         peers: &Peers,
         subject: &Bytes,
         queue: Option<&Bytes>,
-        added: bool,
+        delta: i64,
     ) {
         let mut counts = self.counts.lock();
         let key = (subject.clone(), queue.cloned());
         let n = counts.entry(key.clone()).or_insert(0);
         let before = *n;
-        if added {
-            *n += 1;
-        } else {
-            *n = n.saturating_sub(1);
-        }
-        let after = *n;
+        let after = u32::try_from((i64::from(before) + delta).max(0)).unwrap_or(u32::MAX);
+        *n = after;
         if after == 0 {
             counts.remove(&key);
         }
@@ -86,7 +83,9 @@ impl Interest {
             (Some(q), w) => {
                 petrel_wire::route::sub(&mut buf, account.as_bytes(), subject, Some((q, w)))
             }
-            (None, 1) => petrel_wire::route::sub(&mut buf, account.as_bytes(), subject, None),
+            (None, _) if before == 0 => {
+                petrel_wire::route::sub(&mut buf, account.as_bytes(), subject, None)
+            }
             (None, _) => return,
         }
         peers.broadcast(&buf);

@@ -206,6 +206,14 @@ pub(crate) fn js_ack_deliver_at(reply: &[u8]) -> Option<usize> {
     None
 }
 
+/// A routed (or leaf) JetStream delivery's reply split at its `@`: the `$JS.ACK` reply
+/// and the subject the delivery is shown under.
+pub(crate) fn split_js_deliver(reply: Option<&[u8]>) -> Option<(&[u8], &[u8])> {
+    let r = reply?;
+    let i = js_ack_deliver_at(r).filter(|&i| i + 1 < r.len())?;
+    Some((&r[..i], &r[i + 1..]))
+}
+
 /// Binds the route listener, starts accepting routes and dialling the configured ones.
 pub(crate) async fn start(
     shared: &Arc<Shared>,

@@ -134,7 +134,11 @@ impl Applier<'_> {
                 ));
             }
             if r.urls.is_empty() {
-                return Err(ConfigError::invalid(&item.pos, key, "remote leafnode has no url"));
+                return Err(ConfigError::invalid(
+                    &item.pos,
+                    key,
+                    "remote leafnode has no url",
+                ));
             }
             if out.iter().any(|o| o.urls == r.urls) {
                 return Err(ConfigError::invalid(
@@ -261,7 +265,10 @@ fn leaf_users(v: &Value, key: &str) -> Result<Vec<LeafUser>, ConfigError> {
             return Err(ConfigError::invalid(
                 &item.pos,
                 key,
-                format!("duplicate user \"{}\" detected in leafnode authorization", u.user),
+                format!(
+                    "duplicate user \"{}\" detected in leafnode authorization",
+                    u.user
+                ),
             ));
         }
         out.push(u);
@@ -296,10 +303,22 @@ mod tests {
         assert_eq!(o.options.leafnodes.unwrap().port, Some(0));
         for (bad, why) in [
             ("leafnodes { bogus: 1 }", "unknown field"),
-            ("leafnodes { remotes: [{url: [\"ws://a\", \"nats://b\"]}] }", "mix of websocket"),
-            ("leafnodes { authorization { user: a, password: b, users: [{user: c}] } }", "single user"),
-            ("leafnodes { authorization { users: [{user: a}, {user: a}] } }", "duplicate user"),
-            ("leafnodes { remotes: [{url: \"nats://a\"}, {url: \"nats://a\"}] }", "duplicate remote"),
+            (
+                "leafnodes { remotes: [{url: [\"ws://a\", \"nats://b\"]}] }",
+                "mix of websocket",
+            ),
+            (
+                "leafnodes { authorization { user: a, password: b, users: [{user: c}] } }",
+                "single user",
+            ),
+            (
+                "leafnodes { authorization { users: [{user: a}, {user: a}] } }",
+                "duplicate user",
+            ),
+            (
+                "leafnodes { remotes: [{url: \"nats://a\"}, {url: \"nats://a\"}] }",
+                "duplicate remote",
+            ),
             ("leafnodes { remotes: [{url: \"http://a\"}] }", "scheme"),
             ("leafnodes { min_version: \"2.7.0\" }", "minimum version"),
         ] {

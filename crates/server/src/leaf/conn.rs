@@ -1,0 +1,831 @@
+//! One leaf connection in either role. As the hub (accepted): INFO first, CONNECT
+//! checked and authorized (which binds the account), the `connect_info` INFO, then the
+//! interest dump. As the spoke (solicited): the hub's INFO, CONNECT with credentials, the
+//! `connect_info` INFO, then the dump. After that both sides apply `LS+`/`LS-` and
+//! publish `LMSG`s in the bound account.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use petrel_wire::leaf::{LeafConnect, LeafInfo};
+use petrel_wire::route::{RemoteSub, RouteOp, RouteParseError, RoutedMsg};
+
+use super::{LeafLink, Leafnodes, LOOP_DELAY};
+use crate::account::Account;
+use crate::client::{Client, ClientKind, CloseReason};
+use crate::conn::io::{ReadSource, WriteSink};
+use crate::outbound::MsgRef;
+use crate::router::{Publisher, Router};
+use crate::server::Shared;
+use crate::sub::Subscription;
+
+/// Longest leaf control line (nats-server 2.14+).
+const MAX_LINE: usize = 64 * 1024;
+/// Time a spoke waits for the hub's INFO and then its `connect_info` INFO.
+const SPOKE_WAIT: Duration = Duration::from_secs(2);
+/// Most subscriptions one leaf may hold here.
+const MAX_LEAF_SUBS: usize = 1024 * 1024;
+/// Read buffer size.
+const READ_BUF: usize = 64 * 1024;
+/// Longest the reader waits for stalled subscribers per batch.
+const STALL_MAX: Duration = Duration::from_secs(1);
+
+/// Which side of the connection this server is.
+pub(super) enum Role {
+    /// The peer dialled us (we are its hub unless it says `is_hub`).
+    Accepted { websocket: bool },
+    /// We dialled the hub of `remotes[remote]`, with the URL's user and password (or
+    /// token).
+    Solicited {
+        remote: usize,
+        websocket: bool,
+        user: Option<(String, Option<String>)>,
+    },
+}
+
+/// How a connection ended.
+#[derive(Default)]
+pub(super) struct Outcome {
+    /// It was registered (the handshake completed).
+    pub registered: bool,
+    /// Wait this long before redialling (a loop, a cluster name clash).
+    pub delay: Option<Duration>,
+    /// Leafnode URLs the hub told us of.
+    pub urls: Vec<String>,
+}
+
+/// A leaf connection's shared state.
+pub(super) fn leaf_client(shared: &Shared, addr: SocketAddr) -> Arc<Client> {
+    let client = Arc::new(Client::new(
+        ClientKind::Leaf,
+        shared.next_cid(),
+        addr,
+        shared.opts().max_pending.max(64 * 1024 * 1024),
+        shared.stats.clone(),
+        crate::auth::nonce().unwrap_or_default(),
+    ));
+    client.headers.store(true, Ordering::Release);
+    client
+}
+
+/// Serves a leaf that dialled the leafnode listener.
+pub(super) async fn serve_accepted<R: ReadSource, W: WriteSink>(
+    shared: Arc<Shared>,
+    rd: R,
+    wr: W,
+    addr: SocketAddr,
+    websocket: bool,
+) {
+    let client = leaf_client(&shared, addr);
+    run(&shared, client, rd, wr, Role::Accepted { websocket }).await;
+}
+
+/// The leafnode protocol over a byte stream until it closes.
+pub(super) async fn run<R: ReadSource, W: WriteSink>(
+    shared: &Arc<Shared>,
+    client: Arc<Client>,
+    rd: R,
+    wr: W,
+    role: Role,
+) -> Outcome {
+    let Some(leafs) = shared.leafnodes.get().cloned() else {
+        return Outcome::default();
+    };
+    if let Role::Accepted { .. } = role {
+        let mut buf = BytesMut::new();
+        petrel_wire::leaf::info(&mut buf, &hub_info(shared, &leafs, &client, true));
+        client.queue_raw(&buf);
+    }
+    let writer = tokio::spawn(crate::conn::writer::write_loop(
+        shared.clone(),
+        client.clone(),
+        wr,
+    ));
+    client.flush(false);
+    let mut r = LeafReader {
+        shared,
+        leafs: &leafs,
+        client: &client,
+        role,
+        connect_sent: false,
+        waiting_info: false,
+        link: None,
+        router: Router::new(),
+        in_msgs: 0,
+        in_bytes: 0,
+        out: Outcome::default(),
+    };
+    r.run(rd).await;
+    client.close(CloseReason::ClientClosed);
+    let _ = writer.await;
+    r.cleanup();
+    r.out
+}
+
+/// This server's INFO for a leaf (the first one, with a nonce, or the `connect_info` one).
+fn hub_info(shared: &Shared, leafs: &Leafnodes, client: &Client, first: bool) -> LeafInfo {
+    let listen = leafs
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (host, port) = match leafs.opts.advertise.as_deref() {
+        Some(a) => match a.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(listen.port())),
+            None => (a.to_string(), listen.port()),
+        },
+        None => (listen.ip().to_string(), listen.port()),
+    };
+    let url = petrel_config::join_host_port(&host, port);
+    LeafInfo {
+        server_id: shared.server_id.clone(),
+        server_name: shared.server_name.clone(),
+        version: crate::NATS_COMPAT_VERSION.to_string(),
+        proto: 1,
+        host,
+        port,
+        headers: true,
+        auth_required: true,
+        max_payload: i64::try_from(shared.opts().max_payload).unwrap_or(i64::MAX),
+        ip: url.clone(),
+        client_id: client.cid,
+        nonce: if first {
+            client.nonce.clone()
+        } else {
+            String::new()
+        },
+        cluster: shared.cluster.get().map(|c| c.name()).unwrap_or_default(),
+        info_on_connect: true,
+        leafnode_urls: vec![url],
+        ..LeafInfo::default()
+    }
+}
+
+/// The cluster name this server gives as a leaf's origin: its cluster's, else its name.
+fn own_cluster(shared: &Shared) -> String {
+    shared
+        .cluster
+        .get()
+        .map(|c| c.name())
+        .unwrap_or_else(|| shared.server_name.clone())
+}
+
+/// The reading side of a leaf connection.
+struct LeafReader<'a> {
+    shared: &'a Arc<Shared>,
+    leafs: &'a Arc<Leafnodes>,
+    client: &'a Arc<Client>,
+    role: Role,
+    /// Spoke: CONNECT went out.
+    connect_sent: bool,
+    /// Spoke: waiting for the hub's `connect_info` INFO.
+    waiting_info: bool,
+    /// Set once registered.
+    link: Option<Arc<LeafLink>>,
+    router: Router,
+    in_msgs: u64,
+    in_bytes: u64,
+    out: Outcome,
+}
+
+impl LeafReader<'_> {
+    async fn run<R: ReadSource>(&mut self, mut rd: R) {
+        let client = self.client;
+        let wait = match self.role {
+            Role::Accepted { .. } => self.leafs.opts.auth_timeout,
+            Role::Solicited { .. } => SPOKE_WAIT,
+        };
+        let handshake = tokio::time::sleep(wait);
+        tokio::pin!(handshake);
+        let mut buf = BytesMut::with_capacity(READ_BUF);
+        let max_payload = self.shared.opts().max_payload;
+        'read: loop {
+            if buf.capacity() - buf.len() < READ_BUF / 4 {
+                buf.reserve(READ_BUF);
+            }
+            let n = tokio::select! {
+                biased;
+                () = client.cancelled() => break,
+                () = self.shared.shutdown.cancelled() => {
+                    client.close(CloseReason::ServerShutdown);
+                    break;
+                }
+                () = &mut handshake, if self.link.is_none() => {
+                    self.handshake_timeout();
+                    break;
+                }
+                n = rd.read_into(&mut buf) => n,
+            };
+            match n {
+                Ok(0) => {
+                    client.close(CloseReason::ClientClosed);
+                    break;
+                }
+                Ok(_) => client.meta.touch(),
+                Err(_) => {
+                    client.close(CloseReason::ReadError);
+                    break;
+                }
+            }
+            loop {
+                match petrel_wire::route::parse_leaf(&mut buf, MAX_LINE, max_payload) {
+                    Ok(Some(op)) => {
+                        let was_connecting = self.waiting_info;
+                        if !self.handle(op) {
+                            break 'read;
+                        }
+                        if was_connecting != self.waiting_info {
+                            handshake
+                                .as_mut()
+                                .reset(tokio::time::Instant::now() + SPOKE_WAIT);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.parse_error(e);
+                        break 'read;
+                    }
+                }
+            }
+            self.end_batch().await;
+        }
+    }
+
+    fn handshake_timeout(&mut self) {
+        match self.role {
+            Role::Accepted { .. } => {
+                tracing::debug!(leaf = %self.client.addr, "Leafnode authentication timeout");
+                self.client
+                    .err_and_close("Authentication Timeout", CloseReason::AuthTimeout);
+            }
+            Role::Solicited { .. } if self.waiting_info => self.client.err_and_close(
+                "Stale Leaf Node Connection - Closing",
+                CloseReason::StaleConnection,
+            ),
+            Role::Solicited { .. } => {
+                tracing::warn!(leaf = %self.client.addr, "Leafnode hub sent no INFO");
+                self.client.close(CloseReason::StaleConnection);
+            }
+        }
+    }
+
+    fn parse_error(&mut self, e: RouteParseError) {
+        tracing::warn!(leaf = %self.client.addr, "Leafnode protocol error: {e}");
+        let (text, reason) = match e {
+            RouteParseError::ControlLine => (
+                "Maximum Control Line Exceeded",
+                CloseReason::MaxControlLineExceeded,
+            ),
+            RouteParseError::Payload => {
+                ("Maximum Payload Violation", CloseReason::MaxPayloadExceeded)
+            }
+            RouteParseError::Unknown => ("Unknown Protocol Operation", CloseReason::ParseError),
+            // nats-server closes without a word on bad LS+/LMSG arguments.
+            RouteParseError::BadArgs => {
+                self.client.close(CloseReason::ParseError);
+                return;
+            }
+        };
+        self.client.err_and_close(text, reason);
+    }
+
+    fn accepted(&self) -> bool {
+        matches!(self.role, Role::Accepted { .. })
+    }
+
+    /// Applies one op; `false` ends the connection.
+    fn handle(&mut self, op: RouteOp) -> bool {
+        // A spoke's first op must be CONNECT (nats-server's expectConnect).
+        if self.accepted() && self.link.is_none() && !matches!(op, RouteOp::Connect(_)) {
+            self.client
+                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+            return false;
+        }
+        match op {
+            RouteOp::Ping => {
+                self.client.queue_raw(petrel_wire::encode::PONG);
+                self.mark();
+                true
+            }
+            RouteOp::Pong => {
+                self.client.pings_out.store(0, Ordering::Release);
+                self.client.meta.pong_received();
+                true
+            }
+            RouteOp::Ok => true,
+            RouteOp::Err(text) => self.on_err(&text),
+            RouteOp::Connect(json) => self.link.is_some() || self.on_connect(&json),
+            RouteOp::Info(json) => self.on_info(&json),
+            _ if self.link.is_none() => {
+                self.client
+                    .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+                false
+            }
+            RouteOp::Sub(s) => self.leaf_sub(s),
+            RouteOp::Unsub(s) => {
+                self.leaf_unsub(&s);
+                true
+            }
+            RouteOp::Msg(m) => {
+                self.leaf_msg(m);
+                true
+            }
+        }
+    }
+
+    /// A peer's `-ERR`: it closes the connection itself (nats-server's rule), except for
+    /// a loop, which ends it here at once.
+    fn on_err(&mut self, text: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(text);
+        tracing::error!(leaf = %self.client.addr, "Leafnode error: {text}");
+        if text.contains("Loop detected") || text.contains("same cluster name") {
+            self.out.delay = Some(LOOP_DELAY);
+        }
+        if text.contains("minimum version required") {
+            self.out.delay = Some(Duration::from_secs(5));
+        }
+        if text.contains("Loop detected") {
+            self.client.close(CloseReason::ProtocolViolation);
+            return false;
+        }
+        true
+    }
+
+    fn mark(&mut self) {
+        if self.client.mark_dirty() {
+            self.client.flush(false);
+        }
+    }
+
+    /// Refuses the connection with `text`.
+    fn refuse(&mut self, text: &str) -> bool {
+        tracing::error!(leaf = %self.client.addr, "Leafnode refused: {text}");
+        self.client
+            .err_and_close(text, CloseReason::ProtocolViolation);
+        false
+    }
+
+    /// Hub side: the spoke's CONNECT, checked in nats-server's order.
+    fn on_connect(&mut self, json: &[u8]) -> bool {
+        if !self.accepted() {
+            return true;
+        }
+        let Ok(c) = serde_json::from_slice::<LeafConnect>(json) else {
+            self.client
+                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+            return false;
+        };
+        let Some(account) = self.authorize(&c) else {
+            tracing::error!(leaf = %self.client.addr, "Leafnode authorization violation");
+            self.client
+                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+            return false;
+        };
+        if c.account.is_some() || c.new_account.is_some() {
+            self.client
+                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
+            return false;
+        }
+        if c.lang.is_some() {
+            return self.refuse("attempted to connect to leaf node port");
+        }
+        if c.cluster.contains(' ') {
+            return self.refuse("cluster name cannot contain spaces");
+        }
+        if self
+            .shared
+            .cluster
+            .get()
+            .is_some_and(|cl| !c.cluster.is_empty() && cl.name() == c.cluster)
+        {
+            return self.refuse("remote leafnode has same cluster name");
+        }
+        if let Some(gw) = &c.gateway {
+            return self.refuse(&format!(
+                "Rejecting connection from gateway \"{gw}\" on the leafnode port"
+            ));
+        }
+        let mut info = hub_info(self.shared, self.leafs, self.client, false);
+        info.connect_info = true;
+        info.remote_account = account.name.clone();
+        let mut buf = BytesMut::new();
+        petrel_wire::leaf::info(&mut buf, &info);
+        self.client.queue_raw(&buf);
+        if let Some(min) = &self.leafs.opts.min_version {
+            if version_below(&c.version, min) {
+                return self.refuse(&format!(
+                    "connection rejected since minimum version required is \"{min}\""
+                ));
+            }
+        }
+        let Role::Accepted { websocket } = self.role else {
+            return false;
+        };
+        let deny_pub = c.deny_pub.iter().map(|s| Bytes::from(s.clone())).collect();
+        self.register(LeafLinkParts {
+            hub: !c.is_hub,
+            cluster: c.cluster.clone(),
+            name: c.name.clone(),
+            remote_id: c.server_id.clone(),
+            remote_account: c.remote_account.clone(),
+            account,
+            deny_out: deny_pub,
+            deny_in: Vec::new(),
+            websocket,
+        });
+        true
+    }
+
+    /// The account a spoke's CONNECT logs into (nats-server's `isLeafNodeAuthorized`):
+    /// the listener's own user or users, else the server's client users, else (no auth
+    /// at all) the listener's `account` or `$G`.
+    fn authorize(&self, c: &LeafConnect) -> Option<Arc<Account>> {
+        let opts = &self.leafs.opts;
+        let accounts = &self.shared.accounts;
+        let bind = |name: Option<&String>| match name {
+            Some(n) => accounts.get(n),
+            None => Some(accounts.global().clone()),
+        };
+        let user = c.user.as_deref().unwrap_or("");
+        let pass = c.pass.as_deref().unwrap_or("");
+        if let Some(want) = &opts.user {
+            let ok = crate::auth::ct_eq(user, want)
+                & crate::auth::secret_matches(opts.password.as_deref().unwrap_or(""), pass);
+            return ok.then(|| bind(opts.account.as_ref())).flatten();
+        }
+        if !opts.users.is_empty() {
+            let u = opts
+                .users
+                .iter()
+                .find(|u| crate::auth::ct_eq(&u.user, user))?;
+            return crate::auth::secret_matches(&u.password, pass)
+                .then(|| bind(u.account.as_ref()))
+                .flatten();
+        }
+        let server = self.shared.opts();
+        if self.shared.trust.is_some() {
+            // Operator-mode leafs (user JWTs) are not supported yet.
+            return None;
+        }
+        if matches!(server.auth, petrel_config::Auth::None) {
+            return bind(opts.account.as_ref());
+        }
+        let connect = petrel_wire::ConnectInfo {
+            user: c.user.clone(),
+            pass: c.pass.clone(),
+            auth_token: c.auth_token.clone(),
+            nkey: c.nkey.clone(),
+            sig: c.sig.clone(),
+            jwt: c.jwt.clone(),
+            ..petrel_wire::ConnectInfo::default()
+        };
+        let authed = crate::auth::authenticate(&server, &connect, &self.client.nonce)?;
+        bind(authed.account.as_ref())
+    }
+
+    /// An INFO. Spoke: the hub's first (answer with CONNECT), its `connect_info` one
+    /// (register), or an update (new URLs). Hub: ignored.
+    fn on_info(&mut self, json: &[u8]) -> bool {
+        let Role::Solicited {
+            remote, websocket, ..
+        } = self.role
+        else {
+            return true;
+        };
+        let Ok(info) = serde_json::from_slice::<LeafInfo>(json) else {
+            self.client.close(CloseReason::ProtocolViolation);
+            return false;
+        };
+        let urls = if websocket {
+            &info.ws_connect_urls
+        } else {
+            &info.leafnode_urls
+        };
+        if !urls.is_empty() {
+            self.out.urls = urls.clone();
+        }
+        if !self.connect_sent {
+            if info.client_id == 0 {
+                tracing::error!(leaf = %self.client.addr, "Leafnode hub INFO has no client_id: attempted to connect to wrong port");
+                self.client.close(CloseReason::ProtocolViolation);
+                return false;
+            }
+            if info.tls_required {
+                tracing::error!(leaf = %self.client.addr, "Leafnode hub requires TLS, which Petrel's leafnode remotes do not do yet");
+                self.client.close(CloseReason::TlsRequired);
+                return false;
+            }
+            return self.send_connect(remote, websocket, info);
+        }
+        if self.waiting_info && info.connect_info {
+            self.waiting_info = false;
+            return self.register_spoke(remote, websocket, &info);
+        }
+        true
+    }
+
+    /// Spoke: CONNECT with this remote's credentials; registers at once when the hub
+    /// will not answer with a `connect_info` INFO (older servers).
+    fn send_connect(&mut self, remote: usize, websocket: bool, info: LeafInfo) -> bool {
+        let Some(r) = self.leafs.opts.remotes.get(remote) else {
+            return false;
+        };
+        let account = r
+            .account
+            .clone()
+            .unwrap_or_else(|| petrel_config::GLOBAL_ACCOUNT.to_string());
+        let mut c = LeafConnect {
+            version: crate::NATS_COMPAT_VERSION.to_string(),
+            server_id: self.shared.server_id.clone(),
+            name: self.shared.server_name.clone(),
+            cluster: own_cluster(self.shared),
+            headers: true,
+            is_hub: r.hub,
+            deny_pub: r.deny_imports.clone(),
+            remote_account: account,
+            ..LeafConnect::default()
+        };
+        match super::remote::credentials(r, &info.nonce, self.client.addr) {
+            Ok(creds) => creds.apply(&mut c),
+            Err(e) => {
+                tracing::error!(leaf = %self.client.addr, "Leafnode credentials: {e}");
+                self.client.close(CloseReason::AuthFailure);
+                return false;
+            }
+        }
+        // The dialled URL's user and password, or token.
+        if let Role::Solicited {
+            user: Some((u, p)), ..
+        } = &self.role
+        {
+            match p {
+                Some(p) => {
+                    c.user = Some(u.clone());
+                    c.pass = Some(p.clone());
+                }
+                None => {
+                    c.auth_token = Some(u.clone());
+                    c.user = Some(u.clone());
+                }
+            }
+        }
+        let mut buf = BytesMut::new();
+        petrel_wire::leaf::connect(&mut buf, &c);
+        self.client.queue_raw(&buf);
+        self.mark();
+        self.connect_sent = true;
+        *self.client.name.lock() = info.server_name.clone();
+        if info.info_on_connect {
+            self.waiting_info = true;
+            true
+        } else {
+            self.register_spoke(remote, websocket, &info)
+        }
+    }
+
+    fn register_spoke(&mut self, remote: usize, websocket: bool, info: &LeafInfo) -> bool {
+        let Some(r) = self.leafs.opts.remotes.get(remote) else {
+            return false;
+        };
+        let name = r
+            .account
+            .as_deref()
+            .unwrap_or(petrel_config::GLOBAL_ACCOUNT);
+        let Some(account) = self.shared.accounts.get(name) else {
+            self.client.close(CloseReason::ProtocolViolation);
+            return false;
+        };
+        let bytes = |v: &[String]| v.iter().map(|s| Bytes::from(s.clone())).collect();
+        self.register(LeafLinkParts {
+            hub: r.hub,
+            cluster: info.cluster.clone(),
+            name: info.server_name.clone(),
+            remote_id: info.server_id.clone(),
+            remote_account: info.remote_account.clone(),
+            account,
+            deny_out: bytes(&r.deny_exports),
+            deny_in: bytes(&r.deny_imports),
+            websocket,
+        });
+        true
+    }
+
+    /// Binds the connection to its account, sends it the account's interest and lists it.
+    fn register(&mut self, p: LeafLinkParts) {
+        let solicited = !self.accepted();
+        let link = Arc::new(LeafLink {
+            hub: p.hub,
+            solicited,
+            cluster: p.cluster,
+            name: p.name,
+            remote_id: p.remote_id,
+            remote_account: p.remote_account,
+            account: p.account.clone(),
+            deny_out: p.deny_out,
+            deny_in: p.deny_in,
+            smap: parking_lot::Mutex::new(HashMap::new()),
+            subs: parking_lot::Mutex::new(HashMap::new()),
+            websocket: p.websocket,
+        });
+        let _ = self.client.leaf.set(link.clone());
+        *self.client.name.lock() = link.name.clone();
+        self.client.set_account(&p.account);
+        {
+            let sublist = p.account.sublist.write();
+            p.account.leafs.add(&sublist, self.client, &link);
+        }
+        self.leafs.register(self.client);
+        tracing::info!(
+            leaf = %self.client.addr,
+            remote = %link.name,
+            remote_id = %link.remote_id,
+            account = %p.account.name,
+            hub = link.hub,
+            websocket = link.websocket,
+            "Leafnode connection created"
+        );
+        self.link = Some(link);
+        self.out.registered = true;
+    }
+
+    /// `LS+`: the peer's interest (or a queue group's new total).
+    fn leaf_sub(&mut self, s: RemoteSub) -> bool {
+        let Some(link) = self.link.clone() else {
+            return false;
+        };
+        if s.subject == link.account.leafs.lds {
+            let text = format!(
+                "Loop detected for leafnode account=\"{}\". Delaying attempt to reconnect for 30s",
+                link.account.name
+            );
+            tracing::error!(leaf = %self.client.addr, "{text}");
+            self.out.delay = Some(LOOP_DELAY);
+            self.client
+                .err_and_close(&text, CloseReason::ProtocolViolation);
+            return false;
+        }
+        if !petrel_subject::is_valid_subject(&s.subject) {
+            self.client.close(CloseReason::ProtocolViolation);
+            return false;
+        }
+        let (queue, weight) = match s.queue {
+            Some((q, w)) => (Some(q), w.max(1)),
+            None => (None, 1),
+        };
+        let key = (s.subject.clone(), queue.clone());
+        let mut subs = link.subs.lock();
+        if let Some(existing) = subs.get(&key) {
+            link.account.set_weight(existing, weight);
+            return true;
+        }
+        if subs.len() >= MAX_LEAF_SUBS {
+            drop(subs);
+            self.client.err_and_close(
+                "maximum subscriptions exceeded",
+                CloseReason::MaxSubscriptionsExceeded,
+            );
+            return false;
+        }
+        let sid = Bytes::from(format!("l{}", subs.len()));
+        let sub = Arc::new(Subscription::new(
+            self.client.clone(),
+            s.subject,
+            queue,
+            sid,
+        ));
+        sub.weight.store(weight, Ordering::Relaxed);
+        if link.account.insert_sub(&sub).is_ok() {
+            subs.insert(key, sub);
+        }
+        true
+    }
+
+    /// `LS-`: the peer lost interest.
+    fn leaf_unsub(&mut self, s: &RemoteSub) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        let key = (s.subject.clone(), s.queue.as_ref().map(|(q, _)| q.clone()));
+        let removed = link.subs.lock().remove(&key);
+        if let Some(sub) = removed {
+            link.account.remove_subs([&sub]);
+        }
+    }
+
+    /// `LMSG`: publish in the bound account.
+    fn leaf_msg(&mut self, m: RoutedMsg) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        self.in_msgs += 1;
+        self.in_bytes += m.data.len() as u64;
+        if super::denied(&link.deny_in, &m.subject) {
+            return;
+        }
+        let from = Publisher {
+            account: &link.account,
+            client: self.client,
+            echo: true,
+            no_responders: false,
+            queues: Some(&m.queues),
+        };
+        let msg = MsgRef {
+            subject: &m.subject,
+            reply: m.reply.as_deref(),
+            hdr_len: m.hdr_len,
+            data: &m.data,
+        };
+        // A JetStream delivery: shown under the subject after the reply's `@`.
+        match crate::route::split_js_deliver(m.reply.as_deref()) {
+            Some((reply, shown)) => {
+                let shown = MsgRef {
+                    subject: shown,
+                    reply: Some(reply),
+                    ..msg
+                };
+                self.router
+                    .publish_on(self.shared, from, &m.subject, &shown);
+            }
+            None => self.router.publish(self.shared, from, &msg),
+        }
+    }
+
+    /// End of a read batch: flush what was published, count it, wait for stalled targets.
+    async fn end_batch(&mut self) {
+        if self.in_msgs > 0 {
+            let st = &self.shared.stats;
+            st.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            st.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            let cs = &self.client.stats;
+            cs.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            cs.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.in_msgs = 0;
+            self.in_bytes = 0;
+        }
+        self.router.flush(self.shared);
+        let stalled = std::mem::take(&mut self.router.stalled);
+        let deadline = tokio::time::Instant::now() + STALL_MAX;
+        for stall in stalled {
+            let _ = tokio::time::timeout_at(deadline, stall.wait()).await;
+        }
+    }
+
+    /// The connection ended: forget the peer's interest and unlist it.
+    fn cleanup(&mut self) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        link.account.leafs.remove(self.client);
+        let subs: Vec<Arc<Subscription>> = link.subs.lock().drain().map(|(_, s)| s).collect();
+        link.account.remove_subs(subs.iter());
+        self.leafs.unregister(self.client);
+        let reason = self
+            .client
+            .close_reason()
+            .unwrap_or(CloseReason::ClientClosed);
+        tracing::info!(leaf = %self.client.addr, remote = %link.name, reason = reason.as_str(), "Leafnode connection closed");
+    }
+}
+
+/// What a registration needs besides the connection.
+struct LeafLinkParts {
+    hub: bool,
+    cluster: String,
+    name: String,
+    remote_id: String,
+    remote_account: String,
+    account: Arc<Account>,
+    deny_out: Vec<Bytes>,
+    deny_in: Vec<Bytes>,
+    websocket: bool,
+}
+
+/// Whether `version` (`x.y.z`) is below `min` (an absent or unreadable one is).
+fn version_below(version: &str, min: &str) -> bool {
+    let parse = |s: &str| -> Option<(u32, u32, u32)> {
+        let mut it = s
+            .trim_start_matches('v')
+            .split(['.', '-'])
+            .map(|p| p.parse().ok());
+        Some((it.next()??, it.next()??, it.next()??))
+    };
+    match (parse(version), parse(min)) {
+        (Some(v), Some(m)) => v < m,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_below;
+
+    #[test]
+    fn minimum_versions() {
+        assert!(version_below("2.9.10", "2.10.0"));
+        assert!(!version_below("2.10.0", "2.10.0"));
+        assert!(!version_below("2.15.1", "2.10.0"));
+        assert!(version_below("", "2.8.0"));
+    }
+}
