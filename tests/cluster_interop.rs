@@ -17,7 +17,7 @@ use crate::cluster::{requests, until_received, WAIT};
 
 const CLUSTER: &str = "mixed";
 
-fn binary(var: &str) -> Option<PathBuf> {
+pub(crate) fn binary(var: &str) -> Option<PathBuf> {
     let found = std::env::var_os(var)
         .map(PathBuf::from)
         .filter(|p| p.is_file());

@@ -32,6 +32,7 @@ mod jetstream_limits;
 mod js_client_compat;
 mod kv;
 mod leafnodes;
+mod leafnodes_interop;
 mod lifecycle;
 mod limits;
 mod mirrors;

@@ -29,10 +29,10 @@ pub struct NatsServer {
     pub port: u16,
     /// Route port, when a cluster was configured.
     pub cluster_port: Option<u16>,
-    /// Leafnode port, when `leafnodes { port }` was configured.
-    pub leaf_port: Option<u16>,
     /// WebSocket port, when `websocket {}` was configured.
     pub ws_port: Option<u16>,
+    /// Monitoring port, when `http` was configured.
+    pub monitor_port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -140,8 +140,8 @@ pub fn spawn_nats_server_with(
         child,
         port: 0,
         cluster_port: None,
-        leaf_port: None,
         ws_port: None,
+        monitor_port: None,
         _dir: dir,
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -150,8 +150,8 @@ pub fn spawn_nats_server_with(
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
                 server.port = first_port(&v["nats"]).unwrap_or(0);
                 server.cluster_port = first_port(&v["cluster"]);
-                server.leaf_port = first_port(&v["leafnodes"]);
                 server.ws_port = first_port(&v["websocket"]);
+                server.monitor_port = first_port(&v["monitoring"]);
                 if server.port != 0 && (cluster.is_none() || server.cluster_port.is_some()) {
                     return Ok(server);
                 }
