@@ -120,3 +120,50 @@ async fn a_nats_server_spoke_of_a_petrel_hub() {
         }
     }
 }
+
+#[tokio::test]
+async fn tls_leafnodes_with_nats_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = petrel_testkit::TestCerts::generate(dir.path()).unwrap();
+    for var in VERSIONS {
+        let Some(bin) = binary(var) else { continue };
+        // A Petrel spoke of a nats-server TLS hub.
+        let port = free_port();
+        let conf = format!(
+            "http: \"127.0.0.1:-1\"\nleafnodes {{ host: 127.0.0.1, port: {port}, tls {{ cert_file: \"{}\", key_file: \"{}\" }} }}\n",
+            certs.server_cert.display(),
+            certs.server_key.display()
+        );
+        let hub = spawn_nats_server(&bin, "nstlshub", None, &[], &conf).expect("nats-server");
+        let (_, tls_remote) = crate::leafnodes::tls_pair(&certs);
+        let remote = petrel_testkit::LeafRemote {
+            urls: crate::leafnodes::remote(&format!("nats-leaf://127.0.0.1:{port}")).urls,
+            ..tls_remote
+        };
+        let spoke = crate::leafnodes::spoke_with("ptlsspoke", remote, |b| b).await;
+        wait_leafs(&spoke, 1).await;
+        let (s, h) = (
+            crate::cluster::client(&spoke).await,
+            connect(&hub.client_url()).await,
+        );
+        eprintln!("{var}: Petrel spoke, TLS");
+        exchange(&s, &h).await;
+        // A nats-server spoke of a Petrel TLS hub.
+        let (hub_opts, _) = crate::leafnodes::tls_pair(&certs);
+        let phub = hub_with("ptlshub", hub_opts, |b| b).await;
+        let conf = format!(
+            "http: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [{{ url: \"{}\", tls {{ ca_file: \"{}\" }} }}] }}\n",
+            phub.leaf_url().unwrap(),
+            certs.ca.display()
+        );
+        let nspoke = spawn_nats_server(&bin, "nstlsspoke", None, &[], &conf).expect("nats-server");
+        wait_leafs(&phub, 1).await;
+        nats_leafs(&nspoke, 1).await;
+        let (s, h) = (
+            connect(&nspoke.client_url()).await,
+            crate::cluster::client(&phub).await,
+        );
+        eprintln!("{var}: nats-server spoke, TLS");
+        exchange(&s, &h).await;
+    }
+}

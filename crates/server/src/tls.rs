@@ -90,7 +90,9 @@ pub(crate) fn acceptor(t: &TlsOptions) -> Result<TlsAcceptor, TlsError> {
 pub(crate) fn connector(t: &TlsOptions) -> Result<tokio_rustls::TlsConnector, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let Some(ca) = &t.ca_file else {
-        return Err(TlsError::Config("route TLS needs ca_file".into()));
+        return Err(TlsError::Config(
+            "TLS to other servers needs ca_file to verify them".into(),
+        ));
     };
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| load_err("CA", ca, e))? {
@@ -98,16 +100,22 @@ pub(crate) fn connector(t: &TlsOptions) -> Result<tokio_rustls::TlsConnector, Tl
             .add(cert.map_err(|e| load_err("CA", ca, e))?)
             .map_err(|e| load_err("CA", ca, e))?;
     }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    // A leafnode remote may verify the hub without a certificate of its own.
+    if t.cert_file.as_os_str().is_empty() {
+        let config = builder.with_no_client_auth();
+        return Ok(tokio_rustls::TlsConnector::from(Arc::new(config)));
+    }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert_file)
         .map_err(|e| load_err("certificate", &t.cert_file, e))?
         .collect::<Result<_, _>>()
         .map_err(|e| load_err("certificate", &t.cert_file, e))?;
     let key = PrivateKeyDer::from_pem_file(&t.key_file)
         .map_err(|e| load_err("private key", &t.key_file, e))?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots)
+    let config = builder
         .with_client_auth_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))

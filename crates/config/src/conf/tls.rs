@@ -26,6 +26,25 @@ pub(super) fn tls(
     key: &str,
     warn: &mut dyn FnMut(&super::value::Pos, String),
 ) -> Result<TlsOptions, ConfigError> {
+    tls_as(v, key, warn, false)
+}
+
+/// Parse the `tls {}` block of a connection this server dials (a leafnode remote): a
+/// `ca_file` alone will do (no client certificate).
+pub(super) fn client_tls(
+    v: &Value,
+    key: &str,
+    warn: &mut dyn FnMut(&super::value::Pos, String),
+) -> Result<TlsOptions, ConfigError> {
+    tls_as(v, key, warn, true)
+}
+
+fn tls_as(
+    v: &Value,
+    key: &str,
+    warn: &mut dyn FnMut(&super::value::Pos, String),
+    client: bool,
+) -> Result<TlsOptions, ConfigError> {
     let Some(map) = v.as_map() else {
         return Err(type_error(v, key, "a tls block"));
     };
@@ -74,6 +93,7 @@ pub(super) fn tls(
             t.key_file = k;
             Ok(t)
         }
+        (None, None) if client && t.ca_file.is_some() => Ok(t),
         _ => Err(ConfigError::invalid(
             &v.pos,
             key,

@@ -36,8 +36,9 @@ const STALL_MAX: Duration = Duration::from_secs(1);
 
 /// Which side of the connection this server is.
 pub(super) enum Role {
-    /// The peer dialled us (we are its hub unless it says `is_hub`).
-    Accepted { websocket: bool },
+    /// The peer dialled us (we are its hub unless it says `is_hub`); `greeted`: our
+    /// INFO already went out (before a TLS handshake).
+    Accepted { websocket: bool, greeted: bool },
     /// We dialled the hub of `remotes[remote]`, with the URL's user and password (or
     /// token).
     Solicited {
@@ -81,23 +82,81 @@ pub(super) async fn serve_accepted<R: ReadSource, W: WriteSink>(
     websocket: bool,
 ) {
     let client = leaf_client(&shared, addr);
-    run(&shared, client, rd, wr, Role::Accepted { websocket }).await;
+    let role = Role::Accepted {
+        websocket,
+        greeted: false,
+    };
+    run(&shared, client, rd, wr, role, BytesMut::new()).await;
 }
 
-/// The leafnode protocol over a byte stream until it closes.
+/// Serves a leaf that dialled a TLS leafnode listener: INFO in plain text (with
+/// `tls_required`), then the TLS handshake, then the protocol (nats-server's order).
+pub(super) async fn serve_accepted_tls(
+    shared: Arc<Shared>,
+    mut stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+) {
+    use tokio::io::AsyncWriteExt;
+    let (Some(leafs), Some((acceptor, t))) = (
+        shared.leafnodes.get().cloned(),
+        shared.leafnodes.get().and_then(|l| l.tls.clone()),
+    ) else {
+        return;
+    };
+    let client = leaf_client(&shared, addr);
+    let mut buf = BytesMut::new();
+    petrel_wire::leaf::info(&mut buf, &hub_info(&shared, &leafs, &client, true, false));
+    if stream.write_all(&buf).await.is_err() {
+        return;
+    }
+    let tls = match tokio::time::timeout(t.timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(leaf = %addr, "Leafnode TLS handshake error: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::error!(leaf = %addr, "Leafnode TLS handshake timeout");
+            return;
+        }
+    };
+    let (rd, wr) = tokio::io::split(tls);
+    let role = Role::Accepted {
+        websocket: false,
+        greeted: true,
+    };
+    run(
+        &shared,
+        client,
+        crate::conn::io::Half(rd),
+        crate::conn::io::Half(wr),
+        role,
+        BytesMut::new(),
+    )
+    .await;
+}
+
+/// The leafnode protocol over a byte stream until it closes; `initial` holds bytes
+/// already read from it (the hub's INFO, read before a TLS handshake).
 pub(super) async fn run<R: ReadSource, W: WriteSink>(
     shared: &Arc<Shared>,
     client: Arc<Client>,
     rd: R,
     wr: W,
     role: Role,
+    initial: BytesMut,
 ) -> Outcome {
     let Some(leafs) = shared.leafnodes.get().cloned() else {
         return Outcome::default();
     };
-    if let Role::Accepted { .. } = role {
+    if let Role::Accepted {
+        greeted: false,
+        websocket,
+    } = role
+    {
         let mut buf = BytesMut::new();
-        petrel_wire::leaf::info(&mut buf, &hub_info(shared, &leafs, &client, true));
+        let info = hub_info(shared, &leafs, &client, true, websocket);
+        petrel_wire::leaf::info(&mut buf, &info);
         client.queue_raw(&buf);
     }
     let writer = tokio::spawn(crate::conn::writer::write_loop(
@@ -119,7 +178,7 @@ pub(super) async fn run<R: ReadSource, W: WriteSink>(
         in_bytes: 0,
         out: Outcome::default(),
     };
-    r.run(rd).await;
+    r.run(rd, initial).await;
     client.close(CloseReason::ClientClosed);
     let _ = writer.await;
     r.cleanup();
@@ -127,7 +186,13 @@ pub(super) async fn run<R: ReadSource, W: WriteSink>(
 }
 
 /// This server's INFO for a leaf (the first one, with a nonce, or the `connect_info` one).
-fn hub_info(shared: &Shared, leafs: &Leafnodes, client: &Client, first: bool) -> LeafInfo {
+fn hub_info(
+    shared: &Shared,
+    leafs: &Leafnodes,
+    client: &Client,
+    first: bool,
+    websocket: bool,
+) -> LeafInfo {
     let listen = leafs
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -139,6 +204,7 @@ fn hub_info(shared: &Shared, leafs: &Leafnodes, client: &Client, first: bool) ->
         None => (listen.ip().to_string(), listen.port()),
     };
     let url = petrel_config::join_host_port(&host, port);
+    let tls = leafs.tls.as_ref().filter(|_| !websocket);
     LeafInfo {
         server_id: shared.server_id.clone(),
         server_name: shared.server_name.clone(),
@@ -159,6 +225,8 @@ fn hub_info(shared: &Shared, leafs: &Leafnodes, client: &Client, first: bool) ->
         cluster: shared.cluster.get().map(|c| c.name()).unwrap_or_default(),
         info_on_connect: true,
         leafnode_urls: vec![url],
+        tls_required: tls.is_some(),
+        tls_verify: tls.is_some_and(|(_, t)| t.verify),
         ..LeafInfo::default()
     }
 }
@@ -191,7 +259,7 @@ struct LeafReader<'a> {
 }
 
 impl LeafReader<'_> {
-    async fn run<R: ReadSource>(&mut self, mut rd: R) {
+    async fn run<R: ReadSource>(&mut self, mut rd: R, initial: BytesMut) {
         let client = self.client;
         let wait = match self.role {
             Role::Accepted { .. } => self.leafs.opts.auth_timeout,
@@ -199,34 +267,41 @@ impl LeafReader<'_> {
         };
         let handshake = tokio::time::sleep(wait);
         tokio::pin!(handshake);
-        let mut buf = BytesMut::with_capacity(READ_BUF);
+        let mut buf = initial;
+        buf.reserve(READ_BUF);
         let max_payload = self.shared.opts().max_payload;
+        let mut pending = !buf.is_empty();
         'read: loop {
             if buf.capacity() - buf.len() < READ_BUF / 4 {
                 buf.reserve(READ_BUF);
             }
-            let n = tokio::select! {
-                biased;
-                () = client.cancelled() => break,
-                () = self.shared.shutdown.cancelled() => {
-                    client.close(CloseReason::ServerShutdown);
-                    break;
-                }
-                () = &mut handshake, if self.link.is_none() => {
-                    self.handshake_timeout();
-                    break;
-                }
-                n = rd.read_into(&mut buf) => n,
-            };
-            match n {
-                Ok(0) => {
-                    client.close(CloseReason::ClientClosed);
-                    break;
-                }
-                Ok(_) => client.meta.touch(),
-                Err(_) => {
-                    client.close(CloseReason::ReadError);
-                    break;
+            if pending {
+                // Bytes read before this loop: parse them first.
+                pending = false;
+            } else {
+                let n = tokio::select! {
+                    biased;
+                    () = client.cancelled() => break,
+                    () = self.shared.shutdown.cancelled() => {
+                        client.close(CloseReason::ServerShutdown);
+                        break;
+                    }
+                    () = &mut handshake, if self.link.is_none() => {
+                        self.handshake_timeout();
+                        break;
+                    }
+                    n = rd.read_into(&mut buf) => n,
+                };
+                match n {
+                    Ok(0) => {
+                        client.close(CloseReason::ClientClosed);
+                        break;
+                    }
+                    Ok(_) => client.meta.touch(),
+                    Err(_) => {
+                        client.close(CloseReason::ReadError);
+                        break;
+                    }
                 }
             }
             loop {
@@ -407,7 +482,10 @@ impl LeafReader<'_> {
                 "Rejecting connection from gateway \"{gw}\" on the leafnode port"
             ));
         }
-        let mut info = hub_info(self.shared, self.leafs, self.client, false);
+        let Role::Accepted { websocket, .. } = self.role else {
+            return false;
+        };
+        let mut info = hub_info(self.shared, self.leafs, self.client, false, websocket);
         info.connect_info = true;
         info.remote_account = account.name.clone();
         let mut buf = BytesMut::new();
@@ -420,9 +498,6 @@ impl LeafReader<'_> {
                 ));
             }
         }
-        let Role::Accepted { websocket } = self.role else {
-            return false;
-        };
         let deny_pub = c.deny_pub.iter().map(|s| Bytes::from(s.clone())).collect();
         self.register(LeafLinkParts {
             hub: !c.is_hub,
@@ -510,11 +585,6 @@ impl LeafReader<'_> {
             if info.client_id == 0 {
                 tracing::error!(leaf = %self.client.addr, "Leafnode hub INFO has no client_id: attempted to connect to wrong port");
                 self.client.close(CloseReason::ProtocolViolation);
-                return false;
-            }
-            if info.tls_required {
-                tracing::error!(leaf = %self.client.addr, "Leafnode hub requires TLS, which Petrel's leafnode remotes do not do yet");
-                self.client.close(CloseReason::TlsRequired);
                 return false;
             }
             return self.send_connect(remote, websocket, info);

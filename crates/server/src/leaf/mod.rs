@@ -51,6 +51,10 @@ pub(crate) struct Leafnodes {
     pub listen: Option<SocketAddr>,
     /// Registered connections, both roles.
     conns: Mutex<Vec<Arc<Client>>>,
+    /// TLS of the listener.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, petrel_config::TlsOptions)>,
+    /// TLS of each remote (by index), when it has a `tls {}` block.
+    pub remote_tls: Vec<Option<tokio_rustls::TlsConnector>>,
 }
 
 /// One registered leaf connection: its role, peer and the interest exchanged.
@@ -211,14 +215,25 @@ pub(crate) async fn start(
         })?),
         None => None,
     };
+    let tls = match &opts.tls {
+        Some(t) => Some((crate::tls::acceptor(t)?, t.clone())),
+        None => None,
+    };
+    let remote_tls = opts
+        .remotes
+        .iter()
+        .map(|r| r.tls.as_ref().map(crate::tls::connector).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
     let leafs = Arc::new(Leafnodes {
         opts: opts.clone(),
         listen,
         conns: Mutex::new(Vec::new()),
+        tls,
+        remote_tls,
     });
     if let (Some(l), Some(addr)) = (listener, listen) {
         tracing::info!("Listening for leafnode connections on {addr}");
-        shared.spawn(accept_loop(shared.clone(), l));
+        shared.spawn(accept_loop(shared.clone(), l, leafs.tls.is_some()));
     }
     for r in &opts.remotes {
         let account = r
@@ -242,13 +257,17 @@ pub(crate) fn solicit_remotes(shared: &Arc<Shared>) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: bool) {
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
+            Ok((stream, addr)) if tls => {
+                let _ = stream.set_nodelay(true);
+                shared.spawn(conn::serve_accepted_tls(shared.clone(), stream, addr));
+            }
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
                 let tcp = crate::conn::io::SharedTcp(Arc::new(stream));
@@ -280,14 +299,11 @@ where
     }
     let client = conn::leaf_client(&shared, addr);
     let (rd, wr) = crate::conn::ws_split(stream, client.clone());
-    conn::run(
-        &shared,
-        client,
-        rd,
-        wr,
-        conn::Role::Accepted { websocket: true },
-    )
-    .await;
+    let role = conn::Role::Accepted {
+        websocket: true,
+        greeted: false,
+    };
+    conn::run(&shared, client, rd, wr, role, bytes::BytesMut::new()).await;
 }
 
 /// Closes every leaf connection (shutdown).

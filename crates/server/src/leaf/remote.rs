@@ -13,12 +13,17 @@ use base64::Engine;
 use petrel_config::{LeafRemote, LeafUrl};
 use petrel_wire::leaf::LeafConnect;
 
+use bytes::BytesMut;
+use petrel_wire::leaf::LeafInfo;
+
 use super::conn::{self, Role};
-use crate::conn::io::SharedTcp;
+use crate::conn::io::{Half, SharedTcp};
 use crate::server::Shared;
 
-/// Time to dial a hub.
+/// Time to dial a hub (and for its INFO, TLS handshake or WebSocket upgrade).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest INFO line taken from a hub.
+const MAX_INFO: usize = 64 * 1024;
 
 /// Keeps remote `index` connected until shutdown.
 pub(super) async fn solicit(shared: Arc<Shared>, index: usize) {
@@ -82,18 +87,16 @@ fn discovered(hostport: &str, like: &LeafUrl) -> Option<LeafUrl> {
     })
 }
 
-/// Dials `url` and serves the connection until it ends.
+/// Dials `url` and serves the connection until it ends: over TCP (TLS after the hub's
+/// INFO when either side asks for it) or WebSocket (`wss://`: TLS first).
 async fn dial(
     shared: &Arc<Shared>,
     index: usize,
     remote: &LeafRemote,
     url: &LeafUrl,
 ) -> Result<conn::Outcome, String> {
-    if url.tls || remote.tls.is_some() {
-        return Err("TLS on leafnode remotes is not supported yet".into());
-    }
     let addr = url.host_port();
-    let stream = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+    let mut stream = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(&addr))
         .await
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?;
@@ -108,20 +111,99 @@ async fn dial(
         websocket: url.websocket,
         user,
     };
-    if !url.websocket {
-        let tcp = SharedTcp(Arc::new(stream));
-        return Ok(conn::run(shared, client, tcp.clone(), tcp, role).await);
+    let connector = shared
+        .leafnodes
+        .get()
+        .and_then(|l| l.remote_tls.get(index).cloned().flatten());
+    if url.websocket {
+        let uri = format!("ws://{addr}{}/leafnode", url.path);
+        if !url.tls {
+            let ws = ws_upgrade(&uri, stream).await?;
+            let (rd, wr) = crate::conn::ws_split_stream(ws, client.clone());
+            return Ok(conn::run(shared, client, rd, wr, role, BytesMut::new()).await);
+        }
+        let tls = tls_connect(connector.as_ref(), &url.host, stream).await?;
+        let ws = ws_upgrade(&uri, tls).await?;
+        let (rd, wr) = crate::conn::ws_split_stream(ws, client.clone());
+        return Ok(conn::run(shared, client, rd, wr, role, BytesMut::new()).await);
     }
-    let uri = format!("ws://{addr}{}/leafnode", url.path);
+    // The hub's INFO comes in plain text; it says whether TLS follows.
+    let first = read_info(&mut stream).await?;
+    let info = first
+        .strip_prefix(b"INFO ")
+        .and_then(|j| serde_json::from_slice::<LeafInfo>(trim_crlf(j)).ok())
+        .ok_or("the first message was not a leafnode INFO")?;
+    if info.tls_required || url.tls || remote.tls.is_some() {
+        let tls = tls_connect(connector.as_ref(), &url.host, stream).await?;
+        let (rd, wr) = tokio::io::split(tls);
+        return Ok(conn::run(shared, client, Half(rd), Half(wr), role, first).await);
+    }
+    let tcp = SharedTcp(Arc::new(stream));
+    Ok(conn::run(shared, client, tcp.clone(), tcp, role, first).await)
+}
+
+fn trim_crlf(b: &[u8]) -> &[u8] {
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |e| e + 1);
+    &b[..end]
+}
+
+/// Reads the hub's first line (its INFO) and nothing after it.
+async fn read_info(stream: &mut tokio::net::TcpStream) -> Result<BytesMut, String> {
+    use tokio::io::AsyncReadExt;
+    let mut line = BytesMut::with_capacity(1024);
+    let read = async {
+        loop {
+            let b = stream.read_u8().await.map_err(|e| e.to_string())?;
+            line.extend_from_slice(&[b]);
+            if b == b'\n' {
+                return Ok(());
+            }
+            if line.len() > MAX_INFO {
+                return Err("the hub's INFO is too long".to_string());
+            }
+        }
+    };
+    tokio::time::timeout(DIAL_TIMEOUT, read)
+        .await
+        .map_err(|_| "no INFO from the hub".to_string())??;
+    Ok(line)
+}
+
+/// The TLS handshake with the hub at `host`.
+async fn tls_connect<S>(
+    connector: Option<&tokio_rustls::TlsConnector>,
+    host: &str,
+    stream: S,
+) -> Result<tokio_rustls::client::TlsStream<S>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let connector =
+        connector.ok_or("the hub requires TLS: give the remote a tls { ca_file } block")?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("invalid TLS name {host}: {e}"))?;
+    tokio::time::timeout(DIAL_TIMEOUT, connector.connect(name, stream))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake failed: {e}"))
+}
+
+/// The WebSocket upgrade to `uri` (frames are masked, as a client's must be).
+async fn ws_upgrade<S>(uri: &str, stream: S) -> Result<tokio_websockets::WebSocketStream<S>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let builder = tokio_websockets::ClientBuilder::new()
-        .uri(&uri)
+        .uri(uri)
         .map_err(|e| format!("invalid websocket URL {uri}: {e}"))?;
     let (ws, _) = tokio::time::timeout(DIAL_TIMEOUT, builder.connect_on(stream))
         .await
         .map_err(|_| "websocket upgrade timed out".to_string())?
         .map_err(|e| format!("invalid websocket connection: {e}"))?;
-    let (rd, wr) = crate::conn::ws_split_stream(ws, client.clone());
-    Ok(conn::run(shared, client, rd, wr, role).await)
+    Ok(ws)
 }
 
 /// What a remote signs the hub's nonce with.

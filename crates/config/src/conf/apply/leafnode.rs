@@ -111,7 +111,7 @@ impl Applier<'_> {
                         r.credentials = Some(PathBuf::from(string(mv, &name)?))
                     }
                     "nkey" | "seed" => r.nkey_seed = Some(string(mv, &name)?.to_string()),
-                    "tls" => r.tls = Some(self.tls_block(mv, &name)?),
+                    "tls" => r.tls = Some(self.client_tls_block(mv, &name)?),
                     "hub" => r.hub = boolean(mv, &name)?,
                     "deny_imports" | "deny_import" => r.deny_imports = subjects(mv, &name)?,
                     "deny_exports" | "deny_export" => r.deny_exports = subjects(mv, &name)?,

@@ -39,6 +39,23 @@ impl Applier<'_> {
         Ok(true)
     }
 
+    /// A client-side `tls {}` block (a certificate is optional), its ignored keys
+    /// reported as warnings.
+    pub(super) fn client_tls_block(
+        &mut self,
+        mv: &Value,
+        name: &str,
+    ) -> Result<TlsOptions, ConfigError> {
+        let mut warnings = Vec::new();
+        let t = crate::conf::tls::client_tls(mv, name, &mut |pos, msg| {
+            warnings.push((pos.clone(), msg))
+        })?;
+        for (pos, msg) in warnings {
+            self.warn(&pos, msg);
+        }
+        Ok(t)
+    }
+
     /// A `tls {}` block, its ignored keys reported as warnings.
     pub(super) fn tls_block(&mut self, mv: &Value, name: &str) -> Result<TlsOptions, ConfigError> {
         let mut warnings = Vec::new();
