@@ -410,3 +410,70 @@ async fn leafnodes_over_tls() {
     let (s, h) = (client(&spoke).await, client(&hub).await);
     exchange(&s, &h).await;
 }
+
+#[tokio::test]
+async fn a_spoke_logs_in_with_an_nkey_and_is_bound_to_its_account() {
+    // No leafnode users: the hub checks the server's users, as nats-server does; the
+    // nkey signs the hub's nonce and the user's account is the leaf's.
+    let kp = nkeys::KeyPair::new_user();
+    let conf = format!(
+        "accounts {{ TEAM {{ users: [{{ nkey: {} }}, {{ user: app, password: pw }}] }} }}\n",
+        kp.public_key()
+    );
+    let opts = petrel_config::load_str(&conf, "leaf.conf").unwrap().options;
+    let leaf = LeafnodeOptions {
+        host: "127.0.0.1".parse().unwrap(),
+        port: Some(0),
+        ..LeafnodeOptions::default()
+    };
+    let hub = petrel_testkit::spawn_with(|b| {
+        b.options(opts)
+            .host("127.0.0.1".parse().unwrap())
+            .port(0)
+            .http_port(0)
+            .server_name("khub")
+            .leafnodes(leaf)
+    })
+    .await;
+    let spoke = spoke_with(
+        "kspoke",
+        LeafRemote {
+            nkey_seed: Some(kp.seed().unwrap()),
+            ..remote(&hub.leaf_url().unwrap())
+        },
+        |b| b,
+    )
+    .await;
+    wait_leafs(&hub, 1).await;
+    let h = async_nats::ConnectOptions::with_user_and_password("app".into(), "pw".into())
+        .connect(hub.client_url())
+        .await
+        .unwrap();
+    let s = client(&spoke).await;
+    let mut sub = h.subscribe("team.events").await.unwrap();
+    h.flush().await.unwrap();
+    until_received(&s, &mut sub, "team.events").await;
+    let leafz = http_get(hub.monitor_addr().unwrap(), "/leafz?acc=TEAM")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(leafz["leafs"][0]["account"], "TEAM", "{leafz}");
+    // Another key's signature is refused.
+    let mut raw = raw_leaf(&hub).await;
+    let other = nkeys::KeyPair::new_user();
+    let nonce = raw.info()["nonce"].as_str().unwrap().to_string();
+    let sig = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(other.sign(nonce.as_bytes()).unwrap())
+    };
+    raw.send(
+        format!(
+            "CONNECT {{\"nkey\":\"{}\",\"sig\":\"{sig}\"}}\r\n",
+            kp.public_key()
+        )
+        .as_bytes(),
+    )
+    .await;
+    raw.expect(b"-ERR 'Authorization Violation'\r\n").await;
+}

@@ -265,4 +265,39 @@ mod tests {
             b"CONNECT {\"name\":\"p\",\"headers\":false,\"deny_pub\":[\"x.>\"]}\r\n"
         );
     }
+
+    fn run(input: &[u8], cut: usize) -> (Vec<RouteOp>, Option<RouteParseError>) {
+        let mut ops = Vec::new();
+        let mut buf = BytesMut::from(&input[..cut]);
+        for part in [None, Some(&input[cut..])] {
+            if let Some(rest) = part {
+                buf.extend_from_slice(rest);
+            }
+            loop {
+                match parse_leaf(&mut buf, 64, 32) {
+                    Ok(Some(op)) => ops.push(op),
+                    Ok(None) => break,
+                    Err(e) => return (ops, Some(e)),
+                }
+            }
+        }
+        (ops, None)
+    }
+
+    proptest::proptest! {
+        /// However the bytes are split, the same leaf ops and error come out.
+        #[test]
+        fn any_split_parses_the_same(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "LS+ a.b\r\n", "LS+ q.* grp 3\r\n", "LS- a.b\r\n", "LS- q.* grp\r\n", "PING\r\n",
+                "LMSG s r 2\r\nhi\r\n", "HMSG s | q 12 12\r\nNATS/1.0\r\n\r\n\r\n",
+                "LMSG s + r q 0\r\n\r\n", "INFO {}\r\n", "X\r\n", "LMSG s 99\r\n", "LS+\r\n",
+            ]), 0..8),
+            cut in 0usize..400,
+        ) {
+            let input: Vec<u8> = parts.concat().into_bytes();
+            let cut = cut.min(input.len());
+            proptest::prop_assert_eq!(run(&input, cut), run(&input, input.len()));
+        }
+    }
 }

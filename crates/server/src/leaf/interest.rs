@@ -136,3 +136,81 @@ impl LeafLink {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use bytes::{Bytes, BytesMut};
+    use petrel_wire::route::{parse_leaf, RouteOp};
+
+    use crate::leaf::LeafLink;
+
+    fn link() -> LeafLink {
+        let stats = Arc::new(crate::stats::Stats::default());
+        let accounts = crate::account::Accounts::new(&petrel_config::Options::default(), &stats);
+        LeafLink {
+            hub: true,
+            solicited: false,
+            cluster: String::new(),
+            name: "peer".into(),
+            remote_id: String::new(),
+            remote_account: String::new(),
+            account: accounts.global().clone(),
+            deny_out: Vec::new(),
+            deny_in: Vec::new(),
+            smap: parking_lot::Mutex::new(HashMap::new()),
+            subs: parking_lot::Mutex::new(HashMap::new()),
+            websocket: false,
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of subscriptions coming and going, the peer's view built
+        /// from the `LS+`/`LS-` sent equals the naive count of members.
+        #[test]
+        fn the_peer_sees_the_member_counts(
+            ops in proptest::collection::vec((0usize..3, proptest::option::of(0usize..2), 1u32..4, proptest::bool::ANY), 0..60),
+        ) {
+            let subjects = ["a", "b.*", "c.>"];
+            let queues = ["q1", "q2"];
+            let link = link();
+            let mut naive: HashMap<(String, Option<String>), i64> = HashMap::new();
+            let mut peer: HashMap<(Bytes, Option<Bytes>), u32> = HashMap::new();
+            for (s, q, w, add) in ops {
+                let subject = Bytes::from(subjects[s]);
+                let queue = q.map(|q| Bytes::from(queues[q]));
+                let weight = if queue.is_some() { i64::from(w) } else { 1 };
+                let key = (subjects[s].to_string(), q.map(|q| queues[q].to_string()));
+                let have = naive.get(&key).copied().unwrap_or(0);
+                // Only members that exist can go.
+                let delta = if add { weight } else if have >= weight { -weight } else { continue };
+                *naive.entry(key).or_insert(0) += delta;
+                let mut buf = BytesMut::new();
+                link.update(&subject, queue.as_ref(), delta, &mut buf);
+                while let Some(op) = parse_leaf(&mut buf, 4096, 1024).unwrap() {
+                    match op {
+                        RouteOp::Sub(s) => {
+                            let (q, w) = match s.queue { Some((q, w)) => (Some(q), w), None => (None, 1) };
+                            peer.insert((s.subject, q), w);
+                        }
+                        RouteOp::Unsub(s) => {
+                            peer.remove(&(s.subject, s.queue.map(|q| q.0)));
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            let want: HashMap<(Bytes, Option<Bytes>), u32> = naive
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|((s, q), n)| {
+                    let plain = q.is_none();
+                    ((Bytes::from(s), q.map(Bytes::from)), if plain { 1 } else { n as u32 })
+                })
+                .collect();
+            proptest::prop_assert_eq!(peer, want);
+        }
+    }
+}
