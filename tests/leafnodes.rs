@@ -477,3 +477,35 @@ async fn a_spoke_logs_in_with_an_nkey_and_is_bound_to_its_account() {
     .await;
     raw.expect(b"-ERR 'Authorization Violation'\r\n").await;
 }
+
+#[tokio::test]
+async fn a_remote_with_hub_true_plays_the_hub() {
+    // A node of a cluster dials a standalone server with `hub: true`: the cluster is the
+    // hub, so the standalone server's messages reach the cluster's other node.
+    let edge = hub_with("edge", LeafnodeOptions::default(), |b| b).await;
+    let url = edge.leaf_url().unwrap();
+    let nodes = petrel_testkit::spawn_cluster_with(2, |b, i, _| {
+        let b = b.server_name(format!("h{i}"));
+        if i == 0 {
+            b.leafnodes(LeafnodeOptions {
+                remotes: vec![LeafRemote {
+                    hub: true,
+                    ..remote(&url)
+                }],
+                reconnect: Duration::from_millis(100),
+                ..LeafnodeOptions::default()
+            })
+        } else {
+            b
+        }
+    })
+    .await;
+    wait_leafs(&edge, 1).await;
+    let (e, far) = (client(&edge).await, client(&nodes[1]).await);
+    let mut on_far = far.subscribe("edge.data").await.unwrap();
+    far.flush().await.unwrap();
+    until_received(&e, &mut on_far, "edge.data").await;
+    let mut on_edge = e.subscribe("to.edge").await.unwrap();
+    e.flush().await.unwrap();
+    until_received(&far, &mut on_edge, "to.edge").await;
+}
