@@ -254,7 +254,7 @@ async fn counters(addr: std::net::SocketAddr) -> Value {
 
 /// The browser to use; `None` (skip) when `PETREL_SKIP_BROWSER_TESTS=1`, or when there is
 /// none and `PETREL_REQUIRE_BROWSER` is not `1`; otherwise panics with how to install one.
-fn browser_or_skip() -> Option<PathBuf> {
+pub(crate) fn browser_or_skip() -> Option<PathBuf> {
     if std::env::var("PETREL_SKIP_BROWSER_TESTS").as_deref() == Ok("1") {
         eprintln!("note: PETREL_SKIP_BROWSER_TESTS=1, skipping the dashboard browser test");
         return None;

@@ -21,6 +21,7 @@ mod consumers_retention;
 mod container;
 mod container_cluster;
 mod dashboard;
+mod dashboard_live;
 mod dead_letters;
 mod docker_support;
 mod domains;

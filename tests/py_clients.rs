@@ -12,7 +12,7 @@ use crate::support::spawn_config;
 
 /// The Python that has nats-py and nkeys, or `None` (after saying why) when there is
 /// none and it is not required.
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     let candidates = [
         std::env::var("PETREL_PYTHON").ok(),
         Some("/tmp/petrel-py/bin/python".to_string()),

@@ -3,7 +3,8 @@
 //! `/jsz?streams=true&consumers=true&config=true` every second. It shows the server's
 //! identity, the counters, message and byte rates over the last five minutes (computed from
 //! `/varz` counter deltas, drawn on a `<canvas>`), and tables of connections, streams and
-//! consumers. Every number carries an `id` or `data-*` attributes with the raw value in
+//! consumers, and a live view of a subject: the page subscribes over the server's WebSocket
+//! listener (the CSP allows exactly that port besides its own origin). Every number carries an `id` or `data-*` attributes with the raw value in
 //! `data-value`, so tests (and scrapers) can read it.
 
 use axum::extract::State;
@@ -15,13 +16,25 @@ use crate::AppState;
 /// The page, embedded at compile time.
 pub(crate) const HTML: &str = include_str!("dashboard.html");
 
-/// What the page may load: only itself and same-origin JSON (no CDN, works offline).
-const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+/// What the page may load: only itself and same-origin JSON (no CDN, works offline), and
+/// connect to the WebSocket listener (`{ws}`: its sources, when there is one).
+fn csp(ws: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+         connect-src 'self'{ws}; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+    )
+}
 
 /// `GET /`.
 pub(crate) async fn handler(State(state): State<AppState>) -> Response {
     state.count_request("/");
+    let ws = state
+        .view()
+        .websocket_addr()
+        .map(|a| format!(" ws://*:{0} wss://*:{0}", a.port()))
+        .unwrap_or_default();
+    let csp = HeaderValue::from_str(&csp(&ws))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     (
         [
             (
@@ -29,10 +42,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Response {
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
-            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
