@@ -232,7 +232,7 @@ async fn a_hub_in_a_cluster_carries_the_spoke_to_every_node() {
             port: Some(0),
             ..LeafnodeOptions::default()
         })
-        .server_name(&format!("c{i}"))
+        .server_name(format!("c{i}"))
     })
     .await;
     let spoke = spoke("cspoke", &nodes[0].leaf_url().unwrap()).await;

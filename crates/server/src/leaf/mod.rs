@@ -57,6 +57,9 @@ pub(crate) struct Leafnodes {
     pub remote_tls: Vec<Option<tokio_rustls::TlsConnector>>,
 }
 
+/// A subject and queue group (the key of a leaf connection's interest maps).
+pub(crate) type SubKey = (Bytes, Option<Bytes>);
+
 /// One registered leaf connection: its role, peer and the interest exchanged.
 pub(crate) struct LeafLink {
     /// This server acts as the hub on this connection.
@@ -79,9 +82,9 @@ pub(crate) struct LeafLink {
     /// `LS+`, dropped if sent.
     pub deny_in: Vec<Bytes>,
     /// What this side told the peer: subject and queue → members.
-    smap: Mutex<HashMap<(Bytes, Option<Bytes>), u32>>,
+    smap: Mutex<HashMap<SubKey, u32>>,
     /// The peer's `LS+` subscriptions here.
-    pub subs: Mutex<HashMap<(Bytes, Option<Bytes>), Arc<Subscription>>>,
+    pub subs: Mutex<HashMap<SubKey, Arc<Subscription>>>,
     /// Through WebSocket.
     pub websocket: bool,
 }
