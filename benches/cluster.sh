@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Cross-node throughput: a two-node Petrel cluster against two-node nats-server clusters
 # (each binary given), on 127.0.0.1, unpinned. The publisher connects to node 1, the
-# subscribers to node 2, so every message crosses the route. Rounds alternate the order of
+# subscribers to node 2, so every message crosses the route. TOPOLOGY=leaf joins the two
+# nodes with a leafnode connection instead (node 1 the hub, node 2 its spoke). Rounds alternate the order of
 # the servers; the table gives the median msgs/s, the CPU both nodes used per message and
 # the ratio to Petrel.
 #
 #   ROUNDS=3 SIZE=16 bash benches/cluster.sh /opt/ns215/bin/nats-server /usr/sbin/nats-server
 #
-# Environment: ROUNDS (3), SIZE (16), MSGS (2000000), SCENARIOS ("pubsub fanout"), SUBS (4),
+# Environment: TOPOLOGY (cluster | leaf), ROUNDS (3), SIZE (16), MSGS (2000000), SCENARIOS
+# ("pubsub fanout"), SUBS (4),
 # BASE_PORT (24222), NO_BUILD=1 to skip the cargo build, OUT_DIR for the logs.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ SIZE=${SIZE:-16}
 MSGS=${MSGS:-2000000}
 SCENARIOS=${SCENARIOS:-"pubsub fanout"}
 SUBS=${SUBS:-4}
+TOPOLOGY=${TOPOLOGY:-cluster}
 BASE_PORT=${BASE_PORT:-24222}
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/petrel-cluster.XXXXXX")}
 mkdir -p "$OUT_DIR"
@@ -36,10 +39,31 @@ trap cleanup EXIT
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# start_leaf_pair <binary>: a hub and its spoke (the same nats.conf for both servers).
+start_leaf_pair() {
+  local bin=$1 l1=$((port + 4))
+  printf 'listen: 127.0.0.1:%s\nleafnodes { listen: 127.0.0.1:%s }\n' "$C1" "$l1" >"$OUT_DIR/hub.conf"
+  printf 'listen: 127.0.0.1:%s\nleafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:%s" } ] }\n' \
+    "$C2" "$l1" >"$OUT_DIR/spoke.conf"
+  "$bin" -c "$OUT_DIR/hub.conf" >"$OUT_DIR/n1.log" 2>&1 &
+  P1=$!
+  wait_port "$l1"
+  "$bin" -c "$OUT_DIR/spoke.conf" >"$OUT_DIR/n2.log" 2>&1 &
+  P2=$!
+  pids+=("$P1" "$P2")
+  wait_port "$C1" && wait_port "$C2"
+  sleep 2 # the leaf connects
+}
+
 # start_pair <kind> <binary>: starts two clustered nodes, sets C1 C2 (client ports), P1 P2.
 start_pair() {
   local kind=$1 bin=$2 r1=$((port + 2)) r2=$((port + 3))
   C1=$port C2=$((port + 1))
+  if [ "$TOPOLOGY" = leaf ]; then
+    start_leaf_pair "$bin"
+    port=$((port + 10))
+    return
+  fi
   port=$((port + 10))
   if [ "$kind" = petrel ]; then
     "$bin" -a 127.0.0.1 -p "$C1" --cluster "nats://127.0.0.1:$r1" --cluster_name bench >"$OUT_DIR/n1.log" 2>&1 &

@@ -566,13 +566,14 @@ impl Server {
                 .set((addr, crate::websocket::own_urls(&w, addr), tls));
         }
         if let Some(c) = shared.opts().cluster.clone() {
-            let cluster = crate::route::start(&shared, &c).await?;
+            let (cluster, listener) = crate::route::start(&shared, &c).await?;
             let _ = shared.cluster.set(cluster);
+            crate::route::begin(&shared, listener);
         }
         if let Some(l) = shared.opts().leafnodes.clone() {
-            let leafs = crate::leaf::start(&shared, &l).await?;
+            let (leafs, listener) = crate::leaf::start(&shared, &l).await?;
             let _ = shared.leafnodes.set(leafs);
-            crate::leaf::solicit_remotes(&shared);
+            crate::leaf::begin(&shared, listener);
         }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         tracing::info!("Server is ready");

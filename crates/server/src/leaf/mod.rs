@@ -196,11 +196,12 @@ impl Leafnodes {
     }
 }
 
-/// Starts the leafnode listener (when `port` is set) and the remotes.
+/// Binds the leafnode listener (when `port` is set) and checks the remotes; [`begin`]
+/// starts them once the leafnodes are in `shared`.
 pub(crate) async fn start(
     shared: &Arc<Shared>,
     opts: &LeafnodeOptions,
-) -> Result<Arc<Leafnodes>, crate::ServerError> {
+) -> Result<(Arc<Leafnodes>, Option<TcpListener>), crate::ServerError> {
     let listener = match opts.port {
         Some(port) => {
             let bind = SocketAddr::new(opts.host, port);
@@ -234,9 +235,8 @@ pub(crate) async fn start(
         tls,
         remote_tls,
     });
-    if let (Some(l), Some(addr)) = (listener, listen) {
+    if let Some(addr) = listen {
         tracing::info!("Listening for leafnode connections on {addr}");
-        shared.spawn(accept_loop(shared.clone(), l, leafs.tls.is_some()));
     }
     for r in &opts.remotes {
         let account = r
@@ -249,13 +249,19 @@ pub(crate) async fn start(
             )));
         }
     }
-    Ok(leafs)
+    Ok((leafs, listener))
 }
 
-/// Starts dialling every remote (once [`start`]'s result is in `shared`).
-pub(crate) fn solicit_remotes(shared: &Arc<Shared>) {
-    let n = shared.leafnodes.get().map_or(0, |l| l.opts.remotes.len());
-    for i in 0..n {
+/// Starts accepting spokes on `listener` and dialling every remote, once [`start`]'s
+/// result is in `shared` (a task started before would find no leafnodes there).
+pub(crate) fn begin(shared: &Arc<Shared>, listener: Option<TcpListener>) {
+    let Some(leafs) = shared.leafnodes.get() else {
+        return;
+    };
+    if let Some(l) = listener {
+        shared.spawn(accept_loop(shared.clone(), l, leafs.tls.is_some()));
+    }
+    for i in 0..leafs.opts.remotes.len() {
         shared.spawn(remote::solicit(shared.clone(), i));
     }
 }

@@ -214,11 +214,12 @@ pub(crate) fn split_js_deliver(reply: Option<&[u8]>) -> Option<(&[u8], &[u8])> {
     Some((&r[..i], &r[i + 1..]))
 }
 
-/// Binds the route listener, starts accepting routes and dialling the configured ones.
+/// Binds the route listener; [`begin`] starts accepting routes and dialling the
+/// configured ones once the cluster is in `shared`.
 pub(crate) async fn start(
     shared: &Arc<Shared>,
     opts: &ClusterOptions,
-) -> Result<Arc<Cluster>, crate::ServerError> {
+) -> Result<(Arc<Cluster>, TcpListener), crate::ServerError> {
     let bind = SocketAddr::new(opts.host, opts.port);
     let listener = TcpListener::bind(bind)
         .await
@@ -259,11 +260,20 @@ pub(crate) async fn start(
         own_client_urls: gossip::own_client_urls(shared),
         tls,
     });
+    Ok((cluster, listener))
+}
+
+/// Starts accepting routes on `listener` and dialling the configured ones, once
+/// [`start`]'s cluster is in `shared` (a task started before would find no cluster and
+/// drop its connection or end at once).
+pub(crate) fn begin(shared: &Arc<Shared>, listener: TcpListener) {
+    let Some(cluster) = shared.cluster.get() else {
+        return;
+    };
     shared.spawn(accept_loop(shared.clone(), listener));
-    for url in &opts.routes {
+    for url in &cluster.opts.routes {
         shared.spawn(solicit(shared.clone(), url.clone(), true));
     }
-    Ok(cluster)
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
