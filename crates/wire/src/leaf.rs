@@ -4,7 +4,7 @@
 //! account): a leaf connection is bound to one account on each side, so none is on the
 //! wire.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 /// A leafnode `INFO` (the accepting side's, or an update of it). Unknown fields are
 /// ignored, absent ones take their defaults, so every nats-server version parses.
@@ -155,21 +155,17 @@ fn is_zero(n: &u64) -> bool {
 
 /// Appends `INFO <json>\r\n`.
 pub fn info(buf: &mut BytesMut, info: &LeafInfo) {
-    buf.put_slice(b"INFO ");
-    buf.put_slice(&serde_json::to_vec(info).unwrap_or_default());
-    buf.put_slice(b"\r\n");
+    crate::route::json_op(buf, b"INFO ", info);
 }
 
 /// Appends `CONNECT <json>\r\n`.
 pub fn connect(buf: &mut BytesMut, c: &LeafConnect) {
-    buf.put_slice(b"CONNECT ");
-    buf.put_slice(&serde_json::to_vec(c).unwrap_or_default());
-    buf.put_slice(b"\r\n");
+    crate::route::json_op(buf, b"CONNECT ", c);
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use bytes::{BufMut, Bytes};
 
     use crate::route::{msg_line, parse_leaf, sub, unsub, RouteOp, RouteParseError};
 
@@ -267,21 +263,7 @@ mod tests {
     }
 
     fn run(input: &[u8], cut: usize) -> (Vec<RouteOp>, Option<RouteParseError>) {
-        let mut ops = Vec::new();
-        let mut buf = BytesMut::from(&input[..cut]);
-        for part in [None, Some(&input[cut..])] {
-            if let Some(rest) = part {
-                buf.extend_from_slice(rest);
-            }
-            loop {
-                match parse_leaf(&mut buf, 64, 32) {
-                    Ok(Some(op)) => ops.push(op),
-                    Ok(None) => break,
-                    Err(e) => return (ops, Some(e)),
-                }
-            }
-        }
-        (ops, None)
+        crate::route::tests::split_run(parse_leaf, input, cut)
     }
 
     proptest::proptest! {

@@ -551,21 +551,24 @@ fn is_zero_u8(n: &u8) -> bool {
 
 /// Appends `INFO <json>\r\n` for a route.
 pub fn info(buf: &mut BytesMut, info: &RouteInfo) {
-    buf.put_slice(b"INFO ");
-    // A struct of strings, integers and bools always serializes.
-    buf.put_slice(&serde_json::to_vec(info).unwrap_or_default());
-    buf.put_slice(b"\r\n");
+    json_op(buf, b"INFO ", info);
 }
 
 /// Appends `CONNECT <json>\r\n`.
 pub fn connect(buf: &mut BytesMut, c: &RouteConnect) {
-    buf.put_slice(b"CONNECT ");
-    buf.put_slice(&serde_json::to_vec(c).unwrap_or_default());
+    json_op(buf, b"CONNECT ", c);
+}
+
+/// Appends `<verb><json>\r\n` (the handshake documents of routes and leafnodes: structs
+/// of strings, numbers, bools and JSON values, which always serialize).
+pub(crate) fn json_op(buf: &mut BytesMut, verb: &[u8], value: &impl serde::Serialize) {
+    buf.put_slice(verb);
+    buf.put_slice(&serde_json::to_vec(value).unwrap_or_default());
     buf.put_slice(b"\r\n");
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn all(input: &[u8]) -> Vec<RouteOp> {
@@ -650,7 +653,13 @@ mod tests {
         assert_eq!(parse(&mut b, 4096, 100), Err(RouteParseError::ControlLine));
     }
 
-    fn run(input: &[u8], cut: usize) -> (Vec<RouteOp>, Option<RouteParseError>) {
+    /// Parses `input` with `parse` fed in two pieces split at `cut`: the ops and the
+    /// error (limits: 64-byte lines, 32-byte payloads).
+    pub(crate) fn split_run(
+        parse: fn(&mut BytesMut, usize, usize) -> Result<Option<RouteOp>, RouteParseError>,
+        input: &[u8],
+        cut: usize,
+    ) -> (Vec<RouteOp>, Option<RouteParseError>) {
         let mut ops = Vec::new();
         let mut buf = BytesMut::from(&input[..cut]);
         for part in [None, Some(&input[cut..])] {
@@ -666,6 +675,10 @@ mod tests {
             }
         }
         (ops, None)
+    }
+
+    fn run(input: &[u8], cut: usize) -> (Vec<RouteOp>, Option<RouteParseError>) {
+        split_run(parse, input, cut)
     }
 
     proptest::proptest! {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use petrel_wire::leaf::{LeafConnect, LeafInfo};
+use petrel_wire::leaf::LeafInfo;
 use petrel_wire::route::{RemoteSub, RouteOp, RouteParseError, RoutedMsg};
 
+use super::handshake::{hub_info, LeafLinkParts};
 use super::{LeafLink, Leafnodes, LOOP_DELAY};
-use crate::account::Account;
 use crate::client::{Client, ClientKind, CloseReason};
 use crate::conn::io::{ReadSource, WriteSink};
 use crate::outbound::MsgRef;
@@ -185,77 +185,22 @@ pub(super) async fn run<R: ReadSource, W: WriteSink>(
     r.out
 }
 
-/// This server's INFO for a leaf (the first one, with a nonce, or the `connect_info` one).
-fn hub_info(
-    shared: &Shared,
-    leafs: &Leafnodes,
-    client: &Client,
-    first: bool,
-    websocket: bool,
-) -> LeafInfo {
-    let listen = leafs
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let (host, port) = match leafs.opts.advertise.as_deref() {
-        Some(a) => match a.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(listen.port())),
-            None => (a.to_string(), listen.port()),
-        },
-        None => (listen.ip().to_string(), listen.port()),
-    };
-    let url = petrel_config::join_host_port(&host, port);
-    let tls = leafs.tls.as_ref().filter(|_| !websocket);
-    LeafInfo {
-        server_id: shared.server_id.clone(),
-        server_name: shared.server_name.clone(),
-        version: crate::NATS_COMPAT_VERSION.to_string(),
-        proto: 1,
-        host,
-        port,
-        headers: true,
-        auth_required: true,
-        max_payload: i64::try_from(shared.opts().max_payload).unwrap_or(i64::MAX),
-        ip: url.clone(),
-        client_id: client.cid,
-        nonce: if first {
-            client.nonce.clone()
-        } else {
-            String::new()
-        },
-        cluster: shared.cluster.get().map(|c| c.name()).unwrap_or_default(),
-        info_on_connect: true,
-        leafnode_urls: vec![url],
-        tls_required: tls.is_some(),
-        tls_verify: tls.is_some_and(|(_, t)| t.verify),
-        ..LeafInfo::default()
-    }
-}
-
-/// The cluster name this server gives as a leaf's origin: its cluster's, else its name.
-fn own_cluster(shared: &Shared) -> String {
-    shared
-        .cluster
-        .get()
-        .map(|c| c.name())
-        .unwrap_or_else(|| shared.server_name.clone())
-}
-
 /// The reading side of a leaf connection.
-struct LeafReader<'a> {
-    shared: &'a Arc<Shared>,
-    leafs: &'a Arc<Leafnodes>,
-    client: &'a Arc<Client>,
-    role: Role,
+pub(super) struct LeafReader<'a> {
+    pub(super) shared: &'a Arc<Shared>,
+    pub(super) leafs: &'a Arc<Leafnodes>,
+    pub(super) client: &'a Arc<Client>,
+    pub(super) role: Role,
     /// Spoke: CONNECT went out.
-    connect_sent: bool,
+    pub(super) connect_sent: bool,
     /// Spoke: waiting for the hub's `connect_info` INFO.
-    waiting_info: bool,
+    pub(super) waiting_info: bool,
     /// Set once registered.
-    link: Option<Arc<LeafLink>>,
-    router: Router,
-    in_msgs: u64,
-    in_bytes: u64,
-    out: Outcome,
+    pub(super) link: Option<Arc<LeafLink>>,
+    pub(super) router: Router,
+    pub(super) in_msgs: u64,
+    pub(super) in_bytes: u64,
+    pub(super) out: Outcome,
 }
 
 impl LeafReader<'_> {
@@ -348,25 +293,15 @@ impl LeafReader<'_> {
 
     fn parse_error(&mut self, e: RouteParseError) {
         tracing::warn!(leaf = %self.client.addr, "Leafnode protocol error: {e}");
-        let (text, reason) = match e {
-            RouteParseError::ControlLine => (
-                "Maximum Control Line Exceeded",
-                CloseReason::MaxControlLineExceeded,
-            ),
-            RouteParseError::Payload => {
-                ("Maximum Payload Violation", CloseReason::MaxPayloadExceeded)
-            }
-            RouteParseError::Unknown => ("Unknown Protocol Operation", CloseReason::ParseError),
-            // nats-server closes without a word on bad LS+/LMSG arguments.
-            RouteParseError::BadArgs => {
+        match crate::route::protocol_error(&e, "Maximum Payload Violation") {
+            Some((text, reason)) => self.client.err_and_close(text, reason),
+            None => {
                 self.client.close(CloseReason::ParseError);
-                return;
             }
-        };
-        self.client.err_and_close(text, reason);
+        }
     }
 
-    fn accepted(&self) -> bool {
+    pub(super) fn accepted(&self) -> bool {
         matches!(self.role, Role::Accepted { .. })
     }
 
@@ -428,136 +363,10 @@ impl LeafReader<'_> {
         true
     }
 
-    fn mark(&mut self) {
+    pub(super) fn mark(&mut self) {
         if self.client.mark_dirty() {
             self.client.flush(false);
         }
-    }
-
-    /// Refuses the connection with `text`.
-    fn refuse(&mut self, text: &str) -> bool {
-        tracing::error!(leaf = %self.client.addr, "Leafnode refused: {text}");
-        self.client
-            .err_and_close(text, CloseReason::ProtocolViolation);
-        false
-    }
-
-    /// Hub side: the spoke's CONNECT, checked in nats-server's order.
-    fn on_connect(&mut self, json: &[u8]) -> bool {
-        if !self.accepted() {
-            return true;
-        }
-        let Ok(c) = serde_json::from_slice::<LeafConnect>(json) else {
-            self.client
-                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
-            return false;
-        };
-        let Some(account) = self.authorize(&c) else {
-            tracing::error!(leaf = %self.client.addr, "Leafnode authorization violation");
-            self.client
-                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
-            return false;
-        };
-        if c.account.is_some() || c.new_account.is_some() {
-            self.client
-                .err_and_close("Authorization Violation", CloseReason::AuthFailure);
-            return false;
-        }
-        if c.lang.is_some() {
-            return self.refuse("attempted to connect to leaf node port");
-        }
-        if c.cluster.contains(' ') {
-            return self.refuse("cluster name cannot contain spaces");
-        }
-        if self
-            .shared
-            .cluster
-            .get()
-            .is_some_and(|cl| !c.cluster.is_empty() && cl.name() == c.cluster)
-        {
-            return self.refuse("remote leafnode has same cluster name");
-        }
-        if let Some(gw) = &c.gateway {
-            return self.refuse(&format!(
-                "Rejecting connection from gateway \"{gw}\" on the leafnode port"
-            ));
-        }
-        let Role::Accepted { websocket, .. } = self.role else {
-            return false;
-        };
-        let mut info = hub_info(self.shared, self.leafs, self.client, false, websocket);
-        info.connect_info = true;
-        info.remote_account = account.name.clone();
-        let mut buf = BytesMut::new();
-        petrel_wire::leaf::info(&mut buf, &info);
-        self.client.queue_raw(&buf);
-        if let Some(min) = &self.leafs.opts.min_version {
-            if version_below(&c.version, min) {
-                return self.refuse(&format!(
-                    "connection rejected since minimum version required is \"{min}\""
-                ));
-            }
-        }
-        let deny_pub = c.deny_pub.iter().map(|s| Bytes::from(s.clone())).collect();
-        self.register(LeafLinkParts {
-            hub: !c.is_hub,
-            cluster: c.cluster.clone(),
-            name: c.name.clone(),
-            remote_id: c.server_id.clone(),
-            remote_account: c.remote_account.clone(),
-            account,
-            deny_out: deny_pub,
-            deny_in: Vec::new(),
-            websocket,
-        });
-        true
-    }
-
-    /// The account a spoke's CONNECT logs into (nats-server's `isLeafNodeAuthorized`):
-    /// the listener's own user or users, else the server's client users, else (no auth
-    /// at all) the listener's `account` or `$G`.
-    fn authorize(&self, c: &LeafConnect) -> Option<Arc<Account>> {
-        let opts = &self.leafs.opts;
-        let accounts = &self.shared.accounts;
-        let bind = |name: Option<&String>| match name {
-            Some(n) => accounts.get(n),
-            None => Some(accounts.global().clone()),
-        };
-        let user = c.user.as_deref().unwrap_or("");
-        let pass = c.pass.as_deref().unwrap_or("");
-        if let Some(want) = &opts.user {
-            let ok = crate::auth::ct_eq(user, want)
-                & crate::auth::secret_matches(opts.password.as_deref().unwrap_or(""), pass);
-            return ok.then(|| bind(opts.account.as_ref())).flatten();
-        }
-        if !opts.users.is_empty() {
-            let u = opts
-                .users
-                .iter()
-                .find(|u| crate::auth::ct_eq(&u.user, user))?;
-            return crate::auth::secret_matches(&u.password, pass)
-                .then(|| bind(u.account.as_ref()))
-                .flatten();
-        }
-        let server = self.shared.opts();
-        if self.shared.trust.is_some() {
-            // Operator-mode leafs (user JWTs) are not supported yet.
-            return None;
-        }
-        if matches!(server.auth, petrel_config::Auth::None) {
-            return bind(opts.account.as_ref());
-        }
-        let connect = petrel_wire::ConnectInfo {
-            user: c.user.clone(),
-            pass: c.pass.clone(),
-            auth_token: c.auth_token.clone(),
-            nkey: c.nkey.clone(),
-            sig: c.sig.clone(),
-            jwt: c.jwt.clone(),
-            ..petrel_wire::ConnectInfo::default()
-        };
-        let authed = crate::auth::authenticate(&server, &connect, &self.client.nonce)?;
-        bind(authed.account.as_ref())
     }
 
     /// An INFO. Spoke: the hub's first (answer with CONNECT), its `connect_info` one
@@ -596,66 +405,12 @@ impl LeafReader<'_> {
         true
     }
 
-    /// Spoke: CONNECT with this remote's credentials; registers at once when the hub
-    /// will not answer with a `connect_info` INFO (older servers).
-    fn send_connect(&mut self, remote: usize, websocket: bool, info: LeafInfo) -> bool {
-        let Some(r) = self.leafs.opts.remotes.get(remote) else {
-            return false;
-        };
-        let account = r
-            .account
-            .clone()
-            .unwrap_or_else(|| petrel_config::GLOBAL_ACCOUNT.to_string());
-        let mut c = LeafConnect {
-            version: crate::NATS_COMPAT_VERSION.to_string(),
-            server_id: self.shared.server_id.clone(),
-            name: self.shared.server_name.clone(),
-            cluster: own_cluster(self.shared),
-            headers: true,
-            is_hub: r.hub,
-            deny_pub: r.deny_imports.clone(),
-            remote_account: account,
-            ..LeafConnect::default()
-        };
-        match super::remote::credentials(r, &info.nonce, self.client.addr) {
-            Ok(creds) => creds.apply(&mut c),
-            Err(e) => {
-                tracing::error!(leaf = %self.client.addr, "Leafnode credentials: {e}");
-                self.client.close(CloseReason::AuthFailure);
-                return false;
-            }
-        }
-        // The dialled URL's user and password, or token.
-        if let Role::Solicited {
-            user: Some((u, p)), ..
-        } = &self.role
-        {
-            match p {
-                Some(p) => {
-                    c.user = Some(u.clone());
-                    c.pass = Some(p.clone());
-                }
-                None => {
-                    c.auth_token = Some(u.clone());
-                    c.user = Some(u.clone());
-                }
-            }
-        }
-        let mut buf = BytesMut::new();
-        petrel_wire::leaf::connect(&mut buf, &c);
-        self.client.queue_raw(&buf);
-        self.mark();
-        self.connect_sent = true;
-        *self.client.name.lock() = info.server_name.clone();
-        if info.info_on_connect {
-            self.waiting_info = true;
-            true
-        } else {
-            self.register_spoke(remote, websocket, &info)
-        }
-    }
-
-    fn register_spoke(&mut self, remote: usize, websocket: bool, info: &LeafInfo) -> bool {
+    pub(super) fn register_spoke(
+        &mut self,
+        remote: usize,
+        websocket: bool,
+        info: &LeafInfo,
+    ) -> bool {
         let Some(r) = self.leafs.opts.remotes.get(remote) else {
             return false;
         };
@@ -683,7 +438,7 @@ impl LeafReader<'_> {
     }
 
     /// Binds the connection to its account, sends it the account's interest and lists it.
-    fn register(&mut self, p: LeafLinkParts) {
+    pub(super) fn register(&mut self, p: LeafLinkParts) {
         let solicited = !self.accepted();
         let link = Arc::new(LeafLink {
             hub: p.hub,
@@ -856,46 +611,5 @@ impl LeafReader<'_> {
             .close_reason()
             .unwrap_or(CloseReason::ClientClosed);
         tracing::info!(leaf = %self.client.addr, remote = %link.name, reason = reason.as_str(), "Leafnode connection closed");
-    }
-}
-
-/// What a registration needs besides the connection.
-struct LeafLinkParts {
-    hub: bool,
-    cluster: String,
-    name: String,
-    remote_id: String,
-    remote_account: String,
-    account: Arc<Account>,
-    deny_out: Vec<Bytes>,
-    deny_in: Vec<Bytes>,
-    websocket: bool,
-}
-
-/// Whether `version` (`x.y.z`) is below `min` (an absent or unreadable one is).
-fn version_below(version: &str, min: &str) -> bool {
-    let parse = |s: &str| -> Option<(u32, u32, u32)> {
-        let mut it = s
-            .trim_start_matches('v')
-            .split(['.', '-'])
-            .map(|p| p.parse().ok());
-        Some((it.next()??, it.next()??, it.next()??))
-    };
-    match (parse(version), parse(min)) {
-        (Some(v), Some(m)) => v < m,
-        _ => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::version_below;
-
-    #[test]
-    fn minimum_versions() {
-        assert!(version_below("2.9.10", "2.10.0"));
-        assert!(!version_below("2.10.0", "2.10.0"));
-        assert!(!version_below("2.15.1", "2.10.0"));
-        assert!(version_below("", "2.8.0"));
     }
 }

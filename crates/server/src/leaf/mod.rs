@@ -20,6 +20,7 @@
 //! message tracing (`proto` 1), no gateways.
 
 mod conn;
+mod handshake;
 mod interest;
 mod remote;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use petrel_config::RouteUrl;
-use petrel_wire::route::{RemoteSub, RouteConnect, RouteInfo, RouteOp, RouteParseError, RoutedMsg};
+use petrel_wire::route::{RemoteSub, RouteConnect, RouteInfo, RouteOp, RoutedMsg};
 use tokio::net::TcpStream;
 
 use super::{Cluster, Route};
@@ -309,24 +309,12 @@ impl RouteReader<'_> {
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(route = %client.addr, "Route protocol error: {e}");
-                        let (text, reason) = match e {
-                            RouteParseError::ControlLine => (
-                                "Maximum Control Line Exceeded",
-                                CloseReason::MaxControlLineExceeded,
-                            ),
-                            RouteParseError::Payload => {
-                                ("Maximum Payload Exceeded", CloseReason::MaxPayloadExceeded)
-                            }
-                            RouteParseError::Unknown => {
-                                ("Unknown Protocol Operation", CloseReason::ParseError)
-                            }
-                            // nats-server closes without a word here.
-                            RouteParseError::BadArgs => {
+                        match super::protocol_error(&e, "Maximum Payload Exceeded") {
+                            Some((text, reason)) => client.err_and_close(text, reason),
+                            None => {
                                 client.close(CloseReason::ParseError);
-                                break 'read;
                             }
-                        };
-                        client.err_and_close(text, reason);
+                        }
                         break 'read;
                     }
                 }

@@ -206,6 +206,25 @@ pub(crate) fn js_ack_deliver_at(reply: &[u8]) -> Option<usize> {
     None
 }
 
+/// The `-ERR` text and close reason for a route or leaf protocol error (`payload`: the
+/// text for an oversized message, which differs between the two); `None`: close without a
+/// word, as nats-server does on bad arguments.
+pub(crate) fn protocol_error(
+    e: &petrel_wire::route::RouteParseError,
+    payload: &'static str,
+) -> Option<(&'static str, CloseReason)> {
+    use petrel_wire::route::RouteParseError as E;
+    match e {
+        E::ControlLine => Some((
+            "Maximum Control Line Exceeded",
+            CloseReason::MaxControlLineExceeded,
+        )),
+        E::Payload => Some((payload, CloseReason::MaxPayloadExceeded)),
+        E::Unknown => Some(("Unknown Protocol Operation", CloseReason::ParseError)),
+        E::BadArgs => None,
+    }
+}
+
 /// A routed (or leaf) JetStream delivery's reply split at its `@`: the `$JS.ACK` reply
 /// and the subject the delivery is shown under.
 pub(crate) fn split_js_deliver(reply: Option<&[u8]>) -> Option<(&[u8], &[u8])> {
