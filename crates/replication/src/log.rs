@@ -1,0 +1,388 @@
+//! [`FileLog`]: a Raft log and vote in one directory. `raft.log` holds the entries as
+//! records `[len u32 LE][crc32 u32 LE][entry as JSON]`, appended and fsynced before
+//! openraft is told (`LogFlushed`); `state.json` holds the vote and the last purged log
+//! id, written with the store's one atomic-write rule. Entries stay in memory too (reads
+//! never touch the disk); a purge forgets them and, once more than half of the file is
+//! purged, rewrites it without them. Recovery reads the file back, stops at the first
+//! record that is torn, fails its CRC, does not parse or breaks the index sequence, and
+//! truncates the file there: an entry that was never acknowledged may be lost, an
+//! acknowledged one never (it was fsynced).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogId, LogState, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, Vote};
+use parking_lot::Mutex;
+use petrel_store::{write_atomic, Backend, BackendFile};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The entries' file.
+const LOG_FILE: &str = "raft.log";
+/// The vote and purge point.
+const STATE_FILE: &str = "state.json";
+/// Record header: length and CRC32.
+const HEADER: usize = 8;
+/// Largest record taken back from disk (a length beyond it is corruption).
+const MAX_RECORD: usize = 64 * 1024 * 1024;
+/// Purged bytes that make a rewrite worth it.
+const COMPACT_MIN: u64 = 1024 * 1024;
+
+/// What recovery found in the log file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogRecovery {
+    /// Entries kept.
+    pub entries: usize,
+    /// Bytes cut from the end (a torn, corrupt or out-of-sequence tail).
+    pub cut_bytes: u64,
+    /// Why the tail was cut, when it was.
+    pub reason: Option<String>,
+}
+
+/// `state.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct State<C: RaftTypeConfig> {
+    vote: Option<Vote<C::NodeId>>,
+    last_purged: Option<LogId<C::NodeId>>,
+}
+
+pub(crate) struct Inner<C: RaftTypeConfig> {
+    backend: Arc<dyn Backend>,
+    dir: PathBuf,
+    file: Box<dyn BackendFile>,
+    /// Entries by index, each with the offset its record starts at.
+    entries: BTreeMap<u64, (C::Entry, u64)>,
+    /// Where the next record goes.
+    end: u64,
+    vote: Option<Vote<C::NodeId>>,
+    last_purged: Option<LogId<C::NodeId>>,
+}
+
+/// A Raft log and vote on disk, shared by the group's storage and its log readers.
+pub struct FileLog<C: RaftTypeConfig> {
+    pub(crate) inner: Arc<Mutex<Inner<C>>>,
+}
+
+impl<C: RaftTypeConfig> Clone for FileLog<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl<C> FileLog<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    /// Opens (or creates) the log in `dir`, recovering what is there.
+    pub fn open(backend: Arc<dyn Backend>, dir: &Path) -> io::Result<(Self, LogRecovery)> {
+        backend.create_dir_all(dir)?;
+        let state: State<C> = match petrel_store::read_all(backend.as_ref(), &dir.join(STATE_FILE))
+        {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(io_err)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State {
+                vote: None,
+                last_purged: None,
+            },
+            Err(e) => return Err(e),
+        };
+        let path = dir.join(LOG_FILE);
+        let file = if backend.exists(&path) {
+            backend.open(&path)?
+        } else {
+            let f = backend.create(&path)?;
+            backend.sync_dir(dir)?;
+            f
+        };
+        let mut inner = Inner {
+            backend: backend.clone(),
+            dir: dir.to_path_buf(),
+            file,
+            entries: BTreeMap::new(),
+            end: 0,
+            vote: state.vote,
+            last_purged: state.last_purged,
+        };
+        let recovery = inner.recover()?;
+        if recovery.cut_bytes > 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                cut_bytes = recovery.cut_bytes,
+                reason = recovery.reason.as_deref().unwrap_or(""),
+                "Raft log tail cut at recovery"
+            );
+        }
+        Ok((
+            Self {
+                inner: Arc::new(Mutex::new(inner)),
+            },
+            recovery,
+        ))
+    }
+
+    /// Runs `f` on the log off the async runtime (it may fsync).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner<C>) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&mut inner.lock()))
+            .await
+            .map_err(io_err)?
+    }
+}
+
+impl<C> Inner<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    /// Reads the records back; cuts the file at the first bad one.
+    fn recover(&mut self) -> io::Result<LogRecovery> {
+        let size = self.file.size()?;
+        let mut off = 0u64;
+        let mut report = LogRecovery::default();
+        let mut next: Option<u64> = None;
+        while off < size {
+            match self.read_record(off, size) {
+                Ok((entry, len)) => {
+                    let index = entry.get_log_id().index;
+                    if next.is_some_and(|n| n != index) {
+                        report.reason =
+                            Some(format!("index {index} after {}", next.unwrap_or(0) - 1));
+                        break;
+                    }
+                    next = Some(index + 1);
+                    if self.last_purged.as_ref().is_none_or(|p| index > p.index) {
+                        self.entries.insert(index, (entry, off));
+                    }
+                    off += len;
+                }
+                Err(why) => {
+                    report.reason = Some(why);
+                    break;
+                }
+            }
+        }
+        if off < size {
+            report.cut_bytes = size - off;
+            self.file.set_len(off)?;
+            self.file.sync()?;
+        }
+        self.end = off;
+        report.entries = self.entries.len();
+        Ok(report)
+    }
+
+    /// The record at `off`: its entry and length, or why it is not a good one.
+    fn read_record(&self, off: u64, size: u64) -> Result<(C::Entry, u64), String> {
+        if size - off < HEADER as u64 {
+            return Err(format!("torn header at {off}"));
+        }
+        let mut head = [0u8; HEADER];
+        self.file
+            .read_at(&mut head, off)
+            .map_err(|e| e.to_string())?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len > MAX_RECORD || (size - off - HEADER as u64) < len as u64 {
+            return Err(format!("torn or oversized record at {off}"));
+        }
+        let mut body = vec![0u8; len];
+        self.file
+            .read_at(&mut body, off + HEADER as u64)
+            .map_err(|e| e.to_string())?;
+        if crc32fast::hash(&body) != crc {
+            return Err(format!("CRC mismatch at {off}"));
+        }
+        let entry =
+            serde_json::from_slice(&body).map_err(|e| format!("bad entry at {off}: {e}"))?;
+        Ok((entry, (HEADER + len) as u64))
+    }
+
+    /// Appends `entries`, fsynced.
+    pub(crate) fn append(&mut self, entries: Vec<C::Entry>) -> io::Result<()> {
+        let mut buf = Vec::new();
+        let mut at = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let body = serde_json::to_vec(e).map_err(io_err)?;
+            let len = u32::try_from(body.len()).map_err(io_err)?;
+            at.push(self.end + buf.len() as u64);
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+            buf.extend_from_slice(&body);
+        }
+        self.file.write_at(&buf, self.end)?;
+        self.file.sync()?;
+        self.end += buf.len() as u64;
+        for (e, off) in entries.into_iter().zip(at) {
+            self.entries.insert(e.get_log_id().index, (e, off));
+        }
+        Ok(())
+    }
+
+    /// Removes the entries from `index` on (conflicting ones a new leader replaces).
+    fn truncate(&mut self, index: u64) -> io::Result<()> {
+        let cut = self.entries.range(index..).next().map(|(_, (_, off))| *off);
+        if let Some(off) = cut {
+            self.file.set_len(off)?;
+            self.file.sync()?;
+            self.end = off;
+            self.entries.split_off(&index);
+        }
+        Ok(())
+    }
+
+    /// Forgets the entries up to `log_id` (in a snapshot now); rewrites the file when
+    /// most of it is purged.
+    fn purge(&mut self, log_id: LogId<C::NodeId>) -> io::Result<()> {
+        self.last_purged = Some(log_id.clone());
+        self.save_state()?;
+        let keep = self.entries.split_off(&(log_id.index + 1));
+        self.entries = keep;
+        let first = self
+            .entries
+            .values()
+            .next()
+            .map_or(self.end, |(_, off)| *off);
+        if first >= COMPACT_MIN && first * 2 >= self.end {
+            self.rewrite()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the kept entries to a new file and renames it over the log.
+    fn rewrite(&mut self) -> io::Result<()> {
+        let tmp = self.dir.join(format!("{LOG_FILE}.tmp"));
+        let entries: Vec<C::Entry> = self.entries.values().map(|(e, _)| e.clone()).collect();
+        let old_file = std::mem::replace(&mut self.file, self.backend.create(&tmp)?);
+        let old_end = std::mem::replace(&mut self.end, 0);
+        let old_entries = std::mem::take(&mut self.entries);
+        let written = self.append(entries).and_then(|()| {
+            self.backend.rename(&tmp, &self.dir.join(LOG_FILE))?;
+            self.backend.sync_dir(&self.dir)
+        });
+        if let Err(e) = written {
+            self.file = old_file;
+            self.end = old_end;
+            self.entries = old_entries;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn save_state(&self) -> io::Result<()> {
+        let state = State::<C> {
+            vote: self.vote.clone(),
+            last_purged: self.last_purged.clone(),
+        };
+        let bytes = serde_json::to_vec(&state).map_err(io_err)?;
+        write_atomic(self.backend.as_ref(), &self.dir, STATE_FILE, &bytes, true)
+    }
+}
+
+impl<C> RaftLogReader<C> for FileLog<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .entries
+            .range(range)
+            .map(|(_, (e, _))| e.clone())
+            .collect())
+    }
+}
+
+impl<C> RaftLogStorage<C> for FileLog<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
+        let inner = self.inner.lock();
+        let last = inner
+            .entries
+            .values()
+            .next_back()
+            .map(|(e, _)| e.get_log_id().clone())
+            .or_else(|| inner.last_purged.clone());
+        Ok(LogState {
+            last_purged_log_id: inner.last_purged.clone(),
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let vote = vote.clone();
+        self.blocking(move |inner| {
+            inner.vote = Some(vote);
+            inner.save_state()
+        })
+        .await
+        .map_err(|e| StorageError::from(openraft::StorageIOError::write_vote(&e)))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
+        Ok(self.inner.lock().vote.clone())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<C>,
+    ) -> Result<(), StorageError<C::NodeId>>
+    where
+        I: IntoIterator<Item = C::Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<C::Entry> = entries.into_iter().collect();
+        let res = self.blocking(move |inner| inner.append(entries)).await;
+        match res {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let err = StorageError::from(openraft::StorageIOError::write_logs(&e));
+                callback.log_io_completed(Err(e));
+                Err(err)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        self.blocking(move |inner| inner.truncate(log_id.index))
+            .await
+            .map_err(|e| StorageError::from(openraft::StorageIOError::write_logs(&e)))
+    }
+
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        self.blocking(move |inner| inner.purge(log_id))
+            .await
+            .map_err(|e| StorageError::from(openraft::StorageIOError::write_logs(&e)))
+    }
+}
