@@ -14,3 +14,5 @@ pub use log::{FileLog, LogRecovery};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_raft;

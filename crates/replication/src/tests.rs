@@ -24,15 +24,15 @@ type Nid = u64;
 
 /// Applied entries, membership and the last snapshot, in memory.
 #[derive(Default, Clone)]
-struct Sm {
-    inner: Arc<Mutex<SmInner>>,
+pub(crate) struct Sm {
+    pub(crate) inner: Arc<Mutex<SmInner>>,
 }
 
 #[derive(Default)]
-struct SmInner {
+pub(crate) struct SmInner {
     last_applied: Option<LogId<Nid>>,
     membership: StoredMembership<Nid, openraft::BasicNode>,
-    data: Vec<String>,
+    pub(crate) data: Vec<String>,
     snapshot: Option<(SnapshotMeta<Nid, openraft::BasicNode>, Vec<u8>)>,
     snapshots: u64,
 }
