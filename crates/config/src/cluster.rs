@@ -120,6 +120,17 @@ pub(crate) fn parse_url(
     })
 }
 
+/// `host[:port]` (an advertise address, a gossiped URL) split: brackets of an IPv6
+/// literal removed, the port when there is a valid one.
+pub fn split_host_port(s: &str) -> (String, Option<u16>) {
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+            (h.trim_matches(['[', ']']).to_string(), p.parse().ok())
+        }
+        _ => (s.trim_matches(['[', ']']).to_string(), None),
+    }
+}
+
 /// `host:port`, bracketing an IPv6 literal (`[::1]:6222`).
 pub fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -201,6 +212,10 @@ mod tests {
         let u = RouteUrl::parse("nats-route://[::1]:7000/").unwrap();
         assert_eq!(u.host_port(), "[::1]:7000");
         assert_eq!(RouteUrl::parse("127.0.0.1").unwrap().port, 6222);
+        assert_eq!(split_host_port("h:7422"), ("h".into(), Some(7422)));
+        assert_eq!(split_host_port("[::1]:7422"), ("::1".into(), Some(7422)));
+        assert_eq!(split_host_port("::1"), ("::1".into(), None));
+        assert_eq!(split_host_port("h"), ("h".into(), None));
         for bad in [
             "http://a:1",
             "nats://:1",

@@ -10,6 +10,16 @@ use crate::cluster::parse_url;
 /// nats-server's default leafnode port (also the port of a remote URL without one).
 pub const DEFAULT_LEAFNODE_PORT: u16 = 7422;
 
+/// `x.y.z` (a leading `v` and a `-suffix` allowed) as numbers: nats-server versions as
+/// `min_version` and a leaf's CONNECT give them.
+pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse().ok());
+    Some((it.next()??, it.next()??, it.next()??))
+}
+
 /// A remote's URL: `nats-leaf://`, `nats://`, `tls://`, `ws://` or `wss://`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LeafUrl {

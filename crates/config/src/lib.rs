@@ -20,9 +20,13 @@ pub use accounts::{
     AccountConfig, AccountJetStream, Export, Import, ImportKind, ResponseType,
     DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT,
 };
-pub use cluster::{join_host_port, ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT};
+pub use cluster::{
+    join_host_port, split_host_port, ClusterOptions, RouteUrl, DEFAULT_CLUSTER_PORT,
+};
 pub use conf::{parse_route_list, retain_valid_imports, ConfigError};
-pub use leafnode::{LeafRemote, LeafUrl, LeafUser, LeafnodeOptions, DEFAULT_LEAFNODE_PORT};
+pub use leafnode::{
+    parse_version, LeafRemote, LeafUrl, LeafUser, LeafnodeOptions, DEFAULT_LEAFNODE_PORT,
+};
 pub use operator::{OperatorMode, ResolverConfig, TrustedOperator};
 pub use options::{
     Auth, HandshakeFirst, JetStreamOptions, Options, OptionsError, SyncMode, TlsOptions, User,

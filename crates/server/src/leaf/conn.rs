@@ -19,20 +19,15 @@ use super::{LeafLink, Leafnodes, LOOP_DELAY};
 use crate::client::{Client, ClientKind, CloseReason};
 use crate::conn::io::{ReadSource, WriteSink};
 use crate::outbound::MsgRef;
+use crate::route::{MAX_LINE, READ_BUF};
 use crate::router::{Publisher, Router};
 use crate::server::Shared;
 use crate::sub::Subscription;
 
-/// Longest leaf control line (nats-server 2.14+).
-const MAX_LINE: usize = 64 * 1024;
 /// Time a spoke waits for the hub's INFO and then its `connect_info` INFO.
 const SPOKE_WAIT: Duration = Duration::from_secs(2);
 /// Most subscriptions one leaf may hold here.
 const MAX_LEAF_SUBS: usize = 1024 * 1024;
-/// Read buffer size.
-const READ_BUF: usize = 64 * 1024;
-/// Longest the reader waits for stalled subscribers per batch.
-const STALL_MAX: Duration = Duration::from_secs(1);
 
 /// Which side of the connection this server is.
 pub(super) enum Role {
@@ -214,62 +209,72 @@ impl LeafReader<'_> {
         tokio::pin!(handshake);
         let mut buf = initial;
         buf.reserve(READ_BUF);
-        let max_payload = self.shared.opts().max_payload;
-        let mut pending = !buf.is_empty();
-        'read: loop {
+        // Bytes read before this loop (the hub's INFO, read before TLS) come first.
+        if !self.drain(&mut buf, handshake.as_mut()) {
+            return;
+        }
+        loop {
             if buf.capacity() - buf.len() < READ_BUF / 4 {
                 buf.reserve(READ_BUF);
             }
-            if pending {
-                // Bytes read before this loop: parse them first.
-                pending = false;
-            } else {
-                let n = tokio::select! {
-                    biased;
-                    () = client.cancelled() => break,
-                    () = self.shared.shutdown.cancelled() => {
-                        client.close(CloseReason::ServerShutdown);
-                        break;
-                    }
-                    () = &mut handshake, if self.link.is_none() => {
-                        self.handshake_timeout();
-                        break;
-                    }
-                    n = rd.read_into(&mut buf) => n,
-                };
-                match n {
-                    Ok(0) => {
-                        client.close(CloseReason::ClientClosed);
-                        break;
-                    }
-                    Ok(_) => client.meta.touch(),
-                    Err(_) => {
-                        client.close(CloseReason::ReadError);
-                        break;
-                    }
+            let n = tokio::select! {
+                biased;
+                () = client.cancelled() => break,
+                () = self.shared.shutdown.cancelled() => {
+                    client.close(CloseReason::ServerShutdown);
+                    break;
+                }
+                () = &mut handshake, if self.link.is_none() => {
+                    self.handshake_timeout();
+                    break;
+                }
+                n = rd.read_into(&mut buf) => n,
+            };
+            match n {
+                Ok(0) => {
+                    client.close(CloseReason::ClientClosed);
+                    break;
+                }
+                Ok(_) => client.meta.touch(),
+                Err(_) => {
+                    client.close(CloseReason::ReadError);
+                    break;
                 }
             }
-            loop {
-                match petrel_wire::route::parse_leaf(&mut buf, MAX_LINE, max_payload) {
-                    Ok(Some(op)) => {
-                        let was_connecting = self.waiting_info;
-                        if !self.handle(op) {
-                            break 'read;
-                        }
-                        if was_connecting != self.waiting_info {
-                            handshake
-                                .as_mut()
-                                .reset(tokio::time::Instant::now() + SPOKE_WAIT);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.parse_error(e);
-                        break 'read;
-                    }
-                }
+            if !self.drain(&mut buf, handshake.as_mut()) {
+                break;
             }
             self.end_batch().await;
+        }
+    }
+
+    /// Applies every complete op in `buf` (restarting the handshake timer when the spoke
+    /// starts waiting for the hub's `connect_info`); `false` ends the connection.
+    fn drain(
+        &mut self,
+        buf: &mut BytesMut,
+        mut handshake: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> bool {
+        let max_payload = self.shared.opts().max_payload;
+        loop {
+            match petrel_wire::route::parse_leaf(buf, MAX_LINE, max_payload) {
+                Ok(Some(op)) => {
+                    let was_waiting = self.waiting_info;
+                    if !self.handle(op) {
+                        return false;
+                    }
+                    if was_waiting != self.waiting_info {
+                        handshake
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + SPOKE_WAIT);
+                    }
+                }
+                Ok(None) => return true,
+                Err(e) => {
+                    self.parse_error(e);
+                    return false;
+                }
+            }
         }
     }
 
@@ -579,22 +584,16 @@ impl LeafReader<'_> {
 
     /// End of a read batch: flush what was published, count it, wait for stalled targets.
     async fn end_batch(&mut self) {
-        if self.in_msgs > 0 {
-            let st = &self.shared.stats;
-            st.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
-            st.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
-            let cs = &self.client.stats;
-            cs.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
-            cs.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
-            self.in_msgs = 0;
-            self.in_bytes = 0;
-        }
         self.router.flush(self.shared);
         let stalled = std::mem::take(&mut self.router.stalled);
-        let deadline = tokio::time::Instant::now() + STALL_MAX;
-        for stall in stalled {
-            let _ = tokio::time::timeout_at(deadline, stall.wait()).await;
-        }
+        crate::route::end_batch(
+            self.shared,
+            self.client,
+            &mut self.in_msgs,
+            &mut self.in_bytes,
+            stalled,
+        )
+        .await;
     }
 
     /// The connection ended: forget the peer's interest and unlist it.

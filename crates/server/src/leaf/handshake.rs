@@ -26,10 +26,10 @@ pub(super) fn hub_info(
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let (host, port) = match leafs.opts.advertise.as_deref() {
-        Some(a) => match a.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(listen.port())),
-            None => (a.to_string(), listen.port()),
-        },
+        Some(a) => {
+            let (h, p) = petrel_config::split_host_port(a);
+            (h, p.unwrap_or(listen.port()))
+        }
         None => (listen.ip().to_string(), listen.port()),
     };
     let url = petrel_config::join_host_port(&host, port);
@@ -271,14 +271,10 @@ pub(super) struct LeafLinkParts {
 
 /// Whether `version` (`x.y.z`) is below `min` (an absent or unreadable one is).
 pub(super) fn version_below(version: &str, min: &str) -> bool {
-    let parse = |s: &str| -> Option<(u32, u32, u32)> {
-        let mut it = s
-            .trim_start_matches('v')
-            .split(['.', '-'])
-            .map(|p| p.parse().ok());
-        Some((it.next()??, it.next()??, it.next()??))
-    };
-    match (parse(version), parse(min)) {
+    match (
+        petrel_config::parse_version(version),
+        petrel_config::parse_version(min),
+    ) {
         (Some(v), Some(m)) => v < m,
         _ => true,
     }

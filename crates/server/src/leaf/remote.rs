@@ -79,10 +79,10 @@ pub(super) async fn solicit(shared: Arc<Shared>, index: usize) {
 /// A URL the hub told of (`host:port`), with the scheme and credentials of the first
 /// configured one.
 fn discovered(hostport: &str, like: &LeafUrl) -> Option<LeafUrl> {
-    let (host, port) = hostport.rsplit_once(':')?;
+    let (host, port) = petrel_config::split_host_port(hostport);
     Some(LeafUrl {
-        host: host.trim_matches(['[', ']']).to_string(),
-        port: port.parse().ok()?,
+        host,
+        port: port?,
         ..like.clone()
     })
 }

@@ -13,7 +13,7 @@ use petrel_config::RouteUrl;
 use petrel_wire::route::{RemoteSub, RouteConnect, RouteInfo, RouteOp, RoutedMsg};
 use tokio::net::TcpStream;
 
-use super::{Cluster, Route};
+use super::{Cluster, Route, MAX_LINE, READ_BUF};
 use crate::account::Account;
 use crate::client::{Client, ClientKind, CloseReason};
 use crate::conn::io::{Half, ReadSource, SharedTcp, WriteSink};
@@ -22,16 +22,10 @@ use crate::router::{Publisher, Router};
 use crate::server::Shared;
 use crate::sub::Subscription;
 
-/// Longest route control line (an `RMSG` lists queue groups).
-const MAX_LINE: usize = 64 * 1024;
 /// Time a peer has to complete the handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Most subscriptions one peer may hold here.
 const MAX_REMOTE_SUBS: usize = 4 * 1024 * 1024;
-/// Read buffer size.
-const READ_BUF: usize = 64 * 1024;
-/// Longest a route's reader waits for stalled subscribers per batch.
-const STALL_MAX: Duration = Duration::from_secs(1);
 
 /// A peer subscription's key: account, subject, queue.
 pub(crate) type SubKey = (Bytes, Bytes, Option<Bytes>);
@@ -52,7 +46,11 @@ pub(super) enum Outcome {
 /// This server's route INFO.
 pub(super) fn route_info(shared: &Shared, cluster: &Cluster) -> RouteInfo {
     let opts = &cluster.opts;
-    let (host, port, ip) = match opts.advertise.as_deref().map(advertised) {
+    let (host, port, ip) = match opts
+        .advertise
+        .as_deref()
+        .map(petrel_config::split_host_port)
+    {
         Some((h, p)) => {
             let port = p.unwrap_or(cluster.listen.port());
             (h.clone(), port, format!("nats-route://{h}:{port}/"))
@@ -91,16 +89,6 @@ pub(super) fn route_info(shared: &Shared, cluster: &Cluster) -> RouteInfo {
         },
         ldm: shared.ldm.load(Ordering::Acquire),
         ..RouteInfo::default()
-    }
-}
-
-/// `host[:port]` of `cluster.advertise`.
-fn advertised(s: &str) -> (String, Option<u16>) {
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            (h.trim_matches(['[', ']']).to_string(), p.parse().ok())
-        }
-        _ => (s.to_string(), None),
     }
 }
 
@@ -652,33 +640,19 @@ impl RouteReader<'_> {
 
     /// End of a read batch: flush what was routed, count it, wait for stalled targets.
     async fn end_batch(&mut self) {
-        if self.in_msgs > 0 {
-            let st = &self.shared.stats;
-            st.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
-            st.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
-            self.client
-                .stats
-                .in_msgs
-                .fetch_add(self.in_msgs, Ordering::Relaxed);
-            self.client
-                .stats
-                .in_bytes
-                .fetch_add(self.in_bytes, Ordering::Relaxed);
-            self.in_msgs = 0;
-            self.in_bytes = 0;
-        }
         let mut stalled = Vec::new();
         for (_, _, router) in self.routers.iter_mut() {
             router.flush(self.shared);
             stalled.append(&mut router.stalled);
         }
-        if stalled.is_empty() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + STALL_MAX;
-        for stall in stalled {
-            let _ = tokio::time::timeout_at(deadline, stall.wait()).await;
-        }
+        super::end_batch(
+            self.shared,
+            self.client,
+            &mut self.in_msgs,
+            &mut self.in_bytes,
+            stalled,
+        )
+        .await;
     }
 
     /// The connection ended: forget the peer's interest and, if it was the peer's route,

@@ -225,6 +225,40 @@ pub(crate) fn protocol_error(
     }
 }
 
+/// Longest control line on a route or leaf connection (an `RMSG` lists queue groups).
+pub(crate) const MAX_LINE: usize = 64 * 1024;
+/// Read buffer size of route and leaf readers.
+pub(crate) const READ_BUF: usize = 64 * 1024;
+/// Longest a route or leaf reader waits for stalled subscribers per batch.
+const STALL_MAX: Duration = Duration::from_secs(1);
+
+/// The end of a route or leaf reader's batch: its inbound counts (`msgs`, `bytes`, then
+/// zeroed) go to the server's and the connection's counters, and the reader waits (at
+/// most [`STALL_MAX`] in all) for the connections the batch stalled on.
+pub(crate) async fn end_batch(
+    shared: &Shared,
+    client: &Client,
+    msgs: &mut u64,
+    bytes: &mut u64,
+    stalled: Vec<crate::router::Stall>,
+) {
+    if *msgs > 0 {
+        shared.stats.in_msgs.fetch_add(*msgs, Ordering::Relaxed);
+        shared.stats.in_bytes.fetch_add(*bytes, Ordering::Relaxed);
+        client.stats.in_msgs.fetch_add(*msgs, Ordering::Relaxed);
+        client.stats.in_bytes.fetch_add(*bytes, Ordering::Relaxed);
+        *msgs = 0;
+        *bytes = 0;
+    }
+    if stalled.is_empty() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + STALL_MAX;
+    for stall in stalled {
+        let _ = tokio::time::timeout_at(deadline, stall.wait()).await;
+    }
+}
+
 /// A routed (or leaf) JetStream delivery's reply split at its `@`: the `$JS.ACK` reply
 /// and the subject the delivery is shown under.
 pub(crate) fn split_js_deliver(reply: Option<&[u8]>) -> Option<(&[u8], &[u8])> {

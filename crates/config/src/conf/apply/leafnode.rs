@@ -63,7 +63,7 @@ impl Applier<'_> {
                 }
                 "min_version" | "minimum_version" => {
                     let s = string(mv, &name)?;
-                    if version_triplet(s).is_none_or(|t| t < (2, 8, 0)) {
+                    if crate::parse_version(s).is_none_or(|t| t < (2, 8, 0)) {
                         return Err(ConfigError::invalid(
                             &mv.pos,
                             &name,
@@ -163,12 +163,6 @@ fn listen_is_random(map: &super::Map) -> bool {
             _ => false,
         }
     })
-}
-
-/// `x.y.z` as numbers.
-fn version_triplet(s: &str) -> Option<(u32, u32, u32)> {
-    let mut it = s.trim_start_matches('v').split('.').map(|p| p.parse().ok());
-    Some((it.next()??, it.next()??, it.next()??))
 }
 
 /// `url: "..."` or `urls: [...]`; WebSocket and plain URLs cannot be mixed.
