@@ -509,3 +509,46 @@ async fn a_remote_with_hub_true_plays_the_hub() {
     e.flush().await.unwrap();
     until_received(&far, &mut on_edge, "to.edge").await;
 }
+
+#[tokio::test]
+async fn jetstream_crosses_a_leaf_only_by_domain() {
+    // As nats-server: `$JS.API.>` stays on each side of a client account's leaf
+    // connection; the hub's JetStream is reached from the spoke as `$JS.<domain>.API`.
+    let store = tempfile::tempdir().unwrap();
+    let hub = hub_with("jshub", LeafnodeOptions::default(), |b| {
+        b.jetstream(store.path()).jetstream_domain("hub")
+    })
+    .await;
+    let spoke = spoke("jsspoke", &hub.leaf_url().unwrap()).await;
+    wait_leafs(&hub, 1).await;
+    let s = client(&spoke).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let info = loop {
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            s.request("$JS.hub.API.INFO", "".into()),
+        )
+        .await;
+        if let Ok(Ok(m)) = r {
+            break serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer from the hub's domain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        info["type"], "io.nats.jetstream.api.v1.account_info_response",
+        "{info}"
+    );
+    assert!(info.get("error").is_none(), "{info}");
+    // The plain API subject is the spoke's own (it has no JetStream): never the hub's.
+    match s.request("$JS.API.INFO", "".into()).await {
+        Err(e) => assert_eq!(e.kind(), async_nats::RequestErrorKind::NoResponders),
+        Ok(m) => {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            assert!(v.get("error").is_some(), "the hub answered: {v}");
+        }
+    }
+}

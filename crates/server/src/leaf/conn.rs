@@ -443,8 +443,20 @@ impl LeafReader<'_> {
     }
 
     /// Binds the connection to its account, sends it the account's interest and lists it.
-    pub(super) fn register(&mut self, p: LeafLinkParts) {
+    pub(super) fn register(&mut self, mut p: LeafLinkParts) {
         let solicited = !self.accepted();
+        // As nats-server (`denyAllClientJs`): JetStream's API, KV and object subjects never
+        // cross a leaf connection of a client account, either way (each side's JetStream
+        // answers its own clients; `$JS.<domain>.API` reaches another domain's).
+        if !Arc::ptr_eq(&p.account, self.shared.accounts.system()) {
+            for deny in [&mut p.deny_in, &mut p.deny_out] {
+                deny.extend(
+                    super::JS_DENY
+                        .iter()
+                        .map(|s| Bytes::from_static(s.as_bytes())),
+                );
+            }
+        }
         let link = Arc::new(LeafLink {
             hub: p.hub,
             solicited,
@@ -464,7 +476,14 @@ impl LeafReader<'_> {
         self.client.set_account(&p.account);
         {
             let sublist = p.account.sublist.write();
-            p.account.leafs.add(&sublist, self.client, &link);
+            let domain_api = self
+                .shared
+                .js_domain_api
+                .as_deref()
+                .filter(|_| p.account.jetstream.is_some());
+            p.account
+                .leafs
+                .add(&sublist, self.client, &link, domain_api);
         }
         self.leafs.register(self.client);
         tracing::info!(

@@ -55,8 +55,16 @@ impl AccountLeafs {
     }
 
     /// Adds `leaf` and queues for it the account's interest it may see (plus the loop
-    /// detection subject). `sublist` is the account's, write-locked by the caller.
-    pub fn add(&self, sublist: &Sublist<SubRef>, leaf: &Arc<Client>, link: &LeafLink) {
+    /// detection subject, and `$JS.<domain>.API.>` when this server's JetStream has a
+    /// domain and serves the account: the way in from another domain).
+    /// `sublist` is the account's, write-locked by the caller.
+    pub fn add(
+        &self,
+        sublist: &Sublist<SubRef>,
+        leaf: &Arc<Client>,
+        link: &LeafLink,
+        domain_api: Option<&[u8]>,
+    ) {
         let mut counts: HashMap<(Bytes, Option<Bytes>), u32> = HashMap::new();
         sublist.for_each(|s| {
             if link.sees(leaf, s) {
@@ -67,6 +75,11 @@ impl AccountLeafs {
         });
         let mut buf = BytesMut::new();
         petrel_wire::route::sub(&mut buf, b"", &self.lds, None);
+        if let Some(prefix) = domain_api {
+            let mut api = prefix.to_vec();
+            api.push(b'>');
+            petrel_wire::route::sub(&mut buf, b"", &api, None);
+        }
         for ((subject, queue), n) in &counts {
             let q = queue.as_ref().map(|q| (&q[..], *n));
             petrel_wire::route::sub(&mut buf, b"", subject, q);

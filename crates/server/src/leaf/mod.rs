@@ -41,6 +41,10 @@ use crate::sub::Subscription;
 
 pub(crate) use interest::AccountLeafs;
 
+/// Subjects that never cross a client account's leaf connection (nats-server's
+/// `denyAllClientJs`).
+const JS_DENY: [&str; 3] = ["$JS.API.>", "$KV.>", "$OBJ.>"];
+
 /// nats-server's delay before redialling after a loop or a cluster name clash.
 const LOOP_DELAY: Duration = Duration::from_secs(30);
 
