@@ -552,3 +552,105 @@ async fn jetstream_crosses_a_leaf_only_by_domain() {
         }
     }
 }
+
+/// Reads lines until one that is not `LS+`/`LS-` (the interest dump may come first).
+async fn next_non_interest(raw: &mut RawClient) -> String {
+    loop {
+        let line = raw.read_line().await;
+        if !line.starts_with("LS+ ") && !line.starts_with("LS- ") {
+            return line;
+        }
+    }
+}
+
+#[tokio::test]
+async fn deny_imports_and_exports_hold_on_the_spoke() {
+    let hub = hub_with("dhub", LeafnodeOptions::default(), |b| b).await;
+    let spoke = spoke_with(
+        "dspoke",
+        LeafRemote {
+            deny_imports: vec!["di.>".into()],
+            deny_exports: vec!["de.>".into()],
+            ..remote(&hub.leaf_url().unwrap())
+        },
+        |b| b,
+    )
+    .await;
+    wait_leafs(&hub, 1).await;
+    let (s, h) = (client(&spoke).await, client(&hub).await);
+    // Exports: the spoke's `de.a` never reaches the hub; `ok.end` after it does.
+    let mut on_hub = h.subscribe("*.*").await.unwrap();
+    h.flush().await.unwrap();
+    until_received(&s, &mut on_hub, "ok.a").await;
+    s.publish("de.a", "denied".into()).await.unwrap();
+    s.publish("ok.end", "end".into()).await.unwrap();
+    s.flush().await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let m = tokio::time::timeout(WAIT, on_hub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if m.subject.as_str() == "ok.end" {
+            break;
+        }
+        seen.push(m.subject.to_string());
+    }
+    assert!(!seen.iter().any(|s| s == "de.a"), "{seen:?}");
+    // Imports: the hub's `di.b` is dropped by the spoke; `ok.end` after it arrives.
+    let mut on_spoke = s.subscribe("*.*").await.unwrap();
+    s.flush().await.unwrap();
+    until_received(&h, &mut on_spoke, "ok.b").await;
+    h.publish("di.b", "denied".into()).await.unwrap();
+    h.publish("ok.end", "end".into()).await.unwrap();
+    h.flush().await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let m = tokio::time::timeout(WAIT, on_spoke.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if m.subject.as_str() == "ok.end" {
+            break;
+        }
+        seen.push(m.subject.to_string());
+    }
+    assert!(!seen.iter().any(|s| s == "di.b"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_hub_enforces_min_version_and_replaces_duplicates() {
+    let hub = hub_with(
+        "vhub",
+        LeafnodeOptions {
+            min_version: Some("2.10.0".into()),
+            ..LeafnodeOptions::default()
+        },
+        |b| b,
+    )
+    .await;
+    // Too old: the connect_info INFO, then nats-server's refusal.
+    let mut raw = raw_leaf(&hub).await;
+    raw.send(b"CONNECT {\"version\":\"2.9.0\",\"name\":\"old\"}\r\n")
+        .await;
+    assert!(raw.read_line().await.starts_with("INFO "));
+    assert_eq!(
+        next_non_interest(&mut raw).await,
+        "-ERR 'connection rejected since minimum version required is \"2.10.0\"'"
+    );
+    // The same server connecting twice: the first connection is told and closed.
+    let hello = b"CONNECT {\"version\":\"2.15.1\",\"name\":\"dup\",\"cluster\":\"dupc\",\"remote_account\":\"$G\"}\r\n";
+    let mut first = raw_leaf(&hub).await;
+    first.send(hello).await;
+    assert!(first.read_line().await.starts_with("INFO "));
+    wait_leafs(&hub, 1).await;
+    let mut second = raw_leaf(&hub).await;
+    second.send(hello).await;
+    assert!(second.read_line().await.starts_with("INFO "));
+    assert_eq!(
+        next_non_interest(&mut first).await,
+        "-ERR 'Duplicate Remote LeafNode Connection'"
+    );
+    first.expect_closed().await;
+    wait_leafs(&hub, 1).await;
+}

@@ -260,3 +260,47 @@ pub(super) fn credentials(r: &LeafRemote, nonce: &str, addr: SocketAddr) -> Resu
     }
     Ok(Creds::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifies(public: &str, nonce: &str, sig: &str) -> bool {
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .expect("base64url signature");
+        nkeys::KeyPair::from_public_key(public)
+            .expect("public key")
+            .verify(nonce.as_bytes(), &sig)
+            .is_ok()
+    }
+
+    #[test]
+    fn creds_and_nkey_remotes_sign_the_hubs_nonce() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 7422));
+        let kp = nkeys::KeyPair::new_user();
+        let seed = kp.seed().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.creds");
+        std::fs::write(&path, petrel_jwt::format_creds("eyJ0.eyJ1.c2ln", &seed)).unwrap();
+        let remote = LeafRemote {
+            credentials: Some(path),
+            ..LeafRemote::default()
+        };
+        let c = credentials(&remote, "n0nce", addr).unwrap();
+        assert_eq!(c.jwt.as_deref(), Some("eyJ0.eyJ1.c2ln"));
+        assert!(verifies(&kp.public_key(), "n0nce", c.sig.as_deref().unwrap()));
+        let remote = LeafRemote {
+            nkey_seed: Some(seed),
+            ..LeafRemote::default()
+        };
+        let c = credentials(&remote, "other", addr).unwrap();
+        assert_eq!(c.nkey.as_deref(), Some(kp.public_key().as_str()));
+        assert!(verifies(&kp.public_key(), "other", c.sig.as_deref().unwrap()));
+        let remote = LeafRemote {
+            nkey_seed: Some("SUNOTASEED".into()),
+            ..LeafRemote::default()
+        };
+        assert!(credentials(&remote, "n", addr).is_err());
+    }
+}
