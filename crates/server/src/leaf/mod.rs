@@ -118,10 +118,18 @@ fn same_cluster(a: &str, b: &str) -> bool {
 }
 
 /// Whether `subject` matches one of `patterns`.
+/// Every leaf message is checked against the connection's lists (the JetStream subjects
+/// at least), so a pattern whose literal first byte differs from the subject's is passed
+/// over without tokenizing either.
 pub(crate) fn denied(patterns: &[Bytes], subject: &[u8]) -> bool {
-    patterns
-        .iter()
-        .any(|p| petrel_subject::matches(p, subject) || petrel_subject::is_subset(subject, p))
+    patterns.iter().any(|p| {
+        let literal_mismatch = match (p.first(), subject.first()) {
+            (Some(b'*' | b'>'), _) => false,
+            (a, b) => a != b,
+        };
+        !literal_mismatch
+            && (petrel_subject::matches(p, subject) || petrel_subject::is_subset(subject, p))
+    })
 }
 
 /// Whether route peers hear of `sub`: local interest and that of spokes this server is
@@ -326,5 +334,35 @@ pub(crate) fn close_all(shared: &Shared) {
         for c in l.conns() {
             c.close(CloseReason::ServerShutdown);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::denied;
+
+    #[test]
+    fn deny_lists_match_subjects_and_narrower_subscriptions() {
+        let p: Vec<Bytes> = ["$JS.API.>", "di.>", "*.secret"]
+            .iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        for s in ["$JS.API.INFO", "di.x.y", "a.secret", "di.*", "$JS.API.>"] {
+            assert!(denied(&p, s.as_bytes()), "{s}");
+        }
+        for s in [
+            "orders.new",
+            "$KV.b.k",
+            "dix.y",
+            "di",
+            ">",
+            "*.*",
+            "$JS.hub.API.INFO",
+        ] {
+            assert!(!denied(&p, s.as_bytes()), "{s}");
+        }
+        assert!(!denied(&[], b"anything"));
     }
 }

@@ -22,6 +22,8 @@ use crate::server::Shared;
 
 /// Time to dial a hub (and for its INFO, TLS handshake or WebSocket upgrade).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most URLs taken from a hub's INFO (the rest are ignored).
+const MAX_LEARNED: usize = 32;
 /// Longest INFO line taken from a hub.
 const MAX_INFO: usize = 64 * 1024;
 
@@ -52,6 +54,7 @@ pub(super) async fn solicit(shared: Arc<Shared>, index: usize) {
                         .iter()
                         .filter_map(|u| discovered(u, &remote.urls[0]))
                         .filter(|u| !configured.contains(u))
+                        .take(MAX_LEARNED)
                         .collect();
                 }
                 if out.registered {
@@ -289,14 +292,22 @@ mod tests {
         };
         let c = credentials(&remote, "n0nce", addr).unwrap();
         assert_eq!(c.jwt.as_deref(), Some("eyJ0.eyJ1.c2ln"));
-        assert!(verifies(&kp.public_key(), "n0nce", c.sig.as_deref().unwrap()));
+        assert!(verifies(
+            &kp.public_key(),
+            "n0nce",
+            c.sig.as_deref().unwrap()
+        ));
         let remote = LeafRemote {
             nkey_seed: Some(seed),
             ..LeafRemote::default()
         };
         let c = credentials(&remote, "other", addr).unwrap();
         assert_eq!(c.nkey.as_deref(), Some(kp.public_key().as_str()));
-        assert!(verifies(&kp.public_key(), "other", c.sig.as_deref().unwrap()));
+        assert!(verifies(
+            &kp.public_key(),
+            "other",
+            c.sig.as_deref().unwrap()
+        ));
         let remote = LeafRemote {
             nkey_seed: Some("SUNOTASEED".into()),
             ..LeafRemote::default()
