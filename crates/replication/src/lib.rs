@@ -1,16 +1,23 @@
 //! Raft groups for Petrel's replicated JetStream (see `docs/design/replicated-jetstream.md`),
-//! on openraft 0.9. This crate holds what consensus needs from the disk: [`FileLog`], a
-//! Raft log and vote on Petrel's file [`Backend`](petrel_store::Backend) whose appends
-//! are acknowledged to Raft only after they are fsynced (so a commit is a fsynced
-//! majority), and whose recovery checks every record's CRC and cuts the log at the first
-//! bad or torn one, reporting what it cut.
+//! on openraft 0.9:
 //!
-//! The state machines (streams, consumers, the meta group) and the transport over routes
-//! come next; nothing in the server uses this crate yet.
+//! * [`FileLog`]: a Raft log and vote on Petrel's file [`Backend`](petrel_store::Backend)
+//!   whose appends are acknowledged to Raft only after they are fsynced (so a commit is a
+//!   fsynced majority), and whose recovery checks every record's CRC and cuts the log at
+//!   the first bad or torn one, reporting what it cut;
+//! * [`Group`]: one running group over a [`Machine`] (what committed entries build) and a
+//!   [`Transport`] (how RPCs reach the other members; the server carries them over its
+//!   routes);
+//! * [`Registry`]: this node's groups, answering the RPCs addressed to them.
 
+mod group;
 mod log;
+mod net;
 
+pub use group::{node_id, Group, GroupConfig, GroupEntry, Machine, NodeId, ProposeError, Timing};
 pub use log::{FileLog, LogRecovery};
+pub use net::{frame_reply, Op, Pending, Registry, Transport};
+pub use openraft::{BasicNode, EntryPayload, LogId, StoredMembership};
 
 #[cfg(test)]
 mod tests;

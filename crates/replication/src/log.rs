@@ -1,5 +1,5 @@
 //! [`FileLog`]: a Raft log and vote in one directory. `raft.log` holds the entries as
-//! records `[len u32 LE][crc32 u32 LE][entry as JSON]`, appended and fsynced before
+//! records `[len u32 LE][crc32 u32 LE][entry, postcard]`, appended and fsynced before
 //! openraft is told (`LogFlushed`); `state.json` holds the vote and the last purged log
 //! id, written with the store's one atomic-write rule. Entries stay in memory too (reads
 //! never touch the disk); a purge forgets them and, once more than half of the file is
@@ -207,8 +207,7 @@ where
         if crc32fast::hash(&body) != crc {
             return Err(format!("CRC mismatch at {off}"));
         }
-        let entry =
-            serde_json::from_slice(&body).map_err(|e| format!("bad entry at {off}: {e}"))?;
+        let entry = postcard::from_bytes(&body).map_err(|e| format!("bad entry at {off}: {e}"))?;
         Ok((entry, (HEADER + len) as u64))
     }
 
@@ -217,7 +216,7 @@ where
         let mut buf = Vec::new();
         let mut at = Vec::with_capacity(entries.len());
         for e in &entries {
-            let body = serde_json::to_vec(e).map_err(io_err)?;
+            let body = postcard::to_stdvec(e).map_err(io_err)?;
             let len = u32::try_from(body.len()).map_err(io_err)?;
             at.push(self.end + buf.len() as u64);
             buf.extend_from_slice(&len.to_le_bytes());

@@ -1,195 +1,196 @@
-//! Three openraft nodes on [`FileLog`]s, connected in process: writes commit on a quorum
-//! and reach every state machine; after the leader is killed the other two elect a new
-//! one and keep every committed entry; the old leader, reopened from its directory,
-//! catches up. (The transport over routes comes with the server integration; this checks
-//! the log under a real Raft.)
+//! Three [`Group`]s on [`FileLog`]s, their RPCs carried in process through a [`Transport`]
+//! and answered by each node's [`Registry`] (the same path the server takes, minus the
+//! routes): writes commit on a quorum and reach every machine; after the leader is killed
+//! the other two elect a new one and keep every committed entry; the old leader, reopened
+//! from its directory, catches up; a leader hands over to a chosen member.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::RPCOption;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use openraft::{BasicNode, Config, Raft, RaftNetwork, RaftNetworkFactory};
+use openraft::{BasicNode, EntryPayload, LogId, StoredMembership};
 use parking_lot::Mutex;
 use petrel_store::StdBackend;
 
-use crate::tests::{Cfg, Sm};
-use crate::FileLog;
+use crate::{Group, GroupEntry, Machine, NodeId, Op, Pending, Registry, Timing, Transport};
 
-type Nid = u64;
-
-/// The nodes that are up, by id.
+/// The nodes that are up: their registries.
 #[derive(Clone, Default)]
-struct Router {
-    nodes: Arc<Mutex<HashMap<Nid, Raft<Cfg>>>>,
-    down: Arc<Mutex<HashSet<Nid>>>,
+struct Wire {
+    nodes: Arc<Mutex<HashMap<NodeId, Arc<Registry>>>>,
+    down: Arc<Mutex<HashSet<NodeId>>>,
 }
 
-impl Router {
-    fn get(&self, id: Nid) -> Result<Raft<Cfg>, Unreachable> {
-        let down = self.down.lock().contains(&id);
-        match self.nodes.lock().get(&id) {
-            Some(r) if !down => Ok(r.clone()),
-            _ => Err(Unreachable::new(&std::io::Error::other("node down"))),
+impl Transport for Wire {
+    fn call_with(
+        &self,
+        target: NodeId,
+        group: &str,
+        op: Op,
+        body: Vec<u8>,
+        _timeout: Duration,
+    ) -> Pending {
+        let reg = if self.down.lock().contains(&target) {
+            None
+        } else {
+            self.nodes.lock().get(&target).cloned()
+        };
+        let group = group.to_string();
+        Box::pin(async move {
+            match reg {
+                Some(r) => Ok(r.serve(&group, op, &body).await),
+                None => Err("node down".into()),
+            }
+        })
+    }
+}
+
+/// Applied strings, in memory (rebuilt from the log on restart).
+#[derive(Default)]
+struct Strings {
+    data: Mutex<Vec<String>>,
+}
+
+impl Machine for Strings {
+    fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>) {
+        (None, StoredMembership::default())
+    }
+
+    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {
+        entries
+            .into_iter()
+            .map(|e| match e.payload {
+                EntryPayload::Normal(d) => {
+                    let s = String::from_utf8_lossy(&d).into_owned();
+                    self.data.lock().push(s.clone());
+                    format!("ok {s}").into_bytes()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+const FAST: Timing = Timing {
+    heartbeat: Duration::from_millis(50),
+    election_min: Duration::from_millis(300),
+    election_max: Duration::from_millis(600),
+};
+
+async fn start(wire: &Wire, id: NodeId, dir: &std::path::Path) -> (Group, Arc<Strings>) {
+    let m = Arc::new(Strings::default());
+    let g = Group::open(
+        "G",
+        id,
+        dir,
+        Arc::new(StdBackend),
+        m.clone(),
+        Arc::new(wire.clone()),
+        FAST,
+    )
+    .await
+    .expect("the group opens");
+    let reg = Arc::new(Registry::default());
+    reg.insert(g.clone());
+    wire.nodes.lock().insert(id, reg);
+    wire.down.lock().remove(&id);
+    (g, m)
+}
+
+async fn write_all(g: &Group, prefix: &str, n: usize) {
+    for i in 0..n {
+        let reply = g
+            .propose(format!("{prefix}{i}").into_bytes())
+            .await
+            .expect("committed");
+        assert_eq!(reply, format!("ok {prefix}{i}").into_bytes());
+    }
+}
+
+async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
+    for g in nodes {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while g.metrics().last_applied.map(|l| l.index) < index {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} never applied {index:?}",
+                g.me
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-}
-
-struct Net {
-    target: Nid,
-    router: Router,
-}
-
-impl RaftNetworkFactory<Cfg> for Router {
-    type Network = Net;
-
-    async fn new_client(&mut self, target: Nid, _node: &BasicNode) -> Net {
-        Net {
-            target,
-            router: self.clone(),
-        }
-    }
-}
-
-impl RaftNetwork<Cfg> for Net {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<Cfg>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<Nid>, RPCError<Nid, BasicNode, RaftError<Nid>>> {
-        let raft = self.router.get(self.target)?;
-        raft.append_entries(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<Cfg>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<Nid>,
-        RPCError<Nid, BasicNode, RaftError<Nid, InstallSnapshotError>>,
-    > {
-        let raft = self.router.get(self.target)?;
-        raft.install_snapshot(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<Nid>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<Nid>, RPCError<Nid, BasicNode, RaftError<Nid>>> {
-        let raft = self.router.get(self.target)?;
-        raft.vote(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-}
-
-const WAIT: Option<Duration> = Some(Duration::from_secs(10));
-
-async fn start(router: &Router, id: Nid, dir: &std::path::Path) -> (Raft<Cfg>, Sm) {
-    let config = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
-        ..Config::default()
-    }
-    .validate()
-    .expect("valid config");
-    let (log, _) = FileLog::open(Arc::new(StdBackend), dir).expect("open the log");
-    let sm = Sm::default();
-    let raft = Raft::new(id, Arc::new(config), router.clone(), log, sm.clone())
-        .await
-        .expect("raft starts");
-    router.nodes.lock().insert(id, raft.clone());
-    router.down.lock().remove(&id);
-    (raft, sm)
-}
-
-async fn leader(rafts: &[&Raft<Cfg>]) -> Nid {
-    let m = rafts[0]
-        .wait(WAIT)
-        .metrics(|m| m.current_leader.is_some(), "a leader")
-        .await
-        .expect("a leader in time");
-    m.current_leader.expect("leader")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let router = Router::default();
+    let wire = Wire::default();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start(&router, i as Nid, d.path()).await);
+        nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
     }
-    nodes[0]
-        .0
-        .initialize(BTreeSet::from([0, 1, 2]))
-        .await
-        .expect("initialize");
-    let first = leader(&[&nodes[0].0]).await;
-    let lead = router.get(first).unwrap();
-    for i in 0..20 {
-        lead.client_write(format!("a{i}")).await.expect("committed");
+    let members: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
+    // Every member initializes with the same set: one group, one leader.
+    for (g, _) in &nodes {
+        g.initialize(members.clone()).await.expect("initialize");
     }
-    // Every node applies the 20 writes (and the membership entries before them).
-    let last = lead.metrics().borrow().last_applied.map(|l| l.index);
-    for (raft, _) in &nodes {
-        raft.wait(WAIT)
-            .applied_index_at_least(last, "applied everywhere")
-            .await
-            .unwrap();
+    let first = nodes[0].0.wait_leader(WAIT).await.expect("a leader");
+    let lead = nodes[(first - 1) as usize].0.clone();
+    assert!(lead.is_leader());
+    assert_eq!(lead.members(), members);
+    write_all(&lead, "a", 20).await;
+    let last = lead.metrics().last_applied.map(|l| l.index);
+    applied_everywhere(&nodes.iter().map(|n| &n.0).collect::<Vec<_>>(), last).await;
+    // A follower refuses proposals and names the leader.
+    let follower = nodes.iter().find(|n| n.0.me != first).unwrap();
+    match follower.0.propose(b"x".to_vec()).await {
+        Err(crate::ProposeError::NotLeader(Some(l))) => assert_eq!(l, first),
+        other => panic!("a follower took a proposal: {other:?}"),
     }
     // Kill the leader: the two others elect a new one and keep going.
-    router.down.lock().insert(first);
-    let _ = nodes[first as usize].0.shutdown().await;
-    let others: Vec<&Raft<Cfg>> = (0..3)
-        .filter(|i| *i != first as usize)
-        .map(|i| &nodes[i].0)
+    wire.down.lock().insert(first);
+    lead.shutdown().await;
+    let others: Vec<Group> = nodes
+        .iter()
+        .filter(|n| n.0.me != first)
+        .map(|n| n.0.clone())
         .collect();
-    let second = others[0]
-        .wait(WAIT)
-        .metrics(
-            |m| m.current_leader.is_some_and(|l| l != first),
-            "a new leader",
-        )
-        .await
-        .unwrap()
-        .current_leader
-        .unwrap();
-    let lead = router.get(second).unwrap();
-    for i in 0..10 {
-        lead.client_write(format!("b{i}")).await.expect("committed");
-    }
-    let last = lead.metrics().borrow().last_applied.map(|l| l.index);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let second = loop {
+        if let Some(l) = others[0].leader().filter(|l| *l != first) {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lead = others.iter().find(|g| g.me == second).unwrap().clone();
+    write_all(&lead, "b", 10).await;
+    let last = lead.metrics().last_applied.map(|l| l.index);
     let want: Vec<String> = (0..20)
         .map(|i| format!("a{i}"))
         .chain((0..10).map(|i| format!("b{i}")))
         .collect();
-    for i in (0..3).filter(|i| *i != first as usize) {
-        nodes[i]
-            .0
-            .wait(WAIT)
-            .applied_index_at_least(last, "applied on the survivors")
-            .await
-            .unwrap();
-        assert_eq!(nodes[i].1.inner.lock().data, want);
+    applied_everywhere(&others.iter().collect::<Vec<_>>(), last).await;
+    for (g, m) in &nodes {
+        if g.me != first {
+            assert_eq!(*m.data.lock(), want);
+        }
     }
     // The old leader comes back from its files and catches up, in the same order.
-    let (back, sm) = start(&router, first, dirs[first as usize].path()).await;
-    back.wait(WAIT)
-        .applied_index_at_least(last, "the old leader catches up")
-        .await
-        .unwrap();
-    assert_eq!(sm.inner.lock().data, want);
+    let (back, m) = start(&wire, first, dirs[(first - 1) as usize].path()).await;
+    applied_everywhere(&[&back], last).await;
+    assert_eq!(*m.data.lock(), want);
+    // Stepdown: the leader asks another member to run; it wins (its log is as long).
+    let target = others.iter().find(|g| g.me != second).unwrap().me;
+    lead.step_down(&wire, target).await.expect("stepped down");
+    assert_ne!(lead.leader(), Some(second));
+    assert!(!lead.is_leader());
+    // The new leader takes writes; every member applies them after the earlier ones.
+    let now = others
+        .iter()
+        .find(|g| g.is_leader())
+        .expect("a leader")
+        .clone();
+    write_all(&now, "c", 3).await;
 }

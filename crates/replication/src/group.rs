@@ -1,0 +1,392 @@
+//! One Raft group: openraft on a [`FileLog`], a Petrel [`Machine`] applying committed
+//! entries, and a [`Transport`] carrying the RPCs. Every group has the same openraft type
+//! configuration ([`GroupConfig`]): proposals and replies are opaque bytes the machine
+//! encodes, so the meta group and every stream group share one network and one codec.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    BasicNode, Config, Entry, LogId, Raft, RaftMetrics, RaftSnapshotBuilder, SnapshotPolicy,
+    StorageError, StoredMembership,
+};
+use petrel_store::Backend;
+
+use crate::net::{Network, Transport};
+use crate::FileLog;
+
+/// A node's id in every group: a hash of its server name ([`node_id`]).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The openraft configuration of every Petrel group: proposals and replies are bytes
+    /// the group's [`Machine`] encodes; a node is named by its server name
+    /// (`BasicNode::addr`).
+    pub GroupConfig:
+        D = Vec<u8>,
+        R = Vec<u8>,
+);
+
+/// The id of the server called `name` (FNV-1a, 64 bits; never 0).
+pub fn node_id(name: &str) -> NodeId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// A committed entry, as a machine sees it.
+pub type GroupEntry = Entry<GroupConfig>;
+
+/// The state a group's entries build: applies committed entries in order and remembers
+/// (durably, as it sees fit) the last one applied and the last membership.
+pub trait Machine: Send + Sync + 'static {
+    /// The last applied log id and membership, as recovered when the group opens (`None`
+    /// and the default membership: apply everything again from the log's start).
+    fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
+
+    /// Applies committed entries in order and returns one reply per entry (empty for
+    /// blank and membership entries). Blocking: called on a blocking thread.
+    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>>;
+}
+
+/// Timers and limits of a group (nats-server's are 1 s heartbeats and 4–9 s elections).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Leader heartbeat.
+    pub heartbeat: Duration,
+    /// Shortest election timeout.
+    pub election_min: Duration,
+    /// Longest election timeout.
+    pub election_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(500),
+            election_min: Duration::from_millis(2000),
+            election_max: Duration::from_millis(4000),
+        }
+    }
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// This node is not the group's leader (the known leader, if any).
+    #[error("not the leader")]
+    NotLeader(Option<NodeId>),
+    /// The group stopped or failed.
+    #[error("raft group failed: {0}")]
+    Failed(String),
+}
+
+/// One running Raft group on this node.
+#[derive(Clone)]
+pub struct Group {
+    /// The group's name (`_meta_`, or a stream group's).
+    pub name: Arc<str>,
+    /// This node's id.
+    pub me: NodeId,
+    raft: Raft<GroupConfig>,
+    timing: Timing,
+    /// A stepdown is under way: proposals are refused until it ends.
+    stepping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("name", &self.name).finish()
+    }
+}
+
+impl Group {
+    /// Opens (or creates) the group `name` whose log lives in `dir`, on the node `me`.
+    /// What the log's recovery cut is logged.
+    pub async fn open(
+        name: &str,
+        me: NodeId,
+        dir: &Path,
+        backend: Arc<dyn Backend>,
+        machine: Arc<dyn Machine>,
+        transport: Arc<dyn Transport>,
+        timing: Timing,
+    ) -> std::io::Result<Group> {
+        let (log, recovery) = {
+            let (dir, backend) = (dir.to_path_buf(), backend.clone());
+            tokio::task::spawn_blocking(move || FileLog::open(backend, &dir))
+                .await
+                .map_err(std::io::Error::other)??
+        };
+        if let Some(why) = &recovery.reason {
+            tracing::warn!(
+                group = name,
+                kept = recovery.entries,
+                cut_bytes = recovery.cut_bytes,
+                "raft log recovered with a cut tail: {why}"
+            );
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let config = Config {
+            cluster_name: name.to_string(),
+            heartbeat_interval: ms(timing.heartbeat),
+            election_timeout_min: ms(timing.election_min),
+            election_timeout_max: ms(timing.election_max),
+            snapshot_policy: SnapshotPolicy::Never,
+            max_payload_entries: 64,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(std::io::Error::other)?;
+        let network = Network {
+            group: name.into(),
+            transport,
+        };
+        let raft = Raft::new(me, Arc::new(config), network, log, MachineAdapter(machine))
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(Group {
+            name: name.into(),
+            me,
+            raft,
+            timing,
+            stepping: Arc::default(),
+        })
+    }
+
+    /// Makes `members` (id → server name) the group's first membership, unless it has one
+    /// already (every member may call it with the same set).
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), String> {
+        let nodes: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, name)| (id, BasicNode::new(name)))
+            .collect();
+        match self.raft.initialize(nodes).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Proposes `data`; returns the leader's machine's reply once it is committed (fsynced
+    /// on a quorum) and applied here.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<Vec<u8>, ProposeError> {
+        if self.stepping.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(ProposeError::NotLeader(None));
+        }
+        match self.raft.client_write(data).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader(f.leader_id))
+            }
+            Err(e) => Err(ProposeError::Failed(e.to_string())),
+        }
+    }
+
+    /// Adds `id` (server `name`) as a voter: first as a learner that catches up, then
+    /// in the membership. Leader only.
+    pub async fn add_voter(&self, id: NodeId, name: &str) -> Result<(), String> {
+        self.raft
+            .add_learner(id, BasicNode::new(name), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut voters: BTreeSet<NodeId> = self.voters();
+        voters.insert(id);
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The current voters.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// Every member's id and server name.
+    pub fn members(&self) -> BTreeMap<NodeId, String> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node leads the group.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.me)
+    }
+
+    /// openraft's metrics (term, last log, followers' matched log ids on the leader).
+    pub fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Waits until the group knows a leader, at most `timeout`.
+    pub async fn wait_leader(&self, timeout: Duration) -> Option<NodeId> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+    }
+
+    /// Hands the leadership to `to` (an up-to-date voter): the leader stops heartbeats
+    /// and proposals, waits until the followers' leader lease (one longest election
+    /// timeout) has run out, asks `to` to run, and returns once another node leads or
+    /// after two more election timeouts. openraft 0.9 has no leadership transfer; a
+    /// follower whose own timer fires first may win instead, which a stepdown allows.
+    pub async fn step_down(&self, transport: &dyn Transport, to: NodeId) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if !self.is_leader() {
+            return Err("not the leader".into());
+        }
+        if self.stepping.swap(true, Ordering::AcqRel) {
+            return Err("a stepdown is already under way".into());
+        }
+        let rt = self.raft.runtime_config();
+        rt.heartbeat(false);
+        tokio::time::sleep(self.timing.election_max + self.timing.heartbeat).await;
+        let asked = self.elect_on(transport, to).await;
+        let moved = self
+            .raft
+            .wait(Some(self.timing.election_max * 2))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != self.me),
+                "a new leader",
+            )
+            .await
+            .is_ok();
+        rt.heartbeat(true);
+        self.stepping.store(false, Ordering::Release);
+        match (moved, asked) {
+            (true, _) => Ok(()),
+            (false, Err(e)) => Err(e),
+            (false, Ok(())) => Err("no other member won an election".into()),
+        }
+    }
+
+    /// Asks `id` (an up-to-date voter) to start an election now.
+    pub async fn elect_on(&self, transport: &dyn Transport, id: NodeId) -> Result<(), String> {
+        if id == self.me {
+            return self.raft.trigger().elect().await.map_err(|e| e.to_string());
+        }
+        transport
+            .call(id, &self.name, crate::net::Op::Elect, Vec::new())
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts an election on this node now (a remote stepdown request).
+    pub async fn elect(&self) -> Result<(), String> {
+        self.raft.trigger().elect().await.map_err(|e| e.to_string())
+    }
+
+    /// The openraft handle, for the RPC server.
+    pub(crate) fn raft(&self) -> &Raft<GroupConfig> {
+        &self.raft
+    }
+
+    /// Stops the group's tasks (the log stays on disk).
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// openraft's state machine over a [`Machine`]. Snapshots are not built yet: the log is
+/// never purged, so a lagging or new member always catches up from it.
+struct MachineAdapter(Arc<dyn Machine>);
+
+/// Builds no snapshots (the policy never asks for one).
+struct NoSnapshots;
+
+fn unsupported() -> std::io::Error {
+    std::io::Error::other("snapshots are not supported yet")
+}
+
+impl RaftSnapshotBuilder<GroupConfig> for NoSnapshots {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<GroupConfig>, StorageError<NodeId>> {
+        Err(StorageError::from(
+            openraft::StorageIOError::write_snapshot(None, &unsupported()),
+        ))
+    }
+}
+
+impl RaftStateMachine<GroupConfig> for MachineAdapter {
+    type SnapshotBuilder = NoSnapshots;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
+        Ok(self.0.restored())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<u8>>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = GroupEntry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<GroupEntry> = entries.into_iter().collect();
+        let last = entries.last().map(|e| e.log_id);
+        let machine = self.0.clone();
+        tokio::task::spawn_blocking(move || machine.apply(entries))
+            .await
+            .map_err(|e| {
+                let id = last.unwrap_or_default();
+                StorageError::from(openraft::StorageIOError::apply(
+                    id,
+                    &std::io::Error::other(e),
+                ))
+            })
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        NoSnapshots
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta<NodeId, BasicNode>,
+        _snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        Err(StorageError::from(
+            openraft::StorageIOError::write_snapshot(None, &unsupported()),
+        ))
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<GroupConfig>>, StorageError<NodeId>> {
+        Ok(None)
+    }
+}
