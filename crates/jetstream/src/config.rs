@@ -280,7 +280,13 @@ pub fn is_valid_name(name: &str) -> bool {
 impl StreamConfig {
     /// Applies nats-server's defaults and checks the config on its own (`checkStreamCfg`
     /// without the checks against other streams). Errors are the API errors nats-server uses.
-    pub fn normalize(mut self) -> Result<StreamConfig, ApiError> {
+    pub fn normalize(self) -> Result<StreamConfig, ApiError> {
+        self.normalize_for(false)
+    }
+
+    /// [`StreamConfig::normalize`] on a server that runs clustered JetStream (`clustered`),
+    /// where `num_replicas` up to 5 is taken; without clustering more than 1 is 10074.
+    pub fn normalize_for(mut self, clustered: bool) -> Result<StreamConfig, ApiError> {
         if self.name.contains(['/', '\\']) {
             return Err(ApiError::name_contains_path_separators());
         }
@@ -314,7 +320,7 @@ impl StreamConfig {
         if self.num_replicas > 5 {
             return Err(cfg_err("maximum replicas is 5"));
         }
-        if self.num_replicas > 1 {
+        if self.num_replicas > 1 && !clustered {
             return Err(ApiError::replicas_not_supported());
         }
         // 0 and (nats-server 2.15) any negative but -1 mean "unlimited".

@@ -203,6 +203,16 @@ table! {
     STREAM_SNAPSHOT = 500, 10064, "snapshot failed: {err}";
     /// Restore of a stream that exists.
     STREAM_NAME_EXIST_RESTORE_FAILED = 400, 10130, "stream name already in use, cannot restore";
+    /// Placement found too few peers (free text).
+    CLUSTER_NO_PEERS = 400, 10005, "{err}";
+    /// No meta or stream leader to answer.
+    CLUSTER_NOT_AVAILABLE = 503, 10008, "JetStream system temporarily unavailable";
+    /// A clustered-only request on a server without clustering.
+    CLUSTER_REQUIRED = 503, 10010, "JetStream clustering support required";
+    /// The named peer is not in the group.
+    CLUSTER_PEER_NOT_MEMBER = 400, 10040, "peer not a member";
+    /// `num_replicas` cannot change (yet) on update.
+    STREAM_REPLICAS_NOT_UPDATABLE = 400, 10061, "Replicas configuration can not be updated";
 }
 
 /// A JetStream API error as sent to clients.
@@ -541,6 +551,26 @@ impl ApiError {
     /// 10074 replicas > 1 not supported in non-clustered mode.
     pub fn replicas_not_supported() -> Self {
         STREAM_REPLICAS_NOT_SUPPORTED.into()
+    }
+    /// 10005 with `why` (e.g. "no suitable peers for placement").
+    pub fn cluster_no_peers(why: impl Display) -> Self {
+        CLUSTER_NO_PEERS.with("{err}", why)
+    }
+    /// 10008 JetStream system temporarily unavailable.
+    pub fn cluster_not_available() -> Self {
+        CLUSTER_NOT_AVAILABLE.into()
+    }
+    /// 10010 JetStream clustering support required.
+    pub fn cluster_required() -> Self {
+        CLUSTER_REQUIRED.into()
+    }
+    /// 10040 peer not a member.
+    pub fn cluster_peer_not_member() -> Self {
+        CLUSTER_PEER_NOT_MEMBER.into()
+    }
+    /// 10061 Replicas configuration can not be updated.
+    pub fn replicas_not_updatable() -> Self {
+        STREAM_REPLICAS_NOT_UPDATABLE.into()
     }
     /// 10039 JetStream not enabled for account.
     pub fn not_enabled_for_account() -> Self {

@@ -315,12 +315,22 @@ impl Stream {
         batch: &mut [Inbound],
         republished: &mut Vec<Republished>,
     ) -> Vec<(String, Bytes)> {
+        self.process_batch_at(batch, now_nanos(), republished)
+    }
+
+    /// [`Stream::process_batch`] with the time the messages are stored at (a replicated
+    /// stream's leader chose it, so every replica decides alike).
+    pub(crate) fn process_batch_at(
+        &self,
+        batch: &mut [Inbound],
+        now: i64,
+        republished: &mut Vec<Republished>,
+    ) -> Vec<(String, Bytes)> {
         let mut inner = self.inner.lock();
         if inner.closed {
             tracing::debug!(stream = %self.name, n = batch.len(), "batch for a closed stream dropped");
             return Vec::new();
         }
-        let now = now_nanos();
         let msgs_before = inner.store.state().msgs;
         let rollbacks = inner.store.rollbacks();
         let last_msg_id = inner.last_msg_id.clone();
@@ -473,6 +483,9 @@ impl Stream {
 /// Ends after a [`Cmd::Close`] (having closed the store). However it ends (a panic
 /// included), the queue is closed behind it, so nothing waits on a dead task.
 pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
+    if let Some(replica) = stream.replica.get().cloned() {
+        return crate::cluster::replica::ingest(stream, port, replica).await;
+    }
     let _closer = CloseOnDrop(stream.queue.clone());
     let mut cmds = Vec::new();
     loop {
@@ -586,7 +599,7 @@ impl Stream {
 }
 
 /// Closes a queue when its consuming task ends.
-struct CloseOnDrop<T>(Arc<Backlog<T>>);
+pub(crate) struct CloseOnDrop<T>(pub(crate) Arc<Backlog<T>>);
 
 impl<T> Drop for CloseOnDrop<T> {
     fn drop(&mut self) {

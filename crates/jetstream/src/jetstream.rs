@@ -151,6 +151,8 @@ pub struct JetStream {
     pub(crate) runtime: tokio::runtime::Handle,
     /// This object, for tasks that must not keep it alive.
     me: Weak<JetStream>,
+    /// Clustered JetStream, when the server runs it.
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::JsCluster>>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -215,6 +217,7 @@ impl JetStream {
             shutdown_tx,
             runtime,
             me: me.clone(),
+            cluster: std::sync::OnceLock::new(),
         });
         group.join(js.weak());
         let api = ApiHandler {

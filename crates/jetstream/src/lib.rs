@@ -36,6 +36,7 @@ mod advisory;
 mod api;
 mod backlog;
 mod backup;
+mod cluster;
 pub mod config;
 pub mod consumer;
 mod cycles;
@@ -62,7 +63,9 @@ mod time;
 mod transform;
 
 pub use advisory::next_id as advisory_id;
+pub use cluster::{ClusterConfig, JsCluster};
 pub use config::StreamConfig;
+pub use petrel_replication::Timing as RaftTiming;
 pub use disabled::NotEnabled;
 pub use errors::{ApiError, JetStreamError};
 pub use jetstream::{JetStream, JetStreamConfig, JetStreamStats, API_SUBSCRIPTION};

@@ -44,6 +44,10 @@ pub enum Accept {
     /// Every message, the server's own included (a stream capturing advisories or another
     /// stream's deliveries).
     Everyone,
+    /// Only messages that arrived over a route from another server of the cluster (the
+    /// Raft RPCs of replicated JetStream): nothing a local client or the server itself
+    /// publishes reaches the subscription.
+    RoutesOnly,
 }
 
 /// One message handed to an internal subscription's [`Handler`].

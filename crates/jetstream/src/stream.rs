@@ -130,6 +130,8 @@ pub(crate) struct Stream {
     pub domain: std::sync::OnceLock<String>,
     /// Its account's usage (set when the stream is registered).
     pub(crate) usage: std::sync::OnceLock<Arc<crate::limits::AccountUsage>>,
+    /// This node's replica of a clustered stream (its group), set before registration.
+    pub(crate) replica: std::sync::OnceLock<Arc<crate::cluster::replica::Replica>>,
     msgs: AtomicU64,
     bytes: AtomicU64,
 }
@@ -196,6 +198,38 @@ pub(crate) struct StreamInfo {
     /// The state of each source.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<crate::sourcing::task::SourceInfo>,
+    /// The stream group (clustered JetStream only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::replica::ClusterInfo>,
+}
+
+impl StreamInfo {
+    /// The info of a stream this node holds no replica of: its config, an empty state.
+    pub fn empty(config: StreamConfig, created: i64) -> StreamInfo {
+        StreamInfo {
+            config,
+            created: rfc3339_nano(created),
+            state: StateJson {
+                messages: 0,
+                bytes: 0,
+                first_seq: 0,
+                first_ts: rfc3339_nano(0),
+                last_seq: 0,
+                last_ts: rfc3339_nano(0),
+                num_subjects: 0,
+                subjects: None,
+                num_deleted: 0,
+                deleted: None,
+                lost: None,
+                consumer_count: 0,
+            },
+            domain: None,
+            failed: None,
+            mirror: None,
+            sources: Vec::new(),
+            cluster: None,
+        }
+    }
 }
 
 /// Subjects per STREAM.INFO page with `subjects_filter`.
@@ -273,6 +307,7 @@ impl Stream {
             direct_for: Mutex::new(None),
             domain: std::sync::OnceLock::new(),
             usage: std::sync::OnceLock::new(),
+            replica: std::sync::OnceLock::new(),
             msgs: AtomicU64::new(state.msgs),
             bytes: AtomicU64::new(state.bytes),
         };
@@ -319,6 +354,16 @@ impl Stream {
         if let Some(usage) = self.usage.get() {
             usage.changed(self.storage, bytes, 0);
         }
+    }
+
+    /// Whether the store was closed. Blocking (takes the store lock).
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    /// The store's last sequence. Blocking (takes the store lock).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.lock().store.state().last_seq
     }
 
     /// Messages and bytes as of the last mutation.
@@ -422,6 +467,7 @@ impl Stream {
                     .filter(|r| !r.mirror)
                     .map(|r| r.info())
                     .collect(),
+                cluster: self.replica.get().map(|r| r.cluster_info()),
             },
             total,
         ))
@@ -447,8 +493,16 @@ impl Stream {
         }
     }
 
-    /// MSG.DELETE. Blocking.
+    /// MSG.DELETE, through the stream group when the stream is replicated. Blocking.
     pub fn delete_msg(&self, seq: u64, erase: bool) -> Result<(), ApiError> {
+        match self.replica.get() {
+            Some(r) => r.delete_msg(seq, erase),
+            None => self.delete_msg_local(seq, erase),
+        }
+    }
+
+    /// MSG.DELETE on this node's store. Blocking.
+    pub fn delete_msg_local(&self, seq: u64, erase: bool) -> Result<(), ApiError> {
         let mut inner = self.inner.lock();
         if inner.config.sealed {
             return Err(ApiError::stream_sealed());
@@ -472,8 +526,16 @@ impl Stream {
         }
     }
 
-    /// STREAM.PURGE. Blocking.
+    /// STREAM.PURGE, through the stream group when the stream is replicated. Blocking.
     pub fn purge(&self, req: PurgeRequest) -> Result<u64, ApiError> {
+        match self.replica.get() {
+            Some(r) => r.purge(req),
+            None => self.purge_local(req),
+        }
+    }
+
+    /// STREAM.PURGE on this node's store. Blocking.
+    pub fn purge_local(&self, req: PurgeRequest) -> Result<u64, ApiError> {
         let mut inner = self.inner.lock();
         if inner.config.sealed {
             return Err(ApiError::stream_sealed());

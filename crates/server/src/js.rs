@@ -34,6 +34,43 @@ pub(crate) async fn start(
     for account in shared.accounts.iter() {
         start_account(shared, &account, account.jetstream).await?;
     }
+    if let Some(cluster) = shared.opts().cluster.clone() {
+        start_cluster(shared, opts, &cluster).await?;
+    }
+    Ok(())
+}
+
+/// With `cluster {}`, JetStream is clustered: the meta group and the stream groups run over
+/// the routes (see `petrel_jetstream::JsCluster`), and every account's JetStream answers
+/// through them.
+async fn start_cluster(
+    shared: &Arc<Shared>,
+    opts: &JetStreamOptions,
+    cluster: &petrel_config::ClusterOptions,
+) -> Result<(), ServerError> {
+    let Some((_, backend)) = shared.js_group.get() else {
+        return Ok(());
+    };
+    let config = petrel_jetstream::ClusterConfig {
+        cluster_name: cluster.name.clone().unwrap_or_default(),
+        server_name: shared.server_name.clone(),
+        store_dir: opts.store_dir.clone(),
+        sync: match opts.sync {
+            SyncMode::Always => petrel_store::SyncMode::Always,
+            SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
+        },
+        backend: backend.clone(),
+        timing: petrel_jetstream::RaftTiming::default(),
+        min_nodes: cluster.routes.len(),
+    };
+    let port = ServerPort::new(shared, shared.accounts.system().clone());
+    let c = petrel_jetstream::JsCluster::start(config, port)
+        .await
+        .map_err(|e| ServerError::JetStream(format!("clustered JetStream: {e}")))?;
+    for (_, rt) in shared.accounts.jetstreams() {
+        c.attach(&rt.js);
+    }
+    let _ = shared.js_cluster.set(c);
     Ok(())
 }
 
@@ -77,6 +114,9 @@ pub(crate) async fn start_account(
         .await
         .map_err(|e| ServerError::JetStream(e.to_string()))?;
     log_recovered(account, &js);
+    if let Some(c) = shared.js_cluster.get() {
+        c.attach(&js);
+    }
     let _ = account.js.set(JsRuntime { js, port });
     Ok(())
 }
@@ -134,6 +174,10 @@ pub(crate) fn account_limits(c: &AccountJetStream) -> AccountLimits {
 /// Stops every account's JetStream (routing to it first, then its stores), then releases
 /// the store directory.
 pub(crate) async fn shutdown(shared: &Shared) {
+    // The groups stop first: nothing is applied to a store after it closed.
+    if let Some(c) = shared.js_cluster.get() {
+        c.shutdown().await;
+    }
     for (_, rt) in shared.accounts.jetstreams() {
         rt.port.clear();
         rt.js.shutdown().await;

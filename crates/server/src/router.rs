@@ -572,7 +572,12 @@ impl Router {
         }
         // The trust boundary: what the server emits never reaches a request subject.
         if let Some(internal) = &sub.internal {
-            if internal.accept == Accept::ClientsOnly && !from.client.kind.may_request() {
+            let heard = match internal.accept {
+                Accept::Everyone => true,
+                Accept::ClientsOnly => from.client.kind.may_request(),
+                Accept::RoutesOnly => from.client.kind == ClientKind::Route,
+            };
+            if !heard {
                 return false;
             }
         }

@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub sys: std::sync::OnceLock<Arc<crate::sys::System>>,
     /// The cluster (routes), when `cluster {}` is configured.
     pub cluster: std::sync::OnceLock<Arc<crate::route::Cluster>>,
+    /// Clustered JetStream, when both JetStream and `cluster {}` are configured.
+    pub js_cluster: std::sync::OnceLock<Arc<petrel_jetstream::JsCluster>>,
     /// The WebSocket listener's address, this server's WebSocket URLs and whether it
     /// has TLS, when on.
     pub websocket: std::sync::OnceLock<(SocketAddr, Vec<String>, bool)>,
@@ -514,6 +516,7 @@ impl Server {
             js_group: std::sync::OnceLock::new(),
             sys: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
+            js_cluster: std::sync::OnceLock::new(),
             websocket: std::sync::OnceLock::new(),
             leafnodes: std::sync::OnceLock::new(),
             server_name: opts

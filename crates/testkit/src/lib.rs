@@ -124,6 +124,20 @@ impl TestServer {
     }
 }
 
+/// With `PETREL_TEST_LOG` set (a `tracing` filter such as `info` or
+/// `petrel_jetstream=debug`), the servers' logs go to stderr (once per test binary).
+fn log_if_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("PETREL_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}
+
 /// Start a server on `127.0.0.1:0` with defaults.
 pub async fn spawn() -> TestServer {
     spawn_with(|b| b).await
@@ -157,6 +171,7 @@ pub async fn spawn_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) 
 pub async fn spawn_with_store(
     configure: impl FnOnce(ServerBuilder, &std::path::Path) -> ServerBuilder,
 ) -> TestServer {
+    log_if_asked();
     let store = tempfile::tempdir().expect("create a temporary store directory");
     let builder = petrel_server::Server::builder()
         .host(std::net::Ipv4Addr::LOCALHOST.into())

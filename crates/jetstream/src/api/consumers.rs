@@ -129,7 +129,7 @@ fn create_inner(
             return Err(ApiError::consumer_create_filter_mismatch());
         }
     }
-    if cfg.num_replicas > 1 {
+    if cfg.num_replicas > 1 && js.cluster.get().is_none() {
         return Err(ApiError::replicas_not_supported());
     }
     let stream = js

@@ -137,6 +137,11 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["$JS", "API", rest @ ..] => rest,
         _ => return None,
     };
+    if let Some(c) = js.cluster.get() {
+        if let Some(decided) = crate::cluster::dispatch(js, c, req, rest) {
+            return decided;
+        }
+    }
     let p = &req.payload[..];
     Some(match rest {
         ["INFO"] => account_info(js),

@@ -55,14 +55,19 @@ struct ListRequest {
     subject: String,
 }
 
-/// Parses a create/update body and checks the name against the subject.
-fn parse_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+/// Parses a create/update body and checks the name against the subject (`clustered`:
+/// replicas up to 5 are taken).
+pub(crate) fn parse_config(
+    name: &str,
+    payload: &[u8],
+    clustered: bool,
+) -> Result<StreamConfig, ApiError> {
     let cfg: StreamConfig =
         serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
     if cfg.name != name {
         return Err(ApiError::stream_mismatch());
     }
-    cfg.normalize()
+    cfg.normalize_for(clustered)
 }
 
 /// 10065 naming the first other stream whose subjects overlap `cfg`'s.
@@ -118,7 +123,7 @@ fn create_inner(
     name: &str,
     payload: &[u8],
 ) -> Result<(StreamInfo, bool), ApiError> {
-    let mut cfg = parse_config(name, payload)?;
+    let mut cfg = parse_config(name, payload, false)?;
     crate::sourcing::direct::inherit(js, &mut cfg);
     if let Some(existing) = js.stream(name) {
         if existing.config() == cfg {

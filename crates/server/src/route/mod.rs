@@ -169,8 +169,13 @@ impl Cluster {
 /// Whether a message published by a `kind` publisher on `subject` may go to route peers:
 /// the server's own output (PubAcks, replies, advisories, deliveries) never goes to the
 /// request subjects of JetStream's API, acks and flow control or the system account's
-/// requests on another node, where it would arrive as a client's request.
+/// requests on another node, where it would arrive as a client's request; `$PRG.` (Raft
+/// RPCs, heard only from routes) goes to peers only when JetStream sends it.
 pub(crate) fn forwardable(kind: ClientKind, subject: &[u8]) -> bool {
+    // Raft RPCs of replicated JetStream leave only from JetStream itself.
+    if subject.starts_with(b"$PRG.") {
+        return kind == ClientKind::JetStream;
+    }
     if kind.may_request() {
         return true;
     }

@@ -1,0 +1,409 @@
+//! Who answers which `$JS.API` request in a cluster. Every node hears every request; one
+//! answers:
+//!
+//! * account-level requests (`INFO`, `STREAM.CREATE/UPDATE/DELETE/NAMES/LIST`): the meta
+//!   leader, from the assignments, proposing changes to the meta group;
+//! * requests about one stream (`STREAM.INFO/PURGE/MSG.*`, `DIRECT.GET`, `CONSUMER.*`,
+//!   `STREAM.LEADER.STEPDOWN`): that stream's group leader, with the local handlers (a
+//!   purge or delete goes through the group); for a stream that does not exist, the meta
+//!   leader (its local handler answers 10059).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::meta::{MetaOp, StreamAssignment};
+use super::JsCluster;
+use crate::advisory::{stream_action, StreamAction};
+use crate::api::streams::parse_config;
+use crate::api::{parse_body, respond, ApiRequest, ApiResponse, Paged};
+use crate::config::{RetentionPolicy, StreamConfig};
+use crate::errors::ApiError;
+use crate::jetstream::JetStream;
+use crate::stream::{InfoRequest, StreamInfo};
+use crate::time::now_nanos;
+
+/// How long a node waits before saying there is no meta leader.
+const LEADERLESS_DELAY: Duration = Duration::from_millis(500);
+/// Why snapshots and restores are refused.
+const NOT_YET: &str = "not supported on a clustered server yet";
+
+/// Never called: `INFO` on the meta leader goes to the local handler.
+fn unreachable_response() -> ApiResponse {
+    ApiResponse::default()
+}
+
+/// How long a create waits for the new stream's local replica to elect a leader.
+const CREATE_WAIT: Duration = Duration::from_secs(5);
+
+/// `Some(reply)` when the cluster decides (`Some(None)`: this node stays silent); `None`
+/// to let the local handlers answer.
+pub(crate) fn dispatch(
+    js: &JetStream,
+    c: &Arc<JsCluster>,
+    req: &ApiRequest,
+    rest: &[&str],
+) -> Option<Option<ApiResponse>> {
+    let leader = c.is_meta_leader();
+    let leaderless = c.meta.leader().is_none();
+    // The meta leader answers; with no leader at all, every node says so after a pause
+    // (as nats-server: a leader elected meanwhile answers first).
+    let meta = |kind: &str, f: &dyn Fn() -> ApiResponse| {
+        if leader {
+            Some(Some(f()))
+        } else if leaderless {
+            std::thread::sleep(LEADERLESS_DELAY);
+            Some(Some(respond::<()>(kind, None, Err(ApiError::cluster_not_available()))))
+        } else {
+            Some(None)
+        }
+    };
+    let p = &req.payload[..];
+    match rest {
+        ["INFO"] if leader => None,
+        ["INFO"] => meta("account_info", &|| unreachable_response()),
+        ["STREAM", "CREATE", name] => meta("stream_create", &|| create(js, c, name, p)),
+        ["STREAM", "UPDATE", name] => meta("stream_update", &|| update(js, c, name, p)),
+        ["STREAM", "DELETE", name] => meta("stream_delete", &|| delete(js, c, name)),
+        ["STREAM", "NAMES"] => meta("stream_names", &|| names(js, c, p, false)),
+        ["STREAM", "LIST"] => meta("stream_list", &|| names(js, c, p, true)),
+        ["STREAM", "SNAPSHOT", _] => meta("stream_snapshot", &|| {
+            respond::<()>("stream_snapshot", None, Err(ApiError::stream_snapshot(NOT_YET)))
+        }),
+        ["STREAM", "RESTORE", _] => meta("stream_restore", &|| {
+            respond::<()>("stream_restore", None, Err(ApiError::stream_restore(NOT_YET)))
+        }),
+        _ => {
+            let name = stream_token(rest)?;
+            if c.state.stream(&js.config.account, name).is_none() {
+                return (!leader).then_some(None);
+            }
+            let replica = js.stream(name).and_then(|s| s.replica.get().cloned());
+            match replica {
+                Some(r) if r.group.is_leader() => match rest {
+                    ["STREAM", "LEADER", "STEPDOWN", _] => Some(Some(step_down(c, &r))),
+                    _ => None,
+                },
+                _ => Some(None),
+            }
+        }
+    }
+}
+
+/// The stream a stream-scoped request names.
+fn stream_token<'a>(rest: &[&'a str]) -> Option<&'a str> {
+    Some(match rest {
+        ["STREAM", "INFO" | "PURGE", name] => name,
+        ["STREAM", "MSG", "GET" | "DELETE", name] => name,
+        ["STREAM", "LEADER", "STEPDOWN", name] => name,
+        ["CONSUMER", "DURABLE", "CREATE", name, ..] => name,
+        ["CONSUMER", "CREATE" | "INFO" | "DELETE" | "NAMES" | "LIST", name, ..] => name,
+        ["DIRECT", "GET", name, ..] => name,
+        _ => return None,
+    })
+}
+
+#[derive(Serialize)]
+struct Success {
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct CreateBody {
+    #[serde(flatten)]
+    info: StreamInfo,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    did_create: bool,
+}
+
+/// Runs a future from the API's blocking thread.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}
+
+/// The stream's info: the local replica's when this node has one, else the config with
+/// an empty state (a replica elsewhere holds the messages).
+fn info_of(js: &JetStream, a: &StreamAssignment) -> StreamInfo {
+    let local = js
+        .stream(&a.config.name)
+        .filter(|s| s.replica.get().is_some());
+    if let Some(Ok((info, _))) = local.map(|s| s.info(&InfoRequest::default())) {
+        return info;
+    }
+    StreamInfo::empty(a.config.clone(), a.created)
+}
+
+/// Waits (a little) for this node's replica of `a` to know its leader, then reports it.
+fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamInfo {
+    if a.has(c.me) {
+        let deadline = Instant::now() + CREATE_WAIT;
+        while Instant::now() < deadline {
+            let led = js
+                .stream(&a.config.name)
+                .and_then(|s| s.replica.get().cloned())
+                .is_some_and(|r| r.group.leader().is_some());
+            if led {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    info_of(js, a)
+}
+
+/// Chooses `n` online members of the meta group, least loaded first.
+fn place(c: &JsCluster, n: usize, stream: &str) -> Result<Vec<(u64, String)>, ApiError> {
+    let members = c.meta.voters();
+    let load = c.state.load();
+    let mut candidates: Vec<(usize, u64, u64, String)> = c
+        .online()
+        .into_iter()
+        .filter(|(_, id)| members.contains(id))
+        .map(|(name, id)| {
+            let spread = petrel_replication::node_id(&format!("{stream}/{name}"));
+            (load.get(&id).copied().unwrap_or(0), spread, id, name)
+        })
+        .collect();
+    if candidates.len() < n {
+        return Err(ApiError::cluster_no_peers("no suitable peers for placement"));
+    }
+    candidates.sort();
+    Ok(candidates
+        .into_iter()
+        .take(n)
+        .map(|(_, _, id, name)| (id, name))
+        .collect())
+}
+
+/// 10065 when `cfg`'s subjects overlap another stream's in the account.
+fn check_overlap(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(), ApiError> {
+    for other in c.state.streams(account) {
+        if other.config.name == cfg.name {
+            continue;
+        }
+        let collide = cfg.subjects.iter().any(|a| {
+            other
+                .config
+                .subjects
+                .iter()
+                .any(|b| petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes()))
+        });
+        if collide {
+            return Err(ApiError::subject_overlap(&other.config.name));
+        }
+    }
+    Ok(())
+}
+
+/// What a replicated stream cannot do yet.
+fn check_supported(cfg: &StreamConfig) -> Result<(), ApiError> {
+    let not_yet = |what: &str| {
+        Err(ApiError::stream_invalid_config(format!(
+            "{what} is not supported for replicated streams yet"
+        )))
+    };
+    if cfg.num_replicas > 1 && cfg.retention != RetentionPolicy::Limits {
+        return not_yet("interest or work-queue retention");
+    }
+    if cfg.mirror.is_some() || !cfg.sources.is_empty() {
+        return not_yet("a mirror or sources");
+    }
+    Ok(())
+}
+
+fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiResponse {
+    let mut did = false;
+    let result = (|| {
+        let cfg = parse_config(name, payload, true)?;
+        let account = &js.config.account;
+        if let Some(a) = c.state.stream(account, name) {
+            if a.config == cfg {
+                return Ok(CreateBody {
+                    info: info_of(js, &a),
+                    did_create: false,
+                });
+            }
+            return Err(ApiError::stream_name_exist());
+        }
+        if cfg.sealed {
+            return Err(ApiError::stream_invalid_config(
+                "stream configuration for create can not be sealed",
+            ));
+        }
+        check_supported(&cfg)?;
+        check_overlap(c, account, &cfg)?;
+        let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
+        let a = StreamAssignment {
+            account: account.clone(),
+            peers: place(c, n, name)?,
+            group: format!("S-R{n}F-{:08x}", fastrand::u32(..)),
+            created: now_nanos(),
+            config: cfg,
+        };
+        tracing::debug!(stream = name, group = %a.group, "proposing the stream");
+        let reply = block_on(c.propose_meta(&MetaOp::AddStream(a.clone())))
+            .map_err(|_| ApiError::cluster_not_available())?;
+        tracing::debug!(stream = name, "stream assigned");
+        if !reply.is_empty() {
+            return Err(ApiError::stream_name_exist());
+        }
+        did = true;
+        let mut info = settled_info(js, c, &a);
+        info.domain = None;
+        Ok(CreateBody {
+            info,
+            did_create: true,
+        })
+    })();
+    let mut resp = respond("stream_create", None, result);
+    if did {
+        resp.advisories
+            .push(stream_action(name, StreamAction::Create));
+    }
+    resp
+}
+
+fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiResponse {
+    let result = (|| {
+        let requested: StreamConfig =
+            serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+        if requested.name != name {
+            return Err(ApiError::stream_mismatch());
+        }
+        let account = &js.config.account;
+        let a = c
+            .state
+            .stream(account, name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        let cfg = requested.normalize_for(true)?.check_update(&a.config)?;
+        if cfg.num_replicas != a.config.num_replicas {
+            return Err(ApiError::replicas_not_updatable());
+        }
+        check_supported(&cfg)?;
+        check_overlap(c, account, &cfg)?;
+        let op = MetaOp::UpdateStream {
+            account: account.clone(),
+            config: cfg.clone(),
+        };
+        block_on(c.propose_meta(&op)).map_err(|_| ApiError::cluster_not_available())?;
+        // The local replica takes the config through the reconcile task.
+        let deadline = Instant::now() + CREATE_WAIT;
+        while a.has(c.me)
+            && Instant::now() < deadline
+            && js.stream(name).is_some_and(|s| s.config() != cfg)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let a = StreamAssignment { config: cfg, ..a };
+        Ok(info_of(js, &a))
+    })();
+    let ok = result.is_ok();
+    let mut resp = respond("stream_update", None, result);
+    if ok {
+        resp.advisories
+            .push(stream_action(name, StreamAction::Modify));
+    }
+    resp
+}
+
+fn delete(js: &JetStream, c: &JsCluster, name: &str) -> ApiResponse {
+    let result = (|| {
+        let account = js.config.account.clone();
+        c.state
+            .stream(&account, name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        let op = MetaOp::DeleteStream {
+            account,
+            name: name.to_string(),
+        };
+        block_on(c.propose_meta(&op)).map_err(|_| ApiError::cluster_not_available())?;
+        Ok(Success { success: true })
+    })();
+    let ok = result.is_ok();
+    let mut resp = respond("stream_delete", None, result);
+    if ok {
+        resp.advisories
+            .push(stream_action(name, StreamAction::Delete));
+    }
+    resp
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ListRequest {
+    #[serde(default, deserialize_with = "crate::json::null_default")]
+    offset: usize,
+    #[serde(default, deserialize_with = "crate::json::null_default")]
+    subject: String,
+}
+
+#[derive(Serialize)]
+struct NamesBody {
+    streams: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ListBody {
+    streams: Vec<StreamInfo>,
+}
+
+/// `STREAM.NAMES` / `STREAM.LIST` from the assignments (`list`: with infos).
+fn names(js: &JetStream, c: &JsCluster, payload: &[u8], list: bool) -> ApiResponse {
+    let (kind, limit) = if list {
+        ("stream_list", crate::api::streams::LIST_LIMIT)
+    } else {
+        ("stream_names", crate::api::streams::NAMES_LIMIT)
+    };
+    let req: ListRequest = match parse_body(payload) {
+        Ok(r) => r,
+        Err(e) => return respond::<()>(kind, None, Err(e)),
+    };
+    let mut all = c.state.streams(&js.config.account);
+    all.retain(|a| {
+        req.subject.is_empty()
+            || a.config
+                .subjects
+                .iter()
+                .any(|s| petrel_subject::subjects_collide(s.as_bytes(), req.subject.as_bytes()))
+    });
+    all.sort_by(|x, y| x.config.name.cmp(&y.config.name));
+    let paged = Paged {
+        total: all.len(),
+        offset: req.offset,
+        limit,
+    };
+    let page = all.into_iter().skip(req.offset).take(limit);
+    if list {
+        let streams = page.map(|a| info_of(js, &a)).collect();
+        respond(kind, Some(paged), Ok(ListBody { streams }))
+    } else {
+        let streams = page.map(|a| a.config.name).collect();
+        respond(kind, Some(paged), Ok(NamesBody { streams }))
+    }
+}
+
+/// `STREAM.LEADER.STEPDOWN.<name>` on the stream leader: hands the leadership to another
+/// online replica in the background and answers at once (as nats-server).
+fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>) -> ApiResponse {
+    let online = c.online();
+    let target = r
+        .assignment
+        .lock()
+        .peers
+        .iter()
+        .find(|(id, name)| *id != c.me && online.contains_key(name))
+        .map(|(id, _)| *id);
+    let result = match target {
+        Some(to) => {
+            let (c, g) = (c.clone(), r.group.clone());
+            tokio::runtime::Handle::current().spawn(async move {
+                if let Err(e) = g.step_down(c.transport.as_ref(), to).await {
+                    tracing::warn!(group = %g.name, "stepdown failed: {e}");
+                }
+            });
+            Ok(Success { success: true })
+        }
+        None => Err(ApiError::cluster_not_available()),
+    };
+    respond("stream_leader_stepdown", None, result)
+}

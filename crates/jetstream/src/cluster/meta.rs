@@ -1,0 +1,201 @@
+//! The meta group's state: which streams exist in which account, with which config, on
+//! which peers. Entries are JSON [`MetaOp`]s; applying one updates the map and queues the
+//! stream for this node's reconcile task (open, reconfigure or remove its replica). The
+//! state lives in memory: after a restart the whole meta log is applied again.
+
+use std::collections::BTreeMap;
+
+use parking_lot::{Mutex, RwLock};
+use petrel_replication::{
+    BasicNode, EntryPayload, GroupEntry, LogId, Machine, NodeId, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::config::StreamConfig;
+
+/// The meta group's name.
+pub(crate) const GROUP: &str = "_meta_";
+
+/// Where a stream lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StreamAssignment {
+    pub account: String,
+    pub config: StreamConfig,
+    /// Creation time (Unix ns), the same on every replica.
+    pub created: i64,
+    /// The stream group's name (unique per creation).
+    pub group: String,
+    /// The replicas: (node id, server name).
+    pub peers: Vec<(NodeId, String)>,
+}
+
+impl StreamAssignment {
+    /// Whether `id` holds a replica.
+    pub fn has(&self, id: NodeId) -> bool {
+        self.peers.iter().any(|(p, _)| *p == id)
+    }
+}
+
+/// One change to the assignments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub(crate) enum MetaOp {
+    /// A new stream (refused when the name is taken).
+    AddStream(StreamAssignment),
+    /// A stream's new config.
+    UpdateStream {
+        account: String,
+        config: StreamConfig,
+    },
+    /// A stream removed.
+    DeleteStream { account: String, name: String },
+}
+
+/// Every assignment, by (account, stream).
+#[derive(Default)]
+pub(crate) struct MetaState {
+    streams: RwLock<BTreeMap<(String, String), StreamAssignment>>,
+    /// Where applied changes are queued for the reconcile task.
+    changed: Mutex<Option<mpsc::Sender<(String, String)>>>,
+}
+
+impl MetaState {
+    /// The assignment of `account`'s stream `name`.
+    pub fn stream(&self, account: &str, name: &str) -> Option<StreamAssignment> {
+        self.streams
+            .read()
+            .get(&(account.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Every stream of `account`, by name.
+    pub fn streams(&self, account: &str) -> Vec<StreamAssignment> {
+        self.streams
+            .read()
+            .values()
+            .filter(|a| a.account == account)
+            .cloned()
+            .collect()
+    }
+
+    /// The names of `account`'s streams.
+    pub fn stream_names(&self, account: &str) -> Vec<String> {
+        self.streams(account)
+            .into_iter()
+            .map(|a| a.config.name)
+            .collect()
+    }
+
+    /// How many streams each node holds a replica of.
+    pub fn load(&self) -> BTreeMap<NodeId, usize> {
+        let mut out = BTreeMap::new();
+        for a in self.streams.read().values() {
+            for (id, _) in &a.peers {
+                *out.entry(*id).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Queues `account`'s stream `name` for the reconcile task. Called from blocking
+    /// threads (apply) and async ones (attach): never waits.
+    pub fn notify(&self, account: &str, name: &str) {
+        if let Some(tx) = self.changed.lock().as_ref() {
+            if tx
+                .try_send((account.to_string(), name.to_string()))
+                .is_err()
+            {
+                tracing::error!(account, stream = name, "reconcile queue full; change dropped");
+            }
+        }
+    }
+
+    /// Applies one op; returns the reply (empty, or an error text).
+    fn apply(&self, op: MetaOp) -> Vec<u8> {
+        let (key, reply) = {
+            let mut streams = self.streams.write();
+            match op {
+                MetaOp::AddStream(a) => {
+                    let key = (a.account.clone(), a.config.name.clone());
+                    if streams.contains_key(&key) {
+                        (key, b"exists".to_vec())
+                    } else {
+                        streams.insert(key.clone(), a);
+                        (key, Vec::new())
+                    }
+                }
+                MetaOp::UpdateStream { account, config } => {
+                    let key = (account, config.name.clone());
+                    match streams.get_mut(&key) {
+                        Some(a) => {
+                            a.config = config;
+                            (key, Vec::new())
+                        }
+                        None => (key, b"not found".to_vec()),
+                    }
+                }
+                MetaOp::DeleteStream { account, name } => {
+                    let key = (account, name);
+                    match streams.remove(&key) {
+                        Some(_) => (key, Vec::new()),
+                        None => (key, b"not found".to_vec()),
+                    }
+                }
+            }
+        };
+        if reply.is_empty() {
+            self.notify(&key.0, &key.1);
+        }
+        reply
+    }
+}
+
+/// The meta group's [`Machine`].
+pub(crate) struct MetaMachine {
+    state: std::sync::Arc<MetaState>,
+    applied: Mutex<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)>,
+}
+
+impl MetaMachine {
+    pub fn new(
+        state: std::sync::Arc<MetaState>,
+        changed: mpsc::Sender<(String, String)>,
+    ) -> MetaMachine {
+        *state.changed.lock() = Some(changed);
+        MetaMachine {
+            state,
+            applied: Mutex::new((None, StoredMembership::default())),
+        }
+    }
+}
+
+impl Machine for MetaMachine {
+    fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>) {
+        // In memory only: everything is applied again from the log.
+        (None, StoredMembership::default())
+    }
+
+    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let reply = match e.payload {
+                EntryPayload::Normal(data) => match serde_json::from_slice::<MetaOp>(&data) {
+                    Ok(op) => self.state.apply(op),
+                    Err(err) => {
+                        tracing::error!(index = e.log_id.index, error = %err, "unreadable meta entry skipped");
+                        b"unreadable".to_vec()
+                    }
+                },
+                EntryPayload::Membership(m) => {
+                    self.applied.lock().1 = StoredMembership::new(Some(e.log_id), m);
+                    Vec::new()
+                }
+                EntryPayload::Blank => Vec::new(),
+            };
+            self.applied.lock().0 = Some(e.log_id);
+            out.push(reply);
+        }
+        out
+    }
+}
