@@ -31,6 +31,7 @@ mod imports;
 mod jetstream;
 mod jetstream_limits;
 mod js_client_compat;
+mod js_cluster;
 mod kv;
 mod leafnodes;
 mod leafnodes_interop;

@@ -104,10 +104,20 @@ fn init_logging(opts: &petrel_server::Options) -> anyhow::Result<()> {
     } else {
         tracing::Level::INFO
     };
+    // openraft reports every unanswered RPC of a peer that is down; Petrel logs what
+    // matters (leaders, joins, failures) itself, so openraft speaks only with -D / -V.
+    let raft = if opts.trace {
+        "info"
+    } else if opts.debug {
+        "warn"
+    } else {
+        "off"
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{level},openraft={raft}"));
     // Plain text like nats-server's logs: no ANSI colour codes in field names.
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_max_level(level)
+        .with_env_filter(filter)
         .event_format(logging::NatsFormat::new(true));
     match &opts.log_file {
         Some(path) => {

@@ -126,7 +126,7 @@ impl TestServer {
 
 /// With `PETREL_TEST_LOG` set (a `tracing` filter such as `info` or
 /// `petrel_jetstream=debug`), the servers' logs go to stderr (once per test binary).
-fn log_if_asked() {
+pub fn log_if_asked() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Ok(filter) = std::env::var("PETREL_TEST_LOG") {

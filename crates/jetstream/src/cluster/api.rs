@@ -54,7 +54,11 @@ pub(crate) fn dispatch(
             Some(Some(f()))
         } else if leaderless {
             std::thread::sleep(LEADERLESS_DELAY);
-            Some(Some(respond::<()>(kind, None, Err(ApiError::cluster_not_available()))))
+            Some(Some(respond::<()>(
+                kind,
+                None,
+                Err(ApiError::cluster_not_available()),
+            )))
         } else {
             Some(None)
         }
@@ -69,10 +73,18 @@ pub(crate) fn dispatch(
         ["STREAM", "NAMES"] => meta("stream_names", &|| names(js, c, p, false)),
         ["STREAM", "LIST"] => meta("stream_list", &|| names(js, c, p, true)),
         ["STREAM", "SNAPSHOT", _] => meta("stream_snapshot", &|| {
-            respond::<()>("stream_snapshot", None, Err(ApiError::stream_snapshot(NOT_YET)))
+            respond::<()>(
+                "stream_snapshot",
+                None,
+                Err(ApiError::stream_snapshot(NOT_YET)),
+            )
         }),
         ["STREAM", "RESTORE", _] => meta("stream_restore", &|| {
-            respond::<()>("stream_restore", None, Err(ApiError::stream_restore(NOT_YET)))
+            respond::<()>(
+                "stream_restore",
+                None,
+                Err(ApiError::stream_restore(NOT_YET)),
+            )
         }),
         _ => {
             let name = stream_token(rest)?;
@@ -166,7 +178,9 @@ fn place(c: &JsCluster, n: usize, stream: &str) -> Result<Vec<(u64, String)>, Ap
         })
         .collect();
     if candidates.len() < n {
-        return Err(ApiError::cluster_no_peers("no suitable peers for placement"));
+        return Err(ApiError::cluster_no_peers(
+            "no suitable peers for placement",
+        ));
     }
     candidates.sort();
     Ok(candidates

@@ -106,7 +106,11 @@ impl MetaState {
                 .try_send((account.to_string(), name.to_string()))
                 .is_err()
             {
-                tracing::error!(account, stream = name, "reconcile queue full; change dropped");
+                tracing::error!(
+                    account,
+                    stream = name,
+                    "reconcile queue full; change dropped"
+                );
             }
         }
     }

@@ -264,8 +264,10 @@ struct Heartbeats(Weak<JsCluster>);
 
 impl Handler for Heartbeats {
     fn handle(&self, msg: Incoming<'_>) -> Flow {
-        let (Some(c), Ok(beat)) = (self.0.upgrade(), serde_json::from_slice::<Beat>(&msg.payload))
-        else {
+        let (Some(c), Ok(beat)) = (
+            self.0.upgrade(),
+            serde_json::from_slice::<Beat>(&msg.payload),
+        ) else {
             return Flow::Ok;
         };
         if beat.id != c.me && beat.id == node_id(&beat.name) {

@@ -105,7 +105,11 @@ impl Replica {
                     }
                 });
                 let at = matched.get(id).copied().flatten().map_or(0, |l| l.index);
-                let lag = if m.state.is_leader() { last.saturating_sub(at) } else { 0 };
+                let lag = if m.state.is_leader() {
+                    last.saturating_sub(at)
+                } else {
+                    0
+                };
                 PeerInfo {
                     name: name.clone(),
                     current: lag == 0 && heard.is_some_and(|h| h < Duration::from_secs(5)),
@@ -224,7 +228,9 @@ impl StreamMachine {
                     })
                     .collect();
                 let mut republished = Vec::new();
-                let acks = self.stream.process_batch_at(&mut batch, ts, &mut republished);
+                let acks = self
+                    .stream
+                    .process_batch_at(&mut batch, ts, &mut republished);
                 let reply = MsgsReply {
                     acks: acks
                         .into_iter()
@@ -237,7 +243,9 @@ impl StreamMachine {
                 };
                 postcard::to_stdvec(&reply).unwrap_or_default()
             }
-            StreamOp::Purge(req) => serde_json::to_vec(&self.stream.purge_local(req)).unwrap_or_default(),
+            StreamOp::Purge(req) => {
+                serde_json::to_vec(&self.stream.purge_local(req)).unwrap_or_default()
+            }
             StreamOp::Delete { seq, erase } => {
                 serde_json::to_vec(&self.stream.delete_msg_local(seq, erase)).unwrap_or_default()
             }
@@ -395,8 +403,19 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
                 let old = s.config();
                 let applied = tokio::task::spawn_blocking(move || s2.apply_config(cfg)).await;
                 if matches!(applied, Ok(Ok(()))) {
-                    let added: Vec<String> = a.config.subjects.iter().filter(|x| !old.subjects.contains(x)).cloned().collect();
-                    let removed: Vec<String> = old.subjects.iter().filter(|x| !a.config.subjects.contains(x)).cloned().collect();
+                    let added: Vec<String> = a
+                        .config
+                        .subjects
+                        .iter()
+                        .filter(|x| !old.subjects.contains(x))
+                        .cloned()
+                        .collect();
+                    let removed: Vec<String> = old
+                        .subjects
+                        .iter()
+                        .filter(|x| !a.config.subjects.contains(x))
+                        .cloned()
+                        .collect();
                     js.unsubscribe(&s, Some(&removed));
                     js.subscribe(&s, &added);
                 }
@@ -475,11 +494,7 @@ async fn propose_batch(stream: &Stream, port: &dyn Port, replica: &Replica, batc
         .into_iter()
         .map(|m| {
             replies.push(m.reply);
-            (
-                m.subject,
-                m.headers.map(|h| h.to_vec()),
-                m.payload.to_vec(),
-            )
+            (m.subject, m.headers.map(|h| h.to_vec()), m.payload.to_vec())
         })
         .collect();
     let op = StreamOp::Msgs {
@@ -497,13 +512,21 @@ async fn propose_batch(stream: &Stream, port: &dyn Port, replica: &Replica, batc
         return;
     };
     for (subject, headers, payload) in reply.republish {
-        port.publish(&subject, None, Some(Bytes::from(headers)), Bytes::from(payload));
+        port.publish(
+            &subject,
+            None,
+            Some(Bytes::from(headers)),
+            Bytes::from(payload),
+        );
     }
     let acks = reply
         .acks
         .into_iter()
         .filter_map(|(i, body)| {
-            let to = replies.get_mut(i as usize)?.take().filter(|r| !r.is_empty())?;
+            let to = replies
+                .get_mut(i as usize)?
+                .take()
+                .filter(|r| !r.is_empty())?;
             Some((to, Bytes::from(body)))
         })
         .collect();

@@ -52,7 +52,12 @@ impl PortTransport {
         });
         let (tx, rx) = mpsc::channel(INBOX);
         let requests = format!("{PREFIX}{}.>", hex(me));
-        port.subscribe(&requests, None, Accept::RoutesOnly, Arc::new(Requests { tx }));
+        port.subscribe(
+            &requests,
+            None,
+            Accept::RoutesOnly,
+            Arc::new(Requests { tx }),
+        );
         let replies = format!("{PREFIX}R.{}.*", hex(me));
         port.subscribe(
             &replies,

@@ -1,0 +1,228 @@
+//! Clustered JetStream across three in-process Petrel nodes (each with its own store),
+//! driven by async-nats: an R3 stream is placed on all three, its PubAcks come after a
+//! quorum stored the message, stream info names the leader and the replicas, and every
+//! acknowledged message survives the loss of the leader, with publishes going on through
+//! the other nodes.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use petrel_testkit::TestServer;
+
+/// Long enough for a meta bootstrap plus an election (2–4 s timeouts).
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn client(s: &TestServer) -> async_nats::Client {
+    async_nats::connect(s.client_url()).await.unwrap()
+}
+
+async fn cluster3() -> Vec<TestServer> {
+    petrel_testkit::spawn_cluster_with(3, |b, _, dir| b.jetstream(dir)).await
+}
+
+/// Creates `cfg` through `js`, retrying while the meta group has no leader yet.
+async fn create(js: &jetstream::Context, cfg: stream::Config) -> stream::Stream {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match js.create_stream(cfg.clone()).await {
+            Ok(s) => return s,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "create: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stream info, retrying while the stream's group elects a leader.
+async fn info(js: &jetstream::Context, name: &str) -> stream::Info {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(mut s) = js.get_stream(name).await {
+            if let Ok(i) = s.info().await {
+                if i.cluster.as_ref().is_some_and(|c| c.leader.is_some()) {
+                    return i.clone();
+                }
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no info for {name}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes `subject` with a `Nats-Msg-Id` until a PubAck comes back (a publish lost in
+/// a failover is retried; the id keeps it from being stored twice). Returns the sequence.
+async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str, body: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let sent = js
+            .publish_with_headers(subject.to_string(), headers, body.to_string().into())
+            .await;
+        if let Ok(ack) = sent {
+            if let Ok(Ok(ack)) = tokio::time::timeout(Duration::from_secs(3), ack).await {
+                return ack.sequence;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{id} never acked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_stream_keeps_every_acked_message_when_its_leader_dies() {
+    let mut nodes = cluster3().await;
+    let js0 = jetstream::new(client(&nodes[0]).await);
+    let created = create(
+        &js0,
+        stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(created.cached_info().config.num_replicas, 3);
+    let i = info(&js0, "ORDERS").await;
+    let cluster = i.cluster.clone().unwrap();
+    assert_eq!(cluster.name.as_deref(), Some("petrel-test"));
+    let leader = cluster.leader.clone().unwrap();
+    let mut replicas: Vec<String> = cluster.replicas.iter().map(|r| r.name.clone()).collect();
+    replicas.push(leader.clone());
+    replicas.sort();
+    assert_eq!(replicas, vec!["node-0", "node-1", "node-2"]);
+
+    // 100 publishes through node 1, each acked once a quorum stored it.
+    let js1 = jetstream::new(client(&nodes[1]).await);
+    for i in 0..100u64 {
+        let seq = publish_acked(
+            &js1,
+            &format!("orders.{i}"),
+            &format!("a{i}"),
+            &format!("m{i}"),
+        )
+        .await;
+        assert_eq!(seq, i + 1);
+    }
+
+    // The leader goes away; the two others elect a new one and take publishes.
+    let dead: usize = leader.trim_start_matches("node-").parse().unwrap();
+    nodes.remove(dead).shutdown().await;
+    let survivor = jetstream::new(client(&nodes[0]).await);
+    for i in 100..150u64 {
+        publish_acked(
+            &survivor,
+            &format!("orders.{i}"),
+            &format!("a{i}"),
+            &format!("m{i}"),
+        )
+        .await;
+    }
+    let after = info(&survivor, "ORDERS").await;
+    let new_leader = after.cluster.as_ref().unwrap().leader.clone().unwrap();
+    assert_ne!(new_leader, leader);
+    assert_eq!(after.state.messages, 150, "{after:?}");
+    assert_eq!(after.state.last_sequence, 150);
+    // Every acknowledged message is there once, in order.
+    let s = survivor.get_stream("ORDERS").await.unwrap();
+    for seq in 1..=150u64 {
+        let m = s.get_raw_message(seq).await.unwrap();
+        assert_eq!(m.subject.as_str(), format!("orders.{}", seq - 1));
+        assert_eq!(&m.payload[..], format!("m{}", seq - 1).as_bytes());
+    }
+}
+
+/// A node of a cluster whose every node lists all three route ports (its own included),
+/// so it can be stopped and started again on the same store and ports.
+async fn fixed_node(i: usize, ports: &[u16], dir: &std::path::Path) -> petrel_server::ServerHandle {
+    use petrel_config::{ClusterOptions, RouteUrl};
+    petrel_testkit::log_if_asked();
+    let routes = ports
+        .iter()
+        .map(|p| RouteUrl::parse(&format!("127.0.0.1:{p}")).unwrap())
+        .collect();
+    petrel_server::Server::builder()
+        .host(std::net::Ipv4Addr::LOCALHOST.into())
+        .port(0)
+        .server_name(format!("node-{i}"))
+        .cluster(ClusterOptions {
+            name: Some("petrel-test".into()),
+            host: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: ports[i],
+            routes,
+            ..ClusterOptions::default()
+        })
+        .jetstream(dir)
+        .start()
+        .await
+        .expect("the node starts")
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_r3_cluster_restarts_from_its_files() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = free_ports(3);
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(fixed_node(i, &ports, d.path()).await);
+    }
+    let js = jetstream::new(async_nats::connect(nodes[2].client_url()).await.unwrap());
+    create(
+        &js,
+        stream::Config {
+            name: "EVENTS".into(),
+            subjects: vec!["events.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 0..50u64 {
+        let seq = publish_acked(
+            &js,
+            &format!("events.{i}"),
+            &format!("e{i}"),
+            &format!("v{i}"),
+        )
+        .await;
+        assert_eq!(seq, i + 1);
+    }
+    // A delete goes through the group: every replica forgets seq 10.
+    let s = js.get_stream("EVENTS").await.unwrap();
+    assert!(s.delete_message(10).await.unwrap());
+    drop(js);
+    for n in nodes.drain(..) {
+        n.shutdown().await;
+    }
+    // All three come back from their files: the meta log places the stream again, each
+    // replica reopens its store and log, and nothing acknowledged is missing.
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(fixed_node(i, &ports, d.path()).await);
+    }
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    let i = info(&js, "EVENTS").await;
+    assert_eq!((i.state.messages, i.state.last_sequence), (49, 50), "{i:?}");
+    let s = js.get_stream("EVENTS").await.unwrap();
+    for seq in (1..=50u64).filter(|s| *s != 10) {
+        let m = s.get_raw_message(seq).await.unwrap();
+        assert_eq!(&m.payload[..], format!("v{}", seq - 1).as_bytes());
+    }
+    assert!(s.get_raw_message(10).await.is_err());
+    // A retried publish is still a duplicate after the restart (the dedup window came
+    // back with the store); a new one takes the next sequence.
+    assert_eq!(publish_acked(&js, "events.49", "e49", "v49").await, 50);
+    assert_eq!(publish_acked(&js, "events.new", "n1", "new").await, 51);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
