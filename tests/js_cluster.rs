@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
 use petrel_testkit::TestServer;
 
 /// Long enough for a meta bootstrap plus an election (2–4 s timeouts).
@@ -224,5 +225,175 @@ async fn a_whole_r3_cluster_restarts_from_its_files() {
     assert_eq!(publish_acked(&js, "events.new", "n1", "new").await, 51);
     for n in nodes {
         n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_leader_serves_consumers_and_steps_down_on_request() {
+    use async_nats::jetstream::consumer::pull;
+    let nodes = cluster3().await;
+    let nc = client(&nodes[1]).await;
+    let js = jetstream::new(nc.clone());
+    create(
+        &js,
+        stream::Config {
+            name: "JOBS".into(),
+            subjects: vec!["jobs.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 0..20u64 {
+        publish_acked(&js, &format!("jobs.{i}"), &format!("j{i}"), "x").await;
+    }
+    // A durable pull consumer on the stream leader: fetch, ack, and its info counts.
+    let info0 = info(&js, "JOBS").await;
+    let consumer = js
+        .get_stream("JOBS")
+        .await
+        .unwrap()
+        .create_consumer(pull::Config {
+            durable_name: Some("worker".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = consumer.fetch().max_messages(20).messages().await.unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, msgs.next())
+        .await
+        .expect("deliveries")
+    {
+        let m = m.unwrap();
+        got.push(m.subject.to_string());
+        m.double_ack().await.unwrap();
+    }
+    let want: Vec<String> = (0..20).map(|i| format!("jobs.{i}")).collect();
+    assert_eq!(got, want);
+    // The leader hands over to another replica: nats-server's response at once, then a
+    // new leader that takes publishes after the old ones.
+    let old = info0.cluster.unwrap().leader.unwrap();
+    let resp = nc
+        .request("$JS.API.STREAM.LEADER.STEPDOWN.JOBS", "".into())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "type": "io.nats.jetstream.api.v1.stream_leader_stepdown_response",
+            "success": true
+        })
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = info(&js, "JOBS").await.cluster.unwrap().leader.unwrap();
+        if now != old {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{old} still leads");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(publish_acked(&js, "jobs.after", "after", "x").await, 21);
+    // Stepdown of a stream that does not exist: the meta leader's 10059.
+    let resp = nc
+        .request("$JS.API.STREAM.LEADER.STEPDOWN.NOPE", "".into())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(body["error"]["err_code"], 10059, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clustered_api_errors_match_nats_server() {
+    let nodes = cluster3().await;
+    let nc = client(&nodes[0]).await;
+    let js = jetstream::new(nc.clone());
+    // R5 on three nodes: no placement (10005).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = loop {
+        let resp = nc
+            .request(
+                "$JS.API.STREAM.CREATE.FIVE",
+                r#"{"name":"FIVE","subjects":["five"],"num_replicas":5}"#.into(),
+            )
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+        if body["error"]["err_code"] != 10008 {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no meta leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["error"]["err_code"], 10005, "{body}");
+    assert_eq!(
+        body["error"]["description"],
+        "no suitable peers for placement"
+    );
+    create(
+        &js,
+        stream::Config {
+            name: "THREE".into(),
+            subjects: vec!["three".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Overlapping subjects (10065), replicas changed by update (10061), the names list.
+    let resp = nc
+        .request(
+            "$JS.API.STREAM.CREATE.OTHER",
+            r#"{"name":"OTHER","subjects":["three"],"num_replicas":3}"#.into(),
+        )
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(body["error"]["err_code"], 10065, "{body}");
+    // Worded as a clustered nats-server 2.15.1 does (no stream named).
+    assert_eq!(
+        body["error"]["description"],
+        "subjects overlap with an existing stream"
+    );
+    let resp = nc
+        .request(
+            "$JS.API.STREAM.UPDATE.THREE",
+            r#"{"name":"THREE","subjects":["three"],"num_replicas":1}"#.into(),
+        )
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(body["error"]["err_code"], 10061, "{body}");
+    let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
+    assert_eq!(names, vec!["THREE".to_string()]);
+    // Delete through the meta group: gone from every node.
+    assert!(js.delete_stream("THREE").await.unwrap().success);
+    let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
+    assert!(names.is_empty());
+}
+
+#[tokio::test]
+async fn stepdown_without_clustering_is_10010() {
+    let server = petrel_testkit::spawn_jetstream().await;
+    let nc = client(&server).await;
+    for (subject, kind) in [
+        ("$JS.API.STREAM.LEADER.STEPDOWN.S", "stream_leader_stepdown"),
+        (
+            "$JS.API.CONSUMER.LEADER.STEPDOWN.S.C",
+            "consumer_leader_stepdown",
+        ),
+    ] {
+        let resp = nc.request(subject, "".into()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": format!("io.nats.jetstream.api.v1.{kind}_response"),
+                "error": {"code": 503, "err_code": 10010,
+                          "description": "JetStream clustering support required"}
+            })
+        );
     }
 }

@@ -509,6 +509,10 @@ impl ApiError {
     pub fn stream_not_match() -> Self {
         STREAM_NOT_MATCH.into()
     }
+    /// 10065 as a clustered nats-server words it (no stream named).
+    pub fn subject_overlap_clustered() -> Self {
+        STREAM_SUBJECT_OVERLAP.into()
+    }
     /// 10065 subjects overlap with an existing stream; names the other stream so the user
     /// sees what to change (code and err_code as nats-server).
     pub fn subject_overlap(other: &str) -> Self {

@@ -156,6 +156,17 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["STREAM", "RESTORE", name] => crate::backup::restore(js, name, p),
         ["STREAM", "MSG", "GET", name] => msgs::get(js, name, p),
         ["STREAM", "MSG", "DELETE", name] => msgs::delete(js, name, p),
+        // Without clustering there is no leader to move (nats-server's 10010).
+        ["STREAM", "LEADER", "STEPDOWN", _] => respond::<()>(
+            "stream_leader_stepdown",
+            None,
+            Err(ApiError::cluster_required()),
+        ),
+        ["CONSUMER", "LEADER", "STEPDOWN", _, _] => respond::<()>(
+            "consumer_leader_stepdown",
+            None,
+            Err(ApiError::cluster_required()),
+        ),
         ["CONSUMER", "CREATE", stream] => {
             consumers::create(js, stream, consumers::CreateForm::Ephemeral, p)
         }

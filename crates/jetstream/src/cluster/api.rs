@@ -89,12 +89,22 @@ pub(crate) fn dispatch(
         _ => {
             let name = stream_token(rest)?;
             if c.state.stream(&js.config.account, name).is_none() {
-                return (!leader).then_some(None);
+                return match rest {
+                    ["STREAM", "LEADER", "STEPDOWN", _] if leader => Some(Some(respond::<()>(
+                        "stream_leader_stepdown",
+                        None,
+                        Err(ApiError::stream_not_found()),
+                    ))),
+                    _ => (!leader).then_some(None),
+                };
             }
             let replica = js.stream(name).and_then(|s| s.replica.get().cloned());
             match replica {
                 Some(r) if r.group.is_leader() => match rest {
                     ["STREAM", "LEADER", "STEPDOWN", _] => Some(Some(step_down(c, &r))),
+                    ["CONSUMER", "LEADER", "STEPDOWN", stream, consumer] => {
+                        Some(Some(consumer_step_down(js, stream, consumer)))
+                    }
                     _ => None,
                 },
                 _ => Some(None),
@@ -109,6 +119,7 @@ fn stream_token<'a>(rest: &[&'a str]) -> Option<&'a str> {
         ["STREAM", "INFO" | "PURGE", name] => name,
         ["STREAM", "MSG", "GET" | "DELETE", name] => name,
         ["STREAM", "LEADER", "STEPDOWN", name] => name,
+        ["CONSUMER", "LEADER", "STEPDOWN", name, _] => name,
         ["CONSUMER", "DURABLE", "CREATE", name, ..] => name,
         ["CONSUMER", "CREATE" | "INFO" | "DELETE" | "NAMES" | "LIST", name, ..] => name,
         ["DIRECT", "GET", name, ..] => name,
@@ -204,7 +215,9 @@ fn check_overlap(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(),
                 .any(|b| petrel_subject::subjects_collide(a.as_bytes(), b.as_bytes()))
         });
         if collide {
-            return Err(ApiError::subject_overlap(&other.config.name));
+            // Worded as a clustered nats-server 2.15 does; the log names the other stream.
+            tracing::debug!(stream = %cfg.name, other = %other.config.name, "subjects overlap");
+            return Err(ApiError::subject_overlap_clustered());
         }
     }
     Ok(())
@@ -407,7 +420,10 @@ fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>) -> ApiRespons
         .iter()
         .find(|(id, name)| *id != c.me && online.contains_key(name))
         .map(|(id, _)| *id);
+    let single = r.assignment.lock().peers.len() == 1;
     let result = match target {
+        // Nobody to hand over to: nats-server answers success for an R1 stream too.
+        None if single => Ok(Success { success: true }),
         Some(to) => {
             let (c, g) = (c.clone(), r.group.clone());
             tokio::runtime::Handle::current().spawn(async move {
@@ -420,4 +436,19 @@ fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>) -> ApiRespons
         None => Err(ApiError::cluster_not_available()),
     };
     respond("stream_leader_stepdown", None, result)
+}
+
+/// `CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>`: consumers live on their stream's
+/// leader (they are not replicated yet), so there is no other leader to hand over to;
+/// nats-server answers an R1 consumer's stepdown with success as well.
+fn consumer_step_down(js: &JetStream, stream: &str, consumer: &str) -> ApiResponse {
+    let found = js
+        .stream(stream)
+        .is_some_and(|s| s.consumers.read().contains_key(consumer));
+    let result = if found {
+        Ok(Success { success: true })
+    } else {
+        Err(ApiError::consumer_not_found())
+    };
+    respond("consumer_leader_stepdown", None, result)
 }

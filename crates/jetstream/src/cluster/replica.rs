@@ -55,6 +55,8 @@ pub(crate) struct Replica {
 pub(crate) struct ClusterInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The stream group's name.
+    pub raft_group: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -123,6 +125,7 @@ impl Replica {
         replicas.sort_by(|a, b| a.name.cmp(&b.name));
         ClusterInfo {
             name: cluster.as_ref().map(|c| c.config.cluster_name.clone()),
+            raft_group: self.group.name.to_string(),
             leader: leader.map(name_of),
             replicas,
         }
