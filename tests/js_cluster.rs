@@ -397,3 +397,96 @@ async fn stepdown_without_clustering_is_10010() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_consumer_carries_on_under_the_next_stream_leader() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    use std::collections::BTreeSet;
+    let mut nodes = cluster3().await;
+    let js = jetstream::new(client(&nodes[0]).await);
+    create(
+        &js,
+        stream::Config {
+            name: "TASKS".into(),
+            subjects: vec!["tasks.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 1..=30u64 {
+        publish_acked(&js, &format!("tasks.{i}"), &format!("t{i}"), "x").await;
+    }
+    let config = pull::Config {
+        durable_name: Some("worker".into()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let consumer = js
+        .get_stream("TASKS")
+        .await
+        .unwrap()
+        .create_consumer(config.clone())
+        .await
+        .unwrap();
+    let mut msgs = consumer.fetch().max_messages(10).messages().await.unwrap();
+    while let Some(m) = tokio::time::timeout(WAIT, msgs.next())
+        .await
+        .expect("deliveries")
+    {
+        m.unwrap().double_ack().await.unwrap();
+    }
+    // The stream leader (where the consumer runs) dies.
+    let leader = info(&js, "TASKS").await.cluster.unwrap().leader.unwrap();
+    let dead: usize = leader.trim_start_matches("node-").parse().unwrap();
+    nodes.remove(dead).shutdown().await;
+    let js = jetstream::new(client(&nodes[0]).await);
+    info(&js, "TASKS").await;
+    // The new leader runs the consumer from the copy of its files: it exists with its
+    // config, every message not acked before the failover is delivered, and none whose
+    // ack was confirmed (`double_ack` waits for the state to reach a quorum) comes again
+    // (deliveries go in stream order, so one would have come before 11).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let consumer = loop {
+        if let Ok(c) = js
+            .get_stream("TASKS")
+            .await
+            .unwrap()
+            .get_consumer::<pull::Config>("worker")
+            .await
+        {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        consumer.cached_info().config.ack_wait,
+        Duration::from_secs(2)
+    );
+    let mut seen = BTreeSet::new();
+    while !(11..=30).all(|i| seen.contains(&i)) {
+        assert!(tokio::time::Instant::now() < deadline, "missing: {seen:?}");
+        let mut batch = consumer
+            .fetch()
+            .max_messages(30)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            let n: u64 = m.subject.trim_start_matches("tasks.").parse().unwrap();
+            seen.insert(n);
+            m.double_ack().await.unwrap();
+        }
+    }
+    assert!(
+        seen.iter().all(|n| *n > 10),
+        "acked messages came again: {seen:?}"
+    );
+}

@@ -244,6 +244,11 @@ impl Group {
         self.raft.metrics().borrow().clone()
     }
 
+    /// A receiver of openraft's metrics, changed on every leader, term or log change.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<RaftMetrics<NodeId, BasicNode>> {
+        self.raft.metrics()
+    }
+
     /// Waits until the group knows a leader, at most `timeout`.
     pub async fn wait_leader(&self, timeout: Duration) -> Option<NodeId> {
         self.raft

@@ -48,7 +48,13 @@ pub(crate) struct Replica {
     pub group: Group,
     pub assignment: Mutex<StreamAssignment>,
     pub cluster: Weak<JsCluster>,
+    /// Consumer checkpoints proposed and not yet committed (bounded by
+    /// [`MAX_CHECKPOINTS`]: a newer one carries the same state).
+    checkpoints: std::sync::atomic::AtomicUsize,
 }
+
+/// Most consumer checkpoints in flight per stream.
+const MAX_CHECKPOINTS: usize = 64;
 
 /// `cluster` of a stream info (nats-server's `ClusterInfo`).
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +150,66 @@ impl Replica {
             .map_err(|_| ApiError::cluster_not_available())
     }
 
+    /// Tells the followers about a durable consumer's metadata (created or updated here,
+    /// the leader). From a blocking thread.
+    pub fn consumer_meta(&self, name: &str, meta: &crate::consumer::persist::ConsumerMeta) {
+        let Ok(meta) = serde_json::to_vec(meta) else {
+            return;
+        };
+        let op = StreamOp::ConsumerMeta {
+            name: name.to_string(),
+            meta,
+        };
+        if let Err(e) = self.propose_blocking(&op) {
+            tracing::warn!(consumer = name, error = %e.description, "consumer not replicated");
+        }
+    }
+
+    /// Tells the followers a durable consumer was deleted. From a blocking thread.
+    pub fn consumer_deleted(&self, name: &str) {
+        let op = StreamOp::ConsumerDelete {
+            name: name.to_string(),
+        };
+        if let Err(e) = self.propose_blocking(&op) {
+            tracing::warn!(consumer = name, error = %e.description, "consumer delete not replicated");
+        }
+    }
+
+    /// Sends the followers a checkpoint of a durable consumer's state, in the background
+    /// (skipped while [`MAX_CHECKPOINTS`] are in flight).
+    pub fn checkpoint(self: &Arc<Self>, name: &str, state: &[u8]) {
+        use std::sync::atomic::Ordering;
+        if !self.group.is_leader() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.checkpoints.fetch_add(1, Ordering::AcqRel) >= MAX_CHECKPOINTS {
+            self.checkpoints.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let op = StreamOp::ConsumerState {
+            name: name.to_string(),
+            state: state.to_vec(),
+        };
+        let me = self.clone();
+        rt.spawn(async move {
+            let _ = me.group.propose(op.encode()).await;
+            me.checkpoints.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Proposes a checkpoint of a durable consumer's state and waits for its commit;
+    /// whether it was committed.
+    pub async fn checkpoint_wait(&self, name: &str, state: Vec<u8>) -> bool {
+        let op = StreamOp::ConsumerState {
+            name: name.to_string(),
+            state,
+        };
+        self.group.propose(op.encode()).await.is_ok()
+    }
+
     /// A purge through the group: every replica purges at the same point.
     pub fn purge(&self, req: PurgeRequest) -> Result<u64, ApiError> {
         let reply = self.propose_blocking(&StreamOp::Purge(req))?;
@@ -171,6 +237,12 @@ pub(crate) enum StreamOp {
     Purge(PurgeRequest),
     /// A message delete.
     Delete { seq: u64, erase: bool },
+    /// A durable consumer's `meta.json` (created or updated on the leader).
+    ConsumerMeta { name: String, meta: Vec<u8> },
+    /// A checkpoint of a durable consumer's `state.json`.
+    ConsumerState { name: String, state: Vec<u8> },
+    /// A durable consumer deleted.
+    ConsumerDelete { name: String },
 }
 
 impl StreamOp {
@@ -252,6 +324,51 @@ impl StreamMachine {
             StreamOp::Delete { seq, erase } => {
                 serde_json::to_vec(&self.stream.delete_msg_local(seq, erase)).unwrap_or_default()
             }
+            op => {
+                self.apply_consumer(op);
+                Vec::new()
+            }
+        }
+    }
+
+    /// A consumer op: followers keep the leader's consumer files, so the consumer comes
+    /// back where it was when one of them leads. The leader (whose consumer wrote its
+    /// own, newer files) skips it.
+    fn apply_consumer(&self, op: StreamOp) {
+        use crate::consumer::persist;
+        let leading = self
+            .stream
+            .replica
+            .get()
+            .is_some_and(|r| r.group.is_leader());
+        let Some(root) = self.stream.dir.as_ref().map(|d| persist::consumers_dir(d)) else {
+            return;
+        };
+        let backend = self.backend.as_ref();
+        let done = match op {
+            StreamOp::ConsumerMeta { name, meta } if !leading => {
+                match serde_json::from_slice::<persist::ConsumerMeta>(&meta) {
+                    Ok(m) => persist::write_meta(backend, &root.join(name), &m),
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            }
+            StreamOp::ConsumerState { name, state } if !leading => {
+                let dir = root.join(name);
+                if backend.exists(&dir) {
+                    persist::write_state(backend, &dir, &state, false)
+                } else {
+                    Ok(())
+                }
+            }
+            StreamOp::ConsumerDelete { name }
+                if !self.stream.consumers.read().contains_key(&name) =>
+            {
+                persist::remove(backend, &root.join(name))
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = done {
+            tracing::warn!(stream = %self.stream.name, error = %e, "replicating a consumer's files failed");
         }
     }
 }
@@ -366,12 +483,51 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         group: group.clone(),
         assignment: Mutex::new(a.clone()),
         cluster: Arc::downgrade(c),
+        checkpoints: Default::default(),
     });
     let _ = stream.replica.set(replica);
-    js.register(stream);
+    js.register(stream.clone());
+    tokio::spawn(follow_leadership(
+        Arc::downgrade(js),
+        Arc::downgrade(&stream),
+        group.clone(),
+    ));
     group.initialize(members).await?;
     tracing::info!(stream = %a.config.name, group = %a.group, "stream replica started");
     Ok(())
+}
+
+/// Runs the stream's durable consumers on this node while it leads the stream's group:
+/// recovered from their files (the followers' copies, kept by the group) when it becomes
+/// leader, stopped (state written) when it stops leading.
+async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Group) {
+    let mut metrics = group.watch();
+    let mut leading = false;
+    loop {
+        let now = metrics.borrow().current_leader == Some(group.me);
+        if now != leading {
+            leading = now;
+            let (Some(j), Some(s)) = (js.upgrade(), stream.upgrade()) else {
+                return;
+            };
+            tracing::info!(stream = %s.name, leader = now, "JetStream cluster: stream leadership changed");
+            let _ = tokio::task::spawn_blocking(move || {
+                if s.is_closed() {
+                    return;
+                }
+                if now {
+                    j.recover_consumers(&s);
+                } else {
+                    j.close_consumers(&s);
+                    s.consumers.write().clear();
+                }
+            })
+            .await;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Stops this node's replica of `stream` and removes its files.

@@ -52,6 +52,8 @@ pub(crate) struct StepOut {
     pub again: bool,
     /// Serialized state to write.
     pub persist: Option<Vec<u8>>,
+    /// The same state, for a replicated stream's followers (sent by the task).
+    pub checkpoint: Option<Vec<u8>>,
     /// The consumer was inactive past its threshold: delete it.
     pub expired: bool,
 }
@@ -81,7 +83,8 @@ pub(crate) async fn run(
             return;
         }
         let out = match guarded_step(&consumer, &stream, &port).await {
-            Ok(out) => {
+            Ok(mut out) => {
+                replicate(&consumer, &stream, &mut out).await;
                 failures = 0;
                 out
             }
@@ -191,6 +194,23 @@ fn save(c: &Consumer, stream: &Stream, dir: &std::path::Path, bytes: &[u8]) {
     }
 }
 
+/// A replicated stream's followers keep a copy of a durable consumer's state, for the
+/// next leader. An ack that asked for a reply (`AckSync`, `double_ack`) is answered only
+/// once the state recording it is committed on a quorum: an acknowledged ack survives the
+/// leader's loss. Checkpoints without such acks go out in the background.
+async fn replicate(c: &Consumer, stream: &Stream, out: &mut StepOut) {
+    let (Some(r), Some(state)) = (stream.replica.get(), out.checkpoint.take()) else {
+        return;
+    };
+    if out.replies.is_empty() {
+        r.checkpoint(&c.name, &state);
+    } else if !r.checkpoint_wait(&c.name, state).await {
+        // Not committed (the leadership moved): no ack reply; the client retries the ack
+        // against the next leader.
+        out.replies.clear();
+    }
+}
+
 /// Runs the step on the calling (async) thread when that cannot block: the stream lock is
 /// free right now (no commit in progress) and the stream keeps messages on ack (limits
 /// retention: the step only reads the store). Saves a blocking-pool hop per step.
@@ -253,9 +273,14 @@ pub(crate) fn step(
         out.wake_at(at);
     }
     inactivity(&mut st, port, now, &mut out);
+    // On a replicated stream an ack reply waits for the state: write it now.
+    let confirm = !out.replies.is_empty() && stream.replica.get().is_some();
     if st.dirty && c.dir.is_some() {
-        if now.duration_since(st.last_persist) >= PERSIST_EVERY {
+        if confirm || now.duration_since(st.last_persist) >= PERSIST_EVERY {
             out.persist = Some(super::persist::encode_state(&st));
+            if stream.replica.get().is_some() {
+                out.checkpoint.clone_from(&out.persist);
+            }
             st.dirty = false;
             st.last_persist = now;
         } else {

@@ -90,6 +90,9 @@ impl JetStream {
             if let Err(e) = persist::remove(s.backend.as_ref(), dir) {
                 tracing::warn!(stream, consumer = name, error = %e, "removing consumer files failed");
             }
+            if let Some(r) = s.replica.get() {
+                r.consumer_deleted(name);
+            }
         }
         cleanup_interest(&s);
         Some(advisory::consumer_action(stream, name, false))
@@ -168,7 +171,14 @@ impl JetStream {
             created: consumer.created,
             start_seq: consumer.start_seq,
         };
-        persist::write_meta(self.config.backend.as_ref(), dir, &meta)
+        persist::write_meta(self.config.backend.as_ref(), dir, &meta)?;
+        if let Some(r) = self
+            .stream(&consumer.stream)
+            .and_then(|s| s.replica.get().cloned())
+        {
+            r.consumer_meta(&consumer.name, &meta);
+        }
+        Ok(())
     }
 
     /// The directory a new consumer keeps its state in: durables of file streams only.
