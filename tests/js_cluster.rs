@@ -490,3 +490,107 @@ async fn a_durable_consumer_carries_on_under_the_next_stream_leader() {
         "acked messages came again: {seen:?}"
     );
 }
+
+/// The stream directory and Raft log of `node_dir`'s replica of the one stream group.
+fn replica_paths(
+    node_dir: &std::path::Path,
+    stream: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = node_dir.join("jetstream").join("_cluster_");
+    let group = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("S-"))
+        .expect("a stream group directory");
+    (
+        group.join("stream").join(stream),
+        group.join("raft").join("raft.log"),
+    )
+}
+
+/// Every message of a stopped node's replica, read from its files.
+fn stored(stream_dir: &std::path::Path, stream: &str) -> Vec<(u64, String)> {
+    use petrel_store::{FileStore, FileStoreConfig, StreamStore};
+    let store = FileStore::open(
+        stream_dir.parent().unwrap(),
+        stream,
+        FileStoreConfig::default(),
+    )
+    .unwrap();
+    let st = store.state();
+    (st.first_seq..=st.last_seq)
+        .filter_map(|seq| store.get(seq).unwrap())
+        .map(|m| (m.seq, String::from_utf8_lossy(&m.payload).into_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_replicas_are_cut_and_rebuilt_from_the_group() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = free_ports(3);
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(fixed_node(i, &ports, d.path()).await);
+    }
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    create(
+        &js,
+        stream::Config {
+            name: "LEDGER".into(),
+            subjects: vec!["ledger.>".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 1..=40u64 {
+        publish_acked(
+            &js,
+            &format!("ledger.{i}"),
+            &format!("l{i}"),
+            &format!("v{i}"),
+        )
+        .await;
+    }
+    let leader = info(&js, "LEDGER").await.cluster.unwrap().leader.unwrap();
+    let cut: usize = leader.trim_start_matches("node-").parse().unwrap();
+    let flipped = (cut + 1) % 3;
+    drop(js);
+    for n in nodes.drain(..) {
+        n.shutdown().await;
+    }
+    let want: Vec<(u64, String)> = (1..=40).map(|i| (i, format!("v{i}"))).collect();
+    // A follower: a flipped bit in its stream's block (read back at start: rebuilt).
+    let (s1, _) = replica_paths(dirs[flipped].path(), "LEDGER");
+    let block = s1.join("msgs").join("1.blk");
+    let mut bytes = std::fs::read(&block).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&block, &bytes).unwrap();
+    // The leader: a torn tail on its Raft log, the last acknowledged message with it.
+    // It must not lead again with that log (its saved vote would let it), or the
+    // others' copies of that message would be overwritten.
+    let (_, log2) = replica_paths(dirs[cut].path(), "LEDGER");
+    let len = std::fs::metadata(&log2).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&log2).unwrap();
+    f.set_len(len - 10).unwrap();
+    drop(f);
+    // Back up: each damaged replica detects it, drops what it cannot trust, and is
+    // repaired from the group; publishing goes on.
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(fixed_node(i, &ports, d.path()).await);
+    }
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    info(&js, "LEDGER").await;
+    assert_eq!(publish_acked(&js, "ledger.41", "l41", "v41").await, 41);
+    drop(js);
+    for n in nodes.drain(..) {
+        n.shutdown().await;
+    }
+    let mut want = want;
+    want.push((41, "v41".into()));
+    for d in &dirs {
+        let (s, _) = replica_paths(d.path(), "LEDGER");
+        assert_eq!(stored(&s, "LEDGER"), want, "{}", d.path().display());
+    }
+}

@@ -232,6 +232,34 @@ impl StreamInfo {
     }
 }
 
+/// Opens the store of `config` under `streams_dir` (file streams; memory streams have no
+/// directory) with its limits, compression and first sequence applied.
+fn new_store(
+    config: &StreamConfig,
+    streams_dir: &Path,
+    sync: SyncMode,
+    backend: &Arc<dyn Backend>,
+) -> Result<(Box<dyn StreamStore>, Option<PathBuf>), StoreError> {
+    let (mut store, dir): (Box<dyn StreamStore>, _) = match config.storage {
+        StorageType::File => {
+            let cfg = FileStoreConfig {
+                sync,
+                ..FileStoreConfig::default()
+            };
+            let fs = FileStore::open_with_backend(streams_dir, &config.name, cfg, backend.clone())?;
+            (Box::new(fs), Some(streams_dir.join(&config.name)))
+        }
+        StorageType::Memory => (Box::new(MemStore::new()), None),
+    };
+    store.set_limits(config.store_limits())?;
+    store.set_compression(config.compresses());
+    let state = store.state();
+    if config.first_seq > 0 && state.msgs == 0 && state.last_seq == 0 {
+        store.set_first_seq(config.first_seq)?;
+    }
+    Ok((store, dir))
+}
+
 /// Subjects per STREAM.INFO page with `subjects_filter`.
 pub(crate) const SUBJECTS_PAGE: usize = 100_000;
 
@@ -251,24 +279,7 @@ impl Stream {
         sync: SyncMode,
         backend: Arc<dyn Backend>,
     ) -> Result<Arc<Stream>, StoreError> {
-        let (mut store, dir): (Box<dyn StreamStore>, _) = match config.storage {
-            StorageType::File => {
-                let cfg = FileStoreConfig {
-                    sync,
-                    ..FileStoreConfig::default()
-                };
-                let fs =
-                    FileStore::open_with_backend(streams_dir, &config.name, cfg, backend.clone())?;
-                (Box::new(fs), Some(streams_dir.join(&config.name)))
-            }
-            StorageType::Memory => (Box::new(MemStore::new()), None),
-        };
-        store.set_limits(config.store_limits())?;
-        store.set_compression(config.compresses());
-        let state = store.state();
-        if config.first_seq > 0 && state.msgs == 0 && state.last_seq == 0 {
-            store.set_first_seq(config.first_seq)?;
-        }
+        let (mut store, dir) = new_store(&config, streams_dir, sync, &backend)?;
         let now = now_nanos();
         store.expire(now)?;
         let (mut dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
@@ -354,6 +365,57 @@ impl Stream {
         if let Some(usage) = self.usage.get() {
             usage.changed(self.storage, bytes, 0);
         }
+    }
+
+    /// Empties the stream: its store is closed, its files removed and a new, empty store
+    /// opened in their place (a replica rebuilt from its group's log). Blocking.
+    pub fn reset(&self, sync: SyncMode) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        if let Err(e) = inner.store.close() {
+            tracing::warn!(stream = %self.name, error = %e, "closing the store before its reset failed");
+        }
+        let parent = self
+            .dir
+            .as_ref()
+            .and_then(|d| d.parent().map(Path::to_path_buf));
+        if let Some(dir) = &self.dir {
+            self.backend.remove_dir_all(dir)?;
+        }
+        let (store, _) = new_store(
+            &inner.config,
+            parent.as_deref().unwrap_or(Path::new("")),
+            sync,
+            &self.backend,
+        )?;
+        inner.store = store;
+        let (mut dedup, last_msg_id) = Dedup::rebuild(
+            inner.store.as_ref(),
+            now_nanos(),
+            inner.config.duplicate_window,
+        );
+        dedup.set_limits(inner.config.max_msgs, inner.config.max_bytes);
+        inner.dedup = dedup;
+        inner.last_msg_id = last_msg_id;
+        inner.closed = false;
+        inner.failed = None;
+        self.refresh_counters(&inner);
+        Ok(())
+    }
+
+    /// Reads every message back (each record's CRC is checked on read): why the store
+    /// cannot be trusted, if a message is unreadable or the count disagrees. Blocking.
+    pub fn scrub(&self) -> Option<String> {
+        let inner = self.inner.lock();
+        let st = inner.store.state();
+        let mut found = 0u64;
+        for seq in st.first_seq..=st.last_seq {
+            match inner.store.get(seq) {
+                Ok(Some(_)) => found += 1,
+                Ok(None) => {}
+                Err(e) => return Some(format!("message {seq} unreadable: {e}")),
+            }
+        }
+        (found != st.msgs).then(|| format!("{found} of {} messages readable", st.msgs))
     }
 
     /// Whether the store was closed. Blocking (takes the store lock).

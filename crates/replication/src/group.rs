@@ -55,6 +55,11 @@ pub trait Machine: Send + Sync + 'static {
     /// Applies committed entries in order and returns one reply per entry (empty for
     /// blank and membership entries). Blocking: called on a blocking thread.
     fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>>;
+
+    /// Called once the log is open, before [`Machine::restored`], with the index of its
+    /// last entry: a machine that applied past it (the log's tail was cut) must forget
+    /// what it applied and report `None`. Blocking.
+    fn log_opened(&self, _last_index: Option<u64>) {}
 }
 
 /// Timers and limits of a group (nats-server's are 1 s heartbeats and 4–9 s elections).
@@ -134,6 +139,11 @@ impl Group {
                 "raft log recovered with a cut tail: {why}"
             );
         }
+        let last = log.last_index();
+        let m = machine.clone();
+        tokio::task::spawn_blocking(move || m.log_opened(last))
+            .await
+            .map_err(std::io::Error::other)?;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let config = Config {
             cluster_name: name.to_string(),

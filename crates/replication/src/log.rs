@@ -123,6 +123,14 @@ where
                 reason = recovery.reason.as_deref().unwrap_or(""),
                 "Raft log tail cut at recovery"
             );
+            // A leader whose log lost entries must not resume leading with its saved
+            // vote (openraft restarts a committed vote for itself as leader, and its
+            // shorter log would then overwrite the followers' committed entries): it
+            // stands for election again, which a longer log on a quorum refuses.
+            if let Some(v) = inner.vote.as_mut().filter(|v| v.committed) {
+                v.committed = false;
+                inner.save_state()?;
+            }
         }
         Ok((
             Self {
@@ -130,6 +138,17 @@ where
             },
             recovery,
         ))
+    }
+
+    /// The index of the last entry (or of the last purged one), if any.
+    pub fn last_index(&self) -> Option<u64> {
+        let inner = self.inner.lock();
+        inner
+            .entries
+            .keys()
+            .next_back()
+            .copied()
+            .or_else(|| inner.last_purged.as_ref().map(|l| l.index))
     }
 
     /// Runs `f` on the log off the async runtime (it may fsync).

@@ -220,3 +220,36 @@ async fn recovery_keeps_fsynced_entries_and_cuts_a_bad_tail() {
         "the file ends before the bad record"
     );
 }
+
+#[tokio::test]
+async fn a_log_cut_at_recovery_gives_up_its_committed_vote() {
+    use openraft::storage::RaftLogStorage;
+    use openraft::{CommittedLeaderId, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(StdBackend);
+    let (mut log, _) = FileLog::<Cfg>::open(backend.clone(), dir.path()).unwrap();
+    append(&mut log, (1..=3).map(|i| entry(1, i, "x")).collect()).await;
+    let mut vote = Vote::new(1, 7);
+    vote.commit();
+    log.save_vote(&vote).await.unwrap();
+    drop(log);
+    // Reopened whole: the leader's committed vote stands.
+    let (mut log, _) = FileLog::<Cfg>::open(backend.clone(), dir.path()).unwrap();
+    assert!(log.read_vote().await.unwrap().unwrap().is_committed());
+    drop(log);
+    // A torn tail: the vote is kept but no longer committed (no leadership resumed
+    // with a log that lost entries).
+    let path = dir.path().join("raft.log");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 2)
+        .unwrap();
+    let (mut log, report) = FileLog::<Cfg>::open(backend.clone(), dir.path()).unwrap();
+    assert_eq!(report.entries, 2);
+    let v = log.read_vote().await.unwrap().unwrap();
+    assert!(!v.is_committed());
+    assert_eq!(v.leader_id, CommittedLeaderId::new(1, 7).into());
+}

@@ -273,6 +273,7 @@ struct StreamMachine {
     stream: Arc<Stream>,
     dir: PathBuf,
     backend: Arc<dyn Backend>,
+    sync: petrel_store::SyncMode,
     applied: Mutex<Applied>,
 }
 
@@ -374,6 +375,25 @@ impl StreamMachine {
 }
 
 impl Machine for StreamMachine {
+    fn log_opened(&self, last_index: Option<u64>) {
+        let mut applied = self.applied.lock();
+        let Some(at) = applied.log_id.map(|l| l.index) else {
+            return;
+        };
+        if last_index.is_some_and(|last| last >= at) {
+            return;
+        }
+        // The log was cut below what the store holds (a torn or corrupt tail): the store
+        // is rebuilt from the entries the group sends, never trusted past the log.
+        tracing::warn!(stream = %self.stream.name, applied = at, log_ends = ?last_index,
+            "replica log ends before its last applied entry; rebuilding the store");
+        if let Err(e) = self.stream.reset(self.sync) {
+            tracing::error!(stream = %self.stream.name, error = %e, "resetting the replica store failed");
+        }
+        let _ = self.backend.remove(&self.dir.join(APPLIED));
+        *applied = Applied::default();
+    }
+
     fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>) {
         let a = self.applied.lock();
         (a.log_id, a.membership.clone())
@@ -421,34 +441,37 @@ fn open_store(
 ) -> Result<(Arc<Stream>, Applied), String> {
     let backend = js.config.backend.clone();
     let streams_dir = dir.join("stream");
-    let open = || {
-        Stream::open(
-            a.config.clone(),
-            a.created,
-            &streams_dir,
-            js.config.sync,
-            backend.clone(),
-        )
-        .map_err(|e| e.to_string())
-    };
     backend
         .create_dir_all(&streams_dir)
         .map_err(|e| e.to_string())?;
-    let stream = open()?;
+    let stream = Stream::open(
+        a.config.clone(),
+        a.created,
+        &streams_dir,
+        js.config.sync,
+        backend.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let applied: Applied = petrel_store::read_all(backend.as_ref(), &dir.join(APPLIED))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     if applied.log_id.is_some() && stream.last_seq() == applied.last_seq {
-        return Ok((stream, applied));
+        // Every record is read back once: a corrupt one (a flipped bit the store's
+        // checkpointed recovery did not read) makes the replica rebuild from the log.
+        let Some(why) = stream.scrub() else {
+            return Ok((stream, applied));
+        };
+        tracing::warn!(stream = %a.config.name, "replica store failed its check ({why}); rebuilding it from the log");
+        stream.reset(js.config.sync).map_err(|e| e.to_string())?;
+        let _ = backend.remove(&dir.join(APPLIED));
+        return Ok((stream, Applied::default()));
     }
     if stream.last_seq() != 0 || applied.log_id.is_some() {
         tracing::warn!(stream = %a.config.name, store_last = stream.last_seq(), applied_last = applied.last_seq,
             "replica store does not match its applied record; rebuilding it from the log");
-        stream.close_store();
-        let _ = backend.remove_dir_all(&streams_dir.join(&a.config.name));
+        stream.reset(js.config.sync).map_err(|e| e.to_string())?;
         let _ = backend.remove(&dir.join(APPLIED));
-        return Ok((open()?, Applied::default()));
     }
     Ok((stream, Applied::default()))
 }
@@ -464,6 +487,7 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         stream: stream.clone(),
         dir: dir.clone(),
         backend: js.config.backend.clone(),
+        sync: js.config.sync,
         applied: Mutex::new(applied),
     });
     let group = Group::open(
