@@ -16,7 +16,9 @@
 //! later are added by the meta leader.
 
 mod api;
+mod machine;
 mod meta;
+mod reconcile;
 pub(crate) mod replica;
 mod transport;
 
@@ -157,7 +159,7 @@ impl JsCluster {
         port.subscribe(HEARTBEAT, None, Accept::RoutesOnly, heard);
         tokio::spawn(beat_loop(Arc::downgrade(&cluster), stop.clone()));
         tokio::spawn(membership_loop(Arc::downgrade(&cluster), stop.clone()));
-        tokio::spawn(replica::reconcile_loop(
+        tokio::spawn(reconcile::reconcile_loop(
             Arc::downgrade(&cluster),
             reconcile_rx,
             stop,

@@ -1,0 +1,180 @@
+//! Carries out the meta group's assignments on this node: opens a stream's replica (store,
+//! machine, group) when the node is placed on it, applies config changes, removes it when
+//! the stream is deleted or moved, and runs the stream's durable consumers only while this
+//! node leads the stream's group.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use petrel_replication::Group;
+use tokio::sync::{mpsc, watch};
+
+use super::machine::{open_store, StreamMachine};
+use super::meta::StreamAssignment;
+use super::replica::Replica;
+use super::{cluster_dir, JsCluster};
+use crate::jetstream::JetStream;
+use crate::stream::Stream;
+
+/// Opens this node's replica of `a` and starts its group.
+async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> Result<(), String> {
+    let dir = cluster_dir(&c.config.store_dir).join(&a.group);
+    let (j, d, a2) = (js.clone(), dir.clone(), a.clone());
+    let (stream, applied) = tokio::task::spawn_blocking(move || open_store(&j, &d, &a2))
+        .await
+        .map_err(|e| e.to_string())??;
+    let machine = Arc::new(StreamMachine {
+        stream: stream.clone(),
+        dir: dir.clone(),
+        backend: js.config.backend.clone(),
+        sync: js.config.sync,
+        applied: Mutex::new(applied),
+    });
+    let group = Group::open(
+        &a.group,
+        c.me,
+        &dir.join("raft"),
+        js.config.backend.clone(),
+        machine,
+        c.transport.clone(),
+        c.config.timing,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    c.registry.insert(group.clone());
+    let members = a.peers.iter().cloned().collect();
+    let replica = Arc::new(Replica {
+        group: group.clone(),
+        assignment: Mutex::new(a.clone()),
+        cluster: Arc::downgrade(c),
+        checkpoints: Default::default(),
+    });
+    let _ = stream.replica.set(replica);
+    js.register(stream.clone());
+    tokio::spawn(follow_leadership(
+        Arc::downgrade(js),
+        Arc::downgrade(&stream),
+        group.clone(),
+    ));
+    group.initialize(members).await?;
+    tracing::info!(stream = %a.config.name, group = %a.group, "stream replica started");
+    Ok(())
+}
+
+/// Runs the stream's durable consumers on this node while it leads the stream's group:
+/// recovered from their files (the followers' copies, kept by the group) when it becomes
+/// leader, stopped (state written) when it stops leading.
+async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Group) {
+    let mut metrics = group.watch();
+    let mut leading = false;
+    loop {
+        let now = metrics.borrow().current_leader == Some(group.me);
+        if now != leading {
+            leading = now;
+            let (Some(j), Some(s)) = (js.upgrade(), stream.upgrade()) else {
+                return;
+            };
+            tracing::info!(stream = %s.name, leader = now, "JetStream cluster: stream leadership changed");
+            let _ = tokio::task::spawn_blocking(move || {
+                if s.is_closed() {
+                    return;
+                }
+                if now {
+                    j.recover_consumers(&s);
+                } else {
+                    j.close_consumers(&s);
+                    s.consumers.write().clear();
+                }
+            })
+            .await;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops this node's replica of `stream` and removes its files.
+async fn remove(c: &JsCluster, js: &Arc<JetStream>, stream: Arc<Stream>, replica: Arc<Replica>) {
+    js.unregister(&stream.name);
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.request_close()).await;
+    replica.group.shutdown().await;
+    c.registry.remove(&replica.group.name);
+    stream.release_usage();
+    let dir = cluster_dir(&c.config.store_dir).join(&*replica.group.name);
+    let backend = js.config.backend.clone();
+    let _ = tokio::task::spawn_blocking(move || backend.remove_dir_all(&dir)).await;
+    tracing::info!(stream = %stream.name, "stream replica removed");
+}
+
+/// Carries out one assignment change on this node.
+async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
+    let Some(js) = c.account(account) else {
+        tracing::debug!(account, stream = name, "reconcile: account not attached");
+        return;
+    };
+    let _one = c.reconciling.lock().await;
+    tracing::debug!(account, stream = name, "reconcile");
+    let want = c.state.stream(account, name).filter(|a| a.has(c.me));
+    let have = js
+        .stream(name)
+        .and_then(|s| s.replica.get().cloned().map(|r| (s, r)));
+    match (want, have) {
+        (Some(a), Some((s, r))) if *r.group.name == *a.group => {
+            if s.config() != a.config {
+                let (cfg, s2) = (a.config.clone(), s.clone());
+                let old = s.config();
+                let applied = tokio::task::spawn_blocking(move || s2.apply_config(cfg)).await;
+                if matches!(applied, Ok(Ok(()))) {
+                    let added: Vec<String> = a
+                        .config
+                        .subjects
+                        .iter()
+                        .filter(|x| !old.subjects.contains(x))
+                        .cloned()
+                        .collect();
+                    let removed: Vec<String> = old
+                        .subjects
+                        .iter()
+                        .filter(|x| !a.config.subjects.contains(x))
+                        .cloned()
+                        .collect();
+                    js.unsubscribe(&s, Some(&removed));
+                    js.subscribe(&s, &added);
+                }
+            }
+            *r.assignment.lock() = a;
+        }
+        (want, Some((s, r))) => {
+            remove(c, &js, s, r).await;
+            if let Some(a) = want {
+                if let Err(e) = open(c, &js, a).await {
+                    tracing::error!(stream = name, "opening the stream replica failed: {e}");
+                }
+            }
+        }
+        (Some(a), None) => {
+            if let Err(e) = open(c, &js, a).await {
+                tracing::error!(stream = name, "opening the stream replica failed: {e}");
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+/// Takes assignment changes off the queue, one at a time.
+pub(super) async fn reconcile_loop(
+    cluster: Weak<JsCluster>,
+    mut rx: mpsc::Receiver<(String, String)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (account, name) = tokio::select! {
+            got = rx.recv() => match got { Some(k) => k, None => return },
+            _ = stop.changed() => return,
+        };
+        let Some(c) = cluster.upgrade() else { return };
+        reconcile(&c, &account, &name).await;
+    }
+}
