@@ -18,7 +18,7 @@ async fn client(s: &TestServer) -> async_nats::Client {
 }
 
 async fn cluster3() -> Vec<TestServer> {
-    petrel_testkit::spawn_cluster_with(3, |b, _, dir| b.jetstream(dir)).await
+    petrel_testkit::spawn_cluster_with(3, |b, _, dir| b.jetstream(dir).http_port(0)).await
 }
 
 /// Creates `cfg` through `js`, retrying while the meta group has no leader yet.
@@ -368,6 +368,14 @@ async fn clustered_api_errors_match_nats_server() {
     assert_eq!(body["error"]["err_code"], 10061, "{body}");
     let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
     assert_eq!(names, vec!["THREE".to_string()]);
+    // /jsz names the meta group: its leader and the two other members.
+    let addr = nodes[2].monitor_addr().unwrap();
+    let jsz = petrel_testkit::http_get(addr, "/jsz").await.unwrap().json();
+    let meta = &jsz["meta_cluster"];
+    assert_eq!(meta["name"], "petrel-test", "{jsz}");
+    assert_eq!(meta["cluster_size"], 3);
+    assert!(meta["leader"].as_str().unwrap().starts_with("node-"));
+    assert_eq!(meta["replicas"].as_array().unwrap().len(), 2);
     // Delete through the meta group: gone from every node.
     assert!(js.delete_stream("THREE").await.unwrap().success);
     let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;

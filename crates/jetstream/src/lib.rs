@@ -63,7 +63,7 @@ mod time;
 mod transform;
 
 pub use advisory::next_id as advisory_id;
-pub use cluster::{ClusterConfig, JsCluster};
+pub use cluster::{ClusterConfig, JsCluster, MetaPeer, MetaReport};
 pub use config::StreamConfig;
 pub use disabled::NotEnabled;
 pub use errors::{ApiError, JetStreamError};

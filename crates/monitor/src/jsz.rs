@@ -30,6 +30,8 @@ struct Jsz {
     messages: u64,
     bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    meta_cluster: Option<petrel_server::MetaReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     account_details: Option<Vec<AccountDetail>>,
 }
 
@@ -224,6 +226,7 @@ pub(crate) async fn handler(
             consumers: 0,
             messages: 0,
             bytes: 0,
+            meta_cluster: None,
             account_details: None,
         });
     };
@@ -259,6 +262,7 @@ pub(crate) async fn handler(
         consumers: st.consumers,
         messages: st.messages,
         bytes: st.bytes,
+        meta_cluster: view.jetstream_meta(),
         account_details,
     })
 }

@@ -62,7 +62,8 @@ pub use petrel_jetstream::civil_from_days;
 /// Go's RFC3339Nano format.
 pub use petrel_jetstream::{
     consumer::config::ConsumerConfig, now_nanos, rfc3339_nano, AccountLimits, ConsumerReport,
-    JetStreamStats, SequencePair, StreamConfig, StreamReport, StreamStateReport,
+    JetStreamStats, MetaPeer, MetaReport, SequencePair, StreamConfig, StreamReport,
+    StreamStateReport,
 };
 pub use server::{
     Server, ServerBuilder, ServerError, ServerHandle, NATS_COMPAT_VERSION, PETREL_VERSION,

@@ -230,6 +230,37 @@ impl JsCluster {
         self.meta.is_leader()
     }
 
+    /// The meta group as `/jsz` reports it (`meta_cluster`).
+    pub fn report(&self) -> MetaReport {
+        let members = self.meta.members();
+        let leader = self.meta.leader();
+        let replicas = members
+            .iter()
+            .filter(|(id, _)| Some(**id) != leader)
+            .map(|(id, name)| {
+                let heard = if *id == self.me {
+                    Some(Duration::ZERO)
+                } else {
+                    self.last_heard(*id)
+                };
+                MetaPeer {
+                    name: name.clone(),
+                    current: heard.is_some_and(|h| h < OFFLINE_AFTER),
+                    offline: heard.is_none_or(|h| h >= OFFLINE_AFTER),
+                    active: heard.map_or(0, |h| u64::try_from(h.as_nanos()).unwrap_or(u64::MAX)),
+                    peer: peer_hash(*id),
+                }
+            })
+            .collect();
+        MetaReport {
+            name: self.config.cluster_name.clone(),
+            leader: leader.and_then(|id| self.name_of(id)),
+            peer: leader.map(peer_hash),
+            cluster_size: members.len(),
+            replicas,
+        }
+    }
+
     /// The cluster's name.
     pub fn name(&self) -> &str {
         &self.config.cluster_name
@@ -259,6 +290,45 @@ impl JsCluster {
         let body = serde_json::to_vec(&beat).unwrap_or_default();
         self.port.request(HEARTBEAT, None, None, Bytes::from(body));
     }
+}
+
+/// A node's short id as stream and meta infos show it (`peer`).
+pub(crate) fn peer_hash(id: NodeId) -> String {
+    format!("{:08x}", id >> 32)
+}
+
+/// `/jsz`'s `meta_cluster`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaReport {
+    /// The cluster's name.
+    pub name: String,
+    /// The meta leader's server name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The meta leader's peer id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// Members of the meta group.
+    pub cluster_size: usize,
+    /// The members other than the leader.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<MetaPeer>,
+}
+
+/// One member of the meta group.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaPeer {
+    /// Server name.
+    pub name: String,
+    /// Heard from recently.
+    pub current: bool,
+    /// Not heard from recently.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
+    /// Nanoseconds since it was last heard.
+    pub active: u64,
+    /// Its peer id.
+    pub peer: String,
 }
 
 /// `$PRG.HB`: records who is out there.

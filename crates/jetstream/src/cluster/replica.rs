@@ -113,7 +113,7 @@ impl Replica {
                     offline: heard.is_none_or(|h| h >= Duration::from_secs(5)),
                     active: heard.map_or(0, |h| u64::try_from(h.as_nanos()).unwrap_or(u64::MAX)),
                     lag,
-                    peer: format!("{:08x}", id >> 32),
+                    peer: super::peer_hash(*id),
                 }
             })
             .collect();

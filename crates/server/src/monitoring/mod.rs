@@ -181,6 +181,11 @@ impl MonitorView {
             .find_map(|(_, rt)| rt.js.store_problem())
     }
 
+    /// The JetStream meta group, when JetStream is clustered.
+    pub fn jetstream_meta(&self) -> Option<petrel_jetstream::MetaReport> {
+        self.shared.js_cluster.get().map(|c| c.report())
+    }
+
     /// JetStream's counters, when it runs. Never blocks.
     pub fn jetstream_stats(&self) -> Option<JetStreamStats> {
         self.shared
