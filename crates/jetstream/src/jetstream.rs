@@ -489,6 +489,7 @@ async fn maintenance_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sync = Instant::now();
+    let mut last_replica_sync = Instant::now();
     let mut last_probe = Instant::now();
     loop {
         tokio::select! {
@@ -516,10 +517,17 @@ async fn maintenance_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool
         if streams.is_empty() {
             continue;
         }
+        // Replicas' stores sync every second whatever the mode (their Raft log is what
+        // the PubAck waited for).
+        let replica_sync = last_replica_sync.elapsed() >= Duration::from_secs(1);
+        if replica_sync {
+            last_replica_sync = Instant::now();
+        }
         let now = now_nanos();
         let _ = tokio::task::spawn_blocking(move || {
             for s in streams {
-                s.maintain(now, sync);
+                let replicated = s.replica.get().is_some();
+                s.maintain(now, sync || (replica_sync && replicated));
             }
         })
         .await;

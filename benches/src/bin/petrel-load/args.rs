@@ -30,6 +30,8 @@ options:
   --inflight <n>         js-pub-async, js-consume prefill: max publishes without their
                          PubAck (default 256)
   --threads <n>          tokio worker threads (default 1: current-thread runtime)
+  --replicas <n>         js-pub-sync, js-pub-async: the stream's num_replicas (default 1;
+                         a cluster: the create is retried while it has no meta leader)
   -h, --help             this text
 
 The last line printed is `RESULT key=value ...` (status=ok or status=failed).";
@@ -95,6 +97,8 @@ pub(crate) struct Args {
     pub(crate) warmup: u64,
     pub(crate) inflight: usize,
     pub(crate) threads: usize,
+    /// `num_replicas` of the stream js-pub-sync / js-pub-async create (a cluster).
+    pub(crate) replicas: u8,
 }
 
 fn parse_num<T: std::str::FromStr>(value: &str, flag: &str) -> Result<T> {
@@ -122,6 +126,7 @@ impl Args {
             warmup: 1000,
             inflight: 256,
             threads: 1,
+            replicas: 1,
         };
         let mut scenario_seen = false;
         while let Some(arg) = it.next() {
@@ -163,6 +168,7 @@ impl Args {
                 "--warmup" => a.warmup = parse_num(&value()?, &flag)?,
                 "--inflight" => a.inflight = parse_num(&value()?, &flag)?,
                 "--threads" => a.threads = parse_num(&value()?, &flag)?,
+                "--replicas" => a.replicas = parse_num(&value()?, &flag)?,
                 other => bail!("unknown flag {other:?}"),
             }
         }

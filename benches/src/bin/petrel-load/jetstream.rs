@@ -17,7 +17,6 @@ use crate::reqrep::Requester;
 use crate::stats::{add_cpu, add_latency, percentile, token, CpuMeter, Report};
 
 const JS_STREAM_CREATE: &[u8] = b"$JS.API.STREAM.CREATE.BENCH";
-const JS_STREAM_CONFIG: &[u8] = br#"{"name":"BENCH","subjects":["bench.>"],"storage":"file"}"#;
 const JS_SUBJECT: &[u8] = b"bench.x";
 
 /// A JetStream API response or PubAck that reports an error.
@@ -82,28 +81,48 @@ pub(crate) async fn js_api(
         .map_err(|_| anyhow!("no response to {} within 10 s", lossy(api)))?
 }
 
-/// Creates the file stream `BENCH` on `bench.>` with a raw API request and checks the
-/// response (the caller's connection must be subscribed to `_INBOX.petrelload.*`).
-async fn js_create_stream(stream: &mut TcpStream, reader: &mut Reader) -> Result<()> {
-    let body = js_api(
-        stream,
-        reader,
-        JS_STREAM_CREATE,
-        JS_STREAM_CONFIG,
-        b"create",
-    )
-    .await?;
-    if is_js_error(body.as_bytes()) {
-        bail!("stream create failed: {body}");
+/// Creates the file stream `BENCH` on `bench.>` with `replicas` replicas with a raw API
+/// request and checks the response (the caller's connection must be subscribed to
+/// `_INBOX.petrelload.*`). A cluster without a meta leader yet (10008, or no answer) is
+/// asked again, for up to 30 s.
+async fn js_create_stream(stream: &mut TcpStream, reader: &mut Reader, replicas: u8) -> Result<()> {
+    let config = format!(
+        r#"{{"name":"BENCH","subjects":["bench.>"],"storage":"file","num_replicas":{replicas}}}"#
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = match js_api(
+            stream,
+            reader,
+            JS_STREAM_CREATE,
+            config.as_bytes(),
+            b"create",
+        )
+        .await
+        {
+            Ok(body) => body,
+            // A cluster still electing its meta leader may not answer at all.
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("stream create: {e}; asking again");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if !is_js_error(body.as_bytes()) {
+            return Ok(());
+        }
+        if !body.contains("10008") || std::time::Instant::now() > deadline {
+            bail!("stream create failed: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(())
 }
 
 /// One publisher, each `PUB bench.x <inbox> <size>` waits for its PubAck before the next.
 pub(crate) async fn run_js_sync(a: &Args, tck: u64) -> Result<Report> {
     let n = a.msgs.unwrap_or(20_000);
     let (mut stream, mut reader) = js_connect(&a.server).await?;
-    js_create_stream(&mut stream, &mut reader).await?;
+    js_create_stream(&mut stream, &mut reader, a.replicas).await?;
     let mut head = b"PUB ".to_vec();
     head.extend_from_slice(JS_SUBJECT);
     head.push(b' ');
@@ -191,6 +210,9 @@ async fn js_ack_loop(
         let mut acks = 0usize;
         while let Some((ev, used)) = parse(reader.data())? {
             match ev {
+                // A late answer to the stream create (in a cluster every node answers
+                // 10008 while there is no meta leader): not a PubAck.
+                Event::Msg { subject, .. } if subject.ends_with(b".create") => {}
                 Event::Msg {
                     subject, payload, ..
                 } => {
@@ -437,7 +459,7 @@ impl AsyncPublisher {
 pub(crate) async fn run_js_async(a: &Args, tck: u64) -> Result<Report> {
     let n = a.msgs.unwrap_or(200_000);
     let (mut stream, mut reader) = js_connect(&a.server).await?;
-    js_create_stream(&mut stream, &mut reader).await?;
+    js_create_stream(&mut stream, &mut reader, a.replicas).await?;
     let publisher = AsyncPublisher::new(stream, reader, n, a.inflight)?;
     let cpu = CpuMeter::start(a.server_pid, tck)?;
     let start = Instant::now();

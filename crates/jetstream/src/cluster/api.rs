@@ -452,3 +452,34 @@ fn consumer_step_down(js: &JetStream, stream: &str, consumer: &str) -> ApiRespon
     };
     respond("consumer_leader_stepdown", None, result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::stream_token;
+
+    #[test]
+    fn stream_scoped_requests_name_their_stream() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("STREAM.INFO.S", Some("S")),
+            ("STREAM.PURGE.S", Some("S")),
+            ("STREAM.MSG.GET.S", Some("S")),
+            ("STREAM.MSG.DELETE.S", Some("S")),
+            ("STREAM.LEADER.STEPDOWN.S", Some("S")),
+            ("CONSUMER.LEADER.STEPDOWN.S.C", Some("S")),
+            ("CONSUMER.CREATE.S", Some("S")),
+            ("CONSUMER.CREATE.S.C.filter.x", Some("S")),
+            ("CONSUMER.DURABLE.CREATE.S.C", Some("S")),
+            ("CONSUMER.INFO.S.C", Some("S")),
+            ("CONSUMER.LIST.S", Some("S")),
+            ("DIRECT.GET.S", Some("S")),
+            ("DIRECT.GET.S.a.b", Some("S")),
+            ("STREAM.CREATE.S", None),
+            ("INFO", None),
+            ("STREAM.PEER.REMOVE.S", None),
+        ];
+        for (subject, want) in cases {
+            let tokens: Vec<&str> = subject.split('.').collect();
+            assert_eq!(stream_token(&tokens), *want, "{subject}");
+        }
+    }
+}

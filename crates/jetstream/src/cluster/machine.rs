@@ -1,11 +1,10 @@
 //! The state machine of a stream group: [`StreamOp`] entries applied to this node's
 //! store with the leader's timestamp (so every replica stores the same sequences), the
-//! consumer files the followers keep for the next leader, and `applied.json` — the last
-//! applied entry and the store's last sequence after it. A store that does not match its
-//! record, fails its read-back check, or holds more than the log (a cut tail) is emptied
-//! and rebuilt from the log.
+//! consumer files the followers keep for the next leader, and the applied record
+//! (`applied.rs`). A store that does not match its record, fails its read-back check, or
+//! holds more than the log (a cut tail) is emptied and rebuilt from the log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,12 +15,16 @@ use petrel_replication::{
 use petrel_store::{Backend, PurgeRequest};
 use serde::{Deserialize, Serialize};
 
+use super::applied::{Applied, AppliedLog};
 use super::meta::StreamAssignment;
 use crate::jetstream::JetStream;
 use crate::stream::{Inbound, Stream};
 
-/// The record of the last applied entry.
-const APPLIED: &str = "applied.json";
+/// How a replica's store syncs: the Raft log, fsynced before every acknowledgement, is
+/// the write-ahead log, so the store is written at once and fsynced every second; after
+/// a crash a store that lost its tail disagrees with the applied record and is rebuilt.
+pub(super) const REPLICA_SYNC: petrel_store::SyncMode =
+    petrel_store::SyncMode::Interval(std::time::Duration::from_secs(1));
 
 /// One entry of a stream group.
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,36 +61,15 @@ pub(super) struct MsgsReply {
     pub republish: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
-/// `applied.json`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(super) struct Applied {
-    log_id: Option<LogId<NodeId>>,
-    membership: StoredMembership<NodeId, BasicNode>,
-    last_seq: u64,
-}
-
 /// Applies a stream group's entries to the local store.
 pub(super) struct StreamMachine {
     pub stream: Arc<Stream>,
-    pub dir: PathBuf,
     pub backend: Arc<dyn Backend>,
-    pub sync: petrel_store::SyncMode,
+    pub record: AppliedLog,
     pub applied: Mutex<Applied>,
 }
 
 impl StreamMachine {
-    fn save(&self, applied: &Applied) {
-        let Ok(bytes) = serde_json::to_vec(applied) else {
-            return;
-        };
-        // Not fsynced: a stale record only makes the next open rebuild from the log.
-        if let Err(e) =
-            petrel_store::write_atomic(self.backend.as_ref(), &self.dir, APPLIED, &bytes, false)
-        {
-            tracing::warn!(stream = %self.stream.name, error = %e, "recording the applied entry failed");
-        }
-    }
-
     fn apply_op(&self, op: StreamOp) -> Vec<u8> {
         match op {
             StreamOp::Msgs { ts, msgs } => {
@@ -185,10 +167,12 @@ impl Machine for StreamMachine {
         // is rebuilt from the entries the group sends, never trusted past the log.
         tracing::warn!(stream = %self.stream.name, applied = at, log_ends = ?last_index,
             "replica log ends before its last applied entry; rebuilding the store");
-        if let Err(e) = self.stream.reset(self.sync) {
+        if let Err(e) = self.stream.reset(REPLICA_SYNC) {
             tracing::error!(stream = %self.stream.name, error = %e, "resetting the replica store failed");
         }
-        let _ = self.backend.remove(&self.dir.join(APPLIED));
+        if let Err(e) = self.record.clear() {
+            tracing::error!(stream = %self.stream.name, error = %e, "clearing the applied record failed");
+        }
         *applied = Applied::default();
     }
 
@@ -217,6 +201,9 @@ impl Machine for StreamMachine {
                 },
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(e.log_id), m);
+                    if let Err(err) = self.record.membership(&applied.membership) {
+                        tracing::warn!(stream = %self.stream.name, error = %err, "recording the membership failed");
+                    }
                     Vec::new()
                 }
                 EntryPayload::Blank => Vec::new(),
@@ -225,18 +212,24 @@ impl Machine for StreamMachine {
             out.push(reply);
         }
         applied.last_seq = self.stream.last_seq();
-        self.save(&applied);
+        if let Some(log_id) = &applied.log_id {
+            // Not fsynced: a stale record only makes the next open rebuild from the log.
+            if let Err(e) = self.record.record(log_id, applied.last_seq) {
+                tracing::warn!(stream = %self.stream.name, error = %e, "recording the applied entry failed");
+            }
+        }
         out
     }
 }
 
-/// Opens the store of a replica and what it had applied; a store that does not match
-/// its record is emptied (the log rebuilds it). Blocking.
+/// Opens the store of a replica, its applied record and what that says; a store that
+/// does not match the record or fails its read-back check is emptied (the log rebuilds
+/// it). Blocking.
 pub(super) fn open_store(
     js: &JetStream,
     dir: &Path,
     a: &StreamAssignment,
-) -> Result<(Arc<Stream>, Applied), String> {
+) -> Result<(Arc<Stream>, AppliedLog, Applied), String> {
     let backend = js.config.backend.clone();
     let streams_dir = dir.join("stream");
     backend
@@ -246,30 +239,29 @@ pub(super) fn open_store(
         a.config.clone(),
         a.created,
         &streams_dir,
-        js.config.sync,
+        REPLICA_SYNC,
         backend.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let applied: Applied = petrel_store::read_all(backend.as_ref(), &dir.join(APPLIED))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if applied.log_id.is_some() && stream.last_seq() == applied.last_seq {
+    let (record, applied) = AppliedLog::open(backend, dir).map_err(|e| e.to_string())?;
+    let why = if applied.log_id.is_none() {
+        (stream.last_seq() != 0).then(|| "no applied record".to_string())
+    } else if stream.last_seq() != applied.last_seq {
+        Some(format!(
+            "the store ends at {}, the applied record at {}",
+            stream.last_seq(),
+            applied.last_seq
+        ))
+    } else {
         // Every record is read back once: a corrupt one (a flipped bit the store's
         // checkpointed recovery did not read) makes the replica rebuild from the log.
-        let Some(why) = stream.scrub() else {
-            return Ok((stream, applied));
-        };
-        tracing::warn!(stream = %a.config.name, "replica store failed its check ({why}); rebuilding it from the log");
-        stream.reset(js.config.sync).map_err(|e| e.to_string())?;
-        let _ = backend.remove(&dir.join(APPLIED));
-        return Ok((stream, Applied::default()));
-    }
-    if stream.last_seq() != 0 || applied.log_id.is_some() {
-        tracing::warn!(stream = %a.config.name, store_last = stream.last_seq(), applied_last = applied.last_seq,
-            "replica store does not match its applied record; rebuilding it from the log");
-        stream.reset(js.config.sync).map_err(|e| e.to_string())?;
-        let _ = backend.remove(&dir.join(APPLIED));
-    }
-    Ok((stream, Applied::default()))
+        stream.scrub()
+    };
+    let Some(why) = why else {
+        return Ok((stream, record, applied));
+    };
+    tracing::warn!(stream = %a.config.name, "replica store cannot be trusted ({why}); rebuilding it from the log");
+    stream.reset(REPLICA_SYNC).map_err(|e| e.to_string())?;
+    record.clear().map_err(|e| e.to_string())?;
+    Ok((stream, record, Applied::default()))
 }

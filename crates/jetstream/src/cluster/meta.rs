@@ -203,3 +203,72 @@ impl Machine for MetaMachine {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(name: &str, peers: &[u64]) -> StreamAssignment {
+        StreamAssignment {
+            account: "$G".into(),
+            config: StreamConfig {
+                name: name.into(),
+                subjects: vec![format!("{name}.>")],
+                ..StreamConfig::default()
+            },
+            created: 1,
+            group: format!("S-{name}"),
+            peers: peers.iter().map(|p| (*p, format!("n{p}"))).collect(),
+        }
+    }
+
+    #[test]
+    fn ops_apply_in_order_and_queue_their_stream() {
+        let state = MetaState::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        *state.changed.lock() = Some(tx);
+        assert!(state
+            .apply(MetaOp::AddStream(assignment("A", &[1, 2, 3])))
+            .is_empty());
+        // The same name again is refused, and nothing is queued for it.
+        assert_eq!(
+            state.apply(MetaOp::AddStream(assignment("A", &[1]))),
+            b"exists"
+        );
+        assert!(state
+            .apply(MetaOp::AddStream(assignment("B", &[2])))
+            .is_empty());
+        assert_eq!(state.stream_names("$G"), vec!["A", "B"]);
+        assert_eq!(state.load(), BTreeMap::from([(1, 1), (2, 2), (3, 1)]));
+        let mut changed = state.stream("$G", "A").unwrap().config;
+        changed.max_msgs = 10;
+        let update = MetaOp::UpdateStream {
+            account: "$G".into(),
+            config: changed,
+        };
+        assert!(state.apply(update).is_empty());
+        assert_eq!(state.stream("$G", "A").unwrap().config.max_msgs, 10);
+        let gone = MetaOp::DeleteStream {
+            account: "$G".into(),
+            name: "A".into(),
+        };
+        assert!(state.apply(gone.clone()).is_empty());
+        assert_eq!(state.apply(gone), b"not found");
+        assert!(state.stream("$G", "A").is_none());
+        let mut queued = Vec::new();
+        while let Ok((_, name)) = rx.try_recv() {
+            queued.push(name);
+        }
+        assert_eq!(queued, vec!["A", "B", "A", "A"]);
+    }
+
+    #[test]
+    fn a_meta_op_survives_its_json_round_trip() {
+        let op = MetaOp::AddStream(assignment("ORDERS", &[7, 8, 9]));
+        let back: MetaOp = serde_json::from_slice(&serde_json::to_vec(&op).unwrap()).unwrap();
+        match back {
+            MetaOp::AddStream(a) => assert_eq!(a, assignment("ORDERS", &[7, 8, 9])),
+            other => panic!("{other:?}"),
+        }
+    }
+}

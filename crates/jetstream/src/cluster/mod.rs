@@ -16,6 +16,7 @@
 //! later are added by the meta leader.
 
 mod api;
+mod applied;
 mod machine;
 mod meta;
 mod reconcile;

@@ -21,14 +21,13 @@ use crate::stream::Stream;
 async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> Result<(), String> {
     let dir = cluster_dir(&c.config.store_dir).join(&a.group);
     let (j, d, a2) = (js.clone(), dir.clone(), a.clone());
-    let (stream, applied) = tokio::task::spawn_blocking(move || open_store(&j, &d, &a2))
+    let (stream, record, applied) = tokio::task::spawn_blocking(move || open_store(&j, &d, &a2))
         .await
         .map_err(|e| e.to_string())??;
     let machine = Arc::new(StreamMachine {
         stream: stream.clone(),
-        dir: dir.clone(),
         backend: js.config.backend.clone(),
-        sync: js.config.sync,
+        record,
         applied: Mutex::new(applied),
     });
     let group = Group::open(

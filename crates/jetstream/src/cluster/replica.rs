@@ -31,6 +31,8 @@ use crate::time::now_nanos;
 const PROPOSAL_BYTES: usize = 768 * 1024;
 /// Most messages in one proposal.
 const PROPOSAL_MSGS: usize = 4096;
+/// Most proposals of one stream in flight.
+const PIPELINE: usize = 4;
 
 /// This node's replica of a stream.
 pub(crate) struct Replica {
@@ -217,6 +219,7 @@ impl Replica {
 /// The ingest task of a replicated stream (see the module comment).
 pub(crate) async fn ingest(stream: Arc<Stream>, port: Arc<dyn Port>, replica: Arc<Replica>) {
     let _closer = crate::ingest::CloseOnDrop(stream.queue.clone());
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(PIPELINE));
     let mut cmds = Vec::new();
     loop {
         stream
@@ -233,9 +236,20 @@ pub(crate) async fn ingest(stream: Arc<Stream>, port: Arc<dyn Port>, replica: Ar
             }
         }
         if !batch.is_empty() && replica.group.is_leader() {
-            propose_batch(&stream, port.as_ref(), &replica, batch).await;
+            // Up to PIPELINE entries in flight: openraft appends (and fsyncs) what has
+            // gathered in one go; the queue keeps filling meanwhile.
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (s, p, r) = (stream.clone(), port.clone(), replica.clone());
+            tokio::spawn(async move {
+                propose_batch(&s, p.as_ref(), &r, batch).await;
+                drop(permit);
+            });
         }
         if let Some(tx) = close {
+            // Every proposal in flight ends before the store closes.
+            let _ = in_flight.acquire_many(PIPELINE as u32).await;
             let s = stream.clone();
             let _ = tokio::task::spawn_blocking(move || s.close_store()).await;
             let _ = tx.send(());
