@@ -251,5 +251,5 @@ async fn a_log_cut_at_recovery_gives_up_its_committed_vote() {
     assert_eq!(report.entries, 2);
     let v = log.read_vote().await.unwrap().unwrap();
     assert!(!v.is_committed());
-    assert_eq!(v.leader_id, CommittedLeaderId::new(1, 7).into());
+    assert_eq!(v.leader_id, CommittedLeaderId::new(1, 7));
 }

@@ -83,7 +83,7 @@ impl AppliedLog {
             applied.log_id = Some(log_id);
             applied.last_seq = last_seq;
         }
-        let keep = bytes.len() % RECORD == 0 && (bytes.len() as u64) < COMPACT_AT;
+        let keep = bytes.len().is_multiple_of(RECORD) && (bytes.len() as u64) < COMPACT_AT;
         let file = if keep && backend.exists(&path) {
             backend.open(&path)?
         } else {

@@ -40,6 +40,8 @@ impl StreamAssignment {
 /// One change to the assignments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op")]
+// Named for what they change: consumer and peer operations join them later.
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum MetaOp {
     /// A new stream (refused when the name is taken).
     AddStream(StreamAssignment),
@@ -158,7 +160,6 @@ impl MetaState {
 /// The meta group's [`Machine`].
 pub(crate) struct MetaMachine {
     state: std::sync::Arc<MetaState>,
-    applied: Mutex<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)>,
 }
 
 impl MetaMachine {
@@ -167,10 +168,7 @@ impl MetaMachine {
         changed: mpsc::Sender<(String, String)>,
     ) -> MetaMachine {
         *state.changed.lock() = Some(changed);
-        MetaMachine {
-            state,
-            applied: Mutex::new((None, StoredMembership::default())),
-        }
+        MetaMachine { state }
     }
 }
 
@@ -191,13 +189,8 @@ impl Machine for MetaMachine {
                         b"unreadable".to_vec()
                     }
                 },
-                EntryPayload::Membership(m) => {
-                    self.applied.lock().1 = StoredMembership::new(Some(e.log_id), m);
-                    Vec::new()
-                }
-                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Membership(_) | EntryPayload::Blank => Vec::new(),
             };
-            self.applied.lock().0 = Some(e.log_id);
             out.push(reply);
         }
         out
