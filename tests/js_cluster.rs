@@ -602,3 +602,57 @@ async fn corrupt_replicas_are_cut_and_rebuilt_from_the_group() {
         assert_eq!(stored(&s, "LEDGER"), want, "{}", d.path().display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_a_leader_answers_10008() {
+    let mut nodes = cluster3().await;
+    let js = jetstream::new(client(&nodes[0]).await);
+    create(
+        &js,
+        stream::Config {
+            name: "LONE".into(),
+            subjects: vec!["lone".into()],
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    // The leader and one other replica go: the last one cannot elect anybody.
+    let leader = info(&js, "LONE").await.cluster.unwrap().leader.unwrap();
+    let dead: usize = leader.trim_start_matches("node-").parse().unwrap();
+    let other = (0..3).find(|i| *i != dead).unwrap();
+    let last = (0..3).find(|i| *i != dead && *i != other).unwrap();
+    let (mut dead_nodes, mut kept) = (Vec::new(), None);
+    for (i, n) in nodes.drain(..).enumerate() {
+        if i == last {
+            kept = Some(n);
+        } else {
+            dead_nodes.push(n);
+        }
+    }
+    for n in dead_nodes {
+        n.shutdown().await;
+    }
+    let kept = kept.unwrap();
+    let nc = client(&kept).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let resp = tokio::time::timeout(
+            Duration::from_secs(3),
+            nc.request("$JS.API.STREAM.INFO.LONE", "".into()),
+        )
+        .await;
+        if let Ok(Ok(m)) = resp {
+            let body: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            if body["error"]["err_code"] == 10008 {
+                assert_eq!(
+                    body["type"],
+                    "io.nats.jetstream.api.v1.stream_info_response"
+                );
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no 10008");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -107,10 +107,39 @@ pub(crate) fn dispatch(
                     }
                     _ => None,
                 },
+                // A replica that knows no leader says so after a pause (nats-server's
+                // 10008 from the group's members), unless a leader appears meanwhile.
+                Some(r) if r.group.leader().is_none() => {
+                    let kind = response_type(rest)?;
+                    std::thread::sleep(LEADERLESS_DELAY);
+                    if r.group.leader().is_some() {
+                        return Some(None);
+                    }
+                    let refused = Err(ApiError::cluster_not_available());
+                    Some(Some(respond::<()>(kind, None, refused)))
+                }
                 _ => Some(None),
             }
         }
     }
+}
+
+/// The response type of a stream-scoped request (DIRECT.GET answers with a status).
+fn response_type(rest: &[&str]) -> Option<&'static str> {
+    Some(match rest {
+        ["STREAM", "INFO", _] => "stream_info",
+        ["STREAM", "PURGE", _] => "stream_purge",
+        ["STREAM", "MSG", "GET", _] => "stream_msg_get",
+        ["STREAM", "MSG", "DELETE", _] => "stream_msg_delete",
+        ["STREAM", "LEADER", "STEPDOWN", _] => "stream_leader_stepdown",
+        ["CONSUMER", "CREATE" | "DURABLE", ..] => "consumer_create",
+        ["CONSUMER", "INFO", ..] => "consumer_info",
+        ["CONSUMER", "DELETE", ..] => "consumer_delete",
+        ["CONSUMER", "NAMES", ..] => "consumer_names",
+        ["CONSUMER", "LIST", ..] => "consumer_list",
+        ["CONSUMER", "LEADER", "STEPDOWN", ..] => "consumer_leader_stepdown",
+        _ => return None,
+    })
 }
 
 /// The stream a stream-scoped request names.
