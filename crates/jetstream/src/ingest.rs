@@ -479,6 +479,23 @@ impl Stream {
     }
 }
 
+/// The messages of a batch of commands, and the close request among them (messages
+/// after it are dropped: the store closes after those before it).
+pub(crate) fn split(
+    cmds: &mut Vec<Cmd>,
+) -> (Vec<Inbound>, Option<tokio::sync::oneshot::Sender<()>>) {
+    let mut batch = Vec::with_capacity(cmds.len());
+    let mut close = None;
+    for cmd in cmds.drain(..) {
+        match cmd {
+            Cmd::Msg(m) if close.is_none() => batch.push(m),
+            Cmd::Msg(_) => {}
+            Cmd::Close(tx) => close = Some(tx),
+        }
+    }
+    (batch, close)
+}
+
 /// The ingest task of one stream: batches, stores on a blocking thread, publishes PubAcks.
 /// Ends after a [`Cmd::Close`] (having closed the store). However it ends (a panic
 /// included), the queue is closed behind it, so nothing waits on a dead task.
@@ -493,15 +510,7 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
             .queue
             .recv(MAX_BATCH, MAX_BATCH_BYTES, &mut cmds)
             .await;
-        let mut batch = Vec::with_capacity(cmds.len());
-        let mut close = None;
-        for cmd in cmds.drain(..) {
-            match cmd {
-                Cmd::Msg(m) if close.is_none() => batch.push(m),
-                Cmd::Msg(_) => {}
-                Cmd::Close(tx) => close = Some(tx),
-            }
-        }
+        let (mut batch, close) = split(&mut cmds);
         if !batch.is_empty() {
             let s = stream.clone();
             let stored = tokio::task::spawn_blocking(move || {

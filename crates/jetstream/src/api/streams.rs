@@ -23,36 +23,40 @@ pub const NAMES_LIMIT: usize = 1024;
 /// Infos per `STREAM.LIST` page.
 pub const LIST_LIMIT: usize = 256;
 
+/// `STREAM.CREATE`'s answer: the info and whether this request created the stream.
 #[derive(Serialize)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     #[serde(flatten)]
-    info: StreamInfo,
+    pub info: StreamInfo,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    did_create: bool,
+    pub did_create: bool,
 }
 
+/// `{"success": true}`.
 #[derive(Serialize)]
-struct Success {
-    success: bool,
+pub(crate) struct Success {
+    pub success: bool,
 }
 
+/// `STREAM.NAMES`' answer.
 #[derive(Serialize)]
-struct NamesBody {
-    streams: Vec<String>,
+pub(crate) struct NamesBody {
+    pub streams: Vec<String>,
 }
 
+/// `STREAM.LIST`'s answer.
 #[derive(Serialize)]
-struct ListBody {
-    streams: Vec<StreamInfo>,
+pub(crate) struct ListBody {
+    pub streams: Vec<StreamInfo>,
 }
 
 /// Body of `STREAM.NAMES` / `STREAM.LIST`.
 #[derive(Debug, Default, Deserialize)]
-struct ListRequest {
+pub(crate) struct ListRequest {
     #[serde(default, deserialize_with = "null_default")]
-    offset: usize,
+    pub offset: usize,
     #[serde(default, deserialize_with = "null_default")]
-    subject: String,
+    pub subject: String,
 }
 
 /// Parses a create/update body and checks the name against the subject (`clustered`:

@@ -11,12 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 
 use super::meta::{MetaOp, StreamAssignment};
 use super::JsCluster;
 use crate::advisory::{stream_action, StreamAction};
-use crate::api::streams::parse_config;
+use crate::api::streams::{parse_config, CreateBody, ListBody, ListRequest, NamesBody, Success};
 use crate::api::{parse_body, respond, ApiRequest, ApiResponse, Paged};
 use crate::config::{RetentionPolicy, StreamConfig};
 use crate::errors::ApiError;
@@ -154,19 +153,6 @@ fn stream_token<'a>(rest: &[&'a str]) -> Option<&'a str> {
         ["DIRECT", "GET", name, ..] => name,
         _ => return None,
     })
-}
-
-#[derive(Serialize)]
-struct Success {
-    success: bool,
-}
-
-#[derive(Serialize)]
-struct CreateBody {
-    #[serde(flatten)]
-    info: StreamInfo,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    did_create: bool,
 }
 
 /// Runs a future from the API's blocking thread.
@@ -383,24 +369,6 @@ fn delete(js: &JetStream, c: &JsCluster, name: &str) -> ApiResponse {
             .push(stream_action(name, StreamAction::Delete));
     }
     resp
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct ListRequest {
-    #[serde(default, deserialize_with = "crate::json::null_default")]
-    offset: usize,
-    #[serde(default, deserialize_with = "crate::json::null_default")]
-    subject: String,
-}
-
-#[derive(Serialize)]
-struct NamesBody {
-    streams: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct ListBody {
-    streams: Vec<StreamInfo>,
 }
 
 /// `STREAM.NAMES` / `STREAM.LIST` from the assignments (`list`: with infos).

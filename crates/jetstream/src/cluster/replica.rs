@@ -23,7 +23,7 @@ use super::meta::StreamAssignment;
 use super::JsCluster;
 use crate::errors::ApiError;
 use crate::port::Port;
-use crate::stream::{Cmd, Inbound, Stream};
+use crate::stream::{Inbound, Stream};
 use crate::time::now_nanos;
 
 /// Most bytes of messages in one proposal (an AppendEntries carries up to 8 entries and
@@ -226,15 +226,7 @@ pub(crate) async fn ingest(stream: Arc<Stream>, port: Arc<dyn Port>, replica: Ar
             .queue
             .recv(PROPOSAL_MSGS, PROPOSAL_BYTES, &mut cmds)
             .await;
-        let mut batch = Vec::with_capacity(cmds.len());
-        let mut close = None;
-        for cmd in cmds.drain(..) {
-            match cmd {
-                Cmd::Msg(m) if close.is_none() => batch.push(m),
-                Cmd::Msg(_) => {}
-                Cmd::Close(tx) => close = Some(tx),
-            }
-        }
+        let (batch, close) = crate::ingest::split(&mut cmds);
         if !batch.is_empty() && replica.group.is_leader() {
             // Up to PIPELINE entries in flight: openraft appends (and fsyncs) what has
             // gathered in one go; the queue keeps filling meanwhile.
