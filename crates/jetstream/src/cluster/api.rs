@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use super::meta::{MetaOp, StreamAssignment};
 use super::JsCluster;
 use crate::advisory::{stream_action, StreamAction};
