@@ -20,6 +20,7 @@ mod consumers_pull;
 mod consumers_retention;
 mod container;
 mod container_cluster;
+mod container_js_cluster;
 mod dashboard;
 mod dashboard_live;
 mod dead_letters;
