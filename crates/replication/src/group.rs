@@ -244,6 +244,20 @@ impl Group {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this node still leads the group, confirmed by a quorum now (a heartbeat
+    /// round, openraft's read index), with everything committed before applied here:
+    /// a leader cut off from the others, which openraft 0.9 keeps as leader until it hears
+    /// a higher term, answers `false` (within `timeout`). For reads that must not be stale.
+    pub async fn confirm_leader(&self, timeout: Duration) -> bool {
+        if !self.is_leader() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Whether this node leads the group.
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.me)

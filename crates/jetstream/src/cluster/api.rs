@@ -49,6 +49,10 @@ pub(crate) fn dispatch(
     // (as nats-server: a leader elected meanwhile answers first).
     let meta = |kind: &str, f: &dyn Fn() -> ApiResponse| {
         if leader {
+            // A meta leader cut off from the others does not answer from stale state.
+            if !confirmed(&c.meta) {
+                return Some(None);
+            }
             Some(Some(f()))
         } else if leaderless {
             std::thread::sleep(LEADERLESS_DELAY);
@@ -63,7 +67,7 @@ pub(crate) fn dispatch(
     };
     let p = &req.payload[..];
     match rest {
-        ["INFO"] if leader => None,
+        ["INFO"] if leader => (!confirmed(&c.meta)).then_some(None),
         ["INFO"] => meta("account_info", &|| unreachable_response()),
         ["STREAM", "CREATE", name] => meta("stream_create", &|| create(js, c, name, p)),
         ["STREAM", "UPDATE", name] => meta("stream_update", &|| update(js, c, name, p)),
@@ -98,6 +102,10 @@ pub(crate) fn dispatch(
             }
             let replica = js.stream(name).and_then(|s| s.replica.get().cloned());
             match replica {
+                // Answered only after a quorum confirmed the leadership: a leader that
+                // was cut off (and does not know yet that another one was elected) stays
+                // silent rather than answer from a stale store.
+                Some(r) if r.group.is_leader() && !confirmed(&r.group) => Some(None),
                 Some(r) if r.group.is_leader() => match rest {
                     ["STREAM", "LEADER", "STEPDOWN", _] => Some(Some(step_down(c, &r))),
                     ["CONSUMER", "LEADER", "STEPDOWN", stream, consumer] => {
@@ -138,6 +146,14 @@ fn response_type(rest: &[&str]) -> Option<&'static str> {
         ["CONSUMER", "LEADER", "STEPDOWN", ..] => "consumer_leader_stepdown",
         _ => return None,
     })
+}
+
+/// How long a leader waits for a quorum to confirm it before answering a request.
+const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether this node's leadership of `group` is confirmed by a quorum now.
+fn confirmed(group: &petrel_replication::Group) -> bool {
+    block_on(group.confirm_leader(CONFIRM_WAIT))
 }
 
 /// The stream a stream-scoped request names.
