@@ -7,11 +7,8 @@
 use std::time::Duration;
 
 use crate::cluster::{drain_now, settle, until_received_within};
-use crate::docker_support::{
-    docker_ok, docker_or_skip, ensure_image, free_port, wait_health, Project,
-};
+use crate::docker_support::{docker_ok, docker_or_skip, ensure_image, three_nodes_up, wait_health};
 
-const NODES: [&str; 3] = ["nats-1", "nats-2", "nats-3"];
 /// How long routes may take to (re)form: containers start and heal on a machine that may
 /// be running the rest of the tests too (a partition is noticed after ping_max PINGs).
 const CONVERGE: Duration = Duration::from_secs(40);
@@ -64,18 +61,7 @@ async fn a_container_cluster_heals_after_a_partition_and_a_restart() {
         return;
     }
     ensure_image();
-    let ports = [free_port(), free_port(), free_port()];
-    let env: Vec<(String, String)> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("PETREL_PORT_{}", i + 1), p.to_string()))
-        .collect();
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let project = Project::new("compose.cluster.yaml", &env_ref);
-    project.ok(&["up", "-d"]);
-    for node in NODES {
-        wait_health(&project.container(node), "healthy", Duration::from_secs(60));
-    }
+    let (project, ports) = three_nodes_up("compose.cluster.yaml", Duration::from_secs(60));
     let mut clients = Vec::new();
     for p in ports {
         clients.push(connect(p).await);

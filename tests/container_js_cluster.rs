@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use crate::docker_support::{
-    docker_ok, docker_or_skip, ensure_image, free_port, wait_health, Project,
-};
+use crate::docker_support::{docker_ok, docker_or_skip, ensure_image, three_nodes_up, wait_health};
 
 const NODES: [&str; 3] = ["nats-1", "nats-2", "nats-3"];
 /// Elections (2–4 s), partitions noticed after `ping_max` PINGs, containers on a busy
@@ -101,18 +99,7 @@ async fn an_r3_stream_loses_no_acked_message_to_a_partition_or_a_kill() {
         return;
     }
     ensure_image();
-    let ports = [free_port(), free_port(), free_port()];
-    let env: Vec<(String, String)> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("PETREL_PORT_{}", i + 1), p.to_string()))
-        .collect();
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let project = Project::new("compose.js-cluster.yaml", &env_ref);
-    project.ok(&["up", "-d"]);
-    for node in NODES {
-        wait_health(&project.container(node), "healthy", WAIT);
-    }
+    let (project, ports) = three_nodes_up("compose.js-cluster.yaml", WAIT);
     let js: Vec<jetstream::Context> = {
         let mut v = Vec::new();
         for p in ports {

@@ -184,6 +184,24 @@ impl Project {
     }
 }
 
+/// Starts the three-node project of `docker/<file>` (services `nats-1..3`, client ports
+/// `PETREL_PORT_1..3` on free host ports) and waits until every node is healthy.
+pub(crate) fn three_nodes_up(file: &str, healthy_within: Duration) -> (Project, [u16; 3]) {
+    let ports = [free_port(), free_port(), free_port()];
+    let env: Vec<(String, String)> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("PETREL_PORT_{}", i + 1), p.to_string()))
+        .collect();
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let project = Project::new(file, &env_ref);
+    project.ok(&["up", "-d"]);
+    for node in ["nats-1", "nats-2", "nats-3"] {
+        wait_health(&project.container(node), "healthy", healthy_within);
+    }
+    (project, ports)
+}
+
 impl Drop for Project {
     fn drop(&mut self) {
         let out = self.run(&["down", "-v", "--remove-orphans", "-t", "10"]);

@@ -55,10 +55,6 @@ async fn start_cluster(
         cluster_name: cluster.name.clone().unwrap_or_default(),
         server_name: shared.server_name.clone(),
         store_dir: opts.store_dir.clone(),
-        sync: match opts.sync {
-            SyncMode::Always => petrel_store::SyncMode::Always,
-            SyncMode::Interval(d) => petrel_store::SyncMode::Interval(d),
-        },
         backend: backend.clone(),
         timing: petrel_jetstream::RaftTiming::default(),
         min_nodes: cluster.routes.len(),

@@ -59,6 +59,14 @@ pub(crate) struct ListRequest {
     pub subject: String,
 }
 
+/// `resp` with the stream `action` advisory after it, unless it reports an error.
+pub(crate) fn announce(mut resp: ApiResponse, stream: &str, action: StreamAction) -> ApiResponse {
+    if !resp.error {
+        resp.advisories.push(stream_action(stream, action));
+    }
+    resp
+}
+
 /// Parses a create/update body and checks the name against the subject (`clustered`:
 /// replicas up to 5 are taken).
 pub(crate) fn parse_config(
@@ -183,13 +191,11 @@ fn create_inner(
 /// `STREAM.UPDATE.<name>`.
 pub(super) fn update(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let result = update_inner(js, name, payload);
-    let ok = result.is_ok();
-    let mut resp = respond("stream_update", None, result);
-    if ok {
-        resp.advisories
-            .push(stream_action(name, StreamAction::Modify));
-    }
-    resp
+    announce(
+        respond("stream_update", None, result),
+        name,
+        StreamAction::Modify,
+    )
 }
 
 fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo, ApiError> {
@@ -278,13 +284,11 @@ pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
         tracing::info!(stream = name, "stream deleted");
         Ok(Success { success: true })
     })();
-    let ok = result.is_ok();
-    let mut resp = respond("stream_delete", None, result);
-    if ok {
-        resp.advisories
-            .push(stream_action(name, StreamAction::Delete));
-    }
-    resp
+    announce(
+        respond("stream_delete", None, result),
+        name,
+        StreamAction::Delete,
+    )
 }
 
 /// The streams matching a NAMES/LIST request, sorted by name, and the request.

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use super::meta::{MetaOp, StreamAssignment};
 use super::JsCluster;
-use crate::advisory::{stream_action, StreamAction};
-use crate::api::streams::{parse_config, CreateBody, ListBody, ListRequest, NamesBody, Success};
+use crate::advisory::StreamAction;
+use crate::api::streams::{
+    announce, parse_config, CreateBody, ListBody, ListRequest, NamesBody, Success,
+};
 use crate::api::{parse_body, respond, ApiRequest, ApiResponse, Paged};
 use crate::config::{RetentionPolicy, StreamConfig};
 use crate::errors::ApiError;
@@ -313,12 +315,12 @@ fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
             did_create: true,
         })
     })();
-    let mut resp = respond("stream_create", None, result);
+    let resp = respond("stream_create", None, result);
     if did {
-        resp.advisories
-            .push(stream_action(name, StreamAction::Create));
+        announce(resp, name, StreamAction::Create)
+    } else {
+        resp
     }
-    resp
 }
 
 fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiResponse {
@@ -355,13 +357,11 @@ fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
         let a = StreamAssignment { config: cfg, ..a };
         Ok(info_of(js, &a))
     })();
-    let ok = result.is_ok();
-    let mut resp = respond("stream_update", None, result);
-    if ok {
-        resp.advisories
-            .push(stream_action(name, StreamAction::Modify));
-    }
-    resp
+    announce(
+        respond("stream_update", None, result),
+        name,
+        StreamAction::Modify,
+    )
 }
 
 fn delete(js: &JetStream, c: &JsCluster, name: &str) -> ApiResponse {
@@ -377,13 +377,11 @@ fn delete(js: &JetStream, c: &JsCluster, name: &str) -> ApiResponse {
         block_on(c.propose_meta(&op)).map_err(|_| ApiError::cluster_not_available())?;
         Ok(Success { success: true })
     })();
-    let ok = result.is_ok();
-    let mut resp = respond("stream_delete", None, result);
-    if ok {
-        resp.advisories
-            .push(stream_action(name, StreamAction::Delete));
-    }
-    resp
+    announce(
+        respond("stream_delete", None, result),
+        name,
+        StreamAction::Delete,
+    )
 }
 
 /// `STREAM.NAMES` / `STREAM.LIST` from the assignments (`list`: with infos).

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use petrel_replication::{node_id, Group, NodeId, Registry, Timing};
-use petrel_store::{Backend, SyncMode};
+use petrel_store::Backend;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
@@ -49,6 +49,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const OFFLINE_AFTER: Duration = Duration::from_secs(5);
 /// How long the set of heard nodes must hold still before the meta group is bootstrapped.
 pub const BOOT_STABLE: Duration = Duration::from_secs(1);
+/// Most nodes heard at once (the heartbeats of more are ignored).
+const MAX_PEERS: usize = 256;
 /// Assignment changes waiting to be carried out on this node.
 const RECONCILE_QUEUE: usize = 10_000;
 
@@ -61,8 +63,6 @@ pub struct ClusterConfig {
     pub server_name: String,
     /// JetStream's store directory; groups live under `jetstream/_cluster_/`.
     pub store_dir: PathBuf,
-    /// How the replicas' stores sync.
-    pub sync: SyncMode,
     /// The I/O layer.
     pub backend: Arc<dyn Backend>,
     /// Raft timers.
@@ -100,8 +100,6 @@ pub struct JsCluster {
     pub(crate) state: Arc<MetaState>,
     accounts: RwLock<HashMap<String, Weak<JetStream>>>,
     peers: Mutex<HashMap<NodeId, Peer>>,
-    /// Serializes the stream groups' opening and closing on this node.
-    pub(crate) reconciling: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
     port: Arc<dyn Port>,
 }
@@ -152,7 +150,6 @@ impl JsCluster {
             state,
             accounts: RwLock::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
-            reconciling: tokio::sync::Mutex::new(()),
             shutdown,
             port: port.clone(),
         });
@@ -262,11 +259,6 @@ impl JsCluster {
         }
     }
 
-    /// The cluster's name.
-    pub fn name(&self) -> &str {
-        &self.config.cluster_name
-    }
-
     /// Stops the tasks and every group (logs stay on disk).
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -343,8 +335,10 @@ impl Handler for Heartbeats {
         ) else {
             return Flow::Ok;
         };
-        if beat.id != c.me && beat.id == node_id(&beat.name) {
-            c.peers.lock().insert(
+        let mut peers = c.peers.lock();
+        let known = peers.contains_key(&beat.id);
+        if beat.id != c.me && beat.id == node_id(&beat.name) && (known || peers.len() < MAX_PEERS) {
+            peers.insert(
                 beat.id,
                 Peer {
                     name: beat.name,

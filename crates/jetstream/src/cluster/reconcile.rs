@@ -113,7 +113,6 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
         tracing::debug!(account, stream = name, "reconcile: account not attached");
         return;
     };
-    let _one = c.reconciling.lock().await;
     tracing::debug!(account, stream = name, "reconcile");
     let want = c.state.stream(account, name).filter(|a| a.has(c.me));
     let have = js
