@@ -211,6 +211,8 @@ table! {
     CLUSTER_REQUIRED = 503, 10010, "JetStream clustering support required";
     /// The named peer is not in the group.
     CLUSTER_PEER_NOT_MEMBER = 400, 10040, "peer not a member";
+    /// A removed peer has no replacement.
+    PEER_REMAP = 503, 10075, "peer remap failed";
     /// `num_replicas` cannot change (yet) on update.
     STREAM_REPLICAS_NOT_UPDATABLE = 400, 10061, "Replicas configuration can not be updated";
 }
@@ -571,6 +573,10 @@ impl ApiError {
     /// 10040 peer not a member.
     pub fn cluster_peer_not_member() -> Self {
         CLUSTER_PEER_NOT_MEMBER.into()
+    }
+    /// 10075 peer remap failed.
+    pub fn peer_remap() -> Self {
+        PEER_REMAP.into()
     }
     /// 10061 Replicas configuration can not be updated.
     pub fn replicas_not_updatable() -> Self {

@@ -12,10 +12,12 @@
 
 mod group;
 mod log;
+mod membership;
 mod net;
 
 pub use group::{node_id, Group, GroupConfig, GroupEntry, Machine, NodeId, ProposeError, Timing};
 pub use log::{FileLog, LogRecovery};
+pub use membership::Converged;
 pub use net::{frame_reply, Op, Pending, Registry, Transport};
 pub use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, StoredMembership};
 

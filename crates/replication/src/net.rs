@@ -34,6 +34,9 @@ pub enum Op {
     Snapshot,
     /// Start an election now (a leader stepping down in favour of the callee).
     Elect,
+    /// The callee's committed voters, if it leads (a removed member asking whether it
+    /// may stop).
+    Members,
 }
 
 impl Op {
@@ -44,6 +47,7 @@ impl Op {
             Op::Vote => "V",
             Op::Snapshot => "SNAP",
             Op::Elect => "EL",
+            Op::Members => "MB",
         }
     }
 
@@ -54,6 +58,7 @@ impl Op {
             "V" => Op::Vote,
             "SNAP" => Op::Snapshot,
             "EL" => Op::Elect,
+            "MB" => Op::Members,
             _ => return None,
         })
     }
@@ -97,7 +102,7 @@ pub fn frame_reply(answer: Result<Vec<u8>, String>) -> Vec<u8> {
     rest
 }
 
-fn unframe(reply: &[u8]) -> Result<&[u8], String> {
+pub(crate) fn unframe(reply: &[u8]) -> Result<&[u8], String> {
     match reply.split_first() {
         Some((0, body)) => Ok(body),
         Some((_, why)) => Err(String::from_utf8_lossy(why).into_owned()),
@@ -246,5 +251,9 @@ async fn serve_one(g: &Group, op: Op, body: &[u8]) -> Result<Vec<u8>, String> {
             g.elect().await?;
             Vec::new()
         }
+        Op::Members => encode(
+            &g.committed_voters()
+                .map(|v| v.into_iter().collect::<Vec<_>>()),
+        ),
     })
 }

@@ -72,6 +72,9 @@ impl Machine for Strings {
 }
 
 const WAIT: Duration = Duration::from_secs(10);
+/// The multi-node tests run one at a time: two at once on a small, loaded machine
+/// starve each other's heartbeats into spurious elections.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 // Short, but long enough that a loaded CI machine does not start spurious elections
 // in the middle of the writes (it did with 50 ms / 300–600 ms).
 const FAST: Timing = Timing {
@@ -105,7 +108,7 @@ async fn write_all(g: &Group, prefix: &str, n: usize) {
         let reply = g
             .propose(format!("{prefix}{i}").into_bytes())
             .await
-            .expect("committed");
+            .unwrap_or_else(|e| panic!("{prefix}{i} on {} not committed: {e:?}", g.me));
         assert_eq!(reply, format!("ok {prefix}{i}").into_bytes());
     }
 }
@@ -126,6 +129,7 @@ async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
+    let _serial = SERIAL.lock().await;
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let wire = Wire::default();
     let mut nodes = Vec::new();
@@ -137,9 +141,22 @@ async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
     for (g, _) in &nodes {
         g.initialize(members.clone()).await.expect("initialize");
     }
-    let first = nodes[0].0.wait_leader(WAIT).await.expect("a leader");
-    let lead = nodes[(first - 1) as usize].0.clone();
-    assert!(lead.is_leader());
+    // The first leader a quorum confirms (right after the start, two nodes may both run
+    // and the first winner lose its term to the second).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let lead = loop {
+        if let Some((g, _)) = nodes.iter().find(|n| n.0.is_leader()) {
+            if g.confirm_leader(Duration::from_secs(2)).await {
+                break g.clone();
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no confirmed leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let first = lead.me;
     assert_eq!(lead.members(), members);
     write_all(&lead, "a", 20).await;
     let last = lead.metrics().last_applied.map(|l| l.index);
@@ -176,13 +193,13 @@ async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
     applied_everywhere(&others.iter().collect::<Vec<_>>(), last).await;
     for (g, m) in &nodes {
         if g.me != first {
-            assert_eq!(*m.data.lock(), want);
+            has_all(m, &want).await;
         }
     }
     // The old leader comes back from its files and catches up, in the same order.
     let (back, m) = start(&wire, first, dirs[(first - 1) as usize].path()).await;
     applied_everywhere(&[&back], last).await;
-    assert_eq!(*m.data.lock(), want);
+    has_all(&m, &want).await;
     // Stepdown: the leader asks another member to run; it wins (its log is as long).
     let target = others.iter().find(|g| g.me != second).unwrap().me;
     lead.step_down(&wire, target).await.expect("stepped down");
@@ -195,4 +212,106 @@ async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
         .expect("a leader")
         .clone();
     write_all(&now, "c", 3).await;
+}
+
+/// Waits until `f` holds, at most [`WAIT`].
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `m` applied as many entries as `want` has, then compares them (a leader's
+/// metrics may lag its last apply, so the index it reports is not waited for).
+async fn has_all(m: &Strings, want: &[String]) {
+    until("every entry applied", || m.data.lock().len() >= want.len()).await;
+    assert_eq!(*m.data.lock(), want);
+}
+
+/// Waits until `g` learns from one of `others` that it is out of the group.
+async fn removed(g: &Group, wire: &Wire, others: &[NodeId]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !g.was_removed(wire, others).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never learned it is out",
+            g.me
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_grows_and_shrinks_and_the_removed_learn_it() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let wire = Wire::default();
+    let (one, m1) = start(&wire, 1, dirs[0].path()).await;
+    let name = |i: NodeId| (i, format!("n{i}"));
+    one.initialize(BTreeMap::from([name(1)])).await.unwrap();
+    until("node 1 leads", || one.is_leader()).await;
+    write_all(&one, "a", 10).await;
+    // R1 → R3: the new members start with no membership and catch up from the log.
+    let (two, m2) = start(&wire, 2, dirs[1].path()).await;
+    let (three, m3) = start(&wire, 3, dirs[2].path()).await;
+    let three_set = BTreeMap::from([name(1), name(2), name(3)]);
+    assert_eq!(
+        one.converge(&wire, &three_set).await.unwrap(),
+        crate::Converged::Changed
+    );
+    assert_eq!(one.voters(), three_set.keys().copied().collect());
+    let voters = Some(three_set.keys().copied().collect());
+    until("the new voters are committed", || {
+        one.committed_voters() == voters
+    })
+    .await;
+    // Converging again changes nothing; a follower never converges.
+    assert_eq!(
+        one.converge(&wire, &three_set).await.unwrap(),
+        crate::Converged::Nothing
+    );
+    assert_eq!(two.committed_voters(), None);
+    write_all(&one, "b", 5).await;
+    let want: Vec<String> = (0..10)
+        .map(|i| format!("a{i}"))
+        .chain((0..5).map(|i| format!("b{i}")))
+        .collect();
+    for m in [&m2, &m3] {
+        has_all(m, &want).await;
+    }
+    // Node 3 is still a member: it does not leave.
+    assert!(!three.was_removed(&wire, &[1, 2]).await);
+    // Replace 3 with 4, then drop the leader itself: it hands over to a member that stays,
+    // which finishes the change.
+    let (four, m4) = start(&wire, 4, dirs[3].path()).await;
+    let target = BTreeMap::from([name(1), name(2), name(4)]);
+    one.converge(&wire, &target).await.unwrap();
+    removed(&three, &wire, &[1, 2, 4]).await;
+    let target = BTreeMap::from([name(2), name(4)]);
+    match one.converge(&wire, &target).await.unwrap() {
+        crate::Converged::SteppedDown(to) => assert!(to == 2 || to == 4),
+        other => panic!("the leader did not hand over: {other:?}"),
+    }
+    let new = [&two, &four]
+        .into_iter()
+        .find(|g| g.is_leader())
+        .expect("2 or 4 leads")
+        .clone();
+    assert_eq!(
+        new.converge(&wire, &target).await.unwrap(),
+        crate::Converged::Changed
+    );
+    removed(&one, &wire, &[2, 4]).await;
+    write_all(&new, "c", 3).await;
+    let want: Vec<String> = want
+        .into_iter()
+        .chain((0..3).map(|i| format!("c{i}")))
+        .collect();
+    for m in [&m2, &m4] {
+        has_all(m, &want).await;
+    }
+    // The removed members never saw the last writes.
+    assert!(m1.data.lock().len() < want.len() && m3.data.lock().len() < want.len());
 }

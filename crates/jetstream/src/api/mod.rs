@@ -162,6 +162,11 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
             None,
             Err(ApiError::cluster_required()),
         ),
+        ["STREAM", "PEER", "REMOVE", _] => respond::<()>(
+            "stream_remove_peer",
+            None,
+            Err(ApiError::cluster_required()),
+        ),
         ["CONSUMER", "LEADER", "STEPDOWN", _, _] => respond::<()>(
             "consumer_leader_stepdown",
             None,

@@ -76,6 +76,9 @@ pub(crate) fn dispatch(
         ["STREAM", "DELETE", name] => meta("stream_delete", &|| delete(js, c, name)),
         ["STREAM", "NAMES"] => meta("stream_names", &|| names(js, c, p, false)),
         ["STREAM", "LIST"] => meta("stream_list", &|| names(js, c, p, true)),
+        ["STREAM", "PEER", "REMOVE", name] => meta("stream_remove_peer", &|| {
+            super::peers::remove_peer(c, &js.config.account, name, p)
+        }),
         ["STREAM", "SNAPSHOT", _] => meta("stream_snapshot", &|| {
             respond::<()>(
                 "stream_snapshot",
@@ -173,7 +176,7 @@ fn stream_token<'a>(rest: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Runs a future from the API's blocking thread.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Handle::current().block_on(f)
 }
 
@@ -207,14 +210,19 @@ fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamIn
     info_of(js, a)
 }
 
-/// Chooses `n` online members of the meta group, least loaded first.
-fn place(c: &JsCluster, n: usize, stream: &str) -> Result<Vec<(u64, String)>, ApiError> {
+/// Chooses `n` online members of the meta group outside `skip`, least loaded first.
+pub(super) fn place(
+    c: &JsCluster,
+    n: usize,
+    stream: &str,
+    skip: &[u64],
+) -> Result<Vec<(u64, String)>, ApiError> {
     let members = c.meta.voters();
     let load = c.state.load();
     let mut candidates: Vec<(usize, u64, u64, String)> = c
         .online()
         .into_iter()
-        .filter(|(_, id)| members.contains(id))
+        .filter(|(_, id)| members.contains(id) && !skip.contains(id))
         .map(|(name, id)| {
             let spread = petrel_replication::node_id(&format!("{stream}/{name}"));
             (load.get(&id).copied().unwrap_or(0), spread, id, name)
@@ -295,7 +303,8 @@ fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
         let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
         let a = StreamAssignment {
             account: account.clone(),
-            peers: place(c, n, name)?,
+            peers: place(c, n, name, &[])?,
+            added: Vec::new(),
             group: format!("S-R{n}F-{:08x}", fastrand::u32(..)),
             created: now_nanos(),
             config: cfg,
@@ -336,14 +345,22 @@ fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
             .stream(account, name)
             .ok_or_else(ApiError::stream_not_found)?;
         let cfg = requested.normalize_for(true)?.check_update(&a.config)?;
-        if cfg.num_replicas != a.config.num_replicas {
-            return Err(ApiError::replicas_not_updatable());
-        }
         check_supported(&cfg)?;
         check_overlap(c, account, &cfg)?;
+        // A new `num_replicas` moves the stream to a new peer set.
+        let peers = if cfg.num_replicas == a.config.num_replicas {
+            None
+        } else {
+            let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
+            let leader = js
+                .stream(name)
+                .and_then(|s| s.replica.get().and_then(|r| r.group.leader()));
+            Some(super::peers::scaled(c, &a, n, leader)?)
+        };
         let op = MetaOp::UpdateStream {
             account: account.clone(),
             config: cfg.clone(),
+            peers,
         };
         block_on(c.propose_meta(&op)).map_err(|_| ApiError::cluster_not_available())?;
         // The local replica takes the config through the reconcile task.

@@ -28,12 +28,26 @@ pub(crate) struct StreamAssignment {
     pub group: String,
     /// The replicas: (node id, server name).
     pub peers: Vec<(NodeId, String)>,
+    /// The replicas placed after the stream was created (a scale-up or a removed peer's
+    /// replacement): they join the running group instead of initializing it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<NodeId>,
 }
 
 impl StreamAssignment {
     /// Whether `id` holds a replica.
     pub fn has(&self, id: NodeId) -> bool {
         self.peers.iter().any(|(p, _)| *p == id)
+    }
+
+    /// Moves the replicas to `peers`; those not among them before count as added.
+    pub fn set_peers(&mut self, peers: Vec<(NodeId, String)>) {
+        for (id, _) in &peers {
+            if !self.has(*id) && !self.added.contains(id) {
+                self.added.push(*id);
+            }
+        }
+        self.peers = peers;
     }
 }
 
@@ -45,10 +59,13 @@ impl StreamAssignment {
 pub(crate) enum MetaOp {
     /// A new stream (refused when the name is taken).
     AddStream(StreamAssignment),
-    /// A stream's new config.
+    /// A stream's new config, and with `peers` its new replicas (a scale or a peer
+    /// removal).
     UpdateStream {
         account: String,
         config: StreamConfig,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peers: Option<Vec<(NodeId, String)>>,
     },
     /// A stream removed.
     DeleteStream { account: String, name: String },
@@ -131,11 +148,18 @@ impl MetaState {
                         (key, Vec::new())
                     }
                 }
-                MetaOp::UpdateStream { account, config } => {
+                MetaOp::UpdateStream {
+                    account,
+                    config,
+                    peers,
+                } => {
                     let key = (account, config.name.clone());
                     match streams.get_mut(&key) {
                         Some(a) => {
                             a.config = config;
+                            if let Some(peers) = peers {
+                                a.set_peers(peers);
+                            }
                             (key, Vec::new())
                         }
                         None => (key, b"not found".to_vec()),
@@ -212,6 +236,7 @@ mod tests {
             created: 1,
             group: format!("S-{name}"),
             peers: peers.iter().map(|p| (*p, format!("n{p}"))).collect(),
+            added: Vec::new(),
         }
     }
 
@@ -237,10 +262,21 @@ mod tests {
         changed.max_msgs = 10;
         let update = MetaOp::UpdateStream {
             account: "$G".into(),
-            config: changed,
+            config: changed.clone(),
+            peers: None,
         };
         assert!(state.apply(update).is_empty());
         assert_eq!(state.stream("$G", "A").unwrap().config.max_msgs, 10);
+        // New replicas: 2 is replaced by 4, which counts as added (it joins the group).
+        let moved = MetaOp::UpdateStream {
+            account: "$G".into(),
+            config: changed,
+            peers: Some(vec![(1, "n1".into()), (3, "n3".into()), (4, "n4".into())]),
+        };
+        assert!(state.apply(moved).is_empty());
+        let a = state.stream("$G", "A").unwrap();
+        assert!(a.has(4) && !a.has(2));
+        assert_eq!(a.added, vec![4]);
         let gone = MetaOp::DeleteStream {
             account: "$G".into(),
             name: "A".into(),
@@ -252,7 +288,7 @@ mod tests {
         while let Ok((_, name)) = rx.try_recv() {
             queued.push(name);
         }
-        assert_eq!(queued, vec!["A", "B", "A", "A"]);
+        assert_eq!(queued, vec!["A", "B", "A", "A", "A"]);
     }
 
     #[test]

@@ -19,8 +19,10 @@ mod api;
 mod applied;
 mod machine;
 mod meta;
+mod peers;
 mod reconcile;
 pub(crate) mod replica;
+mod stepdown;
 mod transport;
 
 use std::collections::{BTreeMap, HashMap};
@@ -155,6 +157,14 @@ impl JsCluster {
         });
         let heard = Arc::new(Heartbeats(Arc::downgrade(&cluster)));
         port.subscribe(HEARTBEAT, None, Accept::RoutesOnly, heard);
+        let stepdown =
+            stepdown::MetaStepdown(Arc::downgrade(&cluster), tokio::runtime::Handle::current());
+        port.subscribe(
+            stepdown::META_STEPDOWN,
+            None,
+            Accept::ClientsOnly,
+            Arc::new(stepdown),
+        );
         tokio::spawn(beat_loop(Arc::downgrade(&cluster), stop.clone()));
         tokio::spawn(membership_loop(Arc::downgrade(&cluster), stop.clone()));
         tokio::spawn(reconcile::reconcile_loop(

@@ -3,6 +3,7 @@
 //! the stream is deleted or moved, and runs the stream's durable consumers only while this
 //! node leads the stream's group.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::machine::{open_store, StreamMachine};
 use super::meta::StreamAssignment;
+use super::peers::{converge_loop, leave_loop};
 use super::replica::Replica;
 use super::{cluster_dir, JsCluster};
 use crate::jetstream::JetStream;
@@ -48,6 +50,8 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         assignment: Mutex::new(a.clone()),
         cluster: Arc::downgrade(c),
         checkpoints: Default::default(),
+        leaving: Default::default(),
+        left: Default::default(),
     });
     let _ = stream.replica.set(replica);
     js.register(stream.clone());
@@ -56,7 +60,12 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         Arc::downgrade(&stream),
         group.clone(),
     ));
-    group.initialize(members).await?;
+    tokio::spawn(converge_loop(Arc::downgrade(c), Arc::downgrade(&stream)));
+    // A replica placed after creation joins the running group (the leader adds it);
+    // only the first replicas make the first membership.
+    if !a.added.contains(&c.me) {
+        group.initialize(members).await?;
+    }
     tracing::info!(stream = %a.config.name, group = %a.group, "stream replica started");
     Ok(())
 }
@@ -144,6 +153,17 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
             }
             *r.assignment.lock() = a;
         }
+        // Taken out of a stream that goes on elsewhere: stays until the leader has
+        // committed the change without it.
+        (None, Some((_, r))) if still_runs(c, account, name, &r) => {
+            if !r.leaving.swap(true, Ordering::AcqRel) {
+                tracing::info!(
+                    stream = name,
+                    "JetStream cluster: replica taken out; leaving"
+                );
+                tokio::spawn(leave_loop(Arc::downgrade(c), account.to_string(), r));
+            }
+        }
         (want, Some((s, r))) => {
             remove(c, &js, s, r).await;
             if let Some(a) = want {
@@ -159,6 +179,16 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
         }
         (None, None) => {}
     }
+}
+
+/// Whether the stream `r` belongs to still runs (same group) elsewhere and `r` has not
+/// been confirmed out of it yet.
+fn still_runs(c: &JsCluster, account: &str, name: &str, r: &Replica) -> bool {
+    let same = c
+        .state
+        .stream(account, name)
+        .is_some_and(|a| *a.group == *r.group.name);
+    same && !r.left.load(Ordering::Acquire)
 }
 
 /// Takes assignment changes off the queue, one at a time.

@@ -42,6 +42,10 @@ pub(crate) struct Replica {
     /// Consumer checkpoints proposed and not yet committed (bounded by
     /// [`MAX_CHECKPOINTS`]: a newer one carries the same state).
     pub checkpoints: std::sync::atomic::AtomicUsize,
+    /// Taken out of the stream; waiting for the leader to confirm it may stop.
+    pub leaving: std::sync::atomic::AtomicBool,
+    /// The leader confirmed this replica is out: the reconcile task removes it.
+    pub left: std::sync::atomic::AtomicBool,
 }
 
 /// Most consumer checkpoints in flight per stream.
