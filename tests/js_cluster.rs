@@ -342,7 +342,7 @@ async fn clustered_api_errors_match_nats_server() {
         },
     )
     .await;
-    // Overlapping subjects (10065), replicas changed by update (10061), the names list.
+    // Overlapping subjects (10065), peer removal and scaling refused, the names list.
     let resp = nc
         .request(
             "$JS.API.STREAM.CREATE.OTHER",
@@ -357,15 +357,46 @@ async fn clustered_api_errors_match_nats_server() {
         body["error"]["description"],
         "subjects overlap with an existing stream"
     );
+    // STREAM.PEER.REMOVE's refusals, as nats-server 2.15.1 words them: no body (10003),
+    // no such peer (10040) or stream (10059), and no fourth node to take the place (10075).
+    let remove = |stream: &'static str, body: &'static str| {
+        let nc = nc.clone();
+        async move {
+            let subject = format!("$JS.API.STREAM.PEER.REMOVE.{stream}");
+            let resp = nc.request(subject, body.into()).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&resp.payload).unwrap()
+        }
+    };
+    assert_eq!(remove("THREE", "").await["error"]["err_code"], 10003);
+    assert_eq!(
+        remove("THREE", r#"{"peer":""}"#).await["error"]["err_code"],
+        10003
+    );
+    assert_eq!(
+        remove("THREE", r#"{"peer":"nope"}"#).await["error"]["err_code"],
+        10040
+    );
+    assert_eq!(
+        remove("NONE", r#"{"peer":"node-1"}"#).await["error"]["err_code"],
+        10059
+    );
+    let refused = remove("THREE", r#"{"peer":"node-1"}"#).await;
+    assert_eq!(
+        refused["type"],
+        "io.nats.jetstream.api.v1.stream_remove_peer_response"
+    );
+    assert_eq!(refused["error"]["err_code"], 10075, "{refused}");
+    assert_eq!(refused["error"]["description"], "peer remap failed");
+    // R5 on three nodes by update: no placement either (10005).
     let resp = nc
         .request(
             "$JS.API.STREAM.UPDATE.THREE",
-            r#"{"name":"THREE","subjects":["three"],"num_replicas":1}"#.into(),
+            r#"{"name":"THREE","subjects":["three"],"num_replicas":5}"#.into(),
         )
         .await
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
-    assert_eq!(body["error"]["err_code"], 10061, "{body}");
+    assert_eq!(body["error"]["err_code"], 10005, "{body}");
     let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
     assert_eq!(names, vec!["THREE".to_string()]);
     // /jsz names the meta group: its leader and the two other members.
@@ -383,11 +414,12 @@ async fn clustered_api_errors_match_nats_server() {
 }
 
 #[tokio::test]
-async fn stepdown_without_clustering_is_10010() {
+async fn stepdown_and_peer_removal_without_clustering_are_10010() {
     let server = petrel_testkit::spawn_jetstream().await;
     let nc = client(&server).await;
     for (subject, kind) in [
         ("$JS.API.STREAM.LEADER.STEPDOWN.S", "stream_leader_stepdown"),
+        ("$JS.API.STREAM.PEER.REMOVE.S", "stream_remove_peer"),
         (
             "$JS.API.CONSUMER.LEADER.STEPDOWN.S.C",
             "consumer_leader_stepdown",

@@ -213,8 +213,6 @@ table! {
     CLUSTER_PEER_NOT_MEMBER = 400, 10040, "peer not a member";
     /// A removed peer has no replacement.
     PEER_REMAP = 503, 10075, "peer remap failed";
-    /// `num_replicas` cannot change (yet) on update.
-    STREAM_REPLICAS_NOT_UPDATABLE = 400, 10061, "Replicas configuration can not be updated";
 }
 
 /// A JetStream API error as sent to clients.
@@ -577,10 +575,6 @@ impl ApiError {
     /// 10075 peer remap failed.
     pub fn peer_remap() -> Self {
         PEER_REMAP.into()
-    }
-    /// 10061 Replicas configuration can not be updated.
-    pub fn replicas_not_updatable() -> Self {
-        STREAM_REPLICAS_NOT_UPDATABLE.into()
     }
     /// 10039 JetStream not enabled for account.
     pub fn not_enabled_for_account() -> Self {

@@ -17,7 +17,7 @@ mod net;
 
 pub use group::{node_id, Group, GroupConfig, GroupEntry, Machine, NodeId, ProposeError, Timing};
 pub use log::{FileLog, LogRecovery};
-pub use membership::Converged;
+pub use membership::{leads, Converged};
 pub use net::{frame_reply, Op, Pending, Registry, Transport};
 pub use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, StoredMembership};
 

@@ -110,3 +110,19 @@ impl Group {
         false
     }
 }
+
+/// Whether the member `id` of `group` leads it with a settled membership (asked over
+/// `transport`, waiting at most `timeout`): how a node outside the group finds its leader.
+pub async fn leads(transport: &dyn Transport, id: NodeId, group: &str, timeout: Duration) -> bool {
+    let Ok(reply) = transport
+        .call_with(id, group, Op::Members, Vec::new(), timeout)
+        .await
+    else {
+        return false;
+    };
+    crate::net::unframe(&reply)
+        .ok()
+        .and_then(|body| postcard::from_bytes::<Option<Vec<NodeId>>>(body).ok())
+        .flatten()
+        .is_some()
+}

@@ -352,10 +352,7 @@ fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
             None
         } else {
             let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
-            let leader = js
-                .stream(name)
-                .and_then(|s| s.replica.get().and_then(|r| r.group.leader()));
-            Some(super::peers::scaled(c, &a, n, leader)?)
+            Some(super::peers::scaled(c, &a, n)?)
         };
         let op = MetaOp::UpdateStream {
             account: account.clone(),

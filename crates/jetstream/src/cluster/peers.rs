@@ -89,17 +89,19 @@ pub(super) async fn leave_loop(c: Weak<JsCluster>, account: String, r: Arc<Repli
     }
 }
 
-/// The peer set of `a` with `n` replicas: the current ones (the stream leader kept first
-/// when shrinking), plus new ones placed on the least loaded online members.
+/// The peer set of `a` with `n` replicas: the current ones (when shrinking, the stream
+/// leader first, then the online ones), plus new ones placed on the least loaded online
+/// members. From a blocking thread (asks the replicas who leads).
 pub(super) fn scaled(
     c: &JsCluster,
     a: &StreamAssignment,
     n: usize,
-    leader: Option<NodeId>,
 ) -> Result<Vec<(NodeId, String)>, ApiError> {
     let mut peers = a.peers.clone();
     if n <= peers.len() {
-        peers.sort_by_key(|(id, _)| Some(*id) != leader);
+        let leader = super::api::block_on(stream_leader(c, a));
+        let online = c.online();
+        peers.sort_by_key(|(id, name)| (Some(*id) != leader, !online.contains_key(name)));
         peers.truncate(n);
         return Ok(peers);
     }
@@ -111,6 +113,30 @@ pub(super) fn scaled(
         &skip,
     )?);
     Ok(peers)
+}
+
+/// Which replica of `a` leads its group, asking them all at once (a second at most).
+async fn stream_leader(c: &JsCluster, a: &StreamAssignment) -> Option<NodeId> {
+    if let Some(g) = c.registry.get(&a.group) {
+        if g.is_leader() {
+            return Some(c.me);
+        }
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for (id, _) in a.peers.iter().filter(|(id, _)| *id != c.me) {
+        let (t, id, group) = (c.transport.clone(), *id, a.group.clone());
+        asks.spawn(async move {
+            petrel_replication::leads(t.as_ref(), id, &group, Duration::from_secs(1))
+                .await
+                .then_some(id)
+        });
+    }
+    while let Some(answer) = asks.join_next().await {
+        if let Ok(Some(id)) = answer {
+            return Some(id);
+        }
+    }
+    None
 }
 
 /// `STREAM.PEER.REMOVE`'s body.

@@ -156,6 +156,10 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
         // Taken out of a stream that goes on elsewhere: stays until the leader has
         // committed the change without it.
         (None, Some((_, r))) if still_runs(c, account, name, &r) => {
+            // A leader taken out hands over to one of the new peers (`converge_loop`).
+            if let Some(a) = c.state.stream(account, name) {
+                *r.assignment.lock() = a;
+            }
             if !r.leaving.swap(true, Ordering::AcqRel) {
                 tracing::info!(
                     stream = name,

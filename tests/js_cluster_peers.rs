@@ -1,0 +1,310 @@
+//! Moving replicated streams between nodes, on four in-process Petrel nodes configured
+//! from a `nats.conf` text (accounts, a system account, routes), driven by async-nats:
+//! `STREAM.PEER.REMOVE` replaces a replica (the leader's too) with a node that catches up
+//! from the log; `num_replicas` changes by `STREAM.UPDATE` (R1 → R3 → R1) keep every
+//! acknowledged message; `META.LEADER.STEPDOWN` from a system-account user moves the meta
+//! leadership, with nats-server 2.15.1's answers to bad requests.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use petrel_testkit::TestServer;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Node `i` of a cluster whose every node lists all route ports (its own included).
+async fn node(i: usize, routes: &[u16], dir: &std::path::Path) -> TestServer {
+    let urls: Vec<String> = routes
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    let text = format!(
+        r#"
+server_name: node-{i}
+jetstream {{ store_dir: "{dir}" }}
+accounts {{
+  SYS {{ users: [{{ user: sys, password: sys }}] }}
+  APP {{ jetstream: enabled, users: [{{ user: app, password: app }}] }}
+}}
+system_account: SYS
+cluster {{ name: peers, listen: 127.0.0.1:{port}, routes: [{routes}] }}
+"#,
+        dir = dir.display(),
+        port = routes[i],
+        routes = urls.join(", "),
+    );
+    let loaded = petrel_config::load_str(&text, "peers.conf").expect("the config loads");
+    petrel_testkit::spawn_with_store(|b, _| {
+        b.options(loaded.options)
+            .host(std::net::Ipv4Addr::LOCALHOST.into())
+            .port(0)
+            .http_port(0)
+    })
+    .await
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+async fn login(s: &TestServer, user: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), user.into())
+        .connect(s.client_url())
+        .await
+        .expect("log in")
+}
+
+/// A JSON API request, retried while the cluster answers 10008 (no leader yet) or not
+/// at all.
+async fn api(nc: &async_nats::Client, subject: &str, body: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sent = nc.request(format!("$JS.API.{subject}"), body.to_string().into());
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(5), sent).await {
+            let v: Value = serde_json::from_slice(&m.payload).expect("a JSON answer");
+            if v["error"]["err_code"] != 10008 {
+                return v;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subject}: no answer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The stream's cluster info once it has a leader and `peers` replicas in all, every
+/// one current.
+async fn settled(nc: &async_nats::Client, name: &str, peers: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = api(nc, &format!("STREAM.INFO.{name}"), "").await;
+        let c = &v["cluster"];
+        let replicas = c["replicas"].as_array().cloned().unwrap_or_default();
+        let current = replicas.iter().all(|r| r["current"] == true);
+        if c["leader"].is_string() && replicas.len() + 1 == peers && current {
+            return c.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never settled: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every server name in a stream's cluster info.
+fn peers_of(cluster: &Value) -> Vec<String> {
+    let mut out = vec![cluster["leader"].as_str().unwrap().to_string()];
+    for r in cluster["replicas"].as_array().into_iter().flatten() {
+        out.push(r["name"].as_str().unwrap().to_string());
+    }
+    out.sort();
+    out
+}
+
+/// Publishes with a `Nats-Msg-Id` until acknowledged; the sequence.
+async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let sent = js
+            .publish_with_headers(subject.to_string(), headers, id.to_string().into())
+            .await;
+        if let Ok(ack) = sent {
+            if let Ok(Ok(ack)) = tokio::time::timeout(Duration::from_secs(3), ack).await {
+                return ack.sequence;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{id} never acked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads messages 1..=n and checks their bodies are `{prefix}{seq}`.
+async fn all_there(js: &jetstream::Context, name: &str, prefix: &str, n: u64) {
+    let s = js.get_stream(name).await.expect("the stream");
+    for seq in 1..=n {
+        let m = s
+            .get_raw_message(seq)
+            .await
+            .unwrap_or_else(|e| panic!("{name} seq {seq}: {e}"));
+        assert_eq!(&m.payload[..], format!("{prefix}{seq}").as_bytes());
+    }
+}
+
+/// The meta leader as a node's `/jsz` reports it.
+async fn meta_leader(s: &TestServer) -> Option<String> {
+    let addr = s.monitor_addr()?;
+    let jsz = petrel_testkit::http_get(addr, "/jsz").await.ok()?.json();
+    jsz["meta_cluster"]["leader"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_move_scale_and_the_meta_leader_steps_down() {
+    let ports = free_ports(4);
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(Some(node(i, &ports, d.path()).await));
+    }
+    fn up(nodes: &[Option<TestServer>], i: usize) -> &TestServer {
+        nodes[i].as_ref().expect("the node is up")
+    }
+    let nc = login(up(&nodes, 0), "app").await;
+    let js = jetstream::new(nc.clone());
+
+    // STREAM.PEER.REMOVE of an R3 stream's leader: a fourth node takes its place and
+    // catches up; nothing acknowledged is lost.
+    let created = api(
+        &nc,
+        "STREAM.CREATE.MOVE",
+        r#"{"name":"MOVE","subjects":["move"],"num_replicas":3}"#,
+    )
+    .await;
+    assert!(created["error"].is_null(), "{created}");
+    let before = settled(&nc, "MOVE", 3).await;
+    for i in 1..=10u64 {
+        assert_eq!(publish_acked(&js, "move", &format!("m{i}")).await, i);
+    }
+    let old = before["leader"].as_str().unwrap().to_string();
+    let asked = api(
+        &nc,
+        "STREAM.PEER.REMOVE.MOVE",
+        &format!(r#"{{"peer":"{old}"}}"#),
+    )
+    .await;
+    assert_eq!(
+        asked["type"],
+        "io.nats.jetstream.api.v1.stream_remove_peer_response"
+    );
+    assert_eq!(asked["success"], true, "{asked}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let after = loop {
+        let c = settled(&nc, "MOVE", 3).await;
+        if !peers_of(&c).contains(&old) {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{old} never left: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(peers_of(&after).len(), 3);
+    for i in 11..=15u64 {
+        assert_eq!(publish_acked(&js, "move", &format!("m{i}")).await, i);
+    }
+    all_there(&js, "MOVE", "m", 15).await;
+    // The peer named is no member now (10040).
+    let again = api(
+        &nc,
+        "STREAM.PEER.REMOVE.MOVE",
+        &format!(r#"{{"peer":"{old}"}}"#),
+    )
+    .await;
+    assert_eq!(again["error"]["err_code"], 10040, "{again}");
+
+    // META.LEADER.STEPDOWN, from the system account only.
+    let sys = login(up(&nodes, 1), "sys").await;
+    let ask = |body: &'static str| {
+        let sys = sys.clone();
+        async move {
+            let m = sys
+                .request("$JS.API.META.LEADER.STEPDOWN", body.into())
+                .await
+                .expect("the meta leader answers");
+            serde_json::from_slice::<Value>(&m.payload).unwrap()
+        }
+    };
+    let bad = ask("{bad").await;
+    assert_eq!(bad["error"]["err_code"], 10025, "{bad}");
+    let unknown = ask(r#"{"placement":{"preferred":"node-9"}}"#).await;
+    assert_eq!(unknown["error"]["err_code"], 10005);
+    assert_eq!(
+        unknown["error"]["description"],
+        r#"preferred server "node-9" not known"#
+    );
+    let elsewhere = ask(r#"{"placement":{"cluster":"zz"}}"#).await;
+    assert_eq!(
+        elsewhere["error"]["description"],
+        "no replacement peer connected"
+    );
+    let first = meta_leader(up(&nodes, 1)).await.expect("a meta leader");
+    let done = ask("").await;
+    assert_eq!(
+        done["type"],
+        "io.nats.jetstream.api.v1.meta_leader_stepdown_response"
+    );
+    assert_eq!(done["success"], true, "{done}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = meta_leader(up(&nodes, 1)).await;
+        if now.is_some() && now.as_deref() != Some(first.as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{first} still leads"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // R1 → R3: the two new replicas catch up, and hold everything once the first one is
+    // gone; R3 → R1 keeps one of them.
+    let created = api(
+        &nc,
+        "STREAM.CREATE.SCALE",
+        r#"{"name":"SCALE","subjects":["scale"],"num_replicas":1}"#,
+    )
+    .await;
+    assert!(created["error"].is_null(), "{created}");
+    let one = settled(&nc, "SCALE", 1).await;
+    for i in 1..=20u64 {
+        assert_eq!(publish_acked(&js, "scale", &format!("s{i}")).await, i);
+    }
+    let grown = api(
+        &nc,
+        "STREAM.UPDATE.SCALE",
+        r#"{"name":"SCALE","subjects":["scale"],"num_replicas":3}"#,
+    )
+    .await;
+    assert_eq!(grown["config"]["num_replicas"], 3, "{grown}");
+    let three = settled(&nc, "SCALE", 3).await;
+    let original = one["leader"].as_str().unwrap().to_string();
+    assert!(peers_of(&three).contains(&original));
+    let gone: usize = original.trim_start_matches("node-").parse().unwrap();
+    let other = (0..4).find(|i| *i != gone && peers_of(&three).contains(&format!("node-{i}")));
+    let other = other.expect("another replica");
+    nodes[gone].take().expect("up").shutdown().await;
+    let nc = login(up(&nodes, other), "app").await;
+    let js = jetstream::new(nc.clone());
+    for i in 21..=25u64 {
+        assert_eq!(publish_acked(&js, "scale", &format!("s{i}")).await, i);
+    }
+    all_there(&js, "SCALE", "s", 25).await;
+    let shrunk = api(
+        &nc,
+        "STREAM.UPDATE.SCALE",
+        r#"{"name":"SCALE","subjects":["scale"],"num_replicas":1}"#,
+    )
+    .await;
+    assert_eq!(shrunk["config"]["num_replicas"], 1, "{shrunk}");
+    settled(&nc, "SCALE", 1).await;
+    for i in 26..=30u64 {
+        assert_eq!(publish_acked(&js, "scale", &format!("s{i}")).await, i);
+    }
+    all_there(&js, "SCALE", "s", 30).await;
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}
