@@ -33,6 +33,7 @@ mod jetstream;
 mod jetstream_limits;
 mod js_client_compat;
 mod js_cluster;
+mod js_cluster_faults;
 mod js_cluster_peers;
 mod kv;
 mod leafnodes;

@@ -44,6 +44,7 @@ mod types;
 pub use error::StoreError;
 pub use file::backend::{probe_writable, read_all, write_atomic, Backend, BackendFile, StdBackend};
 pub use file::faulty::{FaultOp, FaultyBackend};
+pub use file::sim::SimFs;
 pub use file::{FileStore, FileStoreConfig, RecoveryReport, SyncMode};
 pub use mem::MemStore;
 pub use subject::subject_matches;

@@ -4,6 +4,7 @@
 //! (`applied.rs`). A store that does not match its record, fails its read-back check, or
 //! holds more than the log (a cut tail) is emptied and rebuilt from the log.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ pub(super) struct StreamMachine {
 }
 
 impl StreamMachine {
-    fn apply_op(&self, op: StreamOp) -> Vec<u8> {
+    fn apply_op(&self, op: StreamOp, pending: &mut BTreeMap<String, Vec<u8>>) -> Vec<u8> {
         match op {
             StreamOp::Msgs { ts, msgs } => {
                 let mut batch: Vec<Inbound> = msgs
@@ -106,50 +107,72 @@ impl StreamMachine {
                 serde_json::to_vec(&self.stream.delete_msg_local(seq, erase)).unwrap_or_default()
             }
             op => {
-                self.apply_consumer(op);
+                self.apply_consumer(op, pending);
                 Vec::new()
             }
         }
     }
 
-    /// A consumer op: followers keep the leader's consumer files, so the consumer comes
-    /// back where it was when one of them leads. The leader (whose consumer wrote its
-    /// own, newer files) skips it.
-    fn apply_consumer(&self, op: StreamOp) {
+    /// Whether the consumer `name` runs here (this node leads and started it): its own,
+    /// newer files win over the group's copies.
+    fn running(&self, name: &str) -> bool {
+        self.stream.consumers.read().contains_key(name)
+    }
+
+    /// A consumer op: every replica keeps the consumer's files as the group committed
+    /// them, so the consumer comes back where it was on whichever node leads next. State
+    /// checkpoints are only noted in `pending` (the last per consumer is written, durably,
+    /// by [`StreamMachine::flush_states`] before the batch is recorded as applied): the
+    /// apply is the only writer of a replicated consumer's state, the leader's included.
+    fn apply_consumer(&self, op: StreamOp, pending: &mut BTreeMap<String, Vec<u8>>) {
         use crate::consumer::persist;
-        let leading = self
-            .stream
-            .replica
-            .get()
-            .is_some_and(|r| r.group.is_leader());
         let Some(root) = self.stream.dir.as_ref().map(|d| persist::consumers_dir(d)) else {
             return;
         };
         let backend = self.backend.as_ref();
         let done = match op {
-            StreamOp::ConsumerMeta { name, meta } if !leading => {
+            StreamOp::ConsumerMeta { name, meta } if !self.running(&name) => {
                 match serde_json::from_slice::<persist::ConsumerMeta>(&meta) {
                     Ok(m) => persist::write_meta(backend, &root.join(name), &m),
                     Err(e) => Err(std::io::Error::other(e)),
                 }
             }
-            StreamOp::ConsumerState { name, state } if !leading => {
-                let dir = root.join(name);
-                if backend.exists(&dir) {
-                    persist::write_state(backend, &dir, &state, false)
-                } else {
-                    Ok(())
-                }
+            StreamOp::ConsumerState { name, state } => {
+                pending.insert(name, state);
+                Ok(())
             }
-            StreamOp::ConsumerDelete { name }
-                if !self.stream.consumers.read().contains_key(&name) =>
-            {
-                persist::remove(backend, &root.join(name))
+            StreamOp::ConsumerDelete { name } => {
+                pending.remove(&name);
+                if self.running(&name) {
+                    Ok(())
+                } else {
+                    persist::remove(backend, &root.join(name))
+                }
             }
             _ => Ok(()),
         };
         if let Err(e) = done {
             tracing::warn!(stream = %self.stream.name, error = %e, "replicating a consumer's files failed");
+        }
+    }
+
+    /// Writes the noted consumer states, fsynced: the applied record written after them
+    /// must never claim a checkpoint a power loss could take back (a running consumer's
+    /// memory is ahead of its file; the file only has to hold what was committed).
+    fn flush_states(&self, pending: &mut BTreeMap<String, Vec<u8>>) {
+        use crate::consumer::persist;
+        let Some(root) = self.stream.dir.as_ref().map(|d| persist::consumers_dir(d)) else {
+            return;
+        };
+        for (name, state) in std::mem::take(pending) {
+            let dir = root.join(&name);
+            if !self.backend.exists(&dir) {
+                continue;
+            }
+            if let Err(e) = persist::write_state(self.backend.as_ref(), &dir, &state, true) {
+                tracing::warn!(stream = %self.stream.name, consumer = %name, error = %e,
+                    "replicating a consumer's state failed");
+            }
         }
     }
 }
@@ -189,10 +212,11 @@ impl Machine for StreamMachine {
             // the next start applies it again.
             return vec![Vec::new(); entries.len()];
         }
+        let mut pending = BTreeMap::new();
         for e in entries {
             let reply = match e.payload {
                 EntryPayload::Normal(data) => match postcard::from_bytes::<StreamOp>(&data) {
-                    Ok(op) => self.apply_op(op),
+                    Ok(op) => self.apply_op(op, &mut pending),
                     Err(err) => {
                         tracing::error!(stream = %self.stream.name, index = e.log_id.index,
                             error = %err, "unreadable stream entry skipped");
@@ -211,6 +235,7 @@ impl Machine for StreamMachine {
             applied.log_id = Some(e.log_id);
             out.push(reply);
         }
+        self.flush_states(&mut pending);
         applied.last_seq = self.stream.last_seq();
         if let Some(log_id) = &applied.log_id {
             // Not fsynced: a stale record only makes the next open rebuild from the log.

@@ -71,13 +71,29 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
 }
 
 /// Runs the stream's durable consumers on this node while it leads the stream's group:
-/// recovered from their files (the followers' copies, kept by the group) when it becomes
-/// leader, stopped (state written) when it stops leading.
+/// recovered from their files (as the group committed them) once it leads and has caught
+/// up, stopped (state written) when it stops leading.
 async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Group) {
     let mut metrics = group.watch();
     let mut leading = false;
+    // The end of the log when this node became leader: every committed entry is in it.
+    let mut target: Option<Option<u64>> = None;
     loop {
-        let now = metrics.borrow().current_leader == Some(group.me);
+        // A new leader starts the consumers only once it has applied its whole log as it
+        // was at the election (a leader resuming its term after a restart, too): every
+        // checkpoint committed before is then in their files, and no confirmed ack is
+        // delivered again.
+        let now = {
+            let m = metrics.borrow();
+            let leads = m.current_leader == Some(group.me);
+            if !leads {
+                target = None;
+            } else if target.is_none() {
+                target = Some(m.last_log_index);
+            }
+            let applied = m.last_applied.map(|l| l.index);
+            leads && (leading || target.is_some_and(|t| applied >= t))
+        };
         if now != leading {
             leading = now;
             let (Some(j), Some(s)) = (js.upgrade(), stream.upgrade()) else {

@@ -277,9 +277,13 @@ pub(crate) fn step(
     let confirm = !out.replies.is_empty() && stream.replica.get().is_some();
     if st.dirty && c.dir.is_some() {
         if confirm || now.duration_since(st.last_persist) >= PERSIST_EVERY {
-            out.persist = Some(super::persist::encode_state(&st));
+            let state = super::persist::encode_state(&st);
+            // A replicated stream's consumer files are written by the group's apply
+            // alone (durably, on every replica): the checkpoint goes to the group.
             if stream.replica.get().is_some() {
-                out.checkpoint.clone_from(&out.persist);
+                out.checkpoint = Some(state);
+            } else {
+                out.persist = Some(state);
             }
             st.dirty = false;
             st.last_persist = now;

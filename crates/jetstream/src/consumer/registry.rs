@@ -146,11 +146,15 @@ impl JetStream {
         }
     }
 
-    /// Stops every consumer of `stream` and writes their final state durably. Blocking.
+    /// Stops every consumer of `stream` and writes their final state durably (a replicated
+    /// stream's are written by its group's apply only). Blocking.
     pub(crate) fn close_consumers(&self, stream: &Stream) {
         let consumers: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
         for c in consumers {
             self.stop_consumer(&c);
+            if stream.replica.get().is_some() {
+                continue;
+            }
             if let Some(dir) = &c.dir {
                 let bytes = persist::encode_state(&c.state.lock());
                 if let Err(e) = persist::write_state(stream.backend.as_ref(), dir, &bytes, true) {

@@ -12,6 +12,7 @@ mod checkpoint;
 pub(crate) mod faulty;
 mod record;
 mod recovery;
+pub(crate) mod sim;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
