@@ -202,7 +202,7 @@ async fn stored(js: &jetstream::Context, at_least: usize) -> Vec<u64> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Ok(mut s) = js.get_stream("PL").await {
-            if let Ok(i) = s.info().await.map(|i| i.clone()) {
+            if let Ok(i) = s.info().await.cloned() {
                 let lagging = i
                     .cluster
                     .as_ref()
@@ -416,20 +416,16 @@ async fn power_loss_of_a_minority_or_of_every_node_keeps_every_acked_message() {
             }
             next = ledger.lock().unwrap().sent.last().map_or(0, |l| l + 1);
             let js = context(&c.url(0)).await;
-            let l = ledger.lock().unwrap();
-            let acked = l.acked.len();
-            drop(l);
+            let acked = ledger.lock().unwrap().acked.len();
             let ids = stored(&js, acked).await;
-            let l = ledger.lock().unwrap();
-            let kept = check(kind, round, &ids, &l);
-            drop(l);
+            let kept = check(kind, round, &ids, &ledger.lock().unwrap());
             drain(&js, ids.len() as u64, &mut consumed, kind).await;
-            let l = ledger.lock().unwrap();
+            let gap = max_gap(&ledger.lock().unwrap(), before);
             eprintln!(
                 "js-faults kind={kind} round={round} leader={lead} victims={victims:?} consumed={} acked={} total_acked={acked} stored={kept} lost=0 duplicates=0 max_ack_gap_ms={}",
                 consumed.confirmed.len(),
                 acked - before,
-                max_gap(&l, before).as_millis()
+                gap.as_millis()
             );
         }
     }
