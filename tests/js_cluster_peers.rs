@@ -2,8 +2,9 @@
 //! from a `nats.conf` text (accounts, a system account, routes), driven by async-nats:
 //! `STREAM.PEER.REMOVE` replaces a replica (the leader's too) with a node that catches up
 //! from the log; `num_replicas` changes by `STREAM.UPDATE` (R1 → R3 → R1) keep every
-//! acknowledged message; `META.LEADER.STEPDOWN` from a system-account user moves the meta
-//! leadership, with nats-server 2.15.1's answers to bad requests.
+//! acknowledged message; `placement` picks servers by `server_tags` and cluster name;
+//! `META.LEADER.STEPDOWN` from a system-account user moves the meta leadership — with
+//! nats-server 2.15.1's answers to bad requests throughout.
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ async fn node(i: usize, routes: &[u16], dir: &std::path::Path) -> TestServer {
     let text = format!(
         r#"
 server_name: node-{i}
+server_tags: ["AZ:{i}", "cloud:x"]
 jetstream {{ store_dir: "{dir}" }}
 accounts {{
   SYS {{ users: [{{ user: sys, password: sys }}] }}
@@ -214,6 +216,38 @@ async fn replicas_move_scale_and_the_meta_leader_steps_down() {
     .await;
     assert_eq!(again["error"]["err_code"], 10040, "{again}");
 
+    // Placement by `server_tags` (matched without regard to case) and cluster name, with
+    // nats-server 2.15.1's refusals.
+    let tagged = api(
+        &nc,
+        "STREAM.CREATE.TAGGED",
+        r#"{"name":"TAGGED","subjects":["tagged"],"placement":{"tags":["az:3","CLOUD:X"]}}"#,
+    )
+    .await;
+    assert!(tagged["error"].is_null(), "{tagged}");
+    assert_eq!(settled(&nc, "TAGGED", 1).await["leader"], "node-3");
+    let refused = api(
+        &nc,
+        "STREAM.CREATE.NOWHERE",
+        r#"{"name":"NOWHERE","subjects":["nowhere"],"num_replicas":3,"placement":{"tags":["az:2"]}}"#,
+    )
+    .await;
+    assert_eq!(refused["error"]["err_code"], 10005);
+    assert_eq!(
+        refused["error"]["description"],
+        "no suitable peers for placement, tags not matched ['az:2']"
+    );
+    let refused = api(
+        &nc,
+        "STREAM.CREATE.NOWHERE",
+        r#"{"name":"NOWHERE","subjects":["nowhere"],"placement":{"cluster":"zz"}}"#,
+    )
+    .await;
+    assert_eq!(
+        refused["error"]["description"],
+        "no suitable peers for placement"
+    );
+
     // META.LEADER.STEPDOWN, from the system account only.
     let sys = login(up(&nodes, 1), "sys").await;
     let ask = |body: &'static str| {
@@ -233,6 +267,11 @@ async fn replicas_move_scale_and_the_meta_leader_steps_down() {
     assert_eq!(
         unknown["error"]["description"],
         r#"preferred server "node-9" not known"#
+    );
+    let untagged = ask(r#"{"placement":{"tags":["az:9"]}}"#).await;
+    assert_eq!(
+        untagged["error"]["description"],
+        "no replacement peer connected"
     );
     let elsewhere = ask(r#"{"placement":{"cluster":"zz"}}"#).await;
     assert_eq!(

@@ -141,6 +141,8 @@ pub struct User {
 pub struct Options {
     /// Server name (`-n`); defaults to the server id when `None`.
     pub server_name: Option<String>,
+    /// `server_tags`: this server's tags (lower case), matched by JetStream's placement.
+    pub server_tags: Vec<String>,
     /// Interface to listen on (`-a`).
     pub host: IpAddr,
     /// Client port (`-p`); 0 picks a free port (`-p -1` on the command line).
@@ -212,6 +214,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             server_name: None,
+            server_tags: Vec::new(),
             host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: DEFAULT_PORT,
             http_port: None,

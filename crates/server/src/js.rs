@@ -57,6 +57,7 @@ async fn start_cluster(
         store_dir: opts.store_dir.clone(),
         backend: backend.clone(),
         timing: petrel_jetstream::RaftTiming::default(),
+        tags: shared.opts().server_tags.clone(),
         min_nodes: cluster.routes.len(),
     };
     let port = ServerPort::new(shared, shared.accounts.system().clone());

@@ -46,7 +46,6 @@ const NOT_YET: &[&str] = &[
     "max_traced_msg_len",
     "max_sub_tokens",
     "prof_port",
-    "server_tags",
     "no_header_support",
     "disable_sublist_cache",
     "no_sublist_cache",
@@ -121,6 +120,25 @@ struct Applier<'o> {
     websocket_pos: Option<(String, Pos)>,
 }
 
+/// `server_tags`: an array of strings or one comma-separated string, lower-cased (tags
+/// match without regard to case, as nats-server's).
+fn server_tags(v: &Value, key: &str) -> Result<Vec<String>, ConfigError> {
+    let items: Vec<&Value> = match &v.kind {
+        ValueKind::Array(items) => items.iter().collect(),
+        _ => vec![v],
+    };
+    let mut tags = Vec::new();
+    for item in items {
+        for tag in string(item, key)?.split(',') {
+            let tag = tag.trim().to_lowercase();
+            if !tag.is_empty() && !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+    }
+    Ok(tags)
+}
+
 impl Applier<'_> {
     fn warn(&mut self, pos: &Pos, msg: impl AsRef<str>) {
         self.warnings.push(format!("{pos}: {}", msg.as_ref()));
@@ -154,6 +172,7 @@ impl Applier<'_> {
                 }
                 o.server_name = Some(name.to_string());
             }
+            "server_tags" => o.server_tags = server_tags(v, key)?,
             "http" => {
                 let (host, port) = host_port(v, key)?;
                 o.http_host = host;
@@ -677,6 +696,11 @@ mod tests {
         );
         assert!(apply_str("debug: 1").is_err());
         assert!(apply_str("server_name: \"a b\"").is_err());
+        let (o, _) = apply_str("server_tags: [\"AZ:1\", \"cloud:aws\", \"az:1\"]").unwrap();
+        assert_eq!(o.server_tags, vec!["az:1", "cloud:aws"]);
+        let (o, _) = apply_str("server_tags: \"a, b\"").unwrap();
+        assert_eq!(o.server_tags, vec!["a", "b"]);
+        assert!(apply_str("server_tags: 7").is_err());
         assert!(apply_str("max_payload: -1").is_err());
         assert!(apply_str("max_payload: 3G").is_err());
         assert!(apply_str("ping_max: 1.5").is_err());

@@ -99,7 +99,7 @@ max_payloud: 1MB",
     }
     // nats-server keys Petrel does not implement yet are warnings, not errors.
     let l = load(
-        "server_tags: [a]
+        "prof_port: 6060
 no_fast_producer_stall: true
 jetstream { meta_compact: 10 }",
     );

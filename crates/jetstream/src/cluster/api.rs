@@ -210,37 +210,6 @@ fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamIn
     info_of(js, a)
 }
 
-/// Chooses `n` online members of the meta group outside `skip`, least loaded first.
-pub(super) fn place(
-    c: &JsCluster,
-    n: usize,
-    stream: &str,
-    skip: &[u64],
-) -> Result<Vec<(u64, String)>, ApiError> {
-    let members = c.meta.voters();
-    let load = c.state.load();
-    let mut candidates: Vec<(usize, u64, u64, String)> = c
-        .online()
-        .into_iter()
-        .filter(|(_, id)| members.contains(id) && !skip.contains(id))
-        .map(|(name, id)| {
-            let spread = petrel_replication::node_id(&format!("{stream}/{name}"));
-            (load.get(&id).copied().unwrap_or(0), spread, id, name)
-        })
-        .collect();
-    if candidates.len() < n {
-        return Err(ApiError::cluster_no_peers(
-            "no suitable peers for placement",
-        ));
-    }
-    candidates.sort();
-    Ok(candidates
-        .into_iter()
-        .take(n)
-        .map(|(_, _, id, name)| (id, name))
-        .collect())
-}
-
 /// 10065 when `cfg`'s subjects overlap another stream's in the account.
 fn check_overlap(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(), ApiError> {
     for other in c.state.streams(account) {
@@ -303,7 +272,7 @@ fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
         let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
         let a = StreamAssignment {
             account: account.clone(),
-            peers: place(c, n, name, &[])?,
+            peers: super::placement::place(c, n, &cfg, &[])?,
             added: Vec::new(),
             group: format!("S-R{n}F-{:08x}", fastrand::u32(..)),
             created: now_nanos(),
@@ -352,7 +321,7 @@ fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
             None
         } else {
             let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
-            Some(super::peers::scaled(c, &a, n)?)
+            Some(super::peers::scaled(c, &a, &cfg, n)?)
         };
         let op = MetaOp::UpdateStream {
             account: account.clone(),

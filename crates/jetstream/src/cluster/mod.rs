@@ -20,6 +20,7 @@ mod applied;
 mod machine;
 mod meta;
 mod peers;
+mod placement;
 mod reconcile;
 pub(crate) mod replica;
 mod stepdown;
@@ -53,6 +54,9 @@ const OFFLINE_AFTER: Duration = Duration::from_secs(5);
 pub const BOOT_STABLE: Duration = Duration::from_secs(1);
 /// Most nodes heard at once (the heartbeats of more are ignored).
 const MAX_PEERS: usize = 256;
+/// Most tags kept of a node, and most characters of each.
+const MAX_TAGS: usize = 64;
+const MAX_TAG_LEN: usize = 256;
 /// Assignment changes waiting to be carried out on this node.
 const RECONCILE_QUEUE: usize = 10_000;
 
@@ -69,6 +73,8 @@ pub struct ClusterConfig {
     pub backend: Arc<dyn Backend>,
     /// Raft timers.
     pub timing: Timing,
+    /// This server's `server_tags` (lower case), for placement.
+    pub tags: Vec<String>,
     /// The fewest nodes the cluster has (the configured routes: one may be this node):
     /// the meta group is not bootstrapped with fewer, so nodes whose routes are slow to
     /// connect do not each start a meta group of their own.
@@ -82,6 +88,8 @@ struct Peer {
     seen: Instant,
     /// It has a meta group already.
     meta: bool,
+    /// Its `server_tags`.
+    tags: Vec<String>,
 }
 
 /// A heartbeat's body.
@@ -90,6 +98,8 @@ struct Beat {
     id: NodeId,
     name: String,
     meta: bool,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// Clustered JetStream on this server.
@@ -223,6 +233,18 @@ impl JsCluster {
         out
     }
 
+    /// The `server_tags` of the node `id` (this one's, or as its heartbeats said).
+    pub(crate) fn tags_of(&self, id: NodeId) -> Vec<String> {
+        if id == self.me {
+            return self.config.tags.clone();
+        }
+        self.peers
+            .lock()
+            .get(&id)
+            .map(|p| p.tags.clone())
+            .unwrap_or_default()
+    }
+
     /// When `id` was last heard from (`None`: never, or it is this node).
     pub(crate) fn last_heard(&self, id: NodeId) -> Option<Duration> {
         self.peers.lock().get(&id).map(|p| p.seen.elapsed())
@@ -289,6 +311,7 @@ impl JsCluster {
             id: self.me,
             name: self.config.server_name.clone(),
             meta: !self.meta.members().is_empty(),
+            tags: self.config.tags.clone(),
         };
         let body = serde_json::to_vec(&beat).unwrap_or_default();
         self.port.request(HEARTBEAT, None, None, Bytes::from(body));
@@ -354,6 +377,18 @@ impl Handler for Heartbeats {
                     name: beat.name,
                     seen: Instant::now(),
                     meta: beat.meta,
+                    // Bounded like the rest of a heartbeat: a few short tags.
+                    tags: beat
+                        .tags
+                        .into_iter()
+                        .take(MAX_TAGS)
+                        .map(|t| {
+                            t.chars()
+                                .take(MAX_TAG_LEN)
+                                .collect::<String>()
+                                .to_lowercase()
+                        })
+                        .collect(),
                 },
             );
         }

@@ -22,6 +22,7 @@ use super::replica::Replica;
 use super::JsCluster;
 use crate::api::streams::Success;
 use crate::api::{respond, ApiResponse};
+use crate::config::StreamConfig;
 use crate::errors::ApiError;
 use crate::stream::Stream;
 
@@ -91,10 +92,11 @@ pub(super) async fn leave_loop(c: Weak<JsCluster>, account: String, r: Arc<Repli
 
 /// The peer set of `a` with `n` replicas: the current ones (when shrinking, the stream
 /// leader first, then the online ones), plus new ones placed on the least loaded online
-/// members. From a blocking thread (asks the replicas who leads).
+/// members that fit `cfg`'s placement. From a blocking thread (asks the replicas who leads).
 pub(super) fn scaled(
     c: &JsCluster,
     a: &StreamAssignment,
+    cfg: &StreamConfig,
     n: usize,
 ) -> Result<Vec<(NodeId, String)>, ApiError> {
     let mut peers = a.peers.clone();
@@ -106,12 +108,7 @@ pub(super) fn scaled(
         return Ok(peers);
     }
     let skip: Vec<NodeId> = peers.iter().map(|p| p.0).collect();
-    peers.extend(super::api::place(
-        c,
-        n - peers.len(),
-        &a.config.name,
-        &skip,
-    )?);
+    peers.extend(super::placement::place(c, n - peers.len(), cfg, &skip)?);
     Ok(peers)
 }
 
@@ -171,7 +168,7 @@ pub(super) fn remove_peer(c: &JsCluster, account: &str, name: &str, payload: &[u
             .ok_or_else(ApiError::cluster_peer_not_member)?;
         let skip: Vec<NodeId> = a.peers.iter().map(|p| p.0).collect();
         let replacement =
-            super::api::place(c, 1, name, &skip).map_err(|_| ApiError::peer_remap())?;
+            super::placement::place(c, 1, &a.config, &skip).map_err(|_| ApiError::peer_remap())?;
         let peers: Vec<(NodeId, String)> = a
             .peers
             .iter()

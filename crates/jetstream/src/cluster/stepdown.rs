@@ -115,15 +115,18 @@ fn target(c: &JsCluster, placement: &Placement) -> Result<NodeId, ApiError> {
         };
     }
     let online = c.online();
-    let fits = |name: &str| {
+    let fits = |id: NodeId, name: &str| {
+        let tags = c.tags_of(id);
         online.contains_key(name)
             && (placement.cluster.is_empty() || placement.cluster == c.config.cluster_name)
-            // Petrel servers have no tags yet: any tag asked for matches none.
-            && placement.tags.is_empty()
+            && placement
+                .tags
+                .iter()
+                .all(|t| tags.contains(&t.to_lowercase()))
     };
     let candidates: Vec<NodeId> = members
         .iter()
-        .filter(|(id, name)| **id != c.me && fits(name))
+        .filter(|(id, name)| **id != c.me && fits(**id, name))
         .map(|(id, _)| *id)
         .collect();
     if candidates.is_empty() {
