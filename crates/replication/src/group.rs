@@ -17,6 +17,7 @@ use openraft::{
 };
 use petrel_store::Backend;
 
+use crate::abstain::Abstain;
 use crate::net::{Network, Transport};
 use crate::FileLog;
 
@@ -105,6 +106,8 @@ pub struct Group {
     timing: Timing,
     /// A stepdown is under way: proposals are refused until it ends.
     stepping: Arc<std::sync::atomic::AtomicBool>,
+    /// The log was damaged at recovery: no elections, no votes, until caught up.
+    pub(crate) abstain: Arc<Abstain>,
 }
 
 impl std::fmt::Debug for Group {
@@ -163,12 +166,17 @@ impl Group {
         let raft = Raft::new(me, Arc::new(config), network, log, MachineAdapter(machine))
             .await
             .map_err(std::io::Error::other)?;
+        let abstain = Arc::new(Abstain::default());
+        if recovery.damaged {
+            abstain.start(raft.clone(), me, name.to_string());
+        }
         Ok(Group {
             name: name.into(),
             me,
             raft,
             timing,
             stepping: Arc::default(),
+            abstain,
         })
     }
 
@@ -256,6 +264,12 @@ impl Group {
             tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await,
             Ok(Ok(_))
         )
+    }
+
+    /// Whether this member abstains (its log was damaged and a leader has not yet
+    /// caught it up): it neither stands for election nor votes.
+    pub fn abstains(&self) -> bool {
+        self.abstain.on()
     }
 
     /// Whether this node leads the group.

@@ -10,6 +10,7 @@
 //!   routes);
 //! * [`Registry`]: this node's groups, answering the RPCs addressed to them.
 
+mod abstain;
 mod group;
 mod log;
 mod membership;

@@ -42,6 +42,10 @@ pub struct LogRecovery {
     pub cut_bytes: u64,
     /// Why the tail was cut, when it was.
     pub reason: Option<String>,
+    /// The cut began at a complete record that is damaged (a CRC or decoding failure, an
+    /// out-of-sequence index, an impossible length), not at a torn or zero-filled append:
+    /// entries that were fsynced — and possibly acknowledged — may be gone.
+    pub damaged: bool,
 }
 
 /// `state.json`.
@@ -181,6 +185,7 @@ where
                     if next.is_some_and(|n| n != index) {
                         report.reason =
                             Some(format!("index {index} after {}", next.unwrap_or(0) - 1));
+                        report.damaged = true;
                         break;
                     }
                     next = Some(index + 1);
@@ -189,8 +194,9 @@ where
                     }
                     off += len;
                 }
-                Err(why) => {
+                Err((why, damaged)) => {
                     report.reason = Some(why);
+                    report.damaged = damaged;
                     break;
                 }
             }
@@ -205,28 +211,37 @@ where
         Ok(report)
     }
 
-    /// The record at `off`: its entry and length, or why it is not a good one.
-    fn read_record(&self, off: u64, size: u64) -> Result<(C::Entry, u64), String> {
+    /// The record at `off`: its entry and length, or why it is not a good one and whether
+    /// that is damage (see [`LogRecovery::damaged`]) rather than a torn append.
+    fn read_record(&self, off: u64, size: u64) -> Result<(C::Entry, u64), (String, bool)> {
         if size - off < HEADER as u64 {
-            return Err(format!("torn header at {off}"));
+            return Err((format!("torn header at {off}"), false));
         }
         let mut head = [0u8; HEADER];
         self.file
             .read_at(&mut head, off)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), false))?;
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if len > MAX_RECORD || (size - off - HEADER as u64) < len as u64 {
-            return Err(format!("torn or oversized record at {off}"));
+        if len == 0 {
+            // A zero-filled tail: space the file grew by, never written.
+            return Err((format!("zero-filled record at {off}"), false));
+        }
+        if len > MAX_RECORD {
+            return Err((format!("oversized record at {off}"), true));
+        }
+        if (size - off - HEADER as u64) < len as u64 {
+            return Err((format!("torn record at {off}"), false));
         }
         let mut body = vec![0u8; len];
         self.file
             .read_at(&mut body, off + HEADER as u64)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), false))?;
         if crc32fast::hash(&body) != crc {
-            return Err(format!("CRC mismatch at {off}"));
+            return Err((format!("CRC mismatch at {off}"), true));
         }
-        let entry = postcard::from_bytes(&body).map_err(|e| format!("bad entry at {off}: {e}"))?;
+        let entry =
+            postcard::from_bytes(&body).map_err(|e| (format!("bad entry at {off}: {e}"), true))?;
         Ok((entry, (HEADER + len) as u64))
     }
 

@@ -236,10 +236,20 @@ async fn serve_one(g: &Group, op: Op, body: &[u8]) -> Result<Vec<u8>, String> {
     Ok(match op {
         Op::Append => {
             let req: AppendEntriesRequest<GroupConfig> = postcard::from_bytes(body).map_err(bad)?;
+            g.abstain.heard(req.leader_commit.map(|l| l.index));
             encode(&raft.append_entries(req).await)
         }
         Op::Vote => {
             let req: VoteRequest<NodeId> = postcard::from_bytes(body).map_err(bad)?;
+            if g.abstains() {
+                // Refused without looking: this member may have lost committed entries.
+                let refused: Result<VoteResponse<NodeId>, RaftError<NodeId>> = Ok(VoteResponse {
+                    vote: req.vote,
+                    vote_granted: false,
+                    last_log_id: None,
+                });
+                return Ok(encode(&refused));
+            }
             encode(&raft.vote(req).await)
         }
         Op::Snapshot => {

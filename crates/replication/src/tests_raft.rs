@@ -315,3 +315,98 @@ async fn membership_grows_and_shrinks_and_the_removed_learn_it() {
     // The removed members never saw the last writes.
     assert!(m1.data.lock().len() < want.len() && m3.data.lock().len() < want.len());
 }
+
+/// Flips a bit in the last record of the Raft log in `dir` (a committed entry).
+fn damage_last_record(dir: &std::path::Path) {
+    let path = dir.join("raft.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut off = 0usize;
+    let mut last = 0usize;
+    while off + 8 <= bytes.len() {
+        last = off;
+        off += 8 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+    }
+    let at = bytes.len() - 1;
+    assert!(at > last + 8, "the last record has a body");
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_log_was_damaged_neither_runs_nor_votes_until_caught_up() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let wire = Wire::default();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
+    }
+    let members: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
+    for (g, _) in &nodes {
+        g.initialize(members.clone()).await.expect("initialize");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let lead = loop {
+        if let Some((g, _)) = nodes.iter().find(|n| n.0.is_leader()) {
+            if g.confirm_leader(Duration::from_secs(2)).await {
+                break g.clone();
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no confirmed leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    write_all(&lead, "a", 5).await;
+    // C goes down; "b0..b2" are committed by the leader L and B alone.
+    let others: Vec<NodeId> = (1..=3).filter(|i| *i != lead.me).collect();
+    let (b, c) = (others[0], others[1]);
+    let node = |id: NodeId| nodes[(id - 1) as usize].0.clone();
+    wire.down.lock().insert(c);
+    node(c).shutdown().await;
+    write_all(&lead, "b", 3).await;
+    until("B has every b", || {
+        node(b).metrics().last_log_index >= lead.metrics().last_log_index
+    })
+    .await;
+    // L and B stop; B's last record (b2, committed) is damaged on its disk.
+    for id in [lead.me, b] {
+        wire.down.lock().insert(id);
+        node(id).shutdown().await;
+    }
+    damage_last_record(dirs[(b - 1) as usize].path());
+    // B and C come back without L: B abstains, so neither can lead (B would win C's vote
+    // with a log that lacks b2, then overwrite L's copy of it).
+    let (b_back, mb) = start(&wire, b, dirs[(b - 1) as usize].path()).await;
+    let (c_back, mc) = start(&wire, c, dirs[(c - 1) as usize].path()).await;
+    assert!(b_back.abstains(), "B's damaged log makes it abstain");
+    assert!(!c_back.abstains());
+    let t0 = c_back.metrics().current_term;
+    until("C ran for election twice", || {
+        c_back.metrics().current_term >= t0 + 2
+    })
+    .await;
+    assert!(!b_back.is_leader() && !c_back.is_leader());
+    assert!(b_back.abstains());
+    // L returns: it leads (C votes for its longer log), brings B up to date, and B votes
+    // again; b2 is everywhere.
+    let (l_back, ml) = start(&wire, lead.me, dirs[(lead.me - 1) as usize].path()).await;
+    until("B caught up and votes again", || !b_back.abstains()).await;
+    let all = [&l_back, &b_back, &c_back];
+    until("a leader", || all.iter().any(|g| g.is_leader())).await;
+    let now = all
+        .into_iter()
+        .find(|g| g.is_leader())
+        .expect("a leader")
+        .clone();
+    write_all(&now, "c", 1).await;
+    let want: Vec<String> = (0..5)
+        .map(|i| format!("a{i}"))
+        .chain((0..3).map(|i| format!("b{i}")))
+        .chain(std::iter::once("c0".to_string()))
+        .collect();
+    for m in [&ml, &mb, &mc] {
+        has_all(m, &want).await;
+    }
+}
