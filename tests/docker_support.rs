@@ -204,6 +204,16 @@ pub(crate) fn three_nodes_up(file: &str, healthy_within: Duration) -> (Project, 
 
 impl Drop for Project {
     fn drop(&mut self) {
+        // A failed test leaves the servers' last words in its output.
+        if std::thread::panicking() {
+            let logs = self.run(&["logs", "--no-color", "--tail", "60"]);
+            eprintln!(
+                "--- logs of compose project {} ---\n{}{}",
+                self.name,
+                String::from_utf8_lossy(&logs.stdout),
+                String::from_utf8_lossy(&logs.stderr)
+            );
+        }
         let out = self.run(&["down", "-v", "--remove-orphans", "-t", "10"]);
         if !out.status.success() {
             eprintln!(
