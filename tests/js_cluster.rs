@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::support::free_ports;
+
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 use petrel_testkit::TestServer;
@@ -51,7 +53,12 @@ async fn info(js: &jetstream::Context, name: &str) -> stream::Info {
 
 /// Publishes `subject` with a `Nats-Msg-Id` until a PubAck comes back (a publish lost in
 /// a failover is retried; the id keeps it from being stored twice). Returns the sequence.
-async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str, body: &str) -> u64 {
+pub(crate) async fn publish_acked(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    body: &str,
+) -> u64 {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut headers = async_nats::HeaderMap::new();
@@ -157,16 +164,6 @@ async fn fixed_node(i: usize, ports: &[u16], dir: &std::path::Path) -> petrel_se
         .start()
         .await
         .expect("the node starts")
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::free_ports;
+
 use async_nats::jetstream::{self, stream};
 use petrel_config::{ClusterOptions, RouteUrl};
 use petrel_server::ServerHandle;
@@ -45,16 +47,6 @@ struct Node {
 struct Cluster {
     ports: Vec<u16>,
     nodes: Vec<Node>,
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 impl Cluster {
@@ -231,6 +223,24 @@ async fn stored(js: &jetstream::Context, at_least: usize) -> Vec<u64> {
     }
 }
 
+/// Waits until the publisher has an acknowledgement from after `cut`.
+async fn acked_since(ledger: &Mutex<Ledger>, cut: Instant, kind: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ledger
+        .lock()
+        .unwrap()
+        .acked_at
+        .last()
+        .is_none_or(|t| *t < cut)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ack after {kind}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The durable consumer's side: messages it acknowledged with a confirmed ack.
 #[derive(Default)]
 struct Consumed {
@@ -380,37 +390,11 @@ async fn power_loss_of_a_minority_or_of_every_node_keeps_every_acked_message() {
                 let urls = (0..NODES).map(|i| c.url(i)).collect();
                 let task = tokio::spawn(publisher(urls, next, ledger.clone(), stop.clone()));
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let deadline = tokio::time::Instant::now() + WAIT;
-                while ledger
-                    .lock()
-                    .unwrap()
-                    .acked_at
-                    .last()
-                    .is_none_or(|t| *t < cut)
-                {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "no ack after {kind}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                acked_since(&ledger, cut, kind).await;
                 stop.store(true, Ordering::Release);
                 let _ = task.await;
             } else {
-                let deadline = tokio::time::Instant::now() + WAIT;
-                while ledger
-                    .lock()
-                    .unwrap()
-                    .acked_at
-                    .last()
-                    .is_none_or(|t| *t < cut)
-                {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "no ack after {kind}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                acked_since(&ledger, cut, kind).await;
                 stop.store(true, Ordering::Release);
                 let _ = task.await;
             }

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::support::free_ports;
+
 use async_nats::jetstream;
 use petrel_testkit::TestServer;
 use serde_json::Value;
@@ -44,16 +46,6 @@ cluster {{ name: peers, listen: 127.0.0.1:{port}, routes: [{routes}] }}
             .http_port(0)
     })
     .await
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 async fn login(s: &TestServer, user: &str) -> async_nats::Client {
@@ -113,23 +105,9 @@ fn peers_of(cluster: &Value) -> Vec<String> {
     out
 }
 
-/// Publishes with a `Nats-Msg-Id` until acknowledged; the sequence.
+/// Publishes `id` (as body and `Nats-Msg-Id`) until acknowledged; the sequence.
 async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) -> u64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id);
-        let sent = js
-            .publish_with_headers(subject.to_string(), headers, id.to_string().into())
-            .await;
-        if let Ok(ack) = sent {
-            if let Ok(Ok(ack)) = tokio::time::timeout(Duration::from_secs(3), ack).await {
-                return ack.sequence;
-            }
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never acked");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::js_cluster::publish_acked(js, subject, id, id).await
 }
 
 /// Reads messages 1..=n and checks their bodies are `{prefix}{seq}`.

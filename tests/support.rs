@@ -105,3 +105,15 @@ pub(crate) async fn login(s: &petrel_testkit::TestServer, user: &str) -> async_n
         .await
         .expect("log in")
 }
+
+/// `n` distinct free TCP ports on 127.0.0.1 (bound at once, then released), for nodes
+/// that must listen on ports known in advance (routes listing every node).
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}

@@ -127,9 +127,16 @@ async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
-    let _serial = SERIAL.lock().await;
+type Nodes = Vec<(Group, Arc<Strings>)>;
+
+/// Three members 1..=3 on fresh directories, each initialized with the same set (one
+/// group, one leader).
+async fn three_started() -> (
+    Vec<tempfile::TempDir>,
+    Wire,
+    Nodes,
+    BTreeMap<NodeId, String>,
+) {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let wire = Wire::default();
     let mut nodes = Vec::new();
@@ -137,17 +144,20 @@ async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
         nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
     }
     let members: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
-    // Every member initializes with the same set: one group, one leader.
     for (g, _) in &nodes {
         g.initialize(members.clone()).await.expect("initialize");
     }
-    // The first leader a quorum confirms (right after the start, two nodes may both run
-    // and the first winner lose its term to the second).
+    (dirs, wire, nodes, members)
+}
+
+/// The first leader a quorum confirms (right after the start, two nodes may both run and
+/// the first winner lose its term to the second).
+async fn confirmed_leader(nodes: &Nodes) -> Group {
     let deadline = tokio::time::Instant::now() + WAIT;
-    let lead = loop {
+    loop {
         if let Some((g, _)) = nodes.iter().find(|n| n.0.is_leader()) {
             if g.confirm_leader(Duration::from_secs(2)).await {
-                break g.clone();
+                return g.clone();
             }
         }
         assert!(
@@ -155,7 +165,14 @@ async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
             "no confirmed leader"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
+    let _serial = SERIAL.lock().await;
+    let (dirs, wire, nodes, members) = three_started().await;
+    let lead = confirmed_leader(&nodes).await;
     let first = lead.me;
     assert_eq!(lead.members(), members);
     write_all(&lead, "a", 20).await;
@@ -335,29 +352,8 @@ fn damage_last_record(dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_log_was_damaged_neither_runs_nor_votes_until_caught_up() {
     let _serial = SERIAL.lock().await;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let wire = Wire::default();
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
-    }
-    let members: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
-    for (g, _) in &nodes {
-        g.initialize(members.clone()).await.expect("initialize");
-    }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let lead = loop {
-        if let Some((g, _)) = nodes.iter().find(|n| n.0.is_leader()) {
-            if g.confirm_leader(Duration::from_secs(2)).await {
-                break g.clone();
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no confirmed leader"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (dirs, wire, nodes, _) = three_started().await;
+    let lead = confirmed_leader(&nodes).await;
     write_all(&lead, "a", 5).await;
     // C goes down; "b0..b2" are committed by the leader L and B alone.
     let others: Vec<NodeId> = (1..=3).filter(|i| *i != lead.me).collect();
