@@ -293,6 +293,53 @@ async fn the_stream_leader_serves_consumers_and_steps_down_on_request() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(publish_acked(&js, "jobs.after", "after", "x").await, 21);
+    // A preferred replica (nats-server 2.11's placement): that one leads next; refusals
+    // as nats-server words them.
+    let cluster = info(&js, "JOBS").await.cluster.unwrap();
+    let (leader, other) = (cluster.leader.unwrap(), cluster.replicas[0].name.clone());
+    let ask = |body: String| {
+        let nc = nc.clone();
+        async move {
+            let resp = nc
+                .request("$JS.API.STREAM.LEADER.STEPDOWN.JOBS", body.into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&resp.payload).unwrap()
+        }
+    };
+    for (body, code, text) in [
+        (
+            r#"{"placement":{"preferred":"nope"}}"#.to_string(),
+            10005,
+            "preferred server \"nope\" not known".to_string(),
+        ),
+        (
+            format!(r#"{{"placement":{{"preferred":"{leader}"}}}}"#),
+            10005,
+            format!("preferred server \"{leader}\" is already leader"),
+        ),
+        (
+            r#"{"placement":"#.to_string(),
+            10025,
+            "invalid JSON".to_string(),
+        ),
+    ] {
+        let body = ask(body).await;
+        assert_eq!(body["error"]["err_code"], code, "{body}");
+        let desc = body["error"]["description"].as_str().unwrap();
+        assert!(desc.contains(&text), "{desc}");
+    }
+    let body = ask(format!(r#"{{"placement":{{"preferred":"{other}"}}}}"#)).await;
+    assert_eq!(body["success"], true, "{body}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while info(&js, "JOBS").await.cluster.unwrap().leader.as_deref() != Some(&other) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{other} does not lead"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(publish_acked(&js, "jobs.after", "after2", "x").await, 22);
     // Stepdown of a stream that does not exist: the meta leader's 10059.
     let resp = nc
         .request("$JS.API.STREAM.LEADER.STEPDOWN.NOPE", "".into())

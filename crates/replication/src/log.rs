@@ -1,14 +1,16 @@
 //! [`FileLog`]: a Raft log and vote in one directory. `raft.log` holds the entries as
 //! records `[len u32 LE][crc32 u32 LE][entry, postcard]`, appended and fsynced before
 //! openraft is told (`LogFlushed`); `state.json` holds the vote and the last purged log
-//! id, written with the store's one atomic-write rule. Entries stay in memory too (reads
-//! never touch the disk); a purge forgets them and, once more than half of the file is
-//! purged, rewrites it without them. Recovery reads the file back, stops at the first
+//! id, written with the store's one atomic-write rule. Memory holds each entry's offset
+//! (8 bytes) and the newest entries decoded, up to [`CACHE_BYTES`] of records: a follower
+//! that keeps up is served from memory, an older entry is read back from the file and its
+//! CRC checked again. A purge forgets entries and, once more than half of the file is
+//! purged, copies the rest into a new file. Recovery reads the file back, stops at the first
 //! record that is torn, fails its CRC, does not parse or breaks the index sequence, and
 //! truncates the file there: an entry that was never acknowledged may be lost, an
 //! acknowledged one never (it was fsynced).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
@@ -32,6 +34,8 @@ const HEADER: usize = 8;
 const MAX_RECORD: usize = 64 * 1024 * 1024;
 /// Purged bytes that make a rewrite worth it.
 const COMPACT_MIN: u64 = 1024 * 1024;
+/// Record bytes of the newest entries kept decoded in memory.
+const CACHE_BYTES: usize = 1024 * 1024;
 
 /// What recovery found in the log file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,8 +64,22 @@ pub(crate) struct Inner<C: RaftTypeConfig> {
     backend: Arc<dyn Backend>,
     dir: PathBuf,
     file: Box<dyn BackendFile>,
-    /// Entries by index, each with the offset its record starts at.
-    entries: BTreeMap<u64, (C::Entry, u64)>,
+    /// The index of the first entry kept (`offsets[0]`).
+    first: u64,
+    /// Where each kept entry's record starts, from `first` on: the only per-entry memory
+    /// besides the cache (8 bytes).
+    offsets: VecDeque<u64>,
+    /// The last entry's log id.
+    last: Option<LogId<C::NodeId>>,
+    /// The newest entries, decoded, with their record sizes: what followers that keep up
+    /// read. Older ones are read back from the file (CRC-checked).
+    cache: VecDeque<(C::Entry, usize)>,
+    /// Record bytes in `cache`.
+    cache_bytes: usize,
+    /// The most `cache` may hold ([`CACHE_BYTES`]; tests lower it).
+    pub(crate) cache_limit: usize,
+    /// Purged bytes that make a rewrite worth it ([`COMPACT_MIN`]; tests lower it).
+    pub(crate) compact_min: u64,
     /// Where the next record goes.
     end: u64,
     vote: Option<Vote<C::NodeId>>,
@@ -114,7 +132,13 @@ where
             backend: backend.clone(),
             dir: dir.to_path_buf(),
             file,
-            entries: BTreeMap::new(),
+            first: 0,
+            offsets: VecDeque::new(),
+            last: None,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            cache_limit: CACHE_BYTES,
+            compact_min: COMPACT_MIN,
             end: 0,
             vote: state.vote,
             last_purged: state.last_purged,
@@ -148,11 +172,10 @@ where
     pub fn last_index(&self) -> Option<u64> {
         let inner = self.inner.lock();
         inner
-            .entries
-            .keys()
-            .next_back()
-            .copied()
-            .or_else(|| inner.last_purged.as_ref().map(|l| l.index))
+            .last
+            .as_ref()
+            .or(inner.last_purged.as_ref())
+            .map(|l| l.index)
     }
 
     /// Runs `f` on the log off the async runtime (it may fsync).
@@ -190,7 +213,7 @@ where
                     }
                     next = Some(index + 1);
                     if self.last_purged.as_ref().is_none_or(|p| index > p.index) {
-                        self.entries.insert(index, (entry, off));
+                        self.keep(entry, off, len as usize);
                     }
                     off += len;
                 }
@@ -207,7 +230,7 @@ where
             self.file.sync()?;
         }
         self.end = off;
-        report.entries = self.entries.len();
+        report.entries = self.offsets.len();
         Ok(report)
     }
 
@@ -245,6 +268,57 @@ where
         Ok((entry, (HEADER + len) as u64))
     }
 
+    /// Notes an entry whose record (`len` bytes) starts at `off`, as the newest.
+    fn keep(&mut self, entry: C::Entry, off: u64, len: usize) {
+        let log_id = entry.get_log_id().clone();
+        if self.offsets.is_empty() {
+            self.first = log_id.index;
+        }
+        self.offsets.push_back(off);
+        self.last = Some(log_id);
+        self.cache.push_back((entry, len));
+        self.cache_bytes += len;
+        while self.cache_bytes > self.cache_limit && self.cache.len() > 1 {
+            if let Some((_, n)) = self.cache.pop_front() {
+                self.cache_bytes -= n;
+            }
+        }
+    }
+
+    /// The entry at `index` (kept), from the cache or read back from the file.
+    fn entry(&self, index: u64) -> io::Result<C::Entry> {
+        let pos = usize::try_from(index - self.first).map_err(io_err)?;
+        let cached_from = self.offsets.len() - self.cache.len();
+        if pos >= cached_from {
+            return Ok(self.cache[pos - cached_from].0.clone());
+        }
+        let (entry, _) = self
+            .read_record(self.offsets[pos], self.end)
+            .map_err(|(why, _)| io_err(format!("raft log entry {index} unreadable: {why}")))?;
+        if entry.get_log_id().index != index {
+            return Err(io_err(format!("raft log entry {index} is out of place")));
+        }
+        Ok(entry)
+    }
+
+    /// The kept entries in `range`.
+    fn entries(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<C::Entry>> {
+        use std::ops::Bound;
+        let from = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        }
+        .max(self.first);
+        let to = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        }
+        .min(self.first + self.offsets.len() as u64);
+        (from..to.max(from)).map(|i| self.entry(i)).collect()
+    }
+
     /// Appends `entries`, fsynced.
     pub(crate) fn append(&mut self, entries: Vec<C::Entry>) -> io::Result<()> {
         let mut buf = Vec::new();
@@ -252,7 +326,7 @@ where
         for e in &entries {
             let body = postcard::to_stdvec(e).map_err(io_err)?;
             let len = u32::try_from(body.len()).map_err(io_err)?;
-            at.push(self.end + buf.len() as u64);
+            at.push((self.end + buf.len() as u64, HEADER + body.len()));
             buf.extend_from_slice(&len.to_le_bytes());
             buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             buf.extend_from_slice(&body);
@@ -260,21 +334,36 @@ where
         self.file.write_at(&buf, self.end)?;
         self.file.sync()?;
         self.end += buf.len() as u64;
-        for (e, off) in entries.into_iter().zip(at) {
-            self.entries.insert(e.get_log_id().index, (e, off));
+        for (e, (off, len)) in entries.into_iter().zip(at) {
+            self.keep(e, off, len);
         }
         Ok(())
     }
 
     /// Removes the entries from `index` on (conflicting ones a new leader replaces).
     fn truncate(&mut self, index: u64) -> io::Result<()> {
-        let cut = self.entries.range(index..).next().map(|(_, (_, off))| *off);
-        if let Some(off) = cut {
-            self.file.set_len(off)?;
-            self.file.sync()?;
-            self.end = off;
-            self.entries.split_off(&index);
+        let keep = usize::try_from(index.saturating_sub(self.first)).map_err(io_err)?;
+        let Some(&off) = self.offsets.get(keep) else {
+            return Ok(());
+        };
+        self.file.set_len(off)?;
+        self.file.sync()?;
+        self.end = off;
+        let cut = self.offsets.len() - keep;
+        self.offsets.truncate(keep);
+        for _ in 0..cut.min(self.cache.len()) {
+            if let Some((_, n)) = self.cache.pop_back() {
+                self.cache_bytes -= n;
+            }
         }
+        self.last = match keep {
+            0 => None,
+            _ => Some(
+                self.entry(self.first + keep as u64 - 1)?
+                    .get_log_id()
+                    .clone(),
+            ),
+        };
         Ok(())
     }
 
@@ -283,35 +372,46 @@ where
     fn purge(&mut self, log_id: LogId<C::NodeId>) -> io::Result<()> {
         self.last_purged = Some(log_id.clone());
         self.save_state()?;
-        let keep = self.entries.split_off(&(log_id.index + 1));
-        self.entries = keep;
-        let first = self
-            .entries
-            .values()
-            .next()
-            .map_or(self.end, |(_, off)| *off);
-        if first >= COMPACT_MIN && first * 2 >= self.end {
-            self.rewrite()?;
+        let drop = usize::try_from((log_id.index + 1).saturating_sub(self.first))
+            .map_err(io_err)?
+            .min(self.offsets.len());
+        let uncached = self.offsets.len() - self.cache.len();
+        for _ in uncached.min(drop)..drop {
+            if let Some((_, n)) = self.cache.pop_front() {
+                self.cache_bytes -= n;
+            }
+        }
+        self.offsets.drain(..drop);
+        self.first = self.first.max(log_id.index + 1);
+        if self.offsets.is_empty() {
+            self.last = None;
+        }
+        let start = self.offsets.front().copied().unwrap_or(self.end);
+        if start >= self.compact_min && start * 2 >= self.end {
+            self.rewrite(start)?;
         }
         Ok(())
     }
 
-    /// Writes the kept entries to a new file and renames it over the log.
-    fn rewrite(&mut self) -> io::Result<()> {
+    /// Copies the records from `start` on into a new file, renamed over the log.
+    fn rewrite(&mut self, start: u64) -> io::Result<()> {
         let tmp = self.dir.join(format!("{LOG_FILE}.tmp"));
-        let entries: Vec<C::Entry> = self.entries.values().map(|(e, _)| e.clone()).collect();
-        let old_file = std::mem::replace(&mut self.file, self.backend.create(&tmp)?);
-        let old_end = std::mem::replace(&mut self.end, 0);
-        let old_entries = std::mem::take(&mut self.entries);
-        let written = self.append(entries).and_then(|()| {
-            self.backend.rename(&tmp, &self.dir.join(LOG_FILE))?;
-            self.backend.sync_dir(&self.dir)
-        });
-        if let Err(e) = written {
-            self.file = old_file;
-            self.end = old_end;
-            self.entries = old_entries;
-            return Err(e);
+        let file = self.backend.create(&tmp)?;
+        let mut off = start;
+        let mut buf = vec![0u8; 1 << 20];
+        while off < self.end {
+            let n = usize::try_from((self.end - off).min(buf.len() as u64)).map_err(io_err)?;
+            self.file.read_at(&mut buf[..n], off)?;
+            file.write_at(&buf[..n], off - start)?;
+            off += n as u64;
+        }
+        file.sync()?;
+        self.backend.rename(&tmp, &self.dir.join(LOG_FILE))?;
+        self.backend.sync_dir(&self.dir)?;
+        self.file = file;
+        self.end -= start;
+        for o in self.offsets.iter_mut() {
+            *o -= start;
         }
         Ok(())
     }
@@ -335,12 +435,10 @@ where
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .entries
-            .range(range)
-            .map(|(_, (e, _))| e.clone())
-            .collect())
+        self.inner
+            .lock()
+            .entries(range)
+            .map_err(|e| StorageError::from(openraft::StorageIOError::read_logs(&e)))
     }
 }
 
@@ -353,12 +451,7 @@ where
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
         let inner = self.inner.lock();
-        let last = inner
-            .entries
-            .values()
-            .next_back()
-            .map(|(e, _)| e.get_log_id().clone())
-            .or_else(|| inner.last_purged.clone());
+        let last = inner.last.clone().or_else(|| inner.last_purged.clone());
         Ok(LogState {
             last_purged_log_id: inner.last_purged.clone(),
             last_log_id: last,

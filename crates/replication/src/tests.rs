@@ -260,3 +260,115 @@ async fn a_log_cut_at_recovery_gives_up_its_committed_vote() {
     assert!(!v.is_committed());
     assert_eq!(v.leader_id, CommittedLeaderId::new(1, 7));
 }
+
+/// A step of [`the_file_log_matches_a_naive_model`].
+#[derive(Debug, Clone)]
+enum Step {
+    Append(u8, u16),
+    Truncate(u8),
+    Purge(u8),
+    Reopen,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (1u8..6, 1u16..400).prop_map(|(n, size)| Step::Append(n, size)),
+        1 => any::<u8>().prop_map(Step::Truncate),
+        1 => any::<u8>().prop_map(Step::Purge),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Appends, truncations, purges (with file rewrites) and reopens, with a cache of a
+    /// few hundred bytes so most reads go to the file: every read returns what a plain
+    /// list of entries holds.
+    #[test]
+    fn the_file_log_matches_a_naive_model(steps in proptest::collection::vec(step(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(run_model(steps));
+    }
+}
+
+async fn run_model(steps: Vec<Step>) {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(StdBackend);
+    let open = || {
+        let (log, _) = FileLog::<Cfg>::open(backend.clone(), dir.path()).unwrap();
+        let mut inner = log.inner.lock();
+        (inner.cache_limit, inner.compact_min) = (600, 500);
+        drop(inner);
+        log
+    };
+    let mut log = open();
+    // The model: kept entries (index, data) and the purge point.
+    let mut model: Vec<(u64, String)> = Vec::new();
+    let mut purged: Option<u64> = None;
+    let mut next = 1u64;
+    for s in steps {
+        match s {
+            Step::Append(n, size) => {
+                let batch: Vec<_> = (0..u64::from(n))
+                    .map(|i| {
+                        (
+                            next + i,
+                            format!("{}{}", next + i, "x".repeat(usize::from(size))),
+                        )
+                    })
+                    .collect();
+                next += u64::from(n);
+                append(
+                    &mut log,
+                    batch.iter().map(|(i, d)| entry(1, *i, d)).collect(),
+                )
+                .await;
+                model.extend(batch);
+            }
+            Step::Truncate(k) if !model.is_empty() => {
+                let at = model[usize::from(k) % model.len()].0;
+                log.truncate(LogId::new(openraft::CommittedLeaderId::new(1, 0), at))
+                    .await
+                    .unwrap();
+                model.retain(|(i, _)| *i < at);
+                next = at;
+            }
+            Step::Purge(k) if !model.is_empty() => {
+                let upto = model[usize::from(k) % model.len()].0;
+                log.purge(LogId::new(openraft::CommittedLeaderId::new(1, 0), upto))
+                    .await
+                    .unwrap();
+                model.retain(|(i, _)| *i > upto);
+                purged = Some(upto);
+            }
+            Step::Reopen => {
+                drop(log);
+                log = open();
+            }
+            _ => {}
+        }
+        let got: Vec<(u64, String)> = log
+            .try_get_log_entries(..)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| match e.payload {
+                EntryPayload::Normal(d) => (e.log_id.index, d),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(got, model);
+        let state = log.get_log_state().await.unwrap();
+        let last = model.last().map(|(i, _)| *i).or(purged);
+        assert_eq!(state.last_log_id.map(|l| l.index), last);
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), purged);
+        if let (Some((first, _)), Some((end, _))) = (model.first(), model.last()) {
+            let mid = (first + end) / 2;
+            let part = log.try_get_log_entries(mid..=*end).await.unwrap();
+            assert_eq!(part.len() as u64, end - mid + 1);
+        }
+    }
+}

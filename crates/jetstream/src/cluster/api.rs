@@ -8,6 +8,7 @@
 //!   purge or delete goes through the group); for a stream that does not exist, the meta
 //!   leader (its local handler answers 10059).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,7 +113,7 @@ pub(crate) fn dispatch(
                 // silent rather than answer from a stale store.
                 Some(r) if r.group.is_leader() && !confirmed(&r.group) => Some(None),
                 Some(r) if r.group.is_leader() => match rest {
-                    ["STREAM", "LEADER", "STEPDOWN", _] => Some(Some(step_down(c, &r))),
+                    ["STREAM", "LEADER", "STEPDOWN", _] => Some(Some(step_down(c, &r, p))),
                     ["CONSUMER", "LEADER", "STEPDOWN", stream, consumer] => {
                         Some(Some(consumer_step_down(js, stream, consumer)))
                     }
@@ -402,32 +403,30 @@ fn names(js: &JetStream, c: &JsCluster, payload: &[u8], list: bool) -> ApiRespon
     }
 }
 
-/// `STREAM.LEADER.STEPDOWN.<name>` on the stream leader: hands the leadership to another
-/// online replica in the background and answers at once (as nats-server).
-fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>) -> ApiResponse {
-    let online = c.online();
-    let target = r
-        .assignment
-        .lock()
-        .peers
-        .iter()
-        .find(|(id, name)| *id != c.me && online.contains_key(name))
-        .map(|(id, _)| *id);
-    let single = r.assignment.lock().peers.len() == 1;
-    let result = match target {
-        // Nobody to hand over to: nats-server answers success for an R1 stream too.
-        None if single => Ok(Success { success: true }),
-        Some(to) => {
-            let (c, g) = (c.clone(), r.group.clone());
-            tokio::runtime::Handle::current().spawn(async move {
-                if let Err(e) = g.step_down(c.transport.as_ref(), to).await {
-                    tracing::warn!(group = %g.name, "stepdown failed: {e}");
-                }
-            });
-            Ok(Success { success: true })
-        }
-        None => Err(ApiError::cluster_not_available()),
-    };
+/// `STREAM.LEADER.STEPDOWN.<name>` on the stream leader: hands the leadership to the
+/// replica the request's `placement` asks for, or a random online one, in the background
+/// and answers at once (as nats-server).
+fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>, payload: &[u8]) -> ApiResponse {
+    let members: BTreeMap<_, _> = r.assignment.lock().peers.iter().cloned().collect();
+    // An R1 stream has nobody to hand over to: nats-server answers success, unread.
+    if members.len() == 1 {
+        return respond(
+            "stream_leader_stepdown",
+            None,
+            Ok(Success { success: true }),
+        );
+    }
+    let target =
+        super::stepdown::placement(payload).and_then(|p| super::stepdown::target(c, &members, &p));
+    let result = target.map(|to| {
+        let (c, g) = (c.clone(), r.group.clone());
+        tokio::runtime::Handle::current().spawn(async move {
+            if let Err(e) = g.step_down(c.transport.as_ref(), to).await {
+                tracing::warn!(group = %g.name, "stepdown failed: {e}");
+            }
+        });
+        Success { success: true }
+    });
     respond("stream_leader_stepdown", None, result)
 }
 

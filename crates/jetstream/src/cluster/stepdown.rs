@@ -1,8 +1,11 @@
-//! `$JS.API.META.LEADER.STEPDOWN`, asked by a system-account user: the meta leader hands
-//! its leadership to another online member (the `placement`'s `preferred` server, or one
-//! matching its `cluster` and `tags`), answering first, as nats-server does. Only the
-//! meta leader answers; other nodes and a leaderless cluster stay silent.
+//! Leader stepdowns: `$JS.API.META.LEADER.STEPDOWN`, asked by a system-account user (only
+//! the meta leader answers; other nodes and a leaderless cluster stay silent), and the
+//! choice of the member a group's leadership goes to — shared with
+//! `STREAM.LEADER.STEPDOWN`: the request's `placement` names a `preferred` server, or a
+//! `cluster` and `tags` an online member must match; without one a random online member
+//! is chosen, as nats-server does. The answer goes first, the handover follows.
 
+use std::collections::BTreeMap;
 use std::sync::Weak;
 
 use bytes::Bytes;
@@ -70,16 +73,7 @@ impl Handler for MetaStepdown {
 
 /// The answer, and the member to hand over to.
 fn decide(c: &JsCluster, payload: &Bytes) -> (ApiResponse, Option<NodeId>) {
-    let target = (|| {
-        let placement = if is_object(payload) {
-            serde_json::from_slice::<StepdownRequest>(payload)
-                .map_err(|_| ApiError::invalid_json())?
-                .placement
-        } else {
-            None
-        };
-        target(c, &placement.unwrap_or_default())
-    })();
+    let target = placement(payload).and_then(|p| target(c, &c.meta.members(), &p));
     let to = target.as_ref().ok().copied();
     let resp = respond(
         "meta_leader_stepdown",
@@ -87,6 +81,17 @@ fn decide(c: &JsCluster, payload: &Bytes) -> (ApiResponse, Option<NodeId>) {
         target.map(|_| Success { success: true }),
     );
     (resp, to)
+}
+
+/// The placement a stepdown request's body asks for (none when the body is not a JSON
+/// object or array, which nats-server does not parse).
+pub(super) fn placement(payload: &[u8]) -> Result<Placement, ApiError> {
+    if !is_object(payload) {
+        return Ok(Placement::default());
+    }
+    serde_json::from_slice::<StepdownRequest>(payload)
+        .map(|r| r.placement.unwrap_or_default())
+        .map_err(|_| ApiError::invalid_json())
 }
 
 /// Whether the body is a JSON object or array (nats-server parses only those).
@@ -97,9 +102,13 @@ fn is_object(payload: &[u8]) -> bool {
         .is_some_and(|b| *b == b'{' || *b == b'[')
 }
 
-/// The online member `placement` asks for, other than this node.
-fn target(c: &JsCluster, placement: &Placement) -> Result<NodeId, ApiError> {
-    let members = c.meta.members();
+/// The online member of `members` (a group's, by id) that `placement` asks for, other
+/// than this node.
+pub(super) fn target(
+    c: &JsCluster,
+    members: &BTreeMap<NodeId, String>,
+    placement: &Placement,
+) -> Result<NodeId, ApiError> {
     if !placement.preferred.is_empty() {
         let found = members.iter().find(|(_, n)| **n == placement.preferred);
         return match found {
