@@ -9,6 +9,9 @@
 //! * `power-all`: every node loses power at once and the cluster restarts from what the
 //!   disks kept.
 //!
+//! Snapshots are taken every few KiB of log, so faults also land on snapshots being built,
+//! logs being purged and replicas restored from a snapshot.
+//!
 //! The checker: every acknowledged message is stored exactly once, sequences have no gaps,
 //! nothing is stored that was never published, and a durable consumer that acks with
 //! confirmation (`double_ack`) never gets a confirmed message again and never skips one. Rounds: `PETREL_JS_FAULT_ROUNDS` (default
@@ -29,6 +32,16 @@ use petrel_store::SimFs;
 
 const WAIT: Duration = Duration::from_secs(60);
 const NODES: usize = 3;
+/// Snapshots every few KiB of log and few entries kept behind them: the faults land on
+/// snapshots being built, logs being purged, and replicas restored or caught up from a
+/// snapshot, not only on log replay.
+const SNAPPY: petrel_server::RaftTiming = petrel_server::RaftTiming {
+    heartbeat: Duration::from_millis(500),
+    election_min: Duration::from_millis(2000),
+    election_max: Duration::from_millis(4000),
+    snapshot_bytes: 4096,
+    log_keep: 8,
+};
 
 fn env_u64(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -88,6 +101,7 @@ impl Cluster {
             })
             .jetstream(node.dir.path())
             .store_backend(Arc::new(node.fs.clone()))
+            .raft_timing(SNAPPY)
             .start()
             .await
             .unwrap_or_else(|e| panic!("node-{i} starts: {e}"));

@@ -260,6 +260,9 @@ fn new_store(
     Ok((store, dir))
 }
 
+/// Writes a stream's files into its (empty) directory ([`Stream::replace_files`]).
+pub type FillDir<'a> = dyn Fn(&Path) -> std::io::Result<()> + 'a;
+
 /// Subjects per STREAM.INFO page with `subjects_filter`.
 pub(crate) const SUBJECTS_PAGE: usize = 100_000;
 
@@ -370,9 +373,20 @@ impl Stream {
     /// Empties the stream: its store is closed, its files removed and a new, empty store
     /// opened in their place (a replica rebuilt from its group's log). Blocking.
     pub fn reset(&self, sync: SyncMode) -> Result<(), StoreError> {
+        self.reopen(None, sync)
+    }
+
+    /// Replaces the stream's files with those `fill` writes into its (emptied) directory —
+    /// a replica's snapshot — and opens the store from them. Not atomic: a replica that
+    /// crashes meanwhile restores the snapshot again when it opens. Blocking.
+    pub fn replace_files(&self, fill: &FillDir<'_>, sync: SyncMode) -> Result<(), StoreError> {
+        self.reopen(Some(fill), sync)
+    }
+
+    fn reopen(&self, fill: Option<&FillDir<'_>>, sync: SyncMode) -> Result<(), StoreError> {
         let mut inner = self.inner.lock();
         if let Err(e) = inner.store.close() {
-            tracing::warn!(stream = %self.name, error = %e, "closing the store before its reset failed");
+            tracing::warn!(stream = %self.name, error = %e, "closing the store before it is replaced failed");
         }
         let parent = self
             .dir
@@ -380,6 +394,9 @@ impl Stream {
             .and_then(|d| d.parent().map(Path::to_path_buf));
         if let Some(dir) = &self.dir {
             self.backend.remove_dir_all(dir)?;
+            if let Some(fill) = fill {
+                fill(dir)?;
+            }
         }
         let (store, _) = new_store(
             &inner.config,

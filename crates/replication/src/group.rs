@@ -4,21 +4,21 @@
 //! encodes, so the meta group and every stream group share one network and one codec.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Cursor;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Config, Entry, LogId, Raft, RaftMetrics, RaftSnapshotBuilder, SnapshotPolicy,
-    StorageError, StoredMembership,
+    BasicNode, Config, Entry, LogId, Raft, RaftMetrics, SnapshotPolicy, StoredMembership,
 };
 use petrel_store::Backend;
 
 use crate::abstain::Abstain;
+use crate::adapter::{snapshot_loop, MachineAdapter};
 use crate::net::{Network, Transport};
+use crate::snapshot::Meta;
 use crate::FileLog;
 
 /// A node's id in every group: a hash of its server name ([`node_id`]).
@@ -31,6 +31,7 @@ openraft::declare_raft_types!(
     pub GroupConfig:
         D = Vec<u8>,
         R = Vec<u8>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
 );
 
 /// The id of the server called `name` (FNV-1a, 64 bits; never 0).
@@ -46,6 +47,10 @@ pub fn node_id(name: &str) -> NodeId {
 /// A committed entry, as a machine sees it.
 pub type GroupEntry = Entry<GroupConfig>;
 
+/// What [`Machine::snapshot`] gives: the last applied entry's id, the membership then, and
+/// the encoded state.
+pub type MachineSnapshot = (LogId<NodeId>, StoredMembership<NodeId, BasicNode>, Vec<u8>);
+
 /// The state a group's entries build: applies committed entries in order and remembers
 /// (durably, as it sees fit) the last one applied and the last membership.
 pub trait Machine: Send + Sync + 'static {
@@ -58,9 +63,28 @@ pub trait Machine: Send + Sync + 'static {
     fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>>;
 
     /// Called once the log is open, before [`Machine::restored`], with the index of its
-    /// last entry: a machine that applied past it (the log's tail was cut) must forget
-    /// what it applied and report `None`. Blocking.
+    /// last entry: a machine that applied past it (the log's tail was cut) must go back to
+    /// the group's snapshot, or forget what it applied and report `None`. Blocking.
     fn log_opened(&self, _last_index: Option<u64>) {}
+
+    /// Whether the machine builds snapshots ([`Machine::snapshot`]); the log is then
+    /// purged behind them. Without, the log keeps every entry.
+    fn snapshots(&self) -> bool {
+        false
+    }
+
+    /// The machine's state as of its last applied entry — that entry's id, the membership
+    /// and the encoded state — or `None` when nothing is applied. Blocking.
+    fn snapshot(&self) -> std::io::Result<Option<MachineSnapshot>> {
+        Ok(None)
+    }
+
+    /// Replaces the machine's state with a snapshot's (built by another member's
+    /// [`Machine::snapshot`]); everything up to `meta.last_log_id` is then applied.
+    /// Blocking.
+    fn install(&self, _meta: &Meta, _data: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("this group takes no snapshots"))
+    }
 }
 
 /// Timers and limits of a group (nats-server's are 1 s heartbeats and 4–9 s elections).
@@ -72,6 +96,12 @@ pub struct Timing {
     pub election_min: Duration,
     /// Longest election timeout.
     pub election_max: Duration,
+    /// Log bytes behind the last snapshot that make a new one worth building (when also
+    /// past the last snapshot's size).
+    pub snapshot_bytes: u64,
+    /// Entries kept in the log behind a snapshot, so a follower a little behind catches up
+    /// from the log rather than from a snapshot.
+    pub log_keep: u64,
 }
 
 impl Default for Timing {
@@ -80,6 +110,8 @@ impl Default for Timing {
             heartbeat: Duration::from_millis(500),
             election_min: Duration::from_millis(2000),
             election_max: Duration::from_millis(4000),
+            snapshot_bytes: 64 * 1024 * 1024,
+            log_keep: 1000,
         }
     }
 }
@@ -108,6 +140,8 @@ pub struct Group {
     stepping: Arc<std::sync::atomic::AtomicBool>,
     /// The log was damaged at recovery: no elections, no votes, until caught up.
     pub(crate) abstain: Arc<Abstain>,
+    /// The group was shut down (its background tasks end).
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Group {
@@ -128,7 +162,7 @@ impl Group {
         transport: Arc<dyn Transport>,
         timing: Timing,
     ) -> std::io::Result<Group> {
-        let (log, recovery) = {
+        let (log, mut recovery) = {
             let (dir, backend) = (dir.to_path_buf(), backend.clone());
             tokio::task::spawn_blocking(move || FileLog::open(backend, &dir))
                 .await
@@ -143,10 +177,24 @@ impl Group {
             );
         }
         let last = log.last_index();
-        let m = machine.clone();
-        tokio::task::spawn_blocking(move || m.log_opened(last))
-            .await
-            .map_err(std::io::Error::other)?;
+        let (m, b, d) = (machine.clone(), backend.clone(), dir.to_path_buf());
+        let applied = tokio::task::spawn_blocking(move || {
+            m.log_opened(last);
+            restore_snapshot(m.as_ref(), b.as_ref(), &d, name_of(&d))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        if log.forget_purged_past(applied)? {
+            // The machine holds less than the log's purge point and no snapshot brought
+            // it back: the entries in between are gone here. The member starts from an
+            // empty log, as a damaged one: it takes the leader's snapshot and neither
+            // runs nor votes until then.
+            tracing::warn!(
+                group = name,
+                "raft log purged past the applied state; waiting for the leader's snapshot"
+            );
+            recovery.damaged = true;
+        }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let config = Config {
             cluster_name: name.to_string(),
@@ -154,6 +202,7 @@ impl Group {
             election_timeout_min: ms(timing.election_min),
             election_timeout_max: ms(timing.election_max),
             snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: timing.log_keep,
             max_payload_entries: 64,
             ..Config::default()
         }
@@ -163,12 +212,30 @@ impl Group {
             group: name.into(),
             transport,
         };
-        let raft = Raft::new(me, Arc::new(config), network, log, MachineAdapter(machine))
+        let adapter = MachineAdapter {
+            machine: machine.clone(),
+            backend,
+            dir: dir.to_path_buf(),
+            booted: Arc::default(),
+            last_size: Arc::default(),
+        };
+        let raft = Raft::new(me, Arc::new(config), network, log.clone(), adapter.clone())
             .await
             .map_err(std::io::Error::other)?;
+        adapter.booted.store(true, Ordering::Release);
         let abstain = Arc::new(Abstain::default());
         if recovery.damaged {
             abstain.start(raft.clone(), me, name.to_string());
+        }
+        let stopped = Arc::new(AtomicBool::new(false));
+        if machine.snapshots() {
+            tokio::spawn(snapshot_loop(
+                raft.clone(),
+                log,
+                adapter,
+                timing.snapshot_bytes,
+                stopped.clone(),
+            ));
         }
         Ok(Group {
             name: name.into(),
@@ -177,6 +244,7 @@ impl Group {
             timing,
             stepping: Arc::default(),
             abstain,
+            stopped,
         })
     }
 
@@ -355,81 +423,50 @@ impl Group {
 
     /// Stops the group's tasks (the log stays on disk).
     pub async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
         let _ = self.raft.shutdown().await;
     }
 }
 
-/// openraft's state machine over a [`Machine`]. Snapshots are not built yet: the log is
-/// never purged, so a lagging or new member always catches up from it.
-struct MachineAdapter(Arc<dyn Machine>);
-
-/// Builds no snapshots (the policy never asks for one).
-struct NoSnapshots;
-
-fn unsupported() -> std::io::Error {
-    std::io::Error::other("snapshots are not supported yet")
+/// The directory's name, for logs.
+fn name_of(dir: &Path) -> String {
+    dir.display().to_string()
 }
 
-impl RaftSnapshotBuilder<GroupConfig> for NoSnapshots {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<GroupConfig>, StorageError<NodeId>> {
-        Err(StorageError::from(
-            openraft::StorageIOError::write_snapshot(None, &unsupported()),
-        ))
+/// What `machine` has applied once it is opened: when the group's snapshot is ahead of it
+/// (its state was lost or cut, or a crash came between writing an installed snapshot and
+/// installing it), the snapshot is installed first. A snapshot that cannot be read is
+/// reported and left out (the leader sends its own). Blocking.
+fn restore_snapshot(
+    machine: &dyn Machine,
+    backend: &dyn Backend,
+    dir: &Path,
+    group: String,
+) -> Option<LogId<NodeId>> {
+    let applied = machine.restored().0;
+    let ahead = match crate::snapshot::read_meta(backend, dir) {
+        Ok(Some((meta, _))) => meta.last_log_id > applied,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(group, error = %e, "raft snapshot unreadable; left out");
+            false
+        }
+    };
+    if !ahead {
+        return applied;
     }
-}
-
-impl RaftStateMachine<GroupConfig> for MachineAdapter {
-    type SnapshotBuilder = NoSnapshots;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
-    {
-        Ok(self.0.restored())
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<u8>>, StorageError<NodeId>>
-    where
-        I: IntoIterator<Item = GroupEntry> + Send,
-        I::IntoIter: Send,
-    {
-        let entries: Vec<GroupEntry> = entries.into_iter().collect();
-        let last = entries.last().map(|e| e.log_id);
-        let machine = self.0.clone();
-        tokio::task::spawn_blocking(move || machine.apply(entries))
-            .await
-            .map_err(|e| {
-                let id = last.unwrap_or_default();
-                StorageError::from(openraft::StorageIOError::apply(
-                    id,
-                    &std::io::Error::other(e),
-                ))
-            })
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        NoSnapshots
-    }
-
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        _meta: &SnapshotMeta<NodeId, BasicNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        Err(StorageError::from(
-            openraft::StorageIOError::write_snapshot(None, &unsupported()),
-        ))
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<GroupConfig>>, StorageError<NodeId>> {
-        Ok(None)
+    let installed = crate::snapshot::read(backend, dir).and_then(|found| match found {
+        Some((meta, data)) => machine.install(&meta, &data).map(|()| meta.last_log_id),
+        None => Ok(applied),
+    });
+    match installed {
+        Ok(at) => {
+            tracing::info!(group, index = ?at.map(|l| l.index), "state restored from the raft snapshot");
+            at
+        }
+        Err(e) => {
+            tracing::error!(group, error = %e, "restoring the raft snapshot failed");
+            machine.restored().0
+        }
     }
 }

@@ -8,15 +8,21 @@
 //! * [`Group`]: one running group over a [`Machine`] (what committed entries build) and a
 //!   [`Transport`] (how RPCs reach the other members; the server carries them over its
 //!   routes);
-//! * [`Registry`]: this node's groups, answering the RPCs addressed to them.
+//! * [`Registry`]: this node's groups, answering the RPCs addressed to them;
+//! * [`snapshot`]: a group's snapshot file — a machine's state at one applied entry, which
+//!   lets the log be purged behind it and a far-behind follower catch up from it.
 
 mod abstain;
+mod adapter;
 mod group;
 mod log;
 mod membership;
 mod net;
+pub mod snapshot;
 
-pub use group::{node_id, Group, GroupConfig, GroupEntry, Machine, NodeId, ProposeError, Timing};
+pub use group::{
+    node_id, Group, GroupConfig, GroupEntry, Machine, MachineSnapshot, NodeId, ProposeError, Timing,
+};
 pub use log::{FileLog, LogRecovery};
 pub use membership::{leads, Converged};
 pub use net::{frame_reply, Op, Pending, Registry, Transport};
@@ -26,3 +32,5 @@ pub use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, StoredMemb
 mod tests;
 #[cfg(test)]
 mod tests_raft;
+#[cfg(test)]
+mod tests_snapshot;

@@ -178,6 +178,44 @@ where
             .map(|l| l.index)
     }
 
+    /// Record bytes of the entries after `index` (all kept ones for `None`).
+    pub fn bytes_after(&self, index: Option<u64>) -> u64 {
+        let inner = self.inner.lock();
+        let from = index.map_or(0, |i| i.saturating_add(1)).max(inner.first);
+        let pos = usize::try_from(from - inner.first).unwrap_or(usize::MAX);
+        inner
+            .offsets
+            .get(pos)
+            .map_or(0, |off| inner.end.saturating_sub(*off))
+    }
+
+    /// When the log is purged past `applied` (a machine that lost its state and found no
+    /// snapshot to restore), empties it — entries, purge point and the vote's commitment
+    /// (see [`FileLog::open`]) — and says so: the member must then be brought back by a
+    /// leader's snapshot. Blocking.
+    pub fn forget_purged_past(&self, applied: Option<LogId<C::NodeId>>) -> io::Result<bool> {
+        let mut inner = self.inner.lock();
+        let Some(purged) = inner.last_purged.clone() else {
+            return Ok(false);
+        };
+        if applied.is_some_and(|a| a.index >= purged.index) {
+            return Ok(false);
+        }
+        inner.file.set_len(0)?;
+        inner.file.sync()?;
+        inner.end = 0;
+        inner.offsets.clear();
+        inner.cache.clear();
+        inner.cache_bytes = 0;
+        inner.last = None;
+        inner.last_purged = None;
+        if let Some(v) = inner.vote.as_mut() {
+            v.committed = false;
+        }
+        inner.save_state()?;
+        Ok(true)
+    }
+
     /// Runs `f` on the log off the async runtime (it may fsync).
     async fn blocking<T: Send + 'static>(
         &self,

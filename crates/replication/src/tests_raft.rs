@@ -16,9 +16,9 @@ use crate::{Group, GroupEntry, Machine, NodeId, Op, Pending, Registry, Timing, T
 
 /// The nodes that are up: their registries.
 #[derive(Clone, Default)]
-struct Wire {
+pub(crate) struct Wire {
     nodes: Arc<Mutex<HashMap<NodeId, Arc<Registry>>>>,
-    down: Arc<Mutex<HashSet<NodeId>>>,
+    pub(crate) down: Arc<Mutex<HashSet<NodeId>>>,
 }
 
 impl Transport for Wire {
@@ -45,46 +45,97 @@ impl Transport for Wire {
     }
 }
 
-/// Applied strings, in memory (rebuilt from the log on restart).
+/// The last applied entry and membership.
+type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
+
+/// Applied strings, in memory (rebuilt from the log, or a snapshot, on restart); with
+/// `snap`, snapshots are the strings as JSON.
 #[derive(Default)]
-struct Strings {
-    data: Mutex<Vec<String>>,
+pub(crate) struct Strings {
+    pub(crate) data: Mutex<Vec<String>>,
+    snap: bool,
+    applied: Mutex<Applied>,
+    /// Snapshots installed.
+    pub(crate) installed: std::sync::atomic::AtomicUsize,
 }
 
 impl Machine for Strings {
     fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>) {
-        (None, StoredMembership::default())
+        self.applied.lock().clone()
     }
 
     fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {
+        let mut applied = self.applied.lock();
         entries
             .into_iter()
-            .map(|e| match e.payload {
-                EntryPayload::Normal(d) => {
-                    let s = String::from_utf8_lossy(&d).into_owned();
-                    self.data.lock().push(s.clone());
-                    format!("ok {s}").into_bytes()
+            .map(|e| {
+                applied.0 = Some(e.log_id);
+                match e.payload {
+                    EntryPayload::Normal(d) => {
+                        let s = String::from_utf8_lossy(&d).into_owned();
+                        self.data.lock().push(s.clone());
+                        format!("ok {s}").into_bytes()
+                    }
+                    EntryPayload::Membership(m) => {
+                        applied.1 = StoredMembership::new(Some(e.log_id), m);
+                        Vec::new()
+                    }
+                    EntryPayload::Blank => Vec::new(),
                 }
-                _ => Vec::new(),
             })
             .collect()
     }
+
+    fn snapshots(&self) -> bool {
+        self.snap
+    }
+
+    fn snapshot(&self) -> std::io::Result<Option<crate::MachineSnapshot>> {
+        let applied = self.applied.lock();
+        let data = serde_json::to_vec(&*self.data.lock())?;
+        Ok(applied.0.map(|id| (id, applied.1.clone(), data)))
+    }
+
+    fn install(&self, meta: &crate::snapshot::Meta, data: &[u8]) -> std::io::Result<()> {
+        let mut applied = self.applied.lock();
+        *self.data.lock() = serde_json::from_slice(data)?;
+        *applied = (meta.last_log_id, meta.last_membership.clone());
+        self.installed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 }
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 /// The multi-node tests run one at a time: two at once on a small, loaded machine
 /// starve each other's heartbeats into spurious elections.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 // Short, but long enough that a loaded CI machine does not start spurious elections
 // in the middle of the writes (it did with 50 ms / 300–600 ms).
-const FAST: Timing = Timing {
+pub(crate) const FAST: Timing = Timing {
     heartbeat: Duration::from_millis(100),
     election_min: Duration::from_millis(1000),
     election_max: Duration::from_millis(2000),
+    snapshot_bytes: 64 * 1024 * 1024,
+    log_keep: 1000,
 };
 
 async fn start(wire: &Wire, id: NodeId, dir: &std::path::Path) -> (Group, Arc<Strings>) {
-    let m = Arc::new(Strings::default());
+    start_with(wire, id, dir, FAST, false).await
+}
+
+/// Opens member `id` from `dir` with `timing`, its machine taking snapshots when `snap`.
+pub(crate) async fn start_with(
+    wire: &Wire,
+    id: NodeId,
+    dir: &std::path::Path,
+    timing: Timing,
+    snap: bool,
+) -> (Group, Arc<Strings>) {
+    let m = Arc::new(Strings {
+        snap,
+        ..Strings::default()
+    });
     let g = Group::open(
         "G",
         id,
@@ -92,7 +143,7 @@ async fn start(wire: &Wire, id: NodeId, dir: &std::path::Path) -> (Group, Arc<St
         Arc::new(StdBackend),
         m.clone(),
         Arc::new(wire.clone()),
-        FAST,
+        timing,
     )
     .await
     .expect("the group opens");
@@ -103,7 +154,7 @@ async fn start(wire: &Wire, id: NodeId, dir: &std::path::Path) -> (Group, Arc<St
     (g, m)
 }
 
-async fn write_all(g: &Group, prefix: &str, n: usize) {
+pub(crate) async fn write_all(g: &Group, prefix: &str, n: usize) {
     for i in 0..n {
         let reply = g
             .propose(format!("{prefix}{i}").into_bytes())
@@ -113,7 +164,7 @@ async fn write_all(g: &Group, prefix: &str, n: usize) {
     }
 }
 
-async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
+pub(crate) async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
     for g in nodes {
         let deadline = tokio::time::Instant::now() + WAIT;
         while g.metrics().last_applied.map(|l| l.index) < index {
@@ -127,7 +178,7 @@ async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
     }
 }
 
-type Nodes = Vec<(Group, Arc<Strings>)>;
+pub(crate) type Nodes = Vec<(Group, Arc<Strings>)>;
 
 /// Three members 1..=3 on fresh directories, each initialized with the same set (one
 /// group, one leader).
@@ -137,11 +188,24 @@ async fn three_started() -> (
     Nodes,
     BTreeMap<NodeId, String>,
 ) {
+    three_started_with(FAST, false).await
+}
+
+/// [`three_started`] with `timing`, the machines taking snapshots when `snap`.
+pub(crate) async fn three_started_with(
+    timing: Timing,
+    snap: bool,
+) -> (
+    Vec<tempfile::TempDir>,
+    Wire,
+    Nodes,
+    BTreeMap<NodeId, String>,
+) {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let wire = Wire::default();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
+        nodes.push(start_with(&wire, i as NodeId + 1, d.path(), timing, snap).await);
     }
     let members: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
     for (g, _) in &nodes {
@@ -152,7 +216,7 @@ async fn three_started() -> (
 
 /// The first leader a quorum confirms (right after the start, two nodes may both run and
 /// the first winner lose its term to the second).
-async fn confirmed_leader(nodes: &Nodes) -> Group {
+pub(crate) async fn confirmed_leader(nodes: &Nodes) -> Group {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some((g, _)) = nodes.iter().find(|n| n.0.is_leader()) {
@@ -232,7 +296,7 @@ async fn three_nodes_keep_every_committed_entry_across_a_leader_kill() {
 }
 
 /// Waits until `f` holds, at most [`WAIT`].
-async fn until(what: &str, f: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, f: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !f() {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
@@ -242,7 +306,7 @@ async fn until(what: &str, f: impl Fn() -> bool) {
 
 /// Waits until `m` applied as many entries as `want` has, then compares them (a leader's
 /// metrics may lag its last apply, so the index it reports is not waited for).
-async fn has_all(m: &Strings, want: &[String]) {
+pub(crate) async fn has_all(m: &Strings, want: &[String]) {
     until("every entry applied", || m.data.lock().len() >= want.len()).await;
     assert_eq!(*m.data.lock(), want);
 }

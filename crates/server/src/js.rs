@@ -26,6 +26,7 @@ pub(crate) async fn start(
     shared: &Arc<Shared>,
     opts: &JetStreamOptions,
     backend: Arc<dyn petrel_store::Backend>,
+    timing: petrel_jetstream::RaftTiming,
 ) -> Result<(), ServerError> {
     let lock = StoreLock::acquire(&opts.store_dir)?;
     *shared.js_lock.lock() = Some(lock);
@@ -35,7 +36,7 @@ pub(crate) async fn start(
         start_account(shared, &account, account.jetstream).await?;
     }
     if let Some(cluster) = shared.opts().cluster.clone() {
-        start_cluster(shared, opts, &cluster).await?;
+        start_cluster(shared, opts, &cluster, timing).await?;
     }
     Ok(())
 }
@@ -47,6 +48,7 @@ async fn start_cluster(
     shared: &Arc<Shared>,
     opts: &JetStreamOptions,
     cluster: &petrel_config::ClusterOptions,
+    timing: petrel_jetstream::RaftTiming,
 ) -> Result<(), ServerError> {
     let Some((_, backend)) = shared.js_group.get() else {
         return Ok(());
@@ -56,7 +58,7 @@ async fn start_cluster(
         server_name: shared.server_name.clone(),
         store_dir: opts.store_dir.clone(),
         backend: backend.clone(),
-        timing: petrel_jetstream::RaftTiming::default(),
+        timing,
         tags: shared.opts().server_tags.clone(),
         min_nodes: cluster.routes.len(),
     };

@@ -58,6 +58,8 @@ pub use petrel_config::{
 /// Calendar date (year, month, day) of a day count since 1970-01-01, shared with the
 /// binary's log timestamps.
 pub use petrel_jetstream::civil_from_days;
+/// Timers and limits of clustered JetStream's Raft groups ([`ServerBuilder::raft_timing`]).
+pub use petrel_jetstream::RaftTiming;
 /// JetStream types monitoring reads through [`MonitorView`], the wall clock in Unix ns and
 /// Go's RFC3339Nano format.
 pub use petrel_jetstream::{

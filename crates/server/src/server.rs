@@ -257,6 +257,7 @@ impl Shared {
 pub struct Server {
     opts: Options,
     backend: Arc<dyn petrel_store::Backend>,
+    raft_timing: petrel_jetstream::RaftTiming,
 }
 
 /// Builder for an embedded [`Server`]; starts from nats-server's defaults with JetStream
@@ -265,6 +266,7 @@ pub struct Server {
 pub struct ServerBuilder {
     opts: Options,
     backend: Arc<dyn petrel_store::Backend>,
+    raft_timing: petrel_jetstream::RaftTiming,
 }
 
 impl Default for ServerBuilder {
@@ -272,6 +274,7 @@ impl Default for ServerBuilder {
         Self {
             opts: Options::default(),
             backend: Arc::new(petrel_store::StdBackend),
+            raft_timing: petrel_jetstream::RaftTiming::default(),
         }
     }
 }
@@ -425,11 +428,19 @@ impl ServerBuilder {
         self.backend = backend;
         self
     }
+    /// The Raft timers and limits of clustered JetStream's groups (default: heartbeats
+    /// every 500 ms, elections after 2–4 s, a snapshot per 64 MiB of log). Tests shorten
+    /// them.
+    pub fn raft_timing(mut self, timing: petrel_jetstream::RaftTiming) -> Self {
+        self.raft_timing = timing;
+        self
+    }
     /// The configured server.
     pub fn build(self) -> Server {
         Server {
             opts: self.opts,
             backend: self.backend,
+            raft_timing: self.raft_timing,
         }
     }
     /// Build and start.
@@ -449,6 +460,7 @@ impl Server {
         Self {
             opts,
             backend: Arc::new(petrel_store::StdBackend),
+            raft_timing: petrel_jetstream::RaftTiming::default(),
         }
     }
 
@@ -559,7 +571,7 @@ impl Server {
             if let Some(d) = &js.domain {
                 tracing::info!("  Domain:          {d}");
             }
-            crate::js::start(&shared, js, self.backend.clone()).await?;
+            crate::js::start(&shared, js, self.backend.clone(), self.raft_timing).await?;
         }
         if let Some(w) = shared.opts().websocket.clone() {
             let addr = crate::websocket::start(&shared, &w).await?;

@@ -23,6 +23,7 @@ mod restore;
 mod snapshot;
 
 pub(super) use restore::restore;
+pub(crate) use snapshot::replica_archive;
 pub(super) use snapshot::snapshot;
 
 use std::path::PathBuf;

@@ -106,21 +106,7 @@ fn write_archive(
     let mut w = ArchiveWriter::new(out)?;
     let backend = stream.backend.as_ref();
     let _inner = stream.inner.lock();
-    w.add(
-        "meta.json",
-        &petrel_store::read_all(backend, &dir.join("meta.json"))?,
-    )?;
-    let msgs = dir.join("msgs");
-    let mut blocks: Vec<(u32, String)> = backend
-        .list(&msgs)?
-        .into_iter()
-        .filter_map(|n| Some((n.strip_suffix(".blk")?.parse().ok()?, n)))
-        .collect();
-    blocks.sort();
-    for (_, name) in blocks {
-        let data = petrel_store::read_all(backend, &msgs.join(&name))?;
-        w.add(&format!("msgs/{name}"), &data)?;
-    }
+    add_store_files(&mut w, backend, dir)?;
     if with_consumers {
         for c in stream.consumers.read().values() {
             let Some(cdir) = &c.dir else { continue };
@@ -133,6 +119,64 @@ fn write_archive(
     let out: std::io::BufWriter<std::fs::File> = w.finish()?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
+}
+
+/// The archive of a replica's files as they are on disk — the store and the durable
+/// consumers' files its group committed — under the stream lock (one consistent cut).
+/// Blocking.
+pub(crate) fn replica_archive(stream: &Stream, dir: &Path) -> std::io::Result<Vec<u8>> {
+    let mut w = ArchiveWriter::new(Vec::new())?;
+    let backend = stream.backend.as_ref();
+    let _inner = stream.inner.lock();
+    add_store_files(&mut w, backend, dir)?;
+    let obs = persist::consumers_dir(dir);
+    let mut names = if backend.is_dir(&obs) {
+        backend.list(&obs)?
+    } else {
+        Vec::new()
+    };
+    names.sort();
+    for name in names {
+        for file in ["meta.json", "state.json"] {
+            let path = obs.join(&name).join(file);
+            if backend.exists(&path) {
+                w.add(
+                    &format!("obs/{name}/{file}"),
+                    &petrel_store::read_all(backend, &path)?,
+                )?;
+            }
+        }
+    }
+    w.finish()
+}
+
+/// The stream's `meta.json` (if it has one) and block files, in block order.
+fn add_store_files<W: std::io::Write>(
+    w: &mut ArchiveWriter<W>,
+    backend: &dyn petrel_store::Backend,
+    dir: &Path,
+) -> std::io::Result<()> {
+    // A replica's directory has none: its config comes from the meta group.
+    let meta = dir.join("meta.json");
+    if backend.exists(&meta) {
+        w.add("meta.json", &petrel_store::read_all(backend, &meta)?)?;
+    }
+    let msgs = dir.join("msgs");
+    let names = if backend.is_dir(&msgs) {
+        backend.list(&msgs)?
+    } else {
+        Vec::new()
+    };
+    let mut blocks: Vec<(u32, String)> = names
+        .into_iter()
+        .filter_map(|n| Some((n.strip_suffix(".blk")?.parse().ok()?, n)))
+        .collect();
+    blocks.sort();
+    for (_, name) in blocks {
+        let data = petrel_store::read_all(backend, &msgs.join(&name))?;
+        w.add(&format!("msgs/{name}"), &data)?;
+    }
+    Ok(())
 }
 
 /// Frees a window slot per ack, never past the window.

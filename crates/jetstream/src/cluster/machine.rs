@@ -2,7 +2,9 @@
 //! store with the leader's timestamp (so every replica stores the same sequences), the
 //! consumer files the followers keep for the next leader, and the applied record
 //! (`applied.rs`). A store that does not match its record, fails its read-back check, or
-//! holds more than the log (a cut tail) is emptied and rebuilt from the log.
+//! holds more than the log (a cut tail) is emptied and rebuilt from the group's snapshot
+//! and the log. A snapshot is the archive of the replica's files (store and consumers,
+//! one consistent cut); installing one replaces them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +12,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use petrel_replication::snapshot::Meta as SnapshotMeta;
 use petrel_replication::{
-    BasicNode, EntryPayload, GroupEntry, LogId, Machine, NodeId, StoredMembership,
+    BasicNode, EntryPayload, GroupEntry, LogId, Machine, MachineSnapshot, NodeId, StoredMembership,
 };
 use petrel_store::{Backend, PurgeRequest};
 use serde::{Deserialize, Serialize};
@@ -202,6 +205,37 @@ impl Machine for StreamMachine {
     fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>) {
         let a = self.applied.lock();
         (a.log_id, a.membership.clone())
+    }
+
+    fn snapshots(&self) -> bool {
+        self.stream.dir.is_some()
+    }
+
+    fn snapshot(&self) -> std::io::Result<Option<MachineSnapshot>> {
+        let applied = self.applied.lock();
+        let (Some(log_id), Some(dir)) = (applied.log_id, self.stream.dir.as_ref()) else {
+            return Ok(None);
+        };
+        let data = crate::backup::replica_archive(&self.stream, dir)?;
+        Ok(Some((log_id, applied.membership.clone(), data)))
+    }
+
+    fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> std::io::Result<()> {
+        let mut applied = self.applied.lock();
+        let backend = self.backend.clone();
+        let unpack =
+            |dir: &Path| crate::backup::archive::unpack(data, dir, backend.as_ref()).map(|_| ());
+        self.stream
+            .replace_files(&unpack, REPLICA_SYNC)
+            .map_err(std::io::Error::other)?;
+        applied.log_id = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        applied.last_seq = self.stream.last_seq();
+        self.record.membership(&applied.membership)?;
+        if let Some(log_id) = &applied.log_id {
+            self.record.record(log_id, applied.last_seq)?;
+        }
+        Ok(())
     }
 
     fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {

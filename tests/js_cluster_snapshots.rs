@@ -1,0 +1,228 @@
+//! Raft snapshots of replicated streams, on three in-process nodes whose groups snapshot
+//! every few KiB of log and keep only a few entries behind: the log is purged, a replica
+//! that was down meanwhile comes back behind the leader's purge point and is caught up
+//! from a snapshot of the leader's files (messages, a delete, a durable consumer's acks),
+//! and an R1 stream whose log is purged grows to R3 — its new replicas start from a
+//! snapshot. Each is then made leader and serves every acknowledged message, and the
+//! consumer carries on without redelivering a confirmed ack.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+
+use crate::js_cluster::{create, fixed_node_with, info, publish_acked};
+use crate::support::free_ports;
+
+const WAIT: Duration = Duration::from_secs(30);
+const SNAPPY: petrel_server::RaftTiming = petrel_server::RaftTiming {
+    heartbeat: Duration::from_millis(500),
+    election_min: Duration::from_millis(2000),
+    election_max: Duration::from_millis(4000),
+    snapshot_bytes: 4096,
+    log_keep: 8,
+};
+
+/// The directory of the stream group whose name starts with `prefix` on a node.
+fn group_dir(store: &Path, prefix: &str) -> PathBuf {
+    let root = store.join("jetstream").join("_cluster_");
+    std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no group {prefix}* in {}", root.display()))
+}
+
+/// The index of the last entry a replica recorded as applied (`applied.log`).
+fn applied_index(group: &Path) -> u64 {
+    let bytes = std::fs::read(group.join("applied.log")).unwrap();
+    let last = &bytes[bytes.len() - 40..];
+    u64::from_le_bytes(last[..8].try_into().unwrap())
+}
+
+/// The log index the group's log is purged up to on a node (0 when not purged).
+fn purged_index(group: &Path) -> u64 {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(group.join("raft/state.json")).unwrap()).unwrap();
+    state["last_purged"]["index"].as_u64().unwrap_or(0)
+}
+
+/// Waits until `f` holds, at most [`WAIT`].
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Makes `name` lead the stream (a preferred stepdown, repeated until it holds).
+async fn lead(nc: &async_nats::Client, js: &jetstream::Context, stream: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        let c = info(js, stream).await.cluster.unwrap();
+        let current = c
+            .replicas
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.current);
+        if c.leader.as_deref() == Some(name) {
+            return;
+        }
+        if current == Some(true) {
+            let body = format!(r#"{{"placement":{{"preferred":"{name}"}}}}"#);
+            let _ = nc
+                .request(
+                    format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+                    body.into(),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never leads {stream}"
+        );
+    }
+}
+
+/// Every sequence in `1..=last` but `deleted` holds `{prefix}{seq}`.
+async fn all_there(
+    js: &jetstream::Context,
+    stream: &str,
+    prefix: &str,
+    last: u64,
+    deleted: &[u64],
+) {
+    let s = js.get_stream(stream).await.unwrap();
+    for seq in 1..=last {
+        let got = s.get_raw_message(seq).await;
+        if deleted.contains(&seq) {
+            assert!(got.is_err(), "{stream} seq {seq} was deleted");
+        } else {
+            let m = got.unwrap_or_else(|e| panic!("{stream} seq {seq}: {e}"));
+            assert_eq!(&m.payload[..], format!("{prefix}{seq}").as_bytes());
+        }
+    }
+}
+
+/// Fetches `n` messages from the consumer and acks each with confirmation; their stream
+/// sequences.
+async fn take(c: &consumer::PullConsumer, n: usize) -> Vec<u64> {
+    let mut msgs = c.fetch().max_messages(n).messages().await.unwrap();
+    let mut seqs = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, msgs.next())
+        .await
+        .expect("deliveries")
+    {
+        let m = m.unwrap();
+        seqs.push(m.info().unwrap().stream_sequence);
+        m.double_ack().await.unwrap();
+    }
+    seqs
+}
+
+async fn publish_range(
+    js: &jetstream::Context,
+    stream: &str,
+    range: std::ops::RangeInclusive<u64>,
+) {
+    for seq in range {
+        let subject = format!("{}.{seq}", stream.to_lowercase());
+        let id = format!("{stream}-{seq}");
+        let got = publish_acked(js, &subject, &id, &format!("{stream}{seq}")).await;
+        assert_eq!(got, seq);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = free_ports(3);
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(Some(fixed_node_with(i, &ports, d.path(), SNAPPY).await));
+    }
+    let nc = async_nats::connect(nodes[0].as_ref().unwrap().client_url())
+        .await
+        .unwrap();
+    let js = jetstream::new(nc.clone());
+    let config = |name: &str, replicas| stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{}.>", name.to_lowercase())],
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    let s = create(&js, config("SNAP", 3)).await;
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    publish_range(&js, "SNAP", 1..=60).await;
+    assert_eq!(take(&c, 30).await, (1..=30).collect::<Vec<_>>());
+    // A follower goes down; the rest goes on, the log is snapshotted and purged past it.
+    let cluster = info(&js, "SNAP").await.cluster.unwrap();
+    let gone = cluster.replicas[0].name.clone();
+    let g: usize = gone.trim_start_matches("node-").parse().unwrap();
+    let leader: usize = cluster
+        .leader
+        .unwrap()
+        .trim_start_matches("node-")
+        .parse()
+        .unwrap();
+    nodes[g].take().unwrap().shutdown().await;
+    let gone_group = group_dir(dirs[g].path(), "S-R3F-");
+    let gone_at = applied_index(&gone_group);
+    publish_range(&js, "SNAP", 61..=400).await;
+    assert!(s.delete_message(100).await.unwrap());
+    assert_eq!(take(&c, 20).await, (31..=50).collect::<Vec<_>>());
+    let leader_group = group_dir(dirs[leader].path(), "S-R3F-");
+    until(
+        "the leader's log purged past the replica that is down",
+        || purged_index(&leader_group) > gone_at,
+    )
+    .await;
+    assert!(leader_group.join("raft/snapshot.bin").exists());
+    // Back: it takes the leader's snapshot, then leads and serves it all.
+    nodes[g] = Some(fixed_node_with(g, &ports, dirs[g].path(), SNAPPY).await);
+    lead(&nc, &js, "SNAP", &gone).await;
+    all_there(&js, "SNAP", "SNAP", 400, &[100]).await;
+    assert_eq!(
+        publish_acked(&js, "snap.401", "SNAP-401", "SNAP401").await,
+        401
+    );
+    // The consumer resumes after the last confirmed ack: nothing redelivered or skipped.
+    let c: consumer::PullConsumer = s.get_consumer("C").await.unwrap();
+    assert_eq!(take(&c, 5).await, (51..=55).collect::<Vec<_>>());
+
+    // An R1 stream with a purged log grows to R3: the new replicas start from snapshots.
+    let one = create(&js, config("ONE", 1)).await;
+    publish_range(&js, "ONE", 1..=300).await;
+    let host = info(&js, "ONE").await.cluster.unwrap().leader.unwrap();
+    let h: usize = host.trim_start_matches("node-").parse().unwrap();
+    let one_group = group_dir(dirs[h].path(), "S-R1F-");
+    until("the R1 log purged", || purged_index(&one_group) > 8).await;
+    drop(one);
+    js.update_stream(config("ONE", 3)).await.unwrap();
+    let newcomer = (0..3).find(|i| *i != h).unwrap();
+    lead(&nc, &js, "ONE", &format!("node-{newcomer}")).await;
+    all_there(&js, "ONE", "ONE", 300, &[]).await;
+    assert_eq!(
+        publish_acked(&js, "one.301", "ONE-301", "ONE301").await,
+        301
+    );
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}
