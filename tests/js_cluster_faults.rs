@@ -35,7 +35,7 @@ const NODES: usize = 3;
 /// Snapshots every few KiB of log and few entries kept behind them: the faults land on
 /// snapshots being built, logs being purged, and replicas restored or caught up from a
 /// snapshot, not only on log replay.
-const SNAPPY: petrel_server::RaftTiming = petrel_server::RaftTiming {
+pub(crate) const SNAPPY: petrel_server::RaftTiming = petrel_server::RaftTiming {
     heartbeat: Duration::from_millis(500),
     election_min: Duration::from_millis(2000),
     election_max: Duration::from_millis(4000),

@@ -13,16 +13,10 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 
 use crate::js_cluster::{create, fixed_node_with, info, publish_acked};
+use crate::js_cluster_faults::SNAPPY;
 use crate::support::free_ports;
 
 const WAIT: Duration = Duration::from_secs(30);
-const SNAPPY: petrel_server::RaftTiming = petrel_server::RaftTiming {
-    heartbeat: Duration::from_millis(500),
-    election_min: Duration::from_millis(2000),
-    election_max: Duration::from_millis(4000),
-    snapshot_bytes: 4096,
-    log_keep: 8,
-};
 
 /// The directory of the stream group whose name starts with `prefix` on a node.
 fn group_dir(store: &Path, prefix: &str) -> PathBuf {
