@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use crate::js_cluster::{create, fixed_node_with, info, publish_acked};
 use crate::js_cluster_faults::SNAPPY;
-use crate::support::free_ports;
+use crate::support::{all_there, free_ports};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -85,26 +85,6 @@ async fn lead(nc: &async_nats::Client, js: &jetstream::Context, stream: &str, na
             tokio::time::Instant::now() < deadline,
             "{name} never leads {stream}"
         );
-    }
-}
-
-/// Every sequence in `1..=last` but `deleted` holds `{prefix}{seq}`.
-async fn all_there(
-    js: &jetstream::Context,
-    stream: &str,
-    prefix: &str,
-    last: u64,
-    deleted: &[u64],
-) {
-    let s = js.get_stream(stream).await.unwrap();
-    for seq in 1..=last {
-        let got = s.get_raw_message(seq).await;
-        if deleted.contains(&seq) {
-            assert!(got.is_err(), "{stream} seq {seq} was deleted");
-        } else {
-            let m = got.unwrap_or_else(|e| panic!("{stream} seq {seq}: {e}"));
-            assert_eq!(&m.payload[..], format!("{prefix}{seq}").as_bytes());
-        }
     }
 }
 

@@ -117,3 +117,23 @@ pub(crate) fn free_ports(n: usize) -> Vec<u16> {
         .map(|l| l.local_addr().unwrap().port())
         .collect()
 }
+
+/// Every sequence in `1..=last` but `deleted` holds `{prefix}{seq}`.
+pub(crate) async fn all_there(
+    js: &jetstream::Context,
+    stream: &str,
+    prefix: &str,
+    last: u64,
+    deleted: &[u64],
+) {
+    let s = js.get_stream(stream).await.unwrap();
+    for seq in 1..=last {
+        let got = s.get_raw_message(seq).await;
+        if deleted.contains(&seq) {
+            assert!(got.is_err(), "{stream} seq {seq} was deleted");
+        } else {
+            let m = got.unwrap_or_else(|e| panic!("{stream} seq {seq}: {e}"));
+            assert_eq!(&m.payload[..], format!("{prefix}{seq}").as_bytes());
+        }
+    }
+}

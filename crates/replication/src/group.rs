@@ -177,10 +177,15 @@ impl Group {
             );
         }
         let last = log.last_index();
-        let (m, b, d) = (machine.clone(), backend.clone(), dir.to_path_buf());
-        let applied = tokio::task::spawn_blocking(move || {
+        let (m, b, d, n) = (
+            machine.clone(),
+            backend.clone(),
+            dir.to_path_buf(),
+            name.to_string(),
+        );
+        let (applied, snapshot_size) = tokio::task::spawn_blocking(move || {
             m.log_opened(last);
-            restore_snapshot(m.as_ref(), b.as_ref(), &d, name_of(&d))
+            restore_snapshot(m.as_ref(), b.as_ref(), &d, n)
         })
         .await
         .map_err(std::io::Error::other)?;
@@ -217,7 +222,7 @@ impl Group {
             backend,
             dir: dir.to_path_buf(),
             booted: Arc::default(),
-            last_size: Arc::default(),
+            last_size: Arc::new(snapshot_size.into()),
         };
         let raft = Raft::new(me, Arc::new(config), network, log.clone(), adapter.clone())
             .await
@@ -428,32 +433,28 @@ impl Group {
     }
 }
 
-/// The directory's name, for logs.
-fn name_of(dir: &Path) -> String {
-    dir.display().to_string()
-}
-
-/// What `machine` has applied once it is opened: when the group's snapshot is ahead of it
-/// (its state was lost or cut, or a crash came between writing an installed snapshot and
-/// installing it), the snapshot is installed first. A snapshot that cannot be read is
-/// reported and left out (the leader sends its own). Blocking.
+/// What `machine` has applied once it is opened, and the size of the group's snapshot:
+/// when the snapshot is ahead of the machine (its state was lost or cut, or a crash came
+/// between writing an installed snapshot and installing it), it is installed first. A
+/// snapshot that cannot be read is reported and left out (the leader sends its own).
+/// Blocking.
 fn restore_snapshot(
     machine: &dyn Machine,
     backend: &dyn Backend,
     dir: &Path,
     group: String,
-) -> Option<LogId<NodeId>> {
+) -> (Option<LogId<NodeId>>, u64) {
     let applied = machine.restored().0;
-    let ahead = match crate::snapshot::read_meta(backend, dir) {
-        Ok(Some((meta, _))) => meta.last_log_id > applied,
-        Ok(None) => false,
+    let (ahead, size) = match crate::snapshot::read_meta(backend, dir) {
+        Ok(Some((meta, size))) => (meta.last_log_id > applied, size),
+        Ok(None) => (false, 0),
         Err(e) => {
             tracing::error!(group, error = %e, "raft snapshot unreadable; left out");
-            false
+            (false, 0)
         }
     };
     if !ahead {
-        return applied;
+        return (applied, size);
     }
     let installed = crate::snapshot::read(backend, dir).and_then(|found| match found {
         Some((meta, data)) => machine.install(&meta, &data).map(|()| meta.last_log_id),
@@ -462,11 +463,11 @@ fn restore_snapshot(
     match installed {
         Ok(at) => {
             tracing::info!(group, index = ?at.map(|l| l.index), "state restored from the raft snapshot");
-            at
+            (at, size)
         }
         Err(e) => {
             tracing::error!(group, error = %e, "restoring the raft snapshot failed");
-            machine.restored().0
+            (machine.restored().0, 0)
         }
     }
 }

@@ -151,12 +151,7 @@ where
                 reason = recovery.reason.as_deref().unwrap_or(""),
                 "Raft log tail cut at recovery"
             );
-            // A leader whose log lost entries must not resume leading with its saved
-            // vote (openraft restarts a committed vote for itself as leader, and its
-            // shorter log would then overwrite the followers' committed entries): it
-            // stands for election again, which a longer log on a quorum refuses.
-            if let Some(v) = inner.vote.as_mut().filter(|v| v.committed) {
-                v.committed = false;
+            if inner.uncommit_vote() {
                 inner.save_state()?;
             }
         }
@@ -205,13 +200,10 @@ where
         inner.file.sync()?;
         inner.end = 0;
         inner.offsets.clear();
-        inner.cache.clear();
-        inner.cache_bytes = 0;
+        inner.uncache(usize::MAX, true);
         inner.last = None;
         inner.last_purged = None;
-        if let Some(v) = inner.vote.as_mut() {
-            v.committed = false;
-        }
+        inner.uncommit_vote();
         inner.save_state()?;
         Ok(true)
     }
@@ -317,9 +309,34 @@ where
         self.cache.push_back((entry, len));
         self.cache_bytes += len;
         while self.cache_bytes > self.cache_limit && self.cache.len() > 1 {
-            if let Some((_, n)) = self.cache.pop_front() {
-                self.cache_bytes -= n;
+            self.uncache(1, true);
+        }
+    }
+
+    /// Drops `n` entries from the cache's oldest end (`front`) or newest end.
+    fn uncache(&mut self, n: usize, front: bool) {
+        for _ in 0..n.min(self.cache.len()) {
+            let dropped = if front {
+                self.cache.pop_front()
+            } else {
+                self.cache.pop_back()
+            };
+            self.cache_bytes -= dropped.map_or(0, |(_, len)| len);
+        }
+    }
+
+    /// Un-commits the vote (not saved); whether it was committed. A member whose log lost
+    /// entries must not resume leading with its saved vote (openraft restarts a committed
+    /// vote for itself as leader, and its shorter log would then overwrite the followers'
+    /// committed entries): it stands for election again, which a longer log on a quorum
+    /// refuses.
+    fn uncommit_vote(&mut self) -> bool {
+        match self.vote.as_mut().filter(|v| v.committed) {
+            Some(v) => {
+                v.committed = false;
+                true
             }
+            None => false,
         }
     }
 
@@ -387,13 +404,8 @@ where
         self.file.set_len(off)?;
         self.file.sync()?;
         self.end = off;
-        let cut = self.offsets.len() - keep;
+        self.uncache(self.offsets.len() - keep, false);
         self.offsets.truncate(keep);
-        for _ in 0..cut.min(self.cache.len()) {
-            if let Some((_, n)) = self.cache.pop_back() {
-                self.cache_bytes -= n;
-            }
-        }
         self.last = match keep {
             0 => None,
             _ => Some(
@@ -414,11 +426,7 @@ where
             .map_err(io_err)?
             .min(self.offsets.len());
         let uncached = self.offsets.len() - self.cache.len();
-        for _ in uncached.min(drop)..drop {
-            if let Some((_, n)) = self.cache.pop_front() {
-                self.cache_bytes -= n;
-            }
-        }
+        self.uncache(drop.saturating_sub(uncached), true);
         self.offsets.drain(..drop);
         self.first = self.first.max(log_id.index + 1);
         if self.offsets.is_empty() {

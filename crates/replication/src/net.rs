@@ -194,6 +194,9 @@ impl RaftNetwork<GroupConfig> for Client {
     }
 }
 
+/// The largest snapshot a member takes from another (it is received into memory).
+const MAX_SNAPSHOT: u64 = 4 << 30;
+
 /// This node's groups by name, answering the RPCs addressed to them.
 #[derive(Default)]
 pub struct Registry {
@@ -255,6 +258,12 @@ async fn serve_one(g: &Group, op: Op, body: &[u8]) -> Result<Vec<u8>, String> {
         Op::Snapshot => {
             let req: InstallSnapshotRequest<GroupConfig> =
                 postcard::from_bytes(body).map_err(bad)?;
+            // Chunks are written at their offset into one buffer: a peer's offset must not
+            // make it grow past what a snapshot may be.
+            let end = req.offset.checked_add(req.data.len() as u64);
+            if end.is_none_or(|e| e > MAX_SNAPSHOT) {
+                return Err(format!("snapshot chunk past {MAX_SNAPSHOT} bytes refused"));
+            }
             encode(&raft.install_snapshot(req).await)
         }
         Op::Elect => {

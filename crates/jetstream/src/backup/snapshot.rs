@@ -130,11 +130,7 @@ pub(crate) fn replica_archive(stream: &Stream, dir: &Path) -> std::io::Result<Ve
     let _inner = stream.inner.lock();
     add_store_files(&mut w, backend, dir)?;
     let obs = persist::consumers_dir(dir);
-    let mut names = if backend.is_dir(&obs) {
-        backend.list(&obs)?
-    } else {
-        Vec::new()
-    };
+    let mut names = list(backend, &obs)?;
     names.sort();
     for name in names {
         for file in ["meta.json", "state.json"] {
@@ -150,6 +146,15 @@ pub(crate) fn replica_archive(stream: &Stream, dir: &Path) -> std::io::Result<Ve
     w.finish()
 }
 
+/// The names in `dir` (none when it does not exist).
+fn list(backend: &dyn petrel_store::Backend, dir: &Path) -> std::io::Result<Vec<String>> {
+    if backend.is_dir(dir) {
+        backend.list(dir)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// The stream's `meta.json` (if it has one) and block files, in block order.
 fn add_store_files<W: std::io::Write>(
     w: &mut ArchiveWriter<W>,
@@ -162,12 +167,7 @@ fn add_store_files<W: std::io::Write>(
         w.add("meta.json", &petrel_store::read_all(backend, &meta)?)?;
     }
     let msgs = dir.join("msgs");
-    let names = if backend.is_dir(&msgs) {
-        backend.list(&msgs)?
-    } else {
-        Vec::new()
-    };
-    let mut blocks: Vec<(u32, String)> = names
+    let mut blocks: Vec<(u32, String)> = list(backend, &msgs)?
         .into_iter()
         .filter_map(|n| Some((n.strip_suffix(".blk")?.parse().ok()?, n)))
         .collect();
