@@ -35,6 +35,7 @@ mod js_client_compat;
 mod js_cluster;
 mod js_cluster_faults;
 mod js_cluster_peers;
+mod js_cluster_retention;
 mod js_cluster_snapshots;
 mod kv;
 mod leafnodes;

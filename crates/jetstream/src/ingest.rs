@@ -220,6 +220,17 @@ impl Inner {
     }
 }
 
+/// The sequences a batch stored.
+fn stored_seqs(outcomes: &[Outcome]) -> Vec<u64> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Stored { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Stream {
     /// After a commit: tells every consumer about the stored messages (under the stream
     /// lock, so their pending counts never race their reads), marks their counts stale when
@@ -231,12 +242,15 @@ impl Stream {
             .filter(|o| matches!(o, Outcome::Stored { .. }))
             .count() as u64;
         let consumers: Vec<_> = self.consumers.read().values().cloned().collect();
+        // A replica that does not run the consumers (a follower, or a leader still
+        // starting them) leaves retention to the one that does.
+        let interest =
+            inner.config.retention == RetentionPolicy::Interest && crate::retention::decides(self);
         if consumers.is_empty() {
-            if inner.config.retention == RetentionPolicy::Interest {
+            if interest {
                 // Nobody is interested: the message is acked and gone at once.
-                if let Err(e) = inner.store.purge(PurgeRequest::default()) {
-                    tracing::warn!(stream = %self.name, error = %e, "interest purge failed");
-                }
+                let unwanted = stored_seqs(outcomes);
+                crate::retention::retire(self, inner, unwanted);
             }
             return;
         }
@@ -268,7 +282,7 @@ impl Stream {
                 c.wake();
             }
         }
-        if inner.config.retention == RetentionPolicy::Interest {
+        if interest {
             // A message no consumer's filter matches has no interest: gone at once.
             let unwanted: Vec<u64> = new
                 .iter()
@@ -276,11 +290,7 @@ impl Stream {
                 .filter(|(_, w)| !**w)
                 .map(|((seq, _), _)| *seq)
                 .collect();
-            if !unwanted.is_empty() {
-                if let Err(e) = inner.store.delete_many(&unwanted) {
-                    tracing::warn!(stream = %self.name, error = %e, "interest removal failed");
-                }
-            }
+            crate::retention::retire(self, inner, unwanted);
         }
     }
 

@@ -55,6 +55,7 @@ mod meta;
 mod monitor;
 pub mod port;
 mod republish;
+mod retention;
 pub mod sourcing;
 mod stream;
 #[cfg(test)]

@@ -605,6 +605,17 @@ impl Stream {
         }
     }
 
+    /// Removes messages retention no longer needs from this node's store (a replicated
+    /// stream's `Remove` entry). Blocking.
+    pub(crate) fn remove_local(&self, seqs: &[u64]) {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return;
+        }
+        // No consumer is told: each removed message is one every consumer is done with.
+        crate::retention::remove_now(self, &mut inner, seqs);
+    }
+
     /// STREAM.PURGE, through the stream group when the stream is replicated. Blocking.
     pub fn purge(&self, req: PurgeRequest) -> Result<u64, ApiError> {
         match self.replica.get() {

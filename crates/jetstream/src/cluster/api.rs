@@ -19,7 +19,7 @@ use crate::api::streams::{
     announce, parse_config, CreateBody, ListBody, ListRequest, NamesBody, Success,
 };
 use crate::api::{parse_body, respond, ApiRequest, ApiResponse, Paged};
-use crate::config::{RetentionPolicy, StreamConfig};
+use crate::config::StreamConfig;
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
 use crate::stream::{InfoRequest, StreamInfo};
@@ -240,9 +240,6 @@ fn check_supported(cfg: &StreamConfig) -> Result<(), ApiError> {
             "{what} is not supported for replicated streams yet"
         )))
     };
-    if cfg.num_replicas > 1 && cfg.retention != RetentionPolicy::Limits {
-        return not_yet("interest or work-queue retention");
-    }
     if cfg.mirror.is_some() || !cfg.sources.is_empty() {
         return not_yet("a mirror or sources");
     }

@@ -48,6 +48,8 @@ pub(crate) enum StreamOp {
     ConsumerState { name: String, state: Vec<u8> },
     /// A durable consumer deleted.
     ConsumerDelete { name: String },
+    /// Messages the leader's retention (interest, work queue) no longer needs.
+    Remove { seqs: Vec<u64> },
 }
 
 impl StreamOp {
@@ -108,6 +110,10 @@ impl StreamMachine {
             }
             StreamOp::Delete { seq, erase } => {
                 serde_json::to_vec(&self.stream.delete_msg_local(seq, erase)).unwrap_or_default()
+            }
+            StreamOp::Remove { seqs } => {
+                self.stream.remove_local(&seqs);
+                Vec::new()
             }
             op => {
                 self.apply_consumer(op, pending);

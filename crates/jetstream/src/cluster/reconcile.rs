@@ -52,6 +52,8 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         checkpoints: Default::default(),
         leaving: Default::default(),
         left: Default::default(),
+        consumers_running: Default::default(),
+        removals: Default::default(),
     });
     let _ = stream.replica.set(replica);
     js.register(stream.clone());
@@ -104,9 +106,18 @@ async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Gro
                 if s.is_closed() {
                     return;
                 }
+                let running = s.replica.get().map(|r| &r.consumers_running);
                 if now {
                     j.recover_consumers(&s);
+                    if let Some(r) = running {
+                        r.store(true, Ordering::Release);
+                    }
+                    // What the last leader's retention decided but never committed.
+                    crate::retention::cleanup(&s);
                 } else {
+                    if let Some(r) = running {
+                        r.store(false, Ordering::Release);
+                    }
                     j.close_consumers(&s);
                     s.consumers.write().clear();
                 }

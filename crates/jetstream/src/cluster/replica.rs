@@ -46,7 +46,21 @@ pub(crate) struct Replica {
     pub leaving: std::sync::atomic::AtomicBool,
     /// The leader confirmed this replica is out: the reconcile task removes it.
     pub left: std::sync::atomic::AtomicBool,
+    /// This node leads and runs the stream's consumers: it decides retention.
+    pub consumers_running: std::sync::atomic::AtomicBool,
+    /// Messages retention removes, waiting to go through the group.
+    pub removals: Mutex<Removals>,
 }
+
+/// Retention removals waiting for a proposal, and whether one is being made.
+#[derive(Default)]
+pub(crate) struct Removals {
+    seqs: std::collections::BTreeSet<u64>,
+    proposing: bool,
+}
+
+/// Most sequences removed by one entry.
+const REMOVALS_PER_ENTRY: usize = 16 * 1024;
 
 /// Most consumer checkpoints in flight per stream.
 const MAX_CHECKPOINTS: usize = 64;
@@ -203,6 +217,56 @@ impl Replica {
             state,
         };
         self.group.propose(op.encode()).await.is_ok()
+    }
+
+    /// Whether this node leads the stream and runs its consumers.
+    pub fn runs_consumers(&self) -> bool {
+        self.consumers_running
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.group.is_leader()
+    }
+
+    /// Removes messages retention no longer needs, through the group, in the background
+    /// (one proposal at a time carries everything gathered meanwhile). The set holds
+    /// sequences of stored messages, so it is bounded by the stream. Removals this node
+    /// cannot commit (it lost the leadership) are dropped: the next leader's sweep finds
+    /// them again.
+    pub fn remove(self: &Arc<Self>, seqs: Vec<u64>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut r = self.removals.lock();
+            r.seqs.extend(seqs);
+            if r.proposing {
+                return;
+            }
+            r.proposing = true;
+        }
+        let me = self.clone();
+        rt.spawn(async move {
+            loop {
+                let seqs: Vec<u64> = {
+                    let mut r = me.removals.lock();
+                    let seqs: Vec<u64> = r.seqs.iter().take(REMOVALS_PER_ENTRY).copied().collect();
+                    if seqs.is_empty() {
+                        r.proposing = false;
+                        return;
+                    }
+                    for s in &seqs {
+                        r.seqs.remove(s);
+                    }
+                    seqs
+                };
+                if let Err(e) = me.group.propose(StreamOp::Remove { seqs }.encode()).await {
+                    tracing::debug!(group = %me.group.name, error = %e, "retention removals not committed");
+                    let mut r = me.removals.lock();
+                    r.seqs.clear();
+                    r.proposing = false;
+                    return;
+                }
+            }
+        });
     }
 
     /// A purge through the group: every replica purges at the same point.

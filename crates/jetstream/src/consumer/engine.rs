@@ -640,6 +640,9 @@ fn remove_acked(
     retention: RetentionPolicy,
     acked: &[u64],
 ) {
+    if !crate::retention::decides(stream) {
+        return;
+    }
     let gone: Vec<u64> = match retention {
         RetentionPolicy::Workqueue => acked.to_vec(),
         RetentionPolicy::Interest => {
@@ -651,36 +654,18 @@ fn remove_acked(
                 .cloned()
                 .collect();
             let states: Vec<_> = consumers.iter().map(|o| o.state.lock()).collect();
-            let mut gone = Vec::new();
-            for &seq in acked {
-                let needed = if states.is_empty() {
-                    false
-                } else {
-                    let subject = match inner.store.get(seq) {
-                        Ok(Some(m)) => m.subject,
-                        _ => continue,
-                    };
-                    states
-                        .iter()
-                        .any(|s| s.matches(&subject) && !s.done_with(seq))
-                };
-                if !needed {
-                    gone.push(seq);
-                }
-            }
-            gone
+            acked
+                .iter()
+                .copied()
+                .filter(|&seq| match inner.store.get(seq) {
+                    Ok(Some(m)) => crate::retention::unneeded(retention, &states, seq, &m.subject),
+                    _ => false,
+                })
+                .collect()
         }
         RetentionPolicy::Limits => Vec::new(),
     };
-    if gone.is_empty() {
-        return;
-    }
-    match inner.store.delete_many(&gone) {
-        Ok(_) => stream.refresh_counters(inner),
-        Err(e) => {
-            tracing::warn!(stream = %stream.name, error = %e, "removing acked messages failed")
-        }
-    }
+    crate::retention::retire(stream, inner, gone);
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::persist::{self, ConsumerMeta};
 use super::pull;
 use super::{engine, Consumer};
 use crate::advisory;
-use crate::config::{RetentionPolicy, StorageType};
+use crate::config::StorageType;
 use crate::handlers::ConsumerHandler;
 use crate::jetstream::JetStream;
 use crate::port::{Accept, Delivery};
@@ -94,7 +94,7 @@ impl JetStream {
                 r.consumer_deleted(name);
             }
         }
-        cleanup_interest(&s);
+        crate::retention::cleanup(&s);
         Some(advisory::consumer_action(stream, name, false))
     }
 
@@ -198,35 +198,5 @@ impl JetStream {
             .dir
             .as_ref()
             .map(|d| persist::consumers_dir(d).join(name))
-    }
-}
-
-/// Interest retention after a consumer left: removes every message no remaining consumer
-/// needs (all of them when none is left). Blocking.
-pub(crate) fn cleanup_interest(stream: &Stream) {
-    let mut inner = stream.inner.lock();
-    if inner.closed || inner.config.retention != RetentionPolicy::Interest {
-        return;
-    }
-    let consumers: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
-    let states: Vec<_> = consumers.iter().map(|c| c.state.lock()).collect();
-    let mut gone = Vec::new();
-    let mut seq = 1;
-    while let Ok(Some(m)) = inner.store.next_by_subject(seq, ">") {
-        seq = m.seq + 1;
-        let needed = states
-            .iter()
-            .any(|s| s.matches(&m.subject) && !s.done_with(m.seq));
-        if !needed {
-            gone.push(m.seq);
-        }
-    }
-    drop(states);
-    if gone.is_empty() {
-        return;
-    }
-    match inner.store.delete_many(&gone) {
-        Ok(_) => stream.refresh_counters(&inner),
-        Err(e) => tracing::warn!(stream = %stream.name, error = %e, "interest cleanup failed"),
     }
 }

@@ -1,0 +1,216 @@
+//! Work-queue and interest retention on R3 streams, through async-nats on three
+//! in-process nodes: the stream leader (where the consumers run) decides what no consumer
+//! needs any more and removes it through the group, so every replica drops the same
+//! messages; the followers, which run no consumers, never drop anything on their own. After
+//! the leader dies, the next one holds exactly what was still needed and its consumers
+//! carry on from there.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use petrel_testkit::TestServer;
+
+use crate::js_cluster::{create, info, publish_acked};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn cluster3() -> Vec<TestServer> {
+    petrel_testkit::spawn_cluster_with(3, |b, _, dir| b.jetstream(dir)).await
+}
+
+/// Waits until the stream holds `messages` (retention removals are proposed after the
+/// ack), then returns its info.
+async fn holds(js: &jetstream::Context, name: &str, messages: u64) -> stream::Info {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let i = info(js, name).await;
+        if i.state.messages == messages {
+            return i;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} holds {} messages, not {messages}",
+            i.state.messages
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A durable pull consumer (explicit acks) on `stream`, created or looked up again,
+/// retrying while the stream's leadership moves.
+async fn durable(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    filter: &str,
+) -> consumer::PullConsumer {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(s) = js.get_stream(stream).await {
+            let cfg = consumer::pull::Config {
+                durable_name: Some(name.into()),
+                filter_subject: filter.into(),
+                ack_wait: Duration::from_secs(2),
+                ..Default::default()
+            };
+            if let Ok(c) = s.get_or_create_consumer(name, cfg).await {
+                return c;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no consumer {name}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Fetches until the stream sequences `want` were all delivered, acking each (with
+/// confirmation) when `ack(seq)`; every sequence delivered.
+async fn take(
+    c: &consumer::PullConsumer,
+    want: std::ops::RangeInclusive<u64>,
+    ack: impl Fn(u64) -> bool,
+) -> Vec<u64> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while !want.clone().all(|s| seen.contains(&s)) {
+        assert!(tokio::time::Instant::now() < deadline, "missing: {seen:?}");
+        let Ok(mut batch) = c
+            .fetch()
+            .max_messages(64)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+        else {
+            continue;
+        };
+        while let Some(Ok(m)) = batch.next().await {
+            let seq = m.info().unwrap().stream_sequence;
+            if !seen.contains(&seq) {
+                seen.push(seq);
+            }
+            if ack(seq) {
+                m.double_ack().await.unwrap();
+            }
+        }
+    }
+    seen
+}
+
+/// Shuts down the node leading `name` (the first node shut down); the others remain.
+async fn kill_leader(nodes: &mut Vec<TestServer>, js: &jetstream::Context, name: &str) {
+    let leader = info(js, name).await.cluster.unwrap().leader.unwrap();
+    // Nodes are named node-<index>; this is the first node removed.
+    let at: usize = leader.trim_start_matches("node-").parse().unwrap();
+    nodes.remove(at).shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_work_queue_removes_acked_messages_on_every_replica() {
+    let mut nodes = cluster3().await;
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    create(
+        &js,
+        stream::Config {
+            name: "WQ".into(),
+            subjects: vec!["wq.>".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 1..=20u64 {
+        assert_eq!(
+            publish_acked(&js, &format!("wq.{i}"), &format!("w{i}"), "x").await,
+            i
+        );
+    }
+    let worker = durable(&js, "WQ", "worker", "").await;
+    // A work queue takes one consumer per message, as on one node.
+    let err = js
+        .get_stream("WQ")
+        .await
+        .unwrap()
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("other".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("multiple non-filtered consumers not allowed on workqueue stream"),
+        "{err}"
+    );
+    take(&worker, 1..=10, |s| s <= 10).await;
+    let i = holds(&js, "WQ", 10).await;
+    assert_eq!(i.state.first_sequence, 11, "{i:?}");
+    // The next leader holds what is still queued, and nothing acked comes again.
+    kill_leader(&mut nodes, &js, "WQ").await;
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    let i = holds(&js, "WQ", 10).await;
+    assert_eq!((i.state.first_sequence, i.state.last_sequence), (11, 20));
+    let worker = durable(&js, "WQ", "worker", "").await;
+    let seen = take(&worker, 11..=20, |_| true).await;
+    assert!(
+        seen.iter().all(|s| *s > 10),
+        "acked messages came again: {seen:?}"
+    );
+    holds(&js, "WQ", 0).await;
+    assert_eq!(publish_acked(&js, "wq.21", "w21", "x").await, 21);
+    holds(&js, "WQ", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_interest_stream_keeps_what_a_consumer_still_needs() {
+    let mut nodes = cluster3().await;
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    create(
+        &js,
+        stream::Config {
+            name: "INT".into(),
+            subjects: vec!["int.>".into()],
+            retention: stream::RetentionPolicy::Interest,
+            num_replicas: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Nobody is interested yet: acknowledged, then gone.
+    assert_eq!(publish_acked(&js, "int.x", "early", "x").await, 1);
+    holds(&js, "INT", 0).await;
+    let all = durable(&js, "INT", "all", "int.>").await;
+    let xs = durable(&js, "INT", "xs", "int.x").await;
+    for i in 2..=11u64 {
+        assert_eq!(publish_acked(&js, "int.x", &format!("x{i}"), "x").await, i);
+    }
+    // Only `all` wants int.y.
+    assert_eq!(publish_acked(&js, "int.y", "y12", "y").await, 12);
+    take(&all, 2..=12, |_| true).await;
+    // `xs` still needs 2..=11; int.y went once `all` acked it.
+    holds(&js, "INT", 10).await;
+    take(&xs, 2..=6, |s| s <= 6).await;
+    let i = holds(&js, "INT", 5).await;
+    assert_eq!(i.state.first_sequence, 7, "{i:?}");
+    // The followers ran no consumers and removed only what the leader decided: the next
+    // leader still has 7..=11 for `xs`.
+    kill_leader(&mut nodes, &js, "INT").await;
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    let i = holds(&js, "INT", 5).await;
+    assert_eq!((i.state.first_sequence, i.state.last_sequence), (7, 12));
+    let xs = durable(&js, "INT", "xs", "int.x").await;
+    let seen = take(&xs, 7..=11, |_| true).await;
+    assert!(
+        seen.iter().all(|s| *s > 6),
+        "acked messages came again: {seen:?}"
+    );
+    holds(&js, "INT", 0).await;
+    // With one consumer left, deleting it leaves nothing anybody needs.
+    assert_eq!(publish_acked(&js, "int.x", "x13", "x").await, 13);
+    holds(&js, "INT", 1).await;
+    let s = js.get_stream("INT").await.unwrap();
+    s.delete_consumer("xs").await.unwrap();
+    holds(&js, "INT", 1).await;
+    s.delete_consumer("all").await.unwrap();
+    holds(&js, "INT", 0).await;
+}
