@@ -25,7 +25,21 @@ use petrel_server::{Server, NATS_COMPAT_VERSION, PETREL_VERSION};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc marks its arenas for huge
+/// pages and hands freed parts back to the kernel; each page touched again then faults in
+/// a whole 2 MiB, zeroed (`clear_page_erms` was 10% of a replicated cluster's CPU). Measured
+/// on the 2-core machine, 16-byte pub→sub: 3.7 M → 4.5 M msgs/s, 263 → 216 ns of server
+/// CPU per message; R3 async publish +8%. `MIMALLOC_ALLOW_THP=0` does the same.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        // Only a speed-up: a kernel without the flag runs as before.
+        eprintln!("petrel: could not turn transparent huge pages off: {e}");
+    }
+}
+
 fn main() -> ExitCode {
+    no_huge_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match flags::parse(&args) {
         Ok(p) => p,

@@ -214,6 +214,12 @@ async fn sigterm_flushes_then_exits_zero() {
         .parse()
         .unwrap();
     assert_eq!(pid as u32, child.id());
+    // Transparent huge pages are off for the server (mimalloc refaulting zeroed 2 MiB
+    // pages cost a fifth of the CPU per small message); kernels before 6.x lack the line.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
     let mut raw = RawClient::connect_with(addr, r#"{"verbose":false}"#).await;
     raw.send(b"SUB q 1\r\nPING\r\n").await;
     raw.expect(b"PONG\r\n").await;

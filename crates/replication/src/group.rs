@@ -29,7 +29,7 @@ openraft::declare_raft_types!(
     /// the group's [`Machine`] encodes; a node is named by its server name
     /// (`BasicNode::addr`).
     pub GroupConfig:
-        D = Vec<u8>,
+        D = crate::Data,
         R = Vec<u8>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
 );
@@ -272,7 +272,7 @@ impl Group {
         if self.stepping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(ProposeError::NotLeader(None));
         }
-        match self.raft.client_write(data).await {
+        match self.raft.client_write(crate::Data(data)).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader(f.leader_id))

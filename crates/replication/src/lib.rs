@@ -14,6 +14,7 @@
 
 mod abstain;
 mod adapter;
+mod data;
 mod group;
 mod log;
 mod membership;
@@ -23,6 +24,7 @@ pub mod snapshot;
 pub use group::{
     node_id, Group, GroupConfig, GroupEntry, Machine, MachineSnapshot, NodeId, ProposeError, Timing,
 };
+pub use data::Data;
 pub use log::{FileLog, LogRecovery};
 pub use membership::{leads, Converged};
 pub use net::{frame_reply, Op, Pending, Registry, Transport};

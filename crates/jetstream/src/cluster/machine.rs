@@ -14,7 +14,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use petrel_replication::snapshot::Meta as SnapshotMeta;
 use petrel_replication::{
-    BasicNode, EntryPayload, GroupEntry, LogId, Machine, MachineSnapshot, NodeId, StoredMembership,
+    BasicNode, Data, EntryPayload, GroupEntry, LogId, Machine, MachineSnapshot, NodeId, StoredMembership,
 };
 use petrel_store::{Backend, PurgeRequest};
 use serde::{Deserialize, Serialize};
@@ -33,10 +33,11 @@ pub(super) const REPLICA_SYNC: petrel_store::SyncMode =
 /// One entry of a stream group.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum StreamOp {
-    /// Publishes, stored with the leader's timestamp.
+    /// Publishes, stored with the leader's timestamp: subject, headers, payload (written
+    /// by [`encode_msgs`]).
     Msgs {
         ts: i64,
-        msgs: Vec<(String, Option<Vec<u8>>, Vec<u8>)>,
+        msgs: Vec<(String, Option<Data>, Data)>,
     },
     /// A purge.
     Purge(PurgeRequest),
@@ -45,7 +46,7 @@ pub(crate) enum StreamOp {
     /// A durable consumer's `meta.json` (created or updated on the leader).
     ConsumerMeta { name: String, meta: Vec<u8> },
     /// A checkpoint of a durable consumer's `state.json`.
-    ConsumerState { name: String, state: Vec<u8> },
+    ConsumerState { name: String, state: Data },
     /// A durable consumer deleted.
     ConsumerDelete { name: String },
     /// Messages the leader's retention (interest, work queue) no longer needs.
@@ -58,13 +59,43 @@ impl StreamOp {
     }
 }
 
+/// Encodes a [`StreamOp::Msgs`] straight from the queued messages, into one buffer sized
+/// up front (no owned copy of each message first, no regrowth).
+pub(super) fn encode_msgs(ts: i64, batch: &[Inbound]) -> Vec<u8> {
+    /// Bytes written as one byte string, as [`Data`] is.
+    struct Raw<'a>(&'a [u8]);
+    impl Serialize for Raw<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    /// [`StreamOp`]'s first variant, borrowed.
+    #[derive(Serialize)]
+    enum Borrowed<'a> {
+        Msgs {
+            ts: i64,
+            msgs: Vec<(&'a str, Option<Raw<'a>>, Raw<'a>)>,
+        },
+    }
+    let mut size = 32;
+    let msgs = batch
+        .iter()
+        .map(|m| {
+            let hdr = m.headers.as_deref();
+            size += m.subject.len() + hdr.map_or(0, <[u8]>::len) + m.payload.len() + 16;
+            (m.subject.as_str(), hdr.map(Raw), Raw(&m.payload))
+        })
+        .collect();
+    postcard::to_extend(&Borrowed::Msgs { ts, msgs }, Vec::with_capacity(size)).unwrap_or_default()
+}
+
 /// What applying a `Msgs` entry gives its proposer.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct MsgsReply {
     /// PubAck bodies by the message's index in the entry.
-    pub acks: Vec<(u32, Vec<u8>)>,
+    pub acks: Vec<(u32, Data)>,
     /// Republished copies: subject, headers, payload.
-    pub republish: Vec<(String, Vec<u8>, Vec<u8>)>,
+    pub republish: Vec<(String, Data, Data)>,
 }
 
 /// Applies a stream group's entries to the local store.
@@ -85,8 +116,8 @@ impl StreamMachine {
                     .map(|(i, (subject, headers, payload))| Inbound {
                         subject,
                         reply: Some(i.to_string()),
-                        headers: headers.map(Bytes::from),
-                        payload: Bytes::from(payload),
+                        headers: headers.map(|h| Bytes::from(h.0)),
+                        payload: Bytes::from(payload.0),
                     })
                     .collect();
                 let mut republished = Vec::new();
@@ -96,11 +127,11 @@ impl StreamMachine {
                 let reply = MsgsReply {
                     acks: acks
                         .into_iter()
-                        .filter_map(|(i, body)| Some((i.parse().ok()?, body.to_vec())))
+                        .filter_map(|(i, body)| Some((i.parse().ok()?, Data(body.to_vec()))))
                         .collect(),
                     republish: republished
                         .into_iter()
-                        .map(|r| (r.subject, r.headers.to_vec(), r.payload.to_vec()))
+                        .map(|r| (r.subject, Data(r.headers.to_vec()), Data(r.payload.to_vec())))
                         .collect(),
                 };
                 postcard::to_stdvec(&reply).unwrap_or_default()
@@ -147,7 +178,7 @@ impl StreamMachine {
                 }
             }
             StreamOp::ConsumerState { name, state } => {
-                pending.insert(name, state);
+                pending.insert(name, state.0);
                 Ok(())
             }
             StreamOp::ConsumerDelete { name } => {
@@ -329,4 +360,53 @@ pub(super) fn open_store(
     stream.reset(REPLICA_SYNC).map_err(|e| e.to_string())?;
     record.clear().map_err(|e| e.to_string())?;
     Ok((stream, record, Applied::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The owned form a `Msgs` entry had before [`Data`]: logs written then must read back.
+    #[derive(Serialize)]
+    enum Before {
+        Msgs {
+            ts: i64,
+            msgs: Vec<(String, Option<Vec<u8>>, Vec<u8>)>,
+        },
+    }
+
+    #[test]
+    fn a_borrowed_msgs_entry_decodes_as_the_owned_one_and_matches_old_logs() {
+        let batch: Vec<Inbound> = (0..40u8)
+            .map(|i| Inbound {
+                subject: format!("orders.{i}"),
+                reply: Some(format!("_INBOX.{i}")),
+                headers: (i % 3 == 0).then(|| Bytes::from(format!("NATS/1.0\r\nX: {i}\r\n\r\n"))),
+                payload: Bytes::from(vec![i; usize::from(i) * 9]),
+            })
+            .collect();
+        let ts = -1_234_567_890_123;
+        let bytes = encode_msgs(ts, &batch);
+        let old = Before::Msgs {
+            ts,
+            msgs: batch
+                .iter()
+                .map(|m| {
+                    let h = m.headers.as_ref().map(|h| h.to_vec());
+                    (m.subject.clone(), h, m.payload.to_vec())
+                })
+                .collect(),
+        };
+        assert_eq!(bytes, postcard::to_stdvec(&old).unwrap());
+        let Ok(StreamOp::Msgs { ts: back, msgs }) = postcard::from_bytes::<StreamOp>(&bytes) else {
+            panic!("not a Msgs entry");
+        };
+        assert_eq!(back, ts);
+        assert_eq!(msgs.len(), batch.len());
+        for ((subject, headers, payload), m) in msgs.iter().zip(&batch) {
+            assert_eq!(subject, &m.subject);
+            assert_eq!(headers.as_ref().map(|h| &h[..]), m.headers.as_deref());
+            assert_eq!(&payload[..], &m.payload[..]);
+        }
+    }
 }

@@ -200,7 +200,7 @@ impl Replica {
         }
         let op = StreamOp::ConsumerState {
             name: name.to_string(),
-            state: state.to_vec(),
+            state: state.to_vec().into(),
         };
         let me = self.clone();
         rt.spawn(async move {
@@ -214,7 +214,7 @@ impl Replica {
     pub async fn checkpoint_wait(&self, name: &str, state: Vec<u8>) -> bool {
         let op = StreamOp::ConsumerState {
             name: name.to_string(),
-            state,
+            state: state.into(),
         };
         self.group.propose(op.encode()).await.is_ok()
     }
@@ -322,19 +322,9 @@ pub(crate) async fn ingest(stream: Arc<Stream>, port: Arc<dyn Port>, replica: Ar
 /// A batch the group does not commit (leadership lost) gets no PubAck: its publishers
 /// time out and retry, and their `Nats-Msg-Id`s keep a retry from storing twice.
 async fn propose_batch(stream: &Stream, port: &dyn Port, replica: &Replica, batch: Vec<Inbound>) {
-    let mut replies = Vec::with_capacity(batch.len());
-    let msgs = batch
-        .into_iter()
-        .map(|m| {
-            replies.push(m.reply);
-            (m.subject, m.headers.map(|h| h.to_vec()), m.payload.to_vec())
-        })
-        .collect();
-    let op = StreamOp::Msgs {
-        ts: now_nanos(),
-        msgs,
-    };
-    let reply = match replica.group.propose(op.encode()).await {
+    let op = super::machine::encode_msgs(now_nanos(), &batch);
+    let mut replies: Vec<Option<String>> = batch.into_iter().map(|m| m.reply).collect();
+    let reply = match replica.group.propose(op).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(stream = %stream.name, error = %e, "batch not committed");
@@ -348,8 +338,8 @@ async fn propose_batch(stream: &Stream, port: &dyn Port, replica: &Replica, batc
         port.publish(
             &subject,
             None,
-            Some(Bytes::from(headers)),
-            Bytes::from(payload),
+            Some(Bytes::from(headers.0)),
+            Bytes::from(payload.0),
         );
     }
     let acks = reply
@@ -360,7 +350,7 @@ async fn propose_batch(stream: &Stream, port: &dyn Port, replica: &Replica, batc
                 .get_mut(i as usize)?
                 .take()
                 .filter(|r| !r.is_empty())?;
-            Some((to, Bytes::from(body)))
+            Some((to, Bytes::from(body.0)))
         })
         .collect();
     port.publish_replies(acks);
