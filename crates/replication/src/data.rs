@@ -80,7 +80,10 @@ mod tests {
         // Inside other types too (an option, a tuple).
         let t = (String::from("s"), Some(vec![1u8, 2]), vec![3u8]);
         let d = (String::from("s"), Some(Data(vec![1, 2])), Data(vec![3]));
-        assert_eq!(postcard::to_stdvec(&t).unwrap(), postcard::to_stdvec(&d).unwrap());
+        assert_eq!(
+            postcard::to_stdvec(&t).unwrap(),
+            postcard::to_stdvec(&d).unwrap()
+        );
     }
 
     #[test]

@@ -21,10 +21,10 @@ mod membership;
 mod net;
 pub mod snapshot;
 
+pub use data::Data;
 pub use group::{
     node_id, Group, GroupConfig, GroupEntry, Machine, MachineSnapshot, NodeId, ProposeError, Timing,
 };
-pub use data::Data;
 pub use log::{FileLog, LogRecovery};
 pub use membership::{leads, Converged};
 pub use net::{frame_reply, Op, Pending, Registry, Transport};

@@ -1,6 +1,9 @@
 //! [`FileLog`]: a Raft log and vote in one directory. `raft.log` holds the entries as
-//! records `[len u32 LE][crc32 u32 LE][entry, postcard]`, appended and fsynced before
-//! openraft is told (`LogFlushed`); `state.json` holds the vote and the last purged log
+//! records `[len u32 LE][crc32 u32 LE][entry, postcard]`. An append is written at once and
+//! openraft goes on; one fsync round on a blocking thread then covers every append written
+//! before it (group commit) and only then tells openraft (`LogFlushed`), which acknowledges
+//! nothing before that. Truncations and purges first finish the round, so flushes are
+//! reported in the order the file changed. `state.json` holds the vote and the last purged log
 //! id, written with the store's one atomic-write rule. Memory holds each entry's offset
 //! (8 bytes) and the newest entries decoded, up to [`CACHE_BYTES`] of records: a follower
 //! that keeps up is served from memory, an older entry is read back from the file and its
@@ -63,7 +66,7 @@ struct State<C: RaftTypeConfig> {
 pub(crate) struct Inner<C: RaftTypeConfig> {
     backend: Arc<dyn Backend>,
     dir: PathBuf,
-    file: Box<dyn BackendFile>,
+    file: Arc<dyn BackendFile>,
     /// The index of the first entry kept (`offsets[0]`).
     first: u64,
     /// Where each kept entry's record starts, from `first` on: the only per-entry memory
@@ -89,12 +92,57 @@ pub(crate) struct Inner<C: RaftTypeConfig> {
 /// A Raft log and vote on disk, shared by the group's storage and its log readers.
 pub struct FileLog<C: RaftTypeConfig> {
     pub(crate) inner: Arc<Mutex<Inner<C>>>,
+    flush: Arc<Flush<C>>,
 }
 
 impl<C: RaftTypeConfig> Clone for FileLog<C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            flush: self.flush.clone(),
+        }
+    }
+}
+
+/// Appends written and not yet fsynced, and the rounds that fsync them.
+struct Flush<C: RaftTypeConfig> {
+    /// The waiting appends' callbacks, and whether a round is scheduled.
+    queue: Mutex<(Vec<LogFlushed<C>>, bool)>,
+    /// Held through a round (fsync, then callbacks) and by truncations and purges.
+    round: Mutex<()>,
+}
+
+impl<C: RaftTypeConfig> Flush<C> {
+    /// Fsyncs and reports every append waiting now (the caller holds `round`). Locks the
+    /// log only to take its file.
+    fn drain(&self, inner: &Mutex<Inner<C>>) {
+        let waiting = std::mem::take(&mut self.queue.lock().0);
+        if waiting.is_empty() {
+            return;
+        }
+        let file = inner.lock().file.clone();
+        let synced = file.sync();
+        for callback in waiting {
+            let result = match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            callback.log_io_completed(result);
+        }
+    }
+
+    /// Rounds until nothing waits. Blocking.
+    fn rounds(&self, inner: &Mutex<Inner<C>>) {
+        loop {
+            let _round = self.round.lock();
+            {
+                let mut q = self.queue.lock();
+                if q.0.is_empty() {
+                    q.1 = false;
+                    return;
+                }
+            }
+            self.drain(inner);
         }
     }
 }
@@ -121,12 +169,12 @@ where
             Err(e) => return Err(e),
         };
         let path = dir.join(LOG_FILE);
-        let file = if backend.exists(&path) {
-            backend.open(&path)?
+        let file: Arc<dyn BackendFile> = if backend.exists(&path) {
+            Arc::from(backend.open(&path)?)
         } else {
             let f = backend.create(&path)?;
             backend.sync_dir(dir)?;
-            f
+            Arc::from(f)
         };
         let mut inner = Inner {
             backend: backend.clone(),
@@ -158,6 +206,10 @@ where
         Ok((
             Self {
                 inner: Arc::new(Mutex::new(inner)),
+                flush: Arc::new(Flush {
+                    queue: Mutex::new((Vec::new(), false)),
+                    round: Mutex::new(()),
+                }),
             },
             recovery,
         ))
@@ -217,6 +269,22 @@ where
         tokio::task::spawn_blocking(move || f(&mut inner.lock()))
             .await
             .map_err(io_err)?
+    }
+
+    /// [`FileLog::blocking`] for a change of the file's records (a truncation, a purge):
+    /// the appends written before it are fsynced and reported first.
+    async fn after_flush<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner<C>) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let (inner, flush) = (self.inner.clone(), self.flush.clone());
+        tokio::task::spawn_blocking(move || {
+            let _round = flush.round.lock();
+            flush.drain(&inner);
+            f(&mut inner.lock())
+        })
+        .await
+        .map_err(io_err)?
     }
 }
 
@@ -375,7 +443,14 @@ where
     }
 
     /// Appends `entries`, fsynced.
+    #[cfg(test)]
     pub(crate) fn append(&mut self, entries: Vec<C::Entry>) -> io::Result<()> {
+        self.write(entries)?;
+        self.file.sync()
+    }
+
+    /// Writes `entries` after the last one, not fsynced (readable at once).
+    fn write(&mut self, entries: Vec<C::Entry>) -> io::Result<()> {
         let mut buf = Vec::new();
         let mut at = Vec::with_capacity(entries.len());
         for e in &entries {
@@ -387,7 +462,6 @@ where
             buf.extend_from_slice(&body);
         }
         self.file.write_at(&buf, self.end)?;
-        self.file.sync()?;
         self.end += buf.len() as u64;
         for (e, (off, len)) in entries.into_iter().zip(at) {
             self.keep(e, off, len);
@@ -454,7 +528,7 @@ where
         file.sync()?;
         self.backend.rename(&tmp, &self.dir.join(LOG_FILE))?;
         self.backend.sync_dir(&self.dir)?;
-        self.file = file;
+        self.file = Arc::from(file);
         self.end -= start;
         for o in self.offsets.iter_mut() {
             *o -= start;
@@ -531,29 +605,34 @@ where
         I: IntoIterator<Item = C::Entry> + Send,
         I::IntoIter: Send,
     {
+        // Written here (into the page cache: readable as openraft requires once this
+        // returns), fsynced by a round on a blocking thread that reports it.
         let entries: Vec<C::Entry> = entries.into_iter().collect();
-        let res = self.blocking(move |inner| inner.append(entries)).await;
-        match res {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let err = StorageError::from(openraft::StorageIOError::write_logs(&e));
-                callback.log_io_completed(Err(e));
-                Err(err)
-            }
+        if let Err(e) = self.inner.lock().write(entries) {
+            let err = StorageError::from(openraft::StorageIOError::write_logs(&e));
+            callback.log_io_completed(Err(e));
+            return Err(err);
         }
+        let schedule = {
+            let mut q = self.flush.queue.lock();
+            q.0.push(callback);
+            !std::mem::replace(&mut q.1, true)
+        };
+        if schedule {
+            let (inner, flush) = (self.inner.clone(), self.flush.clone());
+            tokio::task::spawn_blocking(move || flush.rounds(&inner));
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.blocking(move |inner| inner.truncate(log_id.index))
+        self.after_flush(move |inner| inner.truncate(log_id.index))
             .await
             .map_err(|e| StorageError::from(openraft::StorageIOError::write_logs(&e)))
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.blocking(move |inner| inner.purge(log_id))
+        self.after_flush(move |inner| inner.purge(log_id))
             .await
             .map_err(|e| StorageError::from(openraft::StorageIOError::write_logs(&e)))
     }

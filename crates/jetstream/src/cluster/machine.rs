@@ -14,7 +14,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use petrel_replication::snapshot::Meta as SnapshotMeta;
 use petrel_replication::{
-    BasicNode, Data, EntryPayload, GroupEntry, LogId, Machine, MachineSnapshot, NodeId, StoredMembership,
+    BasicNode, Data, EntryPayload, GroupEntry, LogId, Machine, MachineSnapshot, NodeId,
+    StoredMembership,
 };
 use petrel_store::{Backend, PurgeRequest};
 use serde::{Deserialize, Serialize};
@@ -131,7 +132,13 @@ impl StreamMachine {
                         .collect(),
                     republish: republished
                         .into_iter()
-                        .map(|r| (r.subject, Data(r.headers.to_vec()), Data(r.payload.to_vec())))
+                        .map(|r| {
+                            (
+                                r.subject,
+                                Data(r.headers.to_vec()),
+                                Data(r.payload.to_vec()),
+                            )
+                        })
                         .collect(),
                 };
                 postcard::to_stdvec(&reply).unwrap_or_default()
