@@ -37,6 +37,7 @@ mod js_cluster_faults;
 mod js_cluster_peers;
 mod js_cluster_retention;
 mod js_cluster_snapshots;
+mod js_cluster_sourcing;
 mod kv;
 mod leafnodes;
 mod leafnodes_interop;

@@ -233,17 +233,9 @@ fn check_overlap(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(),
     Ok(())
 }
 
-/// What a replicated stream cannot do yet.
-fn check_supported(cfg: &StreamConfig) -> Result<(), ApiError> {
-    let not_yet = |what: &str| {
-        Err(ApiError::stream_invalid_config(format!(
-            "{what} is not supported for replicated streams yet"
-        )))
-    };
-    if cfg.mirror.is_some() || !cfg.sources.is_empty() {
-        return not_yet("a mirror or sources");
-    }
-    Ok(())
+/// A mirror or source cycle through the account's assigned streams (as on one node).
+fn check_cycle(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(), ApiError> {
+    crate::sourcing::config::check_cycle(cfg, |n| c.state.stream(account, n).map(|a| a.config))
 }
 
 fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiResponse {
@@ -265,8 +257,9 @@ fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
                 "stream configuration for create can not be sealed",
             ));
         }
-        check_supported(&cfg)?;
+        crate::sourcing::direct::check_create(&cfg)?;
         check_overlap(c, account, &cfg)?;
+        check_cycle(c, account, &cfg)?;
         let n = usize::try_from(cfg.num_replicas.max(1)).unwrap_or(1);
         let a = StreamAssignment {
             account: account.clone(),
@@ -312,8 +305,8 @@ fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
             .stream(account, name)
             .ok_or_else(ApiError::stream_not_found)?;
         let cfg = requested.normalize_for(true)?.check_update(&a.config)?;
-        check_supported(&cfg)?;
         check_overlap(c, account, &cfg)?;
+        check_cycle(c, account, &cfg)?;
         // A new `num_replicas` moves the stream to a new peer set.
         let peers = if cfg.num_replicas == a.config.num_replicas {
             None

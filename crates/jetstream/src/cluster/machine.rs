@@ -52,6 +52,11 @@ pub(crate) enum StreamOp {
     ConsumerDelete { name: String },
     /// Messages the leader's retention (interest, work queue) no longer needs.
     Remove { seqs: Vec<u64> },
+    /// A mirror's messages, stored with their origin's sequences and times: sequence,
+    /// time, subject, headers, payload.
+    Mirrored {
+        msgs: Vec<(u64, i64, String, Option<Data>, Data)>,
+    },
 }
 
 impl StreamOp {
@@ -92,7 +97,7 @@ pub(super) fn encode_msgs(ts: i64, batch: &[Inbound]) -> Vec<u8> {
 
 /// What applying a `Msgs` entry gives its proposer.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(super) struct MsgsReply {
+pub(crate) struct MsgsReply {
     /// PubAck bodies by the message's index in the entry.
     pub acks: Vec<(u32, Data)>,
     /// Republished copies: subject, headers, payload.
@@ -152,6 +157,21 @@ impl StreamMachine {
             StreamOp::Remove { seqs } => {
                 self.stream.remove_local(&seqs);
                 Vec::new()
+            }
+            StreamOp::Mirrored { msgs } => {
+                let msgs = msgs
+                    .into_iter()
+                    .map(|(seq, ts, subject, headers, payload)| {
+                        let m = Inbound {
+                            subject,
+                            reply: None,
+                            headers: headers.map(|h| Bytes::from(h.0)),
+                            payload: Bytes::from(payload.0),
+                        };
+                        (seq, ts, m)
+                    })
+                    .collect();
+                postcard::to_stdvec(&self.stream.store_mirrored(msgs)).unwrap_or_default()
             }
             op => {
                 self.apply_consumer(op, pending);

@@ -114,10 +114,12 @@ async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Gro
                     }
                     // What the last leader's retention decided but never committed.
                     crate::retention::cleanup(&s);
+                    crate::sourcing::task::start(&j, &s);
                 } else {
                     if let Some(r) = running {
                         r.store(false, Ordering::Release);
                     }
+                    crate::sourcing::task::stop(&j, &s);
                     j.close_consumers(&s);
                     s.consumers.write().clear();
                 }
@@ -161,6 +163,11 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
                 let old = s.config();
                 let applied = tokio::task::spawn_blocking(move || s2.apply_config(cfg)).await;
                 if matches!(applied, Ok(Ok(()))) {
+                    let sourcing =
+                        (&old.mirror, &old.sources) != (&a.config.mirror, &a.config.sources);
+                    if sourcing {
+                        crate::sourcing::task::start(&js, &s);
+                    }
                     let added: Vec<String> = a
                         .config
                         .subjects

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use petrel_replication::{Group, NodeId};
+use petrel_replication::{Data, Group, NodeId};
 use petrel_store::PurgeRequest;
 use serde::Serialize;
 
@@ -267,6 +267,33 @@ impl Replica {
                 }
             }
         });
+    }
+
+    /// Stores a sourcing stream's batch through the group (each message's `reply` is its
+    /// index, as [`Stream::process_batch`] takes it): the PubAck bodies by index and the
+    /// republished copies, once committed and applied here; `None` when not committed.
+    pub async fn store_sourced(&self, batch: &[Inbound]) -> Option<MsgsReply> {
+        let op = super::machine::encode_msgs(now_nanos(), batch);
+        let reply = self.group.propose(op).await.ok()?;
+        postcard::from_bytes(&reply).ok()
+    }
+
+    /// Stores a mirror's batch through the group, with the origin's sequences and times:
+    /// as [`Stream::store_mirrored`]; `None` when not committed.
+    pub async fn store_mirrored(&self, msgs: Vec<(u64, i64, Inbound)>) -> Option<(u64, bool)> {
+        let msgs = msgs
+            .into_iter()
+            .map(|(seq, ts, m)| {
+                let headers = m.headers.map(|h| Data(h.to_vec()));
+                (seq, ts, m.subject, headers, Data(m.payload.to_vec()))
+            })
+            .collect();
+        let reply = self
+            .group
+            .propose(StreamOp::Mirrored { msgs }.encode())
+            .await
+            .ok()?;
+        postcard::from_bytes::<Option<(u64, bool)>>(&reply).ok()?
     }
 
     /// A purge through the group: every replica purges at the same point.

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{External, StreamSource};
-use super::task::{last_taken, moved, store, Moved, Task};
+use super::task::{last_taken, moved, store_batch, store_mirror, Moved, Task};
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
 use crate::port::{Accept, Flow, Handler, Incoming, SubId};
@@ -241,7 +241,11 @@ async fn create_consumer(
 
 /// One consumer's life: create it, take its deliveries until it is lost.
 async fn session(task: &Task, js: &Arc<JetStream>, target: &Arc<Stream>) -> Ended {
-    let Some(ext) = task.source.external.clone() else {
+    let Some(ext) = task
+        .read_via
+        .clone()
+        .or_else(|| task.source.external.clone())
+    else {
         return Ended::Closed;
     };
     let start = {
@@ -454,25 +458,12 @@ fn control(d: &Delivered, dseq: u64, fc_prefix: &str, answers: &mut Vec<String>)
 /// Stores what was moved (one commit): the origin sequence to go on from and whether a
 /// message was refused; `None` when the stream is closed.
 async fn store_moved(task: &Task, target: &Arc<Stream>, out: Vec<Moved>) -> Option<(u64, bool)> {
-    let t = target.clone();
     if task.mirror {
-        let batch: Vec<_> = out
-            .into_iter()
-            .map(|m| (m.origin_seq, m.origin_ts, m.inbound))
-            .collect();
-        let stored = tokio::task::spawn_blocking(move || t.store_mirrored(batch)).await;
-        return stored.ok().flatten();
+        return store_mirror(target, out).await;
     }
-    let name = task.source.name.clone();
+    let js = task.js.upgrade()?;
     let last = out.last().map_or(0, |m| m.origin_seq);
-    let stored = tokio::task::spawn_blocking(move || store(&t, &name, out)).await;
-    let (resume, _, republished) = stored.ok().flatten()?;
-    if let Some(js) = task.js.upgrade() {
-        for r in republished {
-            js.port
-                .publish(&r.subject, None, Some(r.headers), r.payload);
-        }
-    }
+    let (resume, _) = store_batch(&js, target, &task.source.name, out).await?;
     Some((resume.min(last + 1), resume <= last))
 }
 

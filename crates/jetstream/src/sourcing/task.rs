@@ -95,6 +95,9 @@ impl Drop for Running {
 }
 
 /// (Re)starts the source tasks of `stream` (its mirror, or its sources) for its config.
+/// A replicated stream's run on its leader only (started with its consumers), each
+/// reading its origin from this node's replica of it, or through the API when this node
+/// has none.
 pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
     let config = stream.config();
     let mirror = config.mirror.is_some();
@@ -102,7 +105,18 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
     let mut running = stream.sources.lock();
     running.clear();
     super::direct::set_ready(js, stream, None);
+    if stream.replica.get().is_some_and(|r| !r.runs_consumers()) {
+        return;
+    }
     for source in sources {
+        let read_via = (stream.replica.get().is_some()
+            && source.external.is_none()
+            && js.stream(&source.name).is_none())
+        .then(|| super::config::External {
+            api: "$JS.API".into(),
+            // Outside the server's subject spaces (deliveries there are refused).
+            deliver: "_INBOX.petrel-source".into(),
+        });
         let status = Arc::new(Mutex::new(Status::default()));
         let task = Task {
             js: js.weak(),
@@ -117,8 +131,9 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
             status: status.clone(),
             taken: BTreeSet::new(),
             mirror,
+            read_via: read_via.clone(),
         };
-        let handle = if source.external.is_some() {
+        let handle = if source.external.is_some() || read_via.is_some() {
             js.runtime.spawn(super::remote::run(task))
         } else {
             js.runtime.spawn(task.run())
@@ -151,6 +166,9 @@ pub(super) struct Task {
     taken: BTreeSet<u64>,
     /// A mirror: origin sequences, times and headers kept as they are.
     pub(super) mirror: bool,
+    /// The API the origin is read through when it is in this account but has no replica
+    /// on this node (a replicated stream's leader); `external` otherwise.
+    pub(super) read_via: Option<super::config::External>,
 }
 
 /// One origin message ready for the sourcing stream.
@@ -224,13 +242,8 @@ impl Task {
                 continue;
             }
             if self.mirror {
-                let t = target.clone();
-                let batch: Vec<_> = batch
-                    .into_iter()
-                    .map(|m| (m.origin_seq, m.origin_ts, m.inbound))
-                    .collect();
-                match tokio::task::spawn_blocking(move || t.store_mirrored(batch)).await {
-                    Ok(Some((resume, refused))) => {
+                match store_mirror(&target, batch).await {
+                    Some((resume, refused)) => {
                         next = Some(resume);
                         self.report(&js, &target, lag, resume);
                         if refused {
@@ -242,21 +255,13 @@ impl Task {
                     _ => return,
                 }
             }
-            let name = self.source.name.clone();
-            let t = target.clone();
-            let stored = tokio::task::spawn_blocking(move || store(&t, &name, batch)).await;
-            match stored {
-                Ok(Some((resume, stored, republished))) => {
+            match store_batch(&js, &target, &self.source.name, batch).await {
+                Some((resume, stored)) => {
                     self.taken.retain(|s| *s >= resume);
                     self.taken
                         .extend(stored.into_iter().filter(|s| *s >= resume));
                     next = Some(resume.min(after));
-                    let done = resume.min(after);
-                    for r in republished {
-                        js.port
-                            .publish(&r.subject, None, Some(r.headers), r.payload);
-                    }
-                    self.report(&js, &target, lag, done);
+                    self.report(&js, &target, lag, resume.min(after));
                 }
                 // The sourcing stream is closed: deleted or shutting down.
                 _ => return,
@@ -411,17 +416,17 @@ pub(super) fn moved(origin: &str, m: StoredMsg, filters: &[Filter], mirror: bool
     })
 }
 
-/// Stores a batch in the sourcing stream (one commit). Returns the origin sequence to read
-/// from next (the first refused one, else past the batch), the origin sequences stored,
-/// and the republished copies; `None` when the stream is closed.
-pub(super) fn store(
-    target: &Stream,
+/// Stores a batch in the sourcing stream (one commit; through the group when the stream
+/// is replicated) and publishes its republished copies. Returns the origin sequence to
+/// read from next (the first refused one, else past the batch) and the origin sequences
+/// stored; `None` when the stream is closed. A batch the group did not commit (this node
+/// stopped leading) is read again after a pause, unless the task is stopped meanwhile.
+pub(super) async fn store_batch(
+    js: &JetStream,
+    target: &Arc<Stream>,
     origin: &str,
     batch: Vec<Moved>,
-) -> Option<(u64, Vec<u64>, Vec<Republished>)> {
-    if target.inner.lock().closed {
-        return None;
-    }
+) -> Option<(u64, Vec<u64>)> {
     let seqs: Vec<u64> = batch.iter().map(|m| m.origin_seq).collect();
     let mut inbound: Vec<Inbound> = batch
         .into_iter()
@@ -431,11 +436,56 @@ pub(super) fn store(
             m.inbound
         })
         .collect();
-    let mut republished = Vec::new();
-    let acks = target.process_batch(&mut inbound, &mut republished);
+    let (acks, republished) = match target.replica.get().cloned() {
+        Some(r) => {
+            let Some(reply) = r.store_sourced(&inbound).await else {
+                tokio::time::sleep(RETRY).await;
+                return Some((seqs.first().copied().unwrap_or(0), Vec::new()));
+            };
+            let acks = reply.acks.into_iter();
+            let republished = reply
+                .republish
+                .into_iter()
+                .map(|(subject, h, p)| Republished {
+                    subject,
+                    headers: bytes::Bytes::from(h.0),
+                    payload: bytes::Bytes::from(p.0),
+                });
+            let acks = acks.map(|(i, b)| (i.to_string(), bytes::Bytes::from(b.0)));
+            (acks.collect(), republished.collect())
+        }
+        None => {
+            let t = target.clone();
+            let stored = tokio::task::spawn_blocking(move || {
+                if t.inner.lock().closed {
+                    return None;
+                }
+                let mut republished = Vec::new();
+                let acks = t.process_batch(&mut inbound, &mut republished);
+                Some((acks, republished))
+            })
+            .await;
+            stored.ok().flatten()?
+        }
+    };
     if acks.is_empty() {
         return None;
     }
+    for r in republished {
+        js.port
+            .publish(&r.subject, None, Some(r.headers), r.payload);
+    }
+    Some(outcome(&target.name, origin, &seqs, acks))
+}
+
+/// What the PubAck bodies of a sourced batch say: the origin sequence to read from next
+/// and the origin sequences stored.
+fn outcome(
+    target: &str,
+    origin: &str,
+    seqs: &[u64],
+    acks: Vec<(String, bytes::Bytes)>,
+) -> (u64, Vec<u64>) {
     let mut resume = seqs.last().map_or(0, |s| s + 1);
     let mut stored = Vec::new();
     for (reply, body) in acks {
@@ -444,7 +494,7 @@ pub(super) fn store(
         };
         if body.windows(8).any(|w| w == b"\"error\":") {
             if *seq < resume {
-                tracing::warn!(stream = %target.name, source = origin, seq,
+                tracing::warn!(stream = %target, source = origin, seq,
                     "sourced message refused: {}", String::from_utf8_lossy(&body));
                 resume = *seq;
             }
@@ -452,7 +502,31 @@ pub(super) fn store(
             stored.push(*seq);
         }
     }
-    Some((resume, stored, republished))
+    (resume, stored)
+}
+
+/// Stores a mirror's batch with its origin's sequences (through the group when the
+/// mirror is replicated): the origin sequence to go on from and whether a message was
+/// refused (a batch the group did not commit counts as refused: read again after a
+/// pause); `None` when the stream is closed.
+pub(super) async fn store_mirror(target: &Arc<Stream>, batch: Vec<Moved>) -> Option<(u64, bool)> {
+    let first = batch.first().map_or(0, |m| m.origin_seq);
+    let batch: Vec<_> = batch
+        .into_iter()
+        .map(|m| (m.origin_seq, m.origin_ts, m.inbound))
+        .collect();
+    if let Some(r) = target.replica.get().cloned() {
+        return match r.store_mirrored(batch).await {
+            Some(done) => Some(done),
+            None if target.is_closed() => None,
+            None => Some((first, true)),
+        };
+    }
+    let t = target.clone();
+    tokio::task::spawn_blocking(move || t.store_mirrored(batch))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A header value as bytes (for tests).
