@@ -200,3 +200,84 @@ async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
         n.shutdown().await;
     }
 }
+
+/// The Raft group of `stream`, from its info.
+async fn raft_group(nc: &async_nats::Client, stream: &str) -> String {
+    let reply = nc
+        .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    v["cluster"]["raft_group"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_replica_catches_up_from_a_snapshot_of_its_messages() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = free_ports(3);
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(Some(fixed_node_with(i, &ports, d.path(), SNAPPY).await));
+    }
+    let nc = async_nats::connect(nodes[0].as_ref().unwrap().client_url())
+        .await
+        .unwrap();
+    let js = jetstream::new(nc.clone());
+    let s = create(
+        &js,
+        stream::Config {
+            name: "MEM".into(),
+            subjects: vec!["mem.>".into()],
+            num_replicas: 3,
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_range(&js, "MEM", 1..=50).await;
+    let group = raft_group(&nc, "MEM").await;
+    let cluster = info(&js, "MEM").await.cluster.unwrap();
+    let gone = cluster.replicas[0].name.clone();
+    let g: usize = gone.trim_start_matches("node-").parse().unwrap();
+    let leader: usize = cluster
+        .leader
+        .unwrap()
+        .trim_start_matches("node-")
+        .parse()
+        .unwrap();
+    // A follower goes down (its memory store with it); the log is snapshotted (the
+    // messages themselves) and purged past it.
+    nodes[g].take().unwrap().shutdown().await;
+    let gone_at = applied_index(&group_dir(dirs[g].path(), &group));
+    publish_range(&js, "MEM", 51..=300).await;
+    // Deletes in the middle and at the end: the snapshot keeps where sequences end.
+    assert!(s.delete_message(100).await.unwrap());
+    assert!(s.delete_message(300).await.unwrap());
+    let leader_group = group_dir(dirs[leader].path(), &group);
+    until(
+        "the leader's log purged past the replica that is down",
+        || purged_index(&leader_group) > gone_at,
+    )
+    .await;
+    assert!(leader_group.join("raft/snapshot.bin").exists());
+    nodes[g] = Some(fixed_node_with(g, &ports, dirs[g].path(), SNAPPY).await);
+    lead(&nc, &js, "MEM", &gone).await;
+    let i = info(&js, "MEM").await;
+    assert_eq!(
+        (
+            i.state.messages,
+            i.state.first_sequence,
+            i.state.last_sequence
+        ),
+        (298, 1, 300),
+        "{i:?}"
+    );
+    all_there(&js, "MEM", "MEM", 299, &[100]).await;
+    assert_eq!(
+        publish_acked(&js, "mem.301", "MEM-301", "MEM301").await,
+        301
+    );
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}

@@ -263,6 +263,9 @@ fn new_store(
 /// Writes a stream's files into its (empty) directory ([`Stream::replace_files`]).
 pub type FillDir<'a> = dyn Fn(&Path) -> std::io::Result<()> + 'a;
 
+/// Appends a snapshot's messages to an empty store (see [`Stream::replace_messages`]).
+pub type LoadStore<'a> = dyn Fn(&mut dyn StreamStore) -> Result<(), StoreError> + 'a;
+
 /// Subjects per STREAM.INFO page with `subjects_filter`.
 pub(crate) const SUBJECTS_PAGE: usize = 100_000;
 
@@ -373,17 +376,28 @@ impl Stream {
     /// Empties the stream: its store is closed, its files removed and a new, empty store
     /// opened in their place (a replica rebuilt from its group's log). Blocking.
     pub fn reset(&self, sync: SyncMode) -> Result<(), StoreError> {
-        self.reopen(None, sync)
+        self.reopen(None, None, sync)
     }
 
     /// Replaces the stream's files with those `fill` writes into its (emptied) directory —
     /// a replica's snapshot — and opens the store from them. Not atomic: a replica that
     /// crashes meanwhile restores the snapshot again when it opens. Blocking.
     pub fn replace_files(&self, fill: &FillDir<'_>, sync: SyncMode) -> Result<(), StoreError> {
-        self.reopen(Some(fill), sync)
+        self.reopen(Some(fill), None, sync)
     }
 
-    fn reopen(&self, fill: Option<&FillDir<'_>>, sync: SyncMode) -> Result<(), StoreError> {
+    /// Replaces the stream's messages with those `load` appends to a new, empty store —
+    /// a memory replica's snapshot. Blocking.
+    pub fn replace_messages(&self, load: &LoadStore<'_>, sync: SyncMode) -> Result<(), StoreError> {
+        self.reopen(None, Some(load), sync)
+    }
+
+    fn reopen(
+        &self,
+        fill: Option<&FillDir<'_>>,
+        load: Option<&LoadStore<'_>>,
+        sync: SyncMode,
+    ) -> Result<(), StoreError> {
         let mut inner = self.inner.lock();
         if let Err(e) = inner.store.close() {
             tracing::warn!(stream = %self.name, error = %e, "closing the store before it is replaced failed");
@@ -398,12 +412,16 @@ impl Stream {
                 fill(dir)?;
             }
         }
-        let (store, _) = new_store(
+        let (mut store, _) = new_store(
             &inner.config,
             parent.as_deref().unwrap_or(Path::new("")),
             sync,
             &self.backend,
         )?;
+        if let Some(load) = load {
+            load(store.as_mut())?;
+            store.commit()?;
+        }
         inner.store = store;
         let (mut dedup, last_msg_id) = Dedup::rebuild(
             inner.store.as_ref(),

@@ -95,6 +95,53 @@ pub(super) fn encode_msgs(ts: i64, batch: &[Inbound]) -> Vec<u8> {
     postcard::to_extend(&Borrowed::Msgs { ts, msgs }, Vec::with_capacity(size)).unwrap_or_default()
 }
 
+/// A memory replica's snapshot: its messages (sequence, time, subject, headers, payload)
+/// and where its sequences end (the last messages may be deleted).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct MemorySnapshot {
+    last_seq: u64,
+    last_ts: i64,
+    msgs: Vec<(u64, i64, String, Option<Data>, Data)>,
+}
+
+impl MemorySnapshot {
+    /// The encoded snapshot of `stream`'s messages, read under its lock. Blocking.
+    fn of(stream: &Stream) -> std::io::Result<Vec<u8>> {
+        let inner = stream.inner.lock();
+        let st = inner.store.state();
+        let mut msgs = Vec::new();
+        let mut seq = st.first_seq.max(1);
+        while let Some(m) = inner
+            .store
+            .next_by_subject(seq, ">")
+            .map_err(std::io::Error::other)?
+        {
+            seq = m.seq + 1;
+            let headers = m.headers.map(|h| Data(h.to_vec()));
+            msgs.push((m.seq, m.ts, m.subject, headers, Data(m.payload.to_vec())));
+        }
+        let snap = MemorySnapshot {
+            last_seq: st.last_seq,
+            last_ts: st.last_ts,
+            msgs,
+        };
+        postcard::to_stdvec(&snap).map_err(std::io::Error::other)
+    }
+
+    /// Appends the messages to an empty store, with their sequences and times.
+    fn load(
+        &self,
+        store: &mut dyn petrel_store::StreamStore,
+    ) -> Result<(), petrel_store::StoreError> {
+        for (seq, ts, subject, headers, payload) in &self.msgs {
+            store.skip_to(*seq, *ts)?;
+            let headers = headers.as_ref().map(|h| Bytes::from(h.0.clone()));
+            store.append(subject, headers, Bytes::from(payload.0.clone()), *ts)?;
+        }
+        store.skip_to(self.last_seq.saturating_add(1), self.last_ts)
+    }
+}
+
 /// What applying a `Msgs` entry gives its proposer.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct MsgsReply {
@@ -272,26 +319,39 @@ impl Machine for StreamMachine {
     }
 
     fn snapshots(&self) -> bool {
-        self.stream.dir.is_some()
+        true
     }
 
+    /// A file replica's snapshot is the archive of its files; a memory replica's, its
+    /// messages ([`MemorySnapshot`]).
     fn snapshot(&self) -> std::io::Result<Option<MachineSnapshot>> {
         let applied = self.applied.lock();
-        let (Some(log_id), Some(dir)) = (applied.log_id, self.stream.dir.as_ref()) else {
+        let Some(log_id) = applied.log_id else {
             return Ok(None);
         };
-        let data = crate::backup::replica_archive(&self.stream, dir)?;
+        let data = match self.stream.dir.as_ref() {
+            Some(dir) => crate::backup::replica_archive(&self.stream, dir)?,
+            None => MemorySnapshot::of(&self.stream)?,
+        };
         Ok(Some((log_id, applied.membership.clone(), data)))
     }
 
     fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> std::io::Result<()> {
         let mut applied = self.applied.lock();
-        let backend = self.backend.clone();
-        let unpack =
-            |dir: &Path| crate::backup::archive::unpack(data, dir, backend.as_ref()).map(|_| ());
-        self.stream
-            .replace_files(&unpack, REPLICA_SYNC)
-            .map_err(std::io::Error::other)?;
+        if self.stream.dir.is_some() {
+            let backend = self.backend.clone();
+            let unpack = |dir: &Path| {
+                crate::backup::archive::unpack(data, dir, backend.as_ref()).map(|_| ())
+            };
+            self.stream
+                .replace_files(&unpack, REPLICA_SYNC)
+                .map_err(std::io::Error::other)?;
+        } else {
+            let snap: MemorySnapshot = postcard::from_bytes(data).map_err(std::io::Error::other)?;
+            self.stream
+                .replace_messages(&|store| snap.load(store), REPLICA_SYNC)
+                .map_err(std::io::Error::other)?;
+        }
         applied.log_id = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         applied.last_seq = self.stream.last_seq();
