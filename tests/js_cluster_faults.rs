@@ -1,9 +1,11 @@
-//! The replicated-JetStream fault harness, in process: three Petrel nodes, each on its own
+//! The replicated-JetStream fault harness, in process: three Petrel nodes with an R3 stream
+//! (and, in a second test, five with an R5 stream), each on its own
 //! simulated disk (`petrel_store::SimFs`), an R3 stream taking publishes with
 //! `Nats-Msg-Id`s from a publisher that retries until acknowledged, and faults injected
 //! while publishes are in flight:
 //!
-//! * `power-minority`: one node (the stream leader or a follower) loses power — its disk
+//! * `power-minority`: a minority (one node of three; one or two of five, the stream leader
+//!   among them or not) loses power — each disk
 //!   keeps only what was fsynced plus a random prefix of the rest, the last write possibly
 //!   torn — and comes back while the other two go on;
 //! * `power-all`: every node loses power at once and the cluster restarts from what the
@@ -31,7 +33,6 @@ use petrel_server::ServerHandle;
 use petrel_store::SimFs;
 
 const WAIT: Duration = Duration::from_secs(60);
-const NODES: usize = 3;
 /// Snapshots every few KiB of log and few entries kept behind them: the faults land on
 /// snapshots being built, logs being purged, and replicas restored or caught up from a
 /// snapshot, not only on log replay.
@@ -50,6 +51,21 @@ fn env_u64(key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The nodes of a power loss of a minority of `n`: one or (of five) two, the leader
+/// among them or not.
+fn minority(rng: &mut fastrand::Rng, n: usize, lead: usize) -> Vec<usize> {
+    let k = if n >= 5 { rng.usize(1..=2) } else { 1 };
+    let mut followers: Vec<usize> = (0..n).filter(|i| *i != lead).collect();
+    rng.shuffle(&mut followers);
+    let mut victims = Vec::with_capacity(k);
+    if rng.bool() {
+        victims.push(lead);
+    }
+    victims.extend(followers.into_iter().take(k - victims.len()));
+    victims.sort_unstable();
+    victims
+}
+
 /// A node: its disk survives restarts; the lock directory is a real one.
 struct Node {
     fs: SimFs,
@@ -63,10 +79,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start() -> Cluster {
+    async fn start(n: usize) -> Cluster {
         let mut c = Cluster {
-            ports: free_ports(NODES),
-            nodes: (0..NODES)
+            ports: free_ports(n),
+            nodes: (0..n)
                 .map(|_| Node {
                     fs: SimFs::default(),
                     dir: tempfile::tempdir().unwrap(),
@@ -74,7 +90,7 @@ impl Cluster {
                 })
                 .collect(),
         };
-        for i in 0..NODES {
+        for i in 0..n {
             c.boot(i).await;
         }
         c
@@ -350,18 +366,28 @@ fn max_gap(ledger: &Ledger, from: usize) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_loss_of_a_minority_or_of_every_node_keeps_every_acked_message() {
+    power_loss_rounds(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_on_five_nodes_keeps_every_acked_message() {
+    power_loss_rounds(5).await;
+}
+
+/// `PETREL_JS_FAULT_ROUNDS` rounds of each power loss on `n` nodes with an R`n` stream.
+async fn power_loss_rounds(n: usize) {
     let rounds = env_u64("PETREL_JS_FAULT_ROUNDS", 1);
     let seed = env_u64("PETREL_JS_FAULT_SEED", fastrand::u64(1..u64::MAX));
     eprintln!("js-faults seed={seed} (PETREL_JS_FAULT_SEED to replay)");
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut c = Cluster::start().await;
+    let mut c = Cluster::start(n).await;
     let js = context(&c.url(0)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while js
         .create_stream(stream::Config {
             name: "PL".into(),
             subjects: vec!["pl.>".into()],
-            num_replicas: 3,
+            num_replicas: n,
             ..Default::default()
         })
         .await
@@ -378,14 +404,12 @@ async fn power_loss_of_a_minority_or_of_every_node_keeps_every_acked_message() {
             let js = context(&c.url(0)).await;
             let lead = leader(&js).await;
             let victims: Vec<usize> = if kind == "power-all" {
-                (0..NODES).collect()
-            } else if rng.bool() {
-                vec![lead]
+                (0..n).collect()
             } else {
-                vec![(lead + 1 + rng.usize(..NODES - 1)) % NODES]
+                minority(&mut rng, n, lead)
             };
             // Publish through a node that survives when there is one.
-            let urls: Vec<String> = (0..NODES)
+            let urls: Vec<String> = (0..n)
                 .filter(|i| kind == "power-all" || !victims.contains(i))
                 .map(|i| c.url(i))
                 .collect();
@@ -401,7 +425,7 @@ async fn power_loss_of_a_minority_or_of_every_node_keeps_every_acked_message() {
                 let _ = task.await;
                 next = ledger.lock().unwrap().sent.last().map_or(0, |l| l + 1);
                 let stop = Arc::new(AtomicBool::new(false));
-                let urls = (0..NODES).map(|i| c.url(i)).collect();
+                let urls = (0..n).map(|i| c.url(i)).collect();
                 let task = tokio::spawn(publisher(urls, next, ledger.clone(), stop.clone()));
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 acked_since(&ledger, cut, kind).await;
@@ -420,7 +444,7 @@ async fn power_loss_of_a_minority_or_of_every_node_keeps_every_acked_message() {
             drain(&js, ids.len() as u64, &mut consumed, kind).await;
             let gap = max_gap(&ledger.lock().unwrap(), before);
             eprintln!(
-                "js-faults kind={kind} round={round} leader={lead} victims={victims:?} consumed={} acked={} total_acked={acked} stored={kept} lost=0 duplicates=0 max_ack_gap_ms={}",
+                "js-faults nodes={n} kind={kind} round={round} leader={lead} victims={victims:?} consumed={} acked={} total_acked={acked} stored={kept} lost=0 duplicates=0 max_ack_gap_ms={}",
                 consumed.confirmed.len(),
                 acked - before,
                 gap.as_millis()

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 log="${TMPDIR:-/tmp}/petrel-js-faults-$$.log"
 status=0
 
-echo "== power loss (in process, 3 nodes on simulated disks): ${POWER_ROUNDS:-25} rounds"
+echo "== power loss (in process, 3 and 5 nodes on simulated disks): ${POWER_ROUNDS:-25} rounds each"
 if ! env PETREL_JS_FAULT_ROUNDS="${POWER_ROUNDS:-25}" ${SEED:+PETREL_JS_FAULT_SEED="$SEED"} \
   cargo test --release -p petrel-tests --test integration js_cluster_faults -- --nocapture >"$log" 2>&1; then
   status=1
@@ -23,7 +23,7 @@ fi
 grep -E "^js-faults" "$log" || true
 grep -E "^js-faults kind=" "$log" | awk '
   { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    k = v["kind"]; n[k]++; a[k] += v["acked"]; if (v["max_ack_gap_ms"] > g[k]) g[k] = v["max_ack_gap_ms"] }
+    k = v["kind"] " nodes=" v["nodes"]; n[k]++; a[k] += v["acked"]; if (v["max_ack_gap_ms"] > g[k]) g[k] = v["max_ack_gap_ms"] }
   END { for (k in n) printf "summary kind=%s rounds=%d acked=%d lost=0 max_ms_without_acks=%d\n", k, n[k], a[k], g[k] }'
 
 if [[ "${CONTAINER_ROUNDS:-5}" != 0 ]]; then
