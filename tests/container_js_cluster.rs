@@ -2,8 +2,11 @@
 //! each on its own volume. Fault rounds on an R3 stream taking acknowledged publishes
 //! (with `Nats-Msg-Id`s) through the nodes that stay up: the stream leader cut off the
 //! network (`docker network disconnect`), SIGKILLed and started again, paused (SIGSTOP,
-//! then SIGCONT), and a follower SIGKILLed and started again. After each fault heals, every
-//! acknowledged message is there exactly once, in order, on whichever node leads.
+//! then SIGCONT), a follower SIGKILLed and started again, every node SIGKILLed at once and
+//! started again, and a follower stopped while one bit is flipped in its Raft log and one
+//! in its message store. After each fault heals, every acknowledged message is there
+//! exactly once, in order, on whichever node leads — after the bit flips, on the damaged
+//! node made leader.
 //! `#[ignore]`d like tests/container.rs (they need Docker); CI runs one round.
 //! `PETREL_JS_CONTAINER_ROUNDS` sets more (`tests/js_faults/run.sh`), and each fault
 //! prints how long writes stopped.
@@ -101,6 +104,64 @@ enum Fault {
     KillLeader,
     PauseLeader,
     KillFollower,
+    KillAll,
+    FlipFollower,
+}
+
+/// Flips one bit in the middle of `path` (a copy on the host).
+fn flip_bit(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    assert!(!bytes.is_empty(), "{} is empty", path.display());
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// With `container` stopped: flips a bit in its stream group's Raft log and in its first
+/// message block (`docker cp` out, flipped, and back in).
+fn flip_bits_in(container: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = "/data/jetstream/_cluster_";
+    docker_ok(&[
+        "cp",
+        &format!("{container}:{root}"),
+        tmp.path().to_str().unwrap(),
+    ]);
+    let local = tmp.path().join("_cluster_");
+    let group = std::fs::read_dir(&local)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("S-R3F-"))
+        .expect("the stream group");
+    for file in ["raft/raft.log", "stream/ORDERS/msgs/1.blk"] {
+        let path = local.join(&group).join(file);
+        flip_bit(&path);
+        // `docker cp` writes it owned by root: readable and writable by the server's user.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        let dest = format!("{container}:{root}/{group}/{file}");
+        docker_ok(&["cp", path.to_str().unwrap(), &dest]);
+    }
+}
+
+/// Makes node `to` lead `name` (preferred stepdowns, repeated until it holds).
+async fn lead(js: &jetstream::Context, name: &str, to: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while leader(js, name).await != to {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never leads",
+            NODES[to]
+        );
+        let body = format!(r#"{{"placement":{{"preferred":"{}"}}}}"#, NODES[to]);
+        let _ = js
+            .request::<_, _, serde_json::Value>(
+                format!("STREAM.LEADER.STEPDOWN.{name}"),
+                &serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
 }
 
 /// Injects `fault` on node `victim` (`docker` on `container`), publishes messages
@@ -115,11 +176,31 @@ async fn round(
 ) -> Duration {
     let network = format!("{}_default", project.name);
     let container = project.container(NODES[victim]);
+    let all: Vec<String> = NODES.iter().map(|n| project.container(n)).collect();
     match fault {
-        Fault::PartitionLeader => docker_ok(&["network", "disconnect", &network, &container]),
-        Fault::KillLeader | Fault::KillFollower => docker_ok(&["kill", &container]),
-        Fault::PauseLeader => docker_ok(&["kill", "--signal", "STOP", &container]),
-    };
+        Fault::PartitionLeader => {
+            docker_ok(&["network", "disconnect", &network, &container]);
+        }
+        Fault::KillLeader | Fault::KillFollower => {
+            docker_ok(&["kill", &container]);
+        }
+        Fault::PauseLeader => {
+            docker_ok(&["kill", "--signal", "STOP", &container]);
+        }
+        Fault::KillAll => {
+            for c in &all {
+                docker_ok(&["kill", c]);
+            }
+            for c in &all {
+                docker_ok(&["start", c]);
+            }
+        }
+        Fault::FlipFollower => {
+            docker_ok(&["kill", &container]);
+            flip_bits_in(&container);
+            docker_ok(&["start", &container]);
+        }
+    }
     let cut = std::time::Instant::now();
     publish_acked(through, from).await;
     let failover = cut.elapsed();
@@ -144,14 +225,31 @@ async fn round(
         Fault::PauseLeader => {
             docker_ok(&["kill", "--signal", "CONT", &container]);
         }
+        Fault::KillAll => {
+            for c in &all {
+                wait_health(c, "healthy", WAIT);
+            }
+        }
+        Fault::FlipFollower => {
+            wait_health(&container, "healthy", WAIT);
+            let log = crate::docker_support::logs(&container);
+            assert!(
+                log.contains("Raft log tail cut at recovery"),
+                "the flipped bit went unnoticed:\n{log}"
+            );
+            // The damaged replica, repaired from the others, leads and serves it all.
+            lead(through, "ORDERS", victim).await;
+        }
     }
     failover
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine: cargo test -p petrel-tests -- --ignored (CI runs it)"]
-async fn an_r3_stream_loses_no_acked_message_to_partitions_kills_or_pauses() {
-    if !docker_or_skip("an_r3_stream_loses_no_acked_message_to_partitions_kills_or_pauses") {
+async fn an_r3_stream_loses_no_acked_message_to_partitions_kills_pauses_or_bit_flips() {
+    if !docker_or_skip(
+        "an_r3_stream_loses_no_acked_message_to_partitions_kills_pauses_or_bit_flips",
+    ) {
         return;
     }
     ensure_image();
@@ -192,12 +290,14 @@ async fn an_r3_stream_loses_no_acked_message_to_partitions_kills_or_pauses() {
         Fault::KillLeader,
         Fault::PauseLeader,
         Fault::KillFollower,
+        Fault::KillAll,
+        Fault::FlipFollower,
     ];
     for r in 0..rounds {
         for fault in faults {
             let leader = leader(&js[(next as usize / 50) % 3], "ORDERS").await;
             let victim = match fault {
-                Fault::KillFollower => (leader + 1) % 3,
+                Fault::KillFollower | Fault::FlipFollower => (leader + 1) % 3,
                 _ => leader,
             };
             let through = (victim + 2) % 3;

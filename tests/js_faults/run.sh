@@ -4,7 +4,8 @@
 #                     -> PETREL_JS_FAULT_ROUNDS
 #   SEED              seed of the power-loss rounds (optional) -> PETREL_JS_FAULT_SEED
 #   CONTAINER_ROUNDS  container rounds (partition, SIGKILL and SIGSTOP of the leader,
-#                     SIGKILL of a follower) (default 5; 0 skips; needs Docker and the
+#                     SIGKILL of a follower, SIGKILL of every node, bit flips in a
+#                     follower's files) (default 5; 0 skips; needs Docker and the
 #                     petrel:latest image from docker/build.sh) -> PETREL_JS_CONTAINER_ROUNDS
 # Prints one line per fault with what was acknowledged and lost (always 0, or the run
 # fails), and a summary per fault kind: rounds, acked, max time without acks.
