@@ -24,7 +24,7 @@ fi
 grep -E "^js-faults" "$log" || true
 grep -E "^js-faults kind=" "$log" | awk '
   { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    k = v["kind"] " nodes=" v["nodes"]; n[k]++; a[k] += v["acked"]; if (v["max_ack_gap_ms"] > g[k]) g[k] = v["max_ack_gap_ms"] }
+    k = v["kind"] " nodes=" v["nodes"]; n[k]++; a[k] += v["acked"]; if (v["max_ack_gap_ms"] + 0 > g[k] + 0) g[k] = v["max_ack_gap_ms"] }
   END { for (k in n) printf "summary kind=%s rounds=%d acked=%d lost=0 max_ms_without_acks=%d\n", k, n[k], a[k], g[k] }'
 
 if [[ "${CONTAINER_ROUNDS:-5}" != 0 ]]; then
@@ -37,7 +37,7 @@ if [[ "${CONTAINER_ROUNDS:-5}" != 0 ]]; then
   grep -E "^js-container-faults" "$log" | awk '
     { print
       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      k = v["fault"]; n[k]++; if (v["first_ack_after_fault_ms"] > g[k]) g[k] = v["first_ack_after_fault_ms"] }
+      k = v["fault"]; n[k]++; if (v["first_ack_after_fault_ms"] + 0 > g[k] + 0) g[k] = v["first_ack_after_fault_ms"] }
     END { for (k in n) printf "summary fault=%s rounds=%d acked_each=50 lost=0 max_failover_ms=%d\n", k, n[k], g[k] }'
 fi
 
