@@ -51,6 +51,26 @@ pub(crate) async fn info(js: &jetstream::Context, name: &str) -> stream::Info {
     }
 }
 
+/// Waits until stream `name` holds `messages` (removals and sourcing happen after the
+/// acks that cause them); its info.
+pub(crate) async fn holds(js: &jetstream::Context, name: &str, messages: u64) -> stream::Info {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let i = info(js, name).await;
+        if i.state.messages == messages {
+            return i;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} holds {} messages, not {messages}: mirror {:?}, sources {:?}",
+            i.state.messages,
+            i.mirror,
+            i.sources
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Publishes `subject` with a `Nats-Msg-Id` until a PubAck comes back (a publish lost in
 /// a failover is retried; the id keeps it from being stored twice). Returns the sequence.
 pub(crate) async fn publish_acked(

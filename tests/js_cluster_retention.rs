@@ -11,30 +11,12 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use petrel_testkit::TestServer;
 
-use crate::js_cluster::{create, info, publish_acked};
+use crate::js_cluster::{create, holds, info, publish_acked};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn cluster3() -> Vec<TestServer> {
     petrel_testkit::spawn_cluster_with(3, |b, _, dir| b.jetstream(dir)).await
-}
-
-/// Waits until the stream holds `messages` (retention removals are proposed after the
-/// ack), then returns its info.
-async fn holds(js: &jetstream::Context, name: &str, messages: u64) -> stream::Info {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let i = info(js, name).await;
-        if i.state.messages == messages {
-            return i;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} holds {} messages, not {messages}",
-            i.state.messages
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A durable pull consumer (explicit acks) on `stream`, created or looked up again,

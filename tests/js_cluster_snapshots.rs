@@ -57,7 +57,12 @@ async fn until(what: &str, f: impl Fn() -> bool) {
 }
 
 /// Makes `name` lead the stream (a preferred stepdown, repeated until it holds).
-async fn lead(nc: &async_nats::Client, js: &jetstream::Context, stream: &str, name: &str) {
+pub(crate) async fn lead(
+    nc: &async_nats::Client,
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+) {
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let c = info(js, stream).await.cluster.unwrap();
@@ -86,6 +91,15 @@ async fn lead(nc: &async_nats::Client, js: &jetstream::Context, stream: &str, na
             "{name} never leads {stream}"
         );
     }
+}
+
+/// A follower of `stream` (its name and node index) and the leader's node index.
+async fn follower_and_leader(js: &jetstream::Context, stream: &str) -> (String, usize, usize) {
+    let cluster = info(js, stream).await.cluster.unwrap();
+    let index = |name: &str| -> usize { name.trim_start_matches("node-").parse().unwrap() };
+    let gone = cluster.replicas[0].name.clone();
+    let leader = index(&cluster.leader.unwrap());
+    (gone.clone(), index(&gone), leader)
 }
 
 /// Fetches `n` messages from the consumer and acks each with confirmation; their stream
@@ -117,18 +131,47 @@ async fn publish_range(
     }
 }
 
+/// Three nodes on their own stores whose groups snapshot every few KiB of log, and a
+/// client of the first.
+struct Snappy {
+    dirs: Vec<tempfile::TempDir>,
+    ports: Vec<u16>,
+    nodes: Vec<Option<petrel_server::ServerHandle>>,
+    nc: async_nats::Client,
+    js: jetstream::Context,
+}
+
+impl Snappy {
+    async fn start() -> Snappy {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let ports = free_ports(3);
+        let mut nodes = Vec::new();
+        for (i, d) in dirs.iter().enumerate() {
+            nodes.push(Some(fixed_node_with(i, &ports, d.path(), SNAPPY).await));
+        }
+        let nc = async_nats::connect(nodes[0].as_ref().unwrap().client_url())
+            .await
+            .unwrap();
+        let js = jetstream::new(nc.clone());
+        Snappy {
+            dirs,
+            ports,
+            nodes,
+            nc,
+            js,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports = free_ports(3);
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        nodes.push(Some(fixed_node_with(i, &ports, d.path(), SNAPPY).await));
-    }
-    let nc = async_nats::connect(nodes[0].as_ref().unwrap().client_url())
-        .await
-        .unwrap();
-    let js = jetstream::new(nc.clone());
+    let Snappy {
+        dirs,
+        ports,
+        mut nodes,
+        nc,
+        js,
+    } = Snappy::start().await;
     let config = |name: &str, replicas| stream::Config {
         name: name.into(),
         subjects: vec![format!("{}.>", name.to_lowercase())],
@@ -146,15 +189,7 @@ async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
     publish_range(&js, "SNAP", 1..=60).await;
     assert_eq!(take(&c, 30).await, (1..=30).collect::<Vec<_>>());
     // A follower goes down; the rest goes on, the log is snapshotted and purged past it.
-    let cluster = info(&js, "SNAP").await.cluster.unwrap();
-    let gone = cluster.replicas[0].name.clone();
-    let g: usize = gone.trim_start_matches("node-").parse().unwrap();
-    let leader: usize = cluster
-        .leader
-        .unwrap()
-        .trim_start_matches("node-")
-        .parse()
-        .unwrap();
+    let (gone, g, leader) = follower_and_leader(&js, "SNAP").await;
     nodes[g].take().unwrap().shutdown().await;
     let gone_group = group_dir(dirs[g].path(), "S-R3F-");
     let gone_at = applied_index(&gone_group);
@@ -213,16 +248,13 @@ async fn raft_group(nc: &async_nats::Client, stream: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_replica_catches_up_from_a_snapshot_of_its_messages() {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports = free_ports(3);
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        nodes.push(Some(fixed_node_with(i, &ports, d.path(), SNAPPY).await));
-    }
-    let nc = async_nats::connect(nodes[0].as_ref().unwrap().client_url())
-        .await
-        .unwrap();
-    let js = jetstream::new(nc.clone());
+    let Snappy {
+        dirs,
+        ports,
+        mut nodes,
+        nc,
+        js,
+    } = Snappy::start().await;
     let s = create(
         &js,
         stream::Config {
@@ -236,15 +268,7 @@ async fn a_memory_replica_catches_up_from_a_snapshot_of_its_messages() {
     .await;
     publish_range(&js, "MEM", 1..=50).await;
     let group = raft_group(&nc, "MEM").await;
-    let cluster = info(&js, "MEM").await.cluster.unwrap();
-    let gone = cluster.replicas[0].name.clone();
-    let g: usize = gone.trim_start_matches("node-").parse().unwrap();
-    let leader: usize = cluster
-        .leader
-        .unwrap()
-        .trim_start_matches("node-")
-        .parse()
-        .unwrap();
+    let (gone, g, leader) = follower_and_leader(&js, "MEM").await;
     // A follower goes down (its memory store with it); the log is snapshotted (the
     // messages themselves) and purged past it.
     nodes[g].take().unwrap().shutdown().await;

@@ -5,51 +5,11 @@
 //! new leader goes on from what the group stored: nothing is taken twice or skipped.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use crate::js_cluster::{create, info, publish_acked};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Waits until `name` holds `messages`; its info.
-async fn holds(js: &jetstream::Context, name: &str, messages: u64) -> stream::Info {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let i = info(js, name).await;
-        if i.state.messages == messages {
-            return i;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} holds {} messages, not {messages}: {:?} {:?}",
-            i.state.messages,
-            i.mirror,
-            i.sources
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Moves the leadership of `stream` to `to`, asking until it holds.
-async fn lead(nc: &async_nats::Client, js: &jetstream::Context, stream: &str, to: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT * 2;
-    while info(js, stream).await.cluster.unwrap().leader.as_deref() != Some(to) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{to} never leads {stream}"
-        );
-        let body = format!(r#"{{"placement":{{"preferred":"{to}"}}}}"#);
-        let _ = nc
-            .request(
-                format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
-                body.into(),
-            )
-            .await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
+use crate::js_cluster::{create, holds, info, publish_acked};
+use crate::js_cluster_snapshots::lead;
 
 /// The `Nats-Stream-Source` origin and sequence of every message of `name` (1..=last),
 /// asserting none came twice.
