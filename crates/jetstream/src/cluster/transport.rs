@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use petrel_replication::{NodeId, Op, Pending, Registry, Transport};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::port::{Accept, Flow, Handler, Incoming, Port};
 
@@ -22,7 +22,7 @@ use crate::port::{Accept, Flow, Handler, Incoming, Port};
 pub(crate) const PREFIX: &str = "$PRG.";
 /// Subject of the heartbeats.
 pub(crate) const HEARTBEAT: &str = "$PRG.HB";
-/// RPC requests waiting to be served (past it they are dropped; Raft retries).
+/// RPC requests being served at once (past it they are dropped; Raft retries).
 const INBOX: usize = 10_000;
 
 /// A node id as it appears in subjects.
@@ -50,14 +50,13 @@ impl PortTransport {
             pending: Mutex::new(HashMap::new()),
             this: this.clone(),
         });
-        let (tx, rx) = mpsc::channel(INBOX);
         let requests = format!("{PREFIX}{}.>", hex(me));
-        port.subscribe(
-            &requests,
-            None,
-            Accept::RoutesOnly,
-            Arc::new(Requests { tx }),
-        );
+        let serving = Requests {
+            slots: Arc::new(Semaphore::new(INBOX)),
+            port: port.clone(),
+            registry,
+        };
+        port.subscribe(&requests, None, Accept::RoutesOnly, Arc::new(serving));
         let replies = format!("{PREFIX}R.{}.*", hex(me));
         port.subscribe(
             &replies,
@@ -65,7 +64,6 @@ impl PortTransport {
             Accept::RoutesOnly,
             Arc::new(Replies(Arc::downgrade(&t))),
         );
-        tokio::spawn(serve(rx, port, registry));
         t
     }
 }
@@ -101,18 +99,36 @@ impl Transport for PortTransport {
     }
 }
 
-/// `$PRG.<me>.>`: queues each request for [`serve`].
+/// `$PRG.<me>.<group>.<op>`: serves each request on its own task (straight from the
+/// route's reader: no queue hop) and publishes the framed reply; at most [`INBOX`] at once.
 struct Requests {
-    tx: mpsc::Sender<(String, String, Bytes)>,
+    slots: Arc<Semaphore>,
+    port: Arc<dyn Port>,
+    registry: Arc<Registry>,
 }
 
 impl Handler for Requests {
     fn handle(&self, msg: Incoming<'_>) -> Flow {
-        if let Some(reply) = msg.reply {
-            let _ = self
-                .tx
-                .try_send((msg.subject.to_string(), reply.to_string(), msg.payload));
-        }
+        let Some(reply) = msg.reply else {
+            return Flow::Ok;
+        };
+        let mut tokens = msg.subject.splitn(4, '.').skip(2);
+        let (Some(group), Some(op)) = (tokens.next(), tokens.next().and_then(Op::parse)) else {
+            return Flow::Ok;
+        };
+        let (Ok(rt), Ok(slot)) = (
+            tokio::runtime::Handle::try_current(),
+            self.slots.clone().try_acquire_owned(),
+        ) else {
+            return Flow::Ok;
+        };
+        let (group, reply, body) = (group.to_string(), reply.to_string(), msg.payload);
+        let (port, registry) = (self.port.clone(), self.registry.clone());
+        rt.spawn(async move {
+            let out = registry.serve(&group, op, &body).await;
+            port.request(&reply, None, None, Bytes::from(out));
+            drop(slot);
+        });
         Flow::Ok
     }
 }
@@ -133,25 +149,5 @@ impl Handler for Replies {
             }
         }
         Flow::Ok
-    }
-}
-
-/// Serves each queued request on its own task and publishes the framed reply.
-async fn serve(
-    mut rx: mpsc::Receiver<(String, String, Bytes)>,
-    port: Arc<dyn Port>,
-    registry: Arc<Registry>,
-) {
-    while let Some((subject, reply, body)) = rx.recv().await {
-        // `$PRG.<me>.<group>.<op>`
-        let mut tokens = subject.splitn(4, '.').skip(2);
-        let (Some(group), Some(op)) = (tokens.next(), tokens.next().and_then(Op::parse)) else {
-            continue;
-        };
-        let (group, port, registry) = (group.to_string(), port.clone(), registry.clone());
-        tokio::spawn(async move {
-            let out = registry.serve(&group, op, &body).await;
-            port.request(&reply, None, None, Bytes::from(out));
-        });
     }
 }
