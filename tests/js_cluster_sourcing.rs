@@ -54,17 +54,20 @@ async fn r3_mirrors_and_sources_move_every_message_once_across_leader_changes() 
         ..Default::default()
     });
     create(&js, mirror).await;
-    let mut agg = cfg("AGG", &[], 3);
-    agg.sources = Some(
-        ["ORDERS", "LOCAL"]
-            .iter()
-            .map(|n| stream::Source {
-                name: n.to_string(),
-                ..Default::default()
-            })
-            .collect(),
-    );
-    create(&js, agg).await;
+    let sourcing = |origins: &[&str]| {
+        let mut agg = cfg("AGG", &[], 3);
+        agg.sources = Some(
+            origins
+                .iter()
+                .map(|n| stream::Source {
+                    name: n.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        agg
+    };
+    create(&js, sourcing(&["ORDERS", "LOCAL"])).await;
     for i in 1..=20u64 {
         assert_eq!(
             publish_acked(&js, &format!("orders.{i}"), &format!("o{i}"), "o").await,
@@ -117,6 +120,28 @@ async fn r3_mirrors_and_sources_move_every_message_once_across_leader_changes() 
     }
     holds(&js, "AGG", 50).await;
     assert_eq!(sources_of(&js, "AGG", 50).await, expected(30, 20));
+    // A new source while an origin takes publishes: the leader's tasks restart, the new
+    // ones resume after every batch the old ones had in flight.
+    let publisher = {
+        let js = js.clone();
+        tokio::spawn(async move {
+            for i in 31..=130u64 {
+                publish_acked(&js, &format!("orders.{i}"), &format!("o{i}"), "o").await;
+            }
+        })
+    };
+    create(&js, cfg("EXTRA", &["extra.>"], 3)).await;
+    for i in 1..=5u64 {
+        publish_acked(&js, &format!("extra.{i}"), &format!("e{i}"), "e").await;
+    }
+    js.update_stream(sourcing(&["ORDERS", "LOCAL", "EXTRA"]))
+        .await
+        .unwrap();
+    publisher.await.unwrap();
+    holds(&js, "AGG", 155).await;
+    let mut want = expected(130, 20);
+    want.extend((1..=5).map(|s| ("EXTRA".to_string(), s)));
+    assert_eq!(sources_of(&js, "AGG", 155).await, want);
     for n in nodes {
         n.shutdown().await;
     }

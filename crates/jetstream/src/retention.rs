@@ -3,7 +3,10 @@
 //! replicated stream only the leader — which runs the consumers — decides, and the
 //! removals go through the stream's group (`StreamOp::Remove`), so every replica drops the
 //! same messages. A new leader sweeps the whole stream once its consumers run, which
-//! catches removals its predecessor decided but never committed.
+//! catches removals its predecessor decided but never committed; that sweep removes only
+//! what a consumer it recovered is done with (ephemeral consumers, and those of memory
+//! streams, do not move with the leadership: their messages are kept, never read as
+//! "nobody is interested").
 
 use std::sync::Arc;
 
@@ -31,9 +34,17 @@ pub(crate) fn unneeded(
     }
 }
 
-/// Every stored message no consumer needs any more (the sweep after a consumer left or
-/// a new leader started its consumers). With the stream lock held.
-pub(crate) fn sweep(stream: &Stream, inner: &Inner) -> Vec<u64> {
+/// Which sweep: after a consumer left (every message no remaining consumer needs), or by a
+/// new leader (only messages some recovered consumer is done with and none still needs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sweep {
+    ConsumerLeft,
+    NewLeader,
+}
+
+/// Every stored message no consumer needs any more (see [`Sweep`]). With the stream lock
+/// held.
+pub(crate) fn sweep(stream: &Stream, inner: &Inner, kind: Sweep) -> Vec<u64> {
     let retention = inner.config.retention;
     if retention == RetentionPolicy::Limits {
         return Vec::new();
@@ -44,7 +55,11 @@ pub(crate) fn sweep(stream: &Stream, inner: &Inner) -> Vec<u64> {
     let mut seq = 1;
     while let Ok(Some(m)) = inner.store.next_by_subject(seq, ">") {
         seq = m.seq + 1;
-        if unneeded(retention, &states, m.seq, &m.subject) {
+        let claimed = kind == Sweep::ConsumerLeft
+            || states
+                .iter()
+                .any(|s| s.matches(&m.subject) && s.done_with(m.seq));
+        if claimed && unneeded(retention, &states, m.seq, &m.subject) {
             gone.push(m.seq);
         }
     }
@@ -79,13 +94,72 @@ pub(crate) fn decides(stream: &Stream) -> bool {
     stream.replica.get().is_none_or(|r| r.runs_consumers())
 }
 
-/// After a consumer left or a new leader started its consumers: removes every message
-/// nobody needs any more. Blocking.
-pub(crate) fn cleanup(stream: &Stream) {
+/// After a consumer left or a new leader started its consumers: removes what nobody
+/// needs any more (see [`Sweep`]). Blocking.
+pub(crate) fn cleanup(stream: &Stream, kind: Sweep) {
     let mut inner = stream.inner.lock();
     if inner.closed || !decides(stream) {
         return;
     }
-    let gone = sweep(stream, &inner);
+    let gone = sweep(stream, &inner, kind);
     retire(stream, &mut inner, gone);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{StorageType, StreamConfig};
+    use crate::consumer::config::ConsumerConfig;
+
+    /// An interest stream holding `a.1`, `b.2`, `a.3` and a consumer on `a.*` that is
+    /// done with sequence 1 (when `consumer`).
+    fn stream(dir: &std::path::Path, consumer: bool) -> Arc<Stream> {
+        let s = crate::testing::open_stream(
+            StreamConfig {
+                name: "S".into(),
+                subjects: vec!["a.*".into(), "b.*".into()],
+                retention: RetentionPolicy::Interest,
+                storage: StorageType::Memory,
+                ..StreamConfig::default()
+            },
+            dir,
+        );
+        {
+            let mut inner = s.inner.lock();
+            for subject in ["a.1", "b.2", "a.3"] {
+                let (p, t) = (bytes::Bytes::from_static(b"x"), 0);
+                inner.store.append(subject, None, p, t).unwrap();
+            }
+        }
+        if consumer {
+            let mut cfg = ConsumerConfig {
+                durable_name: "C".into(),
+                filter_subject: "a.*".into(),
+                ..ConsumerConfig::default()
+            };
+            cfg.set_defaults(&s.config());
+            let c = Consumer::new("S", cfg, 1, s.inner.lock().store.as_ref(), None).unwrap();
+            c.state.lock().cursor = 2;
+            s.consumers.write().insert("C".into(), Arc::new(c));
+        }
+        s
+    }
+
+    #[test]
+    fn a_new_leader_removes_only_what_a_consumer_it_has_is_done_with() {
+        let dir = tempfile::tempdir().unwrap();
+        // No consumer: nobody is interested, yet a new leader may just not have the
+        // consumers that are (ephemeral ones stay behind): it keeps everything.
+        let s = stream(dir.path(), false);
+        let inner = s.inner.lock();
+        assert_eq!(sweep(&s, &inner, Sweep::ConsumerLeft), vec![1, 2, 3]);
+        assert!(sweep(&s, &inner, Sweep::NewLeader).is_empty());
+        drop(inner);
+        // A consumer done with 1: both remove 1; 3 is still needed; only the sweep after
+        // a consumer left reads b.2 (no consumer's filter) as unwanted.
+        let s = stream(dir.path(), true);
+        let inner = s.inner.lock();
+        assert_eq!(sweep(&s, &inner, Sweep::ConsumerLeft), vec![1, 2]);
+        assert_eq!(sweep(&s, &inner, Sweep::NewLeader), vec![1]);
+    }
 }

@@ -130,13 +130,13 @@ impl MemorySnapshot {
 
     /// Appends the messages to an empty store, with their sequences and times.
     fn load(
-        &self,
+        self,
         store: &mut dyn petrel_store::StreamStore,
     ) -> Result<(), petrel_store::StoreError> {
-        for (seq, ts, subject, headers, payload) in &self.msgs {
-            store.skip_to(*seq, *ts)?;
-            let headers = headers.as_ref().map(|h| Bytes::from(h.0.clone()));
-            store.append(subject, headers, Bytes::from(payload.0.clone()), *ts)?;
+        for (seq, ts, subject, headers, payload) in self.msgs {
+            store.skip_to(seq, ts)?;
+            let headers = headers.map(|h| Bytes::from(h.0));
+            store.append(&subject, headers, Bytes::from(payload.0), ts)?;
         }
         store.skip_to(self.last_seq.saturating_add(1), self.last_ts)
     }
@@ -348,8 +348,14 @@ impl Machine for StreamMachine {
                 .map_err(std::io::Error::other)?;
         } else {
             let snap: MemorySnapshot = postcard::from_bytes(data).map_err(std::io::Error::other)?;
+            // Moved into the store, not copied (called once).
+            let snap = Mutex::new(Some(snap));
+            let load = |store: &mut dyn petrel_store::StreamStore| match snap.lock().take() {
+                Some(s) => s.load(store),
+                None => Ok(()),
+            };
             self.stream
-                .replace_messages(&|store| snap.load(store), REPLICA_SYNC)
+                .replace_messages(&load, REPLICA_SYNC)
                 .map_err(std::io::Error::other)?;
         }
         applied.log_id = meta.last_log_id;

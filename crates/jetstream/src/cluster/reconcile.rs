@@ -54,6 +54,8 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         left: Default::default(),
         consumers_running: Default::default(),
         removals: Default::default(),
+        sourcing_in_flight: Default::default(),
+        sourcing_settled: Default::default(),
     });
     let _ = stream.replica.set(replica);
     js.register(stream.clone());
@@ -113,7 +115,7 @@ async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Gro
                         r.store(true, Ordering::Release);
                     }
                     // What the last leader's retention decided but never committed.
-                    crate::retention::cleanup(&s);
+                    crate::retention::cleanup(&s, crate::retention::Sweep::NewLeader);
                     crate::sourcing::task::start(&j, &s);
                 } else {
                     if let Some(r) = running {

@@ -50,6 +50,10 @@ pub(crate) struct Replica {
     pub consumers_running: std::sync::atomic::AtomicBool,
     /// Messages retention removes, waiting to go through the group.
     pub removals: Mutex<Removals>,
+    /// Source and mirror batches proposed and not yet applied (their proposals outlive a
+    /// source task that is stopped), and the signal that they are all done.
+    pub sourcing_in_flight: std::sync::atomic::AtomicUsize,
+    pub sourcing_settled: tokio::sync::Notify,
 }
 
 /// Retention removals waiting for a proposal, and whether one is being made.
@@ -61,6 +65,8 @@ pub(crate) struct Removals {
 
 /// Most sequences removed by one entry.
 const REMOVALS_PER_ENTRY: usize = 16 * 1024;
+/// Pause before proposing removals again that were not committed while still leading.
+const REMOVAL_RETRY: Duration = Duration::from_millis(500);
 
 /// Most consumer checkpoints in flight per stream.
 const MAX_CHECKPOINTS: usize = 64;
@@ -229,8 +235,8 @@ impl Replica {
     /// Removes messages retention no longer needs, through the group, in the background
     /// (one proposal at a time carries everything gathered meanwhile). The set holds
     /// sequences of stored messages, so it is bounded by the stream. Removals this node
-    /// cannot commit (it lost the leadership) are dropped: the next leader's sweep finds
-    /// them again.
+    /// cannot commit are proposed again while it still leads, dropped once it does not:
+    /// the next leader's sweep finds them again.
     pub fn remove(self: &Arc<Self>, seqs: Vec<u64>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
@@ -258,8 +264,15 @@ impl Replica {
                     }
                     seqs
                 };
-                if let Err(e) = me.group.propose(StreamOp::Remove { seqs }.encode()).await {
+                let op = StreamOp::Remove { seqs: seqs.clone() };
+                if let Err(e) = me.group.propose(op.encode()).await {
                     tracing::debug!(group = %me.group.name, error = %e, "retention removals not committed");
+                    if me.runs_consumers() {
+                        // Still leading (a stepdown that did not happen): again shortly.
+                        me.removals.lock().seqs.extend(seqs);
+                        tokio::time::sleep(REMOVAL_RETRY).await;
+                        continue;
+                    }
                     let mut r = me.removals.lock();
                     r.seqs.clear();
                     r.proposing = false;
@@ -272,15 +285,50 @@ impl Replica {
     /// Stores a sourcing stream's batch through the group (each message's `reply` is its
     /// index, as [`Stream::process_batch`] takes it): the PubAck bodies by index and the
     /// republished copies, once committed and applied here; `None` when not committed.
-    pub async fn store_sourced(&self, batch: &[Inbound]) -> Option<MsgsReply> {
+    pub async fn store_sourced(self: &Arc<Self>, batch: &[Inbound]) -> Option<MsgsReply> {
         let op = super::machine::encode_msgs(now_nanos(), batch);
-        let reply = self.group.propose(op).await.ok()?;
+        let reply = self.propose_sourcing(op).await?;
         postcard::from_bytes(&reply).ok()
+    }
+
+    /// Proposes a source task's batch on a task of its own, counted in
+    /// `sourcing_in_flight` until applied here: a source task stopped meanwhile (a config
+    /// change restarts it) does not cancel it, and the next one waits for it
+    /// ([`Replica::sourcing_settled`]) before it looks where to resume.
+    async fn propose_sourcing(self: &Arc<Self>, op: Vec<u8>) -> Option<Vec<u8>> {
+        use std::sync::atomic::Ordering;
+        self.sourcing_in_flight.fetch_add(1, Ordering::AcqRel);
+        let me = self.clone();
+        let proposal = tokio::spawn(async move {
+            let reply = me.group.propose(op).await.ok();
+            if me.sourcing_in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                me.sourcing_settled.notify_waiters();
+            }
+            reply
+        });
+        proposal.await.ok().flatten()
+    }
+
+    /// Waits until no source or mirror batch is in flight.
+    pub async fn sourcing_settled(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let settled = self.sourcing_settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.sourcing_in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
     }
 
     /// Stores a mirror's batch through the group, with the origin's sequences and times:
     /// as [`Stream::store_mirrored`]; `None` when not committed.
-    pub async fn store_mirrored(&self, msgs: Vec<(u64, i64, Inbound)>) -> Option<(u64, bool)> {
+    pub async fn store_mirrored(
+        self: &Arc<Self>,
+        msgs: Vec<(u64, i64, Inbound)>,
+    ) -> Option<(u64, bool)> {
         let msgs = msgs
             .into_iter()
             .map(|(seq, ts, m)| {
@@ -289,10 +337,8 @@ impl Replica {
             })
             .collect();
         let reply = self
-            .group
-            .propose(StreamOp::Mirrored { msgs }.encode())
-            .await
-            .ok()?;
+            .propose_sourcing(StreamOp::Mirrored { msgs }.encode())
+            .await?;
         postcard::from_bytes::<Option<(u64, bool)>>(&reply).ok()?
     }
 

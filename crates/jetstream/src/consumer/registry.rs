@@ -94,7 +94,7 @@ impl JetStream {
                 r.consumer_deleted(name);
             }
         }
-        crate::retention::cleanup(&s);
+        crate::retention::cleanup(&s, crate::retention::Sweep::ConsumerLeft);
         Some(advisory::consumer_action(stream, name, false))
     }
 

@@ -248,6 +248,7 @@ async fn session(task: &Task, js: &Arc<JetStream>, target: &Arc<Stream>) -> Ende
     else {
         return Ended::Closed;
     };
+    super::task::settled(target).await;
     let start = {
         let t = target.clone();
         let (source, inames, mirror) = (task.source.clone(), task.inames.clone(), task.mirror);

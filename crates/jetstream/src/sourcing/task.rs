@@ -112,11 +112,7 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
         let read_via = (stream.replica.get().is_some()
             && source.external.is_none()
             && js.stream(&source.name).is_none())
-        .then(|| super::config::External {
-            api: "$JS.API".into(),
-            // Outside the server's subject spaces (deliveries there are refused).
-            deliver: "_INBOX.petrel-source".into(),
-        });
+        .then(own_api);
         let status = Arc::new(Mutex::new(Status::default()));
         let task = Task {
             js: js.weak(),
@@ -144,6 +140,24 @@ pub(crate) fn start(js: &JetStream, stream: &Arc<Stream>) {
             status,
             handle,
         });
+    }
+}
+
+/// How a replicated stream's leader reads an origin of its own account that has no
+/// replica on its node: through the account's JetStream API.
+fn own_api() -> super::config::External {
+    super::config::External {
+        api: "$JS.API".into(),
+        // Outside the server's subject spaces (deliveries there are refused).
+        deliver: "_INBOX.petrel-source".into(),
+    }
+}
+
+/// On a replicated stream, waits for the batches a stopped task of it still has in
+/// flight: they are applied before the next task looks where to resume.
+pub(super) async fn settled(target: &Stream) {
+    if let Some(r) = target.replica.get().cloned() {
+        r.sourcing_settled().await;
     }
 }
 
@@ -200,6 +214,12 @@ impl Task {
                 return;
             };
             let Some(origin) = js.stream(&self.source.name) else {
+                if target.replica.get().is_some() && self.source.external.is_none() {
+                    // The origin's replica left this node: read it through the API.
+                    self.read_via = Some(own_api());
+                    drop((js, target));
+                    return super::remote::run(self).await;
+                }
                 self.status.lock().error = Some(ApiError::stream_not_found());
                 drop((js, target));
                 tokio::time::sleep(RETRY).await;
@@ -212,6 +232,7 @@ impl Task {
             let from = match next {
                 Some(n) => n,
                 None => {
+                    settled(&target).await;
                     let (t, o, s, i) = (
                         target.clone(),
                         origin.clone(),
