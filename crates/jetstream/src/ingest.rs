@@ -220,41 +220,12 @@ impl Inner {
     }
 }
 
-/// The sequences a batch stored.
-fn stored_seqs(outcomes: &[Outcome]) -> Vec<u64> {
-    outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Outcome::Stored { seq, .. } => Some(*seq),
-            _ => None,
-        })
-        .collect()
-}
-
 impl Stream {
     /// After a commit: tells every consumer about the stored messages (under the stream
     /// lock, so their pending counts never race their reads), marks their counts stale when
     /// limits removed messages, and drops the batch at once from an interest stream nobody
     /// consumes.
     fn notify_consumers(&self, inner: &mut Inner, outcomes: &[Outcome], msgs_before: u64) {
-        let stored = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Stored { .. }))
-            .count() as u64;
-        let consumers: Vec<_> = self.consumers.read().values().cloned().collect();
-        // A replica that does not run the consumers (a follower, or a leader still
-        // starting them) leaves retention to the one that does.
-        let interest =
-            inner.config.retention == RetentionPolicy::Interest && crate::retention::decides(self);
-        if consumers.is_empty() {
-            if interest {
-                // Nobody is interested: the message is acked and gone at once.
-                let unwanted = stored_seqs(outcomes);
-                crate::retention::retire(self, inner, unwanted);
-            }
-            return;
-        }
-        let removed = inner.store.state().msgs != msgs_before + stored;
         let new: Vec<(u64, &str)> = outcomes
             .iter()
             .filter_map(|o| match o {
@@ -262,9 +233,11 @@ impl Stream {
                 _ => None,
             })
             .collect();
+        let removed = inner.store.state().msgs != msgs_before + new.len() as u64;
         // Whether some consumer's filter matches each new message (one pass, one lock per
         // consumer).
         let mut wanted = vec![false; new.len()];
+        let consumers: Vec<_> = self.consumers.read().values().cloned().collect();
         for c in consumers {
             let mut st = c.state.lock();
             let mut woke = removed;
@@ -282,8 +255,9 @@ impl Stream {
                 c.wake();
             }
         }
-        if interest {
-            // A message no consumer's filter matches has no interest: gone at once.
+        if inner.config.retention == RetentionPolicy::Interest {
+            // A message no consumer's filter matches (none at all, when there is no
+            // consumer) has no interest: acked and gone at once.
             let unwanted: Vec<u64> = new
                 .iter()
                 .zip(&wanted)

@@ -67,9 +67,11 @@ pub(crate) fn sweep(stream: &Stream, inner: &Inner, kind: Sweep) -> Vec<u64> {
 }
 
 /// Removes `seqs` as retention decided: from this node's store, or through the group
-/// when the stream is replicated (only its leader decides; a follower never does).
+/// when the stream is replicated. Only a node that [`decides`] removes anything: a
+/// follower, or a leader still starting its consumers, sees no consumers and would read
+/// that as "nobody is interested".
 pub(crate) fn retire(stream: &Stream, inner: &mut Inner, seqs: Vec<u64>) {
-    if seqs.is_empty() {
+    if seqs.is_empty() || !decides(stream) {
         return;
     }
     match stream.replica.get() {
@@ -90,7 +92,7 @@ pub(crate) fn remove_now(stream: &Stream, inner: &mut Inner, seqs: &[u64]) {
 
 /// Whether this node decides retention for `stream`: always on one node; on a replicated
 /// stream only while it leads and runs the consumers.
-pub(crate) fn decides(stream: &Stream) -> bool {
+fn decides(stream: &Stream) -> bool {
     stream.replica.get().is_none_or(|r| r.runs_consumers())
 }
 

@@ -640,9 +640,6 @@ fn remove_acked(
     retention: RetentionPolicy,
     acked: &[u64],
 ) {
-    if !crate::retention::decides(stream) {
-        return;
-    }
     let gone: Vec<u64> = match retention {
         RetentionPolicy::Workqueue => acked.to_vec(),
         RetentionPolicy::Interest => {
