@@ -86,6 +86,35 @@ async fn kill_leader(nodes: &mut Vec<TestServer>, js: &jetstream::Context, name:
     nodes.remove(at).shutdown().await;
 }
 
+/// Kills the leader of `name`; on the next one the stream holds `held` messages from
+/// `first` to `last`, and the durable `(consumer, filter)` delivers them up to `until`,
+/// none acked before again; once they are acked the stream is empty. A client of the
+/// remaining nodes.
+async fn next_leader_resumes(
+    nodes: &mut Vec<TestServer>,
+    js: &jetstream::Context,
+    name: &str,
+    (first, last, held): (u64, u64, u64),
+    (consumer, filter): (&str, &str),
+    until: u64,
+) -> jetstream::Context {
+    kill_leader(nodes, js, name).await;
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    let i = holds(&js, name, held).await;
+    assert_eq!(
+        (i.state.first_sequence, i.state.last_sequence),
+        (first, last)
+    );
+    let c = durable(&js, name, consumer, filter).await;
+    let seen = take(&c, first..=until, |_| true).await;
+    assert!(
+        seen.iter().all(|s| *s >= first),
+        "acked messages came again: {seen:?}"
+    );
+    holds(&js, name, 0).await;
+    js
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_r3_work_queue_removes_acked_messages_on_every_replica() {
     let mut nodes = cluster3().await;
@@ -128,17 +157,7 @@ async fn an_r3_work_queue_removes_acked_messages_on_every_replica() {
     let i = holds(&js, "WQ", 10).await;
     assert_eq!(i.state.first_sequence, 11, "{i:?}");
     // The next leader holds what is still queued, and nothing acked comes again.
-    kill_leader(&mut nodes, &js, "WQ").await;
-    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
-    let i = holds(&js, "WQ", 10).await;
-    assert_eq!((i.state.first_sequence, i.state.last_sequence), (11, 20));
-    let worker = durable(&js, "WQ", "worker", "").await;
-    let seen = take(&worker, 11..=20, |_| true).await;
-    assert!(
-        seen.iter().all(|s| *s > 10),
-        "acked messages came again: {seen:?}"
-    );
-    holds(&js, "WQ", 0).await;
+    let js = next_leader_resumes(&mut nodes, &js, "WQ", (11, 20, 10), ("worker", ""), 20).await;
     assert_eq!(publish_acked(&js, "wq.21", "w21", "x").await, 21);
     holds(&js, "WQ", 1).await;
 }
@@ -176,23 +195,15 @@ async fn an_r3_interest_stream_keeps_what_a_consumer_still_needs() {
     assert_eq!(i.state.first_sequence, 7, "{i:?}");
     // The followers ran no consumers and removed only what the leader decided: the next
     // leader still has 7..=11 for `xs`.
-    kill_leader(&mut nodes, &js, "INT").await;
-    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
-    let i = holds(&js, "INT", 5).await;
-    assert_eq!((i.state.first_sequence, i.state.last_sequence), (7, 12));
-    let xs = durable(&js, "INT", "xs", "int.x").await;
-    let seen = take(&xs, 7..=11, |_| true).await;
-    assert!(
-        seen.iter().all(|s| *s > 6),
-        "acked messages came again: {seen:?}"
-    );
-    holds(&js, "INT", 0).await;
+    let js = next_leader_resumes(&mut nodes, &js, "INT", (7, 12, 5), ("xs", "int.x"), 11).await;
     // With one consumer left, deleting it leaves nothing anybody needs.
     assert_eq!(publish_acked(&js, "int.x", "x13", "x").await, 13);
     holds(&js, "INT", 1).await;
     let s = js.get_stream("INT").await.unwrap();
     s.delete_consumer("xs").await.unwrap();
-    holds(&js, "INT", 1).await;
+    // `all` still needs it: delivered (not acked) after `xs` left.
+    let all = durable(&js, "INT", "all", "int.>").await;
+    take(&all, 13..=13, |_| false).await;
     s.delete_consumer("all").await.unwrap();
     holds(&js, "INT", 0).await;
 }

@@ -161,17 +161,55 @@ impl Snappy {
             js,
         }
     }
+
+    /// Shuts down a follower of `stream` (Raft group `group`).
+    async fn stop_follower(&mut self, stream: &str, group: &str) -> Down {
+        let (name, index, leader) = follower_and_leader(&self.js, stream).await;
+        self.nodes[index].take().unwrap().shutdown().await;
+        let applied = applied_index(&group_dir(self.dirs[index].path(), group));
+        Down {
+            name,
+            index,
+            leader,
+            applied,
+        }
+    }
+
+    /// Once the leader's log of `group` is purged past what `down` applied (a snapshot
+    /// taken), starts `down` again and makes it lead `stream`.
+    async fn rejoin_behind_purge(&mut self, stream: &str, group: &str, down: &Down) {
+        let leader_group = group_dir(self.dirs[down.leader].path(), group);
+        until(
+            "the leader's log purged past the replica that is down",
+            || purged_index(&leader_group) > down.applied,
+        )
+        .await;
+        assert!(leader_group.join("raft/snapshot.bin").exists());
+        let (i, dir) = (down.index, self.dirs[down.index].path());
+        self.nodes[i] = Some(fixed_node_with(i, &self.ports, dir, SNAPPY).await);
+        lead(&self.nc, &self.js, stream, &down.name).await;
+    }
+
+    async fn shutdown(self) {
+        for n in self.nodes.into_iter().flatten() {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// A follower shut down: its name and node index, the leader's index, and the last entry
+/// it had applied.
+struct Down {
+    name: String,
+    index: usize,
+    leader: usize,
+    applied: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
-    let Snappy {
-        dirs,
-        ports,
-        mut nodes,
-        nc,
-        js,
-    } = Snappy::start().await;
+    let mut cl = Snappy::start().await;
+    let (nc, js) = (cl.nc.clone(), cl.js.clone());
     let config = |name: &str, replicas| stream::Config {
         name: name.into(),
         subjects: vec![format!("{}.>", name.to_lowercase())],
@@ -189,23 +227,13 @@ async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
     publish_range(&js, "SNAP", 1..=60).await;
     assert_eq!(take(&c, 30).await, (1..=30).collect::<Vec<_>>());
     // A follower goes down; the rest goes on, the log is snapshotted and purged past it.
-    let (gone, g, leader) = follower_and_leader(&js, "SNAP").await;
-    nodes[g].take().unwrap().shutdown().await;
-    let gone_group = group_dir(dirs[g].path(), "S-R3F-");
-    let gone_at = applied_index(&gone_group);
+    let group = raft_group(&nc, "SNAP").await;
+    let down = cl.stop_follower("SNAP", &group).await;
     publish_range(&js, "SNAP", 61..=400).await;
     assert!(s.delete_message(100).await.unwrap());
     assert_eq!(take(&c, 20).await, (31..=50).collect::<Vec<_>>());
-    let leader_group = group_dir(dirs[leader].path(), "S-R3F-");
-    until(
-        "the leader's log purged past the replica that is down",
-        || purged_index(&leader_group) > gone_at,
-    )
-    .await;
-    assert!(leader_group.join("raft/snapshot.bin").exists());
     // Back: it takes the leader's snapshot, then leads and serves it all.
-    nodes[g] = Some(fixed_node_with(g, &ports, dirs[g].path(), SNAPPY).await);
-    lead(&nc, &js, "SNAP", &gone).await;
+    cl.rejoin_behind_purge("SNAP", &group, &down).await;
     all_there(&js, "SNAP", "SNAP", 400, &[100]).await;
     assert_eq!(
         publish_acked(&js, "snap.401", "SNAP-401", "SNAP401").await,
@@ -220,7 +248,7 @@ async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
     publish_range(&js, "ONE", 1..=300).await;
     let host = info(&js, "ONE").await.cluster.unwrap().leader.unwrap();
     let h: usize = host.trim_start_matches("node-").parse().unwrap();
-    let one_group = group_dir(dirs[h].path(), "S-R1F-");
+    let one_group = group_dir(cl.dirs[h].path(), "S-R1F-");
     until("the R1 log purged", || purged_index(&one_group) > 8).await;
     drop(one);
     js.update_stream(config("ONE", 3)).await.unwrap();
@@ -231,9 +259,7 @@ async fn replicas_behind_a_purged_log_catch_up_from_snapshots() {
         publish_acked(&js, "one.301", "ONE-301", "ONE301").await,
         301
     );
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    cl.shutdown().await;
 }
 
 /// The Raft group of `stream`, from its info.
@@ -248,13 +274,8 @@ async fn raft_group(nc: &async_nats::Client, stream: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_replica_catches_up_from_a_snapshot_of_its_messages() {
-    let Snappy {
-        dirs,
-        ports,
-        mut nodes,
-        nc,
-        js,
-    } = Snappy::start().await;
+    let mut cl = Snappy::start().await;
+    let (nc, js) = (cl.nc.clone(), cl.js.clone());
     let s = create(
         &js,
         stream::Config {
@@ -268,24 +289,14 @@ async fn a_memory_replica_catches_up_from_a_snapshot_of_its_messages() {
     .await;
     publish_range(&js, "MEM", 1..=50).await;
     let group = raft_group(&nc, "MEM").await;
-    let (gone, g, leader) = follower_and_leader(&js, "MEM").await;
     // A follower goes down (its memory store with it); the log is snapshotted (the
     // messages themselves) and purged past it.
-    nodes[g].take().unwrap().shutdown().await;
-    let gone_at = applied_index(&group_dir(dirs[g].path(), &group));
+    let down = cl.stop_follower("MEM", &group).await;
     publish_range(&js, "MEM", 51..=300).await;
     // Deletes in the middle and at the end: the snapshot keeps where sequences end.
     assert!(s.delete_message(100).await.unwrap());
     assert!(s.delete_message(300).await.unwrap());
-    let leader_group = group_dir(dirs[leader].path(), &group);
-    until(
-        "the leader's log purged past the replica that is down",
-        || purged_index(&leader_group) > gone_at,
-    )
-    .await;
-    assert!(leader_group.join("raft/snapshot.bin").exists());
-    nodes[g] = Some(fixed_node_with(g, &ports, dirs[g].path(), SNAPPY).await);
-    lead(&nc, &js, "MEM", &gone).await;
+    cl.rejoin_behind_purge("MEM", &group, &down).await;
     let i = info(&js, "MEM").await;
     assert_eq!(
         (
@@ -301,7 +312,5 @@ async fn a_memory_replica_catches_up_from_a_snapshot_of_its_messages() {
         publish_acked(&js, "mem.301", "MEM-301", "MEM301").await,
         301
     );
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    cl.shutdown().await;
 }
