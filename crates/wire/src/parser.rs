@@ -100,6 +100,11 @@ impl Parser {
     ///
     /// Returns `Ok(None)` when `buf` holds only part of an op (the bytes stay in `buf`).
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ParseError> {
+        if self.pending.is_none() {
+            if let Some(op) = self.whole_pub(buf) {
+                return Ok(Some(op));
+            }
+        }
         loop {
             if let Some(p) = &self.pending {
                 let need = p.size + 2;
@@ -136,6 +141,43 @@ impl Parser {
             }
             // A PUB/HPUB control line: loop round for the payload.
         }
+    }
+
+    /// The fast path for the common case: a well-formed `PUB subject [reply] size` whose
+    /// line and payload are both already in `buf`, taken off in one piece. Anything else
+    /// (another verb, lower case, extra blanks, a partial op, any error) is left to the
+    /// general path, which gives the exact error.
+    fn whole_pub(&mut self, buf: &mut BytesMut) -> Option<ClientOp> {
+        let b = &buf[..];
+        if b.len() < 6 || &b[..4] != b"PUB " || is_space(b[4]) {
+            return None;
+        }
+        // The window keeps the line within `max_control_line` (a longer one is an error,
+        // left to the general path).
+        let window = b.len().min(4 + self.max_control_line + 2);
+        let nl = memchr::memchr(b'\n', &b[4..window])? + 4;
+        let end = nl - 1;
+        if b[end] != b'\r' {
+            return None;
+        }
+        let args = Args::split(&b[..end], 4);
+        let (reply, size) = match args.len {
+            2 => (None, args.raw(b, 1)),
+            3 => (Some(args.ranges[1]), args.raw(b, 2)),
+            _ => return None,
+        };
+        let size = parse_size(size).filter(|&n| n <= self.max_payload)?;
+        let from = nl + 1;
+        if b.len() < from + size + 2 || &b[from + size..from + size + 2] != b"\r\n" {
+            return None;
+        }
+        let frame = buf.split_to(from + size + 2).freeze();
+        let (s, e) = args.ranges[0];
+        Some(ClientOp::Pub {
+            subject: frame.slice(s..e),
+            reply: reply.map(|(s, e)| frame.slice(s..e)),
+            payload: frame.slice(from..from + size),
+        })
     }
 
     /// Take one complete control line (without CR LF) off the front of `buf`, with the

@@ -266,3 +266,91 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Feeds `input` one byte at a time: the fast path for whole PUBs never applies.
+fn byte_by_byte(
+    input: &[u8],
+    max_line: usize,
+    max_payload: usize,
+) -> (Vec<ClientOp>, Option<ParseError>) {
+    let mut p = Parser::new(max_line, max_payload);
+    let mut buf = BytesMut::new();
+    let mut ops = Vec::new();
+    for &byte in input {
+        buf.extend_from_slice(&[byte]);
+        loop {
+            match p.parse(&mut buf) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => break,
+                Err(e) => return (ops, Some(e)),
+            }
+        }
+    }
+    (ops, None)
+}
+
+fn whole(input: &[u8], max_line: usize, max_payload: usize) -> (Vec<ClientOp>, Option<ParseError>) {
+    let mut p = Parser::new(max_line, max_payload);
+    let mut buf = BytesMut::from(input);
+    let mut ops = Vec::new();
+    loop {
+        match p.parse(&mut buf) {
+            Ok(Some(op)) => ops.push(op),
+            Ok(None) => return (ops, None),
+            Err(e) => return (ops, Some(e)),
+        }
+    }
+}
+
+proptest! {
+    /// The fast path for whole PUBs gives exactly what the general path gives, for PUB
+    /// lines near every edge: blanks, case, argument counts, sizes, limits, a payload
+    /// without its CRLF.
+    #[test]
+    fn whole_pub_fast_path_matches_the_general_path(
+        ops in proptest::collection::vec((
+            prop_oneof![Just("PUB"), Just("pub"), Just("PUB "), Just("PUB\t")],
+            prop_oneof![Just(" "), Just("\t"), Just("  ")],
+            "[a-z.*>]{0,12}",
+            proptest::option::of("[a-zA-Z_.]{1,10}"),
+            proptest::collection::vec(any::<u8>(), 0..24),
+            prop_oneof![4 => Just(0i64), 1 => -2i64..3],
+            prop_oneof![4 => Just("\r\n"), 1 => Just("\n"), 1 => Just("x\n"), 1 => Just("")],
+            prop_oneof![4 => Just("\r\n"), 1 => Just("\n"), 1 => Just("ab")],
+        ), 1..5),
+        max_line in prop_oneof![Just(4096usize), 8usize..40],
+        max_payload in prop_oneof![Just(1024usize), 0usize..20],
+    ) {
+        let mut input = Vec::new();
+        for (verb, sep, subject, reply, payload, skew, eol, tail) in &ops {
+            let size = (payload.len() as i64 + skew).max(0);
+            let mut line = format!("{verb}{sep}{subject}");
+            if let Some(r) = reply {
+                line.push_str(&format!("{sep}{r}"));
+            }
+            line.push_str(&format!("{sep}{size}{eol}"));
+            input.extend_from_slice(line.as_bytes());
+            input.extend_from_slice(payload);
+            input.extend_from_slice(tail.as_bytes());
+        }
+        prop_assert_eq!(
+            byte_by_byte(&input, max_line, max_payload),
+            whole(&input, max_line, max_payload)
+        );
+    }
+}
+
+#[test]
+fn a_whole_pub_with_reply_is_taken_in_one_piece() {
+    let mut buf = BytesMut::from(&b"PUB a.b _INBOX.1 3\r\nxyz\r\nPING\r\n"[..]);
+    let mut p = Parser::new(4096, 1024);
+    assert_eq!(
+        p.parse(&mut buf),
+        Ok(Some(ClientOp::Pub {
+            subject: b("a.b"),
+            reply: Some(b("_INBOX.1")),
+            payload: b("xyz"),
+        }))
+    );
+    assert_eq!(&buf[..], b"PING\r\n");
+}
