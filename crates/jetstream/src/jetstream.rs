@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::api::{self, ApiRequest};
 use crate::backlog::{Backlog, Limits};
 use crate::config::{StorageType, StreamConfig};
+use crate::consumer::persist::StateSync;
 use crate::errors::JetStreamError;
 use crate::handlers::{ApiHandler, StreamHandler};
 use crate::ingest;
@@ -257,7 +258,7 @@ impl JetStream {
             let (j, s2) = (self.me.clone(), s.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(j) = j.upgrade() {
-                    j.close_consumers(&s2);
+                    j.close_consumers(&s2, StateSync::Later);
                 }
             })
             .await;
@@ -267,6 +268,18 @@ impl JetStream {
                 let s2 = s.clone();
                 let _ = tokio::task::spawn_blocking(move || s2.close_store()).await;
             }
+        }
+        // The consumers' final states were written without an fsync each: one flush of
+        // the store's filesystem makes them all durable.
+        let (backend, dir) = (self.config.backend.clone(), self.config.store_dir.clone());
+        let flush = move || match backend.exists(&dir) {
+            true => backend.sync_fs(&dir),
+            false => Ok(()),
+        };
+        match tokio::task::spawn_blocking(flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "syncing the store at shutdown failed"),
+            Err(e) => tracing::warn!(error = %e, "syncing the store at shutdown failed"),
         }
         if let Some(id) = self.api_sub.lock().take() {
             self.port.unsubscribe(id);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{parse_body, respond, ApiResponse, Paged};
 use crate::advisory::{stream_action, StreamAction};
 use crate::config::{StorageType, StreamConfig};
+use crate::consumer::persist::StateSync;
 use crate::errors::ApiError;
 use crate::jetstream::JetStream;
 use crate::json::null_default;
@@ -271,7 +272,7 @@ pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
     let result = (|| {
         let stream = js.unregister(name).ok_or_else(ApiError::stream_not_found)?;
         crate::sourcing::task::stop(js, &stream);
-        js.close_consumers(&stream);
+        js.close_consumers(&stream, StateSync::Each);
         // The ingest task stores what is queued, closes the store and stops.
         if stream.request_close().blocking_recv().is_err() {
             stream.close_store();

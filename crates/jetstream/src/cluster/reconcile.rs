@@ -16,6 +16,7 @@ use super::meta::StreamAssignment;
 use super::peers::{converge_loop, leave_loop};
 use super::replica::Replica;
 use super::{cluster_dir, JsCluster};
+use crate::consumer::persist::StateSync;
 use crate::jetstream::JetStream;
 use crate::stream::Stream;
 
@@ -122,7 +123,7 @@ async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Gro
                         r.store(false, Ordering::Release);
                     }
                     crate::sourcing::task::stop(&j, &s);
-                    j.close_consumers(&s);
+                    j.close_consumers(&s, StateSync::Each);
                     s.consumers.write().clear();
                 }
             })

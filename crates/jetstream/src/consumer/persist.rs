@@ -127,6 +127,21 @@ impl SavedState {
     }
 }
 
+/// How a batch of consumer states is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateSync {
+    /// Each file fsynced as it is written.
+    Each,
+    /// Written without fsync; the caller syncs the filesystem once afterwards.
+    Later,
+}
+
+/// Whether `state.json` in `dir` already holds exactly `bytes` (an idle consumer's state,
+/// written by its last checkpoint): reading it back is far cheaper than replacing the file.
+pub(crate) fn on_disk(backend: &dyn Backend, dir: &Path, bytes: &[u8]) -> bool {
+    petrel_store::read_all(backend, &dir.join(STATE_FILE)).is_ok_and(|have| have == bytes)
+}
+
 /// Writes `state.json` (tmp + rename; fsync when `sync`).
 pub(crate) fn write_state(
     backend: &dyn Backend,

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 
-use super::persist::{self, ConsumerMeta};
+use super::persist::{self, ConsumerMeta, StateSync};
 use super::pull;
 use super::{engine, Consumer};
 use crate::advisory;
@@ -146,9 +146,12 @@ impl JetStream {
         }
     }
 
-    /// Stops every consumer of `stream` and writes their final state durably (a replicated
-    /// stream's are written by its group's apply only). Blocking.
-    pub(crate) fn close_consumers(&self, stream: &Stream) {
+    /// Stops every consumer of `stream` and writes their final state (a replicated
+    /// stream's are written by its group's apply only): durably, or with `StateSync::Later`
+    /// without an fsync each, for the caller to make durable with one
+    /// [`petrel_store::Backend::sync_fs`] (server shutdown: 100,000 consumers, one flush).
+    /// Blocking.
+    pub(crate) fn close_consumers(&self, stream: &Stream, sync: StateSync) {
         let consumers: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
         for c in consumers {
             self.stop_consumer(&c);
@@ -157,7 +160,12 @@ impl JetStream {
             }
             if let Some(dir) = &c.dir {
                 let bytes = persist::encode_state(&c.state.lock());
-                if let Err(e) = persist::write_state(stream.backend.as_ref(), dir, &bytes, true) {
+                let each = sync == StateSync::Each;
+                // Written since it last changed: the caller's flush makes it durable.
+                if !each && persist::on_disk(stream.backend.as_ref(), dir, &bytes) {
+                    continue;
+                }
+                if let Err(e) = persist::write_state(stream.backend.as_ref(), dir, &bytes, each) {
                     tracing::warn!(stream = %stream.name, consumer = %c.name, error = %e,
                         "writing consumer state failed");
                 }

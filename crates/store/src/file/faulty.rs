@@ -24,6 +24,8 @@ pub enum FaultOp {
     Sync,
     /// `Backend::sync_dir`.
     SyncDir,
+    /// `Backend::sync_fs`.
+    SyncFs,
     /// `Backend::create`.
     Create,
     /// `Backend::open`.
@@ -197,6 +199,11 @@ impl Backend for FaultyBackend {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.hit(FaultOp::SyncDir)?;
         self.inner.sync_dir(dir)
+    }
+
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        self.hit(FaultOp::SyncFs)?;
+        self.inner.sync_fs(path)
     }
 
     fn exists(&self, path: &Path) -> bool {

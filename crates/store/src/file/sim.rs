@@ -83,6 +83,11 @@ struct State {
     dead: bool,
 }
 
+/// A random number below `n`, or 0 without a generator (keep nothing unsynced).
+fn below(rng: &mut Option<&mut Rng>, n: u64) -> u64 {
+    rng.as_mut().map_or(0, |r| r.below(n))
+}
+
 fn parent(p: &Path) -> PathBuf {
     p.parent().map(Path::to_path_buf).unwrap_or_default()
 }
@@ -118,10 +123,11 @@ impl State {
         Ok(())
     }
 
-    /// The state after a power loss (see the module doc).
-    fn crash_image(&self, rng: &mut Rng) -> State {
+    /// The state after a power loss (see the module doc); with no `rng`, the harshest
+    /// one: nothing written since its last sync survives.
+    fn crash_image(&self, mut rng: Option<&mut Rng>) -> State {
         let mut names = self.durable_names.clone();
-        let keep = rng.below(self.ns_log.len() as u64 + 1) as usize;
+        let keep = below(&mut rng, self.ns_log.len() as u64 + 1) as usize;
         for (_, op) in &self.ns_log[..keep] {
             match op {
                 NsOp::Link(p, ino) => {
@@ -143,11 +149,11 @@ impl State {
                 continue;
             };
             let mut data = node.synced.clone();
-            let keep = rng.below(node.log.len() as u64 + 1) as usize;
+            let keep = below(&mut rng, node.log.len() as u64 + 1) as usize;
             for op in &node.log[..keep] {
                 apply(&mut data, op);
             }
-            if let Some(FileOp::Write(off, buf)) = node.log.get(keep) {
+            if let (Some(FileOp::Write(off, buf)), Some(rng)) = (node.log.get(keep), rng.as_mut()) {
                 if !buf.is_empty() && rng.chance(50) {
                     let torn = rng.below(buf.len() as u64) as usize;
                     apply(&mut data, &FileOp::Write(*off, buf[..torn].to_vec()));
@@ -192,7 +198,14 @@ impl SimFs {
     /// (the random choices follow `seed`).
     pub fn crash(&self, seed: u64) {
         let mut st = self.st.lock();
-        let image = st.crash_image(&mut Rng(seed.max(1)));
+        let image = st.crash_image(Some(&mut Rng(seed.max(1))));
+        *st = image;
+    }
+
+    /// The harshest power loss: the disk keeps only what was synced.
+    pub fn crash_losing_unsynced(&self) {
+        let mut st = self.st.lock();
+        let image = st.crash_image(None);
         *st = image;
     }
 }
@@ -332,6 +345,20 @@ impl Backend for SimFs {
             parent(to),
             NsOp::Rename(from.to_path_buf(), to.to_path_buf(), ino),
         ));
+        Ok(())
+    }
+
+    fn sync_fs(&self, _path: &Path) -> io::Result<()> {
+        // One simulated device: everything written and renamed becomes durable.
+        let mut st = self.st.lock();
+        st.mutate()?;
+        let st = &mut *st;
+        for node in st.inodes.values_mut() {
+            node.synced = node.data.clone();
+            node.log.clear();
+        }
+        st.durable_names = st.names.clone();
+        st.ns_log.clear();
         Ok(())
     }
 
