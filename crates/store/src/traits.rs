@@ -88,7 +88,8 @@ pub trait StreamStore: Send {
     /// Number of messages with `seq >= from_seq` matching `filter`.
     fn num_pending(&self, from_seq: u64, filter: &str) -> u64;
 
-    /// Commits, syncs and (file store) writes a checkpoint for a fast next open. Call it on
+    /// Commits, syncs and (file store) writes a checkpoint, if anything changed since the
+    /// last, for a fast next open. Call it on
     /// clean shutdown; dropping the store without it is a crash as far as the disk is
     /// concerned (committed data is safe; the next open scans the blocks).
     fn close(&mut self) -> Result<(), StoreError>;

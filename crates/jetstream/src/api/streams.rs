@@ -93,7 +93,9 @@ pub(crate) fn check_overlap(js: &JetStream, cfg: &StreamConfig) -> Result<(), Ap
         .cloned()
         .collect();
     for other in others {
-        let subjects = other.subjects.read().clone();
+        // Read in place (one lock at a time): with 10,000 streams a copy per stream made
+        // every create slower than the last.
+        let subjects = other.subjects.read();
         let collide = cfg.subjects.iter().any(|a| {
             subjects
                 .iter()

@@ -202,7 +202,10 @@ impl FileStore {
             committed: BTreeMap::new(),
             rollbacks: 0,
             lost: rec.lost,
-            since_checkpoint: 0,
+            // What the next open would scan again unless a checkpoint is written.
+            since_checkpoint: rec.report.records_scanned
+                + u64::from(rec.report.bytes_truncated > 0)
+                + u64::from(!rec.report.from_checkpoint && rec.report.blocks > 0),
             report: rec.report,
         };
         store.commit()?;
@@ -602,7 +605,12 @@ impl StreamStore for FileStore {
         self.mutate(|s| {
             s.commit_inner()?;
             s.sync_files()?;
-            s.write_checkpoint()
+            // Nothing since the last checkpoint (an idle stream): the one on disk is
+            // current; rewriting it would cost a file and two fsyncs per stream.
+            if s.since_checkpoint > 0 {
+                s.write_checkpoint()?;
+            }
+            Ok(())
         })
     }
 }

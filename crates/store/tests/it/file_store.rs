@@ -716,3 +716,48 @@ fn memory_store_keeps_headered_messages_contiguous() {
     );
     assert_eq!(a.headers.unwrap().as_ptr(), raw.as_ptr());
 }
+
+#[test]
+fn closing_an_idle_store_keeps_its_checkpoint_without_rewriting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fb = FaultyBackend::new(StdBackend);
+    let open = || {
+        FileStore::open_with_backend(
+            dir.path(),
+            "S",
+            FileStoreConfig::default(),
+            Arc::new(fb.clone()),
+        )
+        .unwrap()
+    };
+    let mut s = open();
+    for i in 0..10 {
+        s.append("m.1", None, payload(i), i as i64).unwrap();
+    }
+    s.commit().unwrap();
+    let renames = fb.count(FaultOp::Rename);
+    s.close().unwrap();
+    assert_eq!(fb.count(FaultOp::Rename) - renames, 1, "a changed store writes its checkpoint");
+    drop(s);
+    // Reopened from the checkpoint, nothing changed: closing writes nothing.
+    let mut s = open();
+    assert!(s.recovery_report().from_checkpoint);
+    let (renames, syncs) = (fb.count(FaultOp::Rename), fb.count(FaultOp::Sync));
+    s.close().unwrap();
+    assert_eq!(fb.count(FaultOp::Rename) - renames, 0);
+    assert_eq!(fb.count(FaultOp::Sync) - syncs, 0);
+    drop(s);
+    // The kept checkpoint is still current; one more message makes the next close write.
+    let mut s = open();
+    assert!(s.recovery_report().from_checkpoint);
+    assert_eq!(s.state().msgs, 10);
+    s.append("m.1", None, payload(10), 10).unwrap();
+    s.commit().unwrap();
+    let renames = fb.count(FaultOp::Rename);
+    s.close().unwrap();
+    assert_eq!(fb.count(FaultOp::Rename) - renames, 1);
+    drop(s);
+    let s = open();
+    assert!(s.recovery_report().from_checkpoint);
+    assert_eq!(s.state().msgs, 11);
+}
