@@ -58,6 +58,9 @@ start() { # start <bin> <port> <log> [extra flags]: JetStream on $STORE when it 
         "$bin" -a 127.0.0.1 -p "$port" "$@" >>"$log" 2>&1 &
     fi
     SERVER_PID=$!
+    # A restart is timed by the tool, which retries its connection: nats-server listens
+    # only once it has recovered every stream.
+    [ -z "${NO_WAIT:-}" ] || return 0
     for _ in $(seq 1 100); do port_open "$port" && return 0; sleep 0.1; done
     echo "server $bin did not listen on $port, see $log" >&2
     return 1
@@ -82,18 +85,25 @@ run_js() { # run_js <label> <bin>
     start "$bin" "$port" "$log"
     local created
     created=$("$LOAD" --scenario js-scale-create --server "127.0.0.1:$port" --server-pid "$SERVER_PID" \
-        --streams "$STREAMS" --consumers "$CONSUMERS" --workers "$WORKERS" --timeout "$TIMEOUT" | tail -n 1)
+        --streams "$STREAMS" --consumers "$CONSUMERS" --workers "$WORKERS" --timeout "$TIMEOUT" | tail -n 1 || true)
     echo "$label create: $created" >>"$OUT_DIR/results.txt"
+    if ! grep -q 'status=ok' <<<"$created"; then
+        stop
+        rm -rf "$STORE"
+        STORE=""
+        printf '| %s | failed: %s (fd limit %s) | | | | | | | |\n' "$label" "$(field error "$created")" "$(ulimit -n)"
+        return 0
+    fi
     local down size
     stop
     down=$STOPPED_IN
     size=$(du -sm "$STORE" | cut -f1)
     local since
     since=$(date +%s%N)
-    start "$bin" "$port" "$log"
+    NO_WAIT=1 start "$bin" "$port" "$log"
     local checked
     checked=$("$LOAD" --scenario js-scale-check --server "127.0.0.1:$port" --server-pid "$SERVER_PID" \
-        --streams "$STREAMS" --consumers "$CONSUMERS" --since-ns "$since" --timeout "$TIMEOUT" | tail -n 1)
+        --streams "$STREAMS" --consumers "$CONSUMERS" --since-ns "$since" --timeout "$TIMEOUT" | tail -n 1 || true)
     echo "$label check: $checked" >>"$OUT_DIR/results.txt"
     stop
     rm -rf "$STORE"
@@ -118,7 +128,7 @@ run_conns() { # run_conns <label> <bin>
     # nats-server's default max_connections is 64K; Petrel's the same.
     start "$2" "$port" "$OUT_DIR/conns.log"
     out=$("$LOAD" --scenario scale-conns --server "127.0.0.1:$port" --server-pid "$SERVER_PID" \
-        --conns "$CONNS" --timeout "$TIMEOUT" | tail -n 1)
+        --conns "$CONNS" --timeout "$TIMEOUT" | tail -n 1 || true)
     echo "$1 conns: $out" >>"$OUT_DIR/results.txt"
     stop
     printf '| %s | %s s (%s/s) | %s | %s | %s |\n' "$1" "$(field connect_s "$out")" \
@@ -130,7 +140,7 @@ run_subs() { # run_subs <label> <bin>
     local port=$((15000 + RANDOM % 5000)) out
     start "$2" "$port" "$OUT_DIR/subs.log"
     out=$("$LOAD" --scenario scale-subs --server "127.0.0.1:$port" --server-pid "$SERVER_PID" \
-        --sub-count "$SUBS" --msgs "$SUBS_MSGS" --timeout "$TIMEOUT" | tail -n 1)
+        --sub-count "$SUBS" --msgs "$SUBS_MSGS" --timeout "$TIMEOUT" | tail -n 1 || true)
     echo "$1 subs: $out" >>"$OUT_DIR/results.txt"
     stop
     printf '| %s | %s s (%s/s) | %s | %s | %s | %s | %s |\n' "$1" "$(field subscribe_s "$out")" \

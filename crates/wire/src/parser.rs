@@ -3,6 +3,9 @@
 //! The parser consumes complete ops from the front of a `BytesMut` and leaves partial data in
 //! place for the next read, so any split of the byte stream yields the same ops. A control
 //! line is parsed once; while its payload is still arriving only the expected size is kept.
+//! The common case — a well-formed upper-case `PUB` whose payload is already in the buffer —
+//! takes a fast path (one scan, one split); everything else, errors included, goes through
+//! the general path, and a proptest holds the two to the same ops and errors.
 
 use bytes::{Buf, Bytes, BytesMut};
 

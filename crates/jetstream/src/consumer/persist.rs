@@ -7,7 +7,9 @@
 //! The state is rewritten
 //! after changes (at most every 20 ms) through a temporary file and a rename, without
 //! fsync: it survives a process crash; after a power loss it may be older, which again only
-//! causes redeliveries. Clean shutdown fsyncs it. Every file goes through the store's I/O
+//! causes redeliveries. Clean shutdown writes every changed state without an fsync each
+//! (an unchanged one is left as it is on disk) and then syncs the store's filesystem once
+//! (`syncfs`): 100,000 consumers cost one flush, not 100,000. Every file goes through the store's I/O
 //! [`Backend`] (`petrel_store::write_atomic`), so fault injection covers it. A consumer
 //! whose state is missing or unusable restarts from the `start_seq` its metadata recorded:
 //! messages may be delivered again, none is skipped.

@@ -737,7 +737,11 @@ fn closing_an_idle_store_keeps_its_checkpoint_without_rewriting_it() {
     s.commit().unwrap();
     let renames = fb.count(FaultOp::Rename);
     s.close().unwrap();
-    assert_eq!(fb.count(FaultOp::Rename) - renames, 1, "a changed store writes its checkpoint");
+    assert_eq!(
+        fb.count(FaultOp::Rename) - renames,
+        1,
+        "a changed store writes its checkpoint"
+    );
     drop(s);
     // Reopened from the checkpoint, nothing changed: closing writes nothing.
     let mut s = open();
