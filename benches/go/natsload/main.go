@@ -150,25 +150,34 @@ func snapshot(pid int) usage {
 	return u
 }
 
-func peakRssMb(pid int) string {
+// procStatusMb reads one memory line (VmRSS, VmHWM) of /proc/<pid>/status in MiB; ok is
+// false when it cannot.
+func procStatusMb(pid int, key string) (mb float64, ok bool) {
 	if pid <= 0 {
-		return ""
+		return 0, false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return ""
+		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				return fmt.Sprintf(" server_peak_rss_mb=%.1f", kb/1024)
-			}
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key+":" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			return kb / 1024, err == nil
 		}
+	}
+	return 0, false
+}
+
+// memField formats a memory line as a RESULT field ("" when unknown).
+func memField(pid int, key, name string) string {
+	if mb, ok := procStatusMb(pid, key); ok {
+		return fmt.Sprintf(" %s=%.1f", name, mb)
 	}
 	return ""
 }
+
+func peakRssMb(pid int) string { return memField(pid, "VmHWM", "server_peak_rss_mb") }
 
 // cpuFields reports the server's CPU per counted message and the context figures.
 func cpuFields(c config, a, b usage, counted int) string {

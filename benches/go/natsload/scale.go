@@ -7,8 +7,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,25 +27,7 @@ func init() {
 	scenarios["js-scale-check"] = runScaleCheck
 }
 
-func rssMb(pid int) string {
-	if pid <= 0 {
-		return ""
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				return fmt.Sprintf(" server_rss_mb=%.1f", kb/1024)
-			}
-		}
-	}
-	return ""
-}
+func rssMb(pid int) string { return memField(pid, "VmRSS", "server_rss_mb") }
 
 // parallel runs f(0..n-1) on *scaleWorkers goroutines and returns the first error.
 func parallel(n int, f func(i int) error) error {

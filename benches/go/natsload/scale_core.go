@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,11 +26,7 @@ func init() {
 
 // rssKb is the server's resident memory in KiB (0 when unknown).
 func rssKb(pid int) float64 {
-	f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(rssMb(pid)), "server_rss_mb="))
-	if len(f) == 0 {
-		return 0
-	}
-	mb, _ := strconv.ParseFloat(f[0], 64)
+	mb, _ := procStatusMb(pid, "VmRSS")
 	return mb * 1024
 }
 
