@@ -502,11 +502,7 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
                 let acks = catch(|| s.process_batch(&mut batch, &mut republished));
                 (acks.map(|a| (a, republished)), batch)
             };
-            let stored = if multi_thread() {
-                Ok(tokio::task::block_in_place(work))
-            } else {
-                tokio::task::spawn_blocking(work).await
-            };
+            let stored = tokio::task::spawn_blocking(work).await;
             match stored {
                 Ok((Ok((acks, republished)), _)) => {
                     // As nats-server: the copies leave before the PubAcks.
@@ -593,14 +589,6 @@ impl Stream {
             })
             .collect()
     }
-}
-
-/// Whether this task runs on tokio's multi-threaded runtime, where blocking work can run
-/// in place (`block_in_place` hands the worker's other tasks to another thread) instead
-/// of on the blocking pool: no thread wake-up and hand-back on the PubAck's path.
-fn multi_thread() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Closes a queue when its consuming task ends.
