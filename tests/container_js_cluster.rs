@@ -145,26 +145,6 @@ fn flip_bits_in(container: &str) {
     }
 }
 
-/// Makes node `to` lead `name` (preferred stepdowns, repeated until it holds).
-async fn lead(js: &jetstream::Context, name: &str, to: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while leader(js, name).await != to {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} never leads",
-            NODES[to]
-        );
-        let body = format!(r#"{{"placement":{{"preferred":"{}"}}}}"#, NODES[to]);
-        let _ = js
-            .request::<_, _, serde_json::Value>(
-                format!("STREAM.LEADER.STEPDOWN.{name}"),
-                &serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-            )
-            .await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
-}
-
 /// Injects `fault` on node `victim` (`docker` on `container`), publishes messages
 /// `from..from + 50` through `through`, heals, and returns how long the first publish after
 /// the fault took to be acknowledged.
@@ -239,7 +219,8 @@ async fn round(
                 "the flipped bit went unnoticed:\n{log}"
             );
             // The damaged replica, repaired from the others, leads and serves it all.
-            lead(through, "ORDERS", victim).await;
+            crate::js_cluster_snapshots::lead(&through.client(), through, "ORDERS", NODES[victim])
+                .await;
         }
     }
     failover

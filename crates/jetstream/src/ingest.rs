@@ -497,12 +497,12 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
         let (mut batch, close) = split(&mut cmds);
         if !batch.is_empty() {
             let s = stream.clone();
-            let work = move || {
+            let stored = tokio::task::spawn_blocking(move || {
                 let mut republished = Vec::new();
                 let acks = catch(|| s.process_batch(&mut batch, &mut republished));
                 (acks.map(|a| (a, republished)), batch)
-            };
-            let stored = tokio::task::spawn_blocking(work).await;
+            })
+            .await;
             match stored {
                 Ok((Ok((acks, republished)), _)) => {
                     // As nats-server: the copies leave before the PubAcks.

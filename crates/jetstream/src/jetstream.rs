@@ -272,14 +272,15 @@ impl JetStream {
         // The consumers' final states were written without an fsync each: one flush of
         // the store's filesystem makes them all durable.
         let (backend, dir) = (self.config.backend.clone(), self.config.store_dir.clone());
-        let flush = move || match backend.exists(&dir) {
-            true => backend.sync_fs(&dir),
-            false => Ok(()),
+        let flush = move || {
+            if backend.exists(&dir) {
+                backend.sync_fs(&dir)?;
+            }
+            Ok(())
         };
-        match tokio::task::spawn_blocking(flush).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "syncing the store at shutdown failed"),
-            Err(e) => tracing::warn!(error = %e, "syncing the store at shutdown failed"),
+        let flushed = tokio::task::spawn_blocking(flush).await;
+        if let Err(e) = flushed.map_err(std::io::Error::other).and_then(|r| r) {
+            tracing::warn!(error = %e, "syncing the store at shutdown failed");
         }
         if let Some(id) = self.api_sub.lock().take() {
             self.port.unsubscribe(id);

@@ -263,8 +263,9 @@ fn new_store(
 /// Writes a stream's files into its (empty) directory ([`Stream::replace_files`]).
 pub type FillDir<'a> = dyn Fn(&Path) -> std::io::Result<()> + 'a;
 
-/// Appends a snapshot's messages to an empty store (see [`Stream::replace_messages`]).
-pub type LoadStore<'a> = dyn Fn(&mut dyn StreamStore) -> Result<(), StoreError> + 'a;
+/// Appends a snapshot's messages to an empty store, once (see
+/// [`Stream::replace_messages`]): it may move them in.
+pub type LoadStore<'a> = Box<dyn FnOnce(&mut dyn StreamStore) -> Result<(), StoreError> + 'a>;
 
 /// Subjects per STREAM.INFO page with `subjects_filter`.
 pub(crate) const SUBJECTS_PAGE: usize = 100_000;
@@ -388,14 +389,14 @@ impl Stream {
 
     /// Replaces the stream's messages with those `load` appends to a new, empty store —
     /// a memory replica's snapshot. Blocking.
-    pub fn replace_messages(&self, load: &LoadStore<'_>, sync: SyncMode) -> Result<(), StoreError> {
+    pub fn replace_messages(&self, load: LoadStore<'_>, sync: SyncMode) -> Result<(), StoreError> {
         self.reopen(None, Some(load), sync)
     }
 
     fn reopen(
         &self,
         fill: Option<&FillDir<'_>>,
-        load: Option<&LoadStore<'_>>,
+        load: Option<LoadStore<'_>>,
         sync: SyncMode,
     ) -> Result<(), StoreError> {
         let mut inner = self.inner.lock();

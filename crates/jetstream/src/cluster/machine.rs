@@ -348,14 +348,9 @@ impl Machine for StreamMachine {
                 .map_err(std::io::Error::other)?;
         } else {
             let snap: MemorySnapshot = postcard::from_bytes(data).map_err(std::io::Error::other)?;
-            // Moved into the store, not copied (called once).
-            let snap = Mutex::new(Some(snap));
-            let load = |store: &mut dyn petrel_store::StreamStore| match snap.lock().take() {
-                Some(s) => s.load(store),
-                None => Ok(()),
-            };
+            // Moved into the store, not copied.
             self.stream
-                .replace_messages(&load, REPLICA_SYNC)
+                .replace_messages(Box::new(|store| snap.load(store)), REPLICA_SYNC)
                 .map_err(std::io::Error::other)?;
         }
         applied.log_id = meta.last_log_id;

@@ -264,10 +264,10 @@ impl Replica {
                     }
                     seqs
                 };
-                let op = StreamOp::Remove { seqs: seqs.clone() };
+                let op = StreamOp::Remove { seqs };
                 if let Err(e) = me.group.propose(op.encode()).await {
                     tracing::debug!(group = %me.group.name, error = %e, "retention removals not committed");
-                    if me.runs_consumers() {
+                    if let (true, StreamOp::Remove { seqs }) = (me.runs_consumers(), op) {
                         // Still leading (a stepdown that did not happen): again shortly.
                         me.removals.lock().seqs.extend(seqs);
                         tokio::time::sleep(REMOVAL_RETRY).await;
