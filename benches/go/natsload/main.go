@@ -388,15 +388,23 @@ func runReqRep(c config) (string, error) {
 // JetStream
 // ---------------------------------------------------------------------------------------
 
-func freshStream(js nats.JetStreamContext, name, subject string) error {
-	if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
-		return fmt.Errorf("delete stream %s: %w", name, err)
-	}
-	_, err := js.AddStream(&nats.StreamConfig{Name: name, Subjects: []string{subject}, Storage: nats.FileStorage})
+// jsWithStream connects as `client` and (re)creates the file stream `name` on `subject`,
+// empty.
+func jsWithStream(c config, client, name, subject string) (*nats.Conn, nats.JetStreamContext, error) {
+	nc, js, err := jsConnect(c, client)
 	if err != nil {
-		return fmt.Errorf("create stream %s: %w", name, err)
+		return nil, nil, err
 	}
-	return nil
+	if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
+		nc.Close()
+		return nil, nil, fmt.Errorf("delete stream %s: %w", name, err)
+	}
+	_, err = js.AddStream(&nats.StreamConfig{Name: name, Subjects: []string{subject}, Storage: nats.FileStorage})
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("create stream %s: %w", name, err)
+	}
+	return nc, js, nil
 }
 
 func jsConnect(c config, name string) (*nats.Conn, nats.JetStreamContext, error) {
@@ -413,14 +421,11 @@ func jsConnect(c config, name string) (*nats.Conn, nats.JetStreamContext, error)
 }
 
 func runJsSync(c config) (string, error) {
-	nc, js, err := jsConnect(c, "natsload-js-sync")
+	nc, js, err := jsWithStream(c, "natsload-js-sync", "BENCH", "bench.>")
 	if err != nil {
 		return "", err
 	}
 	defer nc.Close()
-	if err := freshStream(js, "BENCH", "bench.>"); err != nil {
-		return "", err
-	}
 	payload := make([]byte, c.size)
 	for i := 0; i < c.warmup; i++ {
 		if _, err := js.Publish("bench.x", payload); err != nil {
@@ -494,14 +499,11 @@ func publishAsync(c config, js nats.JetStreamContext, subject string, n int) ([]
 }
 
 func runJsAsync(c config) (string, error) {
-	nc, js, err := jsConnect(c, "natsload-js-async")
+	nc, js, err := jsWithStream(c, "natsload-js-async", "BENCH", "bench.>")
 	if err != nil {
 		return "", err
 	}
 	defer nc.Close()
-	if err := freshStream(js, "BENCH", "bench.>"); err != nil {
-		return "", err
-	}
 	a := snapshot(c.serverPid)
 	lat, errs, err := publishAsync(c, js, "bench.x", c.msgs)
 	if err != nil {
@@ -515,14 +517,11 @@ func runJsAsync(c config) (string, error) {
 }
 
 func runJsConsume(c config) (string, error) {
-	nc, js, err := jsConnect(c, "natsload-js-consume")
+	nc, js, err := jsWithStream(c, "natsload-js-consume", "BENCH_CONSUME", "bench_consume.>")
 	if err != nil {
 		return "", err
 	}
 	defer nc.Close()
-	if err := freshStream(js, "BENCH_CONSUME", "bench_consume.>"); err != nil {
-		return "", err
-	}
 	t := time.Now()
 	if _, errs, err := publishAsync(c, js, "bench_consume.x", c.msgs); err != nil || errs > 0 {
 		return "", fmt.Errorf("prefill: %d error acks, %v", errs, err)
