@@ -529,8 +529,8 @@ async fn bad_configs_get_nats_server_errors() {
     let cases = [
         (
             "$JS.API.CONSUMER.CREATE.BAD.x",
-            r#"{"stream_name":"BAD","config":{"durable_name":"x","filter_subject":"other.>"}}"#,
-            10093,
+            r#"{"stream_name":"BAD","config":{"durable_name":"x","filter_subject":"bad..b"}}"#,
+            10052,
         ),
         (
             "$JS.API.CONSUMER.CREATE.BAD.x",

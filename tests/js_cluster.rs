@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::free_ports;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use petrel_testkit::TestServer;
 
@@ -482,10 +482,76 @@ async fn clustered_api_errors_match_nats_server() {
     assert_eq!(meta["cluster_size"], 3);
     assert!(meta["leader"].as_str().unwrap().starts_with("node-"));
     assert_eq!(meta["replicas"].as_array().unwrap().len(), 2);
+    // DIRECT.GET of a stream that does not exist, or does not allow it: the 503 status at
+    // once from any node (every node hears `$JS.API.>`; the meta leader answers it).
+    for node in &nodes {
+        let nc = client(node).await;
+        for subject in ["$JS.API.DIRECT.GET.NOPE", "$JS.API.DIRECT.GET.THREE.three"] {
+            let err = nc
+                .request(subject, r#"{"seq":1}"#.into())
+                .await
+                .expect_err("no responder");
+            assert_eq!(
+                err.kind(),
+                async_nats::RequestErrorKind::NoResponders,
+                "{subject}"
+            );
+        }
+    }
+    // New consumer limits that an existing consumer exceeds: refused, naming it (10069).
+    // (Retried while the stream's group elects a leader: 10008.)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let three = js.get_stream("THREE").await.unwrap();
+        let wide = consumer::pull::Config {
+            durable_name: Some("WIDE".into()),
+            max_ack_pending: 500,
+            ..Default::default()
+        };
+        match three.create_consumer(wide).await {
+            Ok(_) => break,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "WIDE: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every replica holds the consumer's files (the meta leader may be a follower).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !nodes.iter().all(|n| has_dir_named(n.store_dir(), "WIDE")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "WIDE not replicated"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = nc
+        .request(
+            "$JS.API.STREAM.UPDATE.THREE",
+            r#"{"name":"THREE","subjects":["three"],"num_replicas":3,"consumer_limits":{"max_ack_pending":100}}"#.into(),
+        )
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(body["error"]["err_code"], 10069, "{body}");
+    assert_eq!(
+        body["error"]["description"],
+        "change to limits violates consumers: WIDE"
+    );
     // Delete through the meta group: gone from every node.
     assert!(js.delete_stream("THREE").await.unwrap().success);
     let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
     assert!(names.is_empty());
+}
+
+/// Whether a directory named `name` is somewhere under `root`.
+fn has_dir_named(root: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            p.is_dir() && (e.file_name() == name || has_dir_named(&p, name))
+        })
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ mod js_cluster_peers;
 mod js_cluster_retention;
 mod js_cluster_snapshots;
 mod js_cluster_sourcing;
+mod js_compat_2_15;
 mod kv;
 mod leafnodes;
 mod leafnodes_interop;

@@ -209,7 +209,8 @@ async fn no_responders_status_is_byte_exact() {
     .await;
     c.send(b"SUB in.box 9\r\nPUB nobody in.box 0\r\n\r\nPING\r\n")
         .await;
-    c.expect(b"HMSG in.box 9 16 16\r\nNATS/1.0 503\r\n\r\n\r\nPONG\r\n")
+    // 2.15.1's form: the status line and the request's subject.
+    c.expect(b"HMSG in.box 9 38 38\r\nNATS/1.0 503\r\nNats-Subject: nobody\r\n\r\n\r\nPONG\r\n")
         .await;
 }
 

@@ -122,6 +122,47 @@ pub struct ConsumerLimits {
     pub max_ack_pending: i64,
 }
 
+impl ConsumerLimits {
+    /// The error for a consumer config above these limits (a limit of 0 or less is no
+    /// limit; nor is a consumer's 0, "unset"), max_ack_pending checked first as
+    /// nats-server does.
+    pub fn refuse(&self, max_ack_pending: i64, inactive_threshold: i64) -> Result<(), ApiError> {
+        if self.max_ack_pending > 0 && max_ack_pending > self.max_ack_pending {
+            return Err(ApiError::consumer_max_ack_pending_excess(
+                self.max_ack_pending,
+            ));
+        }
+        if self.inactive_threshold > 0 && inactive_threshold > self.inactive_threshold {
+            return Err(ApiError::consumer_inactive_threshold_excess(
+                self.inactive_threshold,
+            ));
+        }
+        Ok(())
+    }
+
+    /// 10069 when an update to these limits would leave consumers above them (nats-server
+    /// names them; here in name order). `consumers` yields (name, max_ack_pending,
+    /// inactive_threshold).
+    pub fn check_existing(
+        &self,
+        consumers: impl IntoIterator<Item = (String, i64, i64)>,
+    ) -> Result<(), ApiError> {
+        let mut over: Vec<String> = consumers
+            .into_iter()
+            .filter(|(_, pending, inactive)| self.refuse(*pending, *inactive).is_err())
+            .map(|(name, ..)| name)
+            .collect();
+        if over.is_empty() {
+            return Ok(());
+        }
+        over.sort();
+        Err(ApiError::stream_update(format!(
+            "change to limits violates consumers: {}",
+            over.join(", ")
+        )))
+    }
+}
+
 /// 10052 with `e` as the description.
 fn cfg_err(e: impl std::fmt::Display) -> ApiError {
     ApiError::stream_invalid_config(e)

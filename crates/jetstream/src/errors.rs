@@ -181,10 +181,14 @@ table! {
     CONSUMER_OVERLAPPING_FILTERS = 400, 10138, "consumer subject filters cannot overlap";
     /// Empty entry in filter_subjects (2.10).
     CONSUMER_EMPTY_FILTER = 400, 10139, "consumer filter in FilterSubjects cannot be empty";
+    /// max_ack_pending above the stream's consumer_limits (2.10).
+    CONSUMER_MAX_ACK_PENDING_EXCESS = 400, 10121, "consumer max ack pending exceeds system limit of {limit}";
     /// Consumer create action: already exists.
     CONSUMER_ALREADY_EXISTS = 400, 10148, "consumer already exists";
     /// Consumer create action: does not exist.
     CONSUMER_DOES_NOT_EXIST = 400, 10149, "consumer does not exist";
+    /// inactive_threshold above the stream's consumer_limits (2.10).
+    CONSUMER_INACTIVE_THRESHOLD_EXCESS = 400, 10153, "consumer inactive threshold exceeds system limit of {limit}";
     /// Subject transform source invalid (2.10).
     STREAM_TRANSFORM_INVALID_SOURCE = 400, 10155, "stream transform source: {err}";
     /// Subject transform destination invalid (2.10).
@@ -348,10 +352,6 @@ impl ApiError {
     /// 10089: consumer flow control requires a push based consumer
     pub fn consumer_fc_requires_push() -> Self {
         CONSUMER_FC_REQUIRES_PUSH.into()
-    }
-    /// 10093: consumer filter subject is not a valid subset of the interest subjects
-    pub fn consumer_filter_not_subset() -> Self {
-        CONSUMER_FILTER_NOT_SUBSET.into()
     }
     /// 10094: {err}
     pub fn consumer_invalid_policy(err: impl Display) -> Self {
@@ -527,6 +527,14 @@ impl ApiError {
     /// 10070 wrong last msg ID: `<id>`.
     pub fn wrong_last_msg_id(id: &str) -> Self {
         STREAM_WRONG_LAST_MSG_ID.with("{id}", id)
+    }
+    /// 10121 consumer max ack pending exceeds system limit of `<limit>`.
+    pub fn consumer_max_ack_pending_excess(limit: i64) -> Self {
+        CONSUMER_MAX_ACK_PENDING_EXCESS.with("{limit}", limit)
+    }
+    /// 10153 consumer inactive threshold exceeds system limit of `<limit>` (Go duration).
+    pub fn consumer_inactive_threshold_excess(limit_ns: i64) -> Self {
+        CONSUMER_INACTIVE_THRESHOLD_EXCESS.with("{limit}", crate::time::go_duration(limit_ns))
     }
     /// 10155 stream transform source: `<err>`.
     pub fn transform_invalid_source(err: impl Display) -> Self {

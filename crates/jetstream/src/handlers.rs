@@ -50,7 +50,7 @@ impl Handler for ApiHandler {
             let name = rest.split('.').next().unwrap_or_default();
             answer = crate::sourcing::direct::responder(&js, name);
             if answer.is_none() {
-                return Flow::NoResponders;
+                return no_direct_responder(&js, name, &msg);
             }
         }
         let req = ApiRequest {
@@ -67,6 +67,26 @@ impl Handler for ApiHandler {
             Pushed::Closed => Flow::Ok,
         }
     }
+}
+
+/// No stream here answers a `DIRECT.GET` for stream `name`. On one node that is the
+/// no-responders status the router sends. In a cluster every node hears `$JS.API.>`
+/// through the routes, so the publisher's server counts every request delivered: the meta
+/// leader, which knows every assignment, sends the 503 status itself when no stream in
+/// the cluster answers (as the interest-based 503 of nats-server, whose nodes subscribe
+/// `DIRECT.GET.<stream>` only where a replica answers).
+fn no_direct_responder(js: &JetStream, name: &str, msg: &Incoming<'_>) -> Flow {
+    let (Some(cluster), Some(reply)) = (js.cluster.get(), msg.reply) else {
+        return Flow::NoResponders;
+    };
+    if !cluster.is_meta_leader() || cluster.state.answers_direct(&js.config.account, name) {
+        return Flow::NoResponders;
+    }
+    Flow::Answer(ServerMsg {
+        subject: reply.to_string(),
+        headers: Some(petrel_wire::headers::no_responders(msg.subject.as_bytes())),
+        payload: Bytes::new(),
+    })
 }
 
 #[derive(Serialize)]

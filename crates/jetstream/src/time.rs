@@ -68,6 +68,42 @@ pub fn rfc3339_nano(ns: i64) -> String {
     out
 }
 
+/// Go's `time.Duration.String()`: `0s`, `1.5µs`, `250ms`, `10s`, `1m30s`, `2h0m0s`.
+pub fn go_duration(ns: i64) -> String {
+    let u = ns.unsigned_abs();
+    let sign = if ns < 0 { "-" } else { "" };
+    if u == 0 {
+        return "0s".into();
+    }
+    if u < 1_000_000_000 {
+        let (unit, scale) = match u {
+            0..=999 => ("ns", 1),
+            1_000..=999_999 => ("µs", 1_000),
+            _ => ("ms", 1_000_000),
+        };
+        return format!("{sign}{}{unit}", decimal(u, scale));
+    }
+    let secs = u / 1_000_000_000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let seconds = decimal(s * 1_000_000_000 + u % 1_000_000_000, 1_000_000_000);
+    match (h, m) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, m) => format!("{sign}{m}m{seconds}s"),
+        (h, m) => format!("{sign}{h}h{m}m{seconds}s"),
+    }
+}
+
+/// `v / scale` as a decimal without trailing zeros (`scale` a power of ten).
+fn decimal(v: u64, scale: u64) -> String {
+    let (whole, frac) = (v / scale, v % scale);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = scale.ilog10() as usize;
+    let frac = format!("{frac:0digits$}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -143,6 +179,25 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        for (ns, want) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (1_500, "1.5µs"),
+            (250_000_000, "250ms"),
+            (10_000_000_000, "10s"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (7_200_000_000_000, "2h0m0s"),
+            (3_723_400_000_000, "1h2m3.4s"),
+            (-5_000_000_000, "-5s"),
+            (i64::MIN, "-2562047h47m16.854775808s"),
+        ] {
+            assert_eq!(go_duration(ns), want, "{ns}");
+        }
+    }
 
     #[test]
     fn parses_rfc3339() {

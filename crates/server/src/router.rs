@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use petrel_jetstream::{Accept, Flow, Incoming, Pressure, ServerMsg};
 use petrel_subject::{Admission, MatchCache, SublistResult};
-use petrel_wire::headers::NO_RESPONDERS;
 
 use crate::account::Account;
 use crate::client::{Client, ClientKind, Queued};
@@ -309,7 +308,7 @@ impl Router {
         // denied or full) gets the 503 status when its publisher asked for it.
         if !delivered && from.no_responders {
             if let Some(reply) = msg.reply {
-                self.no_responders(from.account, from.client, reply);
+                self.no_responders(from.account, from.client, reply, msg.subject);
             }
         }
         if !self.answers.is_empty() {
@@ -513,7 +512,7 @@ impl Router {
             if let (false, Some(waiting)) = (delivered, &f.request) {
                 waiting.forget();
                 if from.no_responders {
-                    self.no_responders(from.account, from.client, &waiting.reply);
+                    self.no_responders(from.account, from.client, &waiting.reply, msg.subject);
                 }
             }
         }
@@ -639,8 +638,15 @@ impl Router {
         true
     }
 
-    /// Send the 503 status to the publisher's own subscription on `reply`, if it has one.
-    fn no_responders(&mut self, account: &Arc<Account>, client: &Arc<Client>, reply: &[u8]) {
+    /// Send the 503 status for a request on `subject` to the publisher's own subscription
+    /// on `reply`, if it has one.
+    fn no_responders(
+        &mut self,
+        account: &Arc<Account>,
+        client: &Arc<Client>,
+        reply: &[u8],
+        subject: &[u8],
+    ) {
         let result = self.lookup(account, reply);
         let own = result
             .psubs
@@ -648,11 +654,11 @@ impl Router {
             .chain(result.qsubs.iter().flat_map(|(_, g)| g.iter()))
             .find(|s| Arc::ptr_eq(&s.client, client));
         if let Some(sub) = own {
-            let data = Bytes::from_static(NO_RESPONDERS);
+            let data = petrel_wire::headers::no_responders(subject);
             let m = MsgRef {
                 subject: reply,
                 reply: None,
-                hdr_len: Some(NO_RESPONDERS.len()),
+                hdr_len: Some(data.len()),
                 data: &data,
             };
             if sub.client.queue_msg(&m, &sub.sid) != Queued::Dropped {

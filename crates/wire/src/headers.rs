@@ -2,8 +2,15 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The no-responders status block, byte-exact with nats-server 2.9.10.
-pub const NO_RESPONDERS: &[u8] = b"NATS/1.0 503\r\n\r\n";
+/// The no-responders status block for a request on `subject`, byte-exact with
+/// nats-server 2.15.1 (2.9.10 sent the bare status line; clients read only the code).
+pub fn no_responders(subject: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(32 + subject.len());
+    buf.put_slice(b"NATS/1.0 503\r\nNats-Subject: ");
+    buf.put_slice(subject);
+    buf.put_slice(b"\r\n\r\n");
+    buf.freeze()
+}
 
 /// Build a header block: a status line (`NATS/1.0[ code[ description]]`) and headers.
 pub fn build(status: Option<(u16, &str)>, headers: &[(&str, &str)]) -> Bytes {
@@ -94,6 +101,9 @@ mod tests {
         assert_eq!(h.status, Some(408));
         assert_eq!(h.description, "Request Timeout");
         assert_eq!(h.get_all("X").collect::<Vec<_>>(), vec!["a", "b"]);
-        assert_eq!(&build(Some((503, "")), &[])[..], NO_RESPONDERS);
+        assert_eq!(
+            build(Some((503, "")), &[("Nats-Subject", "a.b")]),
+            no_responders(b"a.b")
+        );
     }
 }

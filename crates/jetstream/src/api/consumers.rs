@@ -248,7 +248,13 @@ fn update(
         let mut st = consumer.state.lock();
         st.acks
             .reconfigure(cfg.ack_wait, &cfg.backoff, cfg.max_deliver);
-        st.filters = cfg.filters();
+        let filters = cfg.filters();
+        if filters != st.filters {
+            // Messages the old filters passed over are looked at again (as nats-server:
+            // from after the last delivered one), so a newly matching one is not skipped.
+            st.cursor = st.cursor.min(st.acks.dsseq + 1);
+        }
+        st.filters = filters;
         st.config = cfg;
         st.npending_stale = true;
         st.dirty = true;
@@ -256,7 +262,8 @@ fn update(
     js.persist_consumer_meta(consumer)
         .map_err(ApiError::consumer_create)?;
     consumer.wake();
-    Ok(consumer.info())
+    // Counted again for the new filters, as nats-server's update response shows them.
+    Ok(fresh_info(stream, consumer))
 }
 
 /// `CONSUMER.INFO.<stream>.<consumer>`.

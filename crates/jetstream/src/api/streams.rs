@@ -210,6 +210,7 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let old = stream.config();
     let mut cfg = requested.normalize()?.check_update(&old)?;
+    check_consumer_limits(&old, &cfg, || running_consumers(&stream))?;
     crate::sourcing::direct::inherit(js, &mut cfg);
     check_overlap(js, &cfg)?;
     crate::cycles::check_stream(js, name, &cfg)?;
@@ -248,6 +249,38 @@ fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo
     tracing::info!(stream = name, "stream updated");
     let (info, _) = stream.info(&InfoRequest::default())?;
     Ok(info)
+}
+
+/// 10069 when an update's new `consumer_limits` would leave consumers above them (as
+/// nats-server, which names them); `consumers` lists (name, max_ack_pending,
+/// inactive_threshold), asked only when the limits change.
+pub(crate) fn check_consumer_limits(
+    old: &StreamConfig,
+    new: &StreamConfig,
+    consumers: impl FnOnce() -> Vec<(String, i64, i64)>,
+) -> Result<(), ApiError> {
+    match &new.consumer_limits {
+        Some(limits) if new.consumer_limits != old.consumer_limits => {
+            limits.check_existing(consumers())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The consumers running on `stream`: (name, max_ack_pending, inactive_threshold).
+pub(crate) fn running_consumers(stream: &Stream) -> Vec<(String, i64, i64)> {
+    let consumers = stream.consumers.read();
+    consumers
+        .iter()
+        .map(|(name, c)| {
+            let st = c.state.lock();
+            (
+                name.clone(),
+                st.config.max_ack_pending,
+                st.config.inactive_threshold,
+            )
+        })
+        .collect()
 }
 
 /// `STREAM.INFO.<name>`: always carries the paging fields (nats-server's struct embeds them).

@@ -211,6 +211,25 @@ fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamIn
     info_of(js, a)
 }
 
+/// The stream's consumers as this replica knows them: running here when it leads the
+/// stream, else the group's copies of their files. (name, max_ack_pending,
+/// inactive_threshold).
+fn replica_consumers(js: &JetStream, stream: &crate::stream::Stream) -> Vec<(String, i64, i64)> {
+    if stream.replica.get().is_some_and(|r| r.runs_consumers()) {
+        return crate::api::streams::running_consumers(stream);
+    }
+    let Some(dir) = &stream.dir else {
+        return Vec::new();
+    };
+    crate::consumer::persist::read_all(js.config.backend.as_ref(), dir, &stream.name)
+        .into_iter()
+        .map(|f| {
+            let c = f.meta.config;
+            (c.name, c.max_ack_pending, c.inactive_threshold)
+        })
+        .collect()
+}
+
 /// 10065 when `cfg`'s subjects overlap another stream's in the account.
 fn check_overlap(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(), ApiError> {
     for other in c.state.streams(account) {
@@ -305,6 +324,12 @@ fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
             .stream(account, name)
             .ok_or_else(ApiError::stream_not_found)?;
         let cfg = requested.normalize_for(true)?.check_update(&a.config)?;
+        // The consumers are known where a replica is (every node of a cluster no larger
+        // than the stream's replica count).
+        if let Some(stream) = js.stream(name).filter(|s| s.replica.get().is_some()) {
+            let consumers = || replica_consumers(js, &stream);
+            crate::api::streams::check_consumer_limits(&a.config, &cfg, consumers)?;
+        }
         check_overlap(c, account, &cfg)?;
         check_cycle(c, account, &cfg)?;
         // A new `num_replicas` moves the stream to a new peer set.

@@ -98,6 +98,17 @@ impl MetaState {
             .collect()
     }
 
+    /// Whether some stream of `account` answers `DIRECT.GET.<name>`: the stream itself
+    /// with `allow_direct`, or a mirror of it with `mirror_direct`.
+    pub fn answers_direct(&self, account: &str, name: &str) -> bool {
+        self.streams.read().values().any(|a| {
+            a.account == account
+                && ((a.config.name == name && a.config.allow_direct)
+                    || (a.config.mirror_direct
+                        && a.config.mirror.as_ref().is_some_and(|m| m.name == name)))
+        })
+    }
+
     /// The names of `account`'s streams.
     pub fn stream_names(&self, account: &str) -> Vec<String> {
         self.streams(account)

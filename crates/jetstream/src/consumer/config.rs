@@ -289,27 +289,6 @@ pub fn is_valid_consumer_name(name: &str) -> bool {
             .any(|c| matches!(c, '.' | '*' | '>' | '/' | '\\' | '\0') || c.is_whitespace())
 }
 
-/// Whether every subject `filter` matches is also matched by `pattern` (nats-server's
-/// `subjectIsSubsetMatch`).
-pub fn is_subset(filter: &str, pattern: &str) -> bool {
-    let f: Vec<&str> = filter.split('.').collect();
-    let p: Vec<&str> = pattern.split('.').collect();
-    for (i, pt) in p.iter().enumerate() {
-        if *pt == ">" {
-            return i < f.len();
-        }
-        let Some(ft) = f.get(i) else {
-            return false;
-        };
-        match *pt {
-            "*" if *ft != ">" => {}
-            lit if lit == *ft && *ft != "*" && *ft != ">" => {}
-            _ => return false,
-        }
-    }
-    f.len() == p.len()
-}
-
 impl ConsumerConfig {
     /// The filters in force (empty: every message).
     pub fn filters(&self) -> Vec<String> {
@@ -370,19 +349,22 @@ impl ConsumerConfig {
             self.ack_wait = *first;
         }
         let limits = stream.consumer_limits.clone().unwrap_or_default();
-        if acks && self.max_ack_pending == 0 {
-            self.max_ack_pending = if limits.max_ack_pending > 0 {
-                limits.max_ack_pending.min(DEFAULT_MAX_ACK_PENDING)
-            } else {
-                DEFAULT_MAX_ACK_PENDING
+        // As nats-server 2.15: the stream's limits are the defaults, for durables and
+        // for consumers without acks too.
+        if self.max_ack_pending == 0 {
+            self.max_ack_pending = match (acks, limits.max_ack_pending > 0) {
+                (true, true) => limits.max_ack_pending.min(DEFAULT_MAX_ACK_PENDING),
+                (true, false) => DEFAULT_MAX_ACK_PENDING,
+                (false, true) => limits.max_ack_pending,
+                (false, false) => 0,
             };
         }
-        if self.inactive_threshold <= 0 && self.durable_name.is_empty() {
-            self.inactive_threshold = if limits.inactive_threshold > 0 {
-                limits.inactive_threshold
-            } else {
-                DEFAULT_INACTIVE_THRESHOLD
-            };
+        if self.inactive_threshold <= 0 {
+            if limits.inactive_threshold > 0 {
+                self.inactive_threshold = limits.inactive_threshold;
+            } else if self.durable_name.is_empty() {
+                self.inactive_threshold = DEFAULT_INACTIVE_THRESHOLD;
+            }
         }
         // Normalized like Go's time.Time JSON, unless out of Unix-nanosecond range (kept
         // as given, and treated as before or after everything).
@@ -399,6 +381,9 @@ impl ConsumerConfig {
     pub fn check(&self, stream: &StreamConfig) -> Result<(), ApiError> {
         if self.num_replicas < 0 {
             return Err(ApiError::replicas_negative());
+        }
+        if let Some(limits) = &stream.consumer_limits {
+            limits.refuse(self.max_ack_pending, self.inactive_threshold)?;
         }
         if self.backoff.iter().any(|b| *b < 0) {
             return Err(ApiError::consumer_backoff_negative());
@@ -472,17 +457,11 @@ impl ConsumerConfig {
             if f.is_empty() {
                 return Err(ApiError::consumer_empty_filter());
             }
-            // nats-server's validFilteredSubject: inside a stream subject, or a wildcard
-            // filter wider than one.
-            let wild = f.split('.').any(|t| t == "*" || t == ">");
-            let valid = petrel_subject::is_valid_subject(f.as_bytes())
-                && (stream.subjects.is_empty()
-                    || stream
-                        .subjects
-                        .iter()
-                        .any(|s| is_subset(f, s) || (wild && is_subset(s, f))));
-            if !valid {
-                return Err(ApiError::consumer_filter_not_subset());
+            // nats-server 2.15 takes any valid subject: a stream's messages can come from
+            // sources and transforms, so its own subjects do not bound them (2.9 refused
+            // filters outside them with 10093).
+            if !petrel_subject::is_valid_subject(f.as_bytes()) {
+                return Err(ApiError::stream_invalid_config("invalid subject"));
             }
             if filters[..i]
                 .iter()
@@ -633,21 +612,6 @@ impl IterNonEmpty for String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subset() {
-        assert!(is_subset("orders.a", "orders.*"));
-        assert!(is_subset("orders.*", "orders.>"));
-        assert!(is_subset("orders.a.b", "orders.>"));
-        assert!(is_subset("orders.>", "orders.>"));
-        assert!(!is_subset("orders.>", "orders.*"));
-        assert!(!is_subset("orders", "orders.>"));
-        assert!(!is_subset("orders.*", "orders.a"));
-        assert!(!is_subset("x.a", "orders.*"));
-        assert!(is_subset("$KV.b.>", "$KV.b.>"));
-        assert!(is_subset("a", "a"));
-        assert!(!is_subset("a.b", "a"));
-    }
 
     #[test]
     fn serializes_like_2_9_10() {

@@ -138,7 +138,7 @@ fn add_request(st: &mut State, reply: String, body: &[u8], now: Instant, out: &m
     if cfg.max_expires > 0 && req.expires > cfg.max_expires {
         let text = format!(
             "409 Exceeded MaxRequestExpires of {}",
-            go_duration(cfg.max_expires)
+            crate::time::go_duration(cfg.max_expires)
         );
         push_status(out, reply, pull::status(&text));
         return;
@@ -153,17 +153,6 @@ fn add_request(st: &mut State, reply: String, body: &[u8], now: Instant, out: &m
         return;
     }
     st.waiting.push_back(Waiting::new(reply, &req, now));
-}
-
-/// Go's `time.Duration.String()` for whole milliseconds and seconds (enough for limits).
-fn go_duration(ns: i64) -> String {
-    if ns % 1_000_000_000 == 0 {
-        format!("{}s", ns / 1_000_000_000)
-    } else if ns % 1_000_000 == 0 {
-        format!("{}ms", ns / 1_000_000)
-    } else {
-        format!("{}µs", ns / 1_000)
-    }
 }
 
 /// Ends expired pull requests with `408`.

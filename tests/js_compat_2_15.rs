@@ -1,0 +1,197 @@
+//! JetStream API behaviours where nats-server 2.15.1 differs from 2.9.10 and Petrel follows
+//! 2.15.1, each found through an official client: consumer filters outside a stream's own
+//! subjects (a subject transform stores messages under other subjects), the stream's
+//! `consumer_limits` as consumer defaults and bounds, and stream updates that would leave
+//! consumers above new limits.
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use petrel_testkit::spawn_jetstream;
+use serde_json::Value;
+
+use crate::support::config;
+
+/// A raw `$JS.API` request and its JSON answer.
+async fn api(nc: &async_nats::Client, subject: &str, body: &str) -> Value {
+    let resp = nc
+        .request(subject.to_string(), body.to_string().into())
+        .await
+        .unwrap();
+    serde_json::from_slice(&resp.payload).unwrap()
+}
+
+/// The subjects of what one fetch of up to 10 messages from consumer `name` gets, acked.
+async fn c_fetch(stream: &stream::Stream, name: &str) -> Vec<String> {
+    let c: consumer::PullConsumer = stream.get_consumer(name).await.unwrap();
+    let mut got = Vec::new();
+    let mut msgs = c
+        .fetch()
+        .max_messages(10)
+        .expires(std::time::Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    while let Some(m) = msgs.next().await {
+        let m = m.unwrap();
+        m.ack().await.unwrap();
+        got.push(m.subject.to_string());
+    }
+    got
+}
+
+#[tokio::test]
+async fn filters_on_a_transformed_stream_match_the_stored_subjects() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let mut cfg = config("T", &["foo.>"]);
+    cfg.subject_transform = Some(stream::SubjectTransform {
+        source: "foo.>".into(),
+        destination: "bar.>".into(),
+    });
+    let stream = js.create_stream(cfg).await.unwrap();
+    for subject in ["foo.x", "foo.y", "foo.z"] {
+        js.publish(subject, "m".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // A filter in the transformed space (how the messages are stored): 2.9 refused it
+    // with 10093, 2.15 takes it.
+    let c = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("X".into()),
+            filter_subject: "bar.x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    drop(c);
+    assert_eq!(c_fetch(&stream, "X").await, ["bar.x"]);
+    // The same through an update of filter_subjects.
+    let updated = stream
+        .update_consumer(consumer::pull::Config {
+            durable_name: Some("X".into()),
+            filter_subjects: vec!["bar.x".into(), "bar.y".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .cached_info()
+        .clone();
+    // The first filter passed over bar.y; the new ones take it (and not bar.z).
+    assert_eq!(updated.num_pending, 1, "bar.y not yet delivered");
+    let next = c_fetch(&stream, "X").await;
+    assert_eq!(next, ["bar.y"]);
+    // Any valid subject is taken as 2.15 does; an invalid one is 10052.
+    let v = api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.T.O",
+        r#"{"stream_name":"T","config":{"name":"O","filter_subject":"elsewhere.>"}}"#,
+    )
+    .await;
+    assert!(v["error"].is_null(), "{v}");
+    let v = api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.T.B",
+        r#"{"stream_name":"T","config":{"name":"B","filter_subject":"bar..x"}}"#,
+    )
+    .await;
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    assert_eq!(v["error"]["err_code"], 10052);
+    assert_eq!(v["error"]["description"], "invalid subject");
+}
+
+#[tokio::test]
+async fn consumer_limits_bound_consumers_and_their_updates() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let mut cfg = config("L", &["l.>"]);
+    cfg.consumer_limits = Some(stream::ConsumerLimits {
+        inactive_threshold: std::time::Duration::from_secs(10),
+        max_ack_pending: 100,
+    });
+    let stream = js.create_stream(cfg).await.unwrap();
+    // Above the limits: refused as 2.15.1 words it.
+    let v = api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.L.A",
+        r#"{"stream_name":"L","config":{"name":"A","ack_policy":"explicit","max_ack_pending":200}}"#,
+    )
+    .await;
+    assert_eq!(v["error"]["err_code"], 10121, "{v}");
+    assert_eq!(
+        v["error"]["description"],
+        "consumer max ack pending exceeds system limit of 100"
+    );
+    let v = api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.L.A",
+        r#"{"stream_name":"L","config":{"name":"A","ack_policy":"explicit","inactive_threshold":90000000000}}"#,
+    )
+    .await;
+    assert_eq!(v["error"]["err_code"], 10153, "{v}");
+    assert_eq!(
+        v["error"]["description"],
+        "consumer inactive threshold exceeds system limit of 10s"
+    );
+    // The limits are the defaults, for a durable too.
+    let mut d = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("D".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let info = d.info().await.unwrap();
+    assert_eq!(info.config.max_ack_pending, 100);
+    assert_eq!(
+        info.config.inactive_threshold,
+        std::time::Duration::from_secs(10)
+    );
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("SMALL".into()),
+            max_ack_pending: 10,
+            inactive_threshold: std::time::Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // New limits that existing consumers exceed: the update is refused, naming them.
+    let update =
+        |limits: &str| format!(r#"{{"name":"L","subjects":["l.>"],"consumer_limits":{limits}}}"#);
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.UPDATE.L",
+        &update(r#"{"inactive_threshold":5000000000,"max_ack_pending":100}"#),
+    )
+    .await;
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    assert_eq!(v["error"]["err_code"], 10069);
+    assert_eq!(
+        v["error"]["description"],
+        "change to limits violates consumers: D"
+    );
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.UPDATE.L",
+        &update(r#"{"max_ack_pending":5}"#),
+    )
+    .await;
+    assert_eq!(
+        v["error"]["description"], "change to limits violates consumers: D, SMALL",
+        "{v}"
+    );
+    // Limits every consumer is within: taken.
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.UPDATE.L",
+        &update(r#"{"inactive_threshold":20000000000,"max_ack_pending":1000}"#),
+    )
+    .await;
+    assert!(v["error"].is_null(), "{v}");
+    assert_eq!(v["config"]["consumer_limits"]["max_ack_pending"], 1000);
+}
