@@ -253,7 +253,7 @@ impl Importer for StreamImport {
             shown: (msg.subject != route).then(|| Bytes::copy_from_slice(msg.subject)),
             reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
-            data: msg.data.clone(),
+            data: msg.bytes_from(0),
         })
     }
 }
@@ -442,7 +442,7 @@ impl Importer for ResponseImport {
             request: None,
             reply: msg.reply.map(Bytes::copy_from_slice),
             hdr_len: msg.hdr_len,
-            data: msg.data.clone(),
+            data: msg.bytes_from(0),
         })
     }
 }
@@ -459,6 +459,7 @@ mod tests {
             reply: None,
             hdr_len: Some(18),
             data: &data,
+            owner: Some(&data),
         };
         let (h, out) = with_request_info(&msg, "{\"acc\":\"B\"}");
         assert_eq!(
@@ -472,6 +473,7 @@ mod tests {
             reply: None,
             hdr_len: None,
             data: &plain,
+            owner: Some(&plain),
         };
         let (h, out) = with_request_info(&msg, "{}");
         assert_eq!(&out[..h], b"NATS/1.0\r\nNats-Request-Info: {}\r\n\r\n");
@@ -489,6 +491,7 @@ mod tests {
             reply: None,
             hdr_len: Some(data.len() - 4),
             data: &data,
+            owner: Some(&data),
         };
         let (h, out) = with_request_info(&msg, "{\"acc\":\"B\"}");
         assert_eq!(

@@ -140,6 +140,7 @@ impl ServerPort {
             reply: reply.map(str::as_bytes),
             hdr_len,
             data: &data,
+            owner: Some(&data),
         };
         self.route_as(client, |router, shared, from| {
             router.publish(shared, from, &msg);
@@ -178,6 +179,7 @@ impl Port for ServerPort {
                     reply: None,
                     hdr_len: None,
                     data: payload,
+                    owner: Some(payload),
                 };
                 router.publish(shared, from, &msg);
             }
@@ -197,6 +199,7 @@ impl Port for ServerPort {
                     reply: m.reply.as_deref().map(str::as_bytes),
                     hdr_len,
                     data: &data,
+                    owner: Some(&data),
                 };
                 router.publish_on(shared, from, m.route.as_bytes(), &msg);
             }

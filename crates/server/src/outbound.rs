@@ -35,7 +35,22 @@ pub(crate) struct MsgRef<'a> {
     pub reply: Option<&'a [u8]>,
     /// Header block length at the front of `data`, for `HMSG`.
     pub hdr_len: Option<usize>,
-    pub data: &'a Bytes,
+    /// Header block and payload.
+    pub data: &'a [u8],
+    /// The buffer `data` lies in, when it may be queued by reference; `None`: `data` is
+    /// copied wherever it is kept (a small publish straight from the read buffer).
+    pub owner: Option<&'a Bytes>,
+}
+
+impl MsgRef<'_> {
+    /// `data[from..]` to keep: a reference into the owner, else a copy.
+    pub fn bytes_from(&self, from: usize) -> Bytes {
+        let part = &self.data[from..];
+        match self.owner {
+            Some(owner) => owner.slice_ref(part),
+            None => Bytes::copy_from_slice(part),
+        }
+    }
 }
 
 impl Outbound {
@@ -54,7 +69,7 @@ impl Outbound {
     /// understands HMSG; if not, the header block is stripped. Returns the bytes queued.
     pub fn push_msg(&mut self, msg: &MsgRef<'_>, sid: &[u8], headers: bool) -> usize {
         let before = self.flat.len();
-        let body = match msg.hdr_len {
+        let from = match msg.hdr_len {
             Some(h) if headers => {
                 encode::hmsg_line(
                     &mut self.flat,
@@ -64,19 +79,19 @@ impl Outbound {
                     h,
                     msg.data.len(),
                 );
-                msg.data.clone()
+                0
             }
             Some(h) => {
-                let body = msg.data.slice(h..);
-                encode::msg_line(&mut self.flat, msg.subject, sid, msg.reply, body.len());
-                body
+                let body = msg.data.len() - h;
+                encode::msg_line(&mut self.flat, msg.subject, sid, msg.reply, body);
+                h
             }
             None => {
                 encode::msg_line(&mut self.flat, msg.subject, sid, msg.reply, msg.data.len());
-                msg.data.clone()
+                0
             }
         };
-        self.push_body(before, body, msg.data.len())
+        self.push_body(before, msg, from)
     }
 
     /// Queue a message for a route peer as `RMSG`/`HMSG` in `account`, for the queue
@@ -92,23 +107,25 @@ impl Outbound {
             msg.hdr_len,
             msg.data.len(),
         );
-        self.push_body(before, msg.data.clone(), msg.data.len())
+        self.push_body(before, msg, 0)
     }
 
-    /// Appends `body` and its CRLF after a control line that started at `before`.
-    fn push_body(&mut self, before: usize, body: Bytes, counted: usize) -> usize {
+    /// Appends `msg.data[from..]` and its CRLF after a control line that started at
+    /// `before`: a large body by reference, a small one copied.
+    fn push_body(&mut self, before: usize, msg: &MsgRef<'_>, from: usize) -> usize {
+        let body = &msg.data[from..];
         let queued = self.flat.len() - before + body.len() + 2;
         if body.len() >= SHARE_THRESHOLD {
             let head = self.flat.split().freeze();
             self.chunks.push_back(head);
-            self.chunks.push_back(body);
+            self.chunks.push_back(msg.bytes_from(from));
         } else {
-            self.flat.put_slice(&body);
+            self.flat.put_slice(body);
         }
         self.flat.put_slice(encode::CRLF);
         self.pending += queued;
         self.out_msgs += 1;
-        self.out_bytes += counted as u64;
+        self.out_bytes += msg.data.len() as u64;
         queued
     }
 
@@ -163,6 +180,7 @@ mod tests {
                 reply: None,
                 hdr_len: None,
                 data: &small,
+                owner: Some(&small),
             },
             b"1",
             true,
@@ -173,6 +191,7 @@ mod tests {
                 reply: Some(b"r"),
                 hdr_len: None,
                 data: &large,
+                owner: Some(&large),
             },
             b"2",
             true,
@@ -200,6 +219,7 @@ mod tests {
             reply: None,
             hdr_len: Some(18),
             data: &data,
+            owner: Some(&data),
         };
         o.push_msg(&m, b"1", false);
         o.push_msg(&m, b"2", true);

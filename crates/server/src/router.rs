@@ -256,6 +256,7 @@ impl Router {
             detached = Bytes::copy_from_slice(msg.data);
             &MsgRef {
                 data: &detached,
+                owner: Some(&detached),
                 ..*msg
             }
         } else {
@@ -494,6 +495,7 @@ impl Router {
                 reply: f.reply.as_deref(),
                 hdr_len: f.hdr_len,
                 data: &f.data,
+                owner: Some(&f.data),
             };
             let to = Publisher {
                 account: &f.account,
@@ -544,6 +546,7 @@ impl Router {
                 reply: None,
                 hdr_len,
                 data: &data,
+                owner: Some(&data),
             };
             self.publish(shared, system, &answer);
         }
@@ -660,6 +663,7 @@ impl Router {
                 reply: None,
                 hdr_len: Some(data.len()),
                 data: &data,
+                owner: Some(&data),
             };
             if sub.client.queue_msg(&m, &sub.sid) != Queued::Dropped {
                 self.mark(client);
@@ -711,7 +715,7 @@ fn deliver_internal(
     let data = if msg.data.len() < DETACH_BELOW {
         Bytes::copy_from_slice(msg.data)
     } else {
-        msg.data.clone()
+        msg.bytes_from(0)
     };
     let (headers, payload) = match msg.hdr_len {
         Some(h) => (Some(data.slice(..h)), data.slice(h..)),
@@ -767,6 +771,7 @@ mod tests {
                 reply: Some(b"r"),
                 hdr_len: hdr,
                 data,
+                owner: Some(data),
             };
             assert!(matches!(
                 deliver_internal(&internal, b"routed.on", &msg, 0),

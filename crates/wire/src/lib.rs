@@ -17,4 +17,4 @@ pub mod route;
 
 pub use info::{ConnectInfo, ServerInfo};
 pub use op::ClientOp;
-pub use parser::{ParseError, Parser};
+pub use parser::{ParseError, Parser, PubAt};

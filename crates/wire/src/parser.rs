@@ -7,6 +7,8 @@
 //! takes a fast path (one scan, one split); everything else, errors included, goes through
 //! the general path, and a proptest holds the two to the same ops and errors.
 
+use std::ops::Range;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::op::ClientOp;
@@ -151,8 +153,22 @@ impl Parser {
     /// (another verb, lower case, extra blanks, a partial op, any error) is left to the
     /// general path, which gives the exact error.
     fn whole_pub(&mut self, buf: &mut BytesMut) -> Option<ClientOp> {
-        let b = &buf[..];
-        if b.len() < 6 || &b[..4] != b"PUB " || is_space(b[4]) {
+        let at = self.peek_pub(buf)?;
+        let frame = buf.split_to(at.len).freeze();
+        Some(ClientOp::Pub {
+            subject: frame.slice(at.subject),
+            reply: at.reply.map(|r| frame.slice(r)),
+            payload: frame.slice(at.payload),
+        })
+    }
+
+    /// Where the parts of a whole, well-formed `PUB` at the front of `buf` are, without
+    /// taking it off: what [`Parser::parse`] would return next, for a caller that can
+    /// use the bytes in place and then advance `buf` by [`PubAt::len`]. `None` for
+    /// anything else, and while an op is half read.
+    pub fn peek_pub(&self, buf: &[u8]) -> Option<PubAt> {
+        let b = buf;
+        if self.pending.is_some() || b.len() < 6 || &b[..4] != b"PUB " || is_space(b[4]) {
             return None;
         }
         // The window keeps the line within `max_control_line` (a longer one is an error,
@@ -163,23 +179,17 @@ impl Parser {
         if b[end] != b'\r' {
             return None;
         }
-        let args = Args::split(&b[..end], 4);
-        let (reply, size) = match args.len {
-            2 => (None, args.raw(b, 1)),
-            3 => (Some(args.ranges[1]), args.raw(b, 2)),
-            _ => return None,
-        };
-        let size = parse_size(size).filter(|&n| n <= self.max_payload)?;
+        let (subject, reply, size) = pub_args(&b[4..end], 4)?;
+        let size = parse_size(&b[size]).filter(|&n| n <= self.max_payload)?;
         let from = nl + 1;
         if b.len() < from + size + 2 || &b[from + size..from + size + 2] != b"\r\n" {
             return None;
         }
-        let frame = buf.split_to(from + size + 2).freeze();
-        let (s, e) = args.ranges[0];
-        Some(ClientOp::Pub {
-            subject: frame.slice(s..e),
-            reply: reply.map(|(s, e)| frame.slice(s..e)),
-            payload: frame.slice(from..from + size),
+        Some(PubAt {
+            subject,
+            reply,
+            payload: from..from + size,
+            len: from + size + 2,
         })
     }
 
@@ -361,6 +371,85 @@ impl Parser {
 
 /// Whitespace-separated argument ranges of a control line (at most 4 are needed; a fifth
 /// only makes the count wrong).
+/// Where a whole `PUB` lies in the buffer it was found in ([`Parser::peek_pub`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubAt {
+    /// The subject.
+    pub subject: Range<usize>,
+    /// The reply subject, if any.
+    pub reply: Option<Range<usize>>,
+    /// The payload.
+    pub payload: Range<usize>,
+    /// The whole op's length, the CR LF after the payload included.
+    pub len: usize,
+}
+
+/// `PUB` arguments `subject [reply] size` split at single spaces, as ranges shifted by
+/// `at`; `None` for tabs, runs of blanks, a blank at either end or a wrong count (the
+/// general path takes those).
+fn pub_args(line: &[u8], at: usize) -> Option<PubArgs> {
+    let (spaces, n) = two_spaces(line)?;
+    let shift = |s: usize, e: usize| s + at..e + at;
+    let a = spaces[0];
+    let (reply, last) = match n {
+        1 => (None, a),
+        2 if spaces[1] > a + 1 => (Some(shift(a + 1, spaces[1])), spaces[1]),
+        _ => return None,
+    };
+    if a == 0 || last + 1 >= line.len() {
+        return None;
+    }
+    Some((shift(0, a), reply, shift(last + 1, line.len())))
+}
+
+/// Where the (at most two) spaces of `line` are and how many there are; `None` when it
+/// holds a tab or more than two spaces. Eight bytes at a time.
+fn two_spaces(line: &[u8]) -> Option<([usize; 2], usize)> {
+    let mut found = ([0usize; 2], 0usize);
+    let mut note = |pos: usize, found: &mut ([usize; 2], usize)| -> Option<()> {
+        let slot = found.0.get_mut(found.1)?;
+        *slot = pos;
+        found.1 += 1;
+        Some(())
+    };
+    let mut chunks = line.chunks_exact(8);
+    for (k, chunk) in chunks.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if zero_bytes(x ^ (ONES * u64::from(b'\t'))) != 0 {
+            return None;
+        }
+        let mut m = zero_bytes(x ^ (ONES * u64::from(b' ')));
+        while m != 0 {
+            note(k * 8 + (m.trailing_zeros() / 8) as usize, &mut found)?;
+            m &= m - 1;
+        }
+    }
+    let base = line.len() - chunks.remainder().len();
+    for (i, &c) in chunks.remainder().iter().enumerate() {
+        match c {
+            b' ' => note(base + i, &mut found)?,
+            b'\t' => return None,
+            _ => {}
+        }
+    }
+    (found.1 > 0).then_some(found)
+}
+
+/// 0x01 in every byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit set in each byte of `v` that is zero, and only there (no carries
+/// between bytes: each byte's low seven bits plus 0x7f stays within the byte).
+fn zero_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((v & LOW7).wrapping_add(LOW7)) | v) & !LOW7
+}
+
+/// Subject, reply and size ranges of a `PUB` line.
+type PubArgs = (Range<usize>, Option<Range<usize>>, Range<usize>);
+
 struct Args {
     ranges: [(usize, usize); 5],
     len: usize,

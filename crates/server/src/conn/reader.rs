@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use petrel_subject::{is_valid_literal_subject, is_valid_subject};
 use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
 
 use crate::account::Account;
 use crate::auth::{self, Authed};
 use crate::client::{Client, CloseReason};
-use crate::outbound::MsgRef;
+use crate::outbound::{MsgRef, SHARE_THRESHOLD};
 use crate::perms::ClientPerms;
 use crate::router::{Publisher, Router};
 use crate::server::Shared;
@@ -153,6 +153,12 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
             }
         }
         loop {
+            if r.take_small_pub(&parser, &mut buf) {
+                if client.is_closed() {
+                    break 'read;
+                }
+                continue;
+            }
             match parser.parse(&mut buf) {
                 Ok(Some(op)) => {
                     let open = match op {
@@ -258,6 +264,26 @@ impl Reader<'_> {
         }
     }
 
+    /// The hot path: a whole small `PUB` at the front of `buf` is published straight from
+    /// the read buffer (no `Bytes` made: everything that keeps so small a message copies
+    /// it) and advanced over. `false` when the next op is anything else, or when it needs
+    /// the general path (authentication pending, tracing on).
+    fn take_small_pub(&mut self, parser: &Parser, buf: &mut BytesMut) -> bool {
+        if self.trace || (self.auth_required && !self.connected) {
+            return false;
+        }
+        let Some(at) = parser.peek_pub(buf) else {
+            return false;
+        };
+        if at.payload.len() >= SHARE_THRESHOLD {
+            return false;
+        }
+        let reply = at.reply.map(|r| &buf[r]);
+        self.publish(&buf[at.subject], reply, None, &buf[at.payload], None);
+        buf.advance(at.len);
+        true
+    }
+
     /// Log an inbound op at trace level (`-V`; credentials redacted).
     fn trace_op(&self, op: &ClientOp) {
         if self.trace {
@@ -284,13 +310,19 @@ impl Reader<'_> {
                 subject,
                 reply,
                 payload,
-            } => self.publish(&subject, reply.as_deref(), None, &payload),
+            } => self.publish(&subject, reply.as_deref(), None, &payload, Some(&payload)),
             ClientOp::HPub {
                 subject,
                 reply,
                 data,
                 hdr_len,
-            } => self.publish(&subject, reply.as_deref(), Some(hdr_len), &data),
+            } => self.publish(
+                &subject,
+                reply.as_deref(),
+                Some(hdr_len),
+                &data,
+                Some(&data),
+            ),
             ClientOp::Sub {
                 subject,
                 queue,
@@ -553,7 +585,8 @@ impl Reader<'_> {
         subject: &[u8],
         reply: Option<&[u8]>,
         hdr_len: Option<usize>,
-        data: &Bytes,
+        data: &[u8],
+        owner: Option<&Bytes>,
     ) {
         self.in_msgs += 1;
         self.in_bytes += data.len() as u64;
@@ -582,6 +615,7 @@ impl Reader<'_> {
             reply,
             hdr_len,
             data,
+            owner,
         };
         self.router.publish(self.shared, from, &msg);
     }

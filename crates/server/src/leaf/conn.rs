@@ -585,6 +585,7 @@ impl LeafReader<'_> {
             reply: m.reply.as_deref(),
             hdr_len: m.hdr_len,
             data: &m.data,
+            owner: Some(&m.data),
         };
         // A JetStream delivery: shown under the subject after the reply's `@`.
         match crate::route::split_js_deliver(m.reply.as_deref()) {

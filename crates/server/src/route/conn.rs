@@ -623,6 +623,7 @@ impl RouteReader<'_> {
                     reply: Some(reply),
                     hdr_len: m.hdr_len,
                     data: &m.data,
+                    owner: Some(&m.data),
                 };
                 router.publish_on(self.shared, from, &m.subject, &msg);
             }
@@ -632,6 +633,7 @@ impl RouteReader<'_> {
                     reply: m.reply.as_deref(),
                     hdr_len: m.hdr_len,
                     data: &m.data,
+                    owner: Some(&m.data),
                 };
                 router.publish(self.shared, from, &msg);
             }

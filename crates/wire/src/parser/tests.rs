@@ -343,3 +343,44 @@ fn a_whole_pub_with_reply_is_taken_in_one_piece() {
     );
     assert_eq!(&buf[..], b"PING\r\n");
 }
+
+/// The naive model of [`two_spaces`]: a byte at a time.
+fn two_spaces_naive(line: &[u8]) -> Option<Vec<usize>> {
+    if line.contains(&b'\t') {
+        return None;
+    }
+    let at: Vec<usize> = (0..line.len()).filter(|&i| line[i] == b' ').collect();
+    (1..=2).contains(&at.len()).then_some(at)
+}
+
+proptest! {
+    #[test]
+    fn two_spaces_matches_the_byte_by_byte_model(
+        line in proptest::collection::vec(
+            prop_oneof![Just(b' '), Just(b'\t'), Just(b'a'), Just(0u8), Just(0x80u8),
+                Just(0x20u8 ^ 0x80), any::<u8>()],
+            0..40,
+        )
+    ) {
+        let fast = two_spaces(&line).map(|(at, n)| at[..n].to_vec());
+        prop_assert_eq!(fast, two_spaces_naive(&line));
+    }
+}
+
+#[test]
+fn peek_pub_finds_the_parts_in_place() {
+    let p = Parser::new(4096, 1024);
+    let buf = b"PUB a.b r.x 3\r\nabc\r\nPING\r\n";
+    let at = p.peek_pub(buf).unwrap();
+    assert_eq!(&buf[at.subject.clone()], b"a.b");
+    assert_eq!(&buf[at.reply.clone().unwrap()], b"r.x");
+    assert_eq!(&buf[at.payload.clone()], b"abc");
+    assert_eq!(&buf[at.len..], b"PING\r\n");
+    for partial in [
+        &b"PUB a 3\r\nab"[..],
+        b"PUB a\t3\r\nabc\r\n",
+        b"PUB a  3\r\nabc\r\n",
+    ] {
+        assert_eq!(p.peek_pub(partial), None, "{partial:?}");
+    }
+}
