@@ -406,7 +406,7 @@ fn pub_args(line: &[u8], at: usize) -> Option<PubArgs> {
 /// holds a tab or more than two spaces. Eight bytes at a time.
 fn two_spaces(line: &[u8]) -> Option<([usize; 2], usize)> {
     let mut found = ([0usize; 2], 0usize);
-    let mut note = |pos: usize, found: &mut ([usize; 2], usize)| -> Option<()> {
+    let note = |pos: usize, found: &mut ([usize; 2], usize)| -> Option<()> {
         let slot = found.0.get_mut(found.1)?;
         *slot = pos;
         found.1 += 1;
