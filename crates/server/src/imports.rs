@@ -398,7 +398,7 @@ impl ServiceImport {
 fn with_request_info(msg: &MsgRef<'_>, info: &str) -> (usize, Bytes) {
     let (headers, payload) = match msg.hdr_len {
         Some(h) => (&msg.data[..h], &msg.data[h..]),
-        None => (&b"NATS/1.0\r\n\r\n"[..], &msg.data[..]),
+        None => (&b"NATS/1.0\r\n\r\n"[..], msg.data),
     };
     let kept = headers.strip_suffix(b"\r\n").unwrap_or(headers);
     let mut out = BytesMut::with_capacity(kept.len() + info.len() + payload.len() + 32);
