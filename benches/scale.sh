@@ -6,11 +6,15 @@
 # - conns: CONNS client connections, the server's memory per connection;
 # - subs: SUBS subscriptions on literal subjects of one connection, the server's memory per
 #   subscription, then SUBS_MSGS messages to random subjects among them (every publish a
-#   match-cache miss: the subject tree's match time).
+#   match-cache miss: the subject tree's match time);
+# - recover: RECOVER_MSGS 16-byte messages into one file stream (js-pub-async), then the
+#   time from a restart until the stream reports them all and its last one reads back,
+#   after SIGTERM and again after SIGKILL.
 #
 #   bash benches/scale.sh [nats-server binaries...]
 #
-# Prints one table per phase, a line per server. Environment: PHASES ("js conns subs"),
+# Prints one table per phase, a line per server. Environment: PHASES ("js conns subs"; add
+# "recover"), RECOVER_MSGS (10000000),
 # STREAMS (10000), CONSUMERS (100000), WORKERS (8 API requests in flight), CONNS (10000),
 # SUBS (1000000), SUBS_MSGS (200000), TIMEOUT (1800 s per phase), NO_BUILD=1, OUT_DIR (logs;
 # default a fresh mktemp -d), NO_NATS=1 (Petrel only).
@@ -23,6 +27,7 @@ PHASES=${PHASES:-"js conns subs"}
 CONNS=${CONNS:-10000}
 SUBS=${SUBS:-1000000}
 SUBS_MSGS=${SUBS_MSGS:-200000}
+RECOVER_MSGS=${RECOVER_MSGS:-10000000}
 # Every connection is a file descriptor, in the tool and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TIMEOUT=${TIMEOUT:-1800}
@@ -148,6 +153,43 @@ run_subs() { # run_subs <label> <bin>
         "$(field bytes_per_sub "$out")" "$(field delivered_per_sec "$out")" "$(field cpu_ns_per_msg "$out")"
 }
 
+READY=""
+restart_ready() { # restart_ready <bin> <port> <log>: sets READY, the time until BENCH reads back
+    local since
+    since=$(date +%s%N)
+    NO_WAIT=1 start "$1" "$2" "$3"
+    READY=$("$LOAD" --scenario js-recover-check --server "127.0.0.1:$2" --server-pid "$SERVER_PID" \
+        --msgs "$RECOVER_MSGS" --since-ns "$since" --timeout "$TIMEOUT" | tail -n 1 || true)
+}
+
+run_recover() { # run_recover <label> <bin>
+    local label=$1 bin=$2 port=$((15000 + RANDOM % 5000)) log=$OUT_DIR/recover-$1.log
+    STORE=$(mktemp -d "${TMPDIR:-/tmp}/petrel-scale-store.XXXXXX")
+    start "$bin" "$port" "$log"
+    local filled term killed down size
+    filled=$("$LOAD" --scenario js-pub-async --server "127.0.0.1:$port" --server-pid "$SERVER_PID" \
+        --msgs "$RECOVER_MSGS" --size 16 --timeout "$TIMEOUT" | tail -n 1 || true)
+    echo "$label fill: $filled" >>"$OUT_DIR/results.txt"
+    stop
+    down=$STOPPED_IN
+    size=$(du -sm "$STORE" | cut -f1)
+    restart_ready "$bin" "$port" "$log"
+    term=$READY
+    echo "$label after SIGTERM: $term" >>"$OUT_DIR/results.txt"
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    restart_ready "$bin" "$port" "$log"
+    killed=$READY
+    echo "$label after SIGKILL: $killed" >>"$OUT_DIR/results.txt"
+    stop
+    rm -rf "$STORE"
+    STORE=""
+    printf '| %s | %s | %s | %s s | %s s (%s s CPU) | %s s (%s s CPU) | %s |\n' "$label" \
+        "$(field acked_per_sec "$filled")" "$size" "$down" \
+        "$(field ready_s "$term")" "$(field server_cpu_s "$term")" \
+        "$(field ready_s "$killed")" "$(field server_cpu_s "$killed")" "$(field server_rss_mb "$killed")"
+}
+
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; logs in $OUT_DIR"
 for phase in $PHASES; do
     echo
@@ -172,6 +214,13 @@ for phase in $PHASES; do
         echo "| server | subscribe all | RSS before (MB) | RSS after (MB) | bytes per subscription | random-subject msgs/s | server CPU ns/msg |"
         echo "|---|---|---|---|---|---|---|"
         for i in "${!labels[@]}"; do run_subs "${labels[$i]}" "${bins[$i]}"; done
+        ;;
+    recover)
+        echo "$RECOVER_MSGS messages of 16 B in one file stream (js-pub-async, 256 in flight), then restarts:"
+        echo
+        echo "| server | fill, acked msgs/s | store (MB) | SIGTERM to exit | restart to readable | after SIGKILL: restart to readable | RSS after (MB) |"
+        echo "|---|---|---|---|---|---|---|"
+        for i in "${!labels[@]}"; do run_recover "${labels[$i]}" "${bins[$i]}"; done
         ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
     esac

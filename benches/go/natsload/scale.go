@@ -25,6 +25,7 @@ var (
 func init() {
 	scenarios["js-scale-create"] = runScaleCreate
 	scenarios["js-scale-check"] = runScaleCheck
+	scenarios["js-recover-check"] = runRecoverCheck
 }
 
 func rssMb(pid int) string { return memField(pid, "VmRSS", "server_rss_mb") }
@@ -127,6 +128,44 @@ func runScaleCheck(c config) (string, error) {
 			}
 			if err == nil {
 				last = fmt.Sprintf("%d streams and %d consumers so far", info.Streams, info.Consumers)
+			}
+		}
+		if err != nil {
+			last = err.Error()
+		}
+		nc.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "", fmt.Errorf("not ready within the timeout: %s", last)
+}
+
+// runRecoverCheck waits, after a restart at --since-ns, until stream BENCH (filled by
+// js-pub-async) reports --msgs messages and its last one can be read back.
+func runRecoverCheck(c config) (string, error) {
+	deadline := time.Now().Add(c.timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		nc, err := nats.Connect("nats://"+c.server, nats.MaxReconnects(0), nats.Timeout(2*time.Second))
+		if err != nil {
+			last = err.Error()
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		js, err := nc.JetStream()
+		if err == nil {
+			var si *nats.StreamInfo
+			si, err = js.StreamInfo("BENCH")
+			if err == nil && si.State.Msgs == uint64(c.msgs) {
+				_, err = js.GetMsg("BENCH", si.State.LastSeq)
+				if err == nil {
+					nc.Close()
+					ready := time.Since(time.Unix(0, *scaleSinceNs)).Seconds()
+					u := snapshot(c.serverPid)
+					return fmt.Sprintf("msgs=%d ready_s=%.2f server_cpu_s=%.2f", si.State.Msgs, ready, u.server) + rssMb(c.serverPid), nil
+				}
+			}
+			if err == nil {
+				last = fmt.Sprintf("%d messages so far", si.State.Msgs)
 			}
 		}
 		if err != nil {

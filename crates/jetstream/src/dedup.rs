@@ -120,43 +120,47 @@ impl Dedup {
         self.ids.is_empty()
     }
 
-    /// Rebuilds the window from the stored messages (newest backwards until older than the
-    /// window); returns it with the id of the last message (for `Nats-Expected-Last-Msg-Id`).
+    /// Rebuilds the window from the stored messages; returns it with the id of the last
+    /// message (for `Nats-Expected-Last-Msg-Id`). The window's start is found from the
+    /// index's timestamps (newest backwards, no message read), then its messages are read
+    /// oldest first, so the store's read-ahead serves them.
     pub fn rebuild(store: &dyn StreamStore, now: i64, window: i64) -> (Dedup, String) {
-        let mut found = Vec::new();
-        let mut last_id = String::new();
         let state = store.state();
-        let cutoff = now.saturating_sub(window);
-        let mut seq = state.last_seq;
+        if state.last_seq == 0 {
+            return (Dedup::default(), String::new());
+        }
         let floor = state
             .first_seq
-            .max(state.last_seq.saturating_sub(REBUILD_SCAN_LIMIT));
-        while seq >= floor && seq > 0 {
-            if let Ok(Some(m)) = store.get(seq) {
-                if m.ts <= cutoff && window > 0 {
-                    break;
-                }
-                let id = m
-                    .headers
-                    .as_deref()
-                    .and_then(petrel_wire::headers::parse)
-                    .and_then(|h| h.get(MSG_ID).map(str::to_string))
-                    .filter(|id| !id.is_empty());
-                if seq == state.last_seq {
-                    last_id = id.clone().unwrap_or_default();
-                }
-                if let Some(id) = id {
-                    found.push((id, m.seq, m.ts));
-                }
-                if window <= 0 {
-                    break;
-                }
+            .max(state.last_seq.saturating_sub(REBUILD_SCAN_LIMIT))
+            .max(1);
+        let cutoff = now.saturating_sub(window);
+        let mut start = state.last_seq;
+        if window > 0 {
+            while start > floor && store.timestamp(start - 1).map_or(true, |ts| ts > cutoff) {
+                start -= 1;
             }
-            seq -= 1;
         }
         let mut d = Dedup::default();
-        for (id, seq, ts) in found.into_iter().rev() {
-            d.insert(&id, seq, ts);
+        let mut last_id = String::new();
+        for seq in start..=state.last_seq {
+            let Ok(Some(m)) = store.get(seq) else {
+                continue;
+            };
+            if window > 0 && m.ts <= cutoff {
+                continue;
+            }
+            let id = m
+                .headers
+                .as_deref()
+                .and_then(petrel_wire::headers::parse)
+                .and_then(|h| h.get(MSG_ID).map(str::to_string))
+                .filter(|id| !id.is_empty());
+            if seq == state.last_seq {
+                last_id = id.clone().unwrap_or_default();
+            }
+            if let Some(id) = id {
+                d.insert(&id, m.seq, m.ts);
+            }
         }
         (d, last_id)
     }
@@ -165,6 +169,39 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rebuild_keeps_the_ids_inside_the_window() {
+        use bytes::Bytes;
+        use petrel_store::MemStore;
+        let mut store = MemStore::new();
+        let hdr = |id: &str| {
+            Some(Bytes::from(format!(
+                "NATS/1.0\r\nNats-Msg-Id: {id}\r\n\r\n"
+            )))
+        };
+        // ts 10..=60: ids on the old one, the middle ones and the last; two without.
+        for (ts, h) in [
+            (10, hdr("old")),
+            (20, None),
+            (30, hdr("a")),
+            (40, None),
+            (50, hdr("b")),
+            (60, hdr("last")),
+        ] {
+            store.append("s", h, Bytes::from_static(b"x"), ts).unwrap();
+        }
+        store.delete(5, false).unwrap(); // "b" gone: a hole inside the window
+        let (mut d, last) = Dedup::rebuild(&store, 70, 45);
+        assert_eq!(last, "last");
+        assert_eq!(d.len(), 2, "a and last (old is outside, b deleted)");
+        assert_eq!(d.check("a", 70, 45), Some(3));
+        assert_eq!(d.check("last", 70, 45), Some(6));
+        assert_eq!(d.check("old", 70, 45), None);
+        // A window of 0 remembers only the last message's id.
+        let (d, last) = Dedup::rebuild(&store, 70, 0);
+        assert_eq!((d.len(), last.as_str()), (1, "last"));
+    }
 
     #[test]
     fn window() {

@@ -105,6 +105,10 @@ impl StreamStore for MemStore {
         Ok(self.msg(seq))
     }
 
+    fn timestamp(&self, seq: u64) -> Option<i64> {
+        self.index.get(seq).map(|e| e.ts)
+    }
+
     fn last_by_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError> {
         Ok(self
             .index

@@ -38,6 +38,10 @@ pub trait StreamStore: Send {
     /// The message with this sequence, if it is stored.
     fn get(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError>;
 
+    /// The timestamp (Unix ns) of the message with this sequence, if it is stored: from
+    /// the index, without reading the message.
+    fn timestamp(&self, seq: u64) -> Option<i64>;
+
     /// The newest message on a literal subject.
     fn last_by_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError>;
 

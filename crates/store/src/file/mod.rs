@@ -462,6 +462,10 @@ impl StreamStore for FileStore {
         self.read_msg(seq)
     }
 
+    fn timestamp(&self, seq: u64) -> Option<i64> {
+        self.index.get(seq).map(|e| e.ts)
+    }
+
     fn last_by_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError> {
         match self.index.last_of_subject(subject) {
             Some(seq) => self.read_msg(seq),
