@@ -168,8 +168,15 @@ run_recover() { # run_recover <label> <bin>
     start "$bin" "$port" "$log"
     local filled term killed down size
     filled=$("$LOAD" --scenario js-pub-async --server "127.0.0.1:$port" --server-pid "$SERVER_PID" \
-        --msgs "$RECOVER_MSGS" --size 16 --timeout "$TIMEOUT" | tail -n 1 || true)
+        --msgs "$RECOVER_MSGS" --size 16 --stall-wait 10s --timeout "$TIMEOUT" | tail -n 1 || true)
     echo "$label fill: $filled" >>"$OUT_DIR/results.txt"
+    if ! grep -q 'status=ok' <<<"$filled"; then
+        stop
+        rm -rf "$STORE"
+        STORE=""
+        printf '| %s | failed: %s | | | | | |\n' "$label" "$(field error "$filled")"
+        return 0
+    fi
     stop
     down=$STOPPED_IN
     size=$(du -sm "$STORE" | cut -f1)
@@ -216,7 +223,7 @@ for phase in $PHASES; do
         for i in "${!labels[@]}"; do run_subs "${labels[$i]}" "${bins[$i]}"; done
         ;;
     recover)
-        echo "$RECOVER_MSGS messages of 16 B in one file stream (js-pub-async, 256 in flight), then restarts:"
+        echo "$RECOVER_MSGS messages of 16 B in one file stream (js-pub-async, 256 in flight, a publish may wait 10 s for room), then restarts:"
         echo
         echo "| server | fill, acked msgs/s | store (MB) | SIGTERM to exit | restart to readable | after SIGKILL: restart to readable | RSS after (MB) |"
         echo "|---|---|---|---|---|---|---|"

@@ -536,6 +536,13 @@ async fn clustered_api_errors_match_nats_server() {
         body["error"]["description"],
         "change to limits violates consumers: WIDE"
     );
+    // A pause asked of any node is done by the stream's leader (2.11's CONSUMER.PAUSE).
+    let far = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let other = jetstream::new(client(&nodes[2]).await);
+    let three = other.get_stream("THREE").await.unwrap();
+    assert!(three.pause_consumer("WIDE", far).await.unwrap().paused);
+    let mut wide: consumer::PullConsumer = three.get_consumer("WIDE").await.unwrap();
+    assert!(wide.info().await.unwrap().paused);
     // Delete through the meta group: gone from every node.
     assert!(js.delete_stream("THREE").await.unwrap().success);
     let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;

@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_admin;
 mod cluster_interop;
 mod compression;
+mod consumer_pause;
 mod consumers;
 mod consumers_policies;
 mod consumers_pull;

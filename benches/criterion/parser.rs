@@ -1,7 +1,7 @@
-//! Parser throughput: a stream of PUBs (128 B payloads) and a mixed transcript, parsed from
-//! one buffer as the reader does.
+//! Parser throughput: a stream of PUBs and a mixed transcript, parsed from one buffer as the
+//! reader does, and the reader's in-place path for small PUBs (`peek_pub`, then advance).
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use petrel_wire::Parser;
 
@@ -32,6 +32,18 @@ fn parse_all(input: &[u8]) -> usize {
     n
 }
 
+/// The reader's hot path: find each PUB's parts in place, touch them, advance.
+fn peek_all(input: &[u8]) -> usize {
+    let p = Parser::new(4096, 1 << 20);
+    let mut buf = BytesMut::from(input);
+    let mut n = 0;
+    while let Some(at) = p.peek_pub(&buf) {
+        n += buf[at.subject].len() + buf[at.payload].len();
+        buf.advance(at.len);
+    }
+    n
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("parser");
     for size in [16usize, 128, 4096] {
@@ -39,6 +51,9 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1000));
         g.bench_function(format!("pub_{size}B_x1000"), |b| {
             b.iter(|| parse_all(&input))
+        });
+        g.bench_function(format!("peek_pub_{size}B_x1000"), |b| {
+            b.iter(|| peek_all(&input))
         });
     }
     let mixed = b"SUB foo.* q 1\r\nPING\r\nHPUB foo.bar r 22 24\r\nNATS/1.0\r\nA: b\r\nC:\r\n\r\nhi\r\nUNSUB 1 5\r\nPONG\r\n".repeat(200);

@@ -34,6 +34,7 @@ type config struct {
 	serverPid int
 	timeout   time.Duration
 	inflight  int
+	stall     time.Duration
 	batch     int
 	window    int
 	warmup    int
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&c.serverPid, "server-pid", 0, "server pid, for its CPU time and RSS")
 	timeoutSecs := flag.Int("timeout", 60, "seconds allowed for the timed part")
 	flag.IntVar(&c.inflight, "inflight", 256, "js-pub-async: publishes without their PubAck")
+	flag.DurationVar(&c.stall, "stall-wait", 0, "js-pub-async: how long a publish may wait for room among the in-flight ones (0: nats.go's 200ms)")
 	flag.IntVar(&c.batch, "batch", 256, "js-consume: messages per fetch")
 	flag.IntVar(&c.window, "window", 8<<20, "bytes the publisher may run ahead of the slowest subscriber")
 	flag.IntVar(&c.warmup, "warmup", 1000, "reqrep/js-pub-sync: untimed round trips first")
@@ -482,7 +484,11 @@ func publishAsync(c config, js nats.JetStreamContext, subject string, n int) ([]
 	}()
 	for i := 0; i < n; i++ {
 		t0 := time.Now()
-		f, err := js.PublishAsync(subject, payload)
+		var opts []nats.PubOpt
+		if c.stall > 0 {
+			opts = append(opts, nats.StallWait(c.stall))
+		}
+		f, err := js.PublishAsync(subject, payload, opts...)
 		if err != nil {
 			close(futures)
 			<-collected

@@ -202,6 +202,34 @@ pub fn max_deliveries(stream: &str, consumer: &str, sseq: u64, dc: u64) -> (Stri
     (subject, body)
 }
 
+#[derive(Serialize)]
+struct PauseAdvisory<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    stream: &'a str,
+    consumer: &'a str,
+    paused: bool,
+    pause_until: String,
+}
+
+/// `CONSUMER.PAUSE`: a consumer was paused until `until` (Unix ns; 0 for none), or resumed
+/// (by request, or because that time came).
+pub fn pause(stream: &str, consumer: &str, paused: bool, until: i64) -> (String, Bytes) {
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{stream}.{consumer}");
+    let body = encode(&PauseAdvisory {
+        kind: "io.nats.jetstream.advisory.v1.consumer_pause",
+        id: next_id(),
+        timestamp: rfc3339_nano(now_nanos()),
+        stream,
+        consumer,
+        paused,
+        pause_until: rfc3339_nano(until),
+    });
+    (subject, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,7 +136,7 @@ impl Dedup {
         let cutoff = now.saturating_sub(window);
         let mut start = state.last_seq;
         if window > 0 {
-            while start > floor && store.timestamp(start - 1).map_or(true, |ts| ts > cutoff) {
+            while start > floor && store.timestamp(start - 1).is_none_or(|ts| ts > cutoff) {
                 start -= 1;
             }
         }

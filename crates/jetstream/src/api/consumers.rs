@@ -277,7 +277,7 @@ fn fresh_info(stream: &Stream, consumer: &Consumer) -> ConsumerInfo {
     consumer.fresh_report(&stream.inner.lock()).into()
 }
 
-fn find(
+pub(super) fn find(
     js: &JetStream,
     stream: &str,
     name: &str,

@@ -8,6 +8,7 @@
 
 mod consumers;
 mod msgs;
+mod pause;
 pub(crate) mod streams;
 
 use bytes::Bytes;
@@ -68,7 +69,7 @@ pub(crate) struct Paged {
 
 /// The response envelope: `type`, then `error` or the paging fields and the body.
 #[derive(Serialize)]
-struct Envelope<'a, T: Serialize> {
+pub(crate) struct Envelope<'a, T: Serialize> {
     #[serde(rename = "type")]
     kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +78,27 @@ struct Envelope<'a, T: Serialize> {
     paged: Option<Paged>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     body: Option<T>,
+}
+
+impl<'a, T: Serialize> Envelope<'a, T> {
+    /// `error` and the body both (the few responses nats-server fills beside an error).
+    pub(crate) fn new(kind: &str, error: Option<&'a ApiError>, body: T) -> Self {
+        Envelope {
+            kind: type_name(kind),
+            error,
+            paged: None,
+            body: Some(body),
+        }
+    }
+
+    /// The response carrying this envelope.
+    pub(crate) fn response(&self) -> ApiResponse {
+        ApiResponse {
+            payload: encode(self),
+            error: self.error.is_some(),
+            ..ApiResponse::default()
+        }
+    }
 }
 
 /// The full response type string for `kind` (e.g. `stream_create`).
@@ -191,6 +213,7 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
             consumers::create(js, stream, consumers::CreateForm::Durable(durable), p)
         }
         ["CONSUMER", "INFO", stream, name] => consumers::info(js, stream, name),
+        ["CONSUMER", "PAUSE", stream, name] => pause::pause(js, stream, name, p),
         ["CONSUMER", "DELETE", stream, name] => consumers::delete(js, stream, name),
         ["CONSUMER", "NAMES", stream] => consumers::names(js, stream, p),
         ["CONSUMER", "LIST", stream] => consumers::list(js, stream, p),

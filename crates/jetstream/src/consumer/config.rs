@@ -262,6 +262,13 @@ pub struct ConsumerConfig {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub metadata: BTreeMap<String, String>,
+    /// Deliver nothing before this time (RFC 3339; 2.11 `$JS.API.CONSUMER.PAUSE`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pause_until: Option<String>,
 }
 
 /// Body of the CONSUMER.CREATE requests.
@@ -311,6 +318,18 @@ impl ConsumerConfig {
     /// `opt_start_time` in Unix ns.
     pub fn start_time(&self) -> Option<i64> {
         self.opt_start_time.as_deref().and_then(parse_rfc3339)
+    }
+
+    /// When the consumer's pause ends (Unix ns), if it has one; Go's zero time (what a
+    /// resume sends) is none.
+    pub fn pause_until_ns(&self) -> Option<i64> {
+        let t = parse_rfc3339(self.pause_until.as_deref()?)?;
+        (t != i64::MIN).then_some(t)
+    }
+
+    /// Whether the consumer is paused at `now` (Unix ns).
+    pub fn paused_at(&self, now: i64) -> Option<i64> {
+        self.pause_until_ns().filter(|&t| t > now)
     }
 
     /// Applies nats-server's defaults (`setConsumerConfigDefaults`; the ephemeral inactive
@@ -366,6 +385,12 @@ impl ConsumerConfig {
                 self.inactive_threshold = DEFAULT_INACTIVE_THRESHOLD;
             }
         }
+        // Go's zero time (a resume) is no pause; a pause end is written like Go's time JSON.
+        match self.pause_until.as_deref().map(parse_rfc3339) {
+            Some(Some(i64::MIN)) => self.pause_until = None,
+            Some(Some(t)) => self.pause_until = Some(rfc3339_nano(t)),
+            _ => {}
+        }
         // Normalized like Go's time.Time JSON, unless out of Unix-nanosecond range (kept
         // as given, and treated as before or after everything).
         if let Some(t) = self
@@ -384,6 +409,13 @@ impl ConsumerConfig {
         }
         if let Some(limits) = &stream.consumer_limits {
             limits.refuse(self.max_ack_pending, self.inactive_threshold)?;
+        }
+        if self
+            .pause_until
+            .as_deref()
+            .is_some_and(|t| parse_rfc3339(t).is_none())
+        {
+            return Err(ApiError::invalid_json());
         }
         if self.backoff.iter().any(|b| *b < 0) {
             return Err(ApiError::consumer_backoff_negative());

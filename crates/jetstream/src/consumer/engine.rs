@@ -222,6 +222,23 @@ fn step_inline(c: &Consumer, stream: &Stream, port: &dyn Port) -> Option<StepOut
     Some(step(stream, &mut inner, c, port, Instant::now()))
 }
 
+/// Whether the consumer is paused (`pause_until` still ahead): then nothing is delivered
+/// and the step runs again when the pause ends. The first step past it announces the
+/// resume (the advisory nats-server sends when a pause runs out).
+fn paused(c: &Consumer, st: &mut State, now: Instant, wall: i64, out: &mut StepOut) -> bool {
+    if let Some(end) = st.config.paused_at(wall) {
+        st.pause_noted = Some(end);
+        let left = u64::try_from(end - wall).unwrap_or(0);
+        out.wake_at(deadline(now, Duration::from_nanos(left)));
+        return true;
+    }
+    if let Some(end) = st.pause_noted.take() {
+        out.advisories
+            .push(advisory::pause(&c.stream, &c.name, false, end));
+    }
+    false
+}
+
 /// One step: events, timers, deliveries, with the stream lock held by the caller.
 pub(crate) fn step(
     stream: &Stream,
@@ -261,7 +278,9 @@ pub(crate) fn step(
             deadletter::copies(&c.stream, &c.name, &st.config, inner.store.as_ref(), dead);
     }
     expire_requests(&mut st, now, &mut out);
-    deliver(c, inner, &mut st, port, now, wall, &mut acked, &mut out);
+    if !paused(c, &mut st, now, wall, &mut out) {
+        deliver(c, inner, &mut st, port, now, wall, &mut acked, &mut out);
+    }
     heartbeats(&mut st, now, &mut out);
     // Retention: drop what every consumer is done with.
     if !acked.is_empty() && retention != RetentionPolicy::Limits {

@@ -34,6 +34,11 @@ pub(crate) struct ConsumerInfo {
     pub num_pending: u64,
     #[serde(skip_serializing_if = "is_default")]
     pub push_bound: bool,
+    /// Paused by `pause_until` (2.11), and for how much longer (ns).
+    #[serde(skip_serializing_if = "is_default")]
+    pub paused: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_remaining: Option<i64>,
     /// Time of the report (2.10).
     pub ts: String,
     /// Petrel: why the consumer stopped (its task failed repeatedly); absent while it works.
@@ -57,6 +62,8 @@ impl From<SequencePair> for SequenceInfo {
 
 impl From<ConsumerReport> for ConsumerInfo {
     fn from(r: ConsumerReport) -> Self {
+        let now = now_nanos();
+        let pause_end = r.config.paused_at(now);
         ConsumerInfo {
             stream_name: r.stream_name,
             name: r.name,
@@ -69,7 +76,9 @@ impl From<ConsumerReport> for ConsumerInfo {
             num_waiting: r.num_waiting,
             num_pending: r.num_pending,
             push_bound: r.push_bound,
-            ts: rfc3339_nano(now_nanos()),
+            paused: pause_end.is_some(),
+            pause_remaining: pause_end.map(|t| t - now),
+            ts: rfc3339_nano(now),
             failed: r.failed,
         }
     }

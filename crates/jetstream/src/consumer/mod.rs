@@ -108,6 +108,8 @@ pub(crate) struct Push {
 #[derive(Debug)]
 pub(crate) struct State {
     pub config: ConsumerConfig,
+    /// The end of the pause the consumer is in, as last seen (its resume is announced once).
+    pub pause_noted: Option<i64>,
     pub filters: Vec<String>,
     pub acks: Acks,
     /// Next stream sequence to look at for new messages.
@@ -269,6 +271,7 @@ impl Consumer {
         acks.asflr = acks.dsseq;
         let now = Instant::now();
         let mut state = State {
+            pause_noted: config.paused_at(crate::time::now_nanos()),
             config,
             filters,
             acks,
