@@ -1,8 +1,8 @@
 //! JetStream API behaviours where nats-server 2.15.1 differs from 2.9.10 and Petrel follows
 //! 2.15.1, each found through an official client: consumer filters outside a stream's own
 //! subjects (a subject transform stores messages under other subjects), the stream's
-//! `consumer_limits` as consumer defaults and bounds, and stream updates that would leave
-//! consumers above new limits.
+//! `consumer_limits` as consumer defaults and bounds, stream updates that would leave
+//! consumers above new limits, and 2.11's `Nats-Expected-Last-Subject-Sequence-Subject`.
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
@@ -194,4 +194,44 @@ async fn consumer_limits_bound_consumers_and_their_updates() {
     .await;
     assert!(v["error"].is_null(), "{v}");
     assert_eq!(v["config"]["consumer_limits"]["max_ack_pending"], 1000);
+}
+
+#[tokio::test]
+async fn expected_last_sequence_of_another_subject() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    js.create_stream(config("E", &["e.>"])).await.unwrap();
+    for subject in ["e.a", "e.b", "e.a"] {
+        js.publish(subject, "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // (sequence, subject it is about) → the PubAck's seq or error code.
+    let publish = |seq: Option<&'static str>, of: &'static str| {
+        let nc = nc.clone();
+        async move {
+            let mut h = async_nats::HeaderMap::new();
+            if let Some(seq) = seq {
+                h.insert("Nats-Expected-Last-Subject-Sequence", seq);
+            }
+            h.insert("Nats-Expected-Last-Subject-Sequence-Subject", of);
+            let r = nc.request_with_headers("e.c", h, "x".into()).await.unwrap();
+            let v: Value = serde_json::from_slice(&r.payload).unwrap();
+            v["error"]["err_code"]
+                .as_u64()
+                .unwrap_or_else(|| v["seq"].as_u64().unwrap())
+        }
+    };
+    // e.a's last is 3 (the message itself goes to e.c).
+    assert_eq!(publish(Some("3"), "e.a").await, 4);
+    assert_eq!(publish(Some("3"), "e.a").await, 5);
+    // A wildcard: the newest of every matching subject.
+    assert_eq!(publish(Some("5"), "e.*").await, 6);
+    assert_eq!(publish(Some("5"), "e.*").await, 10071);
+    assert_eq!(publish(Some("0"), "e.none").await, 7);
+    // The subject without the sequence.
+    assert_eq!(publish(None, "e.a").await, 10193);
 }

@@ -195,6 +195,8 @@ table! {
     STREAM_TRANSFORM_INVALID_DESTINATION = 400, 10156, "stream transform: {err}";
     /// Ingest queue full (2.11): the publish was refused.
     STREAM_TOO_MANY_REQUESTS = 429, 10167, "too many requests";
+    /// `Nats-Expected-Last-Subject-Sequence-Subject` without the sequence (2.11).
+    STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_MISSING = 400, 10193, "missing sequence for expected last sequence per subject";
     /// Negative ack_wait (2.12+).
     CONSUMER_ACK_WAIT_NEGATIVE = 400, 10183, "consumer ack wait needs to be positive";
     /// Negative backoff entry (2.12+).
@@ -555,6 +557,10 @@ impl ApiError {
     /// 10167 too many requests (ingest queue full).
     pub fn too_many_requests() -> Self {
         STREAM_TOO_MANY_REQUESTS.into()
+    }
+    /// 10193 missing sequence for expected last sequence per subject.
+    pub fn expected_last_seq_per_subject_missing() -> Self {
+        STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_MISSING.into()
     }
     /// 10071 wrong last sequence: `<seq>`.
     pub fn wrong_last_sequence(seq: u64) -> Self {

@@ -34,6 +34,9 @@ pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
 pub const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
 /// Header: the last sequence of the message's subject must equal this (0 = none).
 pub const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+/// Header: the subject (or wildcard) whose last sequence `Nats-Expected-Last-Subject-Sequence`
+/// is about, instead of the message's own (2.11).
+pub const EXPECTED_LAST_SUBJ_SEQ_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 /// Header: the `Nats-Msg-Id` of the stream's last message must equal this.
 pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
 /// Header: `sub` or `all`, purge older messages of the subject / stream after storing.
@@ -122,15 +125,18 @@ impl Inner {
                 }
                 msg_id = Some(id.to_string());
             }
-            if let Some(want) = h
+            let want = h
                 .get(EXPECTED_LAST_SUBJ_SEQ)
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                let have = self
-                    .store
-                    .last_by_subject(&subject)
-                    .map_err(ApiError::store_failed)?
-                    .map_or(0, |m| m.seq);
+                .and_then(|v| v.parse::<u64>().ok());
+            let of = non_empty(EXPECTED_LAST_SUBJ_SEQ_SUBJECT);
+            if of.is_some() && want.is_none() {
+                return Err(ApiError::expected_last_seq_per_subject_missing());
+            }
+            if let Some(want) = want {
+                let have =
+                    crate::stream::last_matching(self.store.as_ref(), of.unwrap_or(&subject))
+                        .map_err(ApiError::store_failed)?
+                        .map_or(0, |m| m.seq);
                 if have != want {
                     return Err(ApiError::wrong_last_sequence(have));
                 }

@@ -711,7 +711,10 @@ impl Stream {
 }
 
 /// The newest message whose subject matches `filter` (literal or wildcard).
-fn last_matching(store: &dyn StreamStore, filter: &str) -> Result<Option<StoredMsg>, StoreError> {
+pub(crate) fn last_matching(
+    store: &dyn StreamStore,
+    filter: &str,
+) -> Result<Option<StoredMsg>, StoreError> {
     if !filter.split('.').any(|t| t == "*" || t == ">") {
         return store.last_by_subject(filter);
     }
