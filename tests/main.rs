@@ -15,6 +15,7 @@ mod cluster_admin;
 mod cluster_interop;
 mod compression;
 mod consumer_pause;
+mod consumer_priority;
 mod consumers;
 mod consumers_policies;
 mod consumers_pull;

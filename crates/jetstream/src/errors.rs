@@ -183,6 +183,16 @@ table! {
     CONSUMER_EMPTY_FILTER = 400, 10139, "consumer filter in FilterSubjects cannot be empty";
     /// max_ack_pending above the stream's consumer_limits (2.10).
     CONSUMER_MAX_ACK_PENDING_EXCESS = 400, 10121, "consumer max ack pending exceeds system limit of {limit}";
+    /// A priority policy without groups (2.11).
+    CONSUMER_PRIORITY_GROUPS_REQUIRED = 400, 10159, "Setting PriorityPolicy requires at least one PriorityGroup to be set";
+    /// An empty priority group name (2.11).
+    CONSUMER_PRIORITY_GROUP_EMPTY = 400, 10161, "Group name cannot be an empty string";
+    /// An invalid priority group name (2.11).
+    CONSUMER_PRIORITY_GROUP_INVALID = 400, 10162, "Valid priority group name must match A-Z, a-z, 0-9, -_/=)+ and may not exceed 16 characters";
+    /// Priority groups on a push consumer (2.11).
+    CONSUMER_PRIORITY_GROUPS_PUSH = 400, 10178, "priority groups can not be used with push consumers";
+    /// Priority groups without a policy (2.12).
+    CONSUMER_PRIORITY_GROUPS_WITHOUT_POLICY = 400, 10196, "consumer can not have priority groups when policy is none";
     /// Consumer create action: already exists.
     CONSUMER_ALREADY_EXISTS = 400, 10148, "consumer already exists";
     /// Consumer create action: does not exist.
@@ -537,6 +547,26 @@ impl ApiError {
     /// 10153 consumer inactive threshold exceeds system limit of `<limit>` (Go duration).
     pub fn consumer_inactive_threshold_excess(limit_ns: i64) -> Self {
         CONSUMER_INACTIVE_THRESHOLD_EXCESS.with("{limit}", crate::time::go_duration(limit_ns))
+    }
+    /// 10159 a priority policy needs groups.
+    pub fn priority_groups_required() -> Self {
+        CONSUMER_PRIORITY_GROUPS_REQUIRED.into()
+    }
+    /// 10161 empty priority group name.
+    pub fn priority_group_empty() -> Self {
+        CONSUMER_PRIORITY_GROUP_EMPTY.into()
+    }
+    /// 10162 invalid priority group name.
+    pub fn priority_group_invalid() -> Self {
+        CONSUMER_PRIORITY_GROUP_INVALID.into()
+    }
+    /// 10178 priority groups on a push consumer.
+    pub fn priority_groups_push() -> Self {
+        CONSUMER_PRIORITY_GROUPS_PUSH.into()
+    }
+    /// 10196 priority groups without a policy.
+    pub fn priority_groups_without_policy() -> Self {
+        CONSUMER_PRIORITY_GROUPS_WITHOUT_POLICY.into()
     }
     /// 10155 stream transform source: `<err>`.
     pub fn transform_invalid_source(err: impl Display) -> Self {

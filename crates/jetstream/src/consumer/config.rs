@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::priority::PriorityPolicy;
 use crate::config::{RetentionPolicy, StreamConfig};
 use crate::errors::ApiError;
 use crate::json::{is_default, null_default};
@@ -269,6 +270,20 @@ pub struct ConsumerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub pause_until: Option<String>,
+    /// Priority groups of a pull consumer (2.11) and their policy.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub priority_groups: Vec<String>,
+    /// How the groups' pull requests are served.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "PriorityPolicy::is_none"
+    )]
+    pub priority_policy: PriorityPolicy,
 }
 
 /// Body of the CONSUMER.CREATE requests.
@@ -417,6 +432,7 @@ impl ConsumerConfig {
         {
             return Err(ApiError::invalid_json());
         }
+        super::priority::check_config(self)?;
         if self.backoff.iter().any(|b| *b < 0) {
             return Err(ApiError::consumer_backoff_negative());
         }

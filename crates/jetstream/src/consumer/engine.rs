@@ -18,6 +18,7 @@ use super::ackmsg;
 use super::config::{AckPolicy, ReplayPolicy};
 use super::deadletter::{self, Dead, Reason};
 use super::events::{expire_requests, handle_event, push_status};
+use super::priority;
 use super::pull;
 use super::{next_from, Consumer, State, FC_RESEND};
 use crate::advisory;
@@ -349,6 +350,8 @@ fn deliver(
             out.again = true;
             break;
         }
+        // The pull request served next (priority groups may pass over the first).
+        let mut serve = 0;
         // Who gets the next message?
         if push {
             if !st.push.active {
@@ -379,6 +382,16 @@ fn deliver(
             if st.waiting.is_empty() {
                 break;
             }
+            let (pending, ack_pending) = (st.npending, st.acks.pending.len() as u64);
+            let policy = st.config.priority_policy;
+            let Some(i) = priority::next_request(policy, &st.waiting, pending, ack_pending) else {
+                break;
+            };
+            if !port.has_interest(&st.waiting[i].reply) {
+                st.waiting.remove(i);
+                continue;
+            }
+            serve = i;
         }
         let Some(cand) = next_candidate(c, st, store) else {
             break;
@@ -411,9 +424,9 @@ fn deliver(
         let route = if push {
             st.config.deliver_subject.clone()
         } else {
-            let w = st.waiting.front_mut().expect("checked above");
+            let w = st.waiting.get_mut(serve).expect("checked above");
             if w.has_max_bytes && wire_size as i64 > w.max_bytes {
-                let w = st.waiting.pop_front().expect("checked above");
+                let w = st.waiting.remove(serve).expect("checked above");
                 let status = pull::status_with_pending(
                     "409 Message Size Exceeds MaxBytes",
                     w.batch,
@@ -435,7 +448,7 @@ fn deliver(
             w.next_heartbeat = w.heartbeat.map(|h| deadline(now, h));
             let route = w.reply.clone();
             if w.batch <= 0 || (w.has_max_bytes && w.max_bytes <= 0) {
-                st.waiting.pop_front();
+                st.waiting.remove(serve);
             }
             route
         };

@@ -41,6 +41,9 @@ pub(crate) struct ConsumerInfo {
     pub pause_remaining: Option<i64>,
     /// Time of the report (2.10).
     pub ts: String,
+    /// The consumer's priority groups (2.11).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<super::priority::GroupState>,
     /// Petrel: why the consumer stopped (its task failed repeatedly); absent while it works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
@@ -64,6 +67,15 @@ impl From<ConsumerReport> for ConsumerInfo {
     fn from(r: ConsumerReport) -> Self {
         let now = now_nanos();
         let pause_end = r.config.paused_at(now);
+        let priority_groups = r
+            .config
+            .priority_groups
+            .iter()
+            .map(|g| super::priority::GroupState {
+                group: g.clone(),
+                pinned_ts: rfc3339_nano(0),
+            })
+            .collect();
         ConsumerInfo {
             stream_name: r.stream_name,
             name: r.name,
@@ -79,6 +91,7 @@ impl From<ConsumerReport> for ConsumerInfo {
             paused: pause_end.is_some(),
             pause_remaining: pause_end.map(|t| t - now),
             ts: rfc3339_nano(now),
+            priority_groups,
             failed: r.failed,
         }
     }

@@ -22,6 +22,7 @@ pub(crate) mod engine;
 pub(crate) mod events;
 pub(crate) mod info;
 pub(crate) mod persist;
+pub(crate) mod priority;
 pub(crate) mod pull;
 pub(crate) mod registry;
 

@@ -28,6 +28,18 @@ pub(crate) struct PullBody {
     pub max_bytes: i64,
     #[serde(default, deserialize_with = "null_default")]
     pub idle_heartbeat: i64,
+    /// Priority groups (2.11): the group asked for, overflow thresholds, the pin id and
+    /// (2.12) the priority.
+    #[serde(default, deserialize_with = "null_default")]
+    pub group: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub min_pending: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub min_ack_pending: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub id: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub priority: i64,
 }
 
 /// Parses a request body: empty (batch 1), a number (the batch) or JSON. `None` when it is
@@ -71,6 +83,10 @@ pub(crate) struct Waiting {
     pub next_heartbeat: Option<Instant>,
     /// Messages delivered to it so far.
     pub delivered: u64,
+    /// Overflow thresholds and the priority (see `priority`).
+    pub min_pending: i64,
+    pub min_ack_pending: i64,
+    pub priority: i64,
 }
 
 fn ns(v: i64) -> Option<Duration> {
@@ -95,6 +111,9 @@ impl Waiting {
             heartbeat,
             next_heartbeat: heartbeat.map(|h| deadline(now, h)),
             delivered: 0,
+            min_pending: body.min_pending,
+            min_ack_pending: body.min_ack_pending,
+            priority: body.priority,
         }
     }
 
