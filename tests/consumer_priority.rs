@@ -178,3 +178,160 @@ async fn priority_configs_and_requests_get_nats_server_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn pinned_client_serves_one_client_until_unpinned() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let stream = js.create_stream(config("PIN", &["pin.>"])).await.unwrap();
+    let mut c: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("I".into()),
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["a".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        c.info().await.unwrap().config.priority_timeout,
+        Duration::from_secs(120)
+    );
+    let mut advisories = nc
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.*.PIN.I")
+        .await
+        .unwrap();
+    let pull = || {
+        c.stream()
+            .group("a")
+            .expires(Duration::from_secs(1))
+            .heartbeat(Duration::from_millis(400))
+            .messages()
+    };
+    let mut one = pull().await.unwrap();
+    let mut two = pull().await.unwrap();
+    publish(&js, "pin.x", 6).await;
+    // All six go to one client: the pinned one, their Nats-Pin-Id its pin.
+    let (mut got, mut pins) = ([0usize; 2], std::collections::BTreeSet::new());
+    while got[0] + got[1] < 6 {
+        let (i, m) = tokio::select! {
+            Some(m) = one.next() => (0, m),
+            Some(m) = two.next() => (1, m),
+        };
+        let m = m.unwrap();
+        pins.insert(
+            m.headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Pin-Id"))
+                .unwrap()
+                .to_string(),
+        );
+        m.ack().await.unwrap();
+        got[i] += 1;
+    }
+    assert!(got == [6, 0] || got == [0, 6], "{got:?}");
+    assert_eq!(pins.len(), 1);
+    let pin = pins.into_iter().next().unwrap();
+    let v: Value = serde_json::from_slice(&advisories.next().await.unwrap().payload).unwrap();
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.advisory.v1.consumer_group_pinned"
+    );
+    assert_eq!(v["pinned_id"], pin.as_str());
+    let info = c.info().await.unwrap().clone();
+    assert_eq!(
+        info.priority_groups[0].pinned_client_id.as_deref(),
+        Some(pin.as_str())
+    );
+
+    // An unpin is announced; the next message pins a client again, with a new id.
+    stream.unpin_consumer("I", "a").await.unwrap();
+    let v: Value = serde_json::from_slice(&advisories.next().await.unwrap().payload).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["reason"].as_str()),
+        (
+            Some("io.nats.jetstream.advisory.v1.consumer_group_unpinned"),
+            Some("admin")
+        )
+    );
+    publish(&js, "pin.x", 1).await;
+    let v: Value = serde_json::from_slice(&advisories.next().await.unwrap().payload).unwrap();
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.advisory.v1.consumer_group_pinned"
+    );
+    assert_ne!(v["pinned_id"], pin.as_str());
+
+    // Refusals: an unknown group (10160), no group (10025), a wrong pin id (423).
+    let err = |v: Value| v["error"]["err_code"].clone();
+    let unpin = |body: &'static str| {
+        let nc = nc.clone();
+        async move {
+            let r = nc
+                .request("$JS.API.CONSUMER.UNPIN.PIN.I", body.into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&r.payload).unwrap()
+        }
+    };
+    assert_eq!(err(unpin(r#"{"group":"zz"}"#).await), 10160);
+    assert_eq!(err(unpin("{}").await), 10025);
+    let r = nc
+        .request(
+            "$JS.API.CONSUMER.MSG.NEXT.PIN.I",
+            r#"{"batch":1,"group":"a","id":"WRONG"}"#.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.map(|s| s.as_u16()), r.description.as_deref()),
+        (Some(423), Some("Nats-Pin-Id mismatch"))
+    );
+}
+
+#[tokio::test]
+async fn a_pin_ends_when_its_client_stops_pulling() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let stream = js.create_stream(config("PT", &["pt.>"])).await.unwrap();
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("T".into()),
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["a".into()],
+            priority_timeout: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut advisories = nc
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.*.PT.T")
+        .await
+        .unwrap();
+    publish(&js, "pt.x", 1).await;
+    // (A delivery keeps the stored subject: it comes on the inbox, not as a reply.)
+    let mut inbox = nc.subscribe("inbox.pt").await.unwrap();
+    let body = r#"{"batch":1,"group":"a"}"#;
+    nc.publish_with_reply("$JS.API.CONSUMER.MSG.NEXT.PT.T", "inbox.pt", body.into())
+        .await
+        .unwrap();
+    let m = inbox.next().await.unwrap();
+    let pin = m.headers.as_ref().and_then(|h| h.get("Nats-Pin-Id"));
+    assert!(pin.is_some());
+    let v: Value = serde_json::from_slice(&advisories.next().await.unwrap().payload).unwrap();
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.advisory.v1.consumer_group_pinned"
+    );
+    // No more pulls: the pin runs out.
+    let v: Value = serde_json::from_slice(&advisories.next().await.unwrap().payload).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["reason"].as_str()),
+        (
+            Some("io.nats.jetstream.advisory.v1.consumer_group_unpinned"),
+            Some("timeout")
+        )
+    );
+}

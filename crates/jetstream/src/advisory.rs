@@ -230,6 +230,53 @@ pub fn pause(stream: &str, consumer: &str, paused: bool, until: i64) -> (String,
     (subject, body)
 }
 
+#[derive(Serialize)]
+struct GroupAdvisory<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    stream: &'a str,
+    consumer: &'a str,
+    group: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// `CONSUMER.PINNED`: a client was pinned for a priority group.
+pub fn pinned(stream: &str, consumer: &str, group: &str, pin: &str) -> (String, Bytes) {
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.PINNED.{stream}.{consumer}");
+    let body = encode(&GroupAdvisory {
+        kind: "io.nats.jetstream.advisory.v1.consumer_group_pinned",
+        id: next_id(),
+        timestamp: rfc3339_nano(now_nanos()),
+        stream,
+        consumer,
+        group,
+        pinned_id: Some(pin),
+        reason: None,
+    });
+    (subject, body)
+}
+
+/// `CONSUMER.UNPINNED`: a group's pin ended (`admin` or `timeout`).
+pub fn unpinned(stream: &str, consumer: &str, group: &str, reason: &str) -> (String, Bytes) {
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.{stream}.{consumer}");
+    let body = encode(&GroupAdvisory {
+        kind: "io.nats.jetstream.advisory.v1.consumer_group_unpinned",
+        id: next_id(),
+        timestamp: rfc3339_nano(now_nanos()),
+        stream,
+        consumer,
+        group,
+        pinned_id: None,
+        reason: Some(reason),
+    });
+    (subject, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,6 +185,8 @@ table! {
     CONSUMER_MAX_ACK_PENDING_EXCESS = 400, 10121, "consumer max ack pending exceeds system limit of {limit}";
     /// A priority policy without groups (2.11).
     CONSUMER_PRIORITY_GROUPS_REQUIRED = 400, 10159, "Setting PriorityPolicy requires at least one PriorityGroup to be set";
+    /// UNPIN of a group the consumer does not have (2.11).
+    CONSUMER_PRIORITY_GROUP_UNKNOWN = 400, 10160, "Provided priority group does not exist for this consumer";
     /// An empty priority group name (2.11).
     CONSUMER_PRIORITY_GROUP_EMPTY = 400, 10161, "Group name cannot be an empty string";
     /// An invalid priority group name (2.11).
@@ -551,6 +553,17 @@ impl ApiError {
     /// 10159 a priority policy needs groups.
     pub fn priority_groups_required() -> Self {
         CONSUMER_PRIORITY_GROUPS_REQUIRED.into()
+    }
+    /// 10160 unknown priority group.
+    pub fn priority_group_unknown() -> Self {
+        CONSUMER_PRIORITY_GROUP_UNKNOWN.into()
+    }
+    /// 10025 invalid JSON, saying why (`invalid JSON: <why>`).
+    pub fn invalid_json_because(why: &str) -> Self {
+        ApiError {
+            description: format!("invalid JSON: {why}"),
+            ..INVALID_JSON.into()
+        }
     }
     /// 10161 empty priority group name.
     pub fn priority_group_empty() -> Self {

@@ -95,6 +95,8 @@ pub struct ConsumerReport {
     pub push_bound: bool,
     /// Why the consumer stopped working (its task failed repeatedly), if it did.
     pub failed: Option<String>,
+    /// Pinned clients: (priority group, pin id, pinned since in Unix ns).
+    pub pinned: Vec<(String, String, i64)>,
 }
 
 impl JetStream {

@@ -214,6 +214,7 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         }
         ["CONSUMER", "INFO", stream, name] => consumers::info(js, stream, name),
         ["CONSUMER", "PAUSE", stream, name] => pause::pause(js, stream, name, p),
+        ["CONSUMER", "UNPIN", stream, name] => pause::unpin(js, stream, name, p),
         ["CONSUMER", "DELETE", stream, name] => consumers::delete(js, stream, name),
         ["CONSUMER", "NAMES", stream] => consumers::names(js, stream, p),
         ["CONSUMER", "LIST", stream] => consumers::list(js, stream, p),

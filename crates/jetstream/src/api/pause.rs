@@ -1,7 +1,8 @@
-//! `$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` (nats-server 2.11): pauses a consumer until
+//! `$JS.API.CONSUMER.PAUSE` and `UNPIN` (nats-server 2.11). PAUSE pauses a consumer until
 //! a time (nothing is delivered before it; acks, pull requests and heartbeats go on) or,
 //! with no time, resumes it. The pause is part of the consumer's config (`pause_until`),
-//! so it survives a restart and moves with a replicated consumer.
+//! so it survives a restart and moves with a replicated consumer. UNPIN ends a priority
+//! group's pin (`pinned_client`).
 
 use serde::{Deserialize, Serialize};
 
@@ -85,4 +86,44 @@ fn set_pause(
         pause_until: rfc3339_nano(until.unwrap_or(0)),
         pause_remaining: ahead.map(|t| t - now),
     })
+}
+
+/// The request of `CONSUMER.UNPIN`: the group whose pin ends.
+#[derive(Debug, Default, Deserialize)]
+struct UnpinRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    group: String,
+}
+
+/// The (empty) success body of `CONSUMER.UNPIN`.
+#[derive(Debug, Serialize)]
+struct Unpinned {}
+
+/// `CONSUMER.UNPIN.<stream>.<consumer>` (2.11): ends a priority group's pin, so a client on
+/// standby is pinned next.
+pub(super) fn unpin(js: &JetStream, stream: &str, name: &str, payload: &[u8]) -> ApiResponse {
+    let mut advisories = Vec::new();
+    let result = (|| {
+        let req: UnpinRequest = parse_body(payload)?;
+        if req.group.is_empty() {
+            return Err(ApiError::invalid_json_because(
+                "consumer group not specified",
+            ));
+        }
+        let (_, c) = find(js, stream, name)?;
+        {
+            let mut st = c.state.lock();
+            if !st.config.priority_groups.contains(&req.group) {
+                return Err(ApiError::priority_group_unknown());
+            }
+            if st.pins.remove(&req.group).is_some() {
+                advisories.push(advisory::unpinned(stream, name, &req.group, "admin"));
+            }
+        }
+        c.wake();
+        Ok(Unpinned {})
+    })();
+    let mut resp = super::respond("consumer_unpin", None, result);
+    resp.advisories = advisories;
+    resp
 }

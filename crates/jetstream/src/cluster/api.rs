@@ -147,6 +147,7 @@ fn response_type(rest: &[&str]) -> Option<&'static str> {
         ["CONSUMER", "CREATE" | "DURABLE", ..] => "consumer_create",
         ["CONSUMER", "INFO", ..] => "consumer_info",
         ["CONSUMER", "PAUSE", ..] => "consumer_pause",
+        ["CONSUMER", "UNPIN", ..] => "consumer_unpin",
         ["CONSUMER", "DELETE", ..] => "consumer_delete",
         ["CONSUMER", "NAMES", ..] => "consumer_names",
         ["CONSUMER", "LIST", ..] => "consumer_list",
@@ -171,7 +172,9 @@ fn stream_token<'a>(rest: &[&'a str]) -> Option<&'a str> {
         ["STREAM", "LEADER", "STEPDOWN", name] => name,
         ["CONSUMER", "LEADER", "STEPDOWN", name, _] => name,
         ["CONSUMER", "DURABLE", "CREATE", name, ..] => name,
-        ["CONSUMER", "CREATE" | "INFO" | "DELETE" | "NAMES" | "LIST" | "PAUSE", name, ..] => name,
+        ["CONSUMER", "CREATE" | "INFO" | "DELETE" | "NAMES" | "LIST" | "PAUSE" | "UNPIN", name, ..] => {
+            name
+        }
         ["DIRECT", "GET", name, ..] => name,
         _ => return None,
     })

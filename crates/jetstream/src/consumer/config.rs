@@ -14,6 +14,8 @@ use crate::time::{parse_rfc3339, rfc3339_nano};
 
 /// Default ack wait: 30 s.
 pub const DEFAULT_ACK_WAIT: i64 = 30_000_000_000;
+/// How long a pinned client keeps its pin without pulling, by default (nats-server's 2m).
+const DEFAULT_PRIORITY_TIMEOUT: i64 = 120_000_000_000;
 /// Default max_ack_pending for consumers that ack.
 pub const DEFAULT_MAX_ACK_PENDING: i64 = 1000;
 /// Default max_waiting for pull consumers.
@@ -284,6 +286,14 @@ pub struct ConsumerConfig {
         skip_serializing_if = "PriorityPolicy::is_none"
     )]
     pub priority_policy: PriorityPolicy,
+    /// How long a pinned client keeps its pin without pulling (ns; `pinned_client`,
+    /// 2 minutes by default).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub priority_timeout: i64,
 }
 
 /// Body of the CONSUMER.CREATE requests.
@@ -399,6 +409,9 @@ impl ConsumerConfig {
             } else if self.durable_name.is_empty() {
                 self.inactive_threshold = DEFAULT_INACTIVE_THRESHOLD;
             }
+        }
+        if self.priority_policy == PriorityPolicy::PinnedClient && self.priority_timeout <= 0 {
+            self.priority_timeout = DEFAULT_PRIORITY_TIMEOUT;
         }
         // Go's zero time (a resume) is no pause; a pause end is written like Go's time JSON.
         match self.pause_until.as_deref().map(parse_rfc3339) {

@@ -279,6 +279,7 @@ pub(crate) fn step(
             deadletter::copies(&c.stream, &c.name, &st.config, inner.store.as_ref(), dead);
     }
     expire_requests(&mut st, now, &mut out);
+    priority::expire_pins(&mut st, now, (&c.stream, &c.name), &mut out);
     if !paused(c, &mut st, now, wall, &mut out) {
         deliver(c, inner, &mut st, port, now, wall, &mut acked, &mut out);
     }
@@ -384,7 +385,9 @@ fn deliver(
             }
             let (pending, ack_pending) = (st.npending, st.acks.pending.len() as u64);
             let policy = st.config.priority_policy;
-            let Some(i) = priority::next_request(policy, &st.waiting, pending, ack_pending) else {
+            let pins = &st.pins;
+            let Some(i) = priority::next_request(policy, &st.waiting, pending, ack_pending, pins)
+            else {
                 break;
             };
             if !port.has_interest(&st.waiting[i].reply) {
@@ -421,6 +424,11 @@ fn deliver(
                 }
             }
         }
+        let pin = if push {
+            None
+        } else {
+            priority::pin_for(st, serve, now, wall, (&c.stream, &c.name), out)
+        };
         let route = if push {
             st.config.deliver_subject.clone()
         } else {
@@ -470,6 +478,11 @@ fn deliver(
             )
         } else {
             (msg.headers, msg.payload, msg.raw)
+        };
+        // A pinned client's deliveries carry its pin id.
+        let (headers, raw) = match &pin {
+            Some(id) => (Some(priority::with_pin_header(headers.as_ref(), id)), None),
+            None => (headers, raw),
         };
         out.deliveries.push(Delivery {
             route,

@@ -152,6 +152,11 @@ fn add_request(st: &mut State, reply: String, body: &[u8], now: Instant, out: &m
         push_status(out, reply, pull::status(text));
         return;
     }
+    if let Err(text) = super::priority::admit_pinned(st, &req, now) {
+        push_status(out, reply, pull::status(text));
+        return;
+    }
+    let cfg = &st.config;
     if st.waiting.len() as i64 >= cfg.max_waiting.max(1) || st.waiting.len() >= pull::MAX_WAITING {
         push_status(out, reply, pull::status("409 Exceeded MaxWaiting"));
         return;

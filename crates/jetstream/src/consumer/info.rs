@@ -71,9 +71,13 @@ impl From<ConsumerReport> for ConsumerInfo {
             .config
             .priority_groups
             .iter()
-            .map(|g| super::priority::GroupState {
-                group: g.clone(),
-                pinned_ts: rfc3339_nano(0),
+            .map(|g| {
+                let pin = r.pinned.iter().find(|(group, ..)| group == g);
+                super::priority::GroupState {
+                    group: g.clone(),
+                    pinned_client_id: pin.map(|(_, id, _)| id.clone()),
+                    pinned_ts: rfc3339_nano(pin.map_or(0, |(.., since)| *since)),
+                }
             })
             .collect();
         ConsumerInfo {
@@ -123,6 +127,11 @@ impl Consumer {
             num_pending: st.npending,
             push_bound: !st.config.is_pull() && st.push.active,
             failed: self.failed.lock().clone(),
+            pinned: st
+                .pins
+                .iter()
+                .map(|(group, pin)| (group.clone(), pin.id.clone(), pin.since))
+                .collect(),
         }
     }
 

@@ -111,6 +111,8 @@ pub(crate) struct State {
     pub config: ConsumerConfig,
     /// The end of the pause the consumer is in, as last seen (its resume is announced once).
     pub pause_noted: Option<i64>,
+    /// Pinned clients by priority group (`pinned_client`; the leader's memory only).
+    pub pins: priority::Pins,
     pub filters: Vec<String>,
     pub acks: Acks,
     /// Next stream sequence to look at for new messages.
@@ -273,6 +275,7 @@ impl Consumer {
         let now = Instant::now();
         let mut state = State {
             pause_noted: config.paused_at(crate::time::now_nanos()),
+            pins: priority::Pins::new(),
             config,
             filters,
             acks,

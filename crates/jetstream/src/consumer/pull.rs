@@ -87,6 +87,9 @@ pub(crate) struct Waiting {
     pub min_pending: i64,
     pub min_ack_pending: i64,
     pub priority: i64,
+    /// Its priority group and the pin id it carries (empty: none).
+    pub group: String,
+    pub pin_id: String,
 }
 
 fn ns(v: i64) -> Option<Duration> {
@@ -114,6 +117,8 @@ impl Waiting {
             min_pending: body.min_pending,
             min_ack_pending: body.min_ack_pending,
             priority: body.priority,
+            group: body.group.clone(),
+            pin_id: body.id.clone(),
         }
     }
 
