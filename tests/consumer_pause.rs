@@ -10,26 +10,10 @@ use futures::StreamExt;
 use petrel_testkit::TestServer;
 use time::OffsetDateTime;
 
-use crate::support::{config, publish};
+use crate::support::{config, fetch_within, publish};
 
 fn far_future() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
-}
-
-/// What one fetch of up to `n` messages that expires after `wait` gets.
-async fn fetch(c: &consumer::PullConsumer, n: usize, wait: Duration) -> Vec<jetstream::Message> {
-    let mut msgs = c
-        .fetch()
-        .max_messages(n)
-        .expires(wait)
-        .messages()
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while let Some(m) = msgs.next().await {
-        got.push(m.unwrap());
-    }
-    got
 }
 
 async fn boot(dir: &std::path::Path) -> TestServer {
@@ -61,7 +45,9 @@ async fn a_paused_consumer_delivers_nothing_until_resumed() {
         .pause_remaining
         .is_some_and(|d| d > Duration::from_secs(3600)));
     assert_eq!(info.config.pause_until, Some(far_future()));
-    assert!(fetch(&c, 10, Duration::from_millis(300)).await.is_empty());
+    assert!(fetch_within(&c, 10, Duration::from_millis(300))
+        .await
+        .is_empty());
 
     // The pause survives a restart.
     drop(c);
@@ -89,7 +75,7 @@ async fn a_paused_consumer_delivers_nothing_until_resumed() {
         (Some("P"), Some("C"))
     );
     assert_eq!(v["paused"], false);
-    assert_eq!(fetch(&c, 3, Duration::from_secs(10)).await.len(), 3);
+    assert_eq!(fetch_within(&c, 3, Duration::from_secs(10)).await.len(), 3);
     assert!(!c.info().await.unwrap().paused);
 
     // Paused by request for a moment: a pull request made meanwhile is served when the
@@ -101,7 +87,7 @@ async fn a_paused_consumer_delivers_nothing_until_resumed() {
     let v: serde_json::Value =
         serde_json::from_slice(&advisories_after.next().await.unwrap().payload).unwrap();
     assert_eq!(v["paused"], true);
-    let got = fetch(&c, 2, Duration::from_secs(10)).await;
+    let got = fetch_within(&c, 2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2, "delivered once the pause ended");
     let v: serde_json::Value =
         serde_json::from_slice(&advisories_after.next().await.unwrap().payload).unwrap();

@@ -105,8 +105,9 @@ func runScaleCreate(c config) (string, error) {
 	return out + rssMb(c.serverPid), nil
 }
 
-func runScaleCheck(c config) (string, error) {
-	n, m := *scaleStreams, *scaleConsumers
+// pollReady connects again and again until check reports the server ready (a result
+// line) or the timeout passes; check's other answers say what is missing so far.
+func pollReady(c config, check func(nats.JetStreamContext) (string, bool, error)) (string, error) {
 	deadline := time.Now().Add(c.timeout)
 	var last string
 	for time.Now().Before(deadline) {
@@ -117,62 +118,55 @@ func runScaleCheck(c config) (string, error) {
 			continue
 		}
 		js, err := nc.JetStream()
+		var out string
+		var ready bool
 		if err == nil {
-			var info *nats.AccountInfo
-			info, err = js.AccountInfo()
-			if err == nil && info.Streams == n && info.Consumers == m {
-				nc.Close()
-				ready := time.Since(time.Unix(0, *scaleSinceNs)).Seconds()
-				u := snapshot(c.serverPid)
-				return fmt.Sprintf("streams=%d consumers=%d ready_s=%.2f server_cpu_s=%.2f", n, m, ready, u.server) + rssMb(c.serverPid), nil
-			}
-			if err == nil {
-				last = fmt.Sprintf("%d streams and %d consumers so far", info.Streams, info.Consumers)
-			}
+			out, ready, err = check(js)
+		}
+		nc.Close()
+		if err == nil && ready {
+			readyS := time.Since(time.Unix(0, *scaleSinceNs)).Seconds()
+			u := snapshot(c.serverPid)
+			return fmt.Sprintf("%s ready_s=%.2f server_cpu_s=%.2f", out, readyS, u.server) + rssMb(c.serverPid), nil
 		}
 		if err != nil {
 			last = err.Error()
+		} else {
+			last = out
 		}
-		nc.Close()
 		time.Sleep(20 * time.Millisecond)
 	}
 	return "", fmt.Errorf("not ready within the timeout: %s", last)
 }
 
+func runScaleCheck(c config) (string, error) {
+	n, m := *scaleStreams, *scaleConsumers
+	return pollReady(c, func(js nats.JetStreamContext) (string, bool, error) {
+		info, err := js.AccountInfo()
+		if err != nil {
+			return "", false, err
+		}
+		if info.Streams == n && info.Consumers == m {
+			return fmt.Sprintf("streams=%d consumers=%d", n, m), true, nil
+		}
+		return fmt.Sprintf("%d streams and %d consumers so far", info.Streams, info.Consumers), false, nil
+	})
+}
+
 // runRecoverCheck waits, after a restart at --since-ns, until stream BENCH (filled by
 // js-pub-async) reports --msgs messages and its last one can be read back.
 func runRecoverCheck(c config) (string, error) {
-	deadline := time.Now().Add(c.timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		nc, err := nats.Connect("nats://"+c.server, nats.MaxReconnects(0), nats.Timeout(2*time.Second))
+	return pollReady(c, func(js nats.JetStreamContext) (string, bool, error) {
+		si, err := js.StreamInfo("BENCH")
 		if err != nil {
-			last = err.Error()
-			time.Sleep(20 * time.Millisecond)
-			continue
+			return "", false, err
 		}
-		js, err := nc.JetStream()
-		if err == nil {
-			var si *nats.StreamInfo
-			si, err = js.StreamInfo("BENCH")
-			if err == nil && si.State.Msgs == uint64(c.msgs) {
-				_, err = js.GetMsg("BENCH", si.State.LastSeq)
-				if err == nil {
-					nc.Close()
-					ready := time.Since(time.Unix(0, *scaleSinceNs)).Seconds()
-					u := snapshot(c.serverPid)
-					return fmt.Sprintf("msgs=%d ready_s=%.2f server_cpu_s=%.2f", si.State.Msgs, ready, u.server) + rssMb(c.serverPid), nil
-				}
-			}
-			if err == nil {
-				last = fmt.Sprintf("%d messages so far", si.State.Msgs)
-			}
+		if si.State.Msgs != uint64(c.msgs) {
+			return fmt.Sprintf("%d messages so far", si.State.Msgs), false, nil
 		}
-		if err != nil {
-			last = err.Error()
+		if _, err := js.GetMsg("BENCH", si.State.LastSeq); err != nil {
+			return "", false, err
 		}
-		nc.Close()
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "", fmt.Errorf("not ready within the timeout: %s", last)
+		return fmt.Sprintf("msgs=%d", si.State.Msgs), true, nil
+	})
 }
