@@ -26,6 +26,7 @@ mod container_js_cluster;
 mod dashboard;
 mod dashboard_live;
 mod dead_letters;
+mod direct_batch;
 mod docker_support;
 mod domains;
 mod external_sources;

@@ -488,6 +488,9 @@ async fn api_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool>) {
         }
         if let Some(reply) = req.reply.as_deref().filter(|r| !r.is_empty()) {
             js.port.publish(reply, None, out.headers, out.payload);
+            for (headers, payload) in out.more {
+                js.port.publish(reply, None, headers, payload);
+            }
         }
         for (subject, body) in out.advisories {
             js.port.publish(&subject, None, None, body);

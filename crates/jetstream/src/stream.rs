@@ -156,6 +156,23 @@ pub(crate) struct MsgGetRequest {
     pub last_by_subj: String,
     #[serde(default, deserialize_with = "null_default")]
     pub next_by_subj: String,
+    /// Direct gets (2.11): up to this many messages, then an end-of-batch status.
+    #[serde(default, deserialize_with = "null_default")]
+    pub batch: i64,
+    /// Direct gets: stop a batch before it passes this many bytes.
+    #[serde(default, deserialize_with = "null_default")]
+    pub max_bytes: i64,
+    /// Direct gets: the last message of every subject matching these (2.11).
+    #[serde(default, deserialize_with = "null_default")]
+    pub multi_last: Vec<String>,
+    /// Direct gets with `multi_last`: as of this sequence, or of this time.
+    #[serde(default, deserialize_with = "null_default")]
+    pub up_to_seq: u64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub up_to_time: Option<String>,
+    /// Direct gets: the payload alone, without headers (2.11).
+    #[serde(default, deserialize_with = "null_default")]
+    pub no_hdr: bool,
 }
 
 /// `state` of a StreamInfo.

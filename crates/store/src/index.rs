@@ -188,6 +188,13 @@ impl<L> Index<L> {
         self.subjects.get(subject).and_then(|s| s.last().copied())
     }
 
+    /// Newest live sequence of a literal subject at or before `max`.
+    pub(crate) fn last_of_subject_at(&self, subject: &str, max: u64) -> Option<u64> {
+        self.subjects
+            .get(subject)
+            .and_then(|s| s.range(..=max).next_back().copied())
+    }
+
     /// Every subject with more than `max` messages, with the sequences over the limit (oldest).
     pub(crate) fn over_subject_limit(&self, max: u64) -> Vec<u64> {
         let mut out = Vec::new();

@@ -45,6 +45,10 @@ pub trait StreamStore: Send {
     /// The newest message on a literal subject.
     fn last_by_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError>;
 
+    /// The sequence of the newest message on a literal subject at or before `max_seq`,
+    /// from the index (multi-last direct gets with `up_to_seq`).
+    fn last_seq_of_subject_at(&self, subject: &str, max_seq: u64) -> Option<u64>;
+
     /// The first message with `seq >= from_seq` whose subject matches `filter` (wildcards
     /// `*` and `>` allowed; empty or `>` matches all).
     fn next_by_subject(&self, from_seq: u64, filter: &str)

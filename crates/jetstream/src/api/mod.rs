@@ -7,6 +7,7 @@
 //! return an [`ApiResponse`]; the API task publishes it.
 
 mod consumers;
+mod direct;
 mod msgs;
 mod pause;
 pub(crate) mod streams;
@@ -44,6 +45,8 @@ pub(crate) struct ApiResponse {
     pub payload: Bytes,
     /// Counted in the API error statistics.
     pub error: bool,
+    /// Further replies after this one, in order: (headers, payload) (a batched direct get).
+    pub more: Vec<(Option<Bytes>, Bytes)>,
     /// Advisories to publish after the reply: (subject, body).
     pub advisories: Vec<(String, Bytes)>,
     /// Work to start once the reply is out (a snapshot's chunks, a restore's receiver).

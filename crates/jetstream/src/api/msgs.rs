@@ -128,7 +128,7 @@ pub(super) fn delete(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse 
 }
 
 /// A status-only reply (`NATS/1.0 <code> <text>`, empty payload).
-fn status(code: u16, text: &str) -> ApiResponse {
+pub(super) fn status(code: u16, text: &str) -> ApiResponse {
     ApiResponse {
         headers: Some(petrel_wire::headers::build(Some((code, text)), &[])),
         error: code >= 400,
@@ -136,20 +136,23 @@ fn status(code: u16, text: &str) -> ApiResponse {
     }
 }
 
-/// The raw stored message with the direct-get headers in front of its own.
-fn raw_message(stream: &str, m: StoredMsg) -> ApiResponse {
-    let mut h = BytesMut::with_capacity(128 + m.headers.as_ref().map_or(0, Bytes::len));
+/// The raw stored message with the direct-get headers (and `extra` ones, a batch's) in
+/// front of its own.
+pub(super) fn raw_message(stream: &str, m: StoredMsg, extra: &[(&str, String)]) -> ApiResponse {
+    let mut h = BytesMut::with_capacity(160 + m.headers.as_ref().map_or(0, Bytes::len));
     h.put_slice(b"NATS/1.0\r\n");
-    for (k, v) in [
-        ("Nats-Stream", stream.to_string()),
-        ("Nats-Subject", m.subject.clone()),
-        ("Nats-Sequence", m.seq.to_string()),
-        ("Nats-Time-Stamp", rfc3339_nano(m.ts)),
-    ] {
+    let mut put = |k: &str, v: &str| {
         h.put_slice(k.as_bytes());
         h.put_slice(b": ");
         h.put_slice(v.as_bytes());
         h.put_slice(b"\r\n");
+    };
+    put("Nats-Stream", stream);
+    put("Nats-Subject", &m.subject);
+    put("Nats-Sequence", &m.seq.to_string());
+    put("Nats-Time-Stamp", &rfc3339_nano(m.ts));
+    for (k, v) in extra {
+        put(k, v);
     }
     // The stored block is `NATS/1.0...\r\n<lines>\r\n`: keep its lines and final blank line.
     let stored_rest = m.headers.as_deref().and_then(|s| {
@@ -189,8 +192,22 @@ pub(super) fn direct_get(
             Err(_) => return Some(status(408, "Malformed Request")),
         },
     };
+    if req.seq == 0
+        && req.last_by_subj.is_empty()
+        && req.next_by_subj.is_empty()
+        && req.multi_last.is_empty()
+    {
+        return Some(status(408, "Empty Request"));
+    }
+    if !req.multi_last.is_empty() || req.batch > 0 {
+        return Some(super::direct::batch(stream, &req));
+    }
     Some(match stream.lookup(&req) {
-        Ok(Some(m)) => raw_message(name, m),
+        Ok(Some(m)) if req.no_hdr => ApiResponse {
+            payload: m.payload,
+            ..ApiResponse::default()
+        },
+        Ok(Some(m)) => raw_message(name, m, &[]),
         Ok(None) => status(404, "Message Not Found"),
         Err(e) if e.err_code == errors::BAD_REQUEST.err_code => status(408, "Bad Request"),
         Err(e) => {

@@ -466,6 +466,10 @@ impl StreamStore for FileStore {
         self.index.get(seq).map(|e| e.ts)
     }
 
+    fn last_seq_of_subject_at(&self, subject: &str, max_seq: u64) -> Option<u64> {
+        self.index.last_of_subject_at(subject, max_seq)
+    }
+
     fn last_by_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError> {
         match self.index.last_of_subject(subject) {
             Some(seq) => self.read_msg(seq),
