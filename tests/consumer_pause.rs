@@ -48,6 +48,16 @@ async fn a_paused_consumer_delivers_nothing_until_resumed() {
     assert!(fetch_within(&c, 10, Duration::from_millis(300))
         .await
         .is_empty());
+    // Regression: a no_wait request to a paused consumer is answered at once (404), not
+    // left until its client gives up.
+    let r = nc
+        .request(
+            "$JS.API.CONSUMER.MSG.NEXT.P.C",
+            r#"{"batch":1,"no_wait":true}"#.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.map(|s| s.as_u16()), Some(404));
 
     // The pause survives a restart.
     drop(c);

@@ -335,3 +335,48 @@ async fn a_pin_ends_when_its_client_stops_pulling() {
         )
     );
 }
+
+/// Regression: a delivery refused by the request's `max_bytes` (409) used to pin the
+/// request's client anyway; that pin, held by nobody, kept every other request waiting
+/// until `priority_timeout`.
+#[tokio::test]
+async fn a_refused_delivery_pins_nobody() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let stream = js.create_stream(config("PB", &["pb.>"])).await.unwrap();
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("B".into()),
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["a".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.publish("pb.x", vec![b'x'; 100].into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let r = nc
+        .request(
+            "$JS.API.CONSUMER.MSG.NEXT.PB.B",
+            r#"{"batch":1,"group":"a","max_bytes":10}"#.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.map(|s| s.as_u16()), Some(409));
+    let mut inbox = nc.subscribe("inbox.pb").await.unwrap();
+    let body = r#"{"batch":1,"group":"a","expires":5000000000}"#;
+    nc.publish_with_reply("$JS.API.CONSUMER.MSG.NEXT.PB.B", "inbox.pb", body.into())
+        .await
+        .unwrap();
+    let m = inbox.next().await.unwrap();
+    assert_eq!(m.subject.as_str(), "pb.x", "{:?}", m.status);
+    assert!(m
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Pin-Id"))
+        .is_some());
+}

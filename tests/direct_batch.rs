@@ -110,6 +110,9 @@ async fn batches_and_multi_last_direct_gets() {
             eob("3", "0")
         ]
     );
+    // As of a time after everything, with repeated filters: each subject's last once.
+    let far = r#"{"multi_last":["d.*","d.*","d.a"],"up_to_time":"2999-01-01T00:00:00Z"}"#;
+    assert_eq!(get(&nc, far).await.len(), 4);
     assert_eq!(
         get(&nc, r#"{"multi_last":["d.*"],"batch":2}"#).await,
         [
@@ -132,6 +135,7 @@ async fn batches_and_multi_last_direct_gets() {
         (r#"{"seq":9,"batch":2}"#, 404),
         (r#"{"batch":2}"#, 408),
         (r#"{"seq":1,"batch":2,"last_by_subj":"d.a"}"#, 408),
+        (r#"{"multi_last":["d.*"],"up_to_time":"yesterday"}"#, 408),
     ] {
         let got = get(&nc, body).await;
         assert_eq!(got.len(), 1, "{body}");

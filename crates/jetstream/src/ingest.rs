@@ -134,9 +134,7 @@ impl Inner {
             }
             if let Some(want) = want {
                 let have =
-                    crate::stream::last_matching(self.store.as_ref(), of.unwrap_or(&subject))
-                        .map_err(ApiError::store_failed)?
-                        .map_or(0, |m| m.seq);
+                    crate::stream::last_seq_matching(self.store.as_ref(), of.unwrap_or(&subject));
                 if have != want {
                     return Err(ApiError::wrong_last_sequence(have));
                 }

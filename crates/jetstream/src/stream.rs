@@ -727,23 +727,26 @@ impl Stream {
     }
 }
 
-/// The newest message whose subject matches `filter` (literal or wildcard).
-pub(crate) fn last_matching(
-    store: &dyn StreamStore,
-    filter: &str,
-) -> Result<Option<StoredMsg>, StoreError> {
+/// The sequence of the newest message whose subject matches `filter` (literal or
+/// wildcard; 0 for none), from the index alone.
+pub(crate) fn last_seq_matching(store: &dyn StreamStore, filter: &str) -> u64 {
     if !filter.split('.').any(|t| t == "*" || t == ">") {
-        return store.last_by_subject(filter);
+        return store.last_seq_of_subject_at(filter, u64::MAX).unwrap_or(0);
     }
-    let mut best: Option<StoredMsg> = None;
-    for subject in store.subjects_state(filter).keys() {
-        if let Some(m) = store.last_by_subject(subject)? {
-            if best.as_ref().is_none_or(|b| m.seq > b.seq) {
-                best = Some(m);
-            }
-        }
+    store
+        .subjects_state(filter)
+        .keys()
+        .filter_map(|subject| store.last_seq_of_subject_at(subject, u64::MAX))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The newest message whose subject matches `filter` (literal or wildcard).
+fn last_matching(store: &dyn StreamStore, filter: &str) -> Result<Option<StoredMsg>, StoreError> {
+    match last_seq_matching(store, filter) {
+        0 => Ok(None),
+        seq => store.get(seq),
     }
-    Ok(best)
 }
 
 /// The interior deleted sequences between `first` and `last`.

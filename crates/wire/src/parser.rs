@@ -369,8 +369,6 @@ impl Parser {
     }
 }
 
-/// Whitespace-separated argument ranges of a control line (at most 4 are needed; a fifth
-/// only makes the count wrong).
 /// Where a whole `PUB` lies in the buffer it was found in ([`Parser::peek_pub`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PubAt {
@@ -450,6 +448,8 @@ fn zero_bytes(v: u64) -> u64 {
 /// Subject, reply and size ranges of a `PUB` line.
 type PubArgs = (Range<usize>, Option<Range<usize>>, Range<usize>);
 
+/// Whitespace-separated argument ranges of a control line (at most 4 are needed; a fifth
+/// only makes the count wrong).
 struct Args {
     ranges: [(usize, usize); 5],
     len: usize,

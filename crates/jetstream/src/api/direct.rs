@@ -11,9 +11,12 @@ use super::ApiResponse;
 use crate::stream::{MsgGetRequest, Stream};
 use crate::time::parse_rfc3339;
 
-/// Most messages one batched direct get returns, whatever `batch` says (a request cannot
-/// make the server build an unbounded reply).
+/// Most messages, bytes and `multi_last` filters of one batched direct get, whatever the
+/// request says (a request cannot make the server build an unbounded reply: the client
+/// asks again from where the batch ended).
 const MAX_BATCH: usize = 10_000;
+const MAX_BATCH_BYTES: i64 = 8 * 1024 * 1024;
+const MAX_FILTERS: usize = 1024;
 
 /// One batch: its messages (each with the count still pending after it) and what the
 /// end-of-batch status says.
@@ -25,7 +28,15 @@ struct Batch {
 
 /// Answers a batched direct get from `stream`.
 pub(super) fn batch(stream: &Stream, req: &MsgGetRequest) -> ApiResponse {
-    if !req.last_by_subj.is_empty() {
+    let bad_time = req
+        .up_to_time
+        .as_deref()
+        .is_some_and(|t| parse_rfc3339(t).is_none());
+    if bad_time {
+        // A time Go cannot decode fails nats-server's JSON parse.
+        return status(408, "Malformed Request");
+    }
+    if !req.last_by_subj.is_empty() || req.multi_last.len() > MAX_FILTERS {
         return status(408, "Bad Request");
     }
     let found = {
@@ -93,14 +104,17 @@ fn from_seq(
         req.next_by_subj.as_str()
     };
     let want = usize::try_from(req.batch).unwrap_or(1).clamp(1, MAX_BATCH);
+    let max_bytes = match req.max_bytes {
+        n if n > 0 => n.min(MAX_BATCH_BYTES),
+        _ => MAX_BATCH_BYTES,
+    };
     let (mut msgs, mut bytes, mut seq) = (Vec::new(), 0i64, req.seq.max(1));
     while msgs.len() < want {
         let Some(m) = store.next_by_subject(seq, filter)? else {
             break;
         };
-        let size =
-            (m.subject.len() + m.headers.as_ref().map_or(0, Bytes::len) + m.payload.len()) as i64;
-        if req.max_bytes > 0 && !msgs.is_empty() && bytes + size > req.max_bytes {
+        let size = msg_size(&m);
+        if !msgs.is_empty() && bytes + size > max_bytes {
             break;
         }
         bytes += size;
@@ -132,18 +146,12 @@ fn multi_last(
     let state = store.state();
     let up_to = match (req.up_to_seq, req.up_to_time.as_deref()) {
         (s, _) if s > 0 => s.min(state.last_seq),
-        (_, Some(t)) => {
-            let t = parse_rfc3339(t).unwrap_or(i64::MIN);
-            let mut seq = state.last_seq;
-            while seq >= state.first_seq.max(1) && store.timestamp(seq).is_none_or(|ts| ts > t) {
-                seq -= 1;
-            }
-            seq
-        }
+        (_, Some(t)) => last_seq_at_time(store, parse_rfc3339(t).unwrap_or(i64::MIN))?,
         _ => state.last_seq,
     };
+    let filters: std::collections::BTreeSet<&String> = req.multi_last.iter().collect();
     let mut seqs = std::collections::BTreeSet::new();
-    for filter in &req.multi_last {
+    for filter in filters {
         for subject in store.subjects_state(filter).keys() {
             if let Some(seq) = store.last_seq_of_subject_at(subject, up_to) {
                 seqs.insert(seq);
@@ -157,8 +165,13 @@ fn multi_last(
         .unwrap_or(MAX_BATCH)
         .min(MAX_BATCH);
     let mut msgs = Vec::new();
+    let mut bytes = 0;
     for (i, seq) in seqs.into_iter().take(want).enumerate() {
         if let Some(m) = store.get(seq)? {
+            bytes += msg_size(&m);
+            if !msgs.is_empty() && bytes > MAX_BATCH_BYTES {
+                break;
+            }
             msgs.push((m, total - 1 - i as u64));
         }
     }
@@ -168,4 +181,38 @@ fn multi_last(
         pending,
         up_to: Some(up_to),
     })
+}
+
+/// What `max_bytes` counts of a message: subject, headers and payload.
+fn msg_size(m: &StoredMsg) -> i64 {
+    (m.subject.len() + m.headers.as_ref().map_or(0, Bytes::len) + m.payload.len()) as i64
+}
+
+/// The newest sequence stored at or before `t` (Unix ns; 0 for none): a binary search over
+/// the stream's timestamps, which grow with the sequence (a deleted sequence is looked up
+/// at the next one still there).
+fn last_seq_at_time(store: &dyn StreamStore, t: i64) -> Result<u64, petrel_store::StoreError> {
+    let state = store.state();
+    let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq);
+    let mut found = 0;
+    while lo <= hi && hi > 0 {
+        let mid = lo + (hi - lo) / 2;
+        let (seq, ts) = match store.timestamp(mid) {
+            Some(ts) => (mid, ts),
+            None => match store.next_by_subject(mid, ">")? {
+                Some(m) if m.seq <= hi => (m.seq, m.ts),
+                _ => {
+                    hi = mid - 1;
+                    continue;
+                }
+            },
+        };
+        if ts <= t {
+            found = seq;
+            lo = seq + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(found)
 }

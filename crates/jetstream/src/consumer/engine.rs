@@ -280,7 +280,9 @@ pub(crate) fn step(
     }
     expire_requests(&mut st, now, &mut out);
     priority::expire_pins(&mut st, now, (&c.stream, &c.name), &mut out);
-    if !paused(c, &mut st, now, wall, &mut out) {
+    if paused(c, &mut st, now, wall, &mut out) {
+        end_no_wait(&mut st, &mut out);
+    } else {
         deliver(c, inner, &mut st, port, now, wall, &mut acked, &mut out);
     }
     heartbeats(&mut st, now, &mut out);
@@ -424,11 +426,7 @@ fn deliver(
                 }
             }
         }
-        let pin = if push {
-            None
-        } else {
-            priority::pin_for(st, serve, now, wall, (&c.stream, &c.name), out)
-        };
+        let mut pin = None;
         let route = if push {
             st.config.deliver_subject.clone()
         } else {
@@ -448,6 +446,9 @@ fn deliver(
                 }
                 continue;
             }
+            // The delivery is certain now: pin its client (pinned_client) if none is.
+            pin = priority::pin_for(st, serve, now, wall, (&c.stream, &c.name), out);
+            let w = st.waiting.get_mut(serve).expect("checked above");
             w.batch -= 1;
             w.delivered += 1;
             if w.has_max_bytes {
@@ -505,20 +506,26 @@ fn deliver(
     }
     // no_wait requests that could not be filled end now.
     if !push {
-        let mut i = 0;
-        while i < st.waiting.len() {
-            if st.waiting[i].no_wait {
-                let w = st.waiting.remove(i).expect("index checked");
-                let status = if w.delivered == 0 {
-                    pull::status("404 No Messages")
-                } else {
-                    w.timeout_status()
-                };
-                push_status(out, w.reply, status);
-                continue;
-            }
-            i += 1;
+        end_no_wait(st, out);
+    }
+}
+
+/// Ends the `no_wait` pull requests that could not be filled (`404`, or `408` with what is
+/// left when some messages went out).
+fn end_no_wait(st: &mut State, out: &mut StepOut) {
+    let mut i = 0;
+    while i < st.waiting.len() {
+        if st.waiting[i].no_wait {
+            let w = st.waiting.remove(i).expect("index checked");
+            let status = if w.delivered == 0 {
+                pull::status("404 No Messages")
+            } else {
+                w.timeout_status()
+            };
+            push_status(out, w.reply, status);
+            continue;
         }
+        i += 1;
     }
 }
 
