@@ -38,7 +38,7 @@ async fn fetch(c: &consumer::PullConsumer, n: usize, min_pending: usize, min_ack
 async fn overflow_serves_a_request_only_past_its_threshold() {
     let s = spawn_jetstream().await;
     let nc = async_nats::connect(s.client_url()).await.unwrap();
-    let js = jetstream::new(nc);
+    let js = jetstream::new(nc.clone());
     let stream = js.create_stream(config("O", &["o.>"])).await.unwrap();
     publish(&js, "o.x", 5).await;
     let c: consumer::PullConsumer = stream
@@ -50,8 +50,15 @@ async fn overflow_serves_a_request_only_past_its_threshold() {
         })
         .await
         .unwrap();
-    // Five pending: a request waiting for ten gets nothing before it expires.
-    assert_eq!(fetch(&c, 5, 10, 0).await, 0);
+    // Five pending: a no_wait request waiting for ten is answered 404 at once.
+    let r = nc
+        .request(
+            "$JS.API.CONSUMER.MSG.NEXT.O.W",
+            r#"{"batch":5,"group":"jobs","min_pending":10,"no_wait":true}"#.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.map(|s| s.as_u16()), Some(404));
     // At three: served while five, four and three are pending.
     assert_eq!(fetch(&c, 5, 3, 0).await, 3);
     // Three awaiting acks: the last two go to a request that asks for that.

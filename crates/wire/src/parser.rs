@@ -105,11 +105,15 @@ impl Parser {
     ///
     /// Returns `Ok(None)` when `buf` holds only part of an op (the bytes stay in `buf`).
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ParseError> {
-        if self.pending.is_none() {
-            if let Some(op) = self.whole_pub(buf) {
-                return Ok(Some(op));
-            }
+        match self.peek_pub(buf) {
+            Some(at) => Ok(Some(self.take_pub(buf, at))),
+            None => self.parse_general(buf),
         }
+    }
+
+    /// [`Parser::parse`] without its fast path, for a caller that already found
+    /// [`Parser::peek_pub`] to be `None` for this `buf`.
+    pub fn parse_general(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ParseError> {
         loop {
             if let Some(p) = &self.pending {
                 let need = p.size + 2;
@@ -148,21 +152,19 @@ impl Parser {
         }
     }
 
-    /// The fast path for the common case: a well-formed `PUB subject [reply] size` whose
-    /// line and payload are both already in `buf`, taken off in one piece. Anything else
-    /// (another verb, lower case, extra blanks, a partial op, any error) is left to the
-    /// general path, which gives the exact error.
-    fn whole_pub(&mut self, buf: &mut BytesMut) -> Option<ClientOp> {
-        let at = self.peek_pub(buf)?;
+    /// The fast path's second half: takes the whole `PUB` that [`Parser::peek_pub`] found
+    /// (`at`, for this same `buf`) off in one piece.
+    pub fn take_pub(&mut self, buf: &mut BytesMut, at: PubAt) -> ClientOp {
         let frame = buf.split_to(at.len).freeze();
-        Some(ClientOp::Pub {
+        ClientOp::Pub {
             subject: frame.slice(at.subject),
             reply: at.reply.map(|r| frame.slice(r)),
             payload: frame.slice(at.payload),
-        })
+        }
     }
 
-    /// Where the parts of a whole, well-formed `PUB` at the front of `buf` are, without
+    /// The fast path for the common case: where the parts of a whole, well-formed
+    /// `PUB subject [reply] size` (line and payload both in `buf`) are, without
     /// taking it off: what [`Parser::parse`] would return next, for a caller that can
     /// use the bytes in place and then advance `buf` by [`PubAt::len`]. `None` for
     /// anything else, and while an op is half read.

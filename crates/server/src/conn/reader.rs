@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use petrel_subject::{is_valid_literal_subject, is_valid_subject};
-use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser};
+use petrel_wire::{encode, ClientOp, ConnectInfo, ParseError, Parser, PubAt};
 
 use crate::account::Account;
 use crate::auth::{self, Authed};
@@ -153,13 +153,23 @@ pub(crate) async fn read_loop<R: super::io::ReadSource>(
             }
         }
         loop {
-            if r.take_small_pub(&parser, &mut buf) {
-                if client.is_closed() {
-                    break 'read;
+            // The hot path: a whole PUB found once; a small one is published in place.
+            let parsed = if !r.fast_path() {
+                parser.parse(&mut buf)
+            } else {
+                match parser.peek_pub(&buf) {
+                    Some(at) if at.payload.len() < SHARE_THRESHOLD => {
+                        r.publish_in_place(&mut buf, at);
+                        if client.is_closed() {
+                            break 'read;
+                        }
+                        continue;
+                    }
+                    Some(at) => Ok(Some(parser.take_pub(&mut buf, at))),
+                    None => parser.parse_general(&mut buf),
                 }
-                continue;
-            }
-            match parser.parse(&mut buf) {
+            };
+            match parsed {
                 Ok(Some(op)) => {
                     let open = match op {
                         // Authentication may wait for the bcrypt pool: bounded by the
@@ -264,24 +274,17 @@ impl Reader<'_> {
         }
     }
 
-    /// The hot path: a whole small `PUB` at the front of `buf` is published straight from
-    /// the read buffer (no `Bytes` made: everything that keeps so small a message copies
-    /// it) and advanced over. `false` when the next op is anything else, or when it needs
-    /// the general path (authentication pending, tracing on).
-    fn take_small_pub(&mut self, parser: &Parser, buf: &mut BytesMut) -> bool {
-        if self.trace || (self.auth_required && !self.connected) {
-            return false;
-        }
-        let Some(at) = parser.peek_pub(buf) else {
-            return false;
-        };
-        if at.payload.len() >= SHARE_THRESHOLD {
-            return false;
-        }
+    /// Whether a `PUB` may skip [`Reader::handle`] (authentication done, no op tracing).
+    fn fast_path(&self) -> bool {
+        !self.trace && (self.connected || !self.auth_required)
+    }
+
+    /// Publishes the small `PUB` found at `at` straight from the read buffer (no `Bytes`
+    /// made: everything that keeps so small a message copies it) and advances over it.
+    fn publish_in_place(&mut self, buf: &mut BytesMut, at: PubAt) {
         let reply = at.reply.map(|r| &buf[r]);
         self.publish(&buf[at.subject], reply, None, &buf[at.payload], None);
         buf.advance(at.len);
-        true
     }
 
     /// Log an inbound op at trace level (`-V`; credentials redacted).
