@@ -119,17 +119,13 @@ pub(crate) fn respond<T: Serialize>(
         Ok(b) => (None, Some(b)),
         Err(e) => (Some(e), None),
     };
-    let env = Envelope {
+    Envelope {
         kind: type_name(kind),
         error,
         paged,
         body,
-    };
-    ApiResponse {
-        payload: encode(&env),
-        error: result.is_err(),
-        ..ApiResponse::default()
     }
+    .response()
 }
 
 /// Parses a request body; an empty (or blank) body gives the default request.
