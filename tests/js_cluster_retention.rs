@@ -207,3 +207,74 @@ async fn an_r3_interest_stream_keeps_what_a_consumer_still_needs() {
     s.delete_consumer("all").await.unwrap();
     holds(&js, "INT", 0).await;
 }
+
+/// Per-message TTLs on an R3 stream with subject delete markers: every replica tracks the
+/// timers as it applies the messages, so when the stream leader dies before they are due
+/// the next leader removes what is due and stores the marker, through the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttls_and_markers_carry_on_under_the_next_leader() {
+    let mut nodes = cluster3().await;
+    let js0 = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    create(
+        &js0,
+        stream::Config {
+            name: "SESS".into(),
+            subjects: vec!["sess.>".into()],
+            num_replicas: 3,
+            subject_delete_marker_ttl: Some(Duration::from_secs(8)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let i = info(&js0, "SESS").await;
+    assert!(i.config.allow_message_ttl);
+    let leader = i.cluster.unwrap().leader.unwrap();
+    // TTLs at the markers' own (a shorter one would be raised to it): sess.a's only
+    // message, and sess.b's older one.
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-TTL", "8");
+    let a = js0
+        .publish_with_headers("sess.a", h.clone(), "a".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    js0.publish_with_headers("sess.b", h, "b1".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    js0.publish("sess.b", "b2".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let dead: usize = leader.trim_start_matches("node-").parse().unwrap();
+    nodes.remove(dead).shutdown().await;
+    let js = jetstream::new(async_nats::connect(nodes[0].client_url()).await.unwrap());
+    // sess.a's message is replaced by a marker (living 8 s), sess.b keeps its newer one.
+    info(&js, "SESS").await;
+    let s = js.get_stream("SESS").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !matches!(s.get_last_raw_message_by_subject("sess.a").await, Ok(m) if m.sequence > a) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no marker for sess.a"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        info(&js, "SESS").await.cluster.unwrap().leader.unwrap(),
+        leader
+    );
+    holds(&js, "SESS", 2).await;
+    let m = s.get_last_raw_message_by_subject("sess.a").await.unwrap();
+    assert_eq!(
+        m.headers.get("Nats-Marker-Reason").map(|v| v.as_str()),
+        Some("MaxAge")
+    );
+    let b = s.get_last_raw_message_by_subject("sess.b").await.unwrap();
+    assert_eq!(&b.payload[..], b"b2");
+}

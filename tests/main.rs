@@ -49,6 +49,7 @@ mod lifecycle;
 mod limits;
 mod mirrors;
 mod monitor;
+mod msg_ttl;
 mod operator;
 mod operator_pushes;
 mod operator_support;

@@ -176,3 +176,67 @@ async fn nats_py_over_websocket() {
     let v: serde_json::Value = serde_json::from_str(&second).unwrap_or_else(|_| panic!("{second}"));
     assert_eq!(v["again"], "again");
 }
+
+const KV_TTL: &str = r#"
+import asyncio, json, sys
+import nats
+from nats.js.api import KeyValueConfig
+from nats.js.errors import KeyWrongLastSequenceError
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket="py_sessions", history=5, limit_marker_ttl=2))
+    watcher = await kv.watch("user.*")
+    first = await watcher.updates(timeout=5)  # None: nothing yet
+    await kv.create("user.1", b"alice", msg_ttl=1)
+    try:
+        await kv.create("user.1", b"again", msg_ttl=1)
+        refused = False
+    except KeyWrongLastSequenceError:
+        refused = True
+    ops = []
+    while len(ops) < 2:
+        e = await watcher.updates(timeout=20)
+        if e is not None:
+            ops.append([e.key, e.operation])
+    # nats.py reads the server's marker as an entry without a value (as against
+    # nats-server 2.15.1: its get and create know KV-Operation only); put goes on.
+    marker = await kv.get("user.1")
+    put = await kv.put("user.1", b"carol")
+    print(json.dumps({"first": first, "refused": refused, "ops": ops,
+                      "marker": [marker.value, marker.revision], "put": put}))
+    await nc.close()
+
+asyncio.run(main(sys.argv[1]))
+"#;
+
+/// KV per-key TTLs through nats.py: a key created with `msg_ttl` expires, the watcher sees
+/// the server's limit marker as a purge (revision 2), and the key takes new values.
+#[tokio::test]
+async fn nats_py_kv_keys_expire_with_a_limit_marker() {
+    let Some(py) = python() else {
+        return;
+    };
+    let s = petrel_testkit::spawn_jetstream().await;
+    let out = tokio::process::Command::new(py)
+        .args(["-c", KV_TTL, &s.client_url()])
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "nats.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    assert_eq!(v["first"], serde_json::Value::Null);
+    assert_eq!(v["refused"], true, "{v}");
+    assert_eq!(
+        v["ops"],
+        serde_json::json!([["user.1", null], ["user.1", "PURGE"]]),
+        "{v}"
+    );
+    assert_eq!(v["marker"], serde_json::json!([null, 2]), "{v}");
+    assert_eq!(v["put"], 3);
+}

@@ -301,6 +301,21 @@ pub struct StreamConfig {
     /// Consumer limits (2.10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_limits: Option<ConsumerLimits>,
+    /// Honour `Nats-TTL` headers (2.11); once on, an update cannot turn it off.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub allow_msg_ttl: bool,
+    /// TTL in nanoseconds of the marker left when `max_age` or a TTL removes the last
+    /// message of a subject (2.11; 0 = no markers).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub subject_delete_marker_ttl: i64,
     /// User metadata (2.10).
     #[serde(
         default,
@@ -409,6 +424,7 @@ impl StreamConfig {
         if self.duplicate_window > 0 && self.duplicate_window < 100_000_000 {
             return Err(cfg_err("duplicates window needs to be >= 100ms"));
         }
+        self.check_markers()?;
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(cfg_err("roll-ups require the purge permission"));
         }
@@ -435,6 +451,32 @@ impl StreamConfig {
         self.check_subjects()?;
         self.check_republish()?;
         Ok(self)
+    }
+
+    /// Subject delete markers (2.11): at least a second, not on a mirror; they turn on
+    /// message TTLs and roll-ups (a marker is stored with `Nats-Rollup: sub`), as
+    /// nats-server does outside pedantic mode.
+    fn check_markers(&mut self) -> Result<(), ApiError> {
+        if self.subject_delete_marker_ttl < 0 {
+            return Err(cfg_err("subject delete marker TTL must not be negative"));
+        }
+        if self.subject_delete_marker_ttl == 0 {
+            return Ok(());
+        }
+        if self.subject_delete_marker_ttl < 1_000_000_000 {
+            return Err(cfg_err(
+                "subject delete marker TTL must be at least 1 second",
+            ));
+        }
+        if self.mirror.is_some() {
+            return Err(cfg_err("subject delete markers forbidden on mirrors"));
+        }
+        self.allow_msg_ttl = true;
+        if !self.allow_rollup_hdrs {
+            self.allow_rollup_hdrs = true;
+            self.deny_purge = false;
+        }
+        Ok(())
     }
 
     /// nats-server's republish rules: an empty source is every subject; `>` to `>` with a
@@ -574,6 +616,9 @@ impl StreamConfig {
             self.deny_delete = true;
             self.deny_purge = true;
             self.allow_rollup_hdrs = false;
+        }
+        if old.allow_msg_ttl && !self.allow_msg_ttl {
+            return Err(cfg_err("message TTL status can not be disabled"));
         }
         if self.mirror != old.mirror {
             return Err(ApiError {

@@ -209,6 +209,12 @@ table! {
     STREAM_TOO_MANY_REQUESTS = 429, 10167, "too many requests";
     /// `Nats-Expected-Last-Subject-Sequence-Subject` without the sequence (2.11).
     STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_MISSING = 400, 10193, "missing sequence for expected last sequence per subject";
+    /// A `Nats-TTL` header that is not a TTL (2.11).
+    MESSAGE_TTL_INVALID = 400, 10165, "invalid per-message TTL";
+    /// A `Nats-TTL` header on a stream without `allow_msg_ttl` (2.11).
+    MESSAGE_TTL_DISABLED = 400, 10166, "per-message TTL is disabled";
+    /// `Nats-Required-Api-Level` above the server's (2.11).
+    REQUIRED_API_LEVEL = 412, 10185, "JetStream minimum api level required";
     /// Negative ack_wait (2.12+).
     CONSUMER_ACK_WAIT_NEGATIVE = 400, 10183, "consumer ack wait needs to be positive";
     /// Negative backoff entry (2.12+).
@@ -601,6 +607,18 @@ impl ApiError {
     pub fn too_many_requests() -> Self {
         STREAM_TOO_MANY_REQUESTS.into()
     }
+    /// 10165 invalid per-message TTL.
+    pub fn message_ttl_invalid() -> Self {
+        MESSAGE_TTL_INVALID.into()
+    }
+    /// 10166 per-message TTL is disabled.
+    pub fn message_ttl_disabled() -> Self {
+        MESSAGE_TTL_DISABLED.into()
+    }
+    /// 10185 JetStream minimum api level required.
+    pub fn required_api_level() -> Self {
+        REQUIRED_API_LEVEL.into()
+    }
     /// 10193 missing sequence for expected last sequence per subject.
     pub fn expected_last_seq_per_subject_missing() -> Self {
         STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_MISSING.into()
@@ -698,7 +716,7 @@ mod tests {
         let mut seen = HashSet::new();
         for d in TABLE {
             assert!(seen.insert(d.err_code), "duplicate err_code {}", d.err_code);
-            assert!(matches!(d.code, 400 | 404 | 429 | 500 | 503), "{d:?}");
+            assert!(matches!(d.code, 400 | 404 | 412 | 429 | 500 | 503), "{d:?}");
         }
     }
 

@@ -20,6 +20,7 @@ pub fn api_request(js: &Arc<JetStream>, subject: &str, payload: &[u8]) -> Option
         subject: subject.to_string(),
         reply: Some("_INBOX.fuzz".to_string()),
         payload: Bytes::copy_from_slice(payload),
+        headers: None,
         answer: None,
     };
     api::handle(js, &req).map(|r| r.payload.to_vec())

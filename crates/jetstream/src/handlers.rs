@@ -56,6 +56,7 @@ impl Handler for ApiHandler {
         let req = ApiRequest {
             subject: msg.subject.to_string(),
             reply: msg.reply.map(str::to_string),
+            headers: msg.headers,
             payload: msg.payload,
             answer,
         };

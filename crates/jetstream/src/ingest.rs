@@ -111,6 +111,8 @@ impl Inner {
             .and_then(petrel_wire::headers::parse);
         let mut msg_id = None;
         let mut rollup_all = None;
+        let mut ttl = None;
+        let mut headers = m.headers.clone();
         if let Some(h) = &parsed {
             let non_empty = |k: &str| h.get(k).filter(|v| !v.is_empty());
             if let Some(expected) = non_empty(EXPECTED_STREAM) {
@@ -165,6 +167,13 @@ impl Inner {
                 };
             }
         }
+        if let Some(h) = &parsed {
+            let (checked, raised) = crate::ttl::check(self, h, m.headers.as_ref())?;
+            ttl = checked;
+            if raised.is_some() {
+                headers = raised;
+            }
+        }
         // Republish: the destination, and the subject's last sequence before this one.
         let republish_to = match &self.republish {
             Some((t, _)) => republish::destination(t, stream, &subject)
@@ -178,7 +187,7 @@ impl Inner {
         };
         let (seq, ts) = self
             .store
-            .append(&subject, m.headers.clone(), m.payload.clone(), now)
+            .append(&subject, headers.clone(), m.payload.clone(), now)
             .map_err(append_error)?;
         let republish = republish_to.map(|(dest, last_seq)| {
             let stored = republish::Stored {
@@ -187,12 +196,17 @@ impl Inner {
                 seq,
                 ts,
                 last_seq,
-                headers: m.headers.as_ref(),
+                headers: headers.as_ref(),
                 payload: &m.payload,
             };
             let headers_only = self.republish.as_ref().is_some_and(|(_, h)| *h);
             republish::build(&stored, dest, headers_only)
         });
+        if self.config.allow_msg_ttl {
+            if let Some(h) = &parsed {
+                self.ttls.note(seq, ts, h, ttl);
+            }
+        }
         let stored_subject = subject.clone();
         if let Some(id) = &msg_id {
             self.dedup.insert(id, seq, ts);

@@ -62,8 +62,10 @@ mod stream;
 mod testing;
 mod time;
 mod transform;
+mod ttl;
 
 pub use advisory::next_id as advisory_id;
+pub use api::level::API_LEVEL;
 pub use cluster::{ClusterConfig, JsCluster, MetaPeer, MetaReport};
 pub use config::StreamConfig;
 pub use disabled::NotEnabled;

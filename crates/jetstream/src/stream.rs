@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub closed: bool,
     /// Why the stream stopped taking messages (storing a batch failed), if it did.
     pub failed: Option<String>,
+    /// Per-message TTLs and markers (`allow_msg_ttl` streams; empty otherwise).
+    pub ttls: crate::ttl::Ttls,
 }
 
 /// One stream.
@@ -305,7 +307,13 @@ impl Stream {
     ) -> Result<Arc<Stream>, StoreError> {
         let (mut store, dir) = new_store(&config, streams_dir, sync, &backend)?;
         let now = now_nanos();
-        store.expire(now)?;
+        let ttls = if config.allow_msg_ttl {
+            // The tick expires by age (a `never` message stays).
+            crate::ttl::Ttls::rebuild(store.as_ref())
+        } else {
+            store.expire(now)?;
+            crate::ttl::Ttls::default()
+        };
         let (mut dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
         dedup.set_limits(config.max_msgs, config.max_bytes);
         let (transform, republish) = compile_transforms(&config);
@@ -329,6 +337,7 @@ impl Stream {
                 republish,
                 closed: false,
                 failed: None,
+                ttls,
             }),
             queue: Arc::new(Backlog::new(INGEST_LIMITS)),
             subs: Mutex::new(Vec::new()),
@@ -441,6 +450,11 @@ impl Stream {
             store.commit()?;
         }
         inner.store = store;
+        inner.ttls = if inner.config.allow_msg_ttl {
+            crate::ttl::Ttls::rebuild(inner.store.as_ref())
+        } else {
+            crate::ttl::Ttls::default()
+        };
         let (mut dedup, last_msg_id) = Dedup::rebuild(
             inner.store.as_ref(),
             now_nanos(),
@@ -697,6 +711,9 @@ impl Stream {
             .store(config.mirror_direct, Ordering::Relaxed);
         self.reserved
             .store(crate::limits::reservation(&config), Ordering::Relaxed);
+        if config.allow_msg_ttl && !inner.config.allow_msg_ttl {
+            inner.ttls = crate::ttl::Ttls::rebuild(inner.store.as_ref());
+        }
         inner.config = config;
         self.refresh_counters(&inner);
         self.removed_messages();
@@ -709,7 +726,15 @@ impl Stream {
         if inner.closed {
             return;
         }
-        if inner.config.max_age > 0 {
+        let mut markers = Vec::new();
+        if inner.config.allow_msg_ttl {
+            let leads = self.replica.get().is_none_or(|r| r.group.is_leader());
+            let expired = self.expire_ttls(&mut inner, now, leads);
+            if expired.removed > 0 {
+                self.removed_messages();
+            }
+            markers = expired.markers;
+        } else if inner.config.max_age > 0 {
             match inner.store.expire(now) {
                 Ok(0) => {}
                 Ok(_) => self.removed_messages(),
@@ -724,6 +749,14 @@ impl Stream {
             }
         }
         self.refresh_counters(&inner);
+        drop(inner);
+        // Stored by the ingest task (through the group when replicated; a follower's queue
+        // drops them), each rolling up the expired message it replaces.
+        for m in markers {
+            if self.enqueue(m).is_err() {
+                tracing::debug!(stream = %self.name, "marker not queued; tried again later");
+            }
+        }
     }
 }
 

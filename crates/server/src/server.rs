@@ -241,6 +241,7 @@ impl Shared {
             jetstream: self.accounts.jetstreams().next().is_some(),
             client_id: client.cid,
             client_ip: client.addr.ip().to_string(),
+            api_lvl: petrel_jetstream::API_LEVEL,
             nonce: client.nonce.clone(),
             ldm: self.ldm.load(Ordering::Acquire),
             connect_urls: if ws.is_some() {

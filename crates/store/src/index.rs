@@ -173,6 +173,23 @@ impl<L> Index<L> {
         self.msgs.iter().map(|(s, e)| (*s, e))
     }
 
+    /// Up to `max` live messages with a timestamp `<= cutoff` for which `skip` is false,
+    /// oldest first, as `(seq, subject)`; the scan stops at the first younger message.
+    pub(crate) fn aged(
+        &self,
+        cutoff: i64,
+        skip: &dyn Fn(u64) -> bool,
+        max: usize,
+    ) -> Vec<(u64, String)> {
+        self.msgs
+            .iter()
+            .take_while(|(_, e)| e.ts <= cutoff)
+            .filter(|(seq, _)| !skip(**seq))
+            .take(max)
+            .map(|(seq, e)| (*seq, e.subject.to_string()))
+            .collect()
+    }
+
     /// Number of live messages on a literal subject.
     pub(crate) fn subject_count(&self, subject: &str) -> u64 {
         self.subjects.get(subject).map_or(0, |s| s.len() as u64)

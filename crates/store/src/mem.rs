@@ -109,6 +109,19 @@ impl StreamStore for MemStore {
         self.index.get(seq).map(|e| e.ts)
     }
 
+    fn subject_of(&self, seq: u64) -> Option<String> {
+        self.index.get(seq).map(|e| e.subject.to_string())
+    }
+
+    fn aged(
+        &self,
+        cutoff_nanos: i64,
+        skip: &dyn Fn(u64) -> bool,
+        max: usize,
+    ) -> Vec<(u64, String)> {
+        self.index.aged(cutoff_nanos, skip, max)
+    }
+
     fn last_seq_of_subject_at(&self, subject: &str, max_seq: u64) -> Option<u64> {
         self.index.last_of_subject_at(subject, max_seq)
     }

@@ -42,6 +42,16 @@ pub trait StreamStore: Send {
     /// the index, without reading the message.
     fn timestamp(&self, seq: u64) -> Option<i64>;
 
+    /// The subject of the message with this sequence, if it is stored: from the index.
+    fn subject_of(&self, seq: u64) -> Option<String>;
+
+    /// Up to `max` stored messages with a timestamp `<= cutoff_nanos` for which `skip` is
+    /// false, oldest first, as `(seq, subject)`, from the index; the scan stops at the first
+    /// younger message (per-message TTL streams expire `max_age` themselves: a message with
+    /// `Nats-TTL: never` stays).
+    fn aged(&self, cutoff_nanos: i64, skip: &dyn Fn(u64) -> bool, max: usize)
+        -> Vec<(u64, String)>;
+
     /// The newest message on a literal subject.
     fn last_by_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError>;
 

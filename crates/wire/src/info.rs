@@ -41,6 +41,9 @@ pub struct ServerInfo {
     /// This connection's address as seen by the server.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
+    /// The JetStream API level the server implements (2.11+).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub api_lvl: u32,
     /// Nonce to sign for nkey authentication.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub nonce: String,
@@ -61,6 +64,10 @@ fn is_false(b: &bool) -> bool {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 

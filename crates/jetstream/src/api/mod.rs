@@ -8,6 +8,7 @@
 
 mod consumers;
 mod direct;
+pub(crate) mod level;
 mod msgs;
 mod pause;
 pub(crate) mod streams;
@@ -25,6 +26,8 @@ pub(crate) struct ApiRequest {
     pub subject: String,
     pub reply: Option<String>,
     pub payload: Bytes,
+    /// Its header block, if any (`Nats-Required-Api-Level`).
+    pub headers: Option<Bytes>,
     /// For a `DIRECT.GET`, the stream picked to answer it when it was received (the
     /// stream itself or a mirror with `mirror_direct`); looked up again when `None`.
     pub answer: Option<std::sync::Arc<crate::stream::Stream>>,
@@ -33,7 +36,10 @@ pub(crate) struct ApiRequest {
 impl ApiRequest {
     /// Memory the request holds while queued.
     pub fn size(&self) -> usize {
-        self.subject.len() + self.reply.as_ref().map_or(0, String::len) + self.payload.len()
+        self.subject.len()
+            + self.reply.as_ref().map_or(0, String::len)
+            + self.headers.as_ref().map_or(0, Bytes::len)
+            + self.payload.len()
     }
 }
 
@@ -158,6 +164,11 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["$JS", "API", rest @ ..] => rest,
         _ => return None,
     };
+    if let Some(refusal) = level::refusal(rest, req.headers.as_deref()) {
+        // In a cluster the meta leader says it, once.
+        let answers = js.cluster.get().is_none_or(|c| c.is_meta_leader());
+        return answers.then_some(refusal);
+    }
     if let Some(c) = js.cluster.get() {
         if let Some(decided) = crate::cluster::dispatch(js, c, req, rest) {
             return decided;
@@ -255,6 +266,8 @@ struct AccountLimits {
 
 #[derive(Serialize)]
 struct ApiStats {
+    /// The API level implemented (2.11+; async-nats gates KV limit markers on it).
+    level: u32,
     total: u64,
     errors: u64,
 }
@@ -298,6 +311,7 @@ fn account_info(js: &JetStream) -> ApiResponse {
         },
         domain: js.config.domain.as_deref(),
         api: ApiStats {
+            level: level::API_LEVEL,
             total: st.api_total,
             errors: st.api_errors,
         },
