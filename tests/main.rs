@@ -23,6 +23,7 @@ mod consumers_retention;
 mod container;
 mod container_cluster;
 mod container_js_cluster;
+mod counters;
 mod dashboard;
 mod dashboard_live;
 mod dead_letters;

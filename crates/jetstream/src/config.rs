@@ -316,6 +316,13 @@ pub struct StreamConfig {
         skip_serializing_if = "is_default"
     )]
     pub subject_delete_marker_ttl: i64,
+    /// Every message is an increment of its subject's counter (2.12); fixed at creation.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub allow_msg_counter: bool,
     /// User metadata (2.10).
     #[serde(
         default,
@@ -424,6 +431,7 @@ impl StreamConfig {
         if self.duplicate_window > 0 && self.duplicate_window < 100_000_000 {
             return Err(cfg_err("duplicates window needs to be >= 100ms"));
         }
+        self.check_counter()?;
         self.check_markers()?;
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(cfg_err("roll-ups require the purge permission"));
@@ -451,6 +459,26 @@ impl StreamConfig {
         self.check_subjects()?;
         self.check_republish()?;
         Ok(self)
+    }
+
+    /// Counter streams (2.12): old-discarding limits retention without TTLs, not a mirror.
+    fn check_counter(&self) -> Result<(), ApiError> {
+        if !self.allow_msg_counter {
+            return Ok(());
+        }
+        if self.discard == DiscardPolicy::New {
+            return Err(cfg_err("counter stream cannot use discard new"));
+        }
+        if self.allow_msg_ttl {
+            return Err(cfg_err("counter stream cannot use message TTLs"));
+        }
+        if self.retention != RetentionPolicy::Limits {
+            return Err(cfg_err("counter stream can only use limits retention"));
+        }
+        if self.mirror.is_some() {
+            return Err(ApiError::mirror_with_counters());
+        }
+        Ok(())
     }
 
     /// Subject delete markers (2.11): at least a second, not on a mirror; they turn on
@@ -616,6 +644,11 @@ impl StreamConfig {
             self.deny_delete = true;
             self.deny_purge = true;
             self.allow_rollup_hdrs = false;
+        }
+        if self.allow_msg_counter != old.allow_msg_counter {
+            return Err(cfg_err(
+                "stream configuration update can not change message counter setting",
+            ));
         }
         if old.allow_msg_ttl && !self.allow_msg_ttl {
             return Err(cfg_err("message TTL status can not be disabled"));

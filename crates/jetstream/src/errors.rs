@@ -213,6 +213,18 @@ table! {
     MESSAGE_TTL_INVALID = 400, 10165, "invalid per-message TTL";
     /// A `Nats-TTL` header on a stream without `allow_msg_ttl` (2.11).
     MESSAGE_TTL_DISABLED = 400, 10166, "per-message TTL is disabled";
+    /// `Nats-Incr` on a stream without `allow_msg_counter` (2.12).
+    COUNTER_DISABLED = 400, 10168, "message counters is disabled";
+    /// A message to a counter stream without `Nats-Incr` (2.12).
+    COUNTER_INCR_MISSING = 400, 10169, "message counter increment is missing";
+    /// A counter increment with a payload (2.12).
+    COUNTER_HAS_PAYLOAD = 400, 10170, "message counter has payload";
+    /// A malformed `Nats-Incr`, or one beside a roll-up or an expectation (2.12).
+    COUNTER_INCR_INVALID = 400, 10171, "message counter increment is invalid";
+    /// A counter whose stored total or sources do not parse (2.12).
+    COUNTER_BROKEN = 400, 10172, "message counter is broken";
+    /// A mirror with `allow_msg_counter` (2.12).
+    MIRROR_WITH_COUNTERS = 400, 10173, "stream mirrors can not also calculate counters";
     /// `Nats-Required-Api-Level` above the server's (2.11).
     REQUIRED_API_LEVEL = 412, 10185, "JetStream minimum api level required";
     /// Negative ack_wait (2.12+).
@@ -614,6 +626,30 @@ impl ApiError {
     /// 10166 per-message TTL is disabled.
     pub fn message_ttl_disabled() -> Self {
         MESSAGE_TTL_DISABLED.into()
+    }
+    /// 10168 message counters is disabled.
+    pub fn counter_disabled() -> Self {
+        COUNTER_DISABLED.into()
+    }
+    /// 10169 message counter increment is missing.
+    pub fn counter_incr_missing() -> Self {
+        COUNTER_INCR_MISSING.into()
+    }
+    /// 10170 message counter has payload.
+    pub fn counter_has_payload() -> Self {
+        COUNTER_HAS_PAYLOAD.into()
+    }
+    /// 10171 message counter increment is invalid.
+    pub fn counter_incr_invalid() -> Self {
+        COUNTER_INCR_INVALID.into()
+    }
+    /// 10172 message counter is broken.
+    pub fn counter_broken() -> Self {
+        COUNTER_BROKEN.into()
+    }
+    /// 10173 stream mirrors can not also calculate counters.
+    pub fn mirror_with_counters() -> Self {
+        MIRROR_WITH_COUNTERS.into()
     }
     /// 10185 JetStream minimum api level required.
     pub fn required_api_level() -> Self {

@@ -54,6 +54,8 @@ enum Outcome {
         msg_id: Option<String>,
         /// Its copy to publish after the commit, if the stream republishes it.
         republish: Option<Republished>,
+        /// A counter stream's new total.
+        total: Option<String>,
     },
     Duplicate(u64),
     Failed(ApiError),
@@ -67,6 +69,9 @@ struct PubAck<'a> {
     seq: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
+    /// A counter stream's new total (2.12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -113,7 +118,10 @@ impl Inner {
         let mut rollup_all = None;
         let mut ttl = None;
         let mut headers = m.headers.clone();
+        let mut payload = m.payload.clone();
+        let mut incr = None;
         if let Some(h) = &parsed {
+            incr = crate::counter::check(self, h, &m.payload)?;
             let non_empty = |k: &str| h.get(k).filter(|v| !v.is_empty());
             if let Some(expected) = non_empty(EXPECTED_STREAM) {
                 if expected != stream {
@@ -174,6 +182,19 @@ impl Inner {
                 headers = raised;
             }
         }
+        let counted = crate::counter::apply(
+            self,
+            &subject,
+            parsed.as_ref(),
+            headers.clone(),
+            incr,
+            &m.payload,
+        )?;
+        let total = counted.map(|c| {
+            headers = c.headers;
+            payload = c.payload;
+            c.total
+        });
         // Republish: the destination, and the subject's last sequence before this one.
         let republish_to = match &self.republish {
             Some((t, _)) => republish::destination(t, stream, &subject)
@@ -187,7 +208,7 @@ impl Inner {
         };
         let (seq, ts) = self
             .store
-            .append(&subject, headers.clone(), m.payload.clone(), now)
+            .append(&subject, headers.clone(), payload.clone(), now)
             .map_err(append_error)?;
         let republish = republish_to.map(|(dest, last_seq)| {
             let stored = republish::Stored {
@@ -197,7 +218,7 @@ impl Inner {
                 ts,
                 last_seq,
                 headers: headers.as_ref(),
-                payload: &m.payload,
+                payload: &payload,
             };
             let headers_only = self.republish.as_ref().is_some_and(|(_, h)| *h);
             republish::build(&stored, dest, headers_only)
@@ -234,6 +255,7 @@ impl Inner {
             subject: stored_subject,
             msg_id,
             republish,
+            total,
         })
     }
 }
@@ -388,17 +410,19 @@ impl Stream {
             .filter_map(|(m, o)| {
                 let reply = m.reply.take().filter(|r| !r.is_empty())?;
                 let body = match o {
-                    Outcome::Stored { seq, .. } => encode(&PubAck {
+                    Outcome::Stored { seq, total, .. } => encode(&PubAck {
                         stream: &self.name,
                         domain: self.domain.get().map(String::as_str),
                         seq,
                         duplicate: false,
+                        val: total,
                     }),
                     Outcome::Duplicate(seq) => encode(&PubAck {
                         stream: &self.name,
                         domain: self.domain.get().map(String::as_str),
                         seq,
                         duplicate: true,
+                        val: None,
                     }),
                     Outcome::Failed(error) => encode(&PubAckError {
                         error: &error,
@@ -464,6 +488,7 @@ impl Stream {
                 subject: m.subject,
                 msg_id: None,
                 republish: None,
+                total: None,
             });
             next = seq + 1;
         }

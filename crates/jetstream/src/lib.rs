@@ -39,6 +39,7 @@ mod backup;
 mod cluster;
 pub mod config;
 pub mod consumer;
+mod counter;
 mod cycles;
 mod dedup;
 mod disabled;
