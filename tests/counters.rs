@@ -162,6 +162,23 @@ async fn increments_add_up_per_subject_and_bad_ones_get_the_server_errors() {
         let r = incr(&nc, subject, &h, body).await;
         assert_eq!(r["error"]["err_code"], code, "{h:?}: {r}");
     }
+    // Only sourcing stores a Nats-Stream-Source header: a client claiming one (to have its
+    // total taken as a source's) is refused, 10227 as nats-server 2.15.1 does for any
+    // stream (for this counter stream it says 10170 first: the body is not empty).
+    for (subject, body) in [("c.a", r#"{"val":"100"}"#), ("n.a", "x")] {
+        let r = incr(
+            &nc,
+            subject,
+            &[("Nats-Incr", "100"), ("Nats-Stream-Source", "X 1 > > c.a")],
+            body,
+        )
+        .await;
+        assert_eq!(r["error"]["err_code"], 10227, "{r}");
+    }
+    assert_eq!(
+        total(&stream, "c.a").await,
+        "123456789012345678901234567891"
+    );
     // With a message id, a retried increment counts once.
     let first = incr(&nc, "c.b", &[("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "").await;
     assert_eq!(first["val"], "13");

@@ -286,4 +286,15 @@ async fn the_api_level_is_shown_and_required_levels_are_honoured() {
     assert_eq!(v["error"]["err_code"], 10185);
     let v = ask("1", "$JS.API.STREAM.INFO.L").await;
     assert_eq!(v["config"]["name"], "L", "{v}");
+    // A direct get answers with a status instead.
+    let mut direct = config("DG", &["dg.>"]);
+    direct.allow_direct = true;
+    js.create_stream(direct).await.unwrap();
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Required-Api-Level", "9");
+    let r = nc
+        .request_with_headers("$JS.API.DIRECT.GET.DG", h, r#"{"seq":1}"#.into())
+        .await
+        .unwrap();
+    assert_eq!(r.status.map(|s| s.as_u16()), Some(412));
 }

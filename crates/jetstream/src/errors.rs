@@ -225,6 +225,8 @@ table! {
     COUNTER_BROKEN = 400, 10172, "message counter is broken";
     /// A mirror with `allow_msg_counter` (2.12).
     MIRROR_WITH_COUNTERS = 400, 10173, "stream mirrors can not also calculate counters";
+    /// A published message with `Nats-Stream-Source` (2.12+).
+    SOURCE_HEADER_NOT_ALLOWED = 400, 10227, "message stream source header is not allowed";
     /// `Nats-Required-Api-Level` above the server's (2.11).
     REQUIRED_API_LEVEL = 412, 10185, "JetStream minimum api level required";
     /// Negative ack_wait (2.12+).
@@ -650,6 +652,10 @@ impl ApiError {
     /// 10173 stream mirrors can not also calculate counters.
     pub fn mirror_with_counters() -> Self {
         MIRROR_WITH_COUNTERS.into()
+    }
+    /// 10227 message stream source header is not allowed.
+    pub fn source_header_not_allowed() -> Self {
+        SOURCE_HEADER_NOT_ALLOWED.into()
     }
     /// 10185 JetStream minimum api level required.
     pub fn required_api_level() -> Self {

@@ -139,6 +139,9 @@ struct RefusedAck<'a> {
 
 impl Handler for StreamHandler {
     fn handle(&self, msg: Incoming<'_>) -> Flow {
+        if spoofs_source(&msg) {
+            return self.refuse_source_header(msg.reply);
+        }
         let inbound = Inbound {
             subject: msg.subject.to_string(),
             reply: msg.reply.filter(|r| !r.is_empty()).map(str::to_string),
@@ -165,6 +168,39 @@ impl Handler for StreamHandler {
             Err(None) => Flow::Ok,
         }
     }
+}
+
+impl StreamHandler {
+    /// Only the stream's own sourcing stores a `Nats-Stream-Source` header (nats-server
+    /// 2.12+: 10227); the node that would store the message says so.
+    fn refuse_source_header(&self, reply: Option<&str>) -> Flow {
+        let leads = self
+            .stream
+            .replica
+            .get()
+            .is_none_or(|r| r.group.is_leader());
+        match reply.filter(|r| !r.is_empty()) {
+            Some(reply) if leads => Flow::Answer(ServerMsg {
+                subject: reply.to_string(),
+                headers: None,
+                payload: encode(&RefusedAck {
+                    error: &ApiError::source_header_not_allowed(),
+                    stream: &self.stream.name,
+                    seq: 0,
+                }),
+            }),
+            _ => Flow::Ok,
+        }
+    }
+}
+
+/// Whether a published message carries the header only sourcing may store.
+fn spoofs_source(msg: &Incoming<'_>) -> bool {
+    msg.headers
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .and_then(petrel_wire::headers::parse)
+        .is_some_and(|h| h.get("Nats-Stream-Source").is_some())
 }
 
 /// A consumer's `$JS.ACK.<stream>.<consumer>.>` and `$JS.FC.<stream>.<consumer>.>`.

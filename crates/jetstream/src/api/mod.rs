@@ -230,11 +230,11 @@ pub(crate) fn handle(js: &JetStream, req: &ApiRequest) -> Option<ApiResponse> {
         ["CONSUMER", "LIST", stream] => consumers::list(js, stream, p),
         ["DIRECT", "GET", name] => {
             let answer = direct(js, req, name)?;
-            return msgs::direct_get(&answer, p, None);
+            return msgs::direct_get(&answer, req.headers.as_deref(), p, None);
         }
         ["DIRECT", "GET", name, subject @ ..] if !subject.is_empty() => {
             let answer = direct(js, req, name)?;
-            return msgs::direct_get(&answer, p, Some(subject.join(".")));
+            return msgs::direct_get(&answer, req.headers.as_deref(), p, Some(subject.join(".")));
         }
         _ => return None,
     })

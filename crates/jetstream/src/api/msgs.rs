@@ -177,9 +177,13 @@ pub(super) fn raw_message(stream: &str, m: StoredMsg, extra: &[(&str, String)]) 
 /// names itself in `Nats-Stream`).
 pub(super) fn direct_get(
     stream: &Stream,
+    headers: Option<&[u8]>,
     payload: &[u8],
     last_for: Option<String>,
 ) -> Option<ApiResponse> {
+    if super::level::refused(headers) {
+        return Some(status(412, "Required Api Level"));
+    }
     let name = stream.name.as_str();
     let req = match last_for {
         Some(subject) => MsgGetRequest {
