@@ -323,6 +323,13 @@ pub struct StreamConfig {
         skip_serializing_if = "is_default"
     )]
     pub allow_msg_counter: bool,
+    /// Take atomic batches (`Nats-Batch-Id`, 2.12).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub allow_atomic: bool,
     /// User metadata (2.10).
     #[serde(
         default,
@@ -432,6 +439,9 @@ impl StreamConfig {
             return Err(cfg_err("duplicates window needs to be >= 100ms"));
         }
         self.check_counter()?;
+        if self.allow_atomic && self.mirror.is_some() {
+            return Err(ApiError::mirror_with_atomic_publish());
+        }
         self.check_markers()?;
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(cfg_err("roll-ups require the purge permission"));

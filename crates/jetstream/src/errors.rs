@@ -227,6 +227,28 @@ table! {
     MIRROR_WITH_COUNTERS = 400, 10173, "stream mirrors can not also calculate counters";
     /// A published message with `Nats-Stream-Source` (2.12+).
     SOURCE_HEADER_NOT_ALLOWED = 400, 10227, "message stream source header is not allowed";
+    /// An atomic batch message on a stream without `allow_atomic` (2.12).
+    ATOMIC_DISABLED = 400, 10174, "atomic publish is disabled";
+    /// An atomic batch message without `Nats-Batch-Sequence` (2.12).
+    ATOMIC_MISSING_SEQ = 400, 10175, "atomic publish sequence is missing";
+    /// A gap, a timeout or a lost batch (2.12).
+    ATOMIC_INCOMPLETE = 400, 10176, "atomic publish batch is incomplete";
+    /// A header an atomic batch cannot honour (2.12).
+    ATOMIC_UNSUPPORTED_HEADER = 400, 10177, "atomic publish unsupported header used: {header}";
+    /// A batch id longer than 64 (2.12).
+    ATOMIC_INVALID_ID = 400, 10179, "atomic publish batch ID is invalid";
+    /// A mirror with `allow_atomic` (2.12).
+    MIRROR_WITH_ATOMIC = 400, 10198, "stream mirrors can not also use atomic publishing";
+    /// More messages than a batch may hold (2.12).
+    ATOMIC_TOO_LARGE = 400, 10199, "atomic publish batch is too large: {size}";
+    /// A `Nats-Batch-Commit` other than `1` or `eob` (2.12).
+    ATOMIC_INVALID_COMMIT = 400, 10200, "atomic publish batch commit is invalid";
+    /// A message id seen before, in the batch or the stream (2.12).
+    ATOMIC_DUPLICATE_MSG_ID = 400, 10201, "atomic publish batch contains duplicate message id";
+    /// Too many batches open on the stream (2.12).
+    ATOMIC_TOO_MANY_INFLIGHT = 429, 10210, "atomic publish too many inflight";
+    /// An expectation a batch cannot check after its first message (2.12).
+    STREAM_WRONG_LAST_SEQUENCE_CONSTANT = 400, 10164, "wrong last sequence";
     /// `Nats-Required-Api-Level` above the server's (2.11).
     REQUIRED_API_LEVEL = 412, 10185, "JetStream minimum api level required";
     /// Negative ack_wait (2.12+).
@@ -656,6 +678,50 @@ impl ApiError {
     /// 10227 message stream source header is not allowed.
     pub fn source_header_not_allowed() -> Self {
         SOURCE_HEADER_NOT_ALLOWED.into()
+    }
+    /// 10174 atomic publish is disabled.
+    pub fn atomic_disabled() -> Self {
+        ATOMIC_DISABLED.into()
+    }
+    /// 10175 atomic publish sequence is missing.
+    pub fn atomic_missing_seq() -> Self {
+        ATOMIC_MISSING_SEQ.into()
+    }
+    /// 10176 atomic publish batch is incomplete.
+    pub fn atomic_incomplete() -> Self {
+        ATOMIC_INCOMPLETE.into()
+    }
+    /// 10177 atomic publish unsupported header used: `<header>`.
+    pub fn atomic_unsupported_header(header: &str) -> Self {
+        ATOMIC_UNSUPPORTED_HEADER.with("{header}", header)
+    }
+    /// 10179 atomic publish batch ID is invalid.
+    pub fn atomic_invalid_id() -> Self {
+        ATOMIC_INVALID_ID.into()
+    }
+    /// 10198 stream mirrors can not also use atomic publishing.
+    pub fn mirror_with_atomic_publish() -> Self {
+        MIRROR_WITH_ATOMIC.into()
+    }
+    /// 10199 atomic publish batch is too large: `<size>`.
+    pub fn atomic_too_large(size: u64) -> Self {
+        ATOMIC_TOO_LARGE.with("{size}", size)
+    }
+    /// 10200 atomic publish batch commit is invalid.
+    pub fn atomic_invalid_commit() -> Self {
+        ATOMIC_INVALID_COMMIT.into()
+    }
+    /// 10201 atomic publish batch contains duplicate message id.
+    pub fn atomic_duplicate_msg_id() -> Self {
+        ATOMIC_DUPLICATE_MSG_ID.into()
+    }
+    /// 10210 atomic publish too many inflight.
+    pub fn atomic_too_many_inflight() -> Self {
+        ATOMIC_TOO_MANY_INFLIGHT.into()
+    }
+    /// 10164 wrong last sequence (no sequence: an expectation inside an atomic batch).
+    pub fn wrong_last_sequence_constant() -> Self {
+        STREAM_WRONG_LAST_SEQUENCE_CONSTANT.into()
     }
     /// 10185 JetStream minimum api level required.
     pub fn required_api_level() -> Self {

@@ -117,6 +117,10 @@ pub(crate) struct Stream {
     pub allow_direct: AtomicBool,
     /// `mirror_direct`, readable without the store lock.
     pub mirror_direct: AtomicBool,
+    /// `allow_atomic`, readable without the store lock (the ingest task stages batches).
+    pub allow_atomic: AtomicBool,
+    /// Atomic batches being staged (only the ingest task takes it).
+    pub staging: Mutex<crate::ingest::atomic::Staging>,
     /// What its `max_bytes` reserves, readable without the store lock (monitoring).
     pub reserved: AtomicU64,
     /// Consumers by name.
@@ -306,6 +310,7 @@ impl Stream {
         backend: Arc<dyn Backend>,
     ) -> Result<Arc<Stream>, StoreError> {
         let (mut store, dir) = new_store(&config, streams_dir, sync, &backend)?;
+        crate::ingest::atomic::repair_torn_batch(store.as_mut());
         let now = now_nanos();
         let ttls = if config.allow_msg_ttl {
             // The tick expires by age (a `never` message stays).
@@ -321,6 +326,7 @@ impl Stream {
         let subjects = RwLock::new(config.subjects.clone());
         let allow_direct = AtomicBool::new(config.allow_direct);
         let mirror_direct = AtomicBool::new(config.mirror_direct);
+        let allow_atomic = AtomicBool::new(config.allow_atomic);
         let reserved = AtomicU64::new(crate::limits::reservation(&config));
         let stream = Stream {
             name: config.name.clone(),
@@ -344,6 +350,8 @@ impl Stream {
             subjects,
             allow_direct,
             mirror_direct,
+            allow_atomic,
+            staging: Mutex::new(Default::default()),
             reserved,
             consumers: RwLock::new(BTreeMap::new()),
             stored: tokio::sync::Notify::new(),
@@ -709,6 +717,8 @@ impl Stream {
             .store(config.allow_direct, Ordering::Relaxed);
         self.mirror_direct
             .store(config.mirror_direct, Ordering::Relaxed);
+        self.allow_atomic
+            .store(config.allow_atomic, Ordering::Relaxed);
         self.reserved
             .store(crate::limits::reservation(&config), Ordering::Relaxed);
         if config.allow_msg_ttl && !inner.config.allow_msg_ttl {

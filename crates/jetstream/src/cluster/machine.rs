@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::applied::{Applied, AppliedLog};
 use super::meta::StreamAssignment;
 use crate::jetstream::JetStream;
+use crate::republish::Republished;
 use crate::stream::{Inbound, Stream};
 
 /// How a replica's store syncs: the Raft log, fsynced before every acknowledgement, is
@@ -56,6 +57,12 @@ pub(crate) enum StreamOp {
     /// time, subject, headers, payload.
     Mirrored {
         msgs: Vec<(u64, i64, String, Option<Data>, Data)>,
+    },
+    /// A committed atomic batch, stored all or none with the leader's timestamp (as
+    /// [`StreamOp::Msgs`]; the last message's PubAck names the batch).
+    Atomic {
+        ts: i64,
+        msgs: Vec<(String, Option<Data>, Data)>,
     },
 }
 
@@ -93,6 +100,43 @@ pub(super) fn encode_msgs(ts: i64, batch: &[Inbound]) -> Vec<u8> {
         })
         .collect();
     postcard::to_extend(&Borrowed::Msgs { ts, msgs }, Vec::with_capacity(size)).unwrap_or_default()
+}
+
+/// The reply of an applied [`StreamOp::Msgs`] or [`StreamOp::Atomic`]: the PubAcks by the
+/// message's index, and the republished copies.
+fn msgs_reply(acks: Vec<(String, Bytes)>, republished: Vec<Republished>) -> Vec<u8> {
+    let reply = MsgsReply {
+        acks: acks
+            .into_iter()
+            .filter_map(|(i, body)| Some((i.parse().ok()?, Data(body.to_vec()))))
+            .collect(),
+        republish: republished
+            .into_iter()
+            .map(|r| {
+                (
+                    r.subject,
+                    Data(r.headers.to_vec()),
+                    Data(r.payload.to_vec()),
+                )
+            })
+            .collect(),
+    };
+    postcard::to_stdvec(&reply).unwrap_or_default()
+}
+
+/// Encodes a [`StreamOp::Atomic`] of a committed batch.
+pub(super) fn encode_atomic(ts: i64, batch: &[Inbound]) -> Vec<u8> {
+    let msgs = batch
+        .iter()
+        .map(|m| {
+            (
+                m.subject.clone(),
+                m.headers.as_ref().map(|h| Data(h.to_vec())),
+                Data(m.payload.to_vec()),
+            )
+        })
+        .collect();
+    StreamOp::Atomic { ts, msgs }.encode()
 }
 
 /// A memory replica's snapshot: its messages (sequence, time, subject, headers, payload)
@@ -162,6 +206,22 @@ pub(super) struct StreamMachine {
 impl StreamMachine {
     fn apply_op(&self, op: StreamOp, pending: &mut BTreeMap<String, Vec<u8>>) -> Vec<u8> {
         match op {
+            StreamOp::Atomic { ts, msgs } => {
+                let n = msgs.len();
+                let mut batch: Vec<Inbound> = msgs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (subject, headers, payload))| Inbound {
+                        subject,
+                        reply: (i + 1 == n).then(|| i.to_string()),
+                        headers: headers.map(|h| Bytes::from(h.0)),
+                        payload: Bytes::from(payload.0),
+                    })
+                    .collect();
+                let mut republished = Vec::new();
+                let acks = self.stream.process_atomic(&mut batch, ts, &mut republished);
+                msgs_reply(acks, republished)
+            }
             StreamOp::Msgs { ts, msgs } => {
                 let mut batch: Vec<Inbound> = msgs
                     .into_iter()
@@ -177,23 +237,7 @@ impl StreamMachine {
                 let acks = self
                     .stream
                     .process_batch_at(&mut batch, ts, &mut republished);
-                let reply = MsgsReply {
-                    acks: acks
-                        .into_iter()
-                        .filter_map(|(i, body)| Some((i.parse().ok()?, Data(body.to_vec()))))
-                        .collect(),
-                    republish: republished
-                        .into_iter()
-                        .map(|r| {
-                            (
-                                r.subject,
-                                Data(r.headers.to_vec()),
-                                Data(r.payload.to_vec()),
-                            )
-                        })
-                        .collect(),
-                };
-                postcard::to_stdvec(&reply).unwrap_or_default()
+                msgs_reply(acks, republished)
             }
             StreamOp::Purge(req) => {
                 serde_json::to_vec(&self.stream.purge_local(req)).unwrap_or_default()

@@ -22,6 +22,7 @@ use super::machine::{MsgsReply, StreamOp};
 use super::meta::StreamAssignment;
 use super::JsCluster;
 use crate::errors::ApiError;
+use crate::ingest::atomic::Unit;
 use crate::port::Port;
 use crate::stream::{Inbound, Stream};
 use crate::time::now_nanos;
@@ -369,16 +370,26 @@ pub(crate) async fn ingest(stream: Arc<Stream>, port: Arc<dyn Port>, replica: Ar
             .await;
         let (batch, close) = crate::ingest::split(&mut cmds);
         if !batch.is_empty() && replica.group.is_leader() {
-            // Up to PIPELINE entries in flight: openraft appends (and fsyncs) what has
-            // gathered in one go; the queue keeps filling meanwhile.
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                return;
-            };
-            let (s, p, r) = (stream.clone(), port.clone(), replica.clone());
-            tokio::spawn(async move {
-                propose_batch(&s, p.as_ref(), &r, batch).await;
-                drop(permit);
-            });
+            for unit in stream.sort_batches(batch) {
+                let (batch, atomic) = match unit {
+                    Unit::Replies(replies) => {
+                        port.publish_replies(replies);
+                        continue;
+                    }
+                    Unit::Plain(batch) => (batch, false),
+                    Unit::Atomic(batch) => (batch, true),
+                };
+                // Up to PIPELINE entries in flight: openraft appends (and fsyncs) what
+                // has gathered in one go; the queue keeps filling meanwhile.
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let (s, p, r) = (stream.clone(), port.clone(), replica.clone());
+                tokio::spawn(async move {
+                    propose_batch(&s, p.as_ref(), &r, batch, atomic).await;
+                    drop(permit);
+                });
+            }
         }
         if let Some(tx) = close {
             // Every proposal in flight ends before the store closes.
@@ -394,8 +405,18 @@ pub(crate) async fn ingest(stream: Arc<Stream>, port: Arc<dyn Port>, replica: Ar
 /// Proposes one batch and, once applied, publishes its republished copies and PubAcks.
 /// A batch the group does not commit (leadership lost) gets no PubAck: its publishers
 /// time out and retry, and their `Nats-Msg-Id`s keep a retry from storing twice.
-async fn propose_batch(stream: &Stream, port: &dyn Port, replica: &Replica, batch: Vec<Inbound>) {
-    let op = super::machine::encode_msgs(now_nanos(), &batch);
+async fn propose_batch(
+    stream: &Stream,
+    port: &dyn Port,
+    replica: &Replica,
+    batch: Vec<Inbound>,
+    atomic: bool,
+) {
+    let op = if atomic {
+        super::machine::encode_atomic(now_nanos(), &batch)
+    } else {
+        super::machine::encode_msgs(now_nanos(), &batch)
+    };
     let mut replies: Vec<Option<String>> = batch.into_iter().map(|m| m.reply).collect();
     let reply = match replica.group.propose(op).await {
         Ok(r) => r,

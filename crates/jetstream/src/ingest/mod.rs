@@ -23,6 +23,8 @@ use crate::republish::{self, Republished};
 use crate::stream::{Cmd, Inbound, Inner, Stream};
 use crate::time::now_nanos;
 
+pub(crate) mod atomic;
+
 /// Most messages stored by one commit.
 pub const MAX_BATCH: usize = 4096;
 /// Most message bytes taken into one commit (the queue refills meanwhile).
@@ -72,6 +74,12 @@ struct PubAck<'a> {
     /// A counter stream's new total (2.12).
     #[serde(skip_serializing_if = "Option::is_none")]
     val: Option<String>,
+    /// The atomic batch this PubAck commits (2.12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<&'a str>,
+    /// How many messages that batch stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -90,8 +98,16 @@ fn append_error(e: StoreError) -> ApiError {
 }
 
 impl Inner {
-    /// Checks one message against the headers and the stream, then appends it.
-    fn try_store(&mut self, stream: &str, m: &Inbound, now: i64) -> Result<Outcome, ApiError> {
+    /// Checks one message against the headers and the stream, then appends it. A roll-up
+    /// purges at once, or — `deferred`, in an atomic batch, whose first commit must hold
+    /// all of it — is added there, to be applied after the batch's last append.
+    fn try_store(
+        &mut self,
+        stream: &str,
+        m: &Inbound,
+        now: i64,
+        deferred: Option<&mut Vec<PurgeRequest>>,
+    ) -> Result<Outcome, ApiError> {
         if let Some(why) = &self.failed {
             return Err(ApiError::store_failed(format!("stream failed: {why}")));
         }
@@ -234,20 +250,19 @@ impl Inner {
         }
         self.last_msg_id = msg_id.clone().unwrap_or_default();
         if let Some(all) = rollup_all {
-            let req = if all {
-                PurgeRequest {
-                    seq: Some(seq),
-                    ..PurgeRequest::default()
-                }
-            } else {
-                PurgeRequest {
-                    subject: Some(subject),
-                    keep: Some(1),
-                    ..PurgeRequest::default()
-                }
+            // Everything before this message (of its subject): the same whenever applied.
+            let req = PurgeRequest {
+                subject: (!all).then_some(subject),
+                seq: Some(seq),
+                ..PurgeRequest::default()
             };
-            if let Err(e) = self.store.purge(req) {
-                tracing::warn!(stream, error = %e, "rollup purge failed");
+            match deferred {
+                Some(later) => later.push(req),
+                None => {
+                    if let Err(e) = self.store.purge(req) {
+                        tracing::warn!(stream, error = %e, "rollup purge failed");
+                    }
+                }
             }
         }
         Ok(Outcome::Stored {
@@ -367,7 +382,7 @@ impl Stream {
             }
             outcomes.push(
                 inner
-                    .try_store(&self.name, m, now)
+                    .try_store(&self.name, m, now, None)
                     .unwrap_or_else(Outcome::Failed),
             );
             if inner.store.rollbacks() != rollbacks {
@@ -416,6 +431,8 @@ impl Stream {
                         seq,
                         duplicate: false,
                         val: total,
+                        batch: None,
+                        count: None,
                     }),
                     Outcome::Duplicate(seq) => encode(&PubAck {
                         stream: &self.name,
@@ -423,6 +440,8 @@ impl Stream {
                         seq,
                         duplicate: true,
                         val: None,
+                        batch: None,
+                        count: None,
                     }),
                     Outcome::Failed(error) => encode(&PubAckError {
                         error: &error,
@@ -537,25 +556,12 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
             .queue
             .recv(MAX_BATCH, MAX_BATCH_BYTES, &mut cmds)
             .await;
-        let (mut batch, close) = split(&mut cmds);
-        if !batch.is_empty() {
-            let s = stream.clone();
-            let stored = tokio::task::spawn_blocking(move || {
-                let mut republished = Vec::new();
-                let acks = catch(|| s.process_batch(&mut batch, &mut republished));
-                (acks.map(|a| (a, republished)), batch)
-            })
-            .await;
-            match stored {
-                Ok((Ok((acks, republished)), _)) => {
-                    // As nats-server: the copies leave before the PubAcks.
-                    for r in republished {
-                        port.publish(&r.subject, None, Some(r.headers), r.payload);
-                    }
-                    port.publish_replies(acks)
-                }
-                Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
-                Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch lost"),
+        let (batch, close) = split(&mut cmds);
+        for unit in stream.sort_batches(batch) {
+            match unit {
+                atomic::Unit::Plain(batch) => store_plain(&stream, port.as_ref(), batch).await,
+                atomic::Unit::Atomic(batch) => store_atomic(&stream, port.as_ref(), batch).await,
+                atomic::Unit::Replies(replies) => port.publish_replies(replies),
             }
         }
         if let Some(tx) = close {
@@ -566,6 +572,53 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
             let _ = tx.send(());
             return;
         }
+    }
+}
+
+/// Stores plain messages with one commit and publishes their republished copies and
+/// PubAcks.
+async fn store_plain(stream: &Arc<Stream>, port: &dyn Port, mut batch: Vec<Inbound>) {
+    if batch.is_empty() {
+        return;
+    }
+    let s = stream.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut republished = Vec::new();
+        let acks = catch(|| s.process_batch(&mut batch, &mut republished));
+        (acks.map(|a| (a, republished)), batch)
+    })
+    .await;
+    match stored {
+        Ok((Ok((acks, republished)), _)) => {
+            // As nats-server: the copies leave before the PubAcks.
+            for r in republished {
+                port.publish(&r.subject, None, Some(r.headers), r.payload);
+            }
+            port.publish_replies(acks)
+        }
+        Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
+        Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch lost"),
+    }
+}
+
+/// Stores a committed atomic batch and publishes its copies and its PubAck.
+async fn store_atomic(stream: &Arc<Stream>, port: &dyn Port, mut batch: Vec<Inbound>) {
+    let s = stream.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut republished = Vec::new();
+        let acks = catch(|| s.process_atomic(&mut batch, now_nanos(), &mut republished));
+        (acks.map(|a| (a, republished)), batch)
+    })
+    .await;
+    match stored {
+        Ok((Ok((acks, republished)), _)) => {
+            for r in republished {
+                port.publish(&r.subject, None, Some(r.headers), r.payload);
+            }
+            port.publish_replies(acks)
+        }
+        Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
+        Err(e) => tracing::error!(stream = %stream.name, error = %e, "atomic batch lost"),
     }
 }
 
