@@ -298,3 +298,68 @@ async fn the_api_level_is_shown_and_required_levels_are_honoured() {
         .unwrap();
     assert_eq!(r.status.map(|s| s.as_u16()), Some(412));
 }
+
+/// `persist_mode: async` (2.12): a single-replica file stream's PubAcks stop waiting for
+/// the fsync (the maintenance tick adds it within a second); the mode is shown, fixed at
+/// creation, and refused where nats-server 2.15.1 refuses it.
+#[tokio::test]
+async fn async_persistence_is_a_fixed_single_replica_file_setting() {
+    use async_nats::jetstream::stream::{PersistenceMode, StorageType};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let s = petrel_testkit::spawn_with(move |b| b.jetstream(&path)).await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let cfg = |name: &str| stream::Config {
+        persist_mode: Some(PersistenceMode::Async),
+        ..config(name, &[&format!("{}.>", name.to_lowercase())])
+    };
+    let created = js.create_stream(cfg("FAST")).await.unwrap();
+    assert_eq!(
+        created.cached_info().config.persist_mode,
+        Some(PersistenceMode::Async)
+    );
+    for (bad, want) in [
+        (
+            stream::Config {
+                storage: StorageType::Memory,
+                ..cfg("MEM")
+            },
+            "async persist mode is only supported on file storage",
+        ),
+        (
+            stream::Config {
+                allow_atomic_publish: true,
+                ..cfg("ATOM")
+            },
+            "async persist mode is not supported with atomic batch publish",
+        ),
+    ] {
+        let e = js.create_stream(bad).await.unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    let e = js
+        .update_stream(config("FAST", &["fast.>"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("stream configuration update can not change persist mode"),
+        "{e}"
+    );
+    for i in 0..10 {
+        js.publish("fast.x", format!("{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    nc.drain().await.unwrap();
+    s.shutdown().await;
+    let path = dir.path().to_path_buf();
+    let s = petrel_testkit::spawn_with(move |b| b.jetstream(&path)).await;
+    let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
+    let info = js.get_stream("FAST").await.unwrap().cached_info().clone();
+    assert_eq!(info.state.messages, 10);
+    assert_eq!(info.config.persist_mode, Some(PersistenceMode::Async));
+}

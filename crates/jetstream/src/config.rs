@@ -69,6 +69,19 @@ pub enum Compression {
     S2,
 }
 
+/// When a file stream's writes reach the disk (2.12).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistMode {
+    /// Each commit is fsynced before its PubAcks (an empty string is read as this too).
+    #[default]
+    #[serde(alias = "")]
+    Default,
+    /// Commits are written at once and fsynced within a second: PubAcks do not wait for
+    /// the disk (nats-server flushes such streams at its sync interval, 2 minutes).
+    Async,
+}
+
 /// Subject transform applied to incoming messages before they are stored (2.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectTransformConfig {
@@ -330,6 +343,13 @@ pub struct StreamConfig {
         skip_serializing_if = "is_default"
     )]
     pub allow_atomic: bool,
+    /// When writes reach the disk (2.12); `default` is not shown, as in nats-server.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub persist_mode: PersistMode,
     /// User metadata (2.10).
     #[serde(
         default,
@@ -442,6 +462,7 @@ impl StreamConfig {
         if self.allow_atomic && self.mirror.is_some() {
             return Err(ApiError::mirror_with_atomic_publish());
         }
+        self.check_persist_mode()?;
         self.check_markers()?;
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(cfg_err("roll-ups require the purge permission"));
@@ -487,6 +508,29 @@ impl StreamConfig {
         }
         if self.mirror.is_some() {
             return Err(ApiError::mirror_with_counters());
+        }
+        Ok(())
+    }
+
+    /// `persist_mode: async` (2.12): a single-replica file stream without atomic batches.
+    fn check_persist_mode(&self) -> Result<(), ApiError> {
+        if self.persist_mode != PersistMode::Async {
+            return Ok(());
+        }
+        if self.storage != StorageType::File {
+            return Err(cfg_err(
+                "async persist mode is only supported on file storage",
+            ));
+        }
+        if self.num_replicas > 1 {
+            return Err(cfg_err(
+                "async persist mode is not supported on replicated streams",
+            ));
+        }
+        if self.allow_atomic {
+            return Err(cfg_err(
+                "async persist mode is not supported with atomic batch publish",
+            ));
         }
         Ok(())
     }
@@ -654,6 +698,11 @@ impl StreamConfig {
             self.deny_delete = true;
             self.deny_purge = true;
             self.allow_rollup_hdrs = false;
+        }
+        if self.persist_mode != old.persist_mode {
+            return Err(cfg_err(
+                "stream configuration update can not change persist mode",
+            ));
         }
         if self.allow_msg_counter != old.allow_msg_counter {
             return Err(cfg_err(

@@ -543,8 +543,9 @@ async fn maintenance_loop(js: Arc<JetStream>, mut shutdown: watch::Receiver<bool
         let now = now_nanos();
         let _ = tokio::task::spawn_blocking(move || {
             for s in streams {
-                let replicated = s.replica.get().is_some();
-                s.maintain(now, sync || (replica_sync && replicated));
+                // Replicas, and streams with `persist_mode: async`, every second.
+                let every_second = s.replica.get().is_some() || s.persists_async();
+                s.maintain(now, sync || (replica_sync && every_second));
             }
         })
         .await;

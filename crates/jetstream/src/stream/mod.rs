@@ -16,7 +16,6 @@ use petrel_store::{
     Backend, FileStore, FileStoreConfig, MemStore, PurgeRequest, StoreError, StoredMsg,
     StreamStore, SyncMode,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::backlog::{Backlog, Limits, Pushed};
@@ -24,10 +23,12 @@ use crate::config::{StorageType, StreamConfig};
 use crate::consumer::Consumer;
 use crate::dedup::Dedup;
 use crate::errors::ApiError;
-use crate::json::{is_default, null_default};
 use crate::port::{Flow, SubId};
 use crate::time::{now_nanos, rfc3339_nano};
 use crate::transform::SubjectTransform;
+
+mod json;
+pub(crate) use json::{InfoRequest, MsgGetRequest, StateJson, StreamInfo};
 
 /// A message published on one of the stream's subjects, waiting to be stored.
 #[derive(Debug)]
@@ -117,6 +118,8 @@ pub(crate) struct Stream {
     pub allow_direct: AtomicBool,
     /// `mirror_direct`, readable without the store lock.
     pub mirror_direct: AtomicBool,
+    /// `persist_mode: async`, readable without the store lock (the maintenance tick).
+    pub persist_async: AtomicBool,
     /// `allow_atomic`, readable without the store lock (the ingest task stages batches).
     pub allow_atomic: AtomicBool,
     /// Atomic batches being staged (only the ingest task takes it).
@@ -142,119 +145,6 @@ pub(crate) struct Stream {
     bytes: AtomicU64,
 }
 
-/// Request body of `STREAM.INFO`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct InfoRequest {
-    #[serde(default, deserialize_with = "null_default")]
-    pub deleted_details: bool,
-    #[serde(default, deserialize_with = "null_default")]
-    pub subjects_filter: String,
-    #[serde(default, deserialize_with = "null_default")]
-    pub offset: usize,
-}
-
-/// Request body of `STREAM.MSG.GET` and `DIRECT.GET`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct MsgGetRequest {
-    #[serde(default, deserialize_with = "null_default")]
-    pub seq: u64,
-    #[serde(default, deserialize_with = "null_default")]
-    pub last_by_subj: String,
-    #[serde(default, deserialize_with = "null_default")]
-    pub next_by_subj: String,
-    /// Direct gets (2.11): up to this many messages, then an end-of-batch status.
-    #[serde(default, deserialize_with = "null_default")]
-    pub batch: i64,
-    /// Direct gets: stop a batch before it passes this many bytes.
-    #[serde(default, deserialize_with = "null_default")]
-    pub max_bytes: i64,
-    /// Direct gets: the last message of every subject matching these (2.11).
-    #[serde(default, deserialize_with = "null_default")]
-    pub multi_last: Vec<String>,
-    /// Direct gets with `multi_last`: as of this sequence, or of this time.
-    #[serde(default, deserialize_with = "null_default")]
-    pub up_to_seq: u64,
-    #[serde(default, deserialize_with = "null_default")]
-    pub up_to_time: Option<String>,
-    /// Direct gets: the payload alone, without headers (2.11).
-    #[serde(default, deserialize_with = "null_default")]
-    pub no_hdr: bool,
-}
-
-/// `state` of a StreamInfo.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct StateJson {
-    pub messages: u64,
-    pub bytes: u64,
-    pub first_seq: u64,
-    pub first_ts: String,
-    pub last_seq: u64,
-    pub last_ts: String,
-    #[serde(skip_serializing_if = "is_default")]
-    pub num_subjects: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subjects: Option<BTreeMap<String, u64>>,
-    #[serde(skip_serializing_if = "is_default")]
-    pub num_deleted: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted: Option<Vec<u64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lost: Option<petrel_store::LostData>,
-    pub consumer_count: u64,
-}
-
-/// StreamInfo: config, created, state.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct StreamInfo {
-    pub config: StreamConfig,
-    pub created: String,
-    pub state: StateJson,
-    /// The JetStream domain, if the server has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// Petrel: why the stream stopped taking messages; absent while it works.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<String>,
-    /// The state of the mirror.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mirror: Option<crate::sourcing::task::SourceInfo>,
-    /// The state of each source.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<crate::sourcing::task::SourceInfo>,
-    /// The stream group (clustered JetStream only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<crate::cluster::replica::ClusterInfo>,
-}
-
-impl StreamInfo {
-    /// The info of a stream this node holds no replica of: its config, an empty state.
-    pub fn empty(config: StreamConfig, created: i64) -> StreamInfo {
-        StreamInfo {
-            config,
-            created: rfc3339_nano(created),
-            state: StateJson {
-                messages: 0,
-                bytes: 0,
-                first_seq: 0,
-                first_ts: rfc3339_nano(0),
-                last_seq: 0,
-                last_ts: rfc3339_nano(0),
-                num_subjects: 0,
-                subjects: None,
-                num_deleted: 0,
-                deleted: None,
-                lost: None,
-                consumer_count: 0,
-            },
-            domain: None,
-            failed: None,
-            mirror: None,
-            sources: Vec::new(),
-            cluster: None,
-        }
-    }
-}
-
 /// Opens the store of `config` under `streams_dir` (file streams; memory streams have no
 /// directory) with its limits, compression and first sequence applied.
 fn new_store(
@@ -266,7 +156,7 @@ fn new_store(
     let (mut store, dir): (Box<dyn StreamStore>, _) = match config.storage {
         StorageType::File => {
             let cfg = FileStoreConfig {
-                sync,
+                sync: store_sync(config, sync),
                 ..FileStoreConfig::default()
             };
             let fs = FileStore::open_with_backend(streams_dir, &config.name, cfg, backend.clone())?;
@@ -281,6 +171,20 @@ fn new_store(
         store.set_first_seq(config.first_seq)?;
     }
     Ok((store, dir))
+}
+
+/// How often a stream with `persist_mode: async` is fsynced (the maintenance tick does it).
+pub(crate) const ASYNC_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The sync mode of a stream's file store: the server's, or — `persist_mode: async` —
+/// commits written without an fsync, which the maintenance tick adds every second.
+fn store_sync(config: &StreamConfig, server: SyncMode) -> SyncMode {
+    match (config.persist_mode, server) {
+        (crate::config::PersistMode::Async, SyncMode::Always) => {
+            SyncMode::Interval(ASYNC_SYNC_EVERY)
+        }
+        _ => server,
+    }
 }
 
 /// Writes a stream's files into its (empty) directory ([`Stream::replace_files`]).
@@ -327,6 +231,8 @@ impl Stream {
         let allow_direct = AtomicBool::new(config.allow_direct);
         let mirror_direct = AtomicBool::new(config.mirror_direct);
         let allow_atomic = AtomicBool::new(config.allow_atomic);
+        let persist_async =
+            AtomicBool::new(config.persist_mode == crate::config::PersistMode::Async);
         let reserved = AtomicU64::new(crate::limits::reservation(&config));
         let stream = Stream {
             name: config.name.clone(),
@@ -351,6 +257,7 @@ impl Stream {
             allow_direct,
             mirror_direct,
             allow_atomic,
+            persist_async,
             staging: Mutex::new(Default::default()),
             reserved,
             consumers: RwLock::new(BTreeMap::new()),
@@ -730,6 +637,12 @@ impl Stream {
         Ok(())
     }
 
+    /// Whether the stream's commits are fsynced by the maintenance tick (`persist_mode:
+    /// async`) rather than before their PubAcks.
+    pub fn persists_async(&self) -> bool {
+        self.persist_async.load(Ordering::Relaxed)
+    }
+
     /// The maintenance tick: age expiry, dedup expiry and (lazy sync mode) fsync. Blocking.
     pub fn maintain(&self, now: i64, sync: bool) {
         let mut inner = self.inner.lock();
@@ -806,4 +719,23 @@ fn deleted_seqs(store: &dyn StreamStore, first: u64, last: u64) -> Result<Vec<u6
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn async_persistence_drops_the_fsync_from_the_commit_only() {
+        let mut cfg: StreamConfig = serde_json::from_str(r#"{"name":"S"}"#).unwrap();
+        assert_eq!(store_sync(&cfg, SyncMode::Always), SyncMode::Always);
+        cfg.persist_mode = crate::config::PersistMode::Async;
+        assert_eq!(
+            store_sync(&cfg, SyncMode::Always),
+            SyncMode::Interval(ASYNC_SYNC_EVERY)
+        );
+        // A server already syncing lazily keeps its own interval.
+        let lazy = SyncMode::Interval(std::time::Duration::from_secs(120));
+        assert_eq!(store_sync(&cfg, lazy), lazy);
+    }
 }
