@@ -1,7 +1,7 @@
 //! The 2.12 write paths on R3 streams, through async-nats on three in-process nodes: an
 //! atomic batch staged on the stream leader is stored by one group entry (all replicas or
-//! none), and counter totals are computed alike on every replica, so the next leader
-//! carries on from the same total.
+//! none), counter totals are computed alike on every replica, so the next leader carries
+//! on from the same total, and a repeating schedule keeps firing under the next leader.
 
 use std::time::Duration;
 
@@ -35,8 +35,25 @@ async fn request(nc: &async_nats::Client, subject: &str, h: &[(&str, &str)]) -> 
     }
 }
 
+/// Waits for a fired message on `sch.tick` newer than `seq`; its sequence.
+async fn fired_after(stream: &stream::Stream, seq: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(m) = stream.get_last_raw_message_by_subject("sch.tick").await {
+            if m.sequence > seq {
+                return m.sequence;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing fired after {seq}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn atomic_batches_and_counters_replicate() {
+async fn atomic_batches_counters_and_schedules_replicate() {
     let mut nodes = cluster3().await;
     let nc = async_nats::connect(nodes[0].client_url()).await.unwrap();
     let js = jetstream::new(nc.clone());
@@ -62,8 +79,43 @@ async fn atomic_batches_and_counters_replicate() {
         },
     )
     .await;
+    create(
+        &js,
+        stream::Config {
+            name: "SCH".into(),
+            subjects: vec!["sch.>".into()],
+            num_replicas: 3,
+            allow_message_schedules: true,
+            ..Default::default()
+        },
+    )
+    .await;
     info(&js, "AB").await;
     let leader = info(&js, "CNT").await.cluster.unwrap().leader.unwrap();
+    let sch_leader = info(&js, "SCH").await.cluster.unwrap().leader.unwrap();
+    request(
+        &nc,
+        "sch.every",
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sch.tick"),
+        ],
+    )
+    .await;
+    let sch = js.get_stream("SCH").await.unwrap();
+    let before = fired_after(&sch, 0).await;
+    // The schedule stream's leader hands over; the next one keeps firing.
+    let r = request(&nc, "$JS.API.STREAM.LEADER.STEPDOWN.SCH", &[]).await;
+    let v: Value = serde_json::from_slice(&r).unwrap();
+    assert_eq!(v["success"], true, "{v}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while info(&js, "SCH").await.cluster.unwrap().leader.unwrap() == sch_leader {
+        assert!(tokio::time::Instant::now() < deadline, "no new leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sch = js.get_stream("SCH").await.unwrap();
+    let settled = fired_after(&sch, before).await;
+    fired_after(&sch, settled).await;
 
     for seq in 1..=4u64 {
         let seq_s = seq.to_string();

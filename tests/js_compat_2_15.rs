@@ -236,9 +236,9 @@ async fn expected_last_sequence_of_another_subject() {
     assert_eq!(publish(None, "e.a").await, 10193);
 }
 
-/// The API level (2.11): `$JS.API.INFO` and the client INFO say 1, and a request that
-/// requires more (or names no number) is refused with 412 10185 in its own response type,
-/// while one that requires 1 is served.
+/// The API level (2.11+): `$JS.API.INFO` and the client INFO say 2 (2.12's features), and
+/// a request that requires more (or names no number) is refused with 412 10185 in its own
+/// response type, while one that requires 2 is served.
 #[tokio::test]
 async fn the_api_level_is_shown_and_required_levels_are_honoured() {
     let s = spawn_jetstream().await;
@@ -252,12 +252,12 @@ async fn the_api_level_is_shown_and_required_levels_are_honoured() {
         }
     }
     let info: Value = serde_json::from_slice(&line[5..]).unwrap();
-    assert_eq!(info["api_lvl"], 1, "{info}");
+    assert_eq!(info["api_lvl"], 2, "{info}");
 
     let nc = async_nats::connect(s.client_url()).await.unwrap();
     let js = jetstream::new(nc.clone());
     let account = js.query_account().await.unwrap();
-    assert_eq!(account.requests.level, 1);
+    assert_eq!(account.requests.level, 2);
     js.create_stream(config("L", &["l.>"])).await.unwrap();
     let ask = |level: &'static str, subject: &'static str| {
         let nc = nc.clone();
@@ -271,7 +271,7 @@ async fn the_api_level_is_shown_and_required_levels_are_honoured() {
             serde_json::from_slice::<Value>(&r.payload).unwrap()
         }
     };
-    for level in ["2", "x"] {
+    for level in ["3", "x"] {
         let v = ask(level, "$JS.API.STREAM.INFO.L").await;
         assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_info_response");
         assert_eq!(v["error"]["code"], 412, "{v}");
@@ -284,7 +284,7 @@ async fn the_api_level_is_shown_and_required_levels_are_honoured() {
     let v = ask("9", "$JS.API.INFO").await;
     assert_eq!(v["type"], "io.nats.jetstream.api.v1.account_info_response");
     assert_eq!(v["error"]["err_code"], 10185);
-    let v = ask("1", "$JS.API.STREAM.INFO.L").await;
+    let v = ask("2", "$JS.API.STREAM.INFO.L").await;
     assert_eq!(v["config"]["name"], "L", "{v}");
     // A direct get answers with a status instead.
     let mut direct = config("DG", &["dg.>"]);

@@ -64,6 +64,7 @@ mod queue;
 mod reload;
 mod republish;
 mod request;
+mod schedules;
 mod shutdown;
 mod sources;
 mod support;

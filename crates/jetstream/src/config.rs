@@ -336,6 +336,13 @@ pub struct StreamConfig {
         skip_serializing_if = "is_default"
     )]
     pub allow_msg_counter: bool,
+    /// Take message schedules (`Nats-Schedule`, 2.12); once on, it stays on.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub allow_msg_schedules: bool,
     /// Take atomic batches (`Nats-Batch-Id`, 2.12).
     #[serde(
         default,
@@ -463,6 +470,7 @@ impl StreamConfig {
             return Err(ApiError::mirror_with_atomic_publish());
         }
         self.check_persist_mode()?;
+        self.check_schedules()?;
         self.check_markers()?;
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(cfg_err("roll-ups require the purge permission"));
@@ -503,11 +511,36 @@ impl StreamConfig {
         if self.allow_msg_ttl {
             return Err(cfg_err("counter stream cannot use message TTLs"));
         }
+        if self.allow_msg_schedules {
+            return Err(cfg_err("counter stream cannot use message schedules"));
+        }
         if self.retention != RetentionPolicy::Limits {
             return Err(cfg_err("counter stream can only use limits retention"));
         }
         if self.mirror.is_some() {
             return Err(ApiError::mirror_with_counters());
+        }
+        Ok(())
+    }
+
+    /// Message schedules (2.12): not with discard new, not on a mirror or a sourcing
+    /// stream; they turn roll-ups on (a schedule is stored with `Nats-Rollup: sub`).
+    fn check_schedules(&mut self) -> Result<(), ApiError> {
+        if !self.allow_msg_schedules {
+            return Ok(());
+        }
+        if self.discard == DiscardPolicy::New {
+            return Err(cfg_err("message scheduling cannot use discard new"));
+        }
+        if self.mirror.is_some() {
+            return Err(ApiError::mirror_with_schedules());
+        }
+        if !self.sources.is_empty() {
+            return Err(ApiError::source_with_schedules());
+        }
+        if !self.allow_rollup_hdrs {
+            self.allow_rollup_hdrs = true;
+            self.deny_purge = false;
         }
         Ok(())
     }
@@ -708,6 +741,9 @@ impl StreamConfig {
             return Err(cfg_err(
                 "stream configuration update can not change message counter setting",
             ));
+        }
+        if old.allow_msg_schedules && !self.allow_msg_schedules {
+            return Err(cfg_err("message schedules can not be disabled"));
         }
         if old.allow_msg_ttl && !self.allow_msg_ttl {
             return Err(cfg_err("message TTL status can not be disabled"));

@@ -249,6 +249,26 @@ table! {
     ATOMIC_TOO_MANY_INFLIGHT = 429, 10210, "atomic publish too many inflight";
     /// An expectation a batch cannot check after its first message (2.12).
     STREAM_WRONG_LAST_SEQUENCE_CONSTANT = 400, 10164, "wrong last sequence";
+    /// A mirror with `allow_msg_schedules` (2.12).
+    MIRROR_WITH_SCHEDULES = 400, 10186, "stream mirrors can not also schedule messages";
+    /// A sourcing stream with `allow_msg_schedules` (2.12).
+    SOURCE_WITH_SCHEDULES = 400, 10187, "stream source can not also schedule messages";
+    /// A schedule on a stream without `allow_msg_schedules` (2.12).
+    SCHEDULES_DISABLED = 400, 10188, "message schedules is disabled";
+    /// A `Nats-Schedule` that does not parse (2.12).
+    SCHEDULE_PATTERN_INVALID = 400, 10189, "message schedules pattern is invalid";
+    /// A missing, wildcard, own or foreign `Nats-Schedule-Target` (2.12).
+    SCHEDULE_TARGET_INVALID = 400, 10190, "message schedules target is invalid";
+    /// A `Nats-Schedule-TTL` that is not a TTL (2.12).
+    SCHEDULE_TTL_INVALID = 400, 10191, "message schedules invalid per-message TTL";
+    /// A roll-up other than `sub` on a schedule (2.12).
+    SCHEDULE_ROLLUP_INVALID = 400, 10192, "message schedules invalid rollup";
+    /// A bad `Nats-Schedule-Source` (2.12).
+    SCHEDULE_SOURCE_INVALID = 400, 10203, "message schedules source is invalid";
+    /// A `Nats-Scheduler` / `Nats-Schedule-Next` a client may not send (2.12).
+    SCHEDULE_SCHEDULER_INVALID = 400, 10212, "message schedules invalid scheduler";
+    /// An empty or unknown `Nats-Schedule-Time-Zone` (2.12).
+    SCHEDULE_TIME_ZONE_INVALID = 400, 10223, "message schedules time zone is invalid";
     /// `Nats-Required-Api-Level` above the server's (2.11).
     REQUIRED_API_LEVEL = 412, 10185, "JetStream minimum api level required";
     /// Negative ack_wait (2.12+).
@@ -722,6 +742,46 @@ impl ApiError {
     /// 10164 wrong last sequence (no sequence: an expectation inside an atomic batch).
     pub fn wrong_last_sequence_constant() -> Self {
         STREAM_WRONG_LAST_SEQUENCE_CONSTANT.into()
+    }
+    /// 10186 stream mirrors can not also schedule messages.
+    pub fn mirror_with_schedules() -> Self {
+        MIRROR_WITH_SCHEDULES.into()
+    }
+    /// 10187 stream source can not also schedule messages.
+    pub fn source_with_schedules() -> Self {
+        SOURCE_WITH_SCHEDULES.into()
+    }
+    /// 10188 message schedules is disabled.
+    pub fn schedules_disabled() -> Self {
+        SCHEDULES_DISABLED.into()
+    }
+    /// 10189 message schedules pattern is invalid.
+    pub fn schedule_pattern_invalid() -> Self {
+        SCHEDULE_PATTERN_INVALID.into()
+    }
+    /// 10190 message schedules target is invalid.
+    pub fn schedule_target_invalid() -> Self {
+        SCHEDULE_TARGET_INVALID.into()
+    }
+    /// 10191 message schedules invalid per-message TTL.
+    pub fn schedule_ttl_invalid() -> Self {
+        SCHEDULE_TTL_INVALID.into()
+    }
+    /// 10192 message schedules invalid rollup.
+    pub fn schedule_rollup_invalid() -> Self {
+        SCHEDULE_ROLLUP_INVALID.into()
+    }
+    /// 10203 message schedules source is invalid.
+    pub fn schedule_source_invalid() -> Self {
+        SCHEDULE_SOURCE_INVALID.into()
+    }
+    /// 10212 message schedules invalid scheduler.
+    pub fn schedule_scheduler_invalid() -> Self {
+        SCHEDULE_SCHEDULER_INVALID.into()
+    }
+    /// 10223 message schedules time zone is invalid.
+    pub fn schedule_time_zone_invalid() -> Self {
+        SCHEDULE_TIME_ZONE_INVALID.into()
     }
     /// 10185 JetStream minimum api level required.
     pub fn required_api_level() -> Self {

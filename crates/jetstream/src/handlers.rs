@@ -139,8 +139,8 @@ struct RefusedAck<'a> {
 
 impl Handler for StreamHandler {
     fn handle(&self, msg: Incoming<'_>) -> Flow {
-        if spoofs_source(&msg) {
-            return self.refuse_source_header(msg.reply);
+        if let Some(error) = refused_headers(&msg) {
+            return self.refuse(msg.reply, error);
         }
         let inbound = Inbound {
             subject: msg.subject.to_string(),
@@ -171,9 +171,9 @@ impl Handler for StreamHandler {
 }
 
 impl StreamHandler {
-    /// Only the stream's own sourcing stores a `Nats-Stream-Source` header (nats-server
-    /// 2.12+: 10227); the node that would store the message says so.
-    fn refuse_source_header(&self, reply: Option<&str>) -> Flow {
+    /// Refuses a published message before it is queued; the node that would store it says
+    /// so.
+    fn refuse(&self, reply: Option<&str>, error: ApiError) -> Flow {
         let leads = self
             .stream
             .replica
@@ -184,7 +184,7 @@ impl StreamHandler {
                 subject: reply.to_string(),
                 headers: None,
                 payload: encode(&RefusedAck {
-                    error: &ApiError::source_header_not_allowed(),
+                    error: &error,
                     stream: &self.stream.name,
                     seq: 0,
                 }),
@@ -194,13 +194,24 @@ impl StreamHandler {
     }
 }
 
-/// Whether a published message carries the header only sourcing may store.
-fn spoofs_source(msg: &Incoming<'_>) -> bool {
-    msg.headers
-        .as_deref()
-        .filter(|h| !h.is_empty())
-        .and_then(petrel_wire::headers::parse)
-        .is_some_and(|h| h.get("Nats-Stream-Source").is_some())
+/// Headers only the server may put on a stored message (nats-server 2.12+): sourcing's
+/// `Nats-Stream-Source` (10227), and a fired schedule's `Nats-Scheduler` with a
+/// `Nats-Schedule-Next` other than `purge` (10212: clients may only purge a schedule).
+fn refused_headers(msg: &Incoming<'_>) -> Option<ApiError> {
+    let block = msg.headers.as_deref().filter(|h| !h.is_empty())?;
+    // Most messages have none of them: one byte search first.
+    memchr::memmem::find(block, b"Nats-S")?;
+    let h = petrel_wire::headers::parse(block)?;
+    if h.get("Nats-Stream-Source").is_some() {
+        return Some(ApiError::source_header_not_allowed());
+    }
+    let next = h.get(crate::schedule::NEXT).filter(|n| !n.is_empty());
+    let scheduler = h.get(crate::schedule::SCHEDULER).is_some();
+    match next {
+        Some(n) if n != "purge" => Some(ApiError::schedule_scheduler_invalid()),
+        None if scheduler => Some(ApiError::schedule_scheduler_invalid()),
+        _ => None,
+    }
 }
 
 /// A consumer's `$JS.ACK.<stream>.<consumer>.>` and `$JS.FC.<stream>.<consumer>.>`.

@@ -40,6 +40,7 @@ mod cluster;
 pub mod config;
 pub mod consumer;
 mod counter;
+mod cron;
 mod cycles;
 mod dedup;
 mod disabled;
@@ -57,6 +58,7 @@ mod monitor;
 pub mod port;
 mod republish;
 mod retention;
+mod schedule;
 pub mod sourcing;
 mod stream;
 #[cfg(test)]

@@ -4,14 +4,15 @@
 //! older server (412, 10185).
 //!
 //! Level 1 is nats-server 2.11's: per-message TTLs and subject delete markers, consumer
-//! pause, priority groups, batched and multi-last direct gets. Level 2 (2.12: counters,
-//! atomic batches, schedules, async persistence) is not claimed until all of it works.
+//! pause, priority groups, batched and multi-last direct gets. Level 2 is 2.12's: counters,
+//! atomic batch publish, message schedules, `persist_mode: async`. Level 3 and up (2.14's
+//! fast batch publish and flow-controlled acks, …) are not claimed.
 
 use super::{respond, ApiResponse};
 use crate::errors::ApiError;
 
 /// The API level Petrel implements.
-pub const API_LEVEL: u32 = 1;
+pub const API_LEVEL: u32 = 2;
 
 /// Header: the lowest API level that may serve this request.
 const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
@@ -94,7 +95,8 @@ mod tests {
         assert!(!refused(Some(b"NATS/1.0\r\nX: 1\r\n\r\n")));
         assert!(!refused(Some(h("0").as_bytes())));
         assert!(!refused(Some(h("1").as_bytes())));
-        assert!(refused(Some(h("2").as_bytes())));
+        assert!(!refused(Some(h("2").as_bytes())));
+        assert!(refused(Some(h("3").as_bytes())));
         assert!(refused(Some(h("x").as_bytes())));
     }
 

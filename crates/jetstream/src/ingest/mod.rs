@@ -136,8 +136,10 @@ impl Inner {
         let mut headers = m.headers.clone();
         let mut payload = m.payload.clone();
         let mut incr = None;
+        let mut schedule_rollup = false;
         if let Some(h) = &parsed {
             incr = crate::counter::check(self, h, &m.payload)?;
+            schedule_rollup = crate::schedule::check(self, &subject, h)?;
             let non_empty = |k: &str| h.get(k).filter(|v| !v.is_empty());
             if let Some(expected) = non_empty(EXPECTED_STREAM) {
                 if expected != stream {
@@ -198,6 +200,14 @@ impl Inner {
                 headers = raised;
             }
         }
+        if schedule_rollup && rollup_all.is_none() {
+            // A schedule is its subject's only message.
+            rollup_all = Some(false);
+            headers = Some(crate::hdr::extend(
+                headers.as_ref(),
+                &format!("{ROLLUP}: sub\r\n"),
+            ));
+        }
         let counted = crate::counter::apply(
             self,
             &subject,
@@ -244,21 +254,30 @@ impl Inner {
                 self.ttls.note(seq, ts, h, ttl);
             }
         }
+        let ended = if self.config.allow_msg_schedules {
+            self.schedules.note(seq, ts, &subject, parsed.as_ref(), ts)
+        } else {
+            None
+        };
         let stored_subject = subject.clone();
         if let Some(id) = &msg_id {
             self.dedup.insert(id, seq, ts);
         }
         self.last_msg_id = msg_id.clone().unwrap_or_default();
-        if let Some(all) = rollup_all {
-            // Everything before this message (of its subject): the same whenever applied.
-            let req = PurgeRequest {
-                subject: (!all).then_some(subject),
-                seq: Some(seq),
-                ..PurgeRequest::default()
-            };
-            match deferred {
-                Some(later) => later.push(req),
-                None => {
+        // Everything before this message (of its subject): the same whenever applied.
+        let rollup = rollup_all.map(|all| PurgeRequest {
+            subject: (!all).then_some(subject),
+            seq: Some(seq),
+            ..PurgeRequest::default()
+        });
+        // A one-off schedule that fired is purged.
+        let purges = rollup
+            .into_iter()
+            .chain(ended.map(crate::schedule::purge_of));
+        match deferred {
+            Some(later) => later.extend(purges),
+            None => {
+                for req in purges {
                     if let Err(e) = self.store.purge(req) {
                         tracing::warn!(stream, error = %e, "rollup purge failed");
                     }

@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub failed: Option<String>,
     /// Per-message TTLs and markers (`allow_msg_ttl` streams; empty otherwise).
     pub ttls: crate::ttl::Ttls,
+    /// Message schedules (`allow_msg_schedules` streams; empty otherwise).
+    pub schedules: crate::schedule::Schedules,
 }
 
 /// One stream.
@@ -223,6 +225,11 @@ impl Stream {
             store.expire(now)?;
             crate::ttl::Ttls::default()
         };
+        let schedules = if config.allow_msg_schedules {
+            crate::schedule::Schedules::rebuild(store.as_ref(), now)
+        } else {
+            crate::schedule::Schedules::default()
+        };
         let (mut dedup, last_msg_id) = Dedup::rebuild(store.as_ref(), now, config.duplicate_window);
         dedup.set_limits(config.max_msgs, config.max_bytes);
         let (transform, republish) = compile_transforms(&config);
@@ -250,6 +257,7 @@ impl Stream {
                 closed: false,
                 failed: None,
                 ttls,
+                schedules,
             }),
             queue: Arc::new(Backlog::new(INGEST_LIMITS)),
             subs: Mutex::new(Vec::new()),
@@ -369,6 +377,11 @@ impl Stream {
             crate::ttl::Ttls::rebuild(inner.store.as_ref())
         } else {
             crate::ttl::Ttls::default()
+        };
+        inner.schedules = if inner.config.allow_msg_schedules {
+            crate::schedule::Schedules::rebuild(inner.store.as_ref(), now_nanos())
+        } else {
+            crate::schedule::Schedules::default()
         };
         let (mut dedup, last_msg_id) = Dedup::rebuild(
             inner.store.as_ref(),
@@ -631,6 +644,10 @@ impl Stream {
         if config.allow_msg_ttl && !inner.config.allow_msg_ttl {
             inner.ttls = crate::ttl::Ttls::rebuild(inner.store.as_ref());
         }
+        if config.allow_msg_schedules && !inner.config.allow_msg_schedules {
+            inner.schedules =
+                crate::schedule::Schedules::rebuild(inner.store.as_ref(), now_nanos());
+        }
         inner.config = config;
         self.refresh_counters(&inner);
         self.removed_messages();
@@ -650,13 +667,16 @@ impl Stream {
             return;
         }
         let mut markers = Vec::new();
+        let leads = self.replica.get().is_none_or(|r| r.group.is_leader());
+        if inner.config.allow_msg_schedules {
+            markers = self.fire_schedules(&mut inner, now, leads);
+        }
         if inner.config.allow_msg_ttl {
-            let leads = self.replica.get().is_none_or(|r| r.group.is_leader());
             let expired = self.expire_ttls(&mut inner, now, leads);
             if expired.removed > 0 {
                 self.removed_messages();
             }
-            markers = expired.markers;
+            markers.extend(expired.markers);
         } else if inner.config.max_age > 0 {
             match inner.store.expire(now) {
                 Ok(0) => {}
@@ -673,8 +693,9 @@ impl Stream {
         }
         self.refresh_counters(&inner);
         drop(inner);
-        // Stored by the ingest task (through the group when replicated; a follower's queue
-        // drops them), each rolling up the expired message it replaces.
+        // Fired schedules and markers, stored by the ingest task (through the group when
+        // replicated; a follower's queue drops them); a marker rolls up the expired message
+        // it replaces.
         for m in markers {
             if self.enqueue(m).is_err() {
                 tracing::debug!(stream = %self.name, "marker not queued; tried again later");

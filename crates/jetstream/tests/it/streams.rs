@@ -307,7 +307,7 @@ async fn account_info_and_unknown_subjects() {
     // and 2.11's api.level (2.15.1 shows `"api":{"level":5,"total":..,"errors":..}`).
     assert_eq!(
         r,
-        r#"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":0,"reserved_memory":0,"reserved_storage":0,"streams":0,"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"max_bytes_required":false},"api":{"level":1,"total":0,"errors":0}}"#
+        r#"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":0,"reserved_memory":0,"reserved_storage":0,"streams":0,"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"max_bytes_required":false},"api":{"level":2,"total":0,"errors":0}}"#
     );
     h.request_none("$JS.API.STREAM.CREATE.bad.name", r#"{"name":"bad"}"#)
         .await;
