@@ -49,6 +49,11 @@ fn parse(v: &str) -> Option<BigInt> {
     BigInt::from_str(v).ok()
 }
 
+/// [`parse`] for the fuzz target.
+pub(crate) fn parse_incr(v: &str) -> Option<String> {
+    parse(v).map(|n| n.to_string())
+}
+
 /// The first checks of a published message's `Nats-Incr` (before any other header, as
 /// nats-server): a malformed one is 10171; unless the message was sourced (stored as it
 /// is), one on a stream without counters is 10168, one with a payload 10170, and one beside

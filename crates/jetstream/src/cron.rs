@@ -283,4 +283,46 @@ mod tests {
             .is_none());
         assert!(zone("Not/AZone").is_none());
     }
+
+    /// The naive model: the first second after `after` whose UTC fields match.
+    fn naive(c: &Cron, after: i64, limit: i64) -> Option<i64> {
+        let mut t = (after.div_euclid(SEC) + 1) * SEC;
+        while t <= after + limit {
+            let z = Timestamp::from_nanosecond(i128::from(t))
+                .unwrap()
+                .to_zoned(TimeZone::UTC);
+            let dt = z.datetime();
+            let hit = c.seconds & (1 << dt.second()) != 0
+                && c.minutes & (1 << dt.minute()) != 0
+                && c.hours & (1 << dt.hour()) != 0
+                && c.months & (1 << dt.month()) != 0
+                && c.day_matches(dt.date());
+            if hit {
+                return Some(t);
+            }
+            t += SEC;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn cron_agrees_with_a_second_by_second_scan(
+            secs in proptest::collection::vec(0u32..60, 1..4),
+            mins in proptest::collection::vec(0u32..60, 1..4),
+            hour_step in 1u32..4,
+            after in 1_900_000_000i64..2_000_000_000i64,
+        ) {
+            let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            let pattern = format!("{} {} */{hour_step} * * *", list(&secs), list(&mins));
+            let Some(Pattern::Cron(c)) = parse(&pattern, None) else {
+                panic!("{pattern} did not parse");
+            };
+            let after = after * SEC;
+            // Every matching hour has a match: within hour_step hours and an hour.
+            let limit = i64::from(hour_step + 1) * 3600 * SEC;
+            proptest::prop_assert_eq!(c.next_after(after), naive(&c, after, limit), "{}", pattern);
+        }
+    }
 }

@@ -73,3 +73,16 @@ pub fn pull_request(body: &[u8]) {
         let _ = w.timeout_status();
     }
 }
+
+/// Parses the header values the 2.11/2.12 write paths read from clients: a schedule
+/// pattern in a time zone (and its next firings), a `Nats-TTL` and a `Nats-Incr`.
+pub fn header_values(pattern: &str, zone: &str, value: &str, at: i64) {
+    let zone = crate::cron::zone(zone);
+    if let Some(p) = crate::cron::parse(pattern, zone.as_ref()) {
+        if let Some((next, _)) = p.next(at, at) {
+            let _ = p.next(next, next);
+        }
+    }
+    let _ = crate::ttl::parse(value);
+    let _ = crate::counter::parse_incr(value);
+}
