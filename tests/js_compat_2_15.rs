@@ -363,3 +363,61 @@ async fn async_persistence_is_a_fixed_single_replica_file_setting() {
     assert_eq!(info.state.messages, 10);
     assert_eq!(info.config.persist_mode, Some(PersistenceMode::Async));
 }
+
+/// Strict API requests (nats-server 2.12+'s default): a field the request does not have is
+/// refused, named as 2.15.1 names it, at any depth; `jetstream { strict: false }` ignores
+/// it, as 2.9/2.10 did.
+#[tokio::test]
+async fn unknown_request_fields_are_refused_unless_strict_is_off() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    for (subject, body, field) in [
+        (
+            "$JS.API.STREAM.CREATE.U",
+            r#"{"name":"U","subjects":["u.>"],"bogus":1}"#,
+            "bogus",
+        ),
+        (
+            "$JS.API.STREAM.CREATE.U",
+            r#"{"name":"U","subjects":["u.>"],"consumer_limits":{"x":1}}"#,
+            "x",
+        ),
+        ("$JS.API.STREAM.INFO.U", r#"{"bogus":1}"#, "bogus"),
+    ] {
+        let v = api(&nc, subject, body).await;
+        assert_eq!(v["error"]["err_code"], 10025, "{v}");
+        assert_eq!(
+            v["error"]["description"],
+            format!("invalid JSON: json: unknown field \"{field}\"")
+        );
+    }
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.U",
+        r#"{"name":"U","subjects":["u.>"]}"#,
+    )
+    .await;
+    assert_eq!(v["config"]["name"], "U", "{v}");
+    let v = api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.U",
+        r#"{"stream_name":"U","config":{"durable_name":"D","bogus":2}}"#,
+    )
+    .await;
+    assert_eq!(
+        v["error"]["description"], "invalid JSON: json: unknown field \"bogus\"",
+        "{v}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let lax = petrel_testkit::spawn_with(move |b| b.jetstream(&path).jetstream_strict(false)).await;
+    let nc = async_nats::connect(lax.client_url()).await.unwrap();
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.U",
+        r#"{"name":"U","subjects":["u.>"],"bogus":1}"#,
+    )
+    .await;
+    assert_eq!(v["config"]["name"], "U", "{v}");
+}

@@ -38,6 +38,9 @@ pub struct JetStreamOptions {
     /// The JetStream domain (`domain`): clients reach this JetStream at
     /// `$JS.<domain>.API` too, and PubAcks and stream infos name it.
     pub domain: Option<String>,
+    /// Refuse JetStream API requests with fields they do not have (`strict`; nats-server
+    /// 2.12+'s default is on).
+    pub strict: bool,
 }
 
 impl Default for JetStreamOptions {
@@ -48,6 +51,7 @@ impl Default for JetStreamOptions {
             max_file: None,
             sync: SyncMode::Always,
             domain: None,
+            strict: true,
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct JetStreamConfig {
     pub group: Option<Arc<crate::limits::JsGroup>>,
     /// The I/O layer every file goes through (`StdBackend`; tests inject faults).
     pub backend: Arc<dyn petrel_store::Backend>,
+    /// Refuse API requests with fields they do not have (`strict`, nats-server 2.12+'s
+    /// default).
+    pub strict: bool,
 }
 
 impl JetStreamStats {

@@ -108,6 +108,7 @@ pub(crate) async fn start_account(
         account_limits: account_limits(&account_js),
         group: Some(group.clone()),
         backend: backend.clone(),
+        strict: opts.strict,
     };
     let js = JetStream::start(config, port.clone())
         .await

@@ -325,6 +325,15 @@ impl ServerBuilder {
         }
         self
     }
+    /// Whether JetStream API requests with fields they do not have are refused
+    /// (`jetstream { strict }`, on by default as in nats-server 2.12+). Call after
+    /// [`Self::jetstream`].
+    pub fn jetstream_strict(mut self, strict: bool) -> Self {
+        if let Some(js) = self.opts.jetstream.as_mut() {
+            js.strict = strict;
+        }
+        self
+    }
     /// Maximum payload.
     pub fn max_payload(mut self, n: usize) -> Self {
         self.opts.max_payload = n;

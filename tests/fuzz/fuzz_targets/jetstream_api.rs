@@ -47,6 +47,7 @@ fn world() -> &'static World {
             account_limits: Default::default(),
             group: None,
             backend: Arc::new(petrel_store::StdBackend),
+        strict: true,
         };
         let js = rt.block_on(JetStream::start(cfg, Arc::new(NullPort))).unwrap();
         let init = br#"{"name":"S","subjects":["s.>"],"storage":"memory"}"#;

@@ -288,6 +288,7 @@ impl Applier<'_> {
                 "enabled" | "enable" => enabled = boolean(mv, &name)?,
                 "disabled" | "disable" => enabled = !boolean(mv, &name)?,
                 "domain" => js.domain = domain(mv, &name)?,
+                "strict" => js.strict = boolean(mv, &name)?,
                 "key"
                 | "ek"
                 | "encryption_key"
@@ -297,7 +298,6 @@ impl Applier<'_> {
                 | "cipher"
                 | "limits"
                 | "unique_tag"
-                | "strict"
                 | "extension_hint"
                 | "max_outstanding_catchup"
                 | "max_buffered_size"

@@ -229,6 +229,13 @@ fn durations_apply_to_options() {
         .jetstream
         .expect("js");
     assert_eq!(js.sync, SyncMode::Interval(Duration::from_secs(30)));
+    // Strict API requests are on unless turned off (nats-server 2.12+).
+    assert!(js.strict);
+    let js = load("jetstream { strict: false }")
+        .options
+        .jetstream
+        .expect("js");
+    assert!(!js.strict);
 }
 
 #[test]

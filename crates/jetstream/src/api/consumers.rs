@@ -89,8 +89,7 @@ fn create_inner(
     form: CreateForm<'_>,
     payload: &[u8],
 ) -> Result<(ConsumerInfo, bool), ApiError> {
-    let req: CreateRequest =
-        serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+    let req: CreateRequest = super::decode(js, payload)?;
     // The order of nats-server's jsConsumerCreateRequest.
     if req.stream_name != stream_name {
         return Err(ApiError::stream_mismatch());
@@ -316,7 +315,7 @@ struct Page {
 
 /// The NAMES/LIST page `payload` asks for.
 fn page(js: &JetStream, stream: &str, payload: &[u8], limit: usize) -> Result<Page, ApiError> {
-    let req: ListRequest = parse_body(payload)?;
+    let req: ListRequest = parse_body(js, payload)?;
     let s = js.stream(stream).ok_or_else(ApiError::stream_not_found)?;
     let all: Vec<Arc<Consumer>> = s.consumers.read().values().cloned().collect();
     let paged = Paged {

@@ -135,11 +135,43 @@ pub(crate) fn respond<T: Serialize>(
 }
 
 /// Parses a request body; an empty (or blank) body gives the default request.
-pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(
+    js: &JetStream,
+    payload: &[u8],
+) -> Result<T, ApiError> {
     if is_empty_request(payload) {
         return Ok(T::default());
     }
-    serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())
+    decode(js, payload)
+}
+
+/// Decodes a request body. In strict mode (`jetstream { strict: true }`, nats-server
+/// 2.12+'s default) a field the request does not have is refused, as 2.15.1 words it
+/// (`invalid JSON: json: unknown field "x"`), instead of being ignored.
+pub(crate) fn decode<T: DeserializeOwned>(js: &JetStream, payload: &[u8]) -> Result<T, ApiError> {
+    let mut unknown: Option<String> = None;
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let value: T = serde_ignored::deserialize(&mut de, |path| {
+        if unknown.is_none() {
+            unknown = Some(field_name(&path));
+        }
+    })
+    .map_err(|_| ApiError::invalid_json())?;
+    de.end().map_err(|_| ApiError::invalid_json())?;
+    match unknown {
+        Some(field) if js.config.strict => Err(ApiError::invalid_json_because(&format!(
+            "json: unknown field {field:?}"
+        ))),
+        _ => Ok(value),
+    }
+}
+
+/// The last field name of an ignored path (nats-server names only the field).
+fn field_name(path: &serde_ignored::Path<'_>) -> String {
+    match path {
+        serde_ignored::Path::Map { key, .. } => key.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Whether the body is empty as nats-server's `isEmptyRequest` sees it: blank, an object

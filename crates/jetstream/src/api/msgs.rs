@@ -63,7 +63,7 @@ struct MsgGetBody {
 /// `STREAM.PURGE.<name>`: everything, or by `filter`, below `seq`, keeping `keep`.
 pub(super) fn purge(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let result = (|| {
-        let body: PurgeBody = parse_body(payload)?;
+        let body: PurgeBody = parse_body(js, payload)?;
         let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
         // Both at once is nats-server's bad request; a sequence past the last one a
         // stream can ever assign would leave it nothing to store.
@@ -91,7 +91,7 @@ pub(super) fn get(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
         if is_empty_request(payload) {
             return Err(ApiError::bad_request());
         }
-        let req: MsgGetRequest = parse_body(payload)?;
+        let req: MsgGetRequest = parse_body(js, payload)?;
         let m = stream
             .lookup(&req)?
             .ok_or_else(ApiError::no_message_found)?;
@@ -120,7 +120,7 @@ pub(super) fn delete(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse 
         if is_empty_request(payload) {
             return Err(ApiError::bad_request());
         }
-        let body: DeleteBody = parse_body(payload)?;
+        let body: DeleteBody = parse_body(js, payload)?;
         stream.delete_msg(body.seq, !body.no_erase)?;
         Ok(Success { success: true })
     })();

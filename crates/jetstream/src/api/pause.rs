@@ -56,7 +56,7 @@ fn set_pause(
     payload: &[u8],
     advisories: &mut Vec<(String, bytes::Bytes)>,
 ) -> Result<PauseResponse, ApiError> {
-    let req: PauseRequest = parse_body(payload)?;
+    let req: PauseRequest = parse_body(js, payload)?;
     let until = match req.pause_until.as_deref() {
         Some(t) => Some(parse_rfc3339(t).ok_or_else(ApiError::invalid_json)?),
         None => None,
@@ -104,7 +104,7 @@ struct Unpinned {}
 pub(super) fn unpin(js: &JetStream, stream: &str, name: &str, payload: &[u8]) -> ApiResponse {
     let mut advisories = Vec::new();
     let result = (|| {
-        let req: UnpinRequest = parse_body(payload)?;
+        let req: UnpinRequest = parse_body(js, payload)?;
         if req.group.is_empty() {
             return Err(ApiError::invalid_json_because(
                 "consumer group not specified",

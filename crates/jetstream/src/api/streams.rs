@@ -71,12 +71,12 @@ pub(crate) fn announce(mut resp: ApiResponse, stream: &str, action: StreamAction
 /// Parses a create/update body and checks the name against the subject (`clustered`:
 /// replicas up to 5 are taken).
 pub(crate) fn parse_config(
+    js: &JetStream,
     name: &str,
     payload: &[u8],
     clustered: bool,
 ) -> Result<StreamConfig, ApiError> {
-    let cfg: StreamConfig =
-        serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+    let cfg: StreamConfig = super::decode(js, payload)?;
     if cfg.name != name {
         return Err(ApiError::stream_mismatch());
     }
@@ -138,7 +138,7 @@ fn create_inner(
     name: &str,
     payload: &[u8],
 ) -> Result<(StreamInfo, bool), ApiError> {
-    let mut cfg = parse_config(name, payload, false)?;
+    let mut cfg = parse_config(js, name, payload, false)?;
     crate::sourcing::direct::inherit(js, &mut cfg);
     if let Some(existing) = js.stream(name) {
         if existing.config() == cfg {
@@ -202,8 +202,7 @@ pub(super) fn update(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse 
 }
 
 fn update_inner(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamInfo, ApiError> {
-    let requested: StreamConfig =
-        serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+    let requested: StreamConfig = super::decode(js, payload)?;
     if requested.name != name {
         return Err(ApiError::stream_mismatch());
     }
@@ -287,7 +286,7 @@ pub(crate) fn running_consumers(stream: &Stream) -> Vec<(String, i64, i64)> {
 pub(super) fn info(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
     let mut paged = Paged::default();
     let result = (|| {
-        let req: InfoRequest = parse_body(payload)?;
+        let req: InfoRequest = parse_body(js, payload)?;
         let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
         let (info, total) = stream.info(&req)?;
         if !req.subjects_filter.is_empty() {
@@ -329,7 +328,7 @@ pub(super) fn delete(js: &JetStream, name: &str) -> ApiResponse {
 
 /// The streams matching a NAMES/LIST request, sorted by name, and the request.
 fn matching(js: &JetStream, payload: &[u8]) -> Result<(Vec<Arc<Stream>>, ListRequest), ApiError> {
-    let req: ListRequest = parse_body(payload)?;
+    let req: ListRequest = parse_body(js, payload)?;
     let all: Vec<Arc<Stream>> = js.streams.read().values().cloned().collect();
     let selected = all
         .into_iter()

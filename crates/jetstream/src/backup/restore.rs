@@ -41,8 +41,7 @@ pub(crate) fn restore(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse
         if is_empty_request(payload) {
             return Err(ApiError::bad_request());
         }
-        let req: RestoreRequest =
-            serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+        let req: RestoreRequest = crate::api::decode(js, payload)?;
         let mut cfg = req.config;
         if cfg.name.is_empty() {
             cfg.name = name.to_string();

@@ -49,8 +49,7 @@ pub(crate) fn snapshot(js: &JetStream, name: &str, payload: &[u8]) -> ApiRespons
             return Err(ApiError::bad_request());
         }
         let stream = js.stream(name).ok_or_else(ApiError::stream_not_found)?;
-        let req: SnapshotRequest =
-            serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+        let req: SnapshotRequest = crate::api::decode(js, payload)?;
         if !petrel_subject::is_valid_literal_subject(req.deliver_subject.as_bytes()) {
             return Err(ApiError::snapshot_deliver_subject_invalid());
         }

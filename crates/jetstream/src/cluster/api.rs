@@ -264,7 +264,7 @@ fn check_cycle(c: &JsCluster, account: &str, cfg: &StreamConfig) -> Result<(), A
 fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiResponse {
     let mut did = false;
     let result = (|| {
-        let cfg = parse_config(name, payload, true)?;
+        let cfg = parse_config(js, name, payload, true)?;
         let account = &js.config.account;
         if let Some(a) = c.state.stream(account, name) {
             if a.config == cfg {
@@ -317,8 +317,7 @@ fn create(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiRespo
 
 fn update(js: &JetStream, c: &JsCluster, name: &str, payload: &[u8]) -> ApiResponse {
     let result = (|| {
-        let requested: StreamConfig =
-            serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+        let requested: StreamConfig = crate::api::decode(js, payload)?;
         if requested.name != name {
             return Err(ApiError::stream_mismatch());
         }
@@ -394,7 +393,7 @@ fn names(js: &JetStream, c: &JsCluster, payload: &[u8], list: bool) -> ApiRespon
     } else {
         ("stream_names", crate::api::streams::NAMES_LIMIT)
     };
-    let req: ListRequest = match parse_body(payload) {
+    let req: ListRequest = match parse_body(js, payload) {
         Ok(r) => r,
         Err(e) => return respond::<()>(kind, None, Err(e)),
     };

@@ -92,6 +92,7 @@ pub fn config(dir: &Path) -> JetStreamConfig {
         account_limits: Default::default(),
         group: None,
         backend: Arc::new(petrel_store::StdBackend),
+        strict: true,
     }
 }
 
