@@ -421,3 +421,59 @@ async fn unknown_request_fields_are_refused_unless_strict_is_off() {
     .await;
     assert_eq!(v["config"]["name"], "U", "{v}");
 }
+
+/// A `STREAM.MSG.GET.ST` request and its JSON answer.
+async fn msg_get(nc: &async_nats::Client, body: String) -> Value {
+    api(nc, "$JS.API.STREAM.MSG.GET.ST", &body).await
+}
+
+/// MSG.GET and DIRECT.GET by `start_time` (2.11): the first message stored at or after it
+/// (of `next_by_subj`, if given), as nats-server 2.15.1 answers.
+#[tokio::test]
+async fn messages_are_found_by_start_time() {
+    let s = spawn_jetstream().await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = jetstream::new(nc.clone());
+    let mut cfg = config("ST", &["st.>"]);
+    cfg.allow_direct = true;
+    let stream = js.create_stream(cfg).await.unwrap();
+    for (subject, body) in [("st.a", "1"), ("st.b", "2"), ("st.a", "3")] {
+        js.publish(subject, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let second = stream.get_raw_message(2).await.unwrap().time;
+    let t = second
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let v = msg_get(&nc, format!(r#"{{"start_time":"{t}"}}"#)).await;
+    assert_eq!(v["message"]["seq"], 2, "{v}");
+    let v = msg_get(
+        &nc,
+        format!(r#"{{"start_time":"{t}","next_by_subj":"st.a"}}"#),
+    )
+    .await;
+    assert_eq!(v["message"]["seq"], 3, "{v}");
+    let v = msg_get(&nc, format!(r#"{{"start_time":"{t}","seq":1}}"#)).await;
+    assert_eq!(v["error"]["err_code"], 10003, "{v}");
+    let v = msg_get(&nc, r#"{"start_time":"2099-01-01T00:00:00Z"}"#.to_string()).await;
+    assert_eq!(v["error"]["err_code"], 10037, "{v}");
+    let v = msg_get(&nc, r#"{"start_time":"bad"}"#.to_string()).await;
+    assert_eq!(v["error"]["err_code"], 10025, "{v}");
+    let r = nc
+        .request(
+            "$JS.API.DIRECT.GET.ST",
+            format!(r#"{{"start_time":"{t}"}}"#).into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Sequence"))
+            .map(|v| v.as_str()),
+        Some("2")
+    );
+}

@@ -357,6 +357,10 @@ pub struct StreamConfig {
         skip_serializing_if = "is_default"
     )]
     pub persist_mode: PersistMode,
+    /// A create or update request's `pedantic` (2.11): accepted, not stored; Petrel makes
+    /// nats-server's default (non-pedantic) adjustments.
+    #[serde(default, deserialize_with = "null_default", skip_serializing)]
+    pub pedantic: bool,
     /// User metadata (2.10).
     #[serde(
         default,
@@ -384,6 +388,7 @@ impl StreamConfig {
     /// [`StreamConfig::normalize`] on a server that runs clustered JetStream (`clustered`),
     /// where `num_replicas` up to 5 is taken; without clustering more than 1 is 10074.
     pub fn normalize_for(mut self, clustered: bool) -> Result<StreamConfig, ApiError> {
+        self.pedantic = false;
         if self.name.contains(['/', '\\']) {
             return Err(ApiError::name_contains_path_separators());
         }

@@ -146,7 +146,9 @@ fn multi_last(
     let state = store.state();
     let up_to = match (req.up_to_seq, req.up_to_time.as_deref()) {
         (s, _) if s > 0 => s.min(state.last_seq),
-        (_, Some(t)) => last_seq_at_time(store, parse_rfc3339(t).unwrap_or(i64::MIN))?,
+        (_, Some(t)) => {
+            crate::stream::last_seq_at_time(store, parse_rfc3339(t).unwrap_or(i64::MIN))?
+        }
         _ => state.last_seq,
     };
     let filters: std::collections::BTreeSet<&String> = req.multi_last.iter().collect();
@@ -186,33 +188,4 @@ fn multi_last(
 /// What `max_bytes` counts of a message: subject, headers and payload.
 fn msg_size(m: &StoredMsg) -> i64 {
     (m.subject.len() + m.headers.as_ref().map_or(0, Bytes::len) + m.payload.len()) as i64
-}
-
-/// The newest sequence stored at or before `t` (Unix ns; 0 for none): a binary search over
-/// the stream's timestamps, which grow with the sequence (a deleted sequence is looked up
-/// at the next one still there).
-fn last_seq_at_time(store: &dyn StreamStore, t: i64) -> Result<u64, petrel_store::StoreError> {
-    let state = store.state();
-    let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq);
-    let mut found = 0;
-    while lo <= hi && hi > 0 {
-        let mid = lo + (hi - lo) / 2;
-        let (seq, ts) = match store.timestamp(mid) {
-            Some(ts) => (mid, ts),
-            None => match store.next_by_subject(mid, ">")? {
-                Some(m) if m.seq <= hi => (m.seq, m.ts),
-                _ => {
-                    hi = mid - 1;
-                    continue;
-                }
-            },
-        };
-        if ts <= t {
-            found = seq;
-            lo = seq + 1;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    Ok(found)
 }

@@ -91,7 +91,8 @@ pub(super) fn get(js: &JetStream, name: &str, payload: &[u8]) -> ApiResponse {
         if is_empty_request(payload) {
             return Err(ApiError::bad_request());
         }
-        let req: MsgGetRequest = parse_body(js, payload)?;
+        let mut req: MsgGetRequest = parse_body(js, payload)?;
+        stream.resolve_start_time(&mut req)?;
         let m = stream
             .lookup(&req)?
             .ok_or_else(ApiError::no_message_found)?;
@@ -185,7 +186,7 @@ pub(super) fn direct_get(
         return Some(status(412, "Required Api Level"));
     }
     let name = stream.name.as_str();
-    let req = match last_for {
+    let mut req = match last_for {
         Some(subject) => MsgGetRequest {
             last_by_subj: subject,
             ..MsgGetRequest::default()
@@ -200,8 +201,14 @@ pub(super) fn direct_get(
         && req.last_by_subj.is_empty()
         && req.next_by_subj.is_empty()
         && req.multi_last.is_empty()
+        && req.start_time.is_none()
     {
         return Some(status(408, "Empty Request"));
+    }
+    match stream.resolve_start_time(&mut req) {
+        Ok(()) => {}
+        Err(e) if e.err_code == 10025 => return Some(status(408, "Malformed Request")),
+        Err(_) => return Some(status(408, "Bad Request")),
     }
     if !req.multi_last.is_empty() || req.batch > 0 {
         return Some(super::direct::batch(stream, &req));

@@ -306,6 +306,10 @@ pub(crate) struct CreateRequest {
     /// `create`, `update` or empty (2.10).
     #[serde(default, deserialize_with = "null_default")]
     pub action: String,
+    /// nats-server's `pedantic` (2.11): accepted; Petrel makes nats-server's default
+    /// (non-pedantic) adjustments.
+    #[serde(default, deserialize_with = "null_default", rename = "pedantic")]
+    _pedantic: bool,
 }
 
 /// 10012 with a free text.

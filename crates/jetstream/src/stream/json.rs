@@ -43,6 +43,9 @@ pub(crate) struct MsgGetRequest {
     pub up_to_seq: u64,
     #[serde(default, deserialize_with = "null_default")]
     pub up_to_time: Option<String>,
+    /// The first message at or after this time (RFC 3339; 2.11).
+    #[serde(default, deserialize_with = "null_default")]
+    pub start_time: Option<String>,
     /// Direct gets: the payload alone, without headers (2.11).
     #[serde(default, deserialize_with = "null_default")]
     pub no_hdr: bool,

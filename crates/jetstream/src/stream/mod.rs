@@ -530,6 +530,30 @@ impl Stream {
         ))
     }
 
+    /// Turns a MSG.GET / DIRECT.GET `start_time` (2.11) into the request it stands for: the
+    /// first message stored at or after it (matching `next_by_subj`, if given). With a
+    /// `seq` or `last_by_subj` it is a bad request; a time that does not parse is invalid
+    /// JSON, as Go's decoder says. Blocking.
+    pub fn resolve_start_time(&self, req: &mut MsgGetRequest) -> Result<(), ApiError> {
+        let Some(t) = req.start_time.take() else {
+            return Ok(());
+        };
+        let at = crate::time::parse_rfc3339(&t)
+            .ok_or_else(|| ApiError::invalid_json_because(&format!("parsing time {t:?}")))?;
+        if req.seq > 0 || !req.last_by_subj.is_empty() {
+            return Err(ApiError::bad_request());
+        }
+        let inner = self.inner.lock();
+        let before =
+            last_seq_at_time(inner.store.as_ref(), at.saturating_sub(1)).map_err(general)?;
+        let from = before.max(inner.store.state().first_seq.saturating_sub(1)) + 1;
+        req.seq = from;
+        if req.next_by_subj.is_empty() {
+            req.next_by_subj = ">".into();
+        }
+        Ok(())
+    }
+
     /// Finds the message a MSG.GET / DIRECT.GET request asks for. Blocking.
     pub fn lookup(&self, req: &MsgGetRequest) -> Result<Option<StoredMsg>, ApiError> {
         let last = !req.last_by_subj.is_empty();
@@ -724,6 +748,38 @@ fn last_matching(store: &dyn StreamStore, filter: &str) -> Result<Option<StoredM
         0 => Ok(None),
         seq => store.get(seq),
     }
+}
+
+/// The newest sequence stored at or before `t` (Unix ns; 0 for none): a binary search over
+/// the stream's timestamps, which grow with the sequence (a deleted sequence is looked up
+/// at the next one still there).
+pub(crate) fn last_seq_at_time(
+    store: &dyn StreamStore,
+    t: i64,
+) -> Result<u64, petrel_store::StoreError> {
+    let state = store.state();
+    let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq);
+    let mut found = 0;
+    while lo <= hi && hi > 0 {
+        let mid = lo + (hi - lo) / 2;
+        let (seq, ts) = match store.timestamp(mid) {
+            Some(ts) => (mid, ts),
+            None => match store.next_by_subject(mid, ">")? {
+                Some(m) if m.seq <= hi => (m.seq, m.ts),
+                _ => {
+                    hi = mid - 1;
+                    continue;
+                }
+            },
+        };
+        if ts <= t {
+            found = seq;
+            lo = seq + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(found)
 }
 
 /// The interior deleted sequences between `first` and `last`.
