@@ -28,6 +28,10 @@ const MAX_QUEUED: usize = 64 * 1024 * 1024;
 struct RestoreRequest {
     #[serde(default)]
     config: StreamConfig,
+    /// The backed-up stream's state (the `nats` CLI sends it): accepted; the archive
+    /// itself says what it holds.
+    #[serde(default, rename = "state")]
+    _state: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]

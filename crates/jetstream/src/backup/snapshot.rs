@@ -34,6 +34,10 @@ struct SnapshotRequest {
     chunk_size: i64,
     #[serde(default)]
     window_size: i64,
+    /// nats-server's "check the stream after the snapshot": accepted (every chunk of
+    /// Petrel's archive carries a CRC, and a restore verifies them all).
+    #[serde(default, rename = "jsck")]
+    _jsck: bool,
 }
 
 #[derive(Serialize)]

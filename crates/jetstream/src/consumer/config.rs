@@ -294,6 +294,14 @@ pub struct ConsumerConfig {
         skip_serializing_if = "is_default"
     )]
     pub priority_timeout: i64,
+    /// nats-server's internal `direct` flag (a mirror's own consumer): accepted in
+    /// requests, dropped by [`ConsumerConfig::set_defaults`], never stored or shown.
+    #[serde(default, skip_serializing)]
+    pub direct: Option<serde_json::Value>,
+    /// nats-server's internal `sourcing` flag (a source's pre-created consumer, 2.12): as
+    /// `direct`.
+    #[serde(default, skip_serializing)]
+    pub sourcing: Option<serde_json::Value>,
 }
 
 /// Body of the CONSUMER.CREATE requests.
@@ -364,6 +372,7 @@ impl ConsumerConfig {
     /// Applies nats-server's defaults (`setConsumerConfigDefaults`; the ephemeral inactive
     /// threshold as `updateInactiveThreshold`).
     pub fn set_defaults(&mut self, stream: &StreamConfig) {
+        (self.direct, self.sourcing) = (None, None);
         let acks = matches!(self.ack_policy, AckPolicy::Explicit | AckPolicy::All);
         // nats-server 2.15 turns out-of-range negatives into "unset" or "unlimited".
         if self.max_deliver < -1 {
