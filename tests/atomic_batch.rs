@@ -4,13 +4,11 @@
 //! its size, bad batches get 2.15.1's errors and leave nothing behind, and a power loss
 //! in the middle of a commit leaves the whole batch or none of it.
 
-use std::sync::Arc;
-
 use async_nats::jetstream::{self, stream};
 use petrel_store::SimFs;
 use serde_json::Value;
 
-use crate::support::config;
+use crate::support::{boot_on_sim, config};
 
 fn atomic_config(name: &str, subjects: &[&str]) -> stream::Config {
     stream::Config {
@@ -255,15 +253,7 @@ async fn a_power_loss_mid_commit_leaves_all_of_a_batch_or_none() {
     for round in 0..24u64 {
         let fs = SimFs::default();
         let dir = tempfile::tempdir().unwrap();
-        let boot = || {
-            petrel_server::Server::builder()
-                .host(std::net::Ipv4Addr::LOCALHOST.into())
-                .port(0)
-                .jetstream(dir.path())
-                .store_backend(Arc::new(fs.clone()))
-                .start()
-        };
-        let s = boot().await.unwrap();
+        let s = boot_on_sim(&fs, dir.path()).await;
         let nc = async_nats::connect(s.client_url()).await.unwrap();
         let js = jetstream::new(nc.clone());
         js.create_stream(atomic_config("P", &["p.>"]))
@@ -290,7 +280,7 @@ async fn a_power_loss_mid_commit_leaves_all_of_a_batch_or_none() {
         fs.crash(round + 1);
         fs.arm(None);
 
-        let s = boot().await.unwrap();
+        let s = boot_on_sim(&fs, dir.path()).await;
         let nc = async_nats::connect(s.client_url()).await.unwrap();
         let js = jetstream::new(nc);
         let st = js

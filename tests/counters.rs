@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, stream};
 use petrel_testkit::TestServer;
 use serde_json::Value;
 
-use crate::support::config;
+use crate::support::{config, request_json};
 
 async fn boot(dir: &std::path::Path) -> TestServer {
     let dir = dir.to_path_buf();
@@ -21,24 +21,6 @@ fn counter_config(name: &str, subjects: &[&str]) -> stream::Config {
         allow_message_counter: true,
         ..config(name, subjects)
     }
-}
-
-/// Publishes with these headers and this body; the PubAck (or its error) as JSON.
-async fn incr(
-    nc: &async_nats::Client,
-    subject: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Value {
-    let mut h = async_nats::HeaderMap::new();
-    for (k, v) in headers {
-        h.insert(*k, *v);
-    }
-    let r = nc
-        .request_with_headers(subject.to_string(), h, body.to_string().into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&r.payload).unwrap()
 }
 
 /// The total stored as the newest message of `subject`.
@@ -109,14 +91,14 @@ async fn increments_add_up_per_subject_and_bad_ones_get_the_server_errors() {
         .unwrap();
     assert_eq!(ack.value.as_deref(), Some("5"));
     assert_eq!(
-        incr(&nc, "c.a", &[("Nats-Incr", "-7")], "").await["val"],
+        request_json(&nc, "c.a", &[("Nats-Incr", "-7")], "").await["val"],
         "-2"
     );
     assert_eq!(
-        incr(&nc, "c.a", &[("Nats-Incr", "+3")], "").await["val"],
+        request_json(&nc, "c.a", &[("Nats-Incr", "+3")], "").await["val"],
         "1"
     );
-    let big = incr(
+    let big = request_json(
         &nc,
         "c.a",
         &[("Nats-Incr", "123456789012345678901234567890")],
@@ -125,7 +107,7 @@ async fn increments_add_up_per_subject_and_bad_ones_get_the_server_errors() {
     .await;
     assert_eq!(big["val"], "123456789012345678901234567891");
     assert_eq!(
-        incr(&nc, "c.b", &[("Nats-Incr", "00012")], "").await["val"],
+        request_json(&nc, "c.b", &[("Nats-Incr", "00012")], "").await["val"],
         "12"
     );
     assert_eq!(
@@ -159,14 +141,14 @@ async fn increments_add_up_per_subject_and_bad_ones_get_the_server_errors() {
         ("c.a", vec![], "", 10169),
         ("c.a", vec![("Nats-Incr", "")], "", 10169),
     ] {
-        let r = incr(&nc, subject, &h, body).await;
+        let r = request_json(&nc, subject, &h, body).await;
         assert_eq!(r["error"]["err_code"], code, "{h:?}: {r}");
     }
     // Only sourcing stores a Nats-Stream-Source header: a client claiming one (to have its
     // total taken as a source's) is refused, 10227 as nats-server 2.15.1 does for any
     // stream (for this counter stream it says 10170 first: the body is not empty).
     for (subject, body) in [("c.a", r#"{"val":"100"}"#), ("n.a", "x")] {
-        let r = incr(
+        let r = request_json(
             &nc,
             subject,
             &[("Nats-Incr", "100"), ("Nats-Stream-Source", "X 1 > > c.a")],
@@ -180,9 +162,9 @@ async fn increments_add_up_per_subject_and_bad_ones_get_the_server_errors() {
         "123456789012345678901234567891"
     );
     // With a message id, a retried increment counts once.
-    let first = incr(&nc, "c.b", &[("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "").await;
+    let first = request_json(&nc, "c.b", &[("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "").await;
     assert_eq!(first["val"], "13");
-    let again = incr(&nc, "c.b", &[("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "").await;
+    let again = request_json(&nc, "c.b", &[("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "").await;
     assert_eq!(again["duplicate"], true);
     assert_eq!(total(&stream, "c.b").await, "13");
 
@@ -192,7 +174,7 @@ async fn increments_add_up_per_subject_and_bad_ones_get_the_server_errors() {
     let s = boot(dir.path()).await;
     let nc = async_nats::connect(s.client_url()).await.unwrap();
     assert_eq!(
-        incr(&nc, "c.b", &[("Nats-Incr", "7")], "").await["val"],
+        request_json(&nc, "c.b", &[("Nats-Incr", "7")], "").await["val"],
         "20"
     );
 }
@@ -218,7 +200,7 @@ async fn a_counter_stream_adds_the_totals_of_the_counters_it_sources() {
         .await
         .unwrap();
     for (subject, n) in [("eu.hits", "3"), ("us.hits", "10"), ("eu.hits", "4")] {
-        assert!(incr(&nc, subject, &[("Nats-Incr", n)], "").await["seq"].is_u64());
+        assert!(request_json(&nc, subject, &[("Nats-Incr", n)], "").await["seq"].is_u64());
     }
     let source = |name: &str, from: &str| stream::Source {
         name: name.into(),
@@ -253,7 +235,7 @@ async fn a_counter_stream_adds_the_totals_of_the_counters_it_sources() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A new increment at the origin moves the aggregate by its amount.
-    incr(&nc, "us.hits", &[("Nats-Incr", "-4")], "").await;
+    request_json(&nc, "us.hits", &[("Nats-Incr", "-4")], "").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let m = all

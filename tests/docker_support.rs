@@ -82,8 +82,7 @@ pub(crate) fn unique_name(what: &str) -> String {
 
 /// A TCP port that was free a moment ago, for a container's published port.
 pub(crate) fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    crate::support::free_ports(1)[0]
 }
 
 /// The compose command of this machine: `docker compose` (v2) or `docker-compose` (v1).

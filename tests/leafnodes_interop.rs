@@ -45,10 +45,7 @@ async fn nats_leafs(server: &NatsServer, n: u64) {
 /// A port free a moment ago (nats-server's ports file does not list its leafnode
 /// port, so the test picks one).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    crate::support::free_ports(1)[0]
 }
 
 /// A nats-server hub: leafnode and WebSocket listeners, monitoring.

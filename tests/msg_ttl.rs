@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, kv, message::PublishMessage as Publish, stream};
 use futures::StreamExt;
 use petrel_testkit::TestServer;
-use serde_json::Value;
 
-use crate::support::config;
+use crate::support::{config, request_json};
 
 async fn boot(dir: &std::path::Path) -> TestServer {
     let dir = dir.to_path_buf();
@@ -24,19 +23,6 @@ fn ttl_config(name: &str, subjects: &[&str]) -> stream::Config {
         allow_message_ttl: true,
         ..config(name, subjects)
     }
-}
-
-/// The PubAck (or PubAck error) of one raw publish with these headers.
-async fn publish_raw(nc: &async_nats::Client, subject: &str, headers: &[(&str, &str)]) -> Value {
-    let mut h = async_nats::HeaderMap::new();
-    for (k, v) in headers {
-        h.insert(*k, *v);
-    }
-    let r = nc
-        .request_with_headers(subject.to_string(), h, "x".into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&r.payload).unwrap()
 }
 
 /// Waits (up to 20 s) until `check` holds.
@@ -68,11 +54,11 @@ async fn a_message_goes_when_its_ttl_is_due_and_bad_ttls_are_refused() {
     js.create_stream(config("N", &["n.>"])).await.unwrap();
 
     // As nats-server 2.15.1: a TTL where TTLs are off, then malformed ones.
-    let r = publish_raw(&nc, "n.a", &[("Nats-TTL", "5")]).await;
+    let r = request_json(&nc, "n.a", &[("Nats-TTL", "5")], "x").await;
     assert_eq!(r["error"]["err_code"], 10166, "{r}");
     assert_eq!(r["error"]["description"], "per-message TTL is disabled");
     for bad in ["0", "500ms", "-1", "abc"] {
-        let r = publish_raw(&nc, "t.a", &[("Nats-TTL", bad)]).await;
+        let r = request_json(&nc, "t.a", &[("Nats-TTL", bad)], "x").await;
         assert_eq!(r["error"]["err_code"], 10165, "{bad}: {r}");
         assert_eq!(r["error"]["description"], "invalid per-message TTL");
     }
@@ -133,12 +119,12 @@ async fn never_outlives_max_age_and_timers_survive_a_restart() {
     let mut cfg = ttl_config("A", &["a.>"]);
     cfg.max_age = Duration::from_secs(2);
     js.create_stream(cfg).await.unwrap();
-    let never = publish_raw(&nc, "a.keep", &[("Nats-TTL", "never")]).await;
+    let never = request_json(&nc, "a.keep", &[("Nats-TTL", "never")], "x").await;
     let never = never["seq"].as_u64().unwrap();
-    let plain = publish_raw(&nc, "a.plain", &[]).await["seq"]
+    let plain = request_json(&nc, "a.plain", &[], "x").await["seq"]
         .as_u64()
         .unwrap();
-    let timed = publish_raw(&nc, "a.timed", &[("Nats-TTL", "1")]).await["seq"]
+    let timed = request_json(&nc, "a.timed", &[("Nats-TTL", "1")], "x").await["seq"]
         .as_u64()
         .unwrap();
 
@@ -189,7 +175,7 @@ async fn a_subjects_last_message_is_replaced_by_a_marker_that_expires() {
     }
 
     // A TTL below the markers' is raised to theirs (header rewritten), as nats-server.
-    let ack = publish_raw(&nc, "m.a", &[("Nats-TTL", "1")]).await;
+    let ack = request_json(&nc, "m.a", &[("Nats-TTL", "1")], "x").await;
     let first = ack["seq"].as_u64().unwrap();
     let stored = stream.get_raw_message(first).await.unwrap();
     assert_eq!(
@@ -198,10 +184,10 @@ async fn a_subjects_last_message_is_replaced_by_a_marker_that_expires() {
     );
     // Another subject with two messages, one with a TTL: removing the older one leaves
     // the newer, so no marker there.
-    let keep = publish_raw(&nc, "m.b", &[("Nats-TTL", "2")]).await["seq"]
+    let keep = request_json(&nc, "m.b", &[("Nats-TTL", "2")], "x").await["seq"]
         .as_u64()
         .unwrap();
-    publish_raw(&nc, "m.b", &[]).await;
+    request_json(&nc, "m.b", &[], "x").await;
 
     until("m.a's message is replaced by a marker", || async {
         matches!(stream.get_last_raw_message_by_subject("m.a").await, Ok(m) if m.sequence > first)

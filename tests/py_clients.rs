@@ -36,6 +36,23 @@ pub(crate) fn python() -> Option<String> {
     None
 }
 
+/// Runs a nats.py script to its end; what it printed, as JSON.
+async fn run_script(py: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let out = tokio::process::Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "nats.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from the script")
+}
+
 const CREDS_LOGIN: &str = r#"
 import asyncio, json, sys
 import nats
@@ -62,17 +79,7 @@ async fn nats_py_logs_in_with_a_creds_file() {
         "{}/../config/operator/alice.creds",
         env!("CARGO_MANIFEST_DIR")
     );
-    let out = tokio::process::Command::new(py)
-        .args(["-c", CREDS_LOGIN, &s.client_url(), &creds])
-        .output()
-        .await
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "nats.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    let v = run_script(&py, CREDS_LOGIN, &[&s.client_url(), &creds]).await;
     assert_eq!(v["payload"], "from nats.py");
     assert_eq!(v["me"]["user_name"], "alice");
     assert_eq!(
@@ -219,17 +226,7 @@ async fn nats_py_kv_keys_expire_with_a_limit_marker() {
         return;
     };
     let s = petrel_testkit::spawn_jetstream().await;
-    let out = tokio::process::Command::new(py)
-        .args(["-c", KV_TTL, &s.client_url()])
-        .output()
-        .await
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "nats.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    let v = run_script(&py, KV_TTL, &[&s.client_url()]).await;
     assert_eq!(v["first"], serde_json::Value::Null);
     assert_eq!(v["refused"], true, "{v}");
     assert_eq!(

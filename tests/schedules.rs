@@ -4,33 +4,18 @@
 //! another subject's newest message, bad schedules get 2.15.1's errors, and a schedule
 //! survives a power loss right after its PubAck.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::StreamMessage, stream};
 use petrel_store::SimFs;
-use serde_json::Value;
 
-use crate::support::config;
+use crate::support::{boot_on_sim, config, request_json};
 
 fn schedules_config(name: &str, subjects: &[&str]) -> stream::Config {
     stream::Config {
         allow_message_schedules: true,
         ..config(name, subjects)
     }
-}
-
-/// A publish with these headers; the PubAck (or its error) as JSON.
-async fn publish(nc: &async_nats::Client, subject: &str, h: &[(&str, &str)], body: &str) -> Value {
-    let mut headers = async_nats::HeaderMap::new();
-    for (k, v) in h {
-        headers.insert(*k, *v);
-    }
-    let r = nc
-        .request_with_headers(subject.to_string(), headers, body.to_string().into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&r.payload).unwrap()
 }
 
 /// `@at` a moment from now.
@@ -75,7 +60,7 @@ async fn one_off_and_repeating_schedules_publish_to_their_targets() {
     assert!(stream.cached_info().config.allow_rollup);
 
     let at = at_in(1);
-    let ack = publish(
+    let ack = request_json(
         &nc,
         "sc.once",
         &[
@@ -106,8 +91,8 @@ async fn one_off_and_repeating_schedules_publish_to_their_targets() {
         .is_err());
 
     // A repeating schedule, publishing another subject's newest message.
-    publish(&nc, "sc.latest", &[], "v1").await;
-    publish(
+    request_json(&nc, "sc.latest", &[], "v1").await;
+    request_json(
         &nc,
         "sc.rep",
         &[
@@ -124,7 +109,7 @@ async fn one_off_and_repeating_schedules_publish_to_their_targets() {
     let next = again.headers.get("Nats-Schedule-Next").unwrap().to_string();
     assert!(next.ends_with('Z') && next.len() == 20, "{next}");
     // A client stops it by purging it.
-    let ack = publish(
+    let ack = request_json(
         &nc,
         "sc.stop",
         &[
@@ -229,11 +214,11 @@ async fn bad_schedules_get_the_server_errors() {
             10166,
         ),
     ] {
-        let r = publish(&nc, subject, &h, "").await;
+        let r = request_json(&nc, subject, &h, "").await;
         assert_eq!(r["error"]["err_code"], code, "{h:?}: {r}");
     }
     // A cron pattern in a time zone is a schedule.
-    let r = publish(
+    let r = request_json(
         &nc,
         "sc.cron",
         &[
@@ -272,22 +257,14 @@ async fn bad_schedules_get_the_server_errors() {
 async fn a_schedule_survives_a_power_loss_and_fires_after_the_restart() {
     let fs = SimFs::default();
     let dir = tempfile::tempdir().unwrap();
-    let boot = || {
-        petrel_server::Server::builder()
-            .host(std::net::Ipv4Addr::LOCALHOST.into())
-            .port(0)
-            .jetstream(dir.path())
-            .store_backend(Arc::new(fs.clone()))
-            .start()
-    };
-    let s = boot().await.unwrap();
+    let s = boot_on_sim(&fs, dir.path()).await;
     let nc = async_nats::connect(s.client_url()).await.unwrap();
     let js = jetstream::new(nc.clone());
     js.create_stream(schedules_config("P", &["p.>"]))
         .await
         .unwrap();
     let at = at_in(2);
-    let ack = publish(
+    let ack = request_json(
         &nc,
         "p.sched",
         &[
@@ -303,7 +280,7 @@ async fn a_schedule_survives_a_power_loss_and_fires_after_the_restart() {
     s.shutdown().await;
     fs.crash_losing_unsynced();
 
-    let s = boot().await.unwrap();
+    let s = boot_on_sim(&fs, dir.path()).await;
     let js = jetstream::new(async_nats::connect(s.client_url()).await.unwrap());
     let stream = js.get_stream("P").await.unwrap();
     let fired = newest_when(&stream, "p.out", |_| true).await;

@@ -62,21 +62,12 @@ async fn client_sees_disconnect_on_shutdown() {
 async fn consumer_states_survive_a_power_cut_right_after_a_clean_shutdown() {
     use async_nats::jetstream::{self, consumer};
     use petrel_store::SimFs;
-    use std::sync::Arc;
 
     use crate::support::{config, fetch_within, publish};
 
     let fs = SimFs::default();
     let dir = tempfile::tempdir().unwrap();
-    let boot = || {
-        petrel_server::Server::builder()
-            .host(std::net::Ipv4Addr::LOCALHOST.into())
-            .port(0)
-            .jetstream(dir.path())
-            .store_backend(Arc::new(fs.clone()))
-            .start()
-    };
-    let s = boot().await.unwrap();
+    let s = crate::support::boot_on_sim(&fs, dir.path()).await;
     let nc = async_nats::connect(s.client_url()).await.unwrap();
     let js = jetstream::new(nc.clone());
     js.create_stream(config("S", &["s.>"])).await.unwrap();
@@ -100,7 +91,7 @@ async fn consumer_states_survive_a_power_cut_right_after_a_clean_shutdown() {
     s.shutdown().await;
     fs.crash_losing_unsynced();
 
-    let s = boot().await.unwrap();
+    let s = crate::support::boot_on_sim(&fs, dir.path()).await;
     let nc = async_nats::connect(s.client_url()).await.unwrap();
     let js = jetstream::new(nc);
     let stream = js.get_stream("S").await.unwrap();

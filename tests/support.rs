@@ -106,16 +106,25 @@ pub(crate) async fn login(s: &petrel_testkit::TestServer, user: &str) -> async_n
         .expect("log in")
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1 (bound at once, then released), for nodes
-/// that must listen on ports known in advance (routes listing every node).
+/// `n` distinct free TCP ports on 127.0.0.1, for nodes that must listen on ports known in
+/// advance (routes listing every node). They are taken below the kernel's ephemeral range:
+/// a port from that range, once released, can become the source port of some other test's
+/// outgoing connection before the node binds it (a restarted node failed with
+/// `AddrInUse`); below it only explicit binds compete, and each port is checked free.
 pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u16, ephemeral_start.max(12_000));
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    while ports.len() < n {
+        let p = fastrand::u16(lo..hi);
+        if !ports.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            ports.push(p);
+        }
+    }
+    ports
 }
 
 /// Every sequence in `1..=last` but `deleted` holds `{prefix}{seq}`.
@@ -136,4 +145,39 @@ pub(crate) async fn all_there(
             assert_eq!(&m.payload[..], format!("{prefix}{seq}").as_bytes());
         }
     }
+}
+
+/// A request with these headers and this body; the reply's body as JSON (a PubAck or its
+/// error, an API answer).
+pub(crate) async fn request_json(
+    nc: &async_nats::Client,
+    subject: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> serde_json::Value {
+    let mut h = async_nats::HeaderMap::new();
+    for (k, v) in headers {
+        h.insert(*k, *v);
+    }
+    let r = nc
+        .request_with_headers(subject.to_string(), h, body.to_string().into())
+        .await
+        .unwrap();
+    serde_json::from_slice(&r.payload).unwrap()
+}
+
+/// Starts a JetStream server storing in `dir` through the simulated disk `fs` (power-loss
+/// tests: `fs.crash…()` between two boots).
+pub(crate) async fn boot_on_sim(
+    fs: &petrel_store::SimFs,
+    dir: &std::path::Path,
+) -> petrel_server::ServerHandle {
+    petrel_server::Server::builder()
+        .host(std::net::Ipv4Addr::LOCALHOST.into())
+        .port(0)
+        .jetstream(dir)
+        .store_backend(std::sync::Arc::new(fs.clone()))
+        .start()
+        .await
+        .unwrap()
 }

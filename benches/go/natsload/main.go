@@ -42,7 +42,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.scenario, "scenario", "pubsub", "pub|pubsub|fanout|queue|reqrep|js-pub-sync|js-pub-async|js-consume")
+	flag.StringVar(&c.scenario, "scenario", "pubsub", "pub|pubsub|fanout|queue|reqrep|js-pub-sync|js-pub-async|js-consume|js-ttl|js-counter|js-atomic")
 	flag.StringVar(&c.server, "server", "127.0.0.1:4222", "host:port")
 	flag.IntVar(&c.msgs, "msgs", 0, "messages (default: 2000000 core, 20000 reqrep/js-pub-sync, 200000 js-pub-async/js-consume)")
 	flag.IntVar(&c.size, "size", 16, "payload bytes")
@@ -51,7 +51,7 @@ func main() {
 	timeoutSecs := flag.Int("timeout", 60, "seconds allowed for the timed part")
 	flag.IntVar(&c.inflight, "inflight", 256, "js-pub-async: publishes without their PubAck")
 	flag.DurationVar(&c.stall, "stall-wait", 0, "js-pub-async: how long a publish may wait for room among the in-flight ones (0: nats.go's 200ms)")
-	flag.IntVar(&c.batch, "batch", 256, "js-consume: messages per fetch")
+	flag.IntVar(&c.batch, "batch", 256, "js-consume: messages per fetch; js-atomic: messages per batch")
 	flag.IntVar(&c.window, "window", 8<<20, "bytes the publisher may run ahead of the slowest subscriber")
 	flag.IntVar(&c.warmup, "warmup", 1000, "reqrep/js-pub-sync: untimed round trips first")
 	flag.Parse()
@@ -60,7 +60,9 @@ func main() {
 		switch c.scenario {
 		case "reqrep", "js-pub-sync":
 			c.msgs = 20000
-		case "js-pub-async", "js-consume":
+		case "js-counter":
+			c.msgs = 20000
+		case "js-pub-async", "js-consume", "js-ttl", "js-atomic":
 			c.msgs = 200000
 		default:
 			c.msgs = 2000000
@@ -90,6 +92,9 @@ var scenarios = map[string]func(config) (string, error){
 	"js-pub-sync":  runJsSync,
 	"js-pub-async": runJsAsync,
 	"js-consume":   runJsConsume,
+	"js-ttl":       runJsTTL,
+	"js-counter":   runJsCounter,
+	"js-atomic":    runJsAtomic,
 }
 
 func fail(c config, err error) {

@@ -596,20 +596,41 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
 
 /// Stores plain messages with one commit and publishes their republished copies and
 /// PubAcks.
-async fn store_plain(stream: &Arc<Stream>, port: &dyn Port, mut batch: Vec<Inbound>) {
-    if batch.is_empty() {
-        return;
+async fn store_plain(stream: &Arc<Stream>, port: &dyn Port, batch: Vec<Inbound>) {
+    if !batch.is_empty() {
+        store_with(stream, port, batch, Stream::process_batch).await;
     }
+}
+
+/// Stores a committed atomic batch and publishes its copies and its PubAck.
+async fn store_atomic(stream: &Arc<Stream>, port: &dyn Port, batch: Vec<Inbound>) {
+    store_with(stream, port, batch, |s, b, r| {
+        s.process_atomic(b, now_nanos(), r)
+    })
+    .await;
+}
+
+/// How a run of messages is stored: the batch, the republished copies it adds to; the
+/// PubAcks `(reply, body)`.
+type StoreFn = fn(&Stream, &mut [Inbound], &mut Vec<Republished>) -> Vec<(String, Bytes)>;
+
+/// Runs `store` on a blocking thread (a panic fails the stream) and publishes what it
+/// returns: the republished copies first, as nats-server, then the PubAcks.
+async fn store_with(
+    stream: &Arc<Stream>,
+    port: &dyn Port,
+    mut batch: Vec<Inbound>,
+    store: StoreFn,
+) {
     let s = stream.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let mut republished = Vec::new();
-        let acks = catch(|| s.process_batch(&mut batch, &mut republished));
+        let acks = catch(|| store(&s, &mut batch, &mut republished));
         (acks.map(|a| (a, republished)), batch)
     })
     .await;
     match stored {
         Ok((Ok((acks, republished)), _)) => {
-            // As nats-server: the copies leave before the PubAcks.
             for r in republished {
                 port.publish(&r.subject, None, Some(r.headers), r.payload);
             }
@@ -617,27 +638,6 @@ async fn store_plain(stream: &Arc<Stream>, port: &dyn Port, mut batch: Vec<Inbou
         }
         Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
         Err(e) => tracing::error!(stream = %stream.name, error = %e, "ingest batch lost"),
-    }
-}
-
-/// Stores a committed atomic batch and publishes its copies and its PubAck.
-async fn store_atomic(stream: &Arc<Stream>, port: &dyn Port, mut batch: Vec<Inbound>) {
-    let s = stream.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let mut republished = Vec::new();
-        let acks = catch(|| s.process_atomic(&mut batch, now_nanos(), &mut republished));
-        (acks.map(|a| (a, republished)), batch)
-    })
-    .await;
-    match stored {
-        Ok((Ok((acks, republished)), _)) => {
-            for r in republished {
-                port.publish(&r.subject, None, Some(r.headers), r.payload);
-            }
-            port.publish_replies(acks)
-        }
-        Ok((Err(why), batch)) => port.publish_replies(stream.fail(&why, batch)),
-        Err(e) => tracing::error!(stream = %stream.name, error = %e, "atomic batch lost"),
     }
 }
 
