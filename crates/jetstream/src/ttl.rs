@@ -118,9 +118,28 @@ pub(crate) struct Ttls {
     /// Expired last messages whose marker is on its way through the group, and when it
     /// was proposed.
     proposed: HashMap<u64, i64>,
+    /// How many `never` and marker entries the last sweep kept.
+    swept: usize,
 }
 
+/// Entries beyond what the last sweep kept before the next sweep.
+const SWEEP_SLACK: usize = 1024;
+
 impl Ttls {
+    /// Drops the `never` and marker entries of messages the store no longer holds (a
+    /// roll-up, a purge or a limit removed them), once they have doubled since the last
+    /// sweep: without it a KV bucket whose keys keep being replaced would keep an entry for
+    /// every marker it ever had.
+    fn sweep(&mut self, holds: impl Fn(u64) -> bool) {
+        if self.never.len() + self.markers.len() <= self.swept * 2 + SWEEP_SLACK {
+            return;
+        }
+        self.never.retain(|seq| holds(*seq));
+        self.markers.retain(|seq| holds(*seq));
+        self.proposed.retain(|seq, _| holds(*seq));
+        self.swept = self.never.len() + self.markers.len();
+    }
+
     /// Notes a stored message (`ts`: its time) with headers `h` and its checked TTL.
     pub(crate) fn note(&mut self, seq: u64, ts: i64, h: &Headers, ttl: Option<Ttl>) {
         match ttl {
@@ -210,6 +229,8 @@ impl Stream {
     /// once the lock is released). `leads`: this node may store markers (a replicated
     /// stream's followers leave a subject's last message for the leader's marker).
     pub(crate) fn expire_ttls(&self, inner: &mut Inner, now: i64, leads: bool) -> Expired {
+        let store = inner.store.as_ref();
+        inner.ttls.sweep(|seq| store.timestamp(seq).is_some());
         let mut due = inner.ttls.take_due(now);
         if inner.config.max_age > 0 {
             let cutoff = now.saturating_sub(inner.config.max_age);
@@ -301,6 +322,23 @@ mod tests {
         assert_eq!(t.take_due(11 * SEC), vec![2]);
         assert_eq!(t.take_due(i64::MAX), vec![1]);
         assert!(t.never.contains(&3));
+    }
+
+    #[test]
+    fn entries_of_removed_messages_are_swept_once_they_pile_up() {
+        let marker =
+            petrel_wire::headers::parse(b"NATS/1.0\r\nKV-Operation: PURGE\r\n\r\n").unwrap();
+        let mut t = Ttls::default();
+        let n = SWEEP_SLACK as u64 + 10;
+        for seq in 1..=n {
+            t.note(seq, 0, &marker, None);
+        }
+        // Only the last ten are still stored.
+        t.sweep(|seq| seq > n - 10);
+        assert_eq!(t.markers.len(), 10);
+        // Below the slack nothing is looked up.
+        t.note(n + 1, 0, &marker, None);
+        t.sweep(|_| panic!("swept too early"));
     }
 
     #[test]
