@@ -27,8 +27,6 @@ use crate::stream::Inner;
 pub const INCR: &str = "Nats-Incr";
 /// Header: the last total taken from each source, by origin stream and subject.
 pub const COUNTER_SOURCES: &str = "Nats-Counter-Sources";
-/// Header a sourced message carries (`<origin> <seq> <filter> <dest> <subject>`).
-const STREAM_SOURCE: &str = "Nats-Stream-Source";
 
 /// The body of a counter message.
 #[derive(Deserialize)]
@@ -67,7 +65,7 @@ pub(crate) fn check(
         return Ok(None);
     };
     let incr = parse(value).ok_or_else(ApiError::counter_incr_invalid)?;
-    if h.get(STREAM_SOURCE).is_some() {
+    if crate::sourcing::sourced(h) {
         return Ok(Some(incr));
     }
     if !inner.config.allow_msg_counter {
@@ -138,7 +136,7 @@ pub(crate) fn apply(
         Err(e) => return Err(ApiError::store_failed(e)),
     };
     let mut headers = headers;
-    if let Some(source) = h.and_then(|h| h.get(STREAM_SOURCE)) {
+    if let Some(source) = h.and_then(|h| h.get(crate::sourcing::task::STREAM_SOURCE)) {
         // A sourced total: the increment is its change since the last one from there.
         let fields: Vec<&str> = source.split(' ').collect();
         let origin = fields[0].to_string();
@@ -152,12 +150,12 @@ pub(crate) fn apply(
             .unwrap_or_default();
         seen.insert(origin_subject, sourced.to_string());
         incr = sourced - previous;
-        headers = Some(replace_header(headers.as_ref(), INCR, &incr.to_string()));
+        headers = Some(crate::hdr::set(headers.as_ref(), INCR, &incr.to_string()));
     }
     total += incr;
     if !sources.is_empty() {
         let json = serde_json::to_string(&sources).map_err(broken)?;
-        headers = Some(replace_header(headers.as_ref(), COUNTER_SOURCES, &json));
+        headers = Some(crate::hdr::set(headers.as_ref(), COUNTER_SOURCES, &json));
     }
     let total = total.to_string();
     Ok(Some(Counted {
@@ -165,35 +163,6 @@ pub(crate) fn apply(
         payload: Bytes::from(format!("{{\"val\":\"{total}\"}}")),
         total,
     }))
-}
-
-/// `block` with header `name` set to `value`: in its place when it had one (as Go's
-/// `setHeader`), else added at the end.
-fn replace_header(block: Option<&Bytes>, name: &str, value: &str) -> Bytes {
-    let line = format!("{name}: {value}\r\n");
-    let Some(block) = block else {
-        return crate::hdr::extend(None, &line);
-    };
-    let text = String::from_utf8_lossy(block);
-    let mut out = String::with_capacity(text.len() + line.len());
-    let mut replaced = false;
-    for l in text.split_inclusive("\r\n") {
-        let is_it = l
-            .split(':')
-            .next()
-            .is_some_and(|k| k.trim().eq_ignore_ascii_case(name));
-        if is_it && !replaced {
-            out.push_str(&line);
-            replaced = true;
-        } else if !is_it {
-            out.push_str(l);
-        }
-    }
-    if replaced {
-        Bytes::from(out)
-    } else {
-        crate::hdr::extend(Some(block), &line)
-    }
 }
 
 #[cfg(test)]
@@ -214,22 +183,5 @@ mod tests {
         for bad in ["", "+", "-", "abc", "1.5", "0x10", "1_000", " 5", "5 "] {
             assert_eq!(parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn a_replaced_header_keeps_the_others() {
-        let b = Bytes::from_static(b"NATS/1.0\r\nNats-Incr: 5\r\nX: y\r\n\r\n");
-        assert_eq!(
-            &replace_header(Some(&b), INCR, "2")[..],
-            b"NATS/1.0\r\nNats-Incr: 2\r\nX: y\r\n\r\n"
-        );
-        assert_eq!(
-            &replace_header(Some(&b), COUNTER_SOURCES, "{}")[..],
-            b"NATS/1.0\r\nNats-Incr: 5\r\nX: y\r\nNats-Counter-Sources: {}\r\n\r\n"
-        );
-        assert_eq!(
-            &replace_header(None, COUNTER_SOURCES, "{}")[..],
-            b"NATS/1.0\r\nNats-Counter-Sources: {}\r\n\r\n"
-        );
     }
 }

@@ -10,6 +10,8 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+use crate::time::SEC;
+
 /// A parsed schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Pattern {
@@ -35,8 +37,6 @@ pub(crate) struct Cron {
     zone: TimeZone,
 }
 
-/// Nanoseconds per second.
-const SEC: i64 = 1_000_000_000;
 /// How far ahead a cron pattern is searched before it is called impossible.
 const SEARCH_YEARS: i16 = 5;
 

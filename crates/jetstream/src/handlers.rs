@@ -202,7 +202,7 @@ fn refused_headers(msg: &Incoming<'_>) -> Option<ApiError> {
     // Most messages have none of them: one byte search first.
     memchr::memmem::find(block, b"Nats-S")?;
     let h = petrel_wire::headers::parse(block)?;
-    if h.get("Nats-Stream-Source").is_some() {
+    if crate::sourcing::sourced(&h) {
         return Some(ApiError::source_header_not_allowed());
     }
     let next = h.get(crate::schedule::NEXT).filter(|n| !n.is_empty());

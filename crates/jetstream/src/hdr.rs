@@ -35,6 +35,35 @@ pub(crate) fn without(block: &Bytes, drop: impl Fn(&str) -> bool) -> Bytes {
     Bytes::from(out)
 }
 
+/// `block` with header `name` set to `value`: in its place when it had one (as Go's
+/// `setHeader`), else added at the end.
+pub(crate) fn set(block: Option<&Bytes>, name: &str, value: &str) -> Bytes {
+    let line = format!("{name}: {value}\r\n");
+    let Some(block) = block else {
+        return crate::hdr::extend(None, &line);
+    };
+    let text = String::from_utf8_lossy(block);
+    let mut out = String::with_capacity(text.len() + line.len());
+    let mut replaced = false;
+    for l in text.split_inclusive("\r\n") {
+        let is_it = l
+            .split(':')
+            .next()
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case(name));
+        if is_it && !replaced {
+            out.push_str(&line);
+            replaced = true;
+        } else if !is_it {
+            out.push_str(l);
+        }
+    }
+    if replaced {
+        Bytes::from(out)
+    } else {
+        crate::hdr::extend(Some(block), &line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +83,23 @@ mod tests {
         assert_eq!(
             &extend(Some(&torn), "A: 1\r\n")[..],
             b"NATS/1.0\r\nA: 1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_set_header_keeps_the_others() {
+        let b = Bytes::from_static(b"NATS/1.0\r\nNats-Incr: 5\r\nX: y\r\n\r\n");
+        assert_eq!(
+            &set(Some(&b), "Nats-Incr", "2")[..],
+            b"NATS/1.0\r\nNats-Incr: 2\r\nX: y\r\n\r\n"
+        );
+        assert_eq!(
+            &set(Some(&b), "Nats-Counter-Sources", "{}")[..],
+            b"NATS/1.0\r\nNats-Incr: 5\r\nX: y\r\nNats-Counter-Sources: {}\r\n\r\n"
+        );
+        assert_eq!(
+            &set(None, "Nats-Counter-Sources", "{}")[..],
+            b"NATS/1.0\r\nNats-Counter-Sources: {}\r\n\r\n"
         );
     }
 }

@@ -85,7 +85,7 @@ fn pattern_of(h: &Headers) -> Option<crate::cron::Pattern> {
 /// whether it must be stored with `Nats-Rollup: sub` (a schedule is its subject's only
 /// message). Sourced messages were checked by their origin.
 pub(crate) fn check(inner: &Inner, subject: &str, h: &Headers) -> Result<bool, ApiError> {
-    if h.get("Nats-Stream-Source").is_some() {
+    if crate::sourcing::sourced(h) {
         return Ok(false);
     }
     let allowed = inner.config.allow_msg_schedules;

@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
+/// Nanoseconds per second.
+pub(crate) const SEC: i64 = 1_000_000_000;
+
 /// The longest wait a deadline is set to (about 100 years): a longer delay a client asks
 /// for (`-NAK {"delay":9223372036854775807}`, a huge `ack_wait`) means "not in this
 /// process's life" and is clamped here instead of overflowing `Instant`.

@@ -20,6 +20,7 @@ use crate::errors::ApiError;
 use crate::ingest::ROLLUP;
 use crate::stream::{Inbound, Inner, Stream};
 use crate::time::go_duration;
+use crate::time::SEC;
 
 /// Header: the message's time to live.
 pub const MSG_TTL: &str = "Nats-TTL";
@@ -27,8 +28,6 @@ pub const MSG_TTL: &str = "Nats-TTL";
 pub const MARKER_REASON: &str = "Nats-Marker-Reason";
 /// Header of a KV purge (`KV-Operation: PURGE`), a marker too.
 const KV_OPERATION: &str = "KV-Operation";
-/// Nanoseconds per second.
-const SEC: i64 = 1_000_000_000;
 /// How long a proposed marker is waited for before it is proposed again.
 const PROPOSAL_WAIT: i64 = 2 * SEC;
 /// Most messages one tick removes by `max_age` (the next tick goes on).
@@ -82,7 +81,7 @@ pub(crate) fn check(
     };
     let ttl = parse(value)?;
     if ttl.is_some() && !inner.config.allow_msg_ttl {
-        if h.get("Nats-Stream-Source").is_some() {
+        if crate::sourcing::sourced(h) {
             return Ok((None, None));
         }
         return Err(ApiError::message_ttl_disabled());

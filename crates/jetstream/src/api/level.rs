@@ -15,7 +15,7 @@ use crate::errors::ApiError;
 pub const API_LEVEL: u32 = 2;
 
 /// Header: the lowest API level that may serve this request.
-const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
+pub(crate) const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 
 /// Whether a request with this header block must be refused: it names a level above ours,
 /// or one that is not a number (as nats-server's `errorOnRequiredApiLevel`).

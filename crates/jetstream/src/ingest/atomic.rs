@@ -34,8 +34,6 @@ pub const BATCH_ID: &str = "Nats-Batch-Id";
 pub const BATCH_SEQ: &str = "Nats-Batch-Sequence";
 /// Header: `1` (store the batch with this message) or `eob` (without it).
 pub const BATCH_COMMIT: &str = "Nats-Batch-Commit";
-/// Header a request may carry; removed from staged messages.
-const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 
 /// Most messages in a batch (nats-server's default).
 pub(crate) const MAX_MSGS: u64 = 1000;
@@ -148,7 +146,7 @@ impl Staging {
             self.drop_batch(&id);
             return refuse(ApiError::atomic_invalid_commit());
         }
-        if h.get(REQUIRED_API_LEVEL).is_some() {
+        if h.get(crate::api::level::REQUIRED_API_LEVEL).is_some() {
             if crate::api::level::refused(m.headers.as_deref()) {
                 self.drop_batch(&id);
                 return refuse(ApiError::required_api_level());
@@ -156,7 +154,7 @@ impl Staging {
             m.headers = m
                 .headers
                 .as_ref()
-                .map(|b| crate::hdr::without(b, |k| k == REQUIRED_API_LEVEL));
+                .map(|b| crate::hdr::without(b, |k| k == crate::api::level::REQUIRED_API_LEVEL));
         }
         let Some(b) = self.batches.get_mut(&id) else {
             return refuse(ApiError::atomic_incomplete());

@@ -9,3 +9,9 @@ mod remote;
 pub(crate) mod task;
 
 pub use config::StreamSource;
+
+/// Whether a message carries `Nats-Stream-Source`: sourcing stored it (a client's is refused
+/// before it is queued, so inside the ingest path the header means sourced).
+pub(crate) fn sourced(h: &petrel_wire::headers::Headers) -> bool {
+    h.get(task::STREAM_SOURCE).is_some()
+}
