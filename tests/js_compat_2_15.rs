@@ -409,6 +409,37 @@ async fn unknown_request_fields_are_refused_unless_strict_is_off() {
         "{v}"
     );
 
+    // Every field nats-server 2.15.1 takes is known: `pedantic` on creates, a consumer's
+    // internal `direct`, a snapshot's `jsck`, a restore's `state` (the nats CLI sends it).
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.P",
+        r#"{"name":"P","subjects":["p.>"],"pedantic":true}"#,
+    )
+    .await;
+    assert_eq!(v["config"]["name"], "P", "{v}");
+    let v = api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.P.D",
+        r#"{"stream_name":"P","config":{"durable_name":"D","direct":false},"pedantic":true}"#,
+    )
+    .await;
+    assert_eq!(v["name"], "D", "{v}");
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.SNAPSHOT.P",
+        r#"{"deliver_subject":"snap.in","jsck":true}"#,
+    )
+    .await;
+    assert_eq!(v["config"]["name"], "P", "{v}");
+    let v = api(
+        &nc,
+        "$JS.API.STREAM.RESTORE.R",
+        r#"{"config":{"name":"R","subjects":["r.>"]},"state":{"messages":0}}"#,
+    )
+    .await;
+    assert!(v["deliver_subject"].is_string(), "{v}");
+
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let lax = petrel_testkit::spawn_with(move |b| b.jetstream(&path).jetstream_strict(false)).await;

@@ -233,7 +233,7 @@ pub fn pause(stream: &str, consumer: &str, paused: bool, until: i64) -> (String,
 #[derive(Serialize)]
 struct GroupAdvisory<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: String,
     id: String,
     timestamp: String,
     stream: &'a str,
@@ -247,32 +247,43 @@ struct GroupAdvisory<'a> {
 
 /// `CONSUMER.PINNED`: a client was pinned for a priority group.
 pub fn pinned(stream: &str, consumer: &str, group: &str, pin: &str) -> (String, Bytes) {
-    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.PINNED.{stream}.{consumer}");
-    let body = encode(&GroupAdvisory {
-        kind: "io.nats.jetstream.advisory.v1.consumer_group_pinned",
-        id: next_id(),
-        timestamp: rfc3339_nano(now_nanos()),
-        stream,
-        consumer,
-        group,
-        pinned_id: Some(pin),
-        reason: None,
-    });
-    (subject, body)
+    group_advisory("PINNED", "pinned", stream, consumer, group, Some(pin), None)
 }
 
 /// `CONSUMER.UNPINNED`: a group's pin ended (`admin` or `timeout`).
 pub fn unpinned(stream: &str, consumer: &str, group: &str, reason: &str) -> (String, Bytes) {
-    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.{stream}.{consumer}");
+    group_advisory(
+        "UNPINNED",
+        "unpinned",
+        stream,
+        consumer,
+        group,
+        None,
+        Some(reason),
+    )
+}
+
+/// A priority group advisory: `$JS.EVENT.ADVISORY.CONSUMER.<event>.<stream>.<consumer>`,
+/// type `consumer_group_<kind>`.
+fn group_advisory(
+    event: &str,
+    kind: &str,
+    stream: &str,
+    consumer: &str,
+    group: &str,
+    pinned_id: Option<&str>,
+    reason: Option<&str>,
+) -> (String, Bytes) {
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.{event}.{stream}.{consumer}");
     let body = encode(&GroupAdvisory {
-        kind: "io.nats.jetstream.advisory.v1.consumer_group_unpinned",
+        kind: format!("io.nats.jetstream.advisory.v1.consumer_group_{kind}"),
         id: next_id(),
         timestamp: rfc3339_nano(now_nanos()),
         stream,
         consumer,
         group,
-        pinned_id: None,
-        reason: Some(reason),
+        pinned_id,
+        reason,
     });
     (subject, body)
 }

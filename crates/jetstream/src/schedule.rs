@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use petrel_store::{PurgeRequest, StreamStore};
 use petrel_wire::headers::Headers;
 
@@ -249,7 +248,7 @@ impl Schedules {
         s
     }
 
-    /// The schedules due at `now`, marked in flight: (subject, seq, next firing).
+    /// The schedules due at `now`, marked in flight: (subject, seq), oldest first.
     fn due(&mut self, now: i64) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = Vec::new();
         for (subject, e) in &mut self.by_subject {
@@ -307,7 +306,7 @@ fn fired(store: &dyn StreamStore, m: &petrel_store::StoredMsg, now: i64) -> Opti
         subject: target.to_string(),
         reply: None,
         headers: Some(crate::hdr::extend(kept.as_ref(), &lines)),
-        payload: Bytes::clone(&payload),
+        payload,
     })
 }
 

@@ -579,7 +579,7 @@ pub(crate) async fn run(stream: Arc<Stream>, port: Arc<dyn Port>) {
         for unit in stream.sort_batches(batch) {
             match unit {
                 atomic::Unit::Plain(batch) => store_plain(&stream, port.as_ref(), batch).await,
-                atomic::Unit::Atomic(batch) => store_atomic(&stream, port.as_ref(), batch).await,
+                atomic::Unit::Atomic(batch) => store_committed(&stream, port.as_ref(), batch).await,
                 atomic::Unit::Replies(replies) => port.publish_replies(replies),
             }
         }
@@ -603,7 +603,7 @@ async fn store_plain(stream: &Arc<Stream>, port: &dyn Port, batch: Vec<Inbound>)
 }
 
 /// Stores a committed atomic batch and publishes its copies and its PubAck.
-async fn store_atomic(stream: &Arc<Stream>, port: &dyn Port, batch: Vec<Inbound>) {
+async fn store_committed(stream: &Arc<Stream>, port: &dyn Port, batch: Vec<Inbound>) {
     store_with(stream, port, batch, |s, b, r| {
         s.process_atomic(b, now_nanos(), r)
     })
