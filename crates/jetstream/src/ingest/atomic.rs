@@ -465,7 +465,13 @@ fn undo(inner: &mut Inner, outcomes: &[Outcome], last_msg_id: String, rollbacks:
 /// prefix of it): the newest messages carrying a batch id without `Nats-Batch-Commit`.
 /// Returns how many were cut. Run when a stream opens.
 pub(crate) fn repair_torn_batch(store: &mut dyn StreamStore) -> u64 {
-    let last = store.state().last_seq;
+    // The newest message still stored: a torn write leaves the sequences it claimed
+    // (reported lost) above it.
+    let st = store.state();
+    let mut last = st.last_seq;
+    while last > st.first_seq && store.timestamp(last).is_none() {
+        last -= 1;
+    }
     let Ok(Some(m)) = store.get(last) else {
         return 0;
     };
@@ -607,9 +613,12 @@ mod tests {
         // A power loss kept the first two of a three-message batch.
         append(&mut store, msg("b", 1, None));
         append(&mut store, msg("b", 2, None));
+        // The third was torn: its sequence is gone, the stream's last sequence past it.
+        append(&mut store, msg("b", 3, None));
+        assert!(store.delete(5, false).unwrap());
         assert_eq!(repair_torn_batch(&mut store), 2);
         let st = store.state();
-        assert_eq!((st.msgs, st.last_seq), (2, 4));
+        assert_eq!((st.msgs, st.last_seq), (2, 5));
         assert!(store.get(2).unwrap().is_some());
     }
 
