@@ -51,13 +51,22 @@ const MAX_ID_LEN: usize = 64;
 /// The batch id of a message, if it has one (a byte search first: most messages have no
 /// headers, and most headers no batch).
 pub(crate) fn batch_id(m: &Inbound) -> Option<String> {
+    if !may_be_batched(m) {
+        return None;
+    }
     let h = m.headers.as_deref()?;
-    memchr::memmem::find(h, BATCH_ID.as_bytes())?;
     let parsed = petrel_wire::headers::parse(h)?;
     parsed
         .get(BATCH_ID)
         .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+/// Whether a message's headers mention `Nats-Batch-Id` at all (a byte search).
+fn may_be_batched(m: &Inbound) -> bool {
+    m.headers
+        .as_deref()
+        .is_some_and(|h| memchr::memmem::find(h, BATCH_ID.as_bytes()).is_some())
 }
 
 /// One batch being staged.
@@ -220,10 +229,11 @@ impl Stream {
     /// Splits what the ingest task took into runs: plain messages, and atomic batch
     /// messages staged (answered at once) or, at a commit, the batch to store.
     pub(crate) fn sort_batches(&self, batch: Vec<Inbound>) -> Vec<Unit> {
-        let ids: Vec<Option<String>> = batch.iter().map(batch_id).collect();
-        if ids.iter().all(Option::is_none) {
+        // The publish path: nothing is parsed or allocated for a run without batches.
+        if !batch.iter().any(may_be_batched) {
             return vec![Unit::Plain(batch)];
         }
+        let ids: Vec<Option<String>> = batch.iter().map(batch_id).collect();
         let allowed = self.allow_atomic.load(std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let mut units = Vec::new();
