@@ -11,8 +11,10 @@
 #   ROUNDS=3 bash benches/js_cluster.sh /opt/ns215/bin/nats-server
 #
 # Environment: ROUNDS (3), SIZE (128), ASYNC_MSGS (200000), SYNC_MSGS (5000), INFLIGHT
-# (256), SCENARIOS ("js-pub-async js-pub-sync"), BASE_PORT (25222), NO_BUILD=1 to skip
-# the cargo build, OUT_DIR for the logs and stores.
+# (256; nats.go's own PublishAsyncMaxPending default is 4000), SCENARIOS ("js-pub-async
+# js-pub-sync"), TOOL (rust: petrel-load; go: natsload on the official nats.go client,
+# built by benches/go/build.sh), BASE_PORT (25222), NO_BUILD=1 to skip the cargo build,
+# OUT_DIR for the logs and stores.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -27,7 +29,12 @@ mkdir -p "$OUT_DIR"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PETREL=$TARGET_DIR/release/petrel
-LOAD=$TARGET_DIR/release/petrel-load
+TOOL=${TOOL:-rust}
+case $TOOL in
+  rust) LOAD=$TARGET_DIR/release/petrel-load ;;
+  go) LOAD=$TARGET_DIR/natsload ;;
+  *) echo "TOOL must be rust or go" >&2; exit 2 ;;
+esac
 NATS=${1:?usage: js_cluster.sh <nats-server binary>}
 
 if [ -z "${NO_BUILD:-}" ]; then

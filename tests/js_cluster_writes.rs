@@ -2,6 +2,8 @@
 //! atomic batch staged on the stream leader is stored by one group entry (all replicas or
 //! none), counter totals are computed alike on every replica, so the next leader carries
 //! on from the same total, and a repeating schedule keeps firing under the next leader.
+//! A stream deleted and created again at once takes publishes as soon as the create is
+//! answered.
 
 use std::time::Duration;
 
@@ -155,4 +157,41 @@ async fn atomic_batches_counters_and_schedules_replicate() {
     assert_eq!(v["val"], "13", "{v}");
     let ab = holds(&js, "AB", 4).await;
     assert_eq!(ab.state.last_sequence, 4);
+}
+
+/// The create of a stream deleted a moment before answers once the new group has a
+/// leader — not the old group's replica, still on the node — and the group's first
+/// member campaigns alone (no split first vote): a publish sent right after the answer,
+/// through any node, is acknowledged without a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_created_again_right_after_its_delete_takes_publishes_at_once() {
+    let nodes = cluster3().await;
+    let mut clients = Vec::new();
+    for n in &nodes {
+        let nc = async_nats::connect(n.client_url()).await.unwrap();
+        clients.push(jetstream::new(nc));
+    }
+    let cfg = stream::Config {
+        name: "AGAIN".into(),
+        subjects: vec!["again.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    };
+    create(&clients[0], cfg.clone()).await;
+    for round in 0..6usize {
+        let js = &clients[round % 3];
+        let ack = js
+            .publish(format!("again.{round}"), "x".into())
+            .await
+            .expect("published");
+        let ack = tokio::time::timeout(Duration::from_secs(5), ack)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no PubAck"))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(ack.sequence, 1, "round {round}");
+        js.delete_stream("AGAIN").await.expect("deleted");
+        js.create_stream(cfg.clone())
+            .await
+            .expect("created again at once");
+    }
 }

@@ -38,6 +38,7 @@ type config struct {
 	batch     int
 	window    int
 	warmup    int
+	replicas  int
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&c.batch, "batch", 256, "js-consume: messages per fetch; js-atomic: messages per batch")
 	flag.IntVar(&c.window, "window", 8<<20, "bytes the publisher may run ahead of the slowest subscriber")
 	flag.IntVar(&c.warmup, "warmup", 1000, "reqrep/js-pub-sync: untimed round trips first")
+	flag.IntVar(&c.replicas, "replicas", 1, "js scenarios: the stream's num_replicas")
 	flag.Parse()
 	c.timeout = time.Duration(*timeoutSecs) * time.Second
 	if c.msgs == 0 {
@@ -68,8 +70,8 @@ func main() {
 			c.msgs = 2000000
 		}
 	}
-	if c.msgs < 1 || c.size < 0 || c.subs < 1 || c.inflight < 1 || c.batch < 1 {
-		fail(c, errors.New("msgs, subs, inflight and batch must be positive, size not negative"))
+	if c.msgs < 1 || c.size < 0 || c.subs < 1 || c.inflight < 1 || c.batch < 1 || c.replicas < 1 || c.replicas > 5 {
+		fail(c, errors.New("msgs, subs, inflight and batch must be positive, size not negative, replicas 1-5"))
 	}
 	run, ok := scenarios[c.scenario]
 	if !ok {
@@ -396,22 +398,37 @@ func runReqRep(c config) (string, error) {
 // ---------------------------------------------------------------------------------------
 
 // jsWithStream connects as `client` and (re)creates the file stream `name` on `subject`,
-// empty.
+// empty. A cluster that has just started may not have elected its JetStream leaders
+// yet: the stream is tried again for up to c.timeout.
 func jsWithStream(c config, client, name, subject string) (*nats.Conn, nats.JetStreamContext, error) {
 	nc, js, err := jsConnect(c, client)
 	if err != nil {
 		return nil, nil, err
 	}
+	deadline := time.Now().Add(c.timeout)
+	for {
+		err = recreateStream(c, js, name, subject)
+		if err == nil {
+			return nc, js, nil
+		}
+		if time.Now().After(deadline) {
+			nc.Close()
+			return nil, nil, err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// recreateStream deletes the stream `name` if it exists and creates it empty.
+func recreateStream(c config, js nats.JetStreamContext, name, subject string) error {
 	if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
-		nc.Close()
-		return nil, nil, fmt.Errorf("delete stream %s: %w", name, err)
+		return fmt.Errorf("delete stream %s: %w", name, err)
 	}
-	_, err = js.AddStream(&nats.StreamConfig{Name: name, Subjects: []string{subject}, Storage: nats.FileStorage})
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("create stream %s: %w", name, err)
+	cfg := nats.StreamConfig{Name: name, Subjects: []string{subject}, Storage: nats.FileStorage, Replicas: c.replicas}
+	if _, err := js.AddStream(&cfg); err != nil {
+		return fmt.Errorf("create stream %s: %w", name, err)
 	}
-	return nc, js, nil
+	return nil
 }
 
 func jsConnect(c config, name string) (*nats.Conn, nats.JetStreamContext, error) {

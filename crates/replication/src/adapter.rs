@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{BasicNode, LogId, Raft, RaftSnapshotBuilder, StorageError, StoredMembership};
+use openraft::{
+    BasicNode, LogId, Raft, RaftSnapshotBuilder, StorageError, StorageIOError, StoredMembership,
+};
 use petrel_store::Backend;
 
 use crate::group::{GroupConfig, GroupEntry, Machine, NodeId};
@@ -121,17 +123,20 @@ impl RaftStateMachine<GroupConfig> for MachineAdapter {
         I::IntoIter: Send,
     {
         let entries: Vec<GroupEntry> = entries.into_iter().collect();
-        let last = entries.last().map(|e| e.log_id);
+        let last = entries.last().map(|e| e.log_id).unwrap_or_default();
         let machine = self.machine.clone();
-        tokio::task::spawn_blocking(move || machine.apply(entries))
-            .await
-            .map_err(|e| {
-                let id = last.unwrap_or_default();
-                StorageError::from(openraft::StorageIOError::apply(
-                    id,
-                    &std::io::Error::other(e),
-                ))
-            })
+        let applied = tokio::task::spawn_blocking(move || machine.apply(entries)).await;
+        let failed = |id, e: std::io::Error| StorageError::from(StorageIOError::apply(id, &e));
+        match applied {
+            Ok(Ok(replies)) => Ok(replies),
+            // openraft stops the group on this node: the entry is not skipped.
+            Ok(Err(u)) => {
+                tracing::error!(dir = %self.dir.display(), error = %u,
+                    "raft group stopped on this node: an entry it cannot apply (a newer Petrel wrote it?); upgrade this server");
+                Err(failed(u.log_id, std::io::Error::other(u.to_string())))
+            }
+            Err(e) => Err(failed(last, std::io::Error::other(e))),
+        }
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -59,8 +59,12 @@ pub trait Machine: Send + Sync + 'static {
     fn restored(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
 
     /// Applies committed entries in order and returns one reply per entry (empty for
-    /// blank and membership entries). Blocking: called on a blocking thread.
-    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>>;
+    /// blank and membership entries). An entry the machine cannot read (written by a
+    /// newer Petrel, say) is never skipped: the machine applies what comes before it,
+    /// remembers that as applied and returns [`Unappliable`]; the group then stops on
+    /// this node (its other members go on), and stops there again at every start until
+    /// the node runs a Petrel that reads the entry. Blocking: called on a blocking thread.
+    fn apply(&self, entries: Vec<GroupEntry>) -> Result<Vec<Vec<u8>>, Unappliable>;
 
     /// Called once the log is open, before [`Machine::restored`], with the index of its
     /// last entry: a machine that applied past it (the log's tail was cut) must go back to
@@ -85,6 +89,17 @@ pub trait Machine: Send + Sync + 'static {
     fn install(&self, _meta: &Meta, _data: &[u8]) -> std::io::Result<()> {
         Err(std::io::Error::other("this group takes no snapshots"))
     }
+}
+
+/// A committed entry a [`Machine`] cannot apply. Skipping it would make this member's
+/// state differ from the others' with no one the wiser, so the group stops here instead.
+#[derive(Debug, thiserror::Error)]
+#[error("raft entry {} (term {}) cannot be applied: {reason}", .log_id.index, .log_id.leader_id.term)]
+pub struct Unappliable {
+    /// The entry.
+    pub log_id: LogId<NodeId>,
+    /// Why it cannot be applied.
+    pub reason: String,
 }
 
 /// Timers and limits of a group (nats-server's are 1 s heartbeats and 4–9 s elections).
@@ -266,6 +281,43 @@ impl Group {
         }
     }
 
+    /// [`Group::initialize`] for a group whose members all start at once: `first`
+    /// campaigns at once, the others give it an election timeout (spread by node id) to
+    /// win and only then, when they have heard of no leader and voted for no one (`first`
+    /// is down), initialize too. Every member campaigning at once splits the first vote
+    /// and costs a whole election timeout.
+    pub async fn initialize_led_by(
+        &self,
+        members: BTreeMap<NodeId, String>,
+        first: NodeId,
+    ) -> Result<(), String> {
+        if first != self.me && members.contains_key(&first) {
+            let spread =
+                self.timing.election_min / 2 * u32::try_from(self.me % 16).unwrap_or(0) / 16;
+            let mut metrics = self.raft.metrics();
+            let heard = async {
+                loop {
+                    {
+                        let m = metrics.borrow_and_update();
+                        if m.current_term > 0 || m.last_log_index.is_some() {
+                            return;
+                        }
+                    }
+                    if metrics.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(self.timing.election_min + spread, heard)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        self.initialize(members).await
+    }
+
     /// Proposes `data`; returns the leader's machine's reply once it is committed (fsynced
     /// on a quorum) and applied here.
     pub async fn propose(&self, data: Vec<u8>) -> Result<Vec<u8>, ProposeError> {
@@ -353,6 +405,15 @@ impl Group {
     /// openraft's metrics (term, last log, followers' matched log ids on the leader).
     pub fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// Why the group stopped on this node (an entry its machine cannot apply, a storage
+    /// failure), or `None` while it runs.
+    pub fn failed(&self) -> Option<String> {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => None,
+            Err(fatal) => Some(fatal.to_string()),
+        }
     }
 
     /// A receiver of openraft's metrics, changed on every leader, term or log change.

@@ -23,7 +23,8 @@ pub mod snapshot;
 
 pub use data::Data;
 pub use group::{
-    node_id, Group, GroupConfig, GroupEntry, Machine, MachineSnapshot, NodeId, ProposeError, Timing,
+    node_id, Group, GroupConfig, GroupEntry, Machine, MachineSnapshot, NodeId, ProposeError,
+    Timing, Unappliable,
 };
 pub use log::{FileLog, LogRecovery};
 pub use membership::{leads, Converged};

@@ -57,6 +57,8 @@ pub(crate) struct Strings {
     applied: Mutex<Applied>,
     /// Snapshots installed.
     pub(crate) installed: std::sync::atomic::AtomicUsize,
+    /// An older machine: entries starting `v2:` are unreadable to it.
+    old: bool,
 }
 
 impl Machine for Strings {
@@ -64,26 +66,32 @@ impl Machine for Strings {
         self.applied.lock().clone()
     }
 
-    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {
+    fn apply(&self, entries: Vec<GroupEntry>) -> Result<Vec<Vec<u8>>, crate::Unappliable> {
         let mut applied = self.applied.lock();
-        entries
-            .into_iter()
-            .map(|e| {
-                applied.0 = Some(e.log_id);
-                match e.payload {
-                    EntryPayload::Normal(d) => {
-                        let s = String::from_utf8_lossy(&d).into_owned();
-                        self.data.lock().push(s.clone());
-                        format!("ok {s}").into_bytes()
-                    }
-                    EntryPayload::Membership(m) => {
-                        applied.1 = StoredMembership::new(Some(e.log_id), m);
-                        Vec::new()
-                    }
-                    EntryPayload::Blank => Vec::new(),
+        let mut out = Vec::new();
+        for e in entries {
+            let reply = match e.payload {
+                EntryPayload::Normal(d) if self.old && d.starts_with(b"v2:") => {
+                    return Err(crate::Unappliable {
+                        log_id: e.log_id,
+                        reason: "a v2 entry".into(),
+                    });
                 }
-            })
-            .collect()
+                EntryPayload::Normal(d) => {
+                    let s = String::from_utf8_lossy(&d).into_owned();
+                    self.data.lock().push(s.clone());
+                    format!("ok {s}").into_bytes()
+                }
+                EntryPayload::Membership(m) => {
+                    applied.1 = StoredMembership::new(Some(e.log_id), m);
+                    Vec::new()
+                }
+                EntryPayload::Blank => Vec::new(),
+            };
+            applied.0 = Some(e.log_id);
+            out.push(reply);
+        }
+        Ok(out)
     }
 
     fn snapshots(&self) -> bool {
@@ -124,6 +132,15 @@ async fn start(wire: &Wire, id: NodeId, dir: &std::path::Path) -> (Group, Arc<St
     start_with(wire, id, dir, FAST, false).await
 }
 
+/// Opens member `id` from `dir` with an older machine (`v2:` entries unreadable).
+async fn start_old(wire: &Wire, id: NodeId, dir: &std::path::Path) -> (Group, Arc<Strings>) {
+    let m = Arc::new(Strings {
+        old: true,
+        ..Strings::default()
+    });
+    (open_member(wire, id, dir, FAST, m.clone()).await, m)
+}
+
 /// Opens member `id` from `dir` with `timing`, its machine taking snapshots when `snap`.
 pub(crate) async fn start_with(
     wire: &Wire,
@@ -136,12 +153,23 @@ pub(crate) async fn start_with(
         snap,
         ..Strings::default()
     });
+    (open_member(wire, id, dir, timing, m.clone()).await, m)
+}
+
+/// Opens member `id` of group `G` from `dir` on `machine` and puts it on the wire.
+async fn open_member(
+    wire: &Wire,
+    id: NodeId,
+    dir: &std::path::Path,
+    timing: Timing,
+    machine: Arc<Strings>,
+) -> Group {
     let g = Group::open(
         "G",
         id,
         dir,
         Arc::new(StdBackend),
-        m.clone(),
+        machine,
         Arc::new(wire.clone()),
         timing,
     )
@@ -151,7 +179,7 @@ pub(crate) async fn start_with(
     reg.insert(g.clone());
     wire.nodes.lock().insert(id, reg);
     wire.down.lock().remove(&id);
-    (g, m)
+    g
 }
 
 pub(crate) async fn write_all(g: &Group, prefix: &str, n: usize) {
@@ -469,4 +497,125 @@ async fn a_member_whose_log_was_damaged_neither_runs_nor_votes_until_caught_up()
     for m in [&ml, &mb, &mc] {
         has_all(m, &want).await;
     }
+}
+
+/// A member whose machine cannot read an entry (an older Petrel) stops there — it never
+/// skips the entry and applies what follows — and stops there again when restarted; the
+/// other two go on. Run with a machine that reads the entry, it applies everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_cannot_apply_an_entry_stops_rather_than_skipping_it() {
+    let _serial = SERIAL.lock().await;
+    let (dirs, wire, mut nodes, _) = three_started().await;
+    let lead = confirmed_leader(&nodes).await;
+    let at = nodes.iter().position(|n| n.0.me != lead.me).unwrap();
+    let old_id = nodes[at].0.me;
+    let dir = dirs[(old_id - 1) as usize].path();
+    // The follower restarts as an older Petrel.
+    wire.down.lock().insert(old_id);
+    nodes[at].0.shutdown().await;
+    nodes[at] = start_old(&wire, old_id, dir).await;
+    write_all(&lead, "a", 3).await;
+    let reply = lead
+        .propose(b"v2:x".to_vec())
+        .await
+        .expect("v2:x committed");
+    assert_eq!(reply, b"ok v2:x");
+    write_all(&lead, "b", 3).await;
+    let last = lead.metrics().last_applied.map(|l| l.index);
+    let others: Vec<&Group> = nodes
+        .iter()
+        .filter(|n| n.0.me != old_id)
+        .map(|n| &n.0)
+        .collect();
+    applied_everywhere(&others, last).await;
+    let (old, m) = &nodes[at];
+    until("the old member stops", || old.failed().is_some()).await;
+    let why = old.failed().unwrap_or_default();
+    assert!(why.contains("a v2 entry"), "{why}");
+    assert_eq!(
+        *m.data.lock(),
+        ["a0", "a1", "a2"],
+        "it applied nothing past the entry"
+    );
+    // Restarted as the same old Petrel, it stops at the same entry again.
+    wire.down.lock().insert(old_id);
+    old.shutdown().await;
+    let (old, m) = start_old(&wire, old_id, dir).await;
+    until("the old member stops again", || old.failed().is_some()).await;
+    assert_eq!(*m.data.lock(), ["a0", "a1", "a2"]);
+    // Upgraded, it applies everything in order.
+    wire.down.lock().insert(old_id);
+    old.shutdown().await;
+    let (new, m) = start(&wire, old_id, dir).await;
+    applied_everywhere(&[&new], last).await;
+    assert!(new.failed().is_none());
+    let want = ["a0", "a1", "a2", "v2:x", "b0", "b1", "b2"];
+    assert_eq!(*m.data.lock(), want);
+}
+
+/// Three members on fresh directories, not initialized yet.
+async fn three_fresh() -> (
+    Vec<tempfile::TempDir>,
+    Wire,
+    Nodes,
+    BTreeMap<NodeId, String>,
+) {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let wire = Wire::default();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
+    }
+    let members = (1..=3).map(|i| (i, format!("n{i}"))).collect();
+    (dirs, wire, nodes, members)
+}
+
+/// Members started together with `initialize_led_by` elect the chosen first member in
+/// the first term: no split vote (every member initializing at once campaigns at once,
+/// and a split first vote costs a whole election timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_started_together_elect_the_first_one_in_the_first_term() {
+    let _serial = SERIAL.lock().await;
+    for first in [2, 3, 1, 2] {
+        let (_dirs, _wire, nodes, members) = three_fresh().await;
+        let starts = nodes.iter().map(|(g, _)| {
+            let (g, members) = (g.clone(), members.clone());
+            tokio::spawn(async move { g.initialize_led_by(members, first).await })
+        });
+        for s in starts.collect::<Vec<_>>() {
+            s.await.unwrap().expect("initialized");
+        }
+        let lead = confirmed_leader(&nodes).await;
+        assert_eq!(lead.me, first);
+        assert_eq!(
+            lead.metrics().current_term,
+            1,
+            "the first vote was not split"
+        );
+        write_all(&lead, "a", 2).await;
+        for (g, _) in &nodes {
+            g.shutdown().await;
+        }
+    }
+}
+
+/// With the chosen first member down, the others start the group themselves once they
+/// have waited for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_others_start_the_group_when_the_first_member_is_down() {
+    let _serial = SERIAL.lock().await;
+    let (_dirs, wire, nodes, members) = three_fresh().await;
+    wire.down.lock().insert(2);
+    nodes[1].0.shutdown().await;
+    let up = [&nodes[0], &nodes[2]];
+    let starts = up.iter().map(|(g, _)| {
+        let (g, members) = (g.clone(), members.clone());
+        tokio::spawn(async move { g.initialize_led_by(members, 2).await })
+    });
+    for s in starts.collect::<Vec<_>>() {
+        s.await.unwrap().expect("initialized");
+    }
+    let lead = confirmed_leader(&nodes).await;
+    assert_ne!(lead.me, 2);
+    write_all(&lead, "a", 2).await;
 }

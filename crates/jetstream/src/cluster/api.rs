@@ -190,7 +190,7 @@ pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
 fn info_of(js: &JetStream, a: &StreamAssignment) -> StreamInfo {
     let local = js
         .stream(&a.config.name)
-        .filter(|s| s.replica.get().is_some());
+        .filter(|s| s.replica.get().is_some_and(|r| *r.group.name == *a.group));
     if let Some(Ok((info, _))) = local.map(|s| s.info(&InfoRequest::default())) {
         return info;
     }
@@ -198,6 +198,8 @@ fn info_of(js: &JetStream, a: &StreamAssignment) -> StreamInfo {
 }
 
 /// Waits (a little) for this node's replica of `a` to know its leader, then reports it.
+/// Only a replica of `a`'s own group counts: right after a delete, the replica of the
+/// stream's previous group may still be here, with a leader of its own.
 fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamInfo {
     if a.has(c.me) {
         let deadline = Instant::now() + CREATE_WAIT;
@@ -205,6 +207,7 @@ fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamIn
             let led = js
                 .stream(&a.config.name)
                 .and_then(|s| s.replica.get().cloned())
+                .filter(|r| *r.group.name == *a.group)
                 .is_some_and(|r| r.group.leader().is_some());
             if led {
                 break;

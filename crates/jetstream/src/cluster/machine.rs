@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use petrel_replication::snapshot::Meta as SnapshotMeta;
 use petrel_replication::{
     BasicNode, Data, EntryPayload, GroupEntry, LogId, Machine, MachineSnapshot, NodeId,
-    StoredMembership,
+    StoredMembership, Unappliable,
 };
 use petrel_store::{Backend, PurgeRequest};
 use serde::{Deserialize, Serialize};
@@ -407,23 +407,27 @@ impl Machine for StreamMachine {
         Ok(())
     }
 
-    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {
+    fn apply(&self, entries: Vec<GroupEntry>) -> Result<Vec<Vec<u8>>, Unappliable> {
         let mut out = Vec::with_capacity(entries.len());
         let mut applied = self.applied.lock();
         if self.stream.is_closed() {
             // Shutting down: what is not stored is not recorded as applied either, so
             // the next start applies it again.
-            return vec![Vec::new(); entries.len()];
+            return Ok(vec![Vec::new(); entries.len()]);
         }
         let mut pending = BTreeMap::new();
+        let mut unreadable = None;
         for e in entries {
             let reply = match e.payload {
                 EntryPayload::Normal(data) => match postcard::from_bytes::<StreamOp>(&data) {
                     Ok(op) => self.apply_op(op, &mut pending),
                     Err(err) => {
-                        tracing::error!(stream = %self.stream.name, index = e.log_id.index,
-                            error = %err, "unreadable stream entry skipped");
-                        Vec::new()
+                        // Never skipped: what comes before is recorded, the group stops.
+                        unreadable = Some(Unappliable {
+                            log_id: e.log_id,
+                            reason: format!("stream {}: {err}", self.stream.name),
+                        });
+                        break;
                     }
                 },
                 EntryPayload::Membership(m) => {
@@ -446,7 +450,10 @@ impl Machine for StreamMachine {
                 tracing::warn!(stream = %self.stream.name, error = %e, "recording the applied entry failed");
             }
         }
-        out
+        match unreadable {
+            Some(u) => Err(u),
+            None => Ok(out),
+        }
     }
 }
 
@@ -540,5 +547,51 @@ mod tests {
             assert_eq!(headers.as_ref().map(|h| &h[..]), m.headers.as_deref());
             assert_eq!(&payload[..], &m.payload[..]);
         }
+    }
+
+    fn entry(index: u64, data: Vec<u8>) -> GroupEntry {
+        GroupEntry {
+            log_id: LogId::new(petrel_replication::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Data(data)),
+        }
+    }
+
+    /// An entry this Petrel cannot read stops the apply there: what came before is stored
+    /// and recorded as applied, nothing after it is, and the group is told why.
+    #[test]
+    fn an_unreadable_entry_stops_the_apply_instead_of_being_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::StreamConfig {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            ..Default::default()
+        };
+        let stream = crate::testing::open_stream(cfg, &dir.path().join("stream"));
+        let backend: Arc<dyn Backend> = Arc::new(petrel_store::StdBackend);
+        let (record, applied) = AppliedLog::open(backend.clone(), dir.path()).unwrap();
+        let m = StreamMachine {
+            stream: stream.clone(),
+            backend,
+            record,
+            applied: Mutex::new(applied),
+        };
+        let msg = |s: &str| Inbound {
+            subject: s.into(),
+            reply: None,
+            headers: None,
+            payload: Bytes::from_static(b"x"),
+        };
+        let entries = vec![
+            entry(1, encode_msgs(1, &[msg("s.a")])),
+            entry(2, vec![0xff, 0xff, 0xff, 0xff, 0x0f]),
+            entry(3, encode_msgs(2, &[msg("s.b")])),
+        ];
+        let err = m
+            .apply(entries)
+            .expect_err("the unreadable entry stops the apply");
+        assert_eq!(err.log_id.index, 2);
+        assert!(err.reason.contains("stream S"), "{}", err.reason);
+        assert_eq!(stream.last_seq(), 1, "nothing after the entry is stored");
+        assert_eq!(m.restored().0.map(|l| l.index), Some(1));
     }
 }

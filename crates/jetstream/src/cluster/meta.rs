@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use parking_lot::{Mutex, RwLock};
 use petrel_replication::{
-    BasicNode, EntryPayload, GroupEntry, LogId, Machine, NodeId, StoredMembership,
+    BasicNode, EntryPayload, GroupEntry, LogId, Machine, NodeId, StoredMembership, Unappliable,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -213,22 +213,25 @@ impl Machine for MetaMachine {
         (None, StoredMembership::default())
     }
 
-    fn apply(&self, entries: Vec<GroupEntry>) -> Vec<Vec<u8>> {
+    fn apply(&self, entries: Vec<GroupEntry>) -> Result<Vec<Vec<u8>>, Unappliable> {
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let reply = match e.payload {
                 EntryPayload::Normal(data) => match serde_json::from_slice::<MetaOp>(&data) {
                     Ok(op) => self.state.apply(op),
+                    // Never skipped: the meta group stops on this node.
                     Err(err) => {
-                        tracing::error!(index = e.log_id.index, error = %err, "unreadable meta entry skipped");
-                        b"unreadable".to_vec()
+                        return Err(Unappliable {
+                            log_id: e.log_id,
+                            reason: format!("meta: {err}"),
+                        })
                     }
                 },
                 EntryPayload::Membership(_) | EntryPayload::Blank => Vec::new(),
             };
             out.push(reply);
         }
-        out
+        Ok(out)
     }
 }
 

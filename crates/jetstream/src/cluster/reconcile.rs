@@ -67,9 +67,22 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
     ));
     tokio::spawn(converge_loop(Arc::downgrade(c), Arc::downgrade(&stream)));
     // A replica placed after creation joins the running group (the leader adds it);
-    // only the first replicas make the first membership.
+    // only the first replicas make the first membership. The first peer placed runs
+    // first; the others start elections of their own only if it does not (not in the
+    // way of this loop, which reconciles one stream at a time).
     if !a.added.contains(&c.me) {
-        group.initialize(members).await?;
+        let first = a.peers.iter().map(|p| p.0).find(|p| !a.added.contains(p));
+        match first {
+            Some(first) if first != c.me => {
+                let (g, name) = (group.clone(), a.config.name.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = g.initialize_led_by(members, first).await {
+                        tracing::warn!(stream = %name, "starting the stream group failed: {e}");
+                    }
+                });
+            }
+            _ => group.initialize(members).await?,
+        }
     }
     tracing::info!(stream = %a.config.name, group = %a.group, "stream replica started");
     Ok(())
