@@ -4,7 +4,8 @@
 //! from the log; `num_replicas` changes by `STREAM.UPDATE` (R1 → R3 → R1) keep every
 //! acknowledged message; `placement` picks servers by `server_tags` and cluster name;
 //! `META.LEADER.STEPDOWN` from a system-account user moves the meta leadership — with
-//! nats-server 2.15.1's answers to bad requests throughout.
+//! nats-server 2.15.1's answers to bad requests throughout. An account's byte limit on
+//! an R3 stream is decided by its leader alone, so every replica stores the same messages.
 
 use std::time::Duration;
 
@@ -18,6 +19,11 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Node `i` of a cluster whose every node lists all route ports (its own included).
 async fn node(i: usize, routes: &[u16], dir: &std::path::Path) -> TestServer {
+    node_with(i, routes, dir, "enabled").await
+}
+
+/// [`node`] with account `APP`'s `jetstream` setting.
+async fn node_with(i: usize, routes: &[u16], dir: &std::path::Path, app_js: &str) -> TestServer {
     let urls: Vec<String> = routes
         .iter()
         .map(|p| format!("nats://127.0.0.1:{p}"))
@@ -29,7 +35,7 @@ server_tags: ["AZ:{i}", "cloud:x"]
 jetstream {{ store_dir: "{dir}" }}
 accounts {{
   SYS {{ users: [{{ user: sys, password: sys }}] }}
-  APP {{ jetstream: enabled, users: [{{ user: app, password: app }}] }}
+  APP {{ jetstream: {app_js}, users: [{{ user: app, password: app }}] }}
 }}
 system_account: SYS
 cluster {{ name: peers, listen: 127.0.0.1:{port}, routes: [{routes}] }}
@@ -37,6 +43,7 @@ cluster {{ name: peers, listen: 127.0.0.1:{port}, routes: [{routes}] }}
         dir = dir.display(),
         port = routes[i],
         routes = urls.join(", "),
+        app_js = app_js,
     );
     let loaded = petrel_config::load_str(&text, "peers.conf").expect("the config loads");
     petrel_testkit::spawn_with_store(|b, _| {
@@ -311,5 +318,76 @@ async fn replicas_move_scale_and_the_meta_leader_steps_down() {
     all_there(&js, "SCALE", "s", 30, &[]).await;
     for n in nodes.into_iter().flatten() {
         n.shutdown().await;
+    }
+}
+
+/// The messages a stopped node holds in its replica of `stream` (read from its files).
+fn replica_msgs(node_dir: &std::path::Path, stream: &str) -> u64 {
+    use petrel_store::{FileStore, FileStoreConfig, StreamStore};
+    let mut todo = vec![node_dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        if dir.ends_with(format!("stream/{stream}")) {
+            let store =
+                FileStore::open(dir.parent().unwrap(), stream, FileStoreConfig::default()).unwrap();
+            return store.state().msgs;
+        }
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    panic!("no replica of {stream} under {}", node_dir.display());
+}
+
+/// An account's byte limit on an R3 stream is decided once, by the stream's leader: the
+/// node whose other streams leave the account less room stores the same messages as the
+/// others (each replica used to decide from its own usage: the one hosting `FILL`
+/// refused messages the leader had acknowledged, or the reverse), and every PubAck tells
+/// what the replicas hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_limit_on_an_r3_stream_is_decided_once_for_every_replica() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = free_ports(3);
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(node_with(i, &ports, d.path(), "{ max_file: 100K }").await);
+    }
+    let nc = login(&nodes[0], "app").await;
+    let js = jetstream::new(nc.clone());
+    let fill =
+        r#"{"name":"FILL","subjects":["fill"],"num_replicas":1,"placement":{"tags":["AZ:2"]}}"#;
+    let v = api(&nc, "STREAM.CREATE.FILL", fill).await;
+    assert!(v["error"].is_null(), "{v}");
+    settled(&nc, "FILL", 1).await;
+    let body = bytes::Bytes::from(vec![b'x'; 1000]);
+    for _ in 0..70 {
+        js.publish("fill", body.clone())
+            .await
+            .unwrap()
+            .await
+            .expect("FILL has room");
+    }
+    let rep = r#"{"name":"REP","subjects":["rep"],"num_replicas":3}"#;
+    let v = api(&nc, "STREAM.CREATE.REP", rep).await;
+    assert!(v["error"].is_null(), "{v}");
+    settled(&nc, "REP", 3).await;
+    let (mut acked, mut refused) = (0, 0);
+    for _ in 0..60 {
+        match js.publish("rep", body.clone()).await.unwrap().await {
+            Ok(_) => acked += 1,
+            Err(e) => {
+                assert!(e.to_string().contains("10027"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(acked + refused, 60);
+    for n in nodes {
+        n.shutdown().await;
+    }
+    for d in &dirs {
+        assert_eq!(replica_msgs(d.path(), "REP"), acked, "a replica differs");
     }
 }

@@ -412,6 +412,13 @@ async fn propose_batch(
     batch: Vec<Inbound>,
     atomic: bool,
 ) {
+    let (batch, refused) = admit(stream, batch, atomic);
+    if !refused.is_empty() && !stream.config().no_ack {
+        port.publish_replies(refused);
+    }
+    if batch.is_empty() {
+        return;
+    }
     let op = if atomic {
         super::machine::encode_atomic(now_nanos(), &batch)
     } else {
@@ -448,4 +455,43 @@ async fn propose_batch(
         })
         .collect();
     port.publish_replies(acks);
+}
+
+/// The messages of `batch` the account's byte limit leaves room for on this node, the
+/// leader (an atomic batch whole or not at all), and the PubAcks of the others: the
+/// replicas store what the entry holds without deciding again.
+fn admit(
+    stream: &Stream,
+    batch: Vec<Inbound>,
+    atomic: bool,
+) -> (Vec<Inbound>, Vec<(String, Bytes)>) {
+    if atomic {
+        if stream.account_room(&batch) == batch.len() {
+            return (batch, Vec::new());
+        }
+        let commit = batch.last().and_then(|m| m.reply.clone());
+        let refused = commit.filter(|r| !r.is_empty());
+        return (
+            Vec::new(),
+            refused
+                .map(|r| (r, stream.account_refusal()))
+                .into_iter()
+                .collect(),
+        );
+    }
+    let mut pending = 0;
+    let mut refused = Vec::new();
+    let kept = batch
+        .into_iter()
+        .filter_map(|m| {
+            if stream.account_fits(&mut pending, &m) {
+                return Some(m);
+            }
+            if let Some(r) = m.reply.filter(|r| !r.is_empty()) {
+                refused.push((r, stream.account_refusal()));
+            }
+            None
+        })
+        .collect();
+    (kept, refused)
 }

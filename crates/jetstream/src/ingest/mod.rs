@@ -344,25 +344,68 @@ impl Stream {
 
     /// The refusal of `m` when storing it would take the account past its byte limit
     /// for this stream's storage (`appended_from`: the store's bytes before this batch).
+    /// Never on a replicated stream's apply: its leader decided before proposing
+    /// ([`Stream::account_fits`]), and a replica deciding from the usage of the streams
+    /// it happens to host would store something else than the others.
     fn over_account_limit(
         &self,
         inner: &Inner,
         m: &Inbound,
         appended_from: u64,
     ) -> Option<ApiError> {
+        if self.replica.get().is_some() {
+            return None;
+        }
         let usage = self.usage.get()?;
         if !usage.limited(self.storage) {
             return None;
         }
-        let headers = m.headers.as_deref();
-        let size = match self.storage {
-            StorageType::Memory => petrel_store::mem_msg_size(&m.subject, headers, &m.payload),
-            StorageType::File => petrel_store::file_msg_size(&m.subject, headers, &m.payload),
-        };
         let pending = inner.store.state().bytes.saturating_sub(appended_from);
         usage
-            .would_exceed(self.storage, pending, size)
+            .would_exceed(self.storage, pending, self.stored_size(m))
             .then(ApiError::account_resources_exceeded)
+    }
+
+    /// The bytes `m` takes in this stream's store.
+    fn stored_size(&self, m: &Inbound) -> u64 {
+        let headers = m.headers.as_deref();
+        match self.storage {
+            StorageType::Memory => petrel_store::mem_msg_size(&m.subject, headers, &m.payload),
+            StorageType::File => petrel_store::file_msg_size(&m.subject, headers, &m.payload),
+        }
+    }
+
+    /// Whether the account's byte limit leaves room for `m` on top of this node's usage
+    /// and `pending` (the bytes admitted before it, added to when it fits): a replicated
+    /// stream's leader asks before it proposes a message, so every replica stores the
+    /// same messages whatever else it hosts.
+    pub(crate) fn account_fits(&self, pending: &mut u64, m: &Inbound) -> bool {
+        let Some(usage) = self.usage.get().filter(|u| u.limited(self.storage)) else {
+            return true;
+        };
+        let size = self.stored_size(m);
+        if usage.would_exceed(self.storage, *pending, size) {
+            return false;
+        }
+        *pending = pending.saturating_add(size);
+        true
+    }
+
+    /// How many of `msgs`, from the first, [`Stream::account_fits`] admits.
+    pub(crate) fn account_room<'a>(&self, msgs: impl IntoIterator<Item = &'a Inbound>) -> usize {
+        let mut pending = 0;
+        msgs.into_iter()
+            .take_while(|m| self.account_fits(&mut pending, m))
+            .count()
+    }
+
+    /// The PubAck of a message refused for the account's byte limit (10027).
+    pub(crate) fn account_refusal(&self) -> Bytes {
+        encode(&PubAckError {
+            error: &ApiError::account_resources_exceeded(),
+            stream: &self.name,
+            seq: 0,
+        })
     }
 
     /// Stores a batch with one commit and returns the PubAcks to publish (reply, body);

@@ -459,6 +459,15 @@ pub(super) async fn store_batch(
         .collect();
     let (acks, republished) = match target.replica.get().cloned() {
         Some(r) => {
+            // The leader decides what the account's byte limit leaves room for.
+            let room = target.account_room(&inbound);
+            let refused: Vec<(String, bytes::Bytes)> = (room..inbound.len())
+                .map(|i| (i.to_string(), target.account_refusal()))
+                .collect();
+            inbound.truncate(room);
+            if inbound.is_empty() {
+                return Some(outcome(&target.name, origin, &seqs, refused));
+            }
             let Some(reply) = r.store_sourced(&inbound).await else {
                 tokio::time::sleep(RETRY).await;
                 return Some((seqs.first().copied().unwrap_or(0), Vec::new()));
@@ -473,7 +482,7 @@ pub(super) async fn store_batch(
                     payload: bytes::Bytes::from(p.0),
                 });
             let acks = acks.map(|(i, b)| (i.to_string(), bytes::Bytes::from(b.0)));
-            (acks.collect(), republished.collect())
+            (acks.chain(refused).collect(), republished.collect())
         }
         None => {
             let t = target.clone();
@@ -537,8 +546,20 @@ pub(super) async fn store_mirror(target: &Arc<Stream>, batch: Vec<Moved>) -> Opt
         .map(|m| (m.origin_seq, m.origin_ts, m.inbound))
         .collect();
     if let Some(r) = target.replica.get().cloned() {
+        // The leader decides what the account's byte limit leaves room for.
+        let mut batch = batch;
+        let room = target.account_room(batch.iter().map(|m| &m.2));
+        let cut = room < batch.len();
+        if cut {
+            tracing::warn!(stream = %target.name, seq = batch[room].0,
+                "mirrored message refused: the account's storage limit is reached");
+            batch.truncate(room);
+        }
+        if batch.is_empty() {
+            return Some((first, true));
+        }
         return match r.store_mirrored(batch).await {
-            Some(done) => Some(done),
+            Some((next, refused)) => Some((next, refused || cut)),
             None if target.is_closed() => None,
             None => Some((first, true)),
         };
