@@ -132,7 +132,7 @@ impl RaftStateMachine<GroupConfig> for MachineAdapter {
             // openraft stops the group on this node: the entry is not skipped.
             Ok(Err(u)) => {
                 tracing::error!(dir = %self.dir.display(), error = %u,
-                    "raft group stopped on this node: an entry it cannot apply (a newer Petrel wrote it?); upgrade this server");
+                    "raft group stopped on this node (its other members go on)");
                 Err(failed(u.log_id, std::io::Error::other(u.to_string())))
             }
             Err(e) => Err(failed(last, std::io::Error::other(e))),

@@ -416,16 +416,37 @@ impl Machine for StreamMachine {
             return Ok(vec![Vec::new(); entries.len()]);
         }
         let mut pending = BTreeMap::new();
+        // An entry this replica cannot read or store: never skipped (see `Unappliable`).
         let mut unreadable = None;
         for e in entries {
             let reply = match e.payload {
                 EntryPayload::Normal(data) => match postcard::from_bytes::<StreamOp>(&data) {
-                    Ok(op) => self.apply_op(op, &mut pending),
+                    Ok(op) => {
+                        let rollbacks = self.stream.store_rollbacks();
+                        let reply = self.apply_op(op, &mut pending);
+                        if self.stream.store_rollbacks() != rollbacks {
+                            // The store took back what it could not write: this replica
+                            // would hold less than the others (a leader's PubAcks would
+                            // say failed what the others stored). It stops instead.
+                            unreadable = Some(Unappliable {
+                                log_id: e.log_id,
+                                reason: format!(
+                                    "stream {}: the store could not write it (I/O); restart the server once the disk is fixed",
+                                    self.stream.name
+                                ),
+                            });
+                            break;
+                        }
+                        reply
+                    }
                     Err(err) => {
                         // Never skipped: what comes before is recorded, the group stops.
                         unreadable = Some(Unappliable {
                             log_id: e.log_id,
-                            reason: format!("stream {}: {err}", self.stream.name),
+                            reason: format!(
+                                "stream {}: {err} (written by a newer Petrel? upgrade this server)",
+                                self.stream.name
+                            ),
                         });
                         break;
                     }
@@ -549,38 +570,14 @@ mod tests {
         }
     }
 
-    fn entry(index: u64, data: Vec<u8>) -> GroupEntry {
-        GroupEntry {
-            log_id: LogId::new(petrel_replication::CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Data(data)),
-        }
-    }
-
     /// An entry this Petrel cannot read stops the apply there: what came before is stored
     /// and recorded as applied, nothing after it is, and the group is told why.
     #[test]
     fn an_unreadable_entry_stops_the_apply_instead_of_being_skipped() {
+        use super::tests_support::{entry, machine, msg};
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::config::StreamConfig {
-            name: "S".into(),
-            subjects: vec!["s.>".into()],
-            ..Default::default()
-        };
-        let stream = crate::testing::open_stream(cfg, &dir.path().join("stream"));
-        let backend: Arc<dyn Backend> = Arc::new(petrel_store::StdBackend);
-        let (record, applied) = AppliedLog::open(backend.clone(), dir.path()).unwrap();
-        let m = StreamMachine {
-            stream: stream.clone(),
-            backend,
-            record,
-            applied: Mutex::new(applied),
-        };
-        let msg = |s: &str| Inbound {
-            subject: s.into(),
-            reply: None,
-            headers: None,
-            payload: Bytes::from_static(b"x"),
-        };
+        let m = machine(dir.path(), Arc::new(petrel_store::StdBackend));
+        let stream = m.stream.clone();
         let entries = vec![
             entry(1, encode_msgs(1, &[msg("s.a")])),
             entry(2, vec![0xff, 0xff, 0xff, 0xff, 0x0f]),
@@ -593,5 +590,85 @@ mod tests {
         assert!(err.reason.contains("stream S"), "{}", err.reason);
         assert_eq!(stream.last_seq(), 1, "nothing after the entry is stored");
         assert_eq!(m.restored().0.map(|l| l.index), Some(1));
+    }
+}
+
+#[cfg(test)]
+mod io_tests {
+    use super::tests_support::*;
+    use super::*;
+    use petrel_store::{FaultOp, FaultyBackend};
+
+    /// An entry the store fails to write (an I/O error: it rolls back) stops the apply
+    /// there: the replica does not record it as applied while the others stored it.
+    #[test]
+    fn an_entry_the_store_cannot_write_stops_the_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let faulty = FaultyBackend::new(petrel_store::StdBackend);
+        let backend: Arc<dyn Backend> = Arc::new(faulty.clone());
+        let m = machine(dir.path(), backend);
+        m.apply(vec![entry(1, encode_msgs(1, &[msg("s.a")]))])
+            .expect("stored");
+        faulty.fail_from_nth(FaultOp::Write, 1);
+        let err = m
+            .apply(vec![
+                entry(2, encode_msgs(2, &[msg("s.b")])),
+                entry(3, encode_msgs(3, &[msg("s.c")])),
+            ])
+            .expect_err("the failed write stops the apply");
+        assert_eq!(err.log_id.index, 2);
+        assert!(err.reason.contains("I/O"), "{}", err.reason);
+        assert_eq!(m.restored().0.map(|l| l.index), Some(1));
+        faulty.clear();
+        assert_eq!(m.stream.last_seq(), 1, "nothing of the failed entry stays");
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    pub(super) fn entry(index: u64, data: Vec<u8>) -> GroupEntry {
+        GroupEntry {
+            log_id: LogId::new(petrel_replication::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Data(data)),
+        }
+    }
+
+    pub(super) fn msg(subject: &str) -> Inbound {
+        Inbound {
+            subject: subject.into(),
+            reply: None,
+            headers: None,
+            payload: Bytes::from_static(b"x"),
+        }
+    }
+
+    /// A machine on stream `S` (`s.>`) under `dir`, fsync-always, on `backend`.
+    pub(super) fn machine(dir: &Path, backend: Arc<dyn Backend>) -> StreamMachine {
+        let cfg = crate::config::StreamConfig {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            ..Default::default()
+        }
+        .normalize()
+        .expect("a valid config");
+        let streams = dir.join("stream");
+        backend.create_dir_all(&streams).unwrap();
+        let stream = Stream::open(
+            cfg,
+            1,
+            &streams,
+            petrel_store::SyncMode::Always,
+            backend.clone(),
+        )
+        .expect("the stream opens");
+        let (record, applied) = AppliedLog::open(backend.clone(), dir).unwrap();
+        StreamMachine {
+            stream,
+            backend,
+            record,
+            applied: Mutex::new(applied),
+        }
     }
 }

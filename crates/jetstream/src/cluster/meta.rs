@@ -223,7 +223,9 @@ impl Machine for MetaMachine {
                     Err(err) => {
                         return Err(Unappliable {
                             log_id: e.log_id,
-                            reason: format!("meta: {err}"),
+                            reason: format!(
+                                "meta: {err} (written by a newer Petrel? upgrade this server)"
+                            ),
                         })
                     }
                 },

@@ -423,6 +423,11 @@ impl Stream {
         self.inner.lock().store.state().last_seq
     }
 
+    /// How many times an I/O failure rolled the store back ([`StreamStore::rollbacks`]).
+    pub(crate) fn store_rollbacks(&self) -> u64 {
+        self.inner.lock().store.rollbacks()
+    }
+
     /// Messages and bytes as of the last mutation.
     pub fn counters(&self) -> (u64, u64) {
         (
