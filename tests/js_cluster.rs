@@ -371,6 +371,74 @@ async fn the_stream_leader_serves_consumers_and_steps_down_on_request() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(publish_acked(&js, "jobs.after", "after2", "x").await, 22);
+    // A consumer stepdown moves the consumer's leader (with its stream's: consumers run
+    // on the stream leader); it carries on from its acks, nothing acked comes again.
+    let consumer_leader = |js: jetstream::Context| async move {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let c: Result<consumer::Consumer<pull::Config>, _> =
+                js.get_consumer_from_stream("worker", "JOBS").await;
+            if let Ok(mut c) = c {
+                if let Ok(i) = c.info().await {
+                    if let Some(l) = i.cluster.as_ref().and_then(|c| c.leader.clone()) {
+                        return l;
+                    }
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no consumer leader");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let before = consumer_leader(js.clone()).await;
+    let resp = nc
+        .request("$JS.API.CONSUMER.LEADER.STEPDOWN.JOBS.worker", "".into())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "type": "io.nats.jetstream.api.v1.consumer_leader_stepdown_response",
+            "success": true
+        })
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while consumer_leader(js.clone()).await == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{before} still leads worker"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let next = loop {
+        let c: Result<consumer::Consumer<pull::Config>, _> =
+            js.get_consumer_from_stream("worker", "JOBS").await;
+        if let Ok(c) = c {
+            if let Ok(mut batch) = c.fetch().max_messages(1).messages().await {
+                if let Ok(Some(Ok(m))) =
+                    tokio::time::timeout(Duration::from_secs(3), batch.next()).await
+                {
+                    break m;
+                }
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker delivers nothing"
+        );
+    };
+    assert_eq!(
+        next.info().unwrap().stream_sequence,
+        21,
+        "carries on after its acks"
+    );
+    let resp = nc
+        .request("$JS.API.CONSUMER.LEADER.STEPDOWN.JOBS.nope", "".into())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    assert_eq!(body["error"]["err_code"], 10014, "{body}");
     // Stepdown of a stream that does not exist: the meta leader's 10059.
     let resp = nc
         .request("$JS.API.STREAM.LEADER.STEPDOWN.NOPE", "".into())

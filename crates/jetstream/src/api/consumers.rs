@@ -197,7 +197,7 @@ fn create_inner(
         .map_err(ApiError::consumer_create)?;
     let consumer = Arc::new(consumer);
     js.start_consumer(&stream, consumer.clone());
-    Ok((consumer.info(), true))
+    Ok((consumer.info().clustered(&stream), true))
 }
 
 /// Work-queue streams: one consumer per message (no unfiltered second consumer, no
@@ -235,7 +235,7 @@ fn update(
 ) -> Result<ConsumerInfo, ApiError> {
     let old = consumer.state.lock().config.clone();
     if old == cfg {
-        return Ok(consumer.info());
+        return Ok(consumer.info().clustered(stream));
     }
     let bound = !old.deliver_subject.is_empty() && js.port.has_interest(&old.deliver_subject);
     cfg.check_update(&old, bound)?;
@@ -273,7 +273,8 @@ pub(super) fn info(js: &JetStream, stream: &str, name: &str) -> ApiResponse {
 
 /// The info with an up-to-date pending count.
 fn fresh_info(stream: &Stream, consumer: &Consumer) -> ConsumerInfo {
-    consumer.fresh_report(&stream.inner.lock()).into()
+    let report = consumer.fresh_report(&stream.inner.lock());
+    ConsumerInfo::from(report).clustered(stream)
 }
 
 pub(super) fn find(

@@ -115,7 +115,7 @@ pub(crate) fn dispatch(
                 Some(r) if r.group.is_leader() => match rest {
                     ["STREAM", "LEADER", "STEPDOWN", _] => Some(Some(step_down(c, &r, p))),
                     ["CONSUMER", "LEADER", "STEPDOWN", stream, consumer] => {
-                        Some(Some(consumer_step_down(js, stream, consumer)))
+                        Some(Some(consumer_step_down(js, c, &r, (stream, consumer), p)))
                     }
                     _ => None,
                 },
@@ -424,22 +424,26 @@ fn names(js: &JetStream, c: &JsCluster, payload: &[u8], list: bool) -> ApiRespon
     }
 }
 
-/// `STREAM.LEADER.STEPDOWN.<name>` on the stream leader: hands the leadership to the
-/// replica the request's `placement` asks for, or a random online one, in the background
-/// and answers at once (as nats-server).
+/// `STREAM.LEADER.STEPDOWN.<name>` on the stream leader: [`hand_over`].
 fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>, payload: &[u8]) -> ApiResponse {
+    respond("stream_leader_stepdown", None, hand_over(c, r, payload))
+}
+
+/// Hands the stream's leadership to the replica the request's `placement` asks for, or
+/// a random online one, in the background, and answers at once (as nats-server). An R1
+/// stream has nobody to hand over to: nats-server answers success, the body unread.
+fn hand_over(
+    c: &Arc<JsCluster>,
+    r: &Arc<super::replica::Replica>,
+    payload: &[u8],
+) -> Result<Success, ApiError> {
     let members: BTreeMap<_, _> = r.assignment.lock().peers.iter().cloned().collect();
-    // An R1 stream has nobody to hand over to: nats-server answers success, unread.
     if members.len() == 1 {
-        return respond(
-            "stream_leader_stepdown",
-            None,
-            Ok(Success { success: true }),
-        );
+        return Ok(Success { success: true });
     }
     let target =
         super::stepdown::placement(payload).and_then(|p| super::stepdown::target(c, &members, &p));
-    let result = target.map(|to| {
+    target.map(|to| {
         let (c, g) = (c.clone(), r.group.clone());
         tokio::runtime::Handle::current().spawn(async move {
             if let Err(e) = g.step_down(c.transport.as_ref(), to).await {
@@ -447,19 +451,25 @@ fn step_down(c: &Arc<JsCluster>, r: &Arc<super::replica::Replica>, payload: &[u8
             }
         });
         Success { success: true }
-    });
-    respond("stream_leader_stepdown", None, result)
+    })
 }
 
-/// `CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>`: consumers live on their stream's
-/// leader (they are not replicated yet), so there is no other leader to hand over to;
-/// nats-server answers an R1 consumer's stepdown with success as well.
-fn consumer_step_down(js: &JetStream, stream: &str, consumer: &str) -> ApiResponse {
+/// `CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>` on the stream leader. A stream's
+/// consumers run on its leader (their state goes through the stream's group), so the
+/// consumer's leadership moves with the stream's: [`hand_over`], with the consumer's
+/// placement rules and answers (10014 for a consumer that does not exist).
+fn consumer_step_down(
+    js: &JetStream,
+    c: &Arc<JsCluster>,
+    r: &Arc<super::replica::Replica>,
+    (stream, consumer): (&str, &str),
+    payload: &[u8],
+) -> ApiResponse {
     let found = js
         .stream(stream)
         .is_some_and(|s| s.consumers.read().contains_key(consumer));
     let result = if found {
-        Ok(Success { success: true })
+        hand_over(c, r, payload)
     } else {
         Err(ApiError::consumer_not_found())
     };

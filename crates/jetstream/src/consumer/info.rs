@@ -32,6 +32,10 @@ pub(crate) struct ConsumerInfo {
     pub num_redelivered: u64,
     pub num_waiting: u64,
     pub num_pending: u64,
+    /// A replicated stream's group (its consumers run on its leader and their state goes
+    /// through its group): set by [`ConsumerInfo::clustered`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::replica::ClusterInfo>,
     #[serde(skip_serializing_if = "is_default")]
     pub push_bound: bool,
     /// Paused by `pause_until` (2.11), and for how much longer (ns).
@@ -63,6 +67,14 @@ impl From<SequencePair> for SequenceInfo {
     }
 }
 
+impl ConsumerInfo {
+    /// With the `cluster` of `stream`'s group when it is replicated.
+    pub(crate) fn clustered(mut self, stream: &crate::stream::Stream) -> Self {
+        self.cluster = stream.replica.get().map(|r| r.cluster_info());
+        self
+    }
+}
+
 impl From<ConsumerReport> for ConsumerInfo {
     fn from(r: ConsumerReport) -> Self {
         let now = now_nanos();
@@ -91,6 +103,7 @@ impl From<ConsumerReport> for ConsumerInfo {
             num_redelivered: r.num_redelivered,
             num_waiting: r.num_waiting,
             num_pending: r.num_pending,
+            cluster: None,
             push_bound: r.push_bound,
             paused: pause_end.is_some(),
             pause_remaining: pause_end.map(|t| t - now),
