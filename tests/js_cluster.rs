@@ -550,6 +550,29 @@ async fn clustered_api_errors_match_nats_server() {
     assert_eq!(meta["cluster_size"], 3);
     assert!(meta["leader"].as_str().unwrap().starts_with("node-"));
     assert_eq!(meta["replicas"].as_array().unwrap().len(), 2);
+    // ... and each replicated stream's group, as stream info does.
+    let jsz = petrel_testkit::http_get(addr, "/jsz?streams=true")
+        .await
+        .unwrap()
+        .json();
+    let detail = &jsz["account_details"][0]["stream_detail"][0];
+    assert_eq!(detail["name"], "THREE", "{jsz}");
+    let want = info(&js, "THREE").await.cluster.unwrap();
+    assert_eq!(
+        detail["cluster"]["leader"].as_str(),
+        want.leader.as_deref(),
+        "{jsz}"
+    );
+    assert_eq!(detail["cluster"]["name"], "petrel-test");
+    assert!(detail["cluster"]["raft_group"]
+        .as_str()
+        .unwrap()
+        .starts_with("S-R3F-"));
+    assert_eq!(
+        detail["cluster"]["replicas"].as_array().unwrap().len(),
+        2,
+        "{jsz}"
+    );
     // DIRECT.GET of a stream that does not exist, or does not allow it: the 503 status at
     // once from any node (every node hears `$JS.API.>`; the meta leader answers it).
     for node in &nodes {

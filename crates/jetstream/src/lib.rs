@@ -69,6 +69,7 @@ mod ttl;
 
 pub use advisory::next_id as advisory_id;
 pub use api::level::API_LEVEL;
+pub use cluster::replica::{ClusterInfo, PeerInfo};
 pub use cluster::{ClusterConfig, JsCluster, MetaPeer, MetaReport};
 pub use config::StreamConfig;
 pub use disabled::NotEnabled;

@@ -32,6 +32,8 @@ pub struct StreamReport {
     pub state: StreamStateReport,
     /// The stream's consumers, by name (empty unless asked for).
     pub consumers: Vec<ConsumerReport>,
+    /// A replicated stream's group: leader and replicas.
+    pub cluster: Option<crate::ClusterInfo>,
 }
 
 /// A stream's state (the `state` object of a StreamInfo).
@@ -124,6 +126,7 @@ impl JetStream {
 
 fn stream_report(stream: &Stream, with_consumers: bool) -> StreamReport {
     let consumers: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
+    let cluster = stream.replica.get().map(|r| r.cluster_info());
     let inner = stream.inner.lock();
     let st = inner.store.state();
     let reports = if with_consumers {
@@ -147,5 +150,6 @@ fn stream_report(stream: &Stream, with_consumers: bool) -> StreamReport {
             consumer_count: consumers.len() as u64,
         },
         consumers: reports,
+        cluster,
     }
 }

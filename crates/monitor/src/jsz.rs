@@ -62,9 +62,12 @@ struct StreamDetail {
     consumer_detail: Vec<ConsumerDetail>,
 }
 
+/// A stream's `cluster`: this server for a stream of its own, else its group's view.
 #[derive(Serialize)]
-struct Cluster {
-    leader: String,
+#[serde(untagged)]
+enum Cluster {
+    Local { leader: String },
+    Group(petrel_server::ClusterInfo),
 }
 
 #[derive(Serialize)]
@@ -144,8 +147,11 @@ fn stream_detail(r: StreamReport, leader: &str, config: bool) -> StreamDetail {
     StreamDetail {
         name: r.name,
         created: rfc3339(r.created),
-        cluster: Cluster {
-            leader: leader.to_string(),
+        cluster: match r.cluster {
+            Some(group) => Cluster::Group(group),
+            None => Cluster::Local {
+                leader: leader.to_string(),
+            },
         },
         config: config.then_some(r.config),
         state: StreamState {

@@ -63,8 +63,8 @@ pub use petrel_jetstream::RaftTiming;
 /// JetStream types monitoring reads through [`MonitorView`], the wall clock in Unix ns and
 /// Go's RFC3339Nano format.
 pub use petrel_jetstream::{
-    consumer::config::ConsumerConfig, now_nanos, rfc3339_nano, AccountLimits, ConsumerReport,
-    JetStreamStats, MetaPeer, MetaReport, SequencePair, StreamConfig, StreamReport,
+    consumer::config::ConsumerConfig, now_nanos, rfc3339_nano, AccountLimits, ClusterInfo,
+    ConsumerReport, JetStreamStats, MetaPeer, MetaReport, SequencePair, StreamConfig, StreamReport,
     StreamStateReport,
 };
 pub use server::{

@@ -72,30 +72,39 @@ const REMOVAL_RETRY: Duration = Duration::from_millis(500);
 /// Most consumer checkpoints in flight per stream.
 const MAX_CHECKPOINTS: usize = 64;
 
-/// `cluster` of a stream info (nats-server's `ClusterInfo`).
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ClusterInfo {
+/// `cluster` of a replicated stream's (and its consumers') info and of `/jsz`
+/// (nats-server's `ClusterInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterInfo {
+    /// The cluster's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The stream group's name.
     pub raft_group: String,
+    /// The group's leader (server name), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// The other replicas, sorted by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<PeerInfo>,
 }
 
 /// One replica other than the leader.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PeerInfo {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerInfo {
+    /// Its server name.
     pub name: String,
+    /// Whether it holds every committed entry.
     pub current: bool,
+    /// Not heard from lately.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub offline: bool,
     /// Nanoseconds since it was last heard.
     pub active: u64,
+    /// Entries it lacks, as the leader sees it.
     #[serde(skip_serializing_if = "crate::json::is_default")]
     pub lag: u64,
+    /// Its node id (hex), as nats-server's peer id.
     pub peer: String,
 }
 
