@@ -550,6 +550,24 @@ async fn clustered_api_errors_match_nats_server() {
     assert_eq!(meta["cluster_size"], 3);
     assert!(meta["leader"].as_str().unwrap().starts_with("node-"));
     assert_eq!(meta["replicas"].as_array().unwrap().len(), 2);
+    // Every node is healthy: a meta leader, its replicas open with a leader.
+    for node in &nodes {
+        let addr = node.monitor_addr().unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = petrel_testkit::http_get(addr, "/healthz").await.unwrap();
+            if r.status == 200 {
+                assert_eq!(r.json(), serde_json::json!({"status": "ok"}));
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "unhealthy: {}",
+                r.json()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     // ... and each replicated stream's group, as stream info does.
     let jsz = petrel_testkit::http_get(addr, "/jsz?streams=true")
         .await
@@ -933,4 +951,27 @@ async fn a_replica_without_a_leader_answers_10008() {
         assert!(tokio::time::Instant::now() < deadline, "no 10008");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // /healthz says why, as nats-server; JetStream itself still runs here.
+    let addr = kept.monitor_addr().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = petrel_testkit::http_get(addr, "/healthz").await.unwrap();
+        if r.status == 503 {
+            let body = r.json();
+            assert_eq!(body["status"], "unavailable", "{body}");
+            let why = body["error"].as_str().unwrap();
+            assert!(
+                why == "JetStream has not established contact with a meta leader"
+                    || why == "JetStream stream '$G > LONE' is not current: no leader",
+                "{why}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still healthy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = petrel_testkit::http_get(addr, "/healthz?js-enabled-only=true")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
 }

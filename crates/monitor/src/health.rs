@@ -7,8 +7,11 @@
 //! store directory stopped taking writes (a full or read-only volume, probed every 5 s)
 //! answers 503 with the system's error; a server without JetStream in its configuration is healthy even with
 //! `js-enabled-only=true` (nats-server 2.9.10 answers the same). `js-enabled-only`,
-//! `js-enabled` and `js-server-only` are accepted (booleans); Petrel has no clustered
-//! assets to check beyond that.
+//! `js-enabled` and `js-server-only` are accepted (booleans). Clustered, without those
+//! three, it also checks this node's share of JetStream as nats-server does: a meta group
+//! that stopped here or knows no leader, a stream replica placed here that is not open,
+//! stopped (an entry it could not apply or store) or knows no leader — 503 with
+//! nats-server's wording ("JetStream stream 'ACC > NAME' is not current: …").
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -35,12 +38,20 @@ pub(crate) async fn healthz(
 ) -> Response {
     state.count_request("/healthz");
     let p = Params(q);
+    let mut js_only = false;
     for name in ["js-enabled-only", "js-enabled", "js-server-only"] {
-        if let Err(bad) = p.bool(name) {
-            return bad.response();
+        match p.bool(name) {
+            Ok(on) => js_only |= on,
+            Err(bad) => return bad.response(),
         }
     }
-    if let Some(why) = state.view().jetstream_problem() {
+    let view = state.view();
+    let problem = view.jetstream_problem().or_else(|| {
+        (!js_only)
+            .then(|| view.jetstream_cluster_problem())
+            .flatten()
+    });
+    if let Some(why) = problem {
         let code = StatusCode::SERVICE_UNAVAILABLE;
         return json_compact(
             code,

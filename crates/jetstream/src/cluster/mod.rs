@@ -291,6 +291,50 @@ impl JsCluster {
         }
     }
 
+    /// Why this node's share of clustered JetStream is not healthy, worded as
+    /// nats-server's `/healthz`: the meta group stopped here or knows no leader, or a
+    /// stream replica placed here is not open yet, stopped (an entry it cannot apply or
+    /// store) or knows no leader.
+    pub fn health_problem(&self) -> Option<String> {
+        if let Some(why) = self.meta.failed() {
+            return Some(format!("JetStream meta layer apply error: {why}"));
+        }
+        if self.meta.leader().is_none() {
+            return Some("JetStream has not established contact with a meta leader".into());
+        }
+        let accounts: Vec<(String, Arc<JetStream>)> = self
+            .accounts
+            .read()
+            .iter()
+            .filter_map(|(a, js)| js.upgrade().map(|js| (a.clone(), js)))
+            .collect();
+        for (account, js) in accounts {
+            for a in self.state.streams(&account) {
+                if !a.has(self.me) {
+                    continue;
+                }
+                let replica = js
+                    .stream(&a.config.name)
+                    .and_then(|s| s.replica.get().cloned())
+                    .filter(|r| *r.group.name == *a.group);
+                let why = match replica {
+                    None => Some("stream not found".to_string()),
+                    Some(r) => match r.group.failed() {
+                        Some(why) => Some(format!("group node stopped: {why}")),
+                        None => r.group.leader().is_none().then(|| "no leader".to_string()),
+                    },
+                };
+                if let Some(why) = why {
+                    let name = &a.config.name;
+                    return Some(format!(
+                        "JetStream stream '{account} > {name}' is not current: {why}"
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     /// Stops the tasks and every group (logs stay on disk).
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);

@@ -181,6 +181,12 @@ impl MonitorView {
             .find_map(|(_, rt)| rt.js.store_problem())
     }
 
+    /// Why this node's share of clustered JetStream (meta group, stream replicas) is not
+    /// healthy; `None` when healthy or not clustered.
+    pub fn jetstream_cluster_problem(&self) -> Option<String> {
+        self.shared.js_cluster.get()?.health_problem()
+    }
+
     /// The JetStream meta group, when JetStream is clustered.
     pub fn jetstream_meta(&self) -> Option<petrel_jetstream::MetaReport> {
         self.shared.js_cluster.get().map(|c| c.report())
