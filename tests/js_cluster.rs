@@ -951,6 +951,21 @@ async fn a_replica_without_a_leader_answers_10008() {
         assert!(tokio::time::Instant::now() < deadline, "no 10008");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A publish finds no interest (only a leader subscribes, as nats-server's): the
+    // publisher hears no-responders at once rather than waiting out its timeout.
+    let ack = jetstream::new(nc.clone())
+        .publish("lone", "x".into())
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(3), ack)
+        .await
+        .expect("an answer, not a timeout")
+        .expect_err("nobody stores it");
+    assert_eq!(
+        err.kind(),
+        jetstream::context::PublishErrorKind::StreamNotFound,
+        "{err}"
+    );
     // /healthz says why, as nats-server; JetStream itself still runs here.
     let addr = kept.monitor_addr().unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -17,6 +17,7 @@
 
 mod api;
 mod applied;
+mod interest;
 mod machine;
 mod meta;
 mod peers;

@@ -57,6 +57,7 @@ async fn open(c: &Arc<JsCluster>, js: &Arc<JetStream>, a: StreamAssignment) -> R
         removals: Default::default(),
         sourcing_in_flight: Default::default(),
         sourcing_settled: Default::default(),
+        interest: Default::default(),
     });
     let _ = stream.replica.set(replica);
     js.register(stream.clone());
@@ -101,6 +102,12 @@ async fn follow_leadership(js: Weak<JetStream>, stream: Weak<Stream>, group: Gro
         // was at the election (a leader resuming its term after a restart, too): every
         // checkpoint committed before is then in their files, and no confirmed ack is
         // delivered again.
+        let leader = metrics.borrow().current_leader;
+        if let (Some(j), Some(s)) = (js.upgrade(), stream.upgrade()) {
+            if let Some(r) = s.replica.get() {
+                r.interest.follow(&j, &s, group.me, leader);
+            }
+        }
         let now = {
             let m = metrics.borrow();
             let leads = m.current_leader == Some(group.me);
@@ -197,8 +204,7 @@ async fn reconcile(c: &Arc<JsCluster>, account: &str, name: &str) {
                         .filter(|x| !a.config.subjects.contains(x))
                         .cloned()
                         .collect();
-                    js.unsubscribe(&s, Some(&removed));
-                    js.subscribe(&s, &added);
+                    r.interest.subjects_changed(&js, &s, &added, &removed);
                 }
             }
             *r.assignment.lock() = a;

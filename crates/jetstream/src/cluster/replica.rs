@@ -2,8 +2,9 @@
 //! operations a leader sends through the group (purge, delete, consumer files), and the
 //! publish path of a replicated stream.
 //!
-//! Every replica subscribes the stream's subjects (a publish reaches each of them once);
-//! only the leader's ingest task takes the queued messages: it proposes them as one entry
+//! The leader subscribes the stream's subjects (every replica does until it knows a
+//! leader: `interest.rs`); only the leader's ingest task takes the queued messages: it
+//! proposes them as one entry
 //! (group commit: while a proposal is in flight the queue fills, and the next entry
 //! carries all of it), and once the entry is committed — fsynced in the logs of a
 //! quorum — and applied (`machine.rs`), it publishes the PubAcks the apply produced.
@@ -55,6 +56,8 @@ pub(crate) struct Replica {
     /// source task that is stopped), and the signal that they are all done.
     pub sourcing_in_flight: std::sync::atomic::AtomicUsize,
     pub sourcing_settled: tokio::sync::Notify,
+    /// Whether this replica subscribes the stream's subjects (see `interest.rs`).
+    pub interest: super::interest::Interest,
 }
 
 /// Retention removals waiting for a proposal, and whether one is being made.
