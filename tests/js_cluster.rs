@@ -256,6 +256,18 @@ async fn a_whole_r3_cluster_restarts_from_its_files() {
     }
 }
 
+/// Asks `$JS.API.<subject>` for a stepdown: nats-server's `<kind>_leader_stepdown`
+/// success, at once.
+async fn stepped_down(nc: &async_nats::Client, subject: &str, kind: &str) {
+    let resp = nc
+        .request(format!("$JS.API.{subject}"), "".into())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    let want = format!("io.nats.jetstream.api.v1.{kind}_leader_stepdown_response");
+    assert_eq!(body, serde_json::json!({ "type": want, "success": true }));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_leader_serves_consumers_and_steps_down_on_request() {
     use async_nats::jetstream::consumer::pull;
@@ -302,18 +314,7 @@ async fn the_stream_leader_serves_consumers_and_steps_down_on_request() {
     // The leader hands over to another replica: nats-server's response at once, then a
     // new leader that takes publishes after the old ones.
     let old = info0.cluster.unwrap().leader.unwrap();
-    let resp = nc
-        .request("$JS.API.STREAM.LEADER.STEPDOWN.JOBS", "".into())
-        .await
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
-    assert_eq!(
-        body,
-        serde_json::json!({
-            "type": "io.nats.jetstream.api.v1.stream_leader_stepdown_response",
-            "success": true
-        })
-    );
+    stepped_down(&nc, "STREAM.LEADER.STEPDOWN.JOBS", "stream").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let now = info(&js, "JOBS").await.cluster.unwrap().leader.unwrap();
@@ -390,18 +391,7 @@ async fn the_stream_leader_serves_consumers_and_steps_down_on_request() {
         }
     };
     let before = consumer_leader(js.clone()).await;
-    let resp = nc
-        .request("$JS.API.CONSUMER.LEADER.STEPDOWN.JOBS.worker", "".into())
-        .await
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
-    assert_eq!(
-        body,
-        serde_json::json!({
-            "type": "io.nats.jetstream.api.v1.consumer_leader_stepdown_response",
-            "success": true
-        })
-    );
+    stepped_down(&nc, "CONSUMER.LEADER.STEPDOWN.JOBS.worker", "consumer").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while consumer_leader(js.clone()).await == before {
         assert!(

@@ -22,7 +22,7 @@ if ! env PETREL_JS_FAULT_ROUNDS="${POWER_ROUNDS:-25}" ${SEED:+PETREL_JS_FAULT_SE
   grep -E "panicked|FAILED|seed=" "$log" || tail -50 "$log"
 fi
 grep -E "^js-faults" "$log" || true
-grep -E "^js-faults kind=" "$log" | awk '
+{ grep -E "^js-faults .*kind=" "$log" || true; } | awk '
   { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     k = v["kind"] " nodes=" v["nodes"]; n[k]++; a[k] += v["acked"]; if (v["max_ack_gap_ms"] + 0 > g[k] + 0) g[k] = v["max_ack_gap_ms"] }
   END { for (k in n) printf "summary kind=%s rounds=%d acked=%d lost=0 max_ms_without_acks=%d\n", k, n[k], a[k], g[k] }'
@@ -34,7 +34,7 @@ if [[ "${CONTAINER_ROUNDS:-5}" != 0 ]]; then
     status=1
     grep -E "panicked|FAILED" "$log" || tail -50 "$log"
   fi
-  grep -E "^js-container-faults" "$log" | awk '
+  { grep -E "^js-container-faults" "$log" || true; } | awk '
     { print
       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       k = v["fault"]; n[k]++; if (v["first_ack_after_fault_ms"] + 0 > g[k] + 0) g[k] = v["first_ack_after_fault_ms"] }

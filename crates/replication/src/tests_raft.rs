@@ -208,34 +208,23 @@ pub(crate) async fn applied_everywhere(nodes: &[&Group], index: Option<u64>) {
 
 pub(crate) type Nodes = Vec<(Group, Arc<Strings>)>;
 
-/// Three members 1..=3 on fresh directories, each initialized with the same set (one
-/// group, one leader).
-async fn three_started() -> (
+/// Three members: their directories, the wire, the nodes and the member names.
+pub(crate) type Three = (
     Vec<tempfile::TempDir>,
     Wire,
     Nodes,
     BTreeMap<NodeId, String>,
-) {
+);
+
+/// Three members 1..=3 on fresh directories, each initialized with the same set (one
+/// group, one leader).
+async fn three_started() -> Three {
     three_started_with(FAST, false).await
 }
 
 /// [`three_started`] with `timing`, the machines taking snapshots when `snap`.
-pub(crate) async fn three_started_with(
-    timing: Timing,
-    snap: bool,
-) -> (
-    Vec<tempfile::TempDir>,
-    Wire,
-    Nodes,
-    BTreeMap<NodeId, String>,
-) {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let wire = Wire::default();
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start_with(&wire, i as NodeId + 1, d.path(), timing, snap).await);
-    }
-    let members: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
+pub(crate) async fn three_started_with(timing: Timing, snap: bool) -> Three {
+    let (dirs, wire, nodes, members) = three_fresh_with(timing, snap).await;
     for (g, _) in &nodes {
         g.initialize(members.clone()).await.expect("initialize");
     }
@@ -554,17 +543,17 @@ async fn a_member_that_cannot_apply_an_entry_stops_rather_than_skipping_it() {
 }
 
 /// Three members on fresh directories, not initialized yet.
-async fn three_fresh() -> (
-    Vec<tempfile::TempDir>,
-    Wire,
-    Nodes,
-    BTreeMap<NodeId, String>,
-) {
+async fn three_fresh() -> Three {
+    three_fresh_with(FAST, false).await
+}
+
+/// [`three_fresh`] with `timing`, the machines taking snapshots when `snap`.
+async fn three_fresh_with(timing: Timing, snap: bool) -> Three {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let wire = Wire::default();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start(&wire, i as NodeId + 1, d.path()).await);
+        nodes.push(start_with(&wire, i as NodeId + 1, d.path(), timing, snap).await);
     }
     let members = (1..=3).map(|i| (i, format!("n{i}"))).collect();
     (dirs, wire, nodes, members)
