@@ -146,8 +146,11 @@ fn multi_last(
     let state = store.state();
     let up_to = match (req.up_to_seq, req.up_to_time.as_deref()) {
         (s, _) if s > 0 => s.min(state.last_seq),
+        // The last one at or before `t`: the one before the first one after it.
         (_, Some(t)) => {
-            crate::stream::last_seq_at_time(store, parse_rfc3339(t).unwrap_or(i64::MIN))?
+            let after = parse_rfc3339(t).unwrap_or(i64::MIN).saturating_add(1);
+            let first = state.first_seq.max(1);
+            crate::stream::first_at_or_after(store, first, state.last_seq, after)?.saturating_sub(1)
         }
         _ => state.last_seq,
     };

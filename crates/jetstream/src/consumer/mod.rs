@@ -391,7 +391,7 @@ fn start_position(
         }
         DeliverPolicy::ByStartTime => {
             let t = config.start_time().unwrap_or(0);
-            first_at_or_after(store, first, st.last_seq, t)?
+            crate::stream::first_at_or_after(store, first, st.last_seq, t)?
         }
         DeliverPolicy::LastPerSubject => {
             let patterns: Vec<&str> = if filters.is_empty() {
@@ -429,22 +429,4 @@ fn last_seq_matching(store: &dyn StreamStore, filter: &str) -> Result<Option<u64
         }
     }
     Ok(best)
-}
-
-/// The first sequence stored at or after wall time `t` (binary search: times only grow).
-fn first_at_or_after(
-    store: &dyn StreamStore,
-    first: u64,
-    last: u64,
-    t: i64,
-) -> Result<u64, StoreError> {
-    let (mut lo, mut hi) = (first, last + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match store.next_by_subject(mid, ">")? {
-            Some(m) if m.ts < t => lo = m.seq + 1,
-            _ => hi = mid,
-        }
-    }
-    Ok(lo)
 }

@@ -549,10 +549,9 @@ impl Stream {
             return Err(ApiError::bad_request());
         }
         let inner = self.inner.lock();
-        let before =
-            last_seq_at_time(inner.store.as_ref(), at.saturating_sub(1)).map_err(general)?;
-        let from = before.max(inner.store.state().first_seq.saturating_sub(1)) + 1;
-        req.seq = from;
+        let st = inner.store.state();
+        req.seq = first_at_or_after(inner.store.as_ref(), st.first_seq.max(1), st.last_seq, at)
+            .map_err(general)?;
         if req.next_by_subj.is_empty() {
             req.next_by_subj = ">".into();
         }
@@ -755,36 +754,24 @@ fn last_matching(store: &dyn StreamStore, filter: &str) -> Result<Option<StoredM
     }
 }
 
-/// The newest sequence stored at or before `t` (Unix ns; 0 for none): a binary search over
-/// the stream's timestamps, which grow with the sequence (a deleted sequence is looked up
-/// at the next one still there).
-pub(crate) fn last_seq_at_time(
+/// The first sequence stored at or after wall time `t` (Unix ns) between `first` and
+/// `last` (`last + 1` when none is): a binary search, as times only grow with the
+/// sequence (a deleted sequence is looked up at the next one still there).
+pub(crate) fn first_at_or_after(
     store: &dyn StreamStore,
+    first: u64,
+    last: u64,
     t: i64,
 ) -> Result<u64, petrel_store::StoreError> {
-    let state = store.state();
-    let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq);
-    let mut found = 0;
-    while lo <= hi && hi > 0 {
+    let (mut lo, mut hi) = (first, last + 1);
+    while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let (seq, ts) = match store.timestamp(mid) {
-            Some(ts) => (mid, ts),
-            None => match store.next_by_subject(mid, ">")? {
-                Some(m) if m.seq <= hi => (m.seq, m.ts),
-                _ => {
-                    hi = mid - 1;
-                    continue;
-                }
-            },
-        };
-        if ts <= t {
-            found = seq;
-            lo = seq + 1;
-        } else {
-            hi = mid - 1;
+        match store.next_by_subject(mid, ">")? {
+            Some(m) if m.ts < t => lo = m.seq + 1,
+            _ => hi = mid,
         }
     }
-    Ok(found)
+    Ok(lo)
 }
 
 /// The interior deleted sequences between `first` and `last`.
