@@ -188,27 +188,20 @@ pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// The stream's info: the local replica's when this node has one, else the config with
 /// an empty state (a replica elsewhere holds the messages).
 fn info_of(js: &JetStream, a: &StreamAssignment) -> StreamInfo {
-    let local = js
-        .stream(&a.config.name)
-        .filter(|s| s.replica.get().is_some_and(|r| *r.group.name == *a.group));
+    let local = super::replica_of(js, a).map(|(s, _)| s);
     if let Some(Ok((info, _))) = local.map(|s| s.info(&InfoRequest::default())) {
         return info;
     }
     StreamInfo::empty(a.config.clone(), a.created)
 }
 
-/// Waits (a little) for this node's replica of `a` to know its leader, then reports it.
-/// Only a replica of `a`'s own group counts: right after a delete, the replica of the
-/// stream's previous group may still be here, with a leader of its own.
+/// Waits (a little) for this node's replica of `a` ([`super::replica_of`]) to know its
+/// leader, then reports it.
 fn settled_info(js: &JetStream, c: &JsCluster, a: &StreamAssignment) -> StreamInfo {
     if a.has(c.me) {
         let deadline = Instant::now() + CREATE_WAIT;
         while Instant::now() < deadline {
-            let led = js
-                .stream(&a.config.name)
-                .and_then(|s| s.replica.get().cloned())
-                .filter(|r| *r.group.name == *a.group)
-                .is_some_and(|r| r.group.leader().is_some());
+            let led = super::replica_of(js, a).is_some_and(|(_, r)| r.group.leader().is_some());
             if led {
                 break;
             }

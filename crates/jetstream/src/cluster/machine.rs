@@ -204,6 +204,34 @@ pub(super) struct StreamMachine {
 }
 
 impl StreamMachine {
+    /// Applies one normal entry; [`Unappliable`] when this Petrel cannot read it, or when
+    /// the store took back what it could not write (I/O): this replica would then hold
+    /// less than the others, whose PubAcks said stored.
+    fn apply_entry(
+        &self,
+        log_id: LogId<NodeId>,
+        data: &[u8],
+        pending: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<Vec<u8>, Unappliable> {
+        let stop = |why: String| Unappliable {
+            log_id,
+            reason: format!("stream {}: {why}", self.stream.name),
+        };
+        let op = postcard::from_bytes::<StreamOp>(data).map_err(|e| {
+            stop(format!(
+                "{e} (written by a newer Petrel? upgrade this server)"
+            ))
+        })?;
+        let rollbacks = self.stream.store_rollbacks();
+        let reply = self.apply_op(op, pending);
+        if self.stream.store_rollbacks() != rollbacks {
+            let why =
+                "the store could not write it (I/O); restart the server once the disk is fixed";
+            return Err(stop(why.to_string()));
+        }
+        Ok(reply)
+    }
+
     fn apply_op(&self, op: StreamOp, pending: &mut BTreeMap<String, Vec<u8>>) -> Vec<u8> {
         match op {
             StreamOp::Atomic { ts, msgs } => {
@@ -420,34 +448,12 @@ impl Machine for StreamMachine {
         let mut unreadable = None;
         for e in entries {
             let reply = match e.payload {
-                EntryPayload::Normal(data) => match postcard::from_bytes::<StreamOp>(&data) {
-                    Ok(op) => {
-                        let rollbacks = self.stream.store_rollbacks();
-                        let reply = self.apply_op(op, &mut pending);
-                        if self.stream.store_rollbacks() != rollbacks {
-                            // The store took back what it could not write: this replica
-                            // would hold less than the others (a leader's PubAcks would
-                            // say failed what the others stored). It stops instead.
-                            unreadable = Some(Unappliable {
-                                log_id: e.log_id,
-                                reason: format!(
-                                    "stream {}: the store could not write it (I/O); restart the server once the disk is fixed",
-                                    self.stream.name
-                                ),
-                            });
-                            break;
-                        }
-                        reply
-                    }
-                    Err(err) => {
-                        // Never skipped: what comes before is recorded, the group stops.
-                        unreadable = Some(Unappliable {
-                            log_id: e.log_id,
-                            reason: format!(
-                                "stream {}: {err} (written by a newer Petrel? upgrade this server)",
-                                self.stream.name
-                            ),
-                        });
+                EntryPayload::Normal(data) => match self.apply_entry(e.log_id, &data, &mut pending)
+                {
+                    Ok(reply) => reply,
+                    // Never skipped: what comes before is recorded, the group stops.
+                    Err(u) => {
+                        unreadable = Some(u);
                         break;
                     }
                 },

@@ -314,13 +314,9 @@ impl JsCluster {
                 if !a.has(self.me) {
                     continue;
                 }
-                let replica = js
-                    .stream(&a.config.name)
-                    .and_then(|s| s.replica.get().cloned())
-                    .filter(|r| *r.group.name == *a.group);
-                let why = match replica {
+                let why = match replica_of(&js, &a) {
                     None => Some("stream not found".to_string()),
-                    Some(r) => match r.group.failed() {
+                    Some((_, r)) => match r.group.failed() {
                         Some(why) => Some(format!("group node stopped: {why}")),
                         None => r.group.leader().is_none().then(|| "no leader".to_string()),
                     },
@@ -361,6 +357,17 @@ impl JsCluster {
         let body = serde_json::to_vec(&beat).unwrap_or_default();
         self.port.request(HEARTBEAT, None, None, Bytes::from(body));
     }
+}
+
+/// This node's replica of `a` — of `a`'s own group: right after a delete and a new
+/// create, the replica of the stream's previous group may still be here.
+pub(crate) fn replica_of(
+    js: &JetStream,
+    a: &meta::StreamAssignment,
+) -> Option<(Arc<crate::stream::Stream>, Arc<replica::Replica>)> {
+    let stream = js.stream(&a.config.name)?;
+    let replica = stream.replica.get().cloned()?;
+    (*replica.group.name == *a.group).then_some((stream, replica))
 }
 
 /// A node's short id as stream and meta infos show it (`peer`).

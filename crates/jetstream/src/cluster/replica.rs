@@ -477,6 +477,9 @@ fn admit(
     batch: Vec<Inbound>,
     atomic: bool,
 ) -> (Vec<Inbound>, Vec<(String, Bytes)>) {
+    if !stream.account_limited() {
+        return (batch, Vec::new());
+    }
     if atomic {
         if stream.account_room(&batch) == batch.len() {
             return (batch, Vec::new());

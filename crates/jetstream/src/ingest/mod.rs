@@ -391,6 +391,11 @@ impl Stream {
         true
     }
 
+    /// Whether the account limits the bytes of this stream's storage type.
+    pub(crate) fn account_limited(&self) -> bool {
+        self.usage.get().is_some_and(|u| u.limited(self.storage))
+    }
+
     /// How many of `msgs`, from the first, [`Stream::account_fits`] admits.
     pub(crate) fn account_room<'a>(&self, msgs: impl IntoIterator<Item = &'a Inbound>) -> usize {
         let mut pending = 0;
